@@ -1,0 +1,52 @@
+# Quick start: `make demo` (install + analyse the bundled example), `make test` (the whole suite).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+DEMO_DIR ?= demo-experiment
+
+.PHONY: venv dev demo test lint bench fuzz browser clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@ $(STAMP)
+
+venv: $(STAMP)
+dev: $(DEV_STAMP)
+
+## Build the bundled example sweep and analyse it.
+demo: $(STAMP)
+	$(BIN)/python -m analyze_experiment.demo $(DEMO_DIR)
+	$(BIN)/analyze-experiment $(DEMO_DIR)
+
+## Browser for the HTML report test (Debian chromium); skipped with a reason when it cannot be installed.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"; \
+	  else echo "chromium not found and cannot be installed here: the browser test will be skipped"; fi; }
+
+test: $(DEV_STAMP) browser
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests
+
+bench: $(DEV_STAMP)
+	$(BIN)/python -m bench
+
+fuzz: $(DEV_STAMP)
+	$(BIN)/python -m tests.fuzz.run_full
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) bench/_work .pytest_cache

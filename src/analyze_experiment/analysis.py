@@ -1,0 +1,135 @@
+"""The results of the statistics stage, as tables the report, plots and summary.json read.
+
+:func:`analyze_experiment.stats.analyze` builds an :class:`Analysis` from an
+:class:`~analyze_experiment.model.Experiment`; plots and reports never recompute a
+statistic, they only format these tables.
+
+The unit compared is a *candidate*: one run evaluated at one checkpoint epoch on one task
+with one scorer. ``run`` + ``epoch`` identify it (``epoch`` NaN for control models).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+INTERVALS = [
+    "run", "task", "epoch", "scorer", "metric",
+    "value",  # mean of per-sample scores (after reducing sample epochs)
+    "stderr",  # standard error (clustered when clusters were used)
+    "ci_low", "ci_high",
+    "n",  # samples (clusters: still samples; n_clusters separately)
+    "n_clusters",
+    "method",  # "wilson" | "t" | "clustered_t" | "from_log" (no per-sample data)
+    "binary",  # bool: every score is 0/1
+]
+
+COMPARISONS = [
+    "task", "scorer", "metric",
+    "a", "epoch_a", "b", "epoch_b",
+    "kind",  # "vs_best" | "vs_baseline"
+    "diff",  # mean(a) - mean(b) over paired samples
+    "ci_low", "ci_high",  # paired CI of diff
+    "test",  # "mcnemar_exact" | "paired_permutation"
+    "statistic",
+    "p_value",
+    "p_adjusted",  # Holm within the family (task x scorer x metric)
+    "q_value",  # Benjamini-Hochberg within the family
+    "significant",  # p_adjusted < alpha
+    "n_paired",
+    "n_a_only",  # binary: a right, b wrong
+    "n_b_only",  # binary: b right, a wrong
+    "correlation",  # Pearson correlation of per-sample scores
+]
+
+EFFECTS = [
+    "task", "scorer", "metric", "variable", "level",
+    "mean", "ci_low", "ci_high", "n_runs", "n_samples",
+]
+
+ANOVA = [
+    "task", "scorer", "metric", "term", "sum_sq", "df", "F", "p_value",
+    "partial_eta_sq", "omega_sq",
+]
+
+SEEDS = [
+    "task", "scorer", "metric", "config",  # config: params other than seed, as "k=v, k=v"
+    "n_seeds", "mean", "sd", "ci_low", "ci_high", "runs",
+]
+
+PARETO = [
+    "task", "scorer", "metric", "run", "epoch", "value", "gpu_hours", "cost_usd", "pareto",
+]
+
+OUTLIERS = ["run", "task", "kind", "detail", "value", "robust_z"]
+
+EQUIVALENCE = [
+    "task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "margin",
+    "diff", "ci_low", "ci_high", "p_tost", "equivalent",
+]
+
+DIMINISHING = [
+    "task", "scorer", "metric", "variable", "from_level", "to_level",
+    "gain", "ci_low", "ci_high", "p_value", "significant",
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One generated sentence, with the rule that produced it and its numbers."""
+
+    section: str
+    """``key_findings`` | ``best_performers`` | ``recommendations`` | ``next_steps``
+    | ``statistical_summary``."""
+    text: str
+    rule: str
+    """Identifier of the rule (documented in docs/statistics.md)."""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Best:
+    """The best candidate of one task x scorer x metric, and whether it clearly wins."""
+
+    task: str
+    scorer: str
+    metric: str
+    run: str
+    epoch: float | None
+    value: float
+    ci_low: float | None
+    ci_high: float | None
+    clear_winner: bool
+    reason: str
+    """Why (not) a clear winner, with numbers."""
+    tied_with: list[str] = field(default_factory=list)
+    """Runs not significantly worse than the best after correction."""
+
+
+@dataclass
+class Analysis:
+    """Everything the statistics stage computed."""
+
+    confidence: float = 0.95
+    intervals: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=INTERVALS))
+    comparisons: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COMPARISONS))
+    best: list[Best] = field(default_factory=list)
+    seeds: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SEEDS))
+    seed_comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    effects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EFFECTS))
+    anova: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ANOVA))
+    anova_note: str | None = None
+    diminishing: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=DIMINISHING))
+    pareto: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PARETO))
+    equivalence: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=EQUIVALENCE))
+    outliers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=OUTLIERS))
+    power: list[dict[str, Any]] = field(default_factory=list)
+    """Per task x scorer: ``{"task", "scorer", "n", "mdd", "alpha", "power"}``: the minimum
+    detectable paired difference at 80% power."""
+    findings: list[Finding] = field(default_factory=list)
+
+    def section(self, name: str) -> list[Finding]:
+        """Findings of one report section, in rule order."""
+        return [f for f in self.findings if f.section == name]

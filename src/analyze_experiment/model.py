@@ -1,0 +1,124 @@
+"""The objects the library hands around: the design, analysis options and the Experiment.
+
+Everything heavier than a handful of fields is a tidy DataFrame (see :mod:`tables`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analyze_experiment import tables
+from analyze_experiment.diagnostics import Diagnostics
+
+
+@dataclass
+class RunSpec:
+    """One run as the design document describes it."""
+
+    name: str
+    type: str = "fine-tuned"
+    """``fine-tuned`` | ``control`` | ``eval-only`` (normalised from ``Fine-tuned``/``Control``)."""
+    model: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    """snake_case parameter name -> value (numbers parsed; ``-`` entries left out)."""
+    eval_tasks: list[str] = field(default_factory=list)
+    """Tasks the evaluation matrix plans for this run (empty when unknown)."""
+    eval_epochs: list[int] | None = None
+    """0-based epochs the matrix plans (None for control/eval-only or unknown)."""
+    vis_label: str | None = None
+
+
+@dataclass
+class Design:
+    """What the experiment meant to do (from ``experiment_summary.md`` or ``.yaml``)."""
+
+    name: str
+    source: str | None = None
+    """Relative path of the design document (None when there was none)."""
+    question: str | None = None
+    hypothesis: str | None = None
+    purpose: str | None = None
+    date: str | None = None
+    variables: dict[str, list[Any]] = field(default_factory=dict)
+    """snake_case variable -> levels, in the document's order."""
+    controls: dict[str, Any] = field(default_factory=dict)
+    """Fixed settings (epochs, batch_size, …) when the document states them."""
+    runs: list[RunSpec] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    scorers: list[str] = field(default_factory=list)
+
+    def run(self, name: str) -> RunSpec | None:
+        """The design's entry for ``name`` (None when the design does not list it)."""
+        for r in self.runs:
+            if r.name == name:
+                return r
+        return None
+
+
+@dataclass
+class Options:
+    """Analysis settings (CLI flags map one to one)."""
+
+    confidence: float = 0.95
+    cluster_by: str | None = None
+    """Sample metadata key whose values define clusters for clustered standard errors."""
+    baselines: list[str] = field(default_factory=list)
+    """Runs every other run is compared against; default: the design's control runs."""
+    margin: float = 0.01
+    """Equivalence margin for TOST, in metric units (0.01 = 1 percentage point)."""
+    gpu_hour_cost: float | None = None
+    seed: int = 0
+    """Seed for permutation/bootstrap procedures (results are reproducible)."""
+    n_permutations: int = 10_000
+    n_bootstrap: int = 2_000
+
+
+@dataclass
+class Experiment:
+    """An experiment directory read into tidy tables.
+
+    Built by :func:`analyze_experiment.load`; nothing here touches the disk again.
+    """
+
+    root: Path
+    layout: str
+    """``oct2025`` | ``early2026`` | ``mid2026`` | ``unknown``."""
+    design: Design
+    has_design_doc: bool
+    runs: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.RUNS))
+    train_steps: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.TRAIN_STEPS))
+    train_epochs: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.TRAIN_EPOCHS))
+    gpu: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.GPU))
+    eval_logs: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.EVAL_LOGS))
+    eval_scores: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.EVAL_SCORES))
+    eval_samples: pd.DataFrame = field(default_factory=lambda: tables.frame(tables.EVAL_SAMPLES))
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+    param_names: list[str] = field(default_factory=list)
+    """Parameter columns of ``runs`` that vary across the sweep (design variables first)."""
+
+    @property
+    def warnings(self) -> pd.DataFrame:
+        """The ``warnings`` tidy table."""
+        return self.diagnostics.frame()
+
+    @property
+    def analysable(self) -> bool:
+        """True when at least one run has training steps or evaluation scores."""
+        return bool(len(self.train_steps) or len(self.eval_scores) or len(self.eval_samples))
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """All tidy tables by name (for exports)."""
+        return {
+            "runs": self.runs,
+            "train_steps": self.train_steps,
+            "train_epochs": self.train_epochs,
+            "gpu": self.gpu,
+            "eval_logs": self.eval_logs,
+            "eval_scores": self.eval_scores,
+            "eval_samples": self.eval_samples,
+            "warnings": self.warnings,
+        }

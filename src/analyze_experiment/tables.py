@@ -1,0 +1,189 @@
+"""Column specifications of the tidy tables every stage exchanges.
+
+One row per observation, long format (DESIGN.md §2). Readers yield records; each table is
+built once with :func:`frame`, which guarantees the listed columns exist (in this order,
+extra columns kept after them) even when there are no rows — so downstream steps never
+special-case an empty sweep.
+
+Conventions shared by all tables:
+
+* ``run`` is the run name (directory name under the experiment, or the design's name).
+* ``epoch`` is the **0-based** checkpoint epoch (``epoch_0`` = after the first epoch),
+  in training *and* evaluation tables; ``None``/NaN for base/control models.
+* Unknown values are NaN/None, never guessed.
+* Paths are relative to the experiment directory (POSIX separators).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+RUN_TYPES = ("fine-tuned", "control", "eval-only")
+
+RUN_STATUSES = (
+    "completed",
+    "timeout",
+    "cancelled",
+    "oom",
+    "cuda_oom",
+    "diverged",
+    "failed",
+    "running",
+    "missing",
+)
+"""Closed vocabulary of a run's training status (see docs/training.md)."""
+
+CONVERGENCE_VERDICTS = ("converged", "still improving", "oscillating", "diverged", "too short to tell")
+
+# --- runs: one row per run (designed or found on disk) --------------------------------
+RUNS = [
+    "run",  # run name
+    "type",  # fine-tuned | control | eval-only
+    "model",  # base model name when known
+    "in_design",  # bool: listed in the design document
+    "on_disk",  # bool: a run directory exists
+    "run_dir",  # relative path of the run directory (None when absent)
+    "status",  # one of RUN_STATUSES (control/eval-only runs: None)
+    "status_evidence",  # the line that decided the status
+    "status_file",  # relative path of the file holding that line
+    "final_loss",  # loss at the last step (None if NaN/inf)
+    "min_loss",  # smallest finite loss
+    "steps",  # last global optimizer step reached
+    "planned_steps",  # epochs * steps_per_epoch when known
+    "epochs_done",  # number of completed epochs
+    "planned_epochs",
+    "train_time_s",  # training time in seconds
+    "train_time_source",  # "bar" (sum of epoch elapsed) | "checkpoint" | "slurm" | None
+    "tokens_per_second_per_gpu",  # mean excluding the warm-up step
+    "peak_memory_gib",
+    "gpu_util_mean_pct",
+    "n_gpus",
+    "gpu_hours",  # train_time_s / 3600 * n_gpus
+    "convergence",  # one of CONVERGENCE_VERDICTS
+    "training_log",  # relative path of the main training output file
+]
+"""Columns of ``runs``. Parameters follow as extra columns, one per parameter name
+(snake_case, e.g. ``lora_rank``, ``learning_rate``); ``Experiment.param_names`` lists them."""
+
+# --- train_steps: one row per run x global step ---------------------------------------
+TRAIN_STEPS = [
+    "run",
+    "epoch",  # 0-based epoch index (bar's epoch - 1)
+    "step",  # global optimizer step (1-based)
+    "loss",
+    "lr",
+    "tokens_per_second_per_gpu",
+    "grad_norm",
+    "peak_memory_active",
+    "peak_memory_alloc",
+    "peak_memory_reserved",
+    "source",  # "disklogger" | "stdout" | "bar" | "jsonl"
+]
+"""Extra recipe-specific keys (``class_loss``, ``kd_loss``, ``rewards/chosen``,
+``val_loss`` …) are kept as additional columns."""
+
+# --- train_epochs: one row per run x epoch ---------------------------------------------
+TRAIN_EPOCHS = [
+    "run",
+    "epoch",  # 0-based
+    "steps_in_epoch",  # bar total
+    "last_step",  # global step at the end of the epoch
+    "elapsed_s",  # bar elapsed at its last frame of the epoch
+    "complete",  # bool: the bar reached total/total
+    "checkpoint_saved",  # bool
+    "checkpoint_s",  # seconds spent saving the checkpoint, when logged
+]
+
+# --- gpu: one row per run x sample time x GPU ------------------------------------------
+GPU = [
+    "run",
+    "time",  # pandas Timestamp
+    "gpu",  # GPU index
+    "utilization_pct",
+    "memory_used_mib",
+    "memory_total_mib",
+    "power_w",
+]
+
+# --- eval_logs: one row per evaluation log file ------------------------------------------
+EVAL_LOGS = [
+    "log",  # relative path
+    "run",
+    "task",
+    "epoch",  # 0-based checkpoint epoch, NaN for control/base
+    "epoch_source",  # metadata | cell_dir | model_path | model_name | file_name | None
+    "model",
+    "status",  # success | error | cancelled | started
+    "created",  # pandas Timestamp (UTC)
+    "total_samples",
+    "completed_samples",
+    "errored_samples",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "duration_s",
+    "eval_epochs",  # inspect's epochs (repeats per sample)
+    "used",  # bool: False when superseded by a newer duplicate or unusable
+    "note",  # why not used
+]
+
+# --- eval_scores: one row per run x task x epoch x scorer x metric ---------------------
+EVAL_SCORES = [
+    "run",
+    "task",
+    "epoch",
+    "scorer",
+    "metric",
+    "value",
+    "stderr",
+    "n",  # scored samples behind the metric
+    "log",
+]
+
+# --- eval_samples: one row per sample x sample-epoch x scorer --------------------------
+EVAL_SAMPLES = [
+    "run",
+    "task",
+    "epoch",
+    "sample_id",  # str
+    "sample_epoch",  # inspect's 1-based repeat index
+    "scorer",
+    "score",  # float (C=1, I=0, P=0.5, N=0; bool -> 0/1)
+    "value_raw",  # the original value as a string ("C", "0.5", ...)
+    "answer",  # model's answer, truncated
+    "target",
+    "log",
+]
+"""Sample metadata scalars are extra columns named ``meta.<key>``."""
+
+WARNINGS = ["file", "severity", "stage", "message"]
+
+TABLES: dict[str, list[str]] = {
+    "runs": RUNS,
+    "train_steps": TRAIN_STEPS,
+    "train_epochs": TRAIN_EPOCHS,
+    "gpu": GPU,
+    "eval_logs": EVAL_LOGS,
+    "eval_scores": EVAL_SCORES,
+    "eval_samples": EVAL_SAMPLES,
+    "warnings": WARNINGS,
+}
+
+
+def frame(columns: list[str], records: Iterable[Mapping[str, Any]] | None = None) -> pd.DataFrame:
+    """Build a table from records, with every spec column present (extra keys kept after).
+
+    >>> frame(["run", "loss"], [{"run": "a", "loss": 1.0, "lr": 0.1}]).columns.tolist()
+    ['run', 'loss', 'lr']
+    >>> frame(["run", "loss"]).shape
+    (0, 2)
+    """
+    df = pd.DataFrame.from_records(list(records or []))
+    for c in columns:
+        if c not in df.columns:
+            df[c] = pd.Series(dtype="object")
+    extra = [c for c in df.columns if c not in columns]
+    return df[columns + extra]
