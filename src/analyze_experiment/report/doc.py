@@ -1,0 +1,79 @@
+"""The report as a small document model, rendered twice (markdown and HTML).
+
+Building the content once and rendering it twice is what keeps ``report.md`` and
+``report.html`` saying the same thing. Text in these blocks is *plain text* (it may come
+from logs and design documents and is untrusted): each renderer escapes it for its own
+format. Only :class:`Markdown` blocks carry pre-formatted markup, and the builder puts
+only its own text there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+
+@dataclass
+class Paragraph:
+    """Plain text (escaped by the renderer)."""
+
+    text: str
+
+
+@dataclass
+class Bullets:
+    """A bulleted list of plain-text items."""
+
+    items: list[str]
+
+
+@dataclass
+class KeyValues:
+    """A definition list: label -> plain-text value (the report header)."""
+
+    items: list[tuple[str, str]]
+
+
+@dataclass
+class Table:
+    """A table; cells are already formatted strings (plain text)."""
+
+    df: pd.DataFrame
+    caption: str | None = None
+    name: str | None = None
+    """Stable identifier (used as the HTML element id and the CSV name)."""
+    links: dict[str, str] = field(default_factory=dict)
+    """Column name -> column of ``df`` holding a relative path each cell links to
+    (e.g. ``{"log": "log_path"}``); the path column itself is not shown."""
+
+
+@dataclass
+class Figure:
+    """A plot: ``name`` is the file stem under ``plots/`` (``plots/<name>.png``/``.svg``)."""
+
+    name: str
+    title: str
+    caption: str | None = None
+    interactive: str | None = None
+    """Key of an interactive (plotly) version of the same figure, for the HTML report."""
+
+
+@dataclass
+class Section:
+    """A report section; ``level`` 2 = ``##``."""
+
+    title: str
+    blocks: list[Paragraph | Bullets | KeyValues | Table | Figure | Section] = field(default_factory=list)
+    level: int = 2
+    anchor: str | None = None
+
+
+@dataclass
+class ReportDoc:
+    """The whole report."""
+
+    title: str
+    header: KeyValues
+    sections: list[Section]
+    footer: str | None = None
