@@ -4,10 +4,55 @@ Public API::
 
     import analyze_experiment as ae
     exp = ae.load("path/to/experiment")      # design + tidy DataFrames + warnings
-    ae.write_report(exp, "path/to/out")      # report.md/.html, plots, tables, summary.json
+    result = ae.write_report(exp)            # report.md/.html, plots, tables, summary.json
+    analysis = ae.analyze(exp)               # the statistics alone
+
+``load`` and ``write_report`` are imported on first use so that ``import
+analyze_experiment`` stays cheap (the CLI's ``--help`` does not pay for pandas/matplotlib).
 """
 
-from analyze_experiment._version import __version__
-from analyze_experiment.model import Design, Experiment, Options, RunSpec
+from __future__ import annotations
 
-__all__ = ["Design", "Experiment", "Options", "RunSpec", "__version__"]
+from typing import TYPE_CHECKING, Any
+
+from analyze_experiment._version import __version__
+
+if TYPE_CHECKING:
+    from analyze_experiment.analysis import Analysis
+    from analyze_experiment.api import ReportResult, write_report
+    from analyze_experiment.model import Design, Experiment, Options, RunSpec
+    from analyze_experiment.pipeline import load
+    from analyze_experiment.stats import analyze
+
+__all__ = [
+    "Analysis",
+    "Design",
+    "Experiment",
+    "Options",
+    "ReportResult",
+    "RunSpec",
+    "__version__",
+    "analyze",
+    "load",
+    "write_report",
+]
+
+_LAZY = {
+    "load": "analyze_experiment.pipeline",
+    "write_report": "analyze_experiment.api",
+    "ReportResult": "analyze_experiment.api",
+    "analyze": "analyze_experiment.stats",
+    "Analysis": "analyze_experiment.analysis",
+    "Design": "analyze_experiment.model",
+    "Experiment": "analyze_experiment.model",
+    "Options": "analyze_experiment.model",
+    "RunSpec": "analyze_experiment.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'analyze_experiment' has no attribute {name!r}")

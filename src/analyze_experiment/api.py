@@ -1,0 +1,164 @@
+"""``write_report(experiment, out_dir)``: statistics, plots, reports, tables, summary.json.
+
+Everything is built in a temporary folder and swapped in atomically (:mod:`output`), so
+an interrupted run leaves the previous report intact. A failure of one optional output
+(a plot, the HTML page) is recorded as an error in Data Quality and the rest is written:
+the report must survive anything the data throw at it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from analyze_experiment import stats
+from analyze_experiment.analysis import Analysis
+from analyze_experiment.model import Experiment, Options
+from analyze_experiment.output import atomic_dir, write_text
+from analyze_experiment.report.build import build_doc
+from analyze_experiment.runlog import append_log
+from analyze_experiment.summary import build_summary, dumps
+
+T = TypeVar("T")
+
+FORMATS = ("md", "html")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`write_report` produced."""
+
+    out_dir: Path
+    analysis: Analysis
+    summary: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    log_file: Path | None = None
+
+
+def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
+    """The statistics tables by name (for CSV output and exports)."""
+    return {
+        "intervals": analysis.intervals,
+        "comparisons": analysis.comparisons,
+        "seeds": analysis.seeds,
+        "seed_comparisons": analysis.seed_comparisons,
+        "effects": analysis.effects,
+        "anova": analysis.anova,
+        "diminishing": analysis.diminishing,
+        "pareto": analysis.pareto,
+        "equivalence": analysis.equivalence,
+        "outliers": analysis.outliers,
+    }
+
+
+def _guard(exp: Experiment, what: str, fn: Callable[[], T], default: T) -> T:
+    """Run an optional output step; on an internal error record it and carry on."""
+    try:
+        return fn()
+    except Exception as exc:  # the report must survive a bug in one optional output
+        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+        where = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
+        exp.diagnostics.warn(
+            None,
+            f"internal error while producing {what}: {type(exc).__name__}: {exc}{where}; {what} left out",
+            severity="error",
+            stage="report",
+        )
+        return default
+
+
+def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with mixed types become strings (Parquet wants one type per column)."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            kinds = {type(v) for v in out[c].dropna()}
+            if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
+                out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+    return out
+
+
+def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
+    """``tables/*.csv`` (tidy + statistics) and ``data/*.parquet`` (tidy)."""
+    written = []
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
+        p = out / "tables" / f"{name}.csv"
+        df.to_csv(p, index=False)
+        written.append(p)
+    for name, df in exp.tables().items():
+        p = out / "data" / f"{name}.parquet"
+        parquet_safe(df).to_parquet(p, index=False)
+        written.append(p)
+    return written
+
+
+def write_report(
+    experiment: Experiment,
+    out_dir: str | Path | None = None,
+    *,
+    options: Options | None = None,
+    command: str | None = None,
+    formats: Sequence[str] = FORMATS,
+) -> ReportResult:
+    """Analyse ``experiment`` and write the report folder (default ``<experiment>/analysis``).
+
+    Args:
+        experiment: from :func:`analyze_experiment.load`.
+        out_dir: the output folder; replaced atomically.
+        options: statistics settings (confidence level, baselines, margin, …).
+        command: the command line, recorded in the report for reproducibility.
+        formats: which reports to write: ``md`` and/or ``html``.
+
+    Returns:
+        Paths written, the Analysis and the summary document.
+    """
+    from analyze_experiment.plots.interactive import interactive_figures
+    from analyze_experiment.plots.static import render_plots
+    from analyze_experiment.report.html import render_html
+    from analyze_experiment.report.markdown import render_markdown
+
+    exp = experiment
+    diag = exp.diagnostics
+    options = options or Options()
+    out = Path(out_dir) if out_dir is not None else exp.root / "analysis"
+    out = out.resolve()
+
+    analysis = stats.analyze(exp, options)
+    diag.act(
+        "ANALYSE",
+        f"Statistics at {options.confidence:.0%} confidence",
+        result=(
+            f"{len(analysis.intervals)} intervals, {len(analysis.comparisons)} paired comparisons, "
+            f"{len(analysis.findings)} findings"
+        ),
+    )
+    files: list[Path] = []
+    with atomic_dir(out) as tmp:
+        plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag), [])
+        doc = build_doc(exp, analysis, plots, command=command)
+        if "md" in formats:
+            write_text(tmp / "report.md", render_markdown(doc))
+            files.append(out / "report.md")
+        if "html" in formats:
+            figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis), {})
+            html = _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
+            if html is not None:
+                write_text(tmp / "report.html", html)
+                files.append(out / "report.html")
+        files += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
+        files += [out / "plots" / f"{p.name}.png" for p in plots]
+        diag.act("WRITE", f"Report written to {out}", details=[str(f.relative_to(out)) for f in files])
+        summary = build_summary(exp, analysis, command=command)
+        write_text(tmp / "summary.json", dumps(summary))
+        files.append(out / "summary.json")
+    log_file, problem = append_log(exp.root, out, diag)
+    if problem:
+        diag.warn(None, problem, stage="output")
+    return ReportResult(out_dir=out, analysis=analysis, summary=summary, files=files, log_file=log_file)

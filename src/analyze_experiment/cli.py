@@ -1,0 +1,204 @@
+"""The command line: a thin layer over :func:`load` and :func:`write_report`.
+
+``analyze-experiment [EXPERIMENT_DIR]`` writes the report; ``analyze-experiment export
+EXPERIMENT_DIR --format …`` writes tables for papers and other tools.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from analyze_experiment import __version__
+from analyze_experiment.model import Options
+
+EXIT_OK = 0
+EXIT_NOTHING = 1
+EXIT_USAGE = 2
+EXIT_STRICT = 3
+
+EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown")
+
+
+def _command_line() -> str:
+    return "analyze-experiment " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _console(stderr: bool):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def stats_options(fn):
+    """Options shared by the report and export commands."""
+    decorators = [
+        click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True,
+                     help="Confidence level of every interval."),
+        click.option("--cluster-by", metavar="KEY", default=None,
+                     help="Sample metadata field whose values are clusters (clustered standard errors)."),
+        click.option("--baseline", "baselines", multiple=True, metavar="RUN",
+                     help="Run to compare every other run against (repeatable; default: the design's control runs)."),
+        click.option("--margin", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
+                     help="Equivalence margin in metric units (0.01 = 1 percentage point)."),
+        click.option("--gpu-hour-cost", type=click.FloatRange(min=0.0), default=None, metavar="USD",
+                     help="Price of one GPU-hour, to express training cost in dollars."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="Seed of the permutation and bootstrap procedures."),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed) -> Options:
+    return Options(
+        confidence=confidence,
+        cluster_by=cluster_by,
+        baselines=list(baselines),
+        margin=margin,
+        gpu_hour_cost=gpu_hour_cost,
+        seed=seed,
+    )
+
+
+def _load(path: Path, quiet: bool):
+    """Load with a spinner on an interactive terminal; usage errors exit 2."""
+    from analyze_experiment.pipeline import NotADirectory, load
+
+    try:
+        if not quiet and sys.stderr.isatty():
+            with _console(True).status("Reading the experiment…"):
+                return load(path)
+        return load(path)
+    except NotADirectory as exc:
+        raise click.BadParameter(str(exc), param_hint="EXPERIMENT_DIR") from None
+
+
+def _print_summary(con, result, exp, elapsed: float) -> None:
+    from analyze_experiment.report import fmt
+
+    con.print(f"[bold]{exp.design.name}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
+    for b in result.analysis.best:
+        where = "" if fmt.is_missing(b.epoch) else f" (epoch {fmt.epoch(b.epoch)})"
+        verdict = "clear winner" if b.clear_winner else "no clear winner"
+        con.print(
+            f"  best on {b.task}/{b.scorer}: {b.run}{where} "
+            f"{b.metric} {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}",
+            markup=False,
+        )
+    if not result.analysis.best:
+        con.print("  no evaluation results to rank")
+    n_warn = len(exp.diagnostics.warnings)
+    con.print(f"  {n_warn} warning{'s' if n_warn != 1 else ''} (see Data Quality in the report)")
+    con.print(f"Report: {result.out_dir / 'report.md'}", markup=False)
+    if (result.out_dir / "report.html").exists():
+        con.print(f"        {result.out_dir / 'report.html'}", markup=False)
+    con.print(
+        f"Dig deeper: {result.out_dir / 'tables'} (CSV), summary.json, or in Python "
+        f"analyze_experiment.load({str(exp.root)!r}). Done in {elapsed:.1f} s.",
+        markup=False,
+    )
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Export tables for a paper: analyze-experiment export --help\n\n"
+    "Example: analyze-experiment ~/scratch/ck-projects/cap/rank_sweep --out /tmp/rank_report",
+)
+@click.argument("experiment_dir", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: EXPERIMENT_DIR/analysis). Replaced atomically.")
+@click.option("--format", "formats", type=click.Choice(["md", "html", "both"]), default="both",
+              show_default=True, help="Which report to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--strict", is_flag=True, help="Exit with status 3 when any input produced a warning (for CI).")
+@stats_options
+@click.version_option(__version__, "--version", prog_name="analyze-experiment")
+def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, **stat_opts) -> None:
+    """Analyse a fine-tuning sweep and write its report.
+
+    EXPERIMENT_DIR holds experiment_summary.md or .yaml and one folder per run (default:
+    the current directory). Writes report.md, report.html, plots/, tables/, data/ and
+    summary.json to EXPERIMENT_DIR/analysis, and appends to analyze-experiment.log.
+
+    Exit status: 0 report written (warnings allowed), 1 nothing analysable, 2 usage
+    error, 3 warnings with --strict.
+    """
+    from analyze_experiment.api import write_report
+
+    start = time.perf_counter()
+    exp = _load(experiment_dir, quiet)
+    con = _console(stderr=as_json)
+    if not exp.analysable:
+        msg = (
+            f"Nothing to analyse in {exp.root}: no training output or evaluation logs were found "
+            f"({len(exp.runs)} runs known, {len(exp.diagnostics.warnings)} warnings)."
+        )
+        for w in exp.diagnostics.warnings[:10]:
+            msg += f"\n  {w.file or '-'}: {w.message}"
+        click.echo(msg, err=True)
+        sys.exit(EXIT_NOTHING)
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+    fmts = ("md", "html") if formats == "both" else (formats,)
+    result = write_report(exp, out_dir, options=_options(**stat_opts), command=_command_line(), formats=fmts)
+    if not quiet:
+        for w in exp.diagnostics.warnings:
+            if w.severity != "info":
+                click.echo(f"warning: {w.file or '-'}: {w.message}", err=True)
+        _print_summary(con, result, exp, time.perf_counter() - start)
+    if as_json:
+        from analyze_experiment.summary import dumps
+
+        click.echo(dumps(result.summary), nl=False)
+    if strict and any(w.severity != "info" for w in exp.diagnostics.warnings):
+        click.echo(f"--strict: {len(exp.diagnostics.warnings)} warnings", err=True)
+        sys.exit(EXIT_STRICT)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("experiment_dir", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="Output format.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Folder to write into (default: stdout; required for parquet).")
+@click.option("--metric", default=None, help="Keep only this metric (e.g. accuracy).")
+@click.option("--task", default=None, help="Keep only this task.")
+@click.option("--runs", default=None, metavar="A,B,…", help="Keep only these runs (comma-separated).")
+@stats_options
+def export(experiment_dir, fmt, out, metric, task, runs, **stat_opts) -> None:
+    """Export the tables as CSV, LaTeX, JSON, Parquet or markdown.
+
+    Example: analyze-experiment export path/to/experiment --format latex --task capitalization
+    """
+    from analyze_experiment import stats
+    from analyze_experiment.export import export_tables
+
+    if fmt == "parquet" and out is None:
+        raise click.BadParameter("parquet needs --out FOLDER", param_hint="--out")
+    exp = _load(experiment_dir, quiet=True)
+    if not exp.analysable:
+        click.echo(f"Nothing to export from {exp.root}: no training output or evaluation logs.", err=True)
+        sys.exit(EXIT_NOTHING)
+    analysis = stats.analyze(exp, _options(**stat_opts))
+    run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
+    result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
+    if isinstance(result, str):
+        click.echo(result, nl=not result.endswith("\n"))
+    else:
+        for p in result:
+            click.echo(str(p), err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: ``export`` as first word selects the export command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "export":
+        export.main(args[1:], prog_name="analyze-experiment export")
+    else:
+        analyze.main(args, prog_name="analyze-experiment")

@@ -1,0 +1,298 @@
+"""``load(path) -> Experiment``: design, discovery and ingestion into tidy tables.
+
+The order mirrors DESIGN.md §2: read the design, discover runs and files, parse every
+run's training output and every evaluation log, then join them into one ``runs`` table.
+Every problem goes to the experiment's :class:`Diagnostics`; nothing here raises for bad
+input (only for a path that is not a directory, which is a usage error).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analyze_experiment import tables
+from analyze_experiment.design import params_from_run_name, read_design
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.discover import Discovery, discover
+from analyze_experiment.evals import EvalFile, collect_evals
+from analyze_experiment.model import Design, Experiment, RunSpec
+from analyze_experiment.training import TrainingFiles, TrainingResult, find_training_files, read_training
+
+DESIGN_FILES = ("experiment_summary.yaml", "experiment_summary.md")
+
+# Parsing in worker processes pays off only when there is real work: below this many bytes
+# of training output the pool's start-up (importing pandas twice) costs more than it saves.
+PARALLEL_TRAINING_BYTES = 64 * 1024 * 1024
+
+# Design parameter -> where torchtune's resolved config keeps it (dotted path).
+CONFIG_KEYS: dict[str, tuple[str, ...]] = {
+    "lora_rank": ("model.lora_rank",),
+    "lora_alpha": ("model.lora_alpha",),
+    "learning_rate": ("optimizer.lr",),
+    "batch_size": ("batch_size",),
+    "epochs": ("epochs",),
+    "gradient_accumulation_steps": ("gradient_accumulation_steps",),
+    "seed": ("seed",),
+    "max_steps_per_epoch": ("max_steps_per_epoch",),
+}
+
+
+class NotADirectory(ValueError):
+    """The path given is not an existing directory (a usage error, exit code 2)."""
+
+
+def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Experiment:
+    """Read an experiment directory into an :class:`Experiment`.
+
+    Args:
+        path: the experiment directory (holding ``experiment_summary.md``/``.yaml``), or any
+            directory whose subdirectories hold runs.
+        now: the time used to decide whether a log is still being written (tests pin it).
+
+    Returns:
+        The experiment with its design, tidy tables and the warnings met on the way.
+
+    Raises:
+        NotADirectory: ``path`` does not exist or is not a directory.
+    """
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise NotADirectory(f"{root} is not a directory")
+    root = root.resolve()
+    diag = Diagnostics(root=root)
+
+    diag.act("START", f"Analysing {root}")
+    design, has_doc = read_design(root, diag)
+    if has_doc:
+        diag.act(
+            "READ_DESIGN",
+            f"Read design document {design.source}",
+            details=[
+                f"experiment: {design.name}",
+                f"variables: {', '.join(f'{k}={v}' for k, v in design.variables.items()) or 'none'}",
+                f"runs designed: {len(design.runs)}",
+            ],
+        )
+    else:
+        diag.act(
+            "READ_DESIGN",
+            "No design document (experiment_summary.md/.yaml): analysing every run directory found",
+        )
+
+    found = discover(root, design, diag)
+    diag.act(
+        "DISCOVER",
+        f"Layout {found.layout}: {len(found.runs)} runs",
+        details=[
+            f"{name}: {len(loc.eval_files)} eval logs" + ("" if loc.run_dir else " (no run directory)")
+            for name, loc in found.runs.items()
+        ],
+        result=(
+            f"designed but absent: {', '.join(found.in_design_only) or 'none'}; "
+            f"on disk but not designed: {', '.join(found.on_disk_only) or 'none'}"
+        ),
+    )
+    for name in found.in_design_only:
+        diag.warn(None, f"run {name!r} is in the design but has no directory or logs on disk", stage="discover")
+    if has_doc:
+        for name in found.on_disk_only:
+            diag.warn(
+                diag.rel(found.runs[name].run_dir) if found.runs[name].run_dir else None,
+                f"run {name!r} was found on disk but is not in the design; analysed with parameters "
+                "read from its name",
+                stage="discover",
+            )
+
+    training = _read_all_training(root, design, found, diag, now=now)
+    eval_files = [
+        EvalFile(run=name, path=p, run_dir=loc.run_dir)
+        for name, loc in found.runs.items()
+        for p in loc.eval_files
+    ]
+    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag)
+    diag.act(
+        "READ_EVALS",
+        f"Read {len(eval_logs)} evaluation logs",
+        result=(
+            f"{int(eval_logs['used'].fillna(False).astype(bool).sum()) if len(eval_logs) else 0} used, "
+            f"{len(eval_scores)} metric values, {len(eval_samples)} per-sample scores"
+        ),
+    )
+
+    runs, param_names = _runs_table(design, found, training, diag)
+    steps = tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))
+    epochs = tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs))
+    gpu = tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu))
+
+    exp = Experiment(
+        root=root,
+        layout=found.layout,
+        design=design,
+        has_design_doc=has_doc,
+        runs=runs,
+        train_steps=steps,
+        train_epochs=epochs,
+        gpu=gpu,
+        eval_logs=eval_logs,
+        eval_scores=eval_scores,
+        eval_samples=eval_samples,
+        diagnostics=diag,
+        param_names=param_names,
+    )
+    diag.act(
+        "LOADED",
+        f"{len(runs)} runs, {len(steps)} training steps, {len(eval_scores)} eval metric values",
+        result=f"{len(diag.warnings)} warnings",
+    )
+    return exp
+
+
+# --- training ----------------------------------------------------------------------------
+
+
+def _read_one(run: str, files: TrainingFiles, root: Path, now: float | None) -> tuple[TrainingResult, Diagnostics]:
+    """Worker body: parse one run with its own collector (merged by the caller)."""
+    d = Diagnostics(root=root)
+    return read_training(run, files, d, now=now), d
+
+
+def _read_all_training(
+    root: Path, design: Design, found: Discovery, diag: Diagnostics, *, now: float | None
+) -> dict[str, TrainingResult]:
+    jobs: dict[str, TrainingFiles] = {}
+    for name, loc in found.runs.items():
+        spec = design.run(name)
+        if spec is not None and spec.type in ("control", "eval-only"):
+            continue  # nothing was trained in this experiment
+        jobs[name] = find_training_files(loc.run_dir, loc.training_dirs)
+
+    size = sum(_size(p) for f in jobs.values() for p in (*f.slurm_outputs, *f.disk_logs))
+    out: dict[str, TrainingResult] = {}
+    now = time.time() if now is None else now
+    if len(jobs) > 1 and size > PARALLEL_TRAINING_BYTES and (os.cpu_count() or 1) > 1:
+        with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 2)) as pool:
+            futures = {name: pool.submit(_read_one, name, files, root, now) for name, files in jobs.items()}
+            for name, fut in futures.items():
+                res, d = fut.result()
+                diag.extend(d)
+                out[name] = res
+    else:
+        for name, files in jobs.items():
+            out[name] = read_training(name, files, diag, now=now)
+    for name, res in out.items():
+        s = res.summary
+        diag.act(
+            "READ_TRAINING",
+            f"{name}: status {s.get('status')}",
+            details=[
+                f"file: {s.get('training_log')}",
+                f"evidence: {s.get('status_evidence')}",
+                f"steps: {s.get('steps')} of {s.get('planned_steps')} planned; final loss {s.get('final_loss')}",
+            ],
+        )
+    return out
+
+
+def _size(p: Path) -> int:
+    try:
+        return p.stat().st_size
+    except OSError:
+        return 0
+
+
+# --- runs table ------------------------------------------------------------------------------
+
+
+def _runs_table(
+    design: Design, found: Discovery, training: dict[str, TrainingResult], diag: Diagnostics
+) -> tuple[pd.DataFrame, list[str]]:
+    records: list[dict[str, Any]] = []
+    all_params: dict[str, dict[str, Any]] = {}
+    for name, loc in found.runs.items():
+        spec = design.run(name)
+        if spec is None:
+            spec = RunSpec(name=name, params=params_from_run_name(name))
+            if name.endswith("_base") or name.rsplit("_", 1)[-1] == "base":
+                spec.type = "control"
+        params = dict(spec.params)
+        all_params[name] = params
+        rec: dict[str, Any] = {
+            "run": name,
+            "type": spec.type,
+            "model": spec.model,
+            "in_design": design.run(name) is not None,
+            "on_disk": loc.run_dir is not None,
+            "run_dir": diag.rel(loc.run_dir) if loc.run_dir else None,
+        }
+        res = training.get(name)
+        if res is not None:
+            rec.update(res.summary)
+            _cross_check(name, params, res, diag)
+        records.append(rec)
+
+    param_names = _param_names(design, all_params)
+    for rec in records:
+        for p in param_names:
+            rec[p] = all_params[rec["run"]].get(p)
+    runs = tables.frame(tables.RUNS, records)
+    for col in ("in_design", "on_disk"):
+        runs[col] = runs[col].astype(bool)
+    return runs, param_names
+
+
+def _param_names(design: Design, all_params: dict[str, dict[str, Any]]) -> list[str]:
+    """Design variables first, then any other parameter whose value differs between runs."""
+    names = list(design.variables)
+    keys: list[str] = []
+    for params in all_params.values():
+        for k in params:
+            if k not in names and k not in keys:
+                keys.append(k)
+    for k in keys:
+        values = {repr(p.get(k)) for p in all_params.values() if k in p}
+        if len(values) > 1:
+            names.append(k)
+    return names
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    cur: Any = config
+    for part in dotted.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=0.0)
+    return str(a) == str(b)
+
+
+def _cross_check(run: str, params: dict[str, Any], res: TrainingResult, diag: Diagnostics) -> None:
+    """Warn when the training config disagrees with the design (a mislabelled run is a wrong number)."""
+    if not res.config:
+        return
+    for key, paths in CONFIG_KEYS.items():
+        if key not in params:
+            continue
+        for dotted in paths:
+            got = _lookup(res.config, dotted)
+            if got is not None and not _same(got, params[key]):
+                diag.warn(
+                    res.summary.get("training_log"),
+                    f"run {run!r}: the design says {key}={params[key]!r} but the training config has "
+                    f"{dotted}={got!r}; the design's value is used",
+                    stage="training",
+                )
+

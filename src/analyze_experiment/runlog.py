@@ -1,0 +1,59 @@
+"""``analyze-experiment.log``: what was read, decided, skipped and written, step by step.
+
+Format (one block per action, appended per invocation)::
+
+    [2026-11-26 21:50:03] READ_TRAINING: rank4_lr1e-5: status completed
+      Details: file: rank4_lr1e-5/artifacts/slurm-101.out
+      Result: 16 steps
+
+The log lives in the experiment directory, or in its ``logs/`` folder when that exists
+(the workflow keeps its own skill logs there). When the experiment directory is
+read-only, the log goes into the output folder instead and the run says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from analyze_experiment.diagnostics import Action, Diagnostics
+
+LOG_NAME = "analyze-experiment.log"
+
+
+def format_actions(actions: list[Action], warnings_header: bool = True, diag: Diagnostics | None = None) -> str:
+    """Render actions (and, at the end, the warnings) as log text."""
+    lines: list[str] = []
+    for a in actions:
+        lines.append(f"[{a.time:%Y-%m-%d %H:%M:%S}] {a.action}: {a.description}")
+        for d in a.details:
+            lines.append(f"  Details: {d}")
+        if a.result:
+            lines.append(f"  Result: {a.result}")
+    if diag is not None and diag.warnings and warnings_header:
+        stamp = actions[-1].time if actions else None
+        head = f"[{stamp:%Y-%m-%d %H:%M:%S}] " if stamp else ""
+        lines.append(f"{head}WARNINGS: {len(diag.warnings)} problems with inputs")
+        for w in diag.warnings:
+            lines.append(f"  Details: [{w.severity}] {w.file or '-'}: {w.message}")
+    return "\n".join(lines) + "\n"
+
+
+def log_path(root: Path) -> Path:
+    """Where the log goes for an experiment directory."""
+    logs = root / "logs"
+    return (logs if logs.is_dir() else root) / LOG_NAME
+
+
+def append_log(root: Path, fallback_dir: Path, diag: Diagnostics) -> tuple[Path | None, str | None]:
+    """Append this invocation's actions; return (path written, problem or None)."""
+    text = format_actions(diag.actions, diag=diag)
+    target = log_path(root)
+    for path in (target, fallback_dir / LOG_NAME):
+        try:
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(text)
+            problem = None if path == target else f"could not write {target} (read-only?); wrote {path} instead"
+            return path, problem
+        except OSError:
+            continue
+    return None, f"could not write {LOG_NAME} in {target.parent} or {fallback_dir}"

@@ -1,0 +1,225 @@
+"""``summary.json``: the machine-readable contract (schema_version 1, docs/summary-schema.md).
+
+Built from the tidy tables and the :class:`Analysis` only. Unknown values are ``null``,
+never guessed: every NaN/inf becomes ``null`` on the way out.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyze_experiment import __version__
+from analyze_experiment.analysis import Analysis, Best
+from analyze_experiment.model import Experiment
+
+SCHEMA_VERSION = 1
+
+
+def clean(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf/NA -> None, numpy scalars -> Python, timestamps -> ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [clean(v) for v in value.tolist()]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(value, pd.Timestamp | _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, int | str):
+        return value
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _epoch(value: Any) -> int | None:
+    v = clean(value)
+    return None if v is None else int(v)
+
+
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    return [clean(r) for r in df.to_dict(orient="records")] if len(df) else []
+
+
+def _same_epoch(a: Any, b: Any) -> bool:
+    return _epoch(a) == _epoch(b)
+
+
+def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, Any]]:
+    scores = exp.eval_scores[exp.eval_scores["run"] == run]
+    intervals = analysis.intervals[analysis.intervals["run"] == run] if len(analysis.intervals) else analysis.intervals
+    keys: list[tuple[Any, Any, Any]] = []
+    for frame in (scores, intervals):
+        for t, e, s in frame[["task", "epoch", "scorer"]].itertuples(index=False):
+            k = (t, _epoch(e), s)
+            if k not in keys:
+                keys.append(k)
+    out = []
+    for task, epoch, scorer in keys:
+        sc = scores[(scores["task"] == task) & (scores["scorer"] == scorer)]
+        sc = sc[[_same_epoch(e, epoch) for e in sc["epoch"]]]
+        metrics: dict[str, dict[str, Any]] = {}
+        log = None
+        n = None
+        for row in sc.itertuples(index=False):
+            if row.metric == "stderr":
+                continue
+            metrics[str(row.metric)] = {"value": clean(row.value), "stderr": clean(row.stderr)}
+            log = log or clean(row.log)
+            n = n if n is not None else clean(row.n)
+        stderr_rows = sc[sc["metric"] == "stderr"]
+        if len(stderr_rows):
+            for m in metrics.values():
+                if m["stderr"] is None:
+                    m["stderr"] = clean(stderr_rows["value"].iloc[0])
+        iv = intervals[(intervals["task"] == task) & (intervals["scorer"] == scorer)] if len(intervals) else intervals
+        if len(iv):
+            iv = iv[[_same_epoch(e, epoch) for e in iv["epoch"]]]
+        for row in iv.itertuples(index=False):
+            m = metrics.setdefault(str(row.metric), {"value": clean(row.value), "stderr": None})
+            m.update(
+                {
+                    "stderr": clean(row.stderr) if clean(row.stderr) is not None else m.get("stderr"),
+                    "ci_low": clean(row.ci_low),
+                    "ci_high": clean(row.ci_high),
+                    "ci_method": clean(row.method),
+                }
+            )
+            n = clean(row.n) if clean(row.n) is not None else n
+        for m in metrics.values():
+            m.setdefault("ci_low", None)
+            m.setdefault("ci_high", None)
+        out.append(
+            {
+                "task": task,
+                "epoch": epoch,
+                "scorer": scorer,
+                "n_samples": None if n is None else int(n),
+                "metrics": metrics,
+                "log": log,
+            }
+        )
+    return out
+
+
+def _training(row: dict[str, Any]) -> dict[str, Any]:
+    verdict = row.get("convergence")
+    return {
+        "status": row.get("status") or ("missing" if row.get("type") == "fine-tuned" else None),
+        "final_loss": row.get("final_loss"),
+        "min_loss": row.get("min_loss"),
+        "steps": row.get("steps"),
+        "planned_steps": row.get("planned_steps"),
+        "epochs": row.get("epochs_done"),
+        "planned_epochs": row.get("planned_epochs"),
+        "train_time_s": row.get("train_time_s"),
+        "train_time_source": row.get("train_time_source"),
+        "converged": None if verdict in (None, "too short to tell") else verdict == "converged",
+        "convergence": verdict,
+        "tokens_per_second_per_gpu": row.get("tokens_per_second_per_gpu"),
+        "peak_memory_gib": row.get("peak_memory_gib"),
+        "gpu_hours": row.get("gpu_hours"),
+        "n_gpus": row.get("n_gpus"),
+        "evidence": {"line": row.get("status_evidence"), "file": row.get("status_file")},
+        "log": row.get("training_log"),
+    }
+
+
+def _best(b: Best) -> dict[str, Any]:
+    return clean(
+        {
+            "task": b.task,
+            "scorer": b.scorer,
+            "metric": b.metric,
+            "run": b.run,
+            "epoch": _epoch(b.epoch),
+            "value": b.value,
+            "ci_low": b.ci_low,
+            "ci_high": b.ci_high,
+            "clear_winner": b.clear_winner,
+            "reason": b.reason,
+            "tied_with": list(b.tied_with),
+        }
+    )
+
+
+def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = None) -> dict[str, Any]:
+    """The summary.json document (a plain dict, JSON-safe)."""
+    d = exp.design
+    runs = []
+    for row in exp.runs.to_dict(orient="records"):
+        row = clean(row)
+        name = row["run"]
+        runs.append(
+            {
+                "name": name,
+                "type": row.get("type"),
+                "params": {p: row.get(p) for p in exp.param_names if row.get(p) is not None},
+                "in_design": row.get("in_design"),
+                "dir": row.get("run_dir"),
+                "training": _training(row) if row.get("type") == "fine-tuned" else None,
+                "evals": _run_evals(exp, analysis, name),
+            }
+        )
+    comparisons = _records(analysis.comparisons)
+    for c in comparisons:
+        c["epoch_a"] = _epoch(c.get("epoch_a"))
+        c["epoch_b"] = _epoch(c.get("epoch_b"))
+    best_all = [_best(b) for b in analysis.best]
+    return clean(
+        {
+            "schema_version": SCHEMA_VERSION,
+            "experiment": {
+                "name": d.name,
+                "question": d.question,
+                "hypothesis": d.hypothesis,
+                "variables": d.variables,
+                "design_document": d.source,
+                "layout": exp.layout,
+            },
+            "runs": runs,
+            "comparisons": comparisons,
+            "best": best_all[0] if best_all else None,
+            "best_by_task": best_all,
+            "effects": _records(analysis.effects),
+            "anova": _records(analysis.anova),
+            "pareto": _records(analysis.pareto),
+            "outliers": _records(analysis.outliers),
+            "equivalence": _records(analysis.equivalence),
+            "power": analysis.power,
+            "confidence": analysis.confidence,
+            "warnings": [
+                {"file": w.file, "message": w.message, "severity": w.severity, "stage": w.stage}
+                for w in exp.diagnostics.warnings
+            ],
+            "generated_by": {
+                "tool": "analyze-experiment",
+                "version": __version__,
+                "command": command,
+                "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
+            },
+        }
+    )
+
+
+def dumps(summary: dict[str, Any]) -> str:
+    """Serialise with strict JSON (no NaN)."""
+    return json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
