@@ -1,0 +1,226 @@
+"""Which task x scorer x metric each evaluation plot shows, and the file names they get.
+
+Shared by the static and the interactive figures so that ``PlotInfo.interactive`` keys and
+``interactive_figures()`` keys always agree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analyze_experiment.analysis import Analysis
+from analyze_experiment.model import Experiment
+
+
+@dataclass(frozen=True)
+class Target:
+    """One task x scorer x metric that gets its own evaluation figures."""
+
+    task: str
+    scorer: str
+    metric: str
+    slug: str
+    """File-name-safe suffix (task names are untrusted and may hold ``/`` or ``<``)."""
+
+    @property
+    def label(self) -> str:
+        """Human-readable name used in titles."""
+        return f"{self.task} · {self.scorer} · {self.metric}"
+
+
+def safe_stem(text: str) -> str:
+    """A file-name-safe version of ``text`` (no separators, no leading dot).
+
+    >>> safe_stem("../my task<x>")
+    'my-task-x'
+    """
+    s = re.sub(r"[^A-Za-z0-9_-]+", "-", str(text)).strip("-_")
+    return s or "x"
+
+
+def targets(analysis: Analysis) -> list[Target]:
+    """The headline metric of every task x scorer: those the statistics stage ranked.
+
+    Falls back to every task x scorer x metric in ``analysis.intervals`` when no best
+    candidate was chosen.
+    """
+    keys: list[tuple[str, str, str]] = [(b.task, b.scorer, b.metric) for b in analysis.best]
+    if not keys and len(analysis.intervals):
+        iv = analysis.intervals
+        keys = list(dict.fromkeys(zip(iv["task"].astype(str), iv["scorer"].astype(str),
+                                      iv["metric"].astype(str), strict=True)))
+    keys = list(dict.fromkeys(keys))
+    tasks = [k[0] for k in keys]
+    out: list[Target] = []
+    used: set[str] = set()
+    for task, scorer, metric in keys:
+        base = safe_stem(task) if tasks.count(task) == 1 else safe_stem(f"{task}_{scorer}_{metric}")
+        slug, i = base, 2
+        while slug in used:
+            slug, i = f"{base}-{i}", i + 1
+        used.add(slug)
+        out.append(Target(task, scorer, metric, slug))
+    return out
+
+
+def candidate_label(run: str, epoch: object, multi_epoch: bool) -> str:
+    """``run`` or ``run @ epoch N`` when the run has several evaluated checkpoints."""
+    if multi_epoch and epoch is not None and not (isinstance(epoch, float) and math.isnan(epoch)):
+        return f"{run} @ epoch {int(float(epoch))}"  # type: ignore[arg-type]
+    return str(run)
+
+
+def target_intervals(analysis: Analysis, t: Target) -> pd.DataFrame:
+    """Rows of ``analysis.intervals`` for one target, with a ``label`` column per candidate."""
+    iv = analysis.intervals
+    if not len(iv):
+        return iv.assign(label=pd.Series(dtype=str))
+    df = iv[(iv["task"] == t.task) & (iv["scorer"] == t.scorer) & (iv["metric"] == t.metric)].copy()
+    df = df[pd.to_numeric(df["value"], errors="coerce").notna()]
+    counts = df.groupby("run")["epoch"].nunique(dropna=False)
+    df["label"] = [candidate_label(r, e, counts.get(r, 1) > 1) for r, e in zip(df["run"], df["epoch"], strict=True)]
+    return df
+
+
+def control_runs(experiment: Experiment) -> list[str]:
+    """Runs the design calls controls/baselines (grey and marked in every figure)."""
+    runs = experiment.runs
+    if not len(runs):
+        return [r.name for r in experiment.design.runs if r.type == "control"]
+    return [str(r) for r in runs.loc[runs["type"] == "control", "run"]]
+
+
+def all_runs(experiment: Experiment) -> list[str]:
+    """Every run name in a stable order: the runs table, then any found only in data tables."""
+    names: list[str] = [str(r) for r in experiment.runs["run"]] if len(experiment.runs) else []
+    for df in (experiment.train_steps, experiment.eval_scores, experiment.eval_samples, experiment.gpu):
+        if len(df):
+            names.extend(str(r) for r in df["run"].dropna().unique())
+    return list(dict.fromkeys(names))
+
+
+# --- data preparation shared by static and interactive figures ---------------------------
+
+
+def smoothing_span(n_points: int) -> int:
+    """EMA span for a loss curve: ~1/20 of its length, at least 2, at most 100 steps."""
+    return int(min(100, max(2, n_points // 20)))
+
+
+def smooth(values: pd.Series) -> pd.Series:
+    """Exponential moving average over finite values (NaN/inf steps stay NaN, not bridged)."""
+    v = pd.to_numeric(values, errors="coerce").astype(float)
+    finite = v.where(v.abs() != math.inf)
+    return finite.ewm(span=smoothing_span(int(finite.notna().sum())), ignore_na=True).mean().where(finite.notna())
+
+
+def series_frame(steps: pd.DataFrame, y: str) -> pd.DataFrame:
+    """``run, epoch, step, <y>`` rows with a numeric ``y`` and ``step``, sorted by run and step."""
+    if not len(steps) or y not in steps.columns:
+        return pd.DataFrame(columns=["run", "epoch", "step", y])
+    df = steps[["run", "epoch", "step", y]].copy()
+    df["step"] = pd.to_numeric(df["step"], errors="coerce")
+    df[y] = pd.to_numeric(df[y], errors="coerce").astype(float)
+    df = df[df["step"].notna() & df[y].notna()]
+    return df.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
+
+
+def epoch_boundaries(steps: pd.DataFrame) -> dict[str, list[float]]:
+    """Per run, the last global step of every epoch but the final one (where a new epoch begins)."""
+    out: dict[str, list[float]] = {}
+    if not len(steps):
+        return out
+    df = steps[["run", "epoch", "step"]].copy()
+    df["step"] = pd.to_numeric(df["step"], errors="coerce")
+    df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce")
+    df = df.dropna()
+    for run, g in df.groupby("run", sort=False):
+        last = g.groupby("epoch")["step"].max().sort_index()
+        out[str(run)] = [float(s) for s in last.iloc[:-1]]
+    return out
+
+
+def gpu_frame(gpu: pd.DataFrame) -> pd.DataFrame:
+    """Per run and sample time: minutes since the run's first sample, max memory (GiB), mean util."""
+    cols = ["run", "minutes", "memory_gib", "utilization_pct"]
+    if not len(gpu):
+        return pd.DataFrame(columns=cols)
+    df = gpu.copy()
+    df["time"] = pd.to_datetime(df["time"], errors="coerce", utc=True)
+    df = df[df["time"].notna()]
+    if not len(df):
+        return pd.DataFrame(columns=cols)
+    df["memory_gib"] = pd.to_numeric(df["memory_used_mib"], errors="coerce") / 1024.0
+    df["utilization_pct"] = pd.to_numeric(df["utilization_pct"], errors="coerce")
+    agg = df.groupby(["run", "time"], sort=True).agg(memory_gib=("memory_gib", "max"),
+                                                      utilization_pct=("utilization_pct", "mean"))
+    agg = agg.reset_index()
+    start = agg.groupby("run")["time"].transform("min")
+    agg["minutes"] = (agg["time"] - start).dt.total_seconds() / 60.0
+    return agg[cols]
+
+
+def sort_levels(values: list[object]) -> list[object]:
+    """Levels in numeric order when they are all numbers, else in string order."""
+    uniq = list(dict.fromkeys(v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))))
+    try:
+        return sorted(uniq, key=float)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return sorted(uniq, key=str)
+
+
+def level_text(v: object) -> str:
+    """A parameter level as shown on an axis (``1e-05`` not ``1.0000000000000001e-05``)."""
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def with_params(experiment: Experiment, df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with one column per varying parameter, joined from the runs table by ``run``."""
+    params = [p for p in experiment.param_names if p in experiment.runs.columns]
+    if not params or not len(df):
+        return df.copy()
+    extra = experiment.runs[["run", *params]].drop_duplicates("run")
+    return df.drop(columns=[p for p in params if p in df.columns]).merge(extra, on="run", how="left")
+
+
+def heatmap_axes(experiment: Experiment, df: pd.DataFrame) -> tuple[str, str, list[str]] | None:
+    """(x variable, y variable, facet variables) for a heatmap, or None when < 2 vary."""
+    varying = [p for p in experiment.param_names if p in df.columns and df[p].dropna().nunique() > 1]
+    if len(varying) < 2:
+        return None
+    facets = varying[2:]
+    ep = pd.to_numeric(df["epoch"], errors="coerce") if "epoch" in df.columns else pd.Series(dtype=float)
+    if ep.dropna().nunique() > 1:
+        facets = [*facets, "epoch"]
+    return varying[1], varying[0], facets
+
+
+def reduced_samples(experiment: Experiment, t: Target, labels: pd.DataFrame) -> pd.DataFrame:
+    """Per candidate x sample: the mean score over inspect's sample epochs, with its label.
+
+    ``labels`` is :func:`target_intervals` output; it fixes which candidates exist and their
+    names.
+    """
+    s = experiment.eval_samples
+    cols = ["label", "run", "epoch", "sample_id", "score"]
+    if not len(s) or not len(labels):
+        return pd.DataFrame(columns=cols)
+    s = s[(s["task"] == t.task) & (s["scorer"] == t.scorer)].copy()
+    s["score"] = pd.to_numeric(s["score"], errors="coerce")
+    s = s[s["score"].notna()]
+    if not len(s):
+        return pd.DataFrame(columns=cols)
+    s["epoch"] = pd.to_numeric(s["epoch"], errors="coerce").fillna(-1)
+    s["sample_id"] = s["sample_id"].astype(str)
+    red = s.groupby(["run", "epoch", "sample_id"], sort=False)["score"].mean().reset_index()
+    lab = labels[["run", "epoch", "label"]].copy()
+    lab["epoch"] = pd.to_numeric(lab["epoch"], errors="coerce").fillna(-1)
+    red = red.merge(lab, on=["run", "epoch"], how="inner")
+    red["epoch"] = red["epoch"].where(red["epoch"] >= 0)
+    return red[cols]
