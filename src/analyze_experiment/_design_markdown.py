@@ -143,7 +143,9 @@ def _collect(tokens: list[Token], lines: list[str]) -> tuple[str | None, list[_T
     return title, tables, bullets
 
 
-def _read_table(tokens: list[Token], i: int, lines: list[str], heading: tuple[str, ...], out: list[_Table]) -> int:
+def _read_table(
+    tokens: list[Token], i: int, lines: list[str], heading: tuple[str, ...], out: list[_Table]
+) -> int:
     header: list[str] = []
     rows: list[list[str]] = []
     row_lines: list[int] = []
@@ -255,7 +257,9 @@ def _read_runs(table: _Table, file: Path, diag: Diagnostics) -> tuple[list[RunSp
             template = template or bool(name)
             continue
         if any(r.name == name for r in runs):
-            diag.warn(file, f"run '{name}' appears twice in the All Runs table; the first row was used", stage=STAGE)
+            diag.warn(
+                file, f"run '{name}' appears twice in the All Runs table; the first row was used", stage=STAGE
+            )
             continue
         params: dict[str, Any] = {}
         for i in param_cols:
@@ -487,7 +491,11 @@ def parse_markdown_design(text: str, *, file: Path, fallback_name: str, diag: Di
             stage=STAGE,
         )
     elif runs_table is None and not runs:
-        diag.warn(file, "the design document has no All Runs table; runs are taken from the directories", stage=STAGE)
+        diag.warn(
+            file,
+            "the design document has no All Runs table; runs are taken from the directories",
+            stage=STAGE,
+        )
 
     design.controls, design.scorers = _read_config(bullets)
     design.runs = runs

@@ -140,7 +140,11 @@ def _normalise_mapping(
         if isinstance(value, str) and parse_value(value) is None and value.strip():
             continue  # "-" / "N/A": not applicable, as in the markdown tables
         if key in out and out[key] != value:
-            diag.warn(file, f"{what}: '{k}' repeats '{key}' with another value; the first value was used", stage=STAGE)
+            diag.warn(
+                file,
+                f"{what}: '{k}' repeats '{key}' with another value; the first value was used",
+                stage=STAGE,
+            )
             continue
         out.setdefault(key, value)
     return out
@@ -183,7 +187,11 @@ def _runs(raw: Any, file: Path, diag: Diagnostics) -> list[RunSpec]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        diag.warn(file, f"runs is a {type(raw).__name__}, not a list; no runs were read from the design", stage=STAGE)
+        diag.warn(
+            file,
+            f"runs is a {type(raw).__name__}, not a list; no runs were read from the design",
+            stage=STAGE,
+        )
         return []
     runs: list[RunSpec] = []
     for i, entry in enumerate(raw):
@@ -277,7 +285,9 @@ def _matrix(raw: Any, runs: list[RunSpec], file: Path, diag: Diagnostics) -> lis
     if unknown:
         diag.warn(
             file,
-            "evaluation.matrix names runs that are not in runs (" + ", ".join(unknown) + "); those entries were ignored",
+            "evaluation.matrix names runs that are not in runs ("
+            + ", ".join(unknown)
+            + "); those entries were ignored",
             stage=STAGE,
         )
     return tasks

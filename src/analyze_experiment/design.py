@@ -64,9 +64,19 @@ def _read_text(path: Path, diag: Diagnostics) -> str | None:
             return None
         return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        diag.warn(path, f"the design document is not UTF-8 text ({exc.reason}); not read", severity="error", stage=STAGE)
+        diag.warn(
+            path,
+            f"the design document is not UTF-8 text ({exc.reason}); not read",
+            severity="error",
+            stage=STAGE,
+        )
     except OSError as exc:
-        diag.warn(path, f"the design document could not be read ({exc.strerror or exc}); not read", severity="error", stage=STAGE)
+        diag.warn(
+            path,
+            f"the design document could not be read ({exc.strerror or exc}); not read",
+            severity="error",
+            stage=STAGE,
+        )
     return None
 
 
@@ -90,7 +100,9 @@ def _read_markdown(path: Path, root: Path, diag: Diagnostics) -> Design | None:
     try:
         design = parse_markdown_design(text, file=path, fallback_name=root.name, diag=diag)
     except RecursionError:  # pathological nesting; markdown-it itself is otherwise total
-        diag.warn(path, "the design document is nested too deeply to parse; not used", severity="error", stage=STAGE)
+        diag.warn(
+            path, "the design document is nested too deeply to parse; not used", severity="error", stage=STAGE
+        )
         return None
     design.source = MARKDOWN_NAME
     return design
