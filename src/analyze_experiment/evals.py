@@ -1,0 +1,345 @@
+"""Evaluation logs → the ``eval_logs``, ``eval_scores`` and ``eval_samples`` tables.
+
+Each log is read by :mod:`analyze_experiment.sources.inspect_log` (in a process pool of two
+workers when there are many), attached to its run (given by the caller from the directory
+layout) and to a checkpoint epoch by the rules in :func:`epoch_of`, and de-duplicated:
+for one run × task × epoch the newest successful log by ``eval.created`` is used, the
+others are listed with ``used=False`` and a note (docs/evals.md).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analyze_experiment import tables
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.sources import inspect_log
+
+STAGE = "evals"
+POOL_MIN_LOGS = 8
+"""Below this many logs a process pool costs more than it saves."""
+DEFAULT_WORKERS = 2
+
+_CELL_DIR = re.compile(r"^(?P<task>.+?)_epoch_?(?P<epoch>\d+)$")
+_EPOCH_PATH = re.compile(r"(?:^|[/\\])epoch_(?P<epoch>\d+)[/\\]?$")
+_MODEL_NAME = re.compile(r"_epoch_(?P<epoch>\d+)$")
+_FILE_NAME = re.compile(r"(?:^|[^a-z])epoch[_-]?(?P<epoch>\d+)(?![\d])", re.IGNORECASE)
+
+
+@dataclass
+class EvalFile:
+    """One evaluation log found by discovery."""
+
+    run: str
+    """Run the directory layout assigns (the caller knows it)."""
+    path: Path
+    """Absolute path of the ``.eval``/``.json`` file."""
+    run_dir: Path | None
+    """The run directory (to find cell dirs like ``<run>/eval/<task>_epoch<N>/logs/``)."""
+
+
+# --- reading (runs in worker processes) --------------------------------------------------
+
+
+def _read_one(path: str) -> dict[str, Any]:
+    """Everything the tables need from one log, or the reason it could not be read."""
+    try:
+        data = inspect_log.read_log(path)
+        return {
+            "ok": True,
+            "log": inspect_log.log_record(data),
+            "scores": inspect_log.score_records(data),
+            "samples": inspect_log.sample_records(data),
+            "notes": data.notes,
+        }
+    except inspect_log.LogReadError as e:
+        return {"ok": False, "error": str(e)}
+    except Exception as e:  # never let one odd file stop the others
+        return {"ok": False, "error": f"unexpected {type(e).__name__}: {e}"[:500]}
+
+
+def _read_all(paths: list[str], workers: int | None) -> list[dict[str, Any]]:
+    n = DEFAULT_WORKERS if workers is None else workers
+    n = max(1, min(n, os.cpu_count() or 1, len(paths)))
+    if n == 1 or len(paths) < POOL_MIN_LOGS:
+        return [_read_one(p) for p in paths]
+    chunk = max(1, len(paths) // (n * 4))
+    with ProcessPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(_read_one, paths, chunksize=chunk))
+
+
+# --- mapping --------------------------------------------------------------------------------
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _finetuned(meta: dict[str, Any]) -> bool | None:
+    for key in ("is_finetuned", "finetuned"):
+        v = meta.get(key)
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, str) and v.lower() in ("true", "false"):
+            return v.lower() == "true"
+    return None
+
+
+def task_name(raw: str, task_args: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The base task name.
+
+    Strips a namespace (``file.py@task`` → ``task``; ``pkg/task`` → ``task`` as inspect-ai's
+    ``evals_df`` does), then a ``_<vis_label>`` suffix when ``task_args.vis_label`` or
+    ``eval.metadata.vis_label`` names it (``capitalization_rank4`` → ``capitalization``):
+    the label identifies the run, not the task, so tasks of different runs stay comparable.
+
+    >>> task_name("tasks.py@capitalization_rank4", {"vis_label": "rank4"}, {})
+    'capitalization'
+    """
+    name = raw.rsplit("@", 1)[-1]
+    name = name.split("/", 1)[-1]
+    for label in (task_args.get("vis_label"), meta.get("vis_label")):
+        if isinstance(label, str) and label and name.endswith(f"_{label}") and len(name) > len(label) + 1:
+            return name[: -(len(label) + 1)]
+    return name
+
+
+def epoch_of(
+    path: Path, run_dir: Path | None, meta: dict[str, Any], model_args: dict[str, Any], model: str | None
+) -> tuple[int | None, str | None]:
+    """Checkpoint epoch (0-based) of a log and the rule that decided it.
+
+    Rules, first match wins: ``eval.metadata.epoch`` (``metadata``); a cell directory
+    ``<task>_epoch<N>`` between the run directory and the file (``cell_dir``);
+    ``model_args.model_path`` ending in ``epoch_N`` (``model_path``); a model name ending in
+    ``_epoch_N`` such as ``hf/<run>_epoch_0`` (``model_name``); ``epoch<N>``/``epoch_N`` in the
+    file name (``file_name``). A base/control model (``is_finetuned``/``finetuned`` false)
+    has no epoch: ``(None, None)``, as when no rule matches.
+    """
+    if _finetuned(meta) is False:
+        return None, None
+    e = _as_int(meta.get("epoch"))
+    if e is not None and e >= 0:
+        return e, "metadata"
+    parents = [path.parent, *list(path.parent.parents)[:2]][::-1]  # without a run dir: the 3 nearest
+    if run_dir is not None:
+        try:
+            rel = path.parent.relative_to(run_dir)
+            parents = [run_dir / Path(*rel.parts[: i + 1]) for i in range(len(rel.parts))]
+        except ValueError:
+            pass
+    for d in reversed(parents):
+        m = _CELL_DIR.match(d.name)
+        if m:
+            return int(m["epoch"]), "cell_dir"
+    mp = model_args.get("model_path")
+    if isinstance(mp, str):
+        m = _EPOCH_PATH.search(mp)
+        if m:
+            return int(m["epoch"]), "model_path"
+    if isinstance(model, str):
+        m = _MODEL_NAME.search(model)
+        if m:
+            return int(m["epoch"]), "model_name"
+    m = _FILE_NAME.search(path.stem)
+    if m:
+        return int(m["epoch"]), "file_name"
+    return None, None
+
+
+# --- tables ---------------------------------------------------------------------------------
+
+
+def _created(value: Any) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        return pd.NaT
+    if ts is pd.NaT:
+        return ts
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _partial_scores(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scores of a log without results (error/cancelled/started): the mean per scorer.
+
+    Sample-epochs are averaged per sample first (inspect-ai's default ``mean`` reducer),
+    then over samples; ``stderr`` is the standard error of that mean (ddof=1).
+    """
+    if not samples:
+        return []
+    df = pd.DataFrame(samples, columns=["sample_id", "scorer", "score"])
+    per_sample = df.groupby(["scorer", "sample_id"], sort=False)["score"].mean().dropna()
+    out = []
+    for scorer, s in per_sample.groupby(level=0, sort=False):
+        n = len(s)
+        se = float(s.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        out.append({"scorer": scorer, "metric": "mean", "value": float(s.mean()), "stderr": se, "n": n})
+    return out
+
+
+def _key(rec: dict[str, Any]) -> tuple[str, str, float]:
+    e = rec["epoch"]
+    return (rec["run"], rec["task"], -1.0 if e is None else float(e))
+
+
+def _choose(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
+    """Mark ``used``/``note`` per log: newest success per key, else newest scored partial."""
+    groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
+    for rec in logs:
+        if rec.get("_read"):
+            groups.setdefault(_key(rec), []).append(rec)
+    for group in groups.values():
+        newest_first = sorted(
+            group, key=lambda r: (r["created"] if r["created"] is not pd.NaT else pd.Timestamp.min.tz_localize("UTC")),
+            reverse=True,
+        )
+        success = [r for r in newest_first if r["status"] == "success"]
+        partial = [r for r in newest_first if r["status"] != "success" and r["scored_samples"] > 0]
+        chosen = success[0] if success else (partial[0] if partial else None)
+        for r in newest_first:
+            if r is chosen:
+                r["used"] = True
+                if r["status"] != "success":
+                    r["note"] = (
+                        f"status {r['status']}: partial results, {r['scored_samples']} of "
+                        f"{_fmt(r['total_samples'])} samples scored"
+                    )
+                    diag.warn(
+                        r["_path"],
+                        f"evaluation log has status '{r['status']}'; used its {r['scored_samples']} scored "
+                        f"samples of {_fmt(r['total_samples'])} (partial results)",
+                        stage=STAGE,
+                    )
+                continue
+            r["used"] = False
+            if chosen is None:
+                r["note"] = f"status {r['status']}: no scored samples"
+                diag.warn(r["_path"], f"evaluation log has status '{r['status']}' and no scored samples; not used",
+                          stage=STAGE)  # fmt: skip
+            else:
+                r["note"] = f"duplicate of {chosen['log']} (newer or successful); not used"
+                diag.warn(
+                    r["_path"],
+                    f"{r['run']} × {r['task']} × epoch {_fmt(r['epoch'])} was evaluated more than once; "
+                    f"used {chosen['log']} ({chosen['status']}, created {chosen['created']}), set this one aside",
+                    severity="info",
+                    stage=STAGE,
+                )
+
+
+def _fmt(v: Any) -> str:
+    return "?" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+
+
+def collect_evals(
+    root: Path, files: Sequence[EvalFile], diag: Diagnostics, *, workers: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Read every log and build ``(eval_logs, eval_scores, eval_samples)``.
+
+    Args:
+        root: the experiment directory (paths in the tables are relative to it).
+        files: the logs with the run each belongs to.
+        diag: collects a warning per unreadable log, partial log and duplicate.
+        workers: processes for reading (default 2; 1 = in this process). A pool is used only
+            from :data:`POOL_MIN_LOGS` logs on.
+
+    Returns:
+        The three tables with the columns of ``tables.EVAL_LOGS``, ``tables.EVAL_SCORES`` and
+        ``tables.EVAL_SAMPLES``. ``eval_scores``/``eval_samples`` hold only used logs;
+        ``eval_logs`` lists every log with ``used``/``note``.
+    """
+    root = Path(root)
+    files = list(files)
+    reads = _read_all([str(f.path) for f in files], workers)
+    logs: list[dict[str, Any]] = []
+    payload: dict[int, dict[str, Any]] = {}
+    for f, res in zip(files, reads, strict=True):
+        rel = diag.rel(f.path) or str(f.path)
+        if not res["ok"]:
+            diag.warn(f.path, f"evaluation log not read: {res['error']}; skipped", severity="error", stage=STAGE)
+            logs.append({"log": rel, "run": f.run, "used": False, "note": f"unreadable: {res['error']}",
+                         "_read": False})  # fmt: skip
+            continue
+        info = res["log"]
+        for note in res["notes"]:
+            diag.warn(f.path, note, severity="info", stage=STAGE)
+        epoch, source = epoch_of(Path(f.path), f.run_dir, info["eval_metadata"], info["model_args"], info["model"])
+        rec = {
+            "log": rel,
+            "run": f.run,
+            "task": task_name(info["task_raw"], info["task_args"], info["eval_metadata"]),
+            "epoch": epoch,
+            "epoch_source": source,
+            "model": info["model"],
+            "status": info["status"],
+            "created": _created(info["created"]),
+            **{k: info[k] for k in ("total_samples", "completed_samples", "errored_samples", "input_tokens",
+                                    "output_tokens", "total_tokens", "duration_s", "eval_epochs")},
+            "used": False,
+            "note": None,
+            "scored_samples": info["scored_samples"],
+            "finetuned": _finetuned(info["eval_metadata"]),
+            "task_raw": info["task_raw"],
+            "model_args": _jsonish(info["model_args"]),
+            "task_args": _jsonish(info["task_args"]),
+            "metadata": _jsonish(info["eval_metadata"]),
+            "format": info["format"],
+            "source": info["source"],
+            "error_message": info["error_message"],
+            "_read": True,
+            "_path": f.path,
+        }  # fmt: skip
+        payload[id(rec)] = res
+        logs.append(rec)
+    _choose(logs, diag)
+
+    score_rows: list[dict[str, Any]] = []
+    sample_rows: list[dict[str, Any]] = []
+    for rec in logs:
+        if not rec.get("used"):
+            continue
+        res = payload[id(rec)]
+        ident = {"run": rec["run"], "task": rec["task"], "epoch": rec["epoch"], "log": rec["log"]}
+        partial = rec["status"] != "success"
+        scores = _partial_scores(res["samples"]) if partial else res["scores"]
+        score_rows.extend({**ident, **s, "status": rec["status"], "partial": partial} for s in scores)
+        sample_rows.extend({**ident, **s} for s in res["samples"])
+    for rec in logs:
+        rec.pop("_read", None)
+        rec.pop("_path", None)
+
+    eval_logs = tables.frame(tables.EVAL_LOGS, logs)
+    eval_scores = tables.frame(tables.EVAL_SCORES, score_rows)
+    eval_samples = tables.frame(tables.EVAL_SAMPLES, sample_rows)
+    for df in (eval_logs, eval_scores, eval_samples):
+        df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype("float64")
+    diag.act(
+        "read evaluation logs",
+        f"{len(files)} logs, {int(eval_logs['used'].sum())} used",
+        result=f"{len(eval_scores)} score rows, {len(eval_samples)} sample rows",
+    )
+    return eval_logs, eval_scores, eval_samples
+
+
+def _jsonish(value: Any) -> str | None:
+    if not value:
+        return None
+    return inspect_log.raw_str(value)
