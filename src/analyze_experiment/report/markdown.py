@@ -1,0 +1,174 @@
+"""``report.md``: the :class:`ReportDoc` as GitHub-flavoured markdown.
+
+Every string in the document is untrusted plain text (run names, task names and sample
+text come from logs). :func:`escape` makes it inert: ``<``, ``>`` and ``&`` become entities
+so no HTML survives, and markdown punctuation is backslash-escaped so a run called
+``*best*`` is not rendered in italics. Table cells additionally escape ``|`` and fold
+newlines, so a cell can never break its table.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pandas as pd
+
+from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+
+TOC_MIN_SECTIONS = 4
+"""A table of contents is added when the report has at least this many top-level sections."""
+
+_SPECIAL = re.compile(r"([\\`*\[\]{}!~])")
+_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_LINE_START = re.compile(r"^(\s*)(#|>|[-+](?=\s|$)|\d+[.)](?=\s|$)|[-=]+(?=\s*$))", re.MULTILINE)
+_NUMERIC = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?(\s.*)?$|^[<>]\d")
+_MISSING = "—"
+
+
+def escape_inline(text: object) -> str:
+    """Escape text that stays inside one line (table cells, list items, headings)."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _SPECIAL.sub(r"\\\1", s)
+    return _UNDERSCORE.sub(r"\\_", s)
+
+
+def escape(text: object) -> str:
+    """Plain text -> markdown that renders as exactly that text, with no HTML.
+
+    Underscores inside words stay bare (GFM never emphasises them), so ``rank8_lr1e-5``
+    reads cleanly in the source too.
+
+    >>> escape("<script>alert(1)</script> *x* a_b _c_")
+    '&lt;script&gt;alert(1)&lt;/script&gt; \\\\*x\\\\* a_b \\\\_c\\\\_'
+    """
+    s = escape_inline(text)
+    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
+
+
+def escape_cell(text: object) -> str:
+    """:func:`escape` for a table cell: pipes escaped, line breaks folded into spaces."""
+    s = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
+    s = escape_inline(s).replace("|", "\\|")
+    return "\\" + s if re.match(r"^(#|>|[-+](\s|$)|\d+[.)](\s|$))", s) else s
+
+
+def _link_target(path: str) -> str | None:
+    """A relative link target, or None for anything with a scheme (``javascript:``, ``http:``)."""
+    p = str(path).strip()
+    if not p or p in ("None", "nan", "—") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", p) or p.startswith("//"):
+        return None
+    return p.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+
+
+def _is_numeric(values: list[str]) -> bool:
+    vals = [v.strip() for v in values if v.strip() and v.strip() != _MISSING]
+    return bool(vals) and all(_NUMERIC.match(v) for v in vals)
+
+
+def _width(s: str) -> int:
+    """Display width: East Asian wide characters count twice, so columns line up in editors."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def _pad(s: str, width: int, right: bool) -> str:
+    fill = " " * (width - _width(s))
+    return fill + s if right else s + fill
+
+
+def markdown_table(df: pd.DataFrame, links: dict[str, str] | None = None) -> str:
+    """A pipe table with padded, aligned columns (numbers right-aligned).
+
+    ``links`` maps a shown column to the column holding each cell's relative link target;
+    those path columns are not shown.
+    """
+    links = links or {}
+    hidden = set(links.values()) - set(links)
+    cols = [c for c in df.columns if c not in hidden]
+    raw = {c: ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in df[c]] for c in cols}
+    cells: dict[str, list[str]] = {}
+    for c in cols:
+        out = []
+        for i, v in enumerate(raw[c]):
+            text = escape_cell(v)
+            target = _link_target(df[links[c]].iloc[i]) if c in links and links[c] in df.columns else None
+            out.append(f"[{text}]({target})" if target and text else text)
+        cells[c] = out
+    heads = {c: escape_cell(c) for c in cols}
+    right = {c: _is_numeric(raw[c]) for c in cols}
+    width = {c: max([3, _width(heads[c]), *(_width(v) for v in cells[c])]) for c in cols}
+    lines = ["| " + " | ".join(_pad(heads[c], width[c], right[c]) for c in cols) + " |",
+             "| " + " | ".join(("-" * (width[c] - 1) + ":") if right[c] else "-" * width[c] for c in cols) + " |"]
+    for i in range(len(df)):
+        lines.append("| " + " | ".join(_pad(cells[c][i], width[c], right[c]) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def github_slug(title: str, seen: dict[str, int]) -> str:
+    """The anchor GitHub gives a heading (lower-case, punctuation dropped, spaces -> ``-``)."""
+    base = re.sub(r"[^\w\- ]", "", title.strip().lower()).replace(" ", "-")
+    n = seen.get(base, 0)
+    seen[base] = n + 1
+    return base if n == 0 else f"{base}-{n}"
+
+
+def _is_empty(section: Section) -> bool:
+    return all(isinstance(b, Section) and _is_empty(b) for b in section.blocks)
+
+
+def _block(block: object, plots_prefix: str) -> str:
+    if isinstance(block, Paragraph):
+        return escape(block.text)
+    if isinstance(block, Bullets):
+        return "\n".join(f"- {escape_cell(item)}" for item in block.items)
+    if isinstance(block, KeyValues):
+        return "\n".join(f"- **{escape_cell(k)}:** {escape_cell(v)}" for k, v in block.items)
+    if isinstance(block, Table):
+        parts = [f"**{escape_cell(block.caption)}**\n"] if block.caption else []
+        if not len(block.df):
+            return "\n".join([*parts, "_(no rows)_"])
+        return "\n".join([*parts, markdown_table(block.df, block.links)])
+    if isinstance(block, Figure):
+        target = _link_target(f"{plots_prefix}{block.name}.png") or ""
+        alt = escape_cell(block.title).replace("[", "").replace("]", "")
+        out = f"![{alt}]({target})"
+        return out + (f"\n\n*{escape_cell(block.caption)}*" if block.caption else "")
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def _section(section: Section, slugs: dict[str, int], plots_prefix: str) -> list[str]:
+    level = max(1, min(6, section.level))
+    github_slug(section.title, slugs)
+    out = [f"{'#' * level} {escape_cell(section.title)}"]
+    for b in section.blocks:
+        if isinstance(b, Section):
+            if not _is_empty(b):
+                out.extend(_section(b, slugs, plots_prefix))
+        else:
+            out.append(_block(b, plots_prefix))
+    return out
+
+
+def render_markdown(doc: ReportDoc, *, plots_prefix: str = "plots/") -> str:
+    """The report as markdown: header, table of contents (long reports), sections, footer.
+
+    Empty sections are left out. Images link to ``plots/<name>.png`` relative to the report.
+    """
+    sections = [s for s in doc.sections if not _is_empty(s)]
+    parts = [f"# {escape_cell(doc.title)}", _block(doc.header, plots_prefix)]
+    slugs: dict[str, int] = {}
+    github_slug(doc.title, slugs)
+    if len(sections) >= TOC_MIN_SECTIONS:
+        preview = dict(slugs)
+        toc = ["**Contents**", ""]
+        for s in sections:
+            toc.append(f"- [{escape_cell(s.title)}](#{github_slug(s.title, preview)})")
+            for sub in s.blocks:
+                if isinstance(sub, Section) and not _is_empty(sub):
+                    toc.append(f"  - [{escape_cell(sub.title)}](#{github_slug(sub.title, preview)})")
+        parts.append("\n".join(toc))
+    for s in sections:
+        parts.extend(_section(s, slugs, plots_prefix))
+    if doc.footer:
+        parts.extend(["---", escape(doc.footer)])
+    return "\n\n".join(parts).rstrip() + "\n"
