@@ -70,10 +70,7 @@ def test_samples_equal_samples_df(name: str) -> None:
             if raw is None or (isinstance(raw, float) and math.isnan(raw)):
                 continue
             scorer = col.removeprefix("score_")
-            if isinstance(raw, str) and raw.startswith("{"):
-                parts = json.loads(raw)
-            else:
-                parts = {None: raw}
+            parts = json.loads(raw) if isinstance(raw, str) and raw.startswith("{") else {None: raw}
             for sub, v in parts.items():
                 r = by_key[(str(rec["id"]), int(rec["epoch"]), scorer if sub is None else f"{scorer}/{sub}")]
                 assert r["score"] == to_float(v)
