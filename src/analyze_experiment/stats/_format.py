@@ -1,0 +1,47 @@
+"""Numbers as the report writes them (percent and percentage points for accuracies)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def fmt_value(metric: str, v: float | None) -> str:
+    """85.0% for accuracies, 3 significant digits otherwise; "n/a" for unknown."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return f"{v * 100:.1f}%" if metric == "accuracy" else f"{v:.3g}"
+
+
+def fmt_diff(metric: str, d: float | None) -> str:
+    """Signed difference: percentage points for accuracies."""
+    if d is None or math.isnan(d):
+        return "n/a"
+    return f"{d * 100:+.1f} pp" if metric == "accuracy" else f"{d:+.3g}"
+
+
+def fmt_ci(metric: str, lo: float | None, hi: float | None, conf: float, diff: bool = False) -> str:
+    """"95% CI a to b" in the metric's unit (pp for accuracy differences)."""
+    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+        return f"{conf:.0%} CI n/a"
+    if metric == "accuracy":
+        unit = " pp" if diff else "%"
+        return f"{conf:.0%} CI {lo * 100:.1f} to {hi * 100:.1f}{unit}"
+    return f"{conf:.0%} CI {lo:.3g} to {hi:.3g}"
+
+
+def fmt_p(p: float | None) -> str:
+    """"= 0.62" (2 significant digits), or "< 0.001"; follows "p" in a sentence."""
+    if p is None or math.isnan(p):
+        return "= n/a"
+    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+
+
+def fmt_level(v: Any) -> str:
+    """A variable level as written in a sweep: 16 (not 16.0), 1e-05, "cosine"."""
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+        f = float(v)
+        return str(int(f)) if f.is_integer() and abs(f) < 1e9 else f"{f:g}"
+    return str(v)

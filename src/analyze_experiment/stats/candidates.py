@@ -1,0 +1,135 @@
+"""From the tidy eval tables to *families* of candidates compared with each other.
+
+A candidate is one run at one checkpoint epoch on one task × scorer. A family is every
+candidate of one task × scorer × metric: the unit of "which is best" and of the Holm
+correction. Sample epochs (inspect's repeats) are averaged per sample first, because the
+sample — not the repeat — is the independent unit (Miller 2024, §3).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analyze_experiment.model import Experiment, Options
+
+CandKey = tuple[str, float | None]
+"""(run, 0-based epoch or None for control/base models)."""
+
+_NOT_METRICS = {"stderr", "std", "var", "count"}
+
+
+def epoch_key(value: object) -> float | None:
+    """A hashable epoch: float, or None for NaN/None (control/base models)."""
+    try:
+        f = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def label(key: CandKey) -> str:
+    """``run`` or ``run@epoch N`` for reports."""
+    run, ep = key
+    return run if ep is None else f"{run} (epoch {int(ep)})"
+
+
+@dataclass
+class Family:
+    """All candidates of one task × scorer × metric."""
+
+    task: str
+    scorer: str
+    metric: str
+    binary: bool
+    """Every raw score of the scorer is 0 or 1."""
+    scores: dict[CandKey, pd.Series] = field(default_factory=dict)
+    """Per-sample scores (sample epochs averaged), indexed by sample id."""
+    clusters: pd.Series | None = None
+    """Sample id -> cluster value when ``options.cluster_by`` applies."""
+    from_log: dict[CandKey, dict[str, float]] = field(default_factory=dict)
+    """Candidates with no per-sample rows: inspect's ``value``/``stderr``/``n``."""
+
+    def candidates(self) -> list[CandKey]:
+        """Every candidate, sample-based first."""
+        return list(self.scores) + [k for k in self.from_log if k not in self.scores]
+
+
+def reduce_samples(samples: pd.DataFrame, cluster_by: str | None) -> pd.DataFrame:
+    """One row per run × task × epoch × scorer × sample id: the mean over sample epochs.
+
+    Unscored rows (NaN score) are dropped. Adds ``cluster`` when ``cluster_by`` names a
+    ``meta.<key>`` column.
+    """
+    cols = ["run", "task", "epoch", "scorer", "sample_id", "score"]
+    if samples is None or samples.empty:
+        return pd.DataFrame(columns=[*cols, "cluster"])
+    df = samples.copy()
+    df["score"] = pd.to_numeric(df["score"], errors="coerce")
+    df = df[df["score"].notna()]
+    df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype(float)
+    df["sample_id"] = df["sample_id"].astype(str)
+    ccol = f"meta.{cluster_by}" if cluster_by else None
+    df["cluster"] = df[ccol].astype(object) if ccol and ccol in df.columns else None
+    df["epoch"] = df["epoch"].fillna(-1.0)  # groupby-safe sentinel for "no epoch"
+    out = df.groupby(["run", "task", "epoch", "scorer", "sample_id"], sort=True, dropna=False).agg(
+        score=("score", "mean"), cluster=("cluster", "first")
+    )
+    out = out.reset_index()
+    out["epoch"] = out["epoch"].where(out["epoch"] >= 0, np.nan)
+    return out
+
+
+def _log_metric(rows: pd.DataFrame, preferred: str | None) -> pd.Series | None:
+    metrics = rows[~rows["metric"].astype(str).isin(_NOT_METRICS)]
+    if metrics.empty:
+        return None
+    for name in (preferred, "accuracy", "mean"):
+        if name is not None and (metrics["metric"] == name).any():
+            return metrics[metrics["metric"] == name].iloc[-1]
+    return metrics.iloc[-1]
+
+
+def build_families(experiment: Experiment, options: Options) -> list[Family]:
+    """Group the experiment's evaluations into families (sorted by task, scorer)."""
+    red = reduce_samples(experiment.eval_samples, options.cluster_by)
+    fams: dict[tuple[str, str], Family] = {}
+    raw = experiment.eval_samples
+    for (task, scorer), g in red.groupby(["task", "scorer"], sort=True):
+        raw_scores = pd.to_numeric(
+            raw.loc[(raw["task"] == task) & (raw["scorer"] == scorer), "score"], errors="coerce"
+        ).dropna()
+        binary = bool(len(raw_scores)) and bool(raw_scores.isin([0.0, 1.0]).all())
+        fam = Family(str(task), str(scorer), "accuracy" if binary else "mean", binary)
+        for (run, ep), cg in g.groupby(["run", "epoch"], sort=True, dropna=False):
+            fam.scores[(str(run), epoch_key(ep))] = cg.set_index("sample_id")["score"].astype(float)
+        if options.cluster_by and g["cluster"].notna().any():
+            cl = g.dropna(subset=["cluster"]).groupby("sample_id")["cluster"].first()
+            fam.clusters = cl.astype(str)
+        fams[(str(task), str(scorer))] = fam
+    scores = experiment.eval_scores
+    if scores is not None and not scores.empty:
+        sc = scores.copy()
+        sc["value"] = pd.to_numeric(sc["value"], errors="coerce")
+        sc["epoch"] = pd.to_numeric(sc["epoch"], errors="coerce").astype(float).fillna(-1.0)
+        for (run, task, ep, scorer), g in sc.groupby(["run", "task", "epoch", "scorer"], sort=True):
+            key: CandKey = (str(run), None if ep < 0 else float(ep))
+            fam = fams.get((str(task), str(scorer)))
+            if fam is not None and key in fam.scores:
+                continue
+            row = _log_metric(g, fam.metric if fam else None)
+            if row is None or pd.isna(row["value"]):
+                continue
+            if fam is None:
+                metric = str(row["metric"])
+                fam = Family(str(task), str(scorer), metric, metric == "accuracy")
+                fams[(str(task), str(scorer))] = fam
+            fam.from_log[key] = {
+                "value": float(row["value"]),
+                "stderr": pd.to_numeric(row.get("stderr"), errors="coerce"),
+                "n": pd.to_numeric(row.get("n"), errors="coerce"),
+            }
+    return [fams[k] for k in sorted(fams)]

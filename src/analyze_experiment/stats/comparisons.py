@@ -1,0 +1,181 @@
+"""Per family: intervals, the best candidate, paired comparisons, equivalence, power.
+
+Not all n² pairs: each candidate is compared with the family's best (is anything as good?)
+and with each baseline (did fine-tuning help?). All of a family's comparisons form one Holm
+family. The best is a *clear winner* only when every runner-up is significantly worse after
+correction; "equivalent" needs TOST at the margin, never p > α alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Best
+from analyze_experiment.stats._format import fmt_diff, fmt_p
+from analyze_experiment.stats.candidates import CandKey, Family, label
+from analyze_experiment.stats.equivalence import tost_paired
+from analyze_experiment.stats.intervals import from_log_interval, mean_interval
+from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
+from analyze_experiment.stats.paired import align, compare
+from analyze_experiment.stats.power import minimum_detectable_difference
+
+POWER = 0.8
+
+
+def family_intervals(fam: Family, confidence: float) -> pd.DataFrame:
+    """One INTERVALS row per candidate of the family."""
+    rows: list[dict[str, Any]] = []
+    for key, s in fam.scores.items():
+        cl = fam.clusters.reindex(s.index) if fam.clusters is not None else None
+        if cl is not None:
+            cl = cl.astype(object).where(cl.notna(), pd.Series([f"__sample_{i}" for i in s.index], index=s.index))
+        x = s.to_numpy(float)
+        binary = bool(np.isin(x, (0.0, 1.0)).all())
+        iv = mean_interval(x, binary=binary, clusters=None if cl is None else cl.to_numpy(), confidence=confidence)
+        rows.append(_row(fam, key, iv, binary))
+    for key, d in fam.from_log.items():
+        if key in fam.scores:
+            continue
+        iv = from_log_interval(d["value"], d["stderr"], d["n"], fam.metric, confidence)
+        rows.append(_row(fam, key, iv, fam.binary))
+    return pd.DataFrame(rows, columns=INTERVALS)
+
+
+def _row(fam: Family, key: CandKey, iv: Any, binary: bool) -> dict[str, Any]:
+    return {"run": key[0], "task": fam.task, "epoch": math.nan if key[1] is None else key[1],
+            "scorer": fam.scorer, "metric": fam.metric, "value": iv.value, "stderr": iv.stderr,
+            "ci_low": iv.ci_low, "ci_high": iv.ci_high, "n": iv.n, "n_clusters": iv.n_clusters,
+            "method": iv.method, "binary": binary}
+
+
+def _key(row: pd.Series) -> CandKey:
+    ep = row["epoch"]
+    return (str(row["run"]), None if pd.isna(ep) else float(ep))
+
+
+def family_comparisons(
+    fam: Family,
+    intervals: pd.DataFrame,
+    baselines: list[str],
+    *,
+    confidence: float,
+    margin: float,
+    n_resamples: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, Best | None, dict[str, Any] | None]:
+    """Comparisons (vs best, vs baselines), TOST vs best, the Best record and power."""
+    alpha = 1 - confidence
+    if intervals.empty:
+        return pd.DataFrame(columns=COMPARISONS), pd.DataFrame(columns=EQUIVALENCE), None, None
+    ranked = intervals.sort_values(["value", "run"], ascending=[False, True], kind="stable")
+    best_row = ranked.iloc[0]
+    best = _key(best_row)
+    pairs: list[tuple[CandKey, CandKey, str]] = []
+    seen: set[frozenset] = set()
+    for key in fam.scores:
+        if key != best and best in fam.scores:
+            pairs.append((best, key, "vs_best"))
+            seen.add(frozenset((best, key)))
+    for bkey in [k for k in fam.scores if k[0] in baselines]:
+        for key in fam.scores:
+            if key == bkey or key[0] in baselines or frozenset((key, bkey)) in seen:
+                continue
+            pairs.append((key, bkey, "vs_baseline"))
+            seen.add(frozenset((key, bkey)))
+    rows: list[dict[str, Any]] = []
+    eq_rows: list[dict[str, Any]] = []
+    for a, b, kind in pairs:
+        r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
+                    clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
+        rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
+                     "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "kind": kind,
+                     "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,
+                     "statistic": r.statistic, "p_value": r.p_value, "n_paired": r.n_paired,
+                     "n_a_only": r.n_a_only, "n_b_only": r.n_b_only, "correlation": r.correlation,
+                     "stderr": r.stderr})
+        if kind == "vs_best":
+            x, y, ids = align(fam.scores[a], fam.scores[b])
+            cl = None
+            if fam.clusters is not None:
+                c = fam.clusters.reindex(ids).astype(object).to_numpy()
+                cl = np.where(pd.isna(c), np.array([f"__sample_{i}" for i in ids], dtype=object), c)
+            t = tost_paired(x - y, margin, alpha, cl)
+            eq_rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
+                            "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "margin": margin,
+                            "diff": t.diff, "ci_low": t.ci_low, "ci_high": t.ci_high,
+                            "p_tost": t.p_tost, "equivalent": t.equivalent})
+    comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr"])
+    if not comp.empty:
+        p = comp["p_value"].to_numpy(float)
+        comp["p_adjusted"] = holm(p)
+        comp["q_value"] = benjamini_hochberg(p)
+        comp["significant"] = [bool(not math.isnan(x) and x < alpha) for x in comp["p_adjusted"]]
+    eq = pd.DataFrame(eq_rows, columns=EQUIVALENCE)
+    return comp, eq, _best(fam, best_row, comp, intervals, alpha), _power(fam, comp, alpha)
+
+
+def _ep(key: CandKey) -> float:
+    return math.nan if key[1] is None else key[1]
+
+
+def _best(fam: Family, row: pd.Series, comp: pd.DataFrame, intervals: pd.DataFrame, alpha: float) -> Best:
+    key = _key(row)
+    multi = {r for r in {k[0] for k in fam.candidates()} if sum(k[0] == r for k in fam.candidates()) > 1}
+
+    def name(run: str, epoch: Any) -> str:
+        return label((run, None if pd.isna(epoch) or run not in multi else float(epoch)))
+
+    vb = comp[comp["kind"] == "vs_best"] if not comp.empty else comp
+    tied = [name(str(r["b"]), r["epoch_b"]) for _, r in vb.iterrows() if not r["significant"]]
+    n_other = len(intervals) - 1
+    untested = n_other - len(vb)
+    if n_other == 0:
+        clear, reason = False, "only one candidate was evaluated"
+    elif key not in fam.scores:
+        clear, reason = False, "the best candidate has no per-sample scores, so no paired test was possible"
+    elif tied:
+        worst = vb[~vb["significant"].astype(bool)].sort_values("p_adjusted", ascending=False).iloc[0]
+        clear = False
+        reason = (f"{len(tied)} of {n_other} runners-up are not significantly worse after Holm correction "
+                  f"(e.g. {name(str(worst['b']), worst['epoch_b'])}: "
+                  f"{fmt_diff(fam.metric, -float(worst['diff']))}, Holm p {fmt_p(worst['p_adjusted'])})")
+    elif untested:
+        clear = False
+        reason = f"{untested} of {n_other} runners-up have no per-sample scores to test against"
+    else:
+        pmax = float(vb["p_adjusted"].max())
+        clear, reason = True, (f"all {n_other} runners-up are significantly worse after Holm correction "
+                               f"(largest Holm p {fmt_p(pmax)} < α = {alpha:.2g})")
+    return Best(task=fam.task, scorer=fam.scorer, metric=fam.metric, run=key[0], epoch=key[1],
+                value=float(row["value"]), ci_low=_num(row["ci_low"]), ci_high=_num(row["ci_high"]),
+                clear_winner=clear, reason=reason, tied_with=tied)
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
+def _power(fam: Family, comp: pd.DataFrame, alpha: float) -> dict[str, Any] | None:
+    """MDD at 80% power from the median n and the median SD of paired differences.
+
+    Without comparisons (one candidate) the SD of a difference between two independent
+    candidates is √2·SD of the scores — an upper bound, since pairing only reduces it.
+    """
+    if not fam.scores:
+        return None
+    n = int(np.median([len(s) for s in fam.scores.values()]))
+    if not comp.empty and comp["stderr"].notna().any():
+        c = comp.dropna(subset=["stderr"])
+        sd = float(np.median(c["stderr"] * np.sqrt(c["n_paired"].astype(float))))
+        basis = "paired"
+    else:
+        sd = float(np.median([np.std(s.to_numpy(float), ddof=1) for s in fam.scores.values() if len(s) > 1]
+                             or [math.nan])) * math.sqrt(2)
+        basis = "unpaired_bound"
+    return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "n": n,
+            "mdd": minimum_detectable_difference(n, sd, alpha, POWER), "alpha": alpha, "power": POWER,
+            "sd_diff": sd, "basis": basis}

@@ -1,0 +1,443 @@
+"""Rules that turn the statistics into the report's sentences.
+
+Each rule has an id (documented with its thresholds in docs/statistics.md), fires only
+when the data say so, and puts its numbers in the sentence and in ``Finding.data``. No
+sentence is written that the tables do not back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyze_experiment.analysis import Analysis, Best, Finding
+from analyze_experiment.model import Options
+from analyze_experiment.stats._format import fmt_ci, fmt_diff, fmt_level, fmt_p, fmt_value
+from analyze_experiment.stats.candidates import label
+from analyze_experiment.stats.power import samples_for_difference
+
+MAX_PAIR_SENTENCES = 3
+"""At most this many ``not_distinguishable``/``equivalent`` sentences per family."""
+WIDE_CI_FACTOR = 2.0
+"""``larger_eval_set`` fires when the best's CI half-width exceeds this × margin."""
+FEW_SEEDS = 5
+"""``more_seeds`` fires without a clear winner when configs have fewer seeds than this."""
+
+
+def _cand(ctx: dict[str, Any], run: str, epoch: Any) -> str:
+    """Run name, with the epoch only when the run was evaluated at several epochs."""
+    ep = None if epoch is None or pd.isna(epoch) else float(epoch)
+    return label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
+
+
+def _tied(a: Analysis, b: Best) -> list[tuple[str, float | None]]:
+    """Candidates (run, epoch) not significantly worse than ``b`` after Holm correction."""
+    c = a.comparisons
+    if c.empty:
+        return []
+    g = c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["metric"] == b.metric)
+          & (c["kind"] == "vs_best") & ~c["significant"].astype(bool)]
+    return [(str(r), None if pd.isna(e) else float(e)) for r, e in zip(g["b"], g["epoch_b"], strict=True)]
+
+
+def _same(run: Any, epoch: Any, key: tuple[str, float | None]) -> bool:
+    ep = None if epoch is None or pd.isna(epoch) else float(epoch)
+    return str(run) == key[0] and ep == key[1]
+
+
+def _f(section: str, rule: str, text: str, **data: Any) -> Finding:
+    return Finding(section=section, text=text, rule=rule, data=data)
+
+
+# --- rules ----------------------------------------------------------------------------
+def rule_no_evals(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``no_evals``: nothing to compare."""
+    if not a.intervals.empty:
+        return []
+    return [_f("key_findings", "no_evals",
+               f"No evaluation scores were found for any of the {ctx['n_runs']} runs, so no accuracy, "
+               "interval or comparison could be computed.", n_runs=ctx["n_runs"])]
+
+
+def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``best_clear_winner`` / ``best_no_clear_winner``: the best of each family and why."""
+    out = []
+    for b in a.best:
+        iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
+                         & (a.intervals["run"] == b.run)]
+        n = int(iv["n"].iloc[0]) if len(iv) else 0
+        head = (f"On {b.task} ({b.scorer}), {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}: "
+                f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
+                f"n = {n})")
+        data = {"task": b.task, "scorer": b.scorer, "run": b.run, "epoch": b.epoch, "value": b.value,
+                "ci_low": b.ci_low, "ci_high": b.ci_high, "n": n, "tied_with": b.tied_with}
+        if b.clear_winner:
+            out.append(_f("best_performers", "best_clear_winner", f"{head}; it is a clear winner: {b.reason}.", **data))
+        else:
+            out.append(_f("best_performers", "best_no_clear_winner",
+                          f"{head}, but it is not a clear winner: {b.reason}.", **data))
+    return out
+
+
+def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``equivalent`` (TOST) and ``not_distinguishable`` (Holm p ≥ α and TOST not met)."""
+    out: list[Finding] = []
+    if a.comparisons.empty:
+        return out
+    vb = a.comparisons[a.comparisons["kind"] == "vs_best"]
+    for (_task, _scorer, metric), g in vb.groupby(["task", "scorer", "metric"], sort=True):
+        eq = a.equivalence
+        n_eq = n_nd = 0
+        for _, r in g.sort_values("p_adjusted", ascending=False).iterrows():
+            if r["significant"]:
+                continue
+            e = eq[(eq["task"] == r["task"]) & (eq["scorer"] == r["scorer"]) & (eq["b"] == r["b"])
+                   & (eq["epoch_b"].fillna(-1) == (-1 if pd.isna(r["epoch_b"]) else r["epoch_b"]))]
+            pair = f"{_cand(ctx, r['b'], r['epoch_b'])} and {_cand(ctx, r['a'], r['epoch_a'])}"
+            data = {"task": r["task"], "scorer": r["scorer"], "a": r["a"], "b": r["b"], "diff": r["diff"],
+                    "ci_low": r["ci_low"], "ci_high": r["ci_high"], "p_adjusted": r["p_adjusted"]}
+            if len(e) and bool(e["equivalent"].iloc[0]):
+                if n_eq >= MAX_PAIR_SENTENCES:
+                    continue
+                n_eq += 1
+                er = e.iloc[0]
+                out.append(_f("key_findings", "equivalent",
+                              f"On {r['task']}, {pair} are equivalent within ±{fmt_diff(metric, er['margin']).lstrip('+')} "
+                              f"(paired diff {fmt_diff(metric, -er['diff'])}, "
+                              f"{fmt_ci(metric, -er['ci_high'], -er['ci_low'], 1 - 2 * (1 - a.confidence), True)}, "
+                              f"TOST p {fmt_p(er['p_tost'])})", **data, p_tost=er["p_tost"], margin=er["margin"]))
+            else:
+                if n_nd >= MAX_PAIR_SENTENCES:
+                    continue
+                n_nd += 1
+                out.append(_f("key_findings", "not_distinguishable",
+                              f"On {r['task']}, {pair} are not distinguishable (paired diff "
+                              f"{fmt_diff(metric, -r['diff'])}, "
+                              f"{fmt_ci(metric, -r['ci_high'], -r['ci_low'], a.confidence, True)}, "
+                              f"Holm p {fmt_p(r['p_adjusted'])}, n = {int(r['n_paired'])}); "
+                              "this is not evidence that they are equal", **data))
+    return out
+
+
+def _vs_baseline(c: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
+    """Every candidate-vs-baseline row, oriented as candidate − baseline."""
+    rows = []
+    for _, r in c.iterrows():
+        if r["b"] in baselines and r["a"] not in baselines:
+            rows.append((r["task"], r["scorer"], r["metric"], r["a"], r["epoch_a"], r["b"], r["diff"],
+                         r["ci_low"], r["ci_high"], r["p_adjusted"], bool(r["significant"])))
+        elif r["a"] in baselines and r["b"] not in baselines:
+            rows.append((r["task"], r["scorer"], r["metric"], r["b"], r["epoch_b"], r["a"], -r["diff"],
+                         -r["ci_high"], -r["ci_low"], r["p_adjusted"], bool(r["significant"])))
+    return pd.DataFrame(rows, columns=["task", "scorer", "metric", "run", "epoch", "baseline", "diff",
+                                       "ci_low", "ci_high", "p_adjusted", "significant"])
+
+
+def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``vs_baseline``: how many candidates beat (or fall below) each baseline, and the top gain."""
+    out: list[Finding] = []
+    if a.comparisons.empty or not ctx["baselines"]:
+        return out
+    vb = _vs_baseline(a.comparisons, ctx["baselines"])
+    for (task, scorer, metric, base), g in vb.groupby(["task", "scorer", "metric", "baseline"], sort=True):
+        better = g[g["significant"] & (g["diff"] > 0)]
+        worse = g[g["significant"] & (g["diff"] < 0)]
+        top = g.sort_values("diff", ascending=False).iloc[0]
+        text = (f"On {task}, {len(better)} of {len(g)} candidates score significantly higher than the "
+                f"baseline {base} after Holm correction; largest gain {_cand(ctx, top['run'], top['epoch'])} "
+                f"{fmt_diff(metric, top['diff'])} "
+                f"({fmt_ci(metric, top['ci_low'], top['ci_high'], a.confidence, True)}, "
+                f"Holm p {fmt_p(top['p_adjusted'])})")
+        if len(worse):
+            text += f"; {len(worse)} score significantly lower"
+        out.append(_f("key_findings", "vs_baseline", text, task=task, scorer=scorer, baseline=base,
+                      n_better=len(better), n_worse=len(worse), n=len(g), top_run=top["run"],
+                      top_diff=top["diff"], top_p_adjusted=top["p_adjusted"]))
+    return out
+
+
+def rule_effects(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``anova_effect`` per ANOVA term, else ``marginal_effect`` per variable; ``unbalanced``."""
+    out: list[Finding] = []
+    alpha = 1 - a.confidence
+    for _, r in a.anova[a.anova["term"] != "Residual"].iterrows():
+        resid = a.anova[(a.anova["task"] == r["task"]) & (a.anova["scorer"] == r["scorer"])
+                        & (a.anova["term"] == "Residual")]
+        df_res = int(resid["df"].iloc[0]) if len(resid) else 0
+        verdict = "matters" if r["p_value"] < alpha else "has no detectable effect"
+        out.append(_f("key_findings", "anova_effect",
+                      f"On {r['task']}, {r['term']} {verdict} (F({int(r['df'])}, {df_res}) = {r['F']:.2f}, "
+                      f"p {fmt_p(r['p_value'])}, partial η² = {r['partial_eta_sq']:.2f}, "
+                      f"ω² = {r['omega_sq']:.2f})", task=r["task"], term=r["term"], F=r["F"],
+                      p_value=r["p_value"], partial_eta_sq=r["partial_eta_sq"], omega_sq=r["omega_sq"]))
+    covered = set(zip(a.anova["task"], a.anova["scorer"], strict=True))
+    for (task, scorer, metric, var), g in a.effects.groupby(["task", "scorer", "metric", "variable"], sort=True):
+        if (task, scorer) in covered and var != "epoch":
+            continue
+        hi, lo = g.loc[g["mean"].idxmax()], g.loc[g["mean"].idxmin()]
+        overlap = bool(lo["ci_high"] >= hi["ci_low"]) if not pd.isna(lo["ci_high"]) else True
+        out.append(_f("key_findings", "marginal_effect",
+                      f"On {task}, mean {metric} by {var} ranges from {fmt_value(metric, lo['mean'])} "
+                      f"({var} = {fmt_level(lo['level'])}, {fmt_ci(metric, lo['ci_low'], lo['ci_high'], a.confidence)}) to "
+                      f"{fmt_value(metric, hi['mean'])} ({var} = {fmt_level(hi['level'])}, "
+                      f"{fmt_ci(metric, hi['ci_low'], hi['ci_high'], a.confidence)})"
+                      + ("; the intervals overlap" if overlap else ""),
+                      task=task, variable=var, low_level=lo["level"], high_level=hi["level"],
+                      low=lo["mean"], high=hi["mean"], overlap=overlap))
+    if a.anova_note:
+        out.append(_f("statistical_summary", "unbalanced", f"No ANOVA: {a.anova_note}.", note=a.anova_note))
+    return out
+
+
+def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``diminishing_returns``: the last significant step of an ordinal variable and what follows."""
+    out: list[Finding] = []
+    d = a.diminishing
+    for (task, _scorer, metric, var), g in d.groupby(["task", "scorer", "metric", "variable"], sort=True):
+        g = g.reset_index(drop=True)
+        sig = g.index[g["significant"].astype(bool) & (g["gain"] > 0)].tolist()
+        if sig and sig[-1] < len(g) - 1:
+            last = g.iloc[sig[-1]]
+            nxt = g.iloc[sig[-1] + 1]
+            text = (f"On {task}, raising {var} from {fmt_level(last['from_level'])} to {fmt_level(last['to_level'])} gains "
+                    f"{fmt_diff(metric, last['gain'])} (Holm p {fmt_p(last['p_adjusted'])}), but beyond "
+                    f"{fmt_level(last['to_level'])} the gain is not significant ({fmt_level(nxt['from_level'])}→{fmt_level(nxt['to_level'])}: "
+                    f"{fmt_diff(metric, nxt['gain'])}, "
+                    f"{fmt_ci(metric, nxt['ci_low'], nxt['ci_high'], a.confidence, True)}, "
+                    f"Holm p {fmt_p(nxt['p_adjusted'])})")
+            out.append(_f("key_findings", "diminishing_returns", text, task=task, variable=var,
+                          plateau_from=last["to_level"], gain=nxt["gain"], p_adjusted=nxt["p_adjusted"]))
+        elif not sig and len(g):
+            top = g.loc[g["gain"].idxmax()]
+            out.append(_f("key_findings", "no_significant_step",
+                          f"On {task}, no step in {var} gives a significant gain (largest: "
+                          f"{fmt_level(top['from_level'])}→{fmt_level(top['to_level'])} {fmt_diff(metric, top['gain'])}, "
+                          f"{fmt_ci(metric, top['ci_low'], top['ci_high'], a.confidence, True)}, "
+                          f"Holm p {fmt_p(top['p_adjusted'])})", task=task, variable=var,
+                          gain=top["gain"], p_adjusted=top["p_adjusted"]))
+    return out
+
+
+def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``seed_spread`` (largest seed SD per family) and ``seed_comparison`` (Welch, P(A>B))."""
+    out: list[Finding] = []
+    for (task, _scorer, metric), g in a.seeds.groupby(["task", "scorer", "metric"], sort=True):
+        r = g.loc[g["sd"].idxmax()]
+        out.append(_f("key_findings", "seed_spread",
+                      f"On {task}, seed-to-seed variation is up to SD {fmt_diff(metric, r['sd']).lstrip('+')} "
+                      f"({r['config']}: mean {fmt_value(metric, r['mean'])} over {int(r['n_seeds'])} seeds, "
+                      f"{fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence)})",
+                      task=task, config=r["config"], sd=r["sd"], n_seeds=int(r["n_seeds"])))
+    sc = a.seed_comparisons
+    for _, r in sc.iterrows() if not sc.empty else []:
+        metric = r["metric"]
+        verdict = "is significantly better than" if r["significant"] else "is not distinguishable from"
+        text = (f"On {r['task']}, across seeds {r['a']} {verdict} {r['b']} (diff of seed means "
+                f"{fmt_diff(metric, r['diff'])}, {fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence, True)}, "
+                f"Welch Holm p {fmt_p(r['p_adjusted'])}, {int(r['n_a'])} vs {int(r['n_b'])} seeds)")
+        if not pd.isna(r["p_a_gt_b"]):
+            text += (f"; P({r['a']} > {r['b']}) = {r['p_a_gt_b']:.2f} "
+                     f"({a.confidence:.0%} bootstrap CI {r['p_a_gt_b_low']:.2f} to {r['p_a_gt_b_high']:.2f})")
+        out.append(_f("key_findings", "seed_comparison", text, task=r["task"], a=r["a"], b=r["b"],
+                      diff=r["diff"], p_adjusted=r["p_adjusted"], p_a_gt_b=r["p_a_gt_b"]))
+    return out
+
+
+def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``outlier`` (robust z) and ``suspicious_eval`` (constant answers, 0/100%, errors)."""
+    out = []
+    for _, r in a.outliers.iterrows():
+        where = f" on {r['task']}" if r["task"] is not None and not pd.isna(r["task"]) else ""
+        if r["kind"] in ("metric", "loss"):
+            out.append(_f("key_findings", "outlier",
+                          f"{r['run']}{where}: {r['detail']}; robust z = {r['robust_z']:.1f}, value {r['value']:.4g}",
+                          run=r["run"], kind=r["kind"], robust_z=r["robust_z"], value=r["value"]))
+        else:
+            out.append(_f("key_findings", "suspicious_eval",
+                          f"Check {r['run']}{where}: {r['detail']} — this usually means a broken prompt, "
+                          "scorer or model load rather than a result", run=r["run"], kind=r["kind"],
+                          value=r["value"]))
+    return out
+
+
+def rule_summary(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``methods`` (what was tested, how corrected) and ``power`` (MDD once per family)."""
+    out = []
+    c = a.comparisons
+    if not c.empty:
+        fams = c.groupby(["task", "scorer", "metric"]).ngroups
+        tests = ", ".join(f"{t} ({n})" for t, n in c["test"].value_counts().sort_index().items())
+        nsig = int(c["significant"].astype(bool).sum())
+        out.append(_f("statistical_summary", "methods",
+                      f"{len(c)} paired comparisons in {fams} task × scorer families ({tests}); "
+                      f"{nsig} significant at α = {1 - a.confidence:.2g} after Holm correction within each family "
+                      f"(Benjamini–Hochberg q-values in the comparison table).",
+                      n_comparisons=len(c), n_families=fams, n_significant=nsig))
+    for p in a.power:
+        if p["mdd"] is None or math.isnan(p["mdd"]):
+            continue
+        metric = p.get("metric", "accuracy")
+        out.append(_f("statistical_summary", "power",
+                      f"On {p['task']} ({p['scorer']}), with n = {p['n']} samples per candidate the smallest "
+                      f"difference detectable with {p['power']:.0%} power at α = {p['alpha']:.2g} is "
+                      f"{fmt_diff(metric, p['mdd']).lstrip('+')}; smaller differences reported as not "
+                      "significant may still be real.", **p))
+    return out
+
+
+def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``production_config``: cheapest candidate not significantly worse than the best; ``pareto``."""
+    out = []
+    for b in a.best:
+        fam = a.pareto[(a.pareto["task"] == b.task) & (a.pareto["scorer"] == b.scorer)]
+        if fam.empty:
+            continue
+        ok = [(b.run, b.epoch), *_tied(a, b)]
+        cand = fam[[any(_same(r, e, k) for k in ok) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]
+        known = cand.dropna(subset=["gpu_hours"])
+        known = known[~known["run"].isin(ctx["baselines"])] if len(known[~known["run"].isin(ctx["baselines"])]) else known
+        best_cost = fam[(fam["run"] == b.run)]["gpu_hours"]
+        bc = float(best_cost.iloc[0]) if len(best_cost) else math.nan
+        if known.empty:
+            out.append(_f("recommendations", "production_config",
+                          f"Production config for {b.task}: {_cand(ctx, b.run, b.epoch)} "
+                          f"({fmt_value(b.metric, b.value)}); no GPU-hour data to weigh cost, so the best "
+                          f"candidate is the default choice", task=b.task, run=b.run, gpu_hours=None))
+            continue
+        pick = known.sort_values(["gpu_hours", "value"], ascending=[True, False]).iloc[0]
+        cost = f"{pick['gpu_hours']:.2f} GPU-hours"
+        if not pd.isna(pick["cost_usd"]):
+            cost += f", ${pick['cost_usd']:.2f}"
+        if _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
+            text = (f"Production config for {b.task}: {_cand(ctx, b.run, b.epoch)} — the best "
+                    f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidate(s) not "
+                    f"significantly worse than it ({cost})")
+        else:
+            comp = a.comparisons[(a.comparisons["task"] == b.task) & (a.comparisons["kind"] == "vs_best")
+                                 & (a.comparisons["b"] == pick["run"])]
+            ptxt = f", Holm p {fmt_p(comp['p_adjusted'].iloc[0])} vs best" if len(comp) else ""
+            text = (f"Production config for {b.task}: {_cand(ctx, pick['run'], pick['epoch'])} "
+                    f"({fmt_value(b.metric, pick['value'])}, {cost}) — not significantly worse than the best "
+                    f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, "
+                    f"{bc:.2f} GPU-hours{ptxt}) at lower cost")
+        out.append(_f("recommendations", "production_config", text, task=b.task, run=pick["run"],
+                      epoch=pick["epoch"], value=pick["value"], gpu_hours=pick["gpu_hours"],
+                      best_run=b.run, best_gpu_hours=bc))
+        front = fam[fam["pareto"].astype(bool)].sort_values("gpu_hours")
+        if len(front) >= 2:
+            items = "; ".join(f"{_cand(ctx, r['run'], r['epoch'])} {fmt_value(b.metric, r['value'])} at "
+                              f"{r['gpu_hours']:.2f} GPU-hours" for _, r in front.iterrows())
+            out.append(_f("recommendations", "pareto",
+                          f"On {b.task}, the {len(front)} Pareto-optimal candidates ({b.metric} vs GPU-hours) are: "
+                          f"{items}", task=b.task, runs=list(front["run"])))
+    return out
+
+
+def _midpoint(lo: float, hi: float) -> float | None:
+    if float(lo).is_integer() and float(hi).is_integer():
+        mid = round((lo + hi) / 2)
+        return float(mid) if lo < mid < hi else None
+    if lo > 0 and hi / lo >= 2:
+        return float(f"{math.sqrt(lo * hi):.2g}")
+    return float(f"{(lo + hi) / 2:.3g}")
+
+
+def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``untested_level``, ``edge_of_grid``, ``more_seeds``, ``larger_eval_set``."""
+    out: list[Finding] = []
+    runs: pd.DataFrame = ctx["runs"]
+    info = runs.set_index("run") if not runs.empty else pd.DataFrame()
+    for b in a.best:
+        if b.run not in info.index:
+            continue
+        good = {b.run} | {k[0] for k in _tied(a, b)}
+        for var in ctx["variables"]:
+            if var not in info.columns or ctx.get("seed_var") == var:
+                continue
+            lv = pd.to_numeric(info[var], errors="coerce").dropna()
+            levels = sorted(set(lv))
+            best_level = pd.to_numeric(pd.Series([info.loc[b.run, var]]), errors="coerce").iloc[0]
+            if len(levels) < 2 or pd.isna(best_level):
+                continue
+            i = levels.index(best_level)
+            for j in (i - 1, i + 1):
+                if not 0 <= j < len(levels):
+                    continue
+                neighbour_good = any(r in good for r in lv.index[lv == levels[j]])
+                lo, hi = sorted((levels[i], levels[j]))
+                mid = _midpoint(lo, hi)
+                if neighbour_good and mid is not None:
+                    out.append(_f("next_steps", "untested_level",
+                                  f"Try {var} = {fmt_level(mid)} on {b.task}: the best ({_cand(ctx, b.run, b.epoch)}, "
+                                  f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
+                                  f"significantly different, and nothing between them was tested",
+                                  task=b.task, variable=var, level=mid, between=[lo, hi]))
+            if i in (0, len(levels) - 1):
+                j = 1 if i == 0 else len(levels) - 2
+                if not any(r in good for r in lv.index[lv == levels[j]]):
+                    side = "below" if i == 0 else "above"
+                    out.append(_f("next_steps", "edge_of_grid",
+                                  f"On {b.task} the best run has {var} = {fmt_level(levels[i])}, the edge of the tested range "
+                                  f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
+                                  f"significantly worse: test {side} {fmt_level(levels[i])}",
+                                  task=b.task, variable=var, edge=levels[i]))
+    power = {(p["task"], p["scorer"]): p for p in a.power}
+    for b in a.best:
+        p = power.get((b.task, b.scorer))
+        mdd = p["mdd"] if p else math.nan
+        seeds = a.seeds[(a.seeds["task"] == b.task)] if not a.seeds.empty else a.seeds
+        max_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
+        if not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
+            top = ", ".join(_cand(ctx, r, e) for r, e in [(b.run, b.epoch), *_tied(a, b)[:2]])
+            out.append(_f("next_steps", "more_seeds",
+                          f"On {b.task}, {len(b.tied_with)} candidate(s) cannot be separated from the best "
+                          f"(minimum detectable difference {fmt_diff(b.metric, mdd).lstrip('+')}) and configs "
+                          f"have at most {max_seeds} seed(s): run {FEW_SEEDS} seeds of {top} to tell training "
+                          "noise from real differences", task=b.task, mdd=mdd, max_seeds=max_seeds,
+                          n_tied=len(b.tied_with)))
+        if b.ci_low is not None and b.ci_high is not None and p:
+            half = (b.ci_high - b.ci_low) / 2
+            if half > WIDE_CI_FACTOR * ctx["margin"]:
+                need = samples_for_difference(ctx["margin"], p["sd_diff"], p["alpha"], p["power"])
+                need_txt = f"about {int(need):,} paired samples" if not math.isnan(need) else "many more samples"
+                out.append(_f("next_steps", "larger_eval_set",
+                              f"On {b.task} the best candidate's {a.confidence:.0%} CI is "
+                              f"±{fmt_diff(b.metric, half).lstrip('+')} with n = {p['n']}; detecting a "
+                              f"{fmt_diff(b.metric, ctx['margin']).lstrip('+')} difference with "
+                              f"{p['power']:.0%} power needs {need_txt}: use a larger eval set",
+                              task=b.task, half_width=half, n=p["n"], n_needed=need))
+    return out
+
+
+RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
+    rule_no_evals, rule_best, rule_baseline, rule_pairs, rule_effects, rule_diminishing, rule_seeds,
+    rule_outliers, rule_summary, rule_production, rule_next_steps,
+]
+
+
+def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], baselines: list[str],
+                   options: Options, seed_var: str | None = None) -> list[Finding]:
+    """Apply every rule in order; sentences end with a full stop."""
+    multi = set()
+    if not a.intervals.empty:
+        ep = a.intervals.assign(_e=pd.to_numeric(a.intervals["epoch"], errors="coerce").fillna(-1))
+        n_ep = ep.groupby("run")["_e"].nunique()
+        multi = set(n_ep[n_ep > 1].index.astype(str))
+    ctx = {"multi_epoch": multi, "runs": runs, "variables": variables, "baselines": baselines, "margin": options.margin,
+           "n_runs": len(runs), "seed_var": seed_var}
+    out: list[Finding] = []
+    for rule in RULES:
+        for f in rule(a, ctx):
+            text = f.text if f.text.endswith(".") else f.text + "."
+            out.append(Finding(f.section, text, f.rule, {k: _plain(v) for k, v in f.data.items()}))
+    return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        return v.item()
+    return v

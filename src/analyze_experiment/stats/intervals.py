@@ -1,0 +1,129 @@
+"""Confidence intervals for one candidate's mean score.
+
+Why three methods: below a few hundred samples the CLT interval for a proportion is too
+narrow and can leave [0, 1] (Bowyer et al. 2025), so binary scores get the Wilson score
+interval; continuous scores get the t interval; and when samples share a cluster key
+(several questions about one passage, one document, one user) the scores are not
+independent and the standard error must be clustered (Miller 2024, "Adding Error Bars to
+Evals"), or every interval is too narrow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its standard error and two-sided interval."""
+
+    value: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_clusters: int | None
+    method: str
+
+
+def _z(confidence: float) -> float:
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for ``successes`` out of ``n`` (Wilson 1927).
+
+    >>> [round(x, 4) for x in wilson(8, 10)]
+    [0.4902, 0.9433]
+    """
+    if n <= 0:
+        return (math.nan, math.nan)
+    z = _z(confidence)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def t_interval(x: np.ndarray, confidence: float = 0.95) -> Interval:
+    """Mean ± t(n-1)·SD/√n; NaN interval when n ≤ 1 (never a guess)."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    mean = float(np.mean(x)) if n else math.nan
+    if n <= 1:
+        return Interval(mean, math.nan, math.nan, math.nan, n, None, "t")
+    se = float(np.std(x, ddof=1) / math.sqrt(n))
+    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    return Interval(mean, se, mean - t * se, mean + t * se, n, None, "t")
+
+
+def clustered_se(x: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
+    """Cluster-robust standard error of the mean (Miller 2024, eq. 4, with the CR1 factor).
+
+    SE² = G/(G-1) · Σ_c (Σ_{i∈c} (x_i − x̄))² / n². Equals statsmodels' OLS-on-a-constant
+    ``cov_type="cluster"`` standard error. Returns (SE, number of clusters G).
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    keys = pd.Series(clusters).astype(str).to_numpy()
+    resid = pd.Series(x - x.mean()).groupby(keys).sum().to_numpy()
+    g = len(resid)
+    if n <= 1 or g <= 1:
+        return (math.nan, g)
+    return (math.sqrt(g / (g - 1) * float(np.sum(resid**2)) / (n * n)), g)
+
+
+def mean_interval(
+    scores: np.ndarray,
+    *,
+    binary: bool,
+    clusters: np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> Interval:
+    """Interval for the mean of per-sample scores (sample epochs already reduced).
+
+    Clustered when ``clusters`` is given (t with G−1 degrees of freedom, since the
+    effective sample size is the number of clusters); else Wilson for 0/1 scores and t
+    otherwise. The reported stderr is SD(ddof=1)/√n, as inspect-ai's ``stderr`` metric.
+    """
+    x = np.asarray(scores, dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, math.nan, 0, None, "t")
+    mean = float(x.mean())
+    if clusters is not None:
+        se, g = clustered_se(x, clusters)
+        if g > 1:
+            t = float(stats.t.ppf(0.5 + confidence / 2, g - 1))
+            return Interval(mean, se, mean - t * se, mean + t * se, n, g, "clustered_t")
+        return Interval(mean, math.nan, math.nan, math.nan, n, g, "clustered_t")
+    if binary:
+        lo, hi = wilson(float(x.sum()), n, confidence)
+        se = float(np.std(x, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        return Interval(mean, se, lo, hi, n, None, "wilson")
+    return t_interval(x, confidence)
+
+
+def from_log_interval(
+    value: float, stderr: float | None, n: float | None, metric: str, confidence: float = 0.95
+) -> Interval:
+    """Interval from inspect's own metric when there are no per-sample scores.
+
+    With a logged stderr: value ± z·stderr (inspect's stderr is a CLT standard error);
+    an accuracy without stderr but with n: Wilson on round(value·n); else no interval.
+    """
+    nn = int(n) if n is not None and not pd.isna(n) else 0
+    se = float(stderr) if stderr is not None and not pd.isna(stderr) else math.nan
+    if not math.isnan(se):
+        z = _z(confidence)
+        return Interval(float(value), se, value - z * se, value + z * se, nn, None, "from_log")
+    if metric == "accuracy" and nn > 0:
+        lo, hi = wilson(round(value * nn), nn, confidence)
+        return Interval(float(value), math.nan, lo, hi, nn, None, "from_log")
+    return Interval(float(value), math.nan, math.nan, math.nan, nn, None, "from_log")

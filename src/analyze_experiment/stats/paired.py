@@ -1,0 +1,142 @@
+"""Paired comparison of two candidates scored on the same samples.
+
+Why paired: two checkpoints answer the same questions, so most of the per-sample variance
+is shared; the SE of the per-sample *differences* is far smaller than the unpaired SE
+(Miller 2024, §4), which is what makes small sweeps decidable at all.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analyze_experiment.stats.intervals import clustered_se
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Result of one paired comparison (a − b)."""
+
+    diff: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    test: str
+    statistic: float
+    p_value: float
+    n_paired: int
+    n_a_only: int | None
+    n_b_only: int | None
+    correlation: float
+
+
+def align(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores of ``a`` and ``b`` on their common sample ids (and the ids), sorted by id."""
+    common = a.index.intersection(b.index).sort_values()
+    return a.loc[common].to_numpy(float), b.loc[common].to_numpy(float), common.to_numpy()
+
+
+def paired_diff_ci(
+    d: np.ndarray, confidence: float = 0.95, clusters: np.ndarray | None = None
+) -> tuple[float, float, float, float]:
+    """Mean difference, its SE (SD(d)/√n, or clustered) and the t interval.
+
+    Returns (diff, se, ci_low, ci_high); NaN interval when n ≤ 1.
+    """
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    if n == 0:
+        return (math.nan, math.nan, math.nan, math.nan)
+    mean = float(d.mean())
+    if clusters is not None:
+        se, g = clustered_se(d, clusters)
+        dof = g - 1
+    else:
+        se = float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+        dof = n - 1
+    if dof < 1 or math.isnan(se):
+        return (mean, se, math.nan, math.nan)
+    t = float(stats.t.ppf(0.5 + confidence / 2, dof))
+    return (mean, se, mean - t * se, mean + t * se)
+
+
+def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
+    """Exact (binomial) McNemar p-value on the discordant pairs (McNemar 1947).
+
+    p = min(1, 2·P[X ≤ min(b, c)]), X ~ Bin(b + c, ½); 1 when there are no discordant pairs.
+    """
+    m = n_a_only + n_b_only
+    if m == 0:
+        return 1.0
+    return float(min(1.0, 2 * stats.binom.cdf(min(n_a_only, n_b_only), m, 0.5)))
+
+
+def sign_flip_test(d: np.ndarray, *, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Paired permutation (sign-flip) test of mean(d) = 0, two-sided.
+
+    Under H0 each difference is equally likely to have either sign. Exact (all 2ⁿ sign
+    patterns) when 2ⁿ ≤ ``n_resamples``, else Monte Carlo, reproducible with ``seed``.
+    Returns (mean difference, p-value).
+    """
+    d = np.asarray(d, dtype=float)
+    if len(d) == 0:
+        return (math.nan, math.nan)
+    if np.all(d == 0):
+        return (0.0, 1.0)
+    res = stats.permutation_test(
+        (d,),
+        np.mean,
+        permutation_type="samples",
+        n_resamples=n_resamples,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
+    return (float(res.statistic), float(min(1.0, res.pvalue)))
+
+
+def compare(
+    a: pd.Series,
+    b: pd.Series,
+    *,
+    binary: bool,
+    confidence: float = 0.95,
+    clusters: pd.Series | None = None,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> Paired:
+    """Compare per-sample scores of two candidates (Series indexed by sample id).
+
+    Binary scores without clusters: exact McNemar. Otherwise a sign-flip permutation
+    test — at the cluster level (signs flipped per cluster sum) when clusters are given,
+    because flipping single samples would ignore their dependence.
+    """
+    x, y, ids = align(a, b)
+    n = len(x)
+    d = x - y
+    cl = None
+    if clusters is not None:
+        cl = clusters.reindex(ids).astype(object).to_numpy()
+        cl = np.where(pd.isna(cl), np.array([f"__sample_{i}" for i in ids], dtype=object), cl)
+    diff, se, lo, hi = paired_diff_ci(d, confidence, cl)
+    corr = math.nan
+    if n > 2 and np.std(x) > 0 and np.std(y) > 0:
+        corr = float(np.corrcoef(x, y)[0, 1])
+    is_binary = binary and bool(np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all())
+    a_only = int(np.sum((x == 1) & (y == 0))) if is_binary else None
+    b_only = int(np.sum((x == 0) & (y == 1))) if is_binary else None
+    if n == 0:
+        return Paired(math.nan, math.nan, math.nan, math.nan, "none", math.nan, math.nan, 0, None, None, corr)
+    if is_binary and cl is None:
+        assert a_only is not None and b_only is not None
+        p = mcnemar_exact(a_only, b_only)
+        return Paired(diff, se, lo, hi, "mcnemar_exact", float(min(a_only, b_only)), p, n, a_only, b_only, corr)
+    if cl is not None:
+        sums = pd.Series(d).groupby(pd.Series(cl).astype(str).to_numpy()).sum().to_numpy()
+        _, p = sign_flip_test(sums, n_resamples=n_resamples, seed=seed)
+        return Paired(diff, se, lo, hi, "cluster_permutation", diff, p, n, a_only, b_only, corr)
+    _, p = sign_flip_test(d, n_resamples=n_resamples, seed=seed)
+    return Paired(diff, se, lo, hi, "paired_permutation", diff, p, n, a_only, b_only, corr)

@@ -1,0 +1,170 @@
+"""Replicate runs: when runs differ only in their seed, the seed is the unit.
+
+Per-sample tests between two single runs say nothing about training noise: another seed
+of the same config can move accuracy by more than the gap between configs. With
+replicates we summarise each config by mean ± SD across seeds (t interval), compare
+configs on their seed means (Welch 1947), and with ≥ 5 seeds per config also report the
+probability of improvement P(A > B) with a bootstrap CI (Agarwal et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analyze_experiment.stats.intervals import t_interval
+from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
+
+SEED_NAME = re.compile(r"(^|_)(random_)?seeds?$", re.IGNORECASE)
+
+SEED_COMPARISONS = [
+    "task", "scorer", "metric", "epoch", "a", "b", "n_a", "n_b", "diff", "ci_low", "ci_high",
+    "t", "df", "test", "p_value", "p_adjusted", "q_value", "significant",
+    "p_a_gt_b", "p_a_gt_b_low", "p_a_gt_b_high",
+]
+MIN_SEEDS_FOR_PROB = 5
+
+
+def seed_variable(param_names: list[str]) -> str | None:
+    """The parameter that names the seed (``seed``, ``random_seed``, ``data_seed`` …)."""
+    for p in param_names:
+        if SEED_NAME.search(p):
+            return p
+    return None
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
+        return str(int(v))
+    return str(v)
+
+
+def config_labels(runs: pd.DataFrame, param_names: list[str]) -> pd.Series:
+    """Run -> config label (``k=v, k=v`` over every parameter except the seed).
+
+    Only fine-tuned runs with at least one non-seed parameter get a label; runs sharing a
+    label are replicates.
+    """
+    if runs is None or runs.empty or not param_names:
+        return pd.Series(dtype=object)
+    seed = seed_variable(param_names)
+    keys = [p for p in param_names if p != seed and p in runs.columns]
+    out = {}
+    for _, r in runs.iterrows():
+        if str(r.get("type", "fine-tuned")) != "fine-tuned":
+            continue
+        parts = [f"{k}={_fmt_value(r[k])}" for k in keys if not pd.isna(r[k])]
+        if parts or seed:
+            out[str(r["run"])] = ", ".join(parts) if parts else "all"
+    return pd.Series(out, dtype=object)
+
+
+def welch(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """Welch's unequal-variance t-test and interval for mean(a) − mean(b).
+
+    SE = √(s²ₐ/nₐ + s²ᵦ/nᵦ); Welch–Satterthwaite degrees of freedom.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    na, nb = len(a), len(b)
+    diff = float(a.mean() - b.mean())
+    nan = {"diff": diff, "se": math.nan, "df": math.nan, "t": math.nan, "p_value": math.nan,
+           "ci_low": math.nan, "ci_high": math.nan}
+    if na < 2 or nb < 2:
+        return nan
+    va, vb = np.var(a, ddof=1) / na, np.var(b, ddof=1) / nb
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return nan
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    t = diff / se
+    p = float(2 * stats.t.sf(abs(t), dof))
+    q = float(stats.t.ppf(0.5 + confidence / 2, dof))
+    return {"diff": diff, "se": se, "df": float(dof), "t": float(t), "p_value": p,
+            "ci_low": diff - q * se, "ci_high": diff + q * se}
+
+
+def prob_improvement(a: np.ndarray, b: np.ndarray) -> float:
+    """P(X_A > X_B) for a random seed of each config (ties count ½) = U / (nₐ·nᵦ)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    gt = (a[:, None] > b[None, :]).sum() + 0.5 * (a[:, None] == b[None, :]).sum()
+    return float(gt / (len(a) * len(b)))
+
+
+def prob_improvement_ci(
+    a: np.ndarray, b: np.ndarray, *, confidence: float = 0.95, n_boot: int = 2_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """P(A > B) with a percentile bootstrap CI, resampling seeds within each config."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    rng = np.random.default_rng(seed)
+    ia = rng.integers(0, len(a), size=(n_boot, len(a)))
+    ib = rng.integers(0, len(b), size=(n_boot, len(b)))
+    boots = np.array([prob_improvement(a[i], b[j]) for i, j in zip(ia, ib, strict=True)])
+    tail = (1 - confidence) / 2
+    return (prob_improvement(a, b), float(np.quantile(boots, tail)), float(np.quantile(boots, 1 - tail)))
+
+
+def seed_tables(
+    values: pd.DataFrame,
+    configs: pd.Series,
+    *,
+    confidence: float = 0.95,
+    n_boot: int = 2_000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Seed summaries per config and Welch comparisons of every config with the best one.
+
+    ``values``: task, scorer, metric, run, epoch, value (one row per candidate). Only
+    configs with ≥ 2 replicate runs at the same epoch are summarised; comparisons are a
+    Holm family per task × scorer × metric × epoch.
+    """
+    from analyze_experiment.analysis import SEEDS
+
+    if values.empty or configs.empty:
+        return pd.DataFrame(columns=[*SEEDS, "epoch"]), pd.DataFrame(columns=SEED_COMPARISONS)
+    v = values[values["run"].isin(configs.index)].copy()
+    v["config"] = v["run"].map(configs)
+    v["epoch_key"] = pd.to_numeric(v["epoch"], errors="coerce").fillna(-1.0)
+    alpha = 1 - confidence
+    srows: list[dict[str, Any]] = []
+    crows: list[dict[str, Any]] = []
+    for (task, scorer, metric, ek), g in v.groupby(["task", "scorer", "metric", "epoch_key"], sort=True):
+        epoch = None if ek < 0 else float(ek)
+        groups = {c: cg.sort_values("run") for c, cg in g.groupby("config", sort=True) if len(cg) >= 2}
+        if not groups:
+            continue
+        for c, cg in groups.items():
+            iv = t_interval(cg["value"].to_numpy(float), confidence)
+            srows.append({"task": task, "scorer": scorer, "metric": metric, "config": c,
+                          "n_seeds": len(cg), "mean": iv.value,
+                          "sd": float(np.std(cg["value"], ddof=1)), "ci_low": iv.ci_low,
+                          "ci_high": iv.ci_high, "runs": list(cg["run"]), "epoch": epoch})
+        best = max(groups, key=lambda c: (groups[c]["value"].mean(), c))
+        fam: list[dict[str, Any]] = []
+        for c, cg in groups.items():
+            if c == best:
+                continue
+            xa, xb = groups[best]["value"].to_numpy(float), cg["value"].to_numpy(float)
+            w = welch(xa, xb, confidence)
+            row = {"task": task, "scorer": scorer, "metric": metric, "epoch": epoch, "a": best, "b": c,
+                   "n_a": len(xa), "n_b": len(xb), "diff": w["diff"], "ci_low": w["ci_low"],
+                   "ci_high": w["ci_high"], "t": w["t"], "df": w["df"], "test": "welch",
+                   "p_value": w["p_value"], "p_a_gt_b": math.nan, "p_a_gt_b_low": math.nan,
+                   "p_a_gt_b_high": math.nan}
+            if len(xa) >= MIN_SEEDS_FOR_PROB and len(xb) >= MIN_SEEDS_FOR_PROB:
+                p, lo, hi = prob_improvement_ci(xa, xb, confidence=confidence, n_boot=n_boot, seed=seed)
+                row.update(p_a_gt_b=p, p_a_gt_b_low=lo, p_a_gt_b_high=hi)
+            fam.append(row)
+        if fam:
+            p = np.array([r["p_value"] for r in fam], float)
+            padj, q = holm(p), benjamini_hochberg(p)
+            for r, pa, qq in zip(fam, padj, q, strict=True):
+                r.update(p_adjusted=float(pa), q_value=float(qq),
+                         significant=bool(not math.isnan(pa) and pa < alpha))
+            crows.extend(fam)
+    return (pd.DataFrame(srows, columns=[*SEEDS, "epoch"]),
+            pd.DataFrame(crows, columns=SEED_COMPARISONS))
