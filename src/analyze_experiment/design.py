@@ -126,37 +126,26 @@ def read_design(root: Path, diag: Diagnostics) -> tuple[Design, bool]:
     root = Path(root)
     yaml_path, md_path = root / YAML_NAME, root / MARKDOWN_NAME
     has_yaml, has_md = yaml_path.is_file(), md_path.is_file()
-    if has_yaml and has_md:
-        diag.warn(
-            md_path,
-            f"both {YAML_NAME} and {MARKDOWN_NAME} exist; the YAML document was used and the markdown one ignored",
-            severity="info",
-            stage=STAGE,
-        )
-    candidates = [(yaml_path, _read_yaml)] if has_yaml else []
+    if has_yaml:
+        design = _read_yaml(yaml_path, root, diag)
+        if design is not None:
+            if has_md:
+                diag.warn(
+                    md_path,
+                    f"both {YAML_NAME} and {MARKDOWN_NAME} exist; the YAML document was used and "
+                    "the markdown one ignored",
+                    severity="info",
+                    stage=STAGE,
+                )
+            return design, True
     if has_md:
-        candidates.append((md_path, _read_markdown))
-    for path, reader in candidates:
-        design = reader(path, root, diag)
-        if design is None:
-            continue
-        diag.act(
-            "READ_DESIGN",
-            f"Read the design document {path.name}",
-            details=[
-                f"Experiment: {design.name}",
-                f"Runs: {len(design.runs)} ({', '.join(r.name for r in design.runs) or 'none'})",
-                f"Variables: {', '.join(f'{k}={v}' for k, v in design.variables.items()) or 'none'}",
-                f"Tasks: {', '.join(design.tasks) or 'none'}",
-            ],
-            result=f"{len(design.runs)} runs, {len(design.variables)} variables",
-        )
-        return design, True
-    if not candidates:
-        diag.act(
-            "READ_DESIGN",
-            f"No {YAML_NAME} or {MARKDOWN_NAME} in the experiment directory",
-            result="every run directory with training or evaluation output is analysed; "
-            "parameters come from the run names",
-        )
+        design = _read_markdown(md_path, root, diag)
+        if design is not None:
+            if has_yaml:
+                diag.warn(
+                    md_path,
+                    f"{YAML_NAME} could not be used (see above); the design was read from {MARKDOWN_NAME}",
+                    stage=STAGE,
+                )
+            return design, True
     return Design(name=root.name), False

@@ -1,0 +1,430 @@
+"""Finding the runs of an experiment directory and the files that belong to each.
+
+Three layouts exist (DESIGN.md §1) and are told apart by what is on disk, never by
+asking:
+
+* ``oct2025``: ``experiment_summary.md``; ``<run>/slurm-*.out``; ``<run>/eval/logs/*.eval``.
+* ``early2026``: ``experiment_summary.yaml`` (skill logs in ``logs/``); training output in
+  ``<run>/`` or the checkpoint dir ``ck-out-<run>/``; ``<run>/eval/logs/*.eval``.
+* ``mid2026``: per-cell layout; ``<run>/artifacts/…``;
+  ``<run>/eval/<task>_epoch<N>/logs/*.eval`` (controls: ``<run>/eval/<task>/logs/``).
+
+Only directory listings are read (``os.scandir``, one level at a time), never checkpoint
+contents: a run directory with thousands of shards or a 10,000-file folder costs one
+listing. Symlinks are followed only while they stay inside the experiment and do not
+loop; everything else is reported and skipped.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.model import Design
+
+STAGE = "discover"
+
+IGNORED_DIRS = frozenset({"analysis", "logs", "__pycache__", "node_modules", "venv", ".venv"})
+"""Children of the experiment directory that are never runs (hidden dirs are skipped too):
+our own output, the skills' log folder, tooling."""
+
+CK_OUT_PREFIX = "ck-out-"
+"""Checkpoint/output directory of a run in the 2025/early-2026 scaffolding: ``ck-out-<run>``."""
+
+EVAL_DIR = "eval"
+ARTIFACTS_DIR = "artifacts"
+LOGS_DIR = "logs"
+EVAL_SUFFIX = ".eval"
+JSON_SUFFIX = ".json"
+
+NON_LOG_JSON = frozenset({"logs.json", "eval-set.json", "listing.json"})
+"""JSON files inspect-ai (or its bundles) keep next to logs that are not logs themselves."""
+
+WEIGHT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".gguf"})
+"""Model weights: never opened, never walked into."""
+
+SCAFFOLD_FILES = frozenset({"finetune.yaml", "setup_finetune.yaml", "finetune.slurm"})
+"""Files a scaffolded run holds before it has produced anything."""
+
+_SLURM_OUT = re.compile(r"^slurm-.*\.out$")
+_EPOCH_DIR = re.compile(r"^epoch_\d+$")
+_DISK_LOG = re.compile(r"^log_\d+\.txt$")
+
+MAX_EVAL_DEPTH = 4
+"""``eval/<cell>/logs/<file>`` is depth 3; one more level tolerates an extra folder."""
+
+JSON_SNIFF_BYTES = 4096
+
+
+@dataclass
+class RunLocation:
+    """Where one run's files are."""
+
+    name: str
+    run_dir: Path | None
+    """``<root>/<run>`` when it exists."""
+    training_dirs: list[Path] = field(default_factory=list)
+    """Other directories holding this run's training output (``ck-out-<run>`` at the root or
+    inside an outputs folder of the experiment); never ``run_dir`` itself."""
+    eval_files: list[Path] = field(default_factory=list)
+    """Every ``*.eval`` under ``<run>/eval/`` and every inspect ``*.json`` log in a ``logs/``
+    folder there, sorted."""
+
+
+@dataclass
+class Discovery:
+    """The runs found, the layout, and how disk and design disagree."""
+
+    layout: str
+    """``oct2025`` | ``early2026`` | ``mid2026`` | ``unknown``."""
+    runs: dict[str, RunLocation]
+    """In design order, then runs found only on disk, sorted by name."""
+    in_design_only: list[str]
+    """Designed runs with no directory, checkpoint directory or eval log."""
+    on_disk_only: list[str]
+    """Runs found on disk that the design does not list (empty when the design lists no
+    runs: then every run on disk is simply a run)."""
+
+
+class _Scanner:
+    """Directory listings under one root, with a file budget and symlink checks."""
+
+    def __init__(self, root: Path, diag: Diagnostics, max_files: int) -> None:
+        self.root = root
+        self.real_root = root.resolve()
+        self.diag = diag
+        self.max_files = max_files
+        self.seen = 0
+        self.exhausted = False
+        self.visited: set[Path] = set()
+
+    def entries(self, path: Path) -> list[os.DirEntry[str]]:
+        """The entries of ``path`` sorted by name ([] after a warning when unreadable)."""
+        if self.exhausted:
+            return []
+        try:
+            with os.scandir(path) as it:
+                out: list[os.DirEntry[str]] = []
+                for entry in it:
+                    self.seen += 1
+                    if self.seen > self.max_files:
+                        self.exhausted = True
+                        self.diag.warn(
+                            path,
+                            f"stopped looking for files after {self.max_files:,} directory entries; "
+                            "runs or logs beyond this point were not analysed",
+                            stage=STAGE,
+                        )
+                        break
+                    out.append(entry)
+        except OSError as exc:
+            self.diag.warn(
+                path,
+                f"the directory could not be listed ({exc.strerror or exc}); skipped",
+                severity="error",
+                stage=STAGE,
+            )
+            return []
+        return sorted(out, key=lambda e: e.name)
+
+    def usable(self, entry: os.DirEntry[str]) -> bool:
+        """False (with a warning) for symlinks that leave the experiment, dangle or loop."""
+        if not entry.is_symlink():
+            return True
+        try:
+            target = Path(entry.path).resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            reason = "loops" if "loop" in str(exc).lower() or isinstance(exc, RuntimeError) else "is broken"
+            self.diag.warn(entry.path, f"the symlink {reason}; not followed", stage=STAGE)
+            return False
+        if not target.is_relative_to(self.real_root):
+            self.diag.warn(
+                entry.path, "the symlink points outside the experiment directory; not followed", stage=STAGE
+            )
+            return False
+        return True
+
+    def enter(self, path: Path) -> bool:
+        """True the first time a (real) directory is entered: guards against symlink loops."""
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):
+            return False
+        if real in self.visited:
+            return False
+        self.visited.add(real)
+        return True
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
+
+
+@dataclass
+class _DirKind:
+    training: bool = False
+    eval: bool = False
+    scaffold: bool = False
+    report: bool = False
+    artifacts: bool = False
+
+    @property
+    def is_run(self) -> bool:
+        return (self.training or self.eval or self.scaffold) and not self.report
+
+
+def _classify(entries: list[os.DirEntry[str]]) -> _DirKind:
+    """What one listing of a child of the root says about it."""
+    kind = _DirKind()
+    names = {e.name for e in entries}
+    kind.report = {"summary.json", "report.md"} <= names
+    for e in entries:
+        if _is_dir(e):
+            if e.name == ARTIFACTS_DIR:
+                kind.training = kind.artifacts = True
+            elif e.name == EVAL_DIR:
+                kind.eval = True
+            elif _EPOCH_DIR.match(e.name):
+                kind.training = True
+        elif _SLURM_OUT.match(e.name) or _DISK_LOG.match(e.name):
+            kind.training = True
+        elif e.name in SCAFFOLD_FILES:
+            kind.scaffold = True
+    return kind
+
+
+def _looks_like_inspect_json(path: Path) -> bool:
+    """An inspect-ai JSON log starts with its ``version``/``status``/``eval`` header.
+
+    An empty file is kept (the log reader reports it as empty instead of it vanishing);
+    an unreadable one too (the reader reports why)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(JSON_SNIFF_BYTES)
+    except OSError:
+        return True
+    if not head.strip():
+        return True
+    return head.lstrip().startswith(b"{") and (b'"eval"' in head or b'"version"' in head)
+
+
+def _eval_files(scanner: _Scanner, eval_dir: Path) -> tuple[list[Path], bool]:
+    """Logs under ``<run>/eval`` and whether any sits in a per-cell ``eval/<cell>/logs``."""
+    found: list[Path] = []
+    per_cell = False
+    stack: list[tuple[Path, int]] = [(eval_dir, 0)]
+    while stack:
+        path, depth = stack.pop()
+        if not scanner.enter(path):
+            scanner.diag.warn(
+                path, "this directory was reached twice through symlinks; read once", stage=STAGE
+            )
+            continue
+        in_logs = path.name == LOGS_DIR
+        for e in scanner.entries(path):
+            if e.name.startswith(".") or not scanner.usable(e):
+                continue
+            p = Path(e.path)
+            if _is_dir(e):
+                if depth + 1 <= MAX_EVAL_DEPTH and not _EPOCH_DIR.match(e.name):
+                    stack.append((p, depth + 1))
+                    if depth == 1 and e.name == LOGS_DIR:
+                        per_cell = True
+                continue
+            if not _is_file(e) or p.suffix in WEIGHT_SUFFIXES:
+                continue
+            if p.suffix == EVAL_SUFFIX:
+                found.append(p)
+            elif p.suffix == JSON_SUFFIX and in_logs and e.name not in NON_LOG_JSON:
+                if _looks_like_inspect_json(p):
+                    found.append(p)
+                else:
+                    scanner.diag.warn(
+                        p,
+                        "JSON file in an eval logs folder is not an inspect-ai log; skipped",
+                        severity="info",
+                        stage=STAGE,
+                    )
+    return sorted(found), per_cell
+
+
+def _ck_out_dirs(scanner: _Scanner, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, Path]]:
+    for e in entries:
+        if (
+            e.name.startswith(CK_OUT_PREFIX)
+            and len(e.name) > len(CK_OUT_PREFIX)
+            and _is_dir(e)
+            and scanner.usable(e)
+        ):
+            yield e.name[len(CK_OUT_PREFIX) :], Path(e.path)
+
+
+def _layout(
+    design: Design,
+    root_names: set[str],
+    kinds: dict[str, _DirKind],
+    per_cell: bool,
+    flat_eval: bool,
+    has_ck_out: bool,
+) -> tuple[str, str]:
+    """The layout and the evidence that decided it."""
+    if any(k.artifacts for k in kinds.values()):
+        return "mid2026", "a run directory holds artifacts/"
+    if per_cell:
+        return "mid2026", "evaluation logs sit in per-cell folders <run>/eval/<cell>/logs/"
+    source = design.source or ""
+    if source.endswith(".yaml"):
+        return "early2026", "the design document is experiment_summary.yaml"
+    if source.endswith(".md"):
+        return "oct2025", "the design document is experiment_summary.md"
+    if (LOGS_DIR in root_names or has_ck_out) and flat_eval:
+        return "early2026", "no design document; a logs/ folder or ck-out-* directories with <run>/eval/logs/"
+    return "unknown", "no design document and no layout-specific folders"
+
+
+def discover(root: Path, design: Design, diag: Diagnostics, *, max_files: int = 200_000) -> Discovery:
+    """Runs and their files in the experiment directory ``root``.
+
+    A run is a child directory holding training output (``slurm-*.out``, ``artifacts/``,
+    ``epoch_N/``, DiskLogger ``log_N.txt``), evaluation output (``eval/``) or a scaffold
+    (``finetune.yaml``), or any child directory the design names; and any run whose only
+    trace is a ``ck-out-<run>`` directory. Design names are only ever matched against
+    names listed on disk, so a hostile name cannot reach outside ``root``.
+
+    Args:
+        root: the experiment directory.
+        design: the design (possibly without runs).
+        diag: receives unreadable directories, skipped symlinks and near-miss names.
+        max_files: directory entries to look at before giving up (with a warning).
+
+    Returns:
+        The layout, the runs in design order then on-disk-only runs sorted, and the
+        mismatches between design and disk.
+    """
+    root = Path(root)
+    scanner = _Scanner(root, diag, max_files)
+    scanner.enter(root)
+    designed = [r.name for r in design.runs]
+    designed_set = set(designed)
+
+    top = scanner.entries(root)
+    root_names = {e.name for e in top}
+    run_dirs: dict[str, Path] = {}
+    kinds: dict[str, _DirKind] = {}
+    ck_out: dict[str, list[Path]] = {}
+    ignored: list[str] = []
+    others: list[tuple[str, Path]] = []
+    stray_slurm = [e.name for e in top if _SLURM_OUT.match(e.name) and _is_file(e)]
+
+    for name, path in _ck_out_dirs(scanner, top):
+        ck_out.setdefault(name, []).append(path)
+    for e in top:
+        if e.name.startswith(".") or e.name in IGNORED_DIRS or e.name.startswith(CK_OUT_PREFIX):
+            if _is_dir(e) and not e.name.startswith(CK_OUT_PREFIX):
+                ignored.append(e.name)
+            continue
+        if not _is_dir(e) or not scanner.usable(e):
+            continue
+        path = Path(e.path)
+        if not scanner.enter(path):
+            diag.warn(path, "this directory is the same as another one (symlink); read once", stage=STAGE)
+            continue
+        kind = _classify(scanner.entries(path))
+        if kind.report:
+            ignored.append(e.name)
+            continue
+        if kind.is_run or e.name in designed_set:
+            run_dirs[e.name] = path
+            kinds[e.name] = kind
+        else:
+            others.append((e.name, path))
+    for _name, path in others:  # outputs folders holding ck-out-<run> directories
+        for run, ck in _ck_out_dirs(scanner, scanner.entries(path)):
+            ck_out.setdefault(run, []).append(ck)
+
+    evals: dict[str, list[Path]] = {}
+    per_cell = flat_eval = False
+    for name, path in run_dirs.items():
+        if kinds[name].eval:
+            files, cell = _eval_files(scanner, path / EVAL_DIR)
+            evals[name] = files
+            per_cell = per_cell or cell
+            flat_eval = flat_eval or any(p.parent == path / EVAL_DIR / LOGS_DIR for p in files)
+
+    on_disk = set(run_dirs) | set(ck_out)
+    extra = sorted(on_disk - designed_set)
+    runs: dict[str, RunLocation] = {}
+    for name in [*designed, *extra]:
+        if name in runs:
+            continue
+        runs[name] = RunLocation(
+            name=name,
+            run_dir=run_dirs.get(name),
+            training_dirs=sorted(ck_out.get(name, [])),
+            eval_files=evals.get(name, []),
+        )
+    in_design_only = [
+        n
+        for n in designed
+        if runs[n].run_dir is None and not runs[n].training_dirs and not runs[n].eval_files
+    ]
+    on_disk_only = extra if designed else []
+
+    for name in in_design_only:
+        close = difflib.get_close_matches(name, sorted(on_disk), n=1, cutoff=0.85)
+        if close:
+            diag.warn(
+                design.source,
+                f"designed run '{name}' has no directory, but '{close[0]}' on disk has a similar name; "
+                "they were not matched (names must be equal)",
+                severity="info",
+                stage=STAGE,
+            )
+    if stray_slurm:
+        diag.warn(
+            None,
+            f"{len(stray_slurm)} SLURM output file(s) at the top of the experiment directory "
+            f"({', '.join(stray_slurm[:5])}{', …' if len(stray_slurm) > 5 else ''}) are not inside a run "
+            "directory; not attributed to any run",
+            severity="info",
+            stage=STAGE,
+        )
+
+    layout, why = _layout(design, root_names, kinds, per_cell, flat_eval, bool(ck_out))
+    details = [f"layout: {layout} ({why})"]
+    if not designed:
+        details.append(
+            "the design lists no runs: every directory with training or evaluation output is a run"
+        )
+    details += [
+        f"{n}: run dir {'yes' if loc.run_dir else 'no'}, {len(loc.training_dirs)} checkpoint dir(s), "
+        f"{len(loc.eval_files)} eval log(s)"
+        for n, loc in runs.items()
+    ]
+    if ignored:
+        details.append(f"ignored folders: {', '.join(ignored)}")
+    if others:
+        details.append(f"folders without run output: {', '.join(n for n, _ in others)}")
+    diag.act(
+        "DISCOVER_FILES",
+        f"Looked for runs in {root.name}",
+        details=details,
+        result=f"{len(runs)} runs, {sum(len(r.eval_files) for r in runs.values())} eval logs, "
+        f"{scanner.seen:,} directory entries listed",
+    )
+    return Discovery(layout=layout, runs=runs, in_design_only=in_design_only, on_disk_only=on_disk_only)
