@@ -200,6 +200,17 @@ def _key(rec: dict[str, Any]) -> tuple[str, str, float]:
     return (rec["run"], rec["task"], -1.0 if e is None else float(e))
 
 
+_OLDEST = pd.Timestamp("1970-01-01", tz="UTC")
+
+
+def _recency(rec: dict[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp, str]:
+    """Sort key for "newest": ``eval.created`` (second resolution), then ``stats.completed_at``,
+    then the log path, so that ties are broken the same way on every run."""
+    created = rec["created"] if not pd.isna(rec["created"]) else _OLDEST
+    done = _created(rec["_completed_at"])
+    return created, (done if not pd.isna(done) else _OLDEST), rec["log"]
+
+
 def _choose(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
     """Mark ``used``/``note`` per log: newest success per key, else newest scored partial."""
     groups: dict[tuple[str, str, float], list[dict[str, Any]]] = {}
@@ -207,10 +218,7 @@ def _choose(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
         if rec.get("_read"):
             groups.setdefault(_key(rec), []).append(rec)
     for group in groups.values():
-        newest_first = sorted(
-            group, key=lambda r: (r["created"] if r["created"] is not pd.NaT else pd.Timestamp.min.tz_localize("UTC")),
-            reverse=True,
-        )
+        newest_first = sorted(group, key=_recency, reverse=True)
         success = [r for r in newest_first if r["status"] == "success"]
         partial = [r for r in newest_first if r["status"] != "success" and r["scored_samples"] > 0]
         chosen = success[0] if success else (partial[0] if partial else None)
@@ -305,6 +313,7 @@ def collect_evals(
             "source": info["source"],
             "error_message": info["error_message"],
             "_read": True,
+            "_completed_at": info["completed_at"],
             "_path": f.path,
         }  # fmt: skip
         payload[id(rec)] = res
@@ -325,6 +334,7 @@ def collect_evals(
     for rec in logs:
         rec.pop("_read", None)
         rec.pop("_path", None)
+        rec.pop("_completed_at", None)
 
     eval_logs = tables.frame(tables.EVAL_LOGS, logs)
     eval_scores = tables.frame(tables.EVAL_SCORES, score_rows)

@@ -424,6 +424,7 @@ def log_record(data: LogData) -> dict[str, Any]:
         "scored_samples": scored,
         **_usage_sum(usage_src),
         "duration_s": _duration(stats),
+        "completed_at": (stats or {}).get("completed_at"),
         "eval_epochs": eval_epochs,
         "format": data.format,
         "source": data.source,
