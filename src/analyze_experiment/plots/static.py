@@ -308,8 +308,7 @@ def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: l
         lost = int(((m.loc[r] == 0) & (ref[m.columns] == 1)).sum())
         ylabels.append(f"{r}  +{gained}/−{lost}")
     fig, ax = plt.subplots(figsize=(min(16, 2.5 + 0.12 * m.shape[1]), 1.2 + 0.4 * len(rows)))
-    cmap = ListedColormap(["#E69F00", "#0072B2"])
-    cmap.set_bad("white")
+    cmap = ListedColormap(["#E69F00", "#0072B2"]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype=float)), cmap=cmap, vmin=0, vmax=1, aspect="auto",
               interpolation="nearest")
     ax.set_yticks(range(len(rows)), ylabels)
