@@ -90,7 +90,8 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         a.seeds, a.seed_comparisons = seed_tables(values, configs, confidence=conf,
                                                   n_boot=options.n_bootstrap, seed=options.seed)
         ft = run_params[run_params["type"] == "fine-tuned"] if "type" in run_params.columns else run_params
-        a.effects = main_effects(values, ft.drop(columns=["type"], errors="ignore"), factors, conf)
+        a.effects = main_effects(values, ft.drop(columns=["type"], errors="ignore"), factors, conf,
+                                 families, configs)
         a.anova, a.anova_note = anova(values, ft.drop(columns=["type"], errors="ignore"), factors)
         a.diminishing = diminishing_returns(
             families, values, ft.drop(columns=["type"], errors="ignore"), factors, confidence=conf,

@@ -37,17 +37,37 @@ def final_epoch_values(values: pd.DataFrame) -> pd.DataFrame:
 
 
 def main_effects(
-    values: pd.DataFrame, runs: pd.DataFrame, variables: list[str], confidence: float = 0.95
+    values: pd.DataFrame,
+    runs: pd.DataFrame,
+    variables: list[str],
+    confidence: float = 0.95,
+    families: list[Family] | None = None,
+    configs: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Mean metric per level of each variable, with a t interval across runs.
+    """Mean metric per level of each variable (the marginal mean over the level's runs).
 
-    ``values`` holds one row per candidate (task, scorer, metric, run, epoch, value, n,
-    ci_low, ci_high). A level with one run keeps that run's own interval. When several
-    epochs were evaluated, ``epoch`` is reported as a variable too.
+    The interval depends on what varies: with seed replicates at the level, runs are the
+    unit (t interval across runs); otherwise the other variables' levels are fixed design
+    points, so the per-sample scores are averaged over the level's runs and the interval
+    is the t interval over samples (a single run keeps its own interval). ``values`` holds
+    one row per candidate (task, scorer, metric, run, epoch, value, n, ci_low, ci_high).
+    When several epochs were evaluated, ``epoch`` is reported as a variable too.
     """
     rows: list[dict[str, Any]] = []
     if values.empty:
         return pd.DataFrame(columns=EFFECTS)
+    fams = {(f.task, f.scorer, f.metric): f for f in families or []}
+    cfg = configs if configs is not None else pd.Series(dtype=object)
+
+    def scores(task: str, scorer: str, metric: str, lg: pd.DataFrame) -> pd.Series | None:
+        fam = fams.get((task, scorer, metric))
+        labels = [cfg.get(r) for r in lg["run"]]
+        if fam is None or (len(set(labels)) < len(labels) and None not in labels):
+            return None
+        keys = [(str(r), epoch_key(e)) for r, e in zip(lg["run"], lg["epoch"], strict=True)]
+        if not all(k in fam.scores for k in keys):
+            return None
+        return _level_scores(fam, keys)
     final = final_epoch_values(values).merge(runs, on="run", how="inner", suffixes=("", "_run"))
     for (task, scorer, metric), g in final.groupby(["task", "scorer", "metric"], sort=True):
         for var in variables:
@@ -57,13 +77,15 @@ def main_effects(
             if sub[var].nunique() < 2:
                 continue
             for level, lg in sorted(sub.groupby(var), key=lambda kv: _sort_key(kv[0])):
-                rows.append(_effect_row(task, scorer, metric, var, level, lg, confidence))
+                rows.append(_effect_row(task, scorer, metric, var, level, lg, confidence,
+                                        scores(task, scorer, metric, lg)))
     ep = values[pd.to_numeric(values["epoch"], errors="coerce").notna()]
     for (task, scorer, metric), g in ep.groupby(["task", "scorer", "metric"], sort=True):
         if g["epoch"].nunique() < 2:
             continue
         for level, lg in g.groupby("epoch", sort=True):
-            rows.append(_effect_row(task, scorer, metric, "epoch", int(level), lg, confidence))
+            rows.append(_effect_row(task, scorer, metric, "epoch", int(level), lg, confidence,
+                                    scores(task, scorer, metric, lg)))
     return pd.DataFrame(rows, columns=EFFECTS)
 
 
@@ -75,8 +97,11 @@ def _sort_key(v: Any) -> tuple[int, Any]:
 
 
 def _effect_row(task: str, scorer: str, metric: str, var: str, level: Any, lg: pd.DataFrame,
-                confidence: float) -> dict[str, Any]:
-    if len(lg) >= 2:
+                confidence: float, per_sample: pd.Series | None = None) -> dict[str, Any]:
+    if len(lg) >= 2 and per_sample is not None and len(per_sample) > 1:
+        iv = t_interval(per_sample.to_numpy(float), confidence)
+        lo, hi, mean = iv.ci_low, iv.ci_high, float(lg["value"].mean())
+    elif len(lg) >= 2:
         iv = t_interval(lg["value"].to_numpy(float), confidence)
         lo, hi, mean = iv.ci_low, iv.ci_high, iv.value
     else:

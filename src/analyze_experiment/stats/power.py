@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import math
 
-from statsmodels.stats.power import TTestPower
+from scipy import optimize, stats
+
+
+def paired_power(effect: float, n: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t-test for standardized effect ``effect`` (Cohen's d)
+    with ``n`` pairs: P(|T| > t₁₋α/₂) under the noncentral t with δ = d·√n, n − 1 df.
+    Equals statsmodels ``TTestPower().power``."""
+    dof = n - 1
+    crit = stats.t.ppf(1 - alpha / 2, dof)
+    nc = effect * math.sqrt(n)
+    p = float(stats.nct.sf(crit, dof, nc) + stats.nct.cdf(-crit, dof, nc))
+    if math.isnan(p):  # scipy's nct fails far in the tail; the normal limit is exact there
+        p = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+    return p
 
 
 def minimum_detectable_difference(
@@ -17,12 +30,14 @@ def minimum_detectable_difference(
     """Smallest true mean paired difference a two-sided paired t-test at ``alpha`` detects
     with probability ``power`` given ``n`` pairs whose differences have SD ``sd_diff``.
 
-    Solved on the noncentral t (statsmodels ``TTestPower``) and scaled back from Cohen's d;
+    Solved on the noncentral t (root of power(d) = target) and scaled back from Cohen's d;
     ≈ (z₁₋α/₂ + z_power)·sd_diff/√n for large n.
     """
     if n < 3 or not sd_diff or math.isnan(sd_diff):
         return math.nan
-    d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided")
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    upper = 3 * z / math.sqrt(n - 2) + 1.0
+    d = optimize.brentq(lambda e: paired_power(e, n, alpha) - power, 1e-9, upper, xtol=1e-14)
     return float(d) * float(sd_diff)
 
 
@@ -32,5 +47,13 @@ def samples_for_difference(
     """Pairs needed to detect a true difference ``target`` (inverse of the MDD)."""
     if not target or not sd_diff or math.isnan(sd_diff):
         return math.nan
-    n = TTestPower().solve_power(effect_size=target / sd_diff, nobs=None, alpha=alpha, power=power)
-    return float(math.ceil(n))
+    d = abs(target) / sd_diff
+    lo, hi = 3, 4
+    while paired_power(d, hi, alpha) < power:
+        lo, hi = hi, hi * 2
+        if hi > 10**9:
+            return math.nan
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if paired_power(d, mid, alpha) < power else (lo, mid)
+    return float(hi)
