@@ -94,8 +94,9 @@ def load_yaml(text: str) -> Any:
     Raises:
         YamlRefused: for syntax errors, unsafe tags, alias bombs and recursive aliases.
     """
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader already rejects control characters
         node = loader.get_single_node()
         if node is None:
             return None
@@ -108,7 +109,8 @@ def load_yaml(text: str) -> Any:
     except RecursionError:
         raise YamlRefused("it is nested too deeply to read") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _text(value: Any) -> str | None:
