@@ -376,6 +376,11 @@ def test_no_document(tmp_path: Path) -> None:
                     "&a [*a]",
                     "{run_1}",
                     "| ✓ epoch 0,1 |",
+                    "runs: {a: 1}",
+                    "controls: [1]",
+                    "variables: [1, {name: x}]",
+                    "  - {name: 3, params: [1]}",
+                    "| Factor | Levels |",
                 ]
             ),
             max_size=25,
