@@ -3,14 +3,11 @@ tables sort, hostile run names stay text."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from report_fixtures import EVIL, make_analysis, make_experiment  # noqa: E402
+from report_fixtures import EVIL, make_analysis, make_experiment
 
 pytestmark = pytest.mark.browser
 
