@@ -140,14 +140,25 @@ class _Scanner:
             target = Path(entry.path).resolve(strict=True)
         except (OSError, RuntimeError) as exc:
             reason = "loops" if "loop" in str(exc).lower() or isinstance(exc, RuntimeError) else "is broken"
-            self.diag.warn(entry.path, f"the symlink {reason}; not followed", stage=STAGE)
+            self.diag.warn(
+                entry.path, f"the symlink '{self.rel(entry.path)}' {reason}; not followed", stage=STAGE
+            )
             return False
         if not target.is_relative_to(self.real_root):
             self.diag.warn(
-                entry.path, "the symlink points outside the experiment directory; not followed", stage=STAGE
+                entry.path,
+                f"the symlink '{self.rel(entry.path)}' points outside the experiment directory; not followed",
+                stage=STAGE,
             )
             return False
         return True
+
+    def rel(self, path: str | Path) -> str:
+        """``path`` relative to the root *without* resolving symlinks (names the link itself)."""
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).name
 
     def enter(self, path: Path) -> bool:
         """True the first time a (real) directory is entered: guards against symlink loops."""
@@ -232,7 +243,9 @@ def _eval_files(scanner: _Scanner, eval_dir: Path) -> tuple[list[Path], bool]:
         path, depth = stack.pop()
         if not scanner.enter(path):
             scanner.diag.warn(
-                path, "this directory was reached twice through symlinks; read once", stage=STAGE
+                path,
+                f"'{scanner.rel(path)}' leads to a directory already read (symlink loop or alias); not read again",
+                stage=STAGE,
             )
             continue
         in_logs = path.name == LOGS_DIR
@@ -338,11 +351,16 @@ def discover(root: Path, design: Design, diag: Diagnostics, *, max_files: int = 
             if _is_dir(e) and not e.name.startswith(CK_OUT_PREFIX):
                 ignored.append(e.name)
             continue
-        if not _is_dir(e) or not scanner.usable(e):
+        linked_dir = e.is_symlink() and (_is_dir(e) or not os.path.exists(e.path))
+        if (linked_dir and not scanner.usable(e)) or not _is_dir(e):
             continue
         path = Path(e.path)
         if not scanner.enter(path):
-            diag.warn(path, "this directory is the same as another one (symlink); read once", stage=STAGE)
+            diag.warn(
+                path,
+                f"'{scanner.rel(path)}' is a symlink to a directory already read; not read again",
+                stage=STAGE,
+            )
             continue
         kind = _classify(scanner.entries(path))
         if kind.report:
