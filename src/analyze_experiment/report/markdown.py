@@ -21,7 +21,7 @@ TOC_MIN_SECTIONS = 4
 
 _SPECIAL = re.compile(r"([\\`*\[\]{}!~])")
 _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-_LINE_START = re.compile(r"^(\s*)(#|>|[-+](?=\s|$)|\d+[.)](?=\s|$)|[-=]+(?=\s*$))", re.MULTILINE)
+_LINE_START = re.compile(r"^(\s*)(?:(\d+)([.)])(?=\s|$)|(#|[-+](?=\s|$)|[-=]+(?=\s*$)))", re.MULTILINE)
 _NUMERIC = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?(\s.*)?$|^[<>]\d")
 _MISSING = "—"
 
@@ -42,15 +42,36 @@ def escape(text: object) -> str:
     >>> escape("<script>alert(1)</script> *x* a_b _c_")
     '&lt;script&gt;alert(1)&lt;/script&gt; \\\\*x\\\\* a_b \\\\_c\\\\_'
     """
-    s = escape_inline(text)
-    return _LINE_START.sub(lambda m: m.group(1) + "\\" + m.group(2), s)
+    return _escape_line_starts(escape_inline(text))
+
+
+def _escape_line_starts(s: str) -> str:
+    """Backslash the punctuation that would open a block (heading, list, quote, rule) at a line start.
+
+    Only ASCII punctuation is escaped (``1\\.``, not ``\\1.``): CommonMark shows a backslash
+    before anything else literally.
+    """
+    def repl(m: re.Match[str]) -> str:
+        if m.group(2) is not None:
+            return f"{m.group(1)}{m.group(2)}\\{m.group(3)}"
+        return f"{m.group(1)}\\{m.group(4)}"
+
+    return _LINE_START.sub(repl, s)
 
 
 def escape_cell(text: object) -> str:
-    """:func:`escape` for a table cell: pipes escaped, line breaks folded into spaces."""
+    """:func:`escape` for a table cell: pipes escaped, line breaks folded into spaces.
+
+    A cell is inline content, so block syntax at its start (``- x``, ``1. x``) needs no
+    escape there; list items and headings add it with :func:`escape_item`.
+    """
     s = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
-    s = escape_inline(s).replace("|", "\\|")
-    return "\\" + s if re.match(r"^(#|>|[-+](\s|$)|\d+[.)](\s|$))", s) else s
+    return escape_inline(s).replace("|", "\\|")
+
+
+def escape_item(text: object) -> str:
+    """One-line text that starts a list item or heading: a cell, plus line-start escapes."""
+    return _escape_line_starts(escape_cell(text))
 
 
 def _link_target(path: str) -> str | None:
@@ -120,7 +141,7 @@ def _block(block: object, plots_prefix: str) -> str:
     if isinstance(block, Paragraph):
         return escape(block.text)
     if isinstance(block, Bullets):
-        return "\n".join(f"- {escape_cell(item)}" for item in block.items)
+        return "\n".join(f"- {escape_item(item)}" for item in block.items)
     if isinstance(block, KeyValues):
         return "\n".join(f"- **{escape_cell(k)}:** {escape_cell(v)}" for k, v in block.items)
     if isinstance(block, Table):
@@ -130,7 +151,7 @@ def _block(block: object, plots_prefix: str) -> str:
         return "\n".join([*parts, markdown_table(block.df, block.links)])
     if isinstance(block, Figure):
         target = _link_target(f"{plots_prefix}{block.name}.png") or ""
-        alt = escape_cell(block.title).replace("[", "").replace("]", "")
+        alt = escape_cell(block.title)
         out = f"![{alt}]({target})"
         return out + (f"\n\n*{escape_cell(block.caption)}*" if block.caption else "")
     raise TypeError(f"unknown report block {type(block).__name__}")
@@ -139,7 +160,7 @@ def _block(block: object, plots_prefix: str) -> str:
 def _section(section: Section, slugs: dict[str, int], plots_prefix: str) -> list[str]:
     level = max(1, min(6, section.level))
     github_slug(section.title, slugs)
-    out = [f"{'#' * level} {escape_cell(section.title)}"]
+    out = [f"{'#' * level} {escape_item(section.title)}"]
     for b in section.blocks:
         if isinstance(b, Section):
             if not _is_empty(b):
@@ -155,7 +176,7 @@ def render_markdown(doc: ReportDoc, *, plots_prefix: str = "plots/") -> str:
     Empty sections are left out. Images link to ``plots/<name>.png`` relative to the report.
     """
     sections = [s for s in doc.sections if not _is_empty(s)]
-    parts = [f"# {escape_cell(doc.title)}", _block(doc.header, plots_prefix)]
+    parts = [f"# {escape_item(doc.title)}", _block(doc.header, plots_prefix)]
     slugs: dict[str, int] = {}
     github_slug(doc.title, slugs)
     if len(sections) >= TOC_MIN_SECTIONS:
