@@ -396,3 +396,53 @@ def test_read_design_never_raises(text: str, suffix: str) -> None:
         assert isinstance(design, Design)
         assert all(r.name for r in design.runs)
         assert isinstance(ok, bool)
+
+
+_RUN_NAME = st.from_regex(r"[A-Za-z][A-Za-z0-9.\-]{0,12}(_[a-z]+[0-9]{1,3})?", fullmatch=True)
+_PARAM = st.one_of(
+    st.integers(min_value=1, max_value=4096),
+    st.floats(min_value=1e-8, max_value=10, allow_nan=False).map(lambda x: float(f"{x:.3g}")),
+    st.none(),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    runs=st.dictionaries(
+        _RUN_NAME,
+        st.tuples(_PARAM, _PARAM, st.sampled_from(["Fine-tuned", "Control"])),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_markdown_all_runs_table_round_trip(runs: dict[str, tuple[object, object, str]]) -> None:
+    """Compose an All Runs table from runs, parse it back: the same runs, types and parameters."""
+    rows = [
+        f"| {name} | Llama-3.2-1B-Instruct | {'-' if rank is None else rank} | "
+        f"{'-' if lr is None else f'{lr:g}'} | {kind} | ~5min |"
+        for name, (rank, lr, kind) in runs.items()
+    ]
+    text = "\n".join(
+        [
+            "# Experiment: round_trip",
+            "",
+            "## All Runs",
+            "| Run Name | Model | LoRA Rank | Learning Rate | Type | Est. Time |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "experiment_summary.md").write_text(text, encoding="utf-8")
+        diag = Diagnostics(root=root)
+        design, ok = read_design(root, diag)
+    assert ok and design.name == "round_trip" and diag.warnings == []
+    expected = {
+        name: (
+            "fine-tuned" if kind == "Fine-tuned" else "control",
+            {k: v for k, v in (("lora_rank", rank), ("learning_rate", lr)) if v is not None},
+        )
+        for name, (rank, lr, kind) in runs.items()
+    }
+    assert _runs(design) == expected
