@@ -113,7 +113,10 @@ def test_parse_value_never_raises_and_keeps_unparsed_text(text: str) -> None:
         ("Llama-3.2-1B-Instruct_base", {}),
         ("Llama-3.2-1B_rank8_lr5e-5", {"lora_rank": 8, "learning_rate": 5e-05}),
         ("rank4-lr0.0001-bs8", {"lora_rank": 4, "learning_rate": 0.0001, "batch_size": 8}),
-        ("cap_alpha32_wd0.01_seed42_epochs3", {"lora_alpha": 32, "weight_decay": 0.01, "seed": 42, "epochs": 3}),
+        (
+            "cap_alpha32_wd0.01_seed42_epochs3",
+            {"lora_alpha": 32, "weight_decay": 0.01, "seed": 42, "epochs": 3},
+        ),
         ("Rank16_LR1e-4", {"lora_rank": 16, "learning_rate": 0.0001}),
         ("income_rank8_epoch1", {"lora_rank": 8}),
         ("frank8_clr1", {}),
@@ -131,9 +134,14 @@ def test_params_from_run_name(name: str, expected: dict[str, object]) -> None:
     lr_exp=st.integers(min_value=1, max_value=8),
     sep=st.sampled_from(["_", "-"]),
 )
-def test_params_from_run_name_round_trip(model: str, rank: int, lr_mantissa: int, lr_exp: int, sep: str) -> None:
+def test_params_from_run_name_round_trip(
+    model: str, rank: int, lr_mantissa: int, lr_exp: int, sep: str
+) -> None:
     name = sep.join(p for p in (model, f"rank{rank}", f"lr{lr_mantissa}e-{lr_exp}") if p)
-    assert params_from_run_name(name) == {"lora_rank": rank, "learning_rate": float(f"{lr_mantissa}e-{lr_exp}")}
+    assert params_from_run_name(name) == {
+        "lora_rank": rank,
+        "learning_rate": float(f"{lr_mantissa}e-{lr_exp}"),
+    }
 
 
 @pytest.mark.parametrize(
