@@ -61,7 +61,7 @@ def filter_table(df: pd.DataFrame, *, metric: str | None = None, task: str | Non
 
 def best_table(analysis: Analysis) -> pd.DataFrame:
     """``analysis.best`` as a table (one row per task x scorer x metric)."""
-    rows = [{**asdict(b), "tied_with": ", ".join(b.tied_with)} for b in analysis.best]
+    rows = [{**asdict(b), "tied_with": ", ".join(b.tied_with) or None} for b in analysis.best]
     cols = ["task", "scorer", "metric", "run", "epoch", "value", "ci_low", "ci_high", "clear_winner", "reason",
             "tied_with"]
     return pd.DataFrame(rows, columns=cols)
