@@ -312,6 +312,21 @@ def test_markdown_ragged_rows_warn_and_keep_what_parses(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("title", "name"),
+    [
+        ("# Experiment: cap_sweep", "cap_sweep"),
+        ("# Experiment Summary: cap_sweep", "cap_sweep"),
+        ("# cap_sweep", "cap_sweep"),
+        ("# Experiment: {experiment_name}", "dir_name"),
+        ("## Overview", "dir_name"),
+    ],
+)
+def test_markdown_title(tmp_path: Path, title: str, name: str) -> None:
+    root = _experiment(tmp_path, text=f"{title}\n\ntext\n", target="experiment_summary.md", name="dir_name")
+    assert _read(root)[0].name == name
+
+
 def test_markdown_without_runs_table(tmp_path: Path) -> None:
     root = _experiment(tmp_path, text="# My sweep\n\nJust notes.\n", target="experiment_summary.md")
     design, ok, diag = _read(root)

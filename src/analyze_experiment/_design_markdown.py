@@ -202,7 +202,7 @@ def _clean(text: str | None) -> str | None:
 def _title_name(title: str | None) -> str | None:
     if not title:
         return None
-    name = re.sub(r"^experiment\s*:\s*", "", title, flags=re.IGNORECASE).strip()
+    name = re.sub(r"^experiment(?:\s+summary)?\s*:\s*", "", title, flags=re.IGNORECASE).strip()
     return _clean(name)
 
 
