@@ -1,0 +1,742 @@
+"""Streaming reader of torchtune training output: SLURM/stdout captures and DiskLogger files.
+
+A SLURM file of a long run is mostly progress-bar frames (one ``\\r`` frame per redraw, for
+days), so the bar is located and decoded with vectorised byte operations on large binary
+chunks (numpy over the raw buffer), and only the rare other text — log lines, ``Step N |``
+lines, SLURM messages, text glued onto a frame — goes through per-line Python regexes.
+Memory is bounded per file: one chunk plus the per-step results (last frame per global
+step). A line without line break is kept up to :data:`MAX_SEGMENT` bytes; the rest of it
+is skipped with a warning.
+
+Format facts this relies on are in ``docs/training.md`` (from FORMATS.md): the bar
+description is ``{epoch}|{global_step}|Loss: {loss}`` with a 1-based epoch; stale frames
+repeat the previous description, so the last frame per global step wins; everything may be
+glued to an unterminated frame.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import orjson
+import yaml
+
+from analyze_experiment.sources.slurm import Event, classify_line
+
+CHUNK_SIZE = 8 << 20
+"""Bytes read per chunk."""
+MAX_SEGMENT = 1 << 20
+"""Longest line (between ``\\r``/``\\n``) kept; longer lines keep their first MAX_SEGMENT bytes."""
+MAX_CONFIG_LINES = 5000
+
+_PAD = 48  # separator bytes around each block so fixed windows never leave the buffer
+_PADB = b"\n" * _PAD
+_STEP_DIGITS = 10
+_EPOCH_DIGITS = 6
+_LOSS_WIDTH = 26
+
+# ---- line patterns (applied to decoded text after the bar frames are removed) ----------
+_ANSI_RE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_LOGGER_PREFIX_RE = re.compile(r"^(?:\[[^\]\s]{1,40}\]: ?)?(?:(?:DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]+:)?")
+_NUM = r"nan|NaN|-?inf|[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+BAR_RE = re.compile(
+    r"(?P<epoch>\d+)\|(?P<step>\d+)\|Loss: (?P<loss>" + _NUM + r")"
+    r"(?::\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)"
+    r" \[(?P<elapsed>[\d:]+)<(?P<remaining>[\d:?]+),\s*(?P<rate>[\d.?]+)(?P<unit>it/s|s/it)\])?"
+)
+"""One progress-bar frame with a description (the tail is optional: frames can be cut)."""
+_BAR_STRIP_RE = re.compile(
+    r"(?:\d+\|\d+(?:\|Loss: [^:\r\n]*)?: *)?\d+%\|[^|\r\n]*\|\s*\d+/\d+ \[[^\]\r\n]*\]"
+)
+STEP_RE = re.compile(r"Step (?P<step>\d+) \| (?P<rest>[^\r\n]*)")
+"""A metric-logger line ``Step N | key:value key:value `` (StdoutLogger or DiskLogger)."""
+_KV_RE = re.compile(r"([^\s:|]+):(\S+)(\s|$)")
+_BANNER_RE = re.compile(r"Running (?P<recipe>\w+) with resolved config:")
+_WRITING_RE = re.compile(r"Writing logs to (?P<path>\S+)")
+_MEMORY_RE = re.compile(
+    r"(?P<device>\w+) peak memory (?P<kind>allocation|alloc|reserved|active): (?P<value>[\d.]+) (?P<unit>GiB|GB)"
+)
+_CKPT_SIZE_RE = re.compile(
+    r"(?P<kind>Model|Adapter|Recipe) checkpoint of size (?P<size>[\d.]+) (?P<unit>GiB|GB) saved to (?P<path>\S+)"
+)
+_CKPT_DIR_RE = re.compile(r"Model checkpoint saved to (?P<path>\S+)")
+_CKPT_TIME_RE = re.compile(
+    r"Checkpoint saved in (?P<s>[\d.]+) seconds|Saving (?:asynchronous )?checkpoint took (?P<s2>[\d.]+) secs"
+)
+_CKPT_START_RE = re.compile(r"Starting checkpoint save|Saving checkpoint\. This may take")
+_FINAL_RE = re.compile(r"Saving final epoch checkpoint\.")
+_NPROC_RE = re.compile(r"--nproc[_-]per[_-]node[ =](?P<n>\d+)|Using nproc_per_node=(?P<n2>\d+)")
+_RANK_RE = re.compile(r"^\[rank(?P<r>\d+)\]:")
+_WANDB_SUMMARY_RE = re.compile(r"wandb: Run summary:")
+_WANDB_KV_RE = re.compile(r"wandb:\s+(?P<key>\S+)\s+(?P<value>\S+)\s*$")
+_EPOCH_IN_PATH_RE = re.compile(r"(?:^|/)(?:epoch|step)_(?P<e>\d+)(?:/|$)|_(?P<e2>\d+)\.(?:pt|bin|safetensors)$")
+_TIME_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)$")
+_NOISE_BAR_RE = re.compile(r"\s*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]\s*")
+_TORCHTUNE_HINTS = ("torchtune", "resolved config", "Loss:", "Step ", "checkpoint", "Writing logs to")
+
+_UNIT_GIB = {"GiB": 1.0, "GB": 1e9 / 2**30}
+
+
+def parse_elapsed(text: str) -> float | None:
+    """tqdm's ``MM:SS`` / ``H:MM:SS`` as seconds.
+
+    >>> parse_elapsed("01:55"), parse_elapsed("1:02:03"), parse_elapsed("?")
+    (115.0, 3723.0, None)
+    """
+    m = _TIME_RE.match(text)
+    if not m:
+        return None
+    return float(int(m.group("h") or 0) * 3600 + int(m.group("m")) * 60 + int(m.group("s")))
+
+
+def parse_value(text: str) -> float | str:
+    """A metric value: Python float repr → float (``nan``/``inf`` kept), anything else as text."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_step_line(line: str, *, terminated: bool = True) -> tuple[int, dict[str, Any]] | None:
+    """``Step N | k:v k:v `` → (N, {k: v}).
+
+    A value is trusted only when a space (or, for a ``terminated`` line, the line end)
+    follows it, so a line cut at a kill or a buffer boundary never yields a truncated number.
+
+    >>> parse_step_line("Step 3 | loss:4.9 lr:2e-05 tokens_per_second_per_gpu:3497.3 ")
+    (3, {'loss': 4.9, 'lr': 2e-05, 'tokens_per_second_per_gpu': 3497.3})
+    >>> parse_step_line("Step 3 | loss:4.9 lr:2e-0", terminated=False)
+    (3, {'loss': 4.9})
+    """
+    m = STEP_RE.search(line)
+    if not m:
+        return None
+    rest = m.group("rest")
+    values: dict[str, Any] = {}
+    for km in _KV_RE.finditer(rest):
+        if not km.group(3) and not terminated:
+            continue
+        values[km.group(1)] = parse_value(km.group(2))
+    if not values:
+        return None
+    return int(m.group("step")), values
+
+
+# ---------------------------------------------------------------------------------------
+@dataclass
+class EpochInfo:
+    """What the bar says about one epoch (``epoch`` is the bar's 1-based number)."""
+
+    epoch: int
+    total: int | None = None
+    elapsed_s: float | None = None
+    """Elapsed at the first frame that reached total/total (later redraws include the checkpoint)."""
+    complete: bool = False
+    last_n: int | None = None
+    last_elapsed_s: float | None = None
+
+
+@dataclass
+class Checkpoint:
+    """One ``… checkpoint of size X GB|GiB saved to …`` / ``Model checkpoint saved to`` line."""
+
+    kind: str
+    path: str
+    size_gib: float | None
+    epoch: int | None
+    """0-based epoch from the path (``epoch_N``, ``*_N.pt``) or the bar, None when unknown."""
+
+
+@dataclass
+class SlurmOutput:
+    """Everything read from one SLURM/stdout capture of a torchtune run."""
+
+    path: Path
+    n_bytes: int = 0
+    bar_step: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    bar_epoch: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """1-based, as printed."""
+    bar_loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float64))
+    bar_frames: int = 0
+    """Frames with a description seen (before keeping the last per step)."""
+    epochs: dict[int, EpochInfo] = field(default_factory=dict)
+    stdout_steps: dict[int, dict[str, Any]] = field(default_factory=dict)
+    recipe: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    config_error: str | None = None
+    memory_init: dict[str, float] = field(default_factory=dict)
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+    checkpoint_s: dict[int, float] = field(default_factory=dict)
+    """0-based epoch → seconds spent saving its checkpoint."""
+    final_checkpoint: str | None = None
+    final_checkpoint_offset: int | None = None
+    wandb_summary: dict[str, float | str] = field(default_factory=dict)
+    disk_log_names: list[str] = field(default_factory=list)
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    """(byte offset, event) in file order."""
+    n_gpus: int | None = None
+    n_gpus_source: str | None = None
+    ranks: set[int] = field(default_factory=set)
+    long_lines: int = 0
+    last_offset: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def looks_like_torchtune(self) -> bool:
+        """True when anything torchtune-specific was seen."""
+        return bool(
+            len(self.bar_step) or self.stdout_steps or self.recipe or self.checkpoints or self.disk_log_names
+        )
+
+
+# ---- vectorised bar scanning -------------------------------------------------------------
+_LOSS_TAG = int.from_bytes(b"|Loss: ", "little")  # 7 bytes, compared under a 56-bit mask
+_MASK7 = (1 << 56) - 1
+_POW10_LD = np.array([np.longdouble(10) ** i for i in range(28)], dtype=np.longdouble)
+_NAN_TAGS = {b"nan:": math.nan, b"inf:": math.inf}
+
+
+def _u64_view(a: np.ndarray) -> np.ndarray:
+    """Every byte offset of ``a`` as an (unaligned) little-endian uint64: 8-byte compares in one gather."""
+    return np.ndarray(shape=(len(a) - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+
+
+def _trailing_int(a: np.ndarray, end: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Value and length of the run of ASCII digits that ends just before each ``end``."""
+    val = np.zeros(len(end), np.int64)
+    k = np.zeros(len(end), np.int64)
+    run = np.ones(len(end), bool)
+    for j in range(1, width + 1):
+        d = a[end - j] - np.uint8(48)
+        run &= d <= 9
+        if not run.any():
+            break
+        val += np.where(run, d.astype(np.int64) * 10 ** (j - 1), 0)
+        k += run
+    return val, k
+
+
+def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse the plain decimal (``4.921807289123535``) that starts at each ``start`` and ends at ``:``.
+
+    Exact: the digits form an integer mantissa M (≤ 18 digits) and a power of ten; M/10^k is
+    computed in extended precision and rounded once to float64, except where that rounding
+    could be a double rounding (extended result on a float64 midpoint). Those rows, and every
+    row that is not a plain unsigned decimal (``nan``, ``inf``, ``-1.5``, ``1e-05``, odd text),
+    come back with ``exact=False`` for Python's ``float``. Returns (values, exact,
+    terminated), ``terminated`` meaning a ``:`` ended the text within ``width`` bytes.
+    """
+    n = len(start)
+    M = np.zeros(n, np.int64)
+    nd = np.zeros(n, np.int64)
+    frac = np.zeros(n, np.int64)
+    active = np.ones(n, bool)
+    term = np.zeros(n, bool)
+    other = np.zeros(n, bool)
+    dot = np.zeros(n, bool)
+    for j in range(width):
+        c = a[start + j]
+        colon = c == 58
+        term |= active & colon
+        active &= ~colon
+        if not active.any():
+            break
+        d = c - np.uint8(48)
+        isd = active & (d <= 9)
+        M = np.where(isd, M * 10 + d, M)
+        nd += isd
+        frac += isd & dot
+        is_dot = active & (c == 46)
+        other |= (active & ~isd & ~is_dot) | (is_dot & dot)
+        dot |= is_dot
+    ok = term & ~other & (nd > 0) & (nd <= 18)
+    Mld = M.astype(np.longdouble)
+    ld = Mld / _POW10_LD[np.minimum(frac, 27)]
+    d64 = ld.astype(np.float64)
+    r = np.abs(ld - d64.astype(np.longdouble))
+    ok &= r < np.spacing(d64).astype(np.longdouble) * np.longdouble(0.4995)
+    return d64, ok, term
+
+
+@dataclass
+class _Block:
+    """Result of scanning one block (positions are offsets into the padded block)."""
+
+    pos: np.ndarray
+    step: np.ndarray
+    epoch: np.ndarray
+    loss: np.ndarray
+    text_segments: list[tuple[int, int]]
+    frames: int
+    seps: np.ndarray
+
+
+def _scan_block(data: bytes) -> _Block:
+    """Find every bar description in ``data`` (padded with separators) and the text segments.
+
+    Frames are located with one byte compare plus one 8-byte compare per candidate; runs of
+    frames with the same description (stale redraws) are collapsed to their last frame before
+    anything is decoded. A segment is the text between two ``\\r``/``\\n``: segments that hold
+    only bar frames (optionally behind a ``prefix:``, optionally followed by padding or
+    ``ESC[A``) are done; every other non-empty segment is returned for line-level parsing.
+    """
+    a = np.frombuffer(data, np.uint8)
+    u64 = _u64_view(a)
+    cand = np.flatnonzero(a == 76)  # 'L'
+    cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
+    lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG] + 1 - 1
+    frames_all = lpos
+    # collapse stale redraws: consecutive frames whose 8 bytes before "|Loss" are equal
+    if len(lpos) > 1:
+        key = u64[lpos - 9]
+        keep = np.ones(len(lpos), bool)
+        keep[:-1] = key[1:] != key[:-1]
+        # a frame glued to the next one is kept whole (its segment may hold other text)
+        lpos = lpos[keep]
+    q = lpos - 1
+    step, ks = _trailing_int(a, q, _STEP_DIGITS)
+    good = (ks > 0) & (ks < _STEP_DIGITS) & (a[q - ks - 1] == 124)
+    q2 = q - ks - 1
+    epoch, ke = _trailing_int(a, q2, _EPOCH_DIGITS)
+    good &= (ke > 0) & (ke < _EPOCH_DIGITS)
+    loss, exact, term = parse_decimals(a, lpos + 6, _LOSS_WIDTH)
+    good &= term
+    slow = np.flatnonzero(good & ~exact)
+    for i in slow.tolist():
+        v0 = int(lpos[i]) + 6
+        text = data[v0 : data.find(b":", v0)]
+        try:
+            loss[i] = float(text)
+        except ValueError:
+            good[i] = False
+    lpos, step, epoch, ks, ke, loss = lpos[good], step[good], epoch[good], ks[good], ke[good], loss[good]
+
+    # segments and which of them need line-level parsing
+    seps = np.flatnonzero((a == 10) | (a == 13))
+    starts = seps[:-1] + 1
+    ends = seps[1:]
+    nseg = len(ends)
+    has_bar = np.zeros(nseg, bool)
+    dirty = np.zeros(nseg, bool)
+    if len(frames_all):
+        fidx = np.searchsorted(seps, frames_all) - 1
+        has_bar[fidx] = True
+        if len(fidx) > 1:  # several frames in one segment: the later ones are glued on
+            dup = np.zeros(len(fidx), bool)
+            dup[1:] = fidx[1:] == fidx[:-1]
+            dirty[fidx[dup]] = True
+    if len(lpos):
+        sidx = np.searchsorted(seps, lpos) - 1
+        frame_start = lpos - 1 - ks - 1 - ke
+        clean_start = (frame_start == starts[sidx]) | (a[frame_start - 1] == 58)
+        dirty[sidx[~clean_start]] = True
+    bar_segs = np.flatnonzero(has_bar)
+    if len(bar_segs):  # common endings: "…it/s]" and "…it/s]ESC[A"; the rest checked in full
+        e = ends[bar_segs]
+        fast = (a[e - 1] == 93) | ((a[e - 1] == 65) & (a[e - 2] == 91) & (a[e - 3] == 27) & (a[e - 4] == 93))
+        bar_segs = bar_segs[~fast]
+    if len(bar_segs):
+        e = ends[bar_segs]
+        tail = a[e[:, None] - np.arange(1, 17)]
+        non_trail = ~_TRAIL_CHARS[tail]
+        first = np.argmax(non_trail, axis=1)
+        last_char = tail[np.arange(len(e)), first]
+        clean_end = non_trail.any(axis=1) & (last_char == 93)  # ']'
+        dirty[bar_segs[~clean_end]] = True
+    lengths = ends - starts
+    need = np.flatnonzero(((~has_bar) & (lengths > 0)) | dirty)
+    text_segments = list(zip(starts[need].tolist(), ends[need].tolist(), strict=True))
+    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), seps)
+
+
+_TRAIL_CHARS = np.zeros(256, bool)
+for _c in b" \x1b[A\t":
+    _TRAIL_CHARS[_c] = True
+
+
+def _float_or_nan(b: bytes) -> float:
+    try:
+        return float(b)
+    except ValueError:
+        return math.nan
+
+
+def _dedupe_last(step: np.ndarray, *cols: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Keep the last occurrence of each step (later frames win), sorted by step."""
+    if len(step) < 2:
+        return (step, *cols)
+    run_end = np.ones(len(step), bool)
+    run_end[:-1] = step[1:] != step[:-1]
+    if not run_end.all():
+        step, cols = step[run_end], tuple(c[run_end] for c in cols)
+    if bool(np.all(step[1:] > step[:-1])):
+        return (step, *cols)
+    rev = step[::-1]
+    _, idx = np.unique(rev, return_index=True)
+    keep = len(step) - 1 - idx
+    return (step[keep], *(c[keep] for c in cols))
+
+
+# ---- line-level parsing --------------------------------------------------------------------
+class _LineParser:
+    """State machine over the non-bar text of one file (config banner, wandb summary …)."""
+
+    def __init__(self, out: SlurmOutput) -> None:
+        self.out = out
+        self.in_config = False
+        self.config_lines: list[str] = []
+        self.config_started = False
+        self.in_wandb = False
+        self.ckpt_epoch: int | None = None
+        self.config_done = False
+
+    def feed(self, raw: str, offset: int, bar_epoch: int | None, terminated: bool, blank_before: bool) -> None:
+        """One segment of text; ``bar_epoch`` is the 1-based epoch of the last frame before it."""
+        text = _ANSI_RE.sub("", raw)
+        if self.in_config and self._config_line(text, blank_before):
+            return
+        if "|" in text and "%|" in text:
+            text = _BAR_STRIP_RE.sub("\n", text)
+        for piece in text.split("\n"):
+            if piece.strip():
+                self._line(piece, offset, bar_epoch, terminated)
+
+    def _config_line(self, text: str, blank_before: bool) -> bool:
+        """Collect YAML lines of the banner; True when ``text`` was consumed."""
+        if not self.config_started:
+            if not text.strip():
+                return True
+            self.config_started = True
+        elif blank_before or len(self.config_lines) >= MAX_CONFIG_LINES:
+            self._finish_config()
+            return False
+        self.config_lines.append(text.rstrip())
+        return True
+
+    def _finish_config(self) -> None:
+        self.in_config = False
+        if self.config_done:
+            self.config_lines = []
+            return
+        self.config_done = True
+        text = "\n".join(self.config_lines)
+        self.config_lines = []
+        try:
+            cfg = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            self.out.config_error = f"the resolved-config banner is not valid YAML ({str(exc).splitlines()[0]})"
+            return
+        if isinstance(cfg, dict):
+            self.out.config = cfg
+        else:
+            self.out.config_error = "the resolved-config banner is not a YAML mapping"
+
+    def finish(self) -> None:
+        if self.in_config:
+            self._finish_config()
+
+    def _line(self, line: str, offset: int, bar_epoch: int | None, terminated: bool) -> None:
+        out = self.out
+        rm = _RANK_RE.match(line)
+        if rm:
+            out.ranks.add(int(rm.group("r")))
+        body = _LOGGER_PREFIX_RE.sub("", line, count=1)
+        ev = classify_line(line)
+        if ev is not None:
+            out.events.append((offset, ev))
+            return
+        if "Step " in body:
+            parsed = parse_step_line(body, terminated=terminated)
+            if parsed:
+                step, values = parsed
+                out.stdout_steps.setdefault(step, {}).update(values)
+                return
+        if self.in_wandb:
+            m = _WANDB_KV_RE.match(body)
+            if m:
+                out.wandb_summary[m.group("key")] = parse_value(m.group("value"))
+                return
+            self.in_wandb = False
+        m = _BANNER_RE.search(body)
+        if m:
+            if out.recipe is None:
+                out.recipe = m.group("recipe")
+            self.in_config = True
+            self.config_started = False
+            return
+        if _WANDB_SUMMARY_RE.search(body):
+            self.in_wandb = True
+            return
+        m = _WRITING_RE.search(body)
+        if m:
+            out.disk_log_names.append(m.group("path"))
+            return
+        m = _MEMORY_RE.search(body)
+        if m:
+            out.memory_init[{"allocation": "alloc"}.get(m.group("kind"), m.group("kind"))] = float(m.group("value")) * _UNIT_GIB[m.group("unit")]
+            return
+        m = _CKPT_SIZE_RE.search(body) or _CKPT_DIR_RE.search(body)
+        if m:
+            path = m.group("path")
+            pm = _EPOCH_IN_PATH_RE.search(path.rstrip("/"))
+            epoch = None
+            if pm and "recipe_state" not in path:
+                epoch = int(pm.group("e") or pm.group("e2"))
+                if epoch < 0:
+                    epoch = None
+            if epoch is None and bar_epoch is not None:
+                epoch = bar_epoch - 1
+            kind = m.groupdict().get("kind") or "Model"
+            size = m.groupdict().get("size")
+            gib = float(size) * _UNIT_GIB[m.group("unit")] if size else None
+            out.checkpoints.append(Checkpoint(kind, path, gib, epoch))
+            if kind != "Recipe" and epoch is not None:
+                self.ckpt_epoch = epoch
+            return
+        if _CKPT_START_RE.search(body):
+            self.ckpt_epoch = bar_epoch - 1 if bar_epoch is not None else None
+            return
+        m = _CKPT_TIME_RE.search(body)
+        if m:
+            seconds = float(m.group("s") or m.group("s2"))
+            epoch = self.ckpt_epoch if self.ckpt_epoch is not None else (bar_epoch - 1 if bar_epoch else None)
+            if epoch is not None:
+                out.checkpoint_s[epoch] = out.checkpoint_s.get(epoch, 0.0) + seconds
+            return
+        if _FINAL_RE.search(body):
+            out.final_checkpoint = body.strip()[:300]
+            out.final_checkpoint_offset = offset
+            return
+        m = _NPROC_RE.search(body)
+        if m:
+            out.n_gpus = int(m.group("n") or m.group("n2"))
+            out.n_gpus_source = "torchrun nproc_per_node"
+
+
+def _bar_frames_in(text: str) -> Iterator[re.Match[str]]:
+    return BAR_RE.finditer(_ANSI_RE.sub("", text))
+
+
+def _note_epoch_frames(out: SlurmOutput, text: str, *, last: bool) -> None:
+    """Record totals/elapsed of the bar frames in ``text`` (the 100 % ones, or the last one)."""
+    frames = [m for m in _bar_frames_in(text) if m.group("n")]
+    if last:
+        frames = frames[-1:]
+    for m in frames:
+        e = int(m.group("epoch"))
+        info = out.epochs.setdefault(e, EpochInfo(e))
+        n, total = int(m.group("n")), int(m.group("total"))
+        elapsed = parse_elapsed(m.group("elapsed"))
+        info.total = total
+        if n >= total and not info.complete:
+            info.complete = True
+            info.elapsed_s = elapsed
+        if (last or n >= total) and (info.last_n is None or n >= info.last_n):
+            info.last_n = n
+            info.last_elapsed_s = elapsed
+
+
+def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE) -> SlurmOutput:
+    """Read one SLURM/stdout capture. Never raises for bad content; OSError propagates."""
+    out = SlurmOutput(path=Path(path))
+    with open(path, "rb") as fh:
+        _read_stream(fh, out, chunk_size)
+    return out
+
+
+def read_slurm_bytes(data: bytes, path: str | Path = "<bytes>", *, chunk_size: int = CHUNK_SIZE) -> SlurmOutput:
+    """Same as :func:`read_slurm_output` over bytes in memory (tests, fuzzing)."""
+    import io
+
+    out = SlurmOutput(path=Path(path))
+    _read_stream(io.BytesIO(data), out, chunk_size)
+    return out
+
+
+def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
+    parser = _LineParser(out)
+    steps: list[np.ndarray] = []
+    epochs: list[np.ndarray] = []
+    losses: list[np.ndarray] = []
+    carry = b""
+    carry_offset = 0  # file offset of carry[0]
+    skipping = False  # inside an over-long line: drop bytes up to the next separator
+    last_epoch: int | None = None
+    total = 0
+    while True:
+        chunk = fh.read(chunk_size)
+        eof = not chunk
+        total += len(chunk)
+        if skipping and chunk:
+            cut = _first_sep(chunk)
+            if cut < 0:
+                carry_offset += len(chunk)
+                continue
+            carry_offset += cut
+            chunk = chunk[cut:]
+            skipping = False
+        buf = carry + chunk
+        if eof:
+            body, rest = buf, b""
+        else:
+            cut = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
+            if cut < 0:
+                if len(buf) <= MAX_SEGMENT:
+                    carry = buf
+                    continue
+                out.long_lines += 1
+                body, rest = buf[:MAX_SEGMENT], b""
+                skipping = True
+            else:
+                body, rest = buf[: cut + 1], buf[cut + 1 :]
+        if body:
+            last_epoch = _process_block(out, parser, body, carry_offset, last_epoch, steps, epochs, losses,
+                                        terminated_at_eof=eof)
+        if skipping:
+            carry_offset += len(buf)
+            carry = b""
+        else:
+            carry_offset += len(body)
+            carry = rest
+        if eof:
+            break
+    parser.finish()
+    out.n_bytes = total
+    out.last_offset = total
+    if steps:
+        s, e, lo = np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses)
+        out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(s, e, lo)
+
+
+def _first_sep(chunk: bytes) -> int:
+    cands = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+    return min(cands) if cands else -1
+
+
+def _process_block(
+    out: SlurmOutput,
+    parser: _LineParser,
+    body: bytes,
+    offset: int,
+    last_epoch: int | None,
+    steps: list[np.ndarray],
+    epochs: list[np.ndarray],
+    losses: list[np.ndarray],
+    *,
+    terminated_at_eof: bool,
+) -> int | None:
+    data = _PADB + body + _PADB
+    blk = _scan_block(data)
+    out.bar_frames += blk.frames
+    if len(blk.step):
+        # keep only the last frame of each run of equal steps (stale redraws), bounded memory
+        keep = np.ones(len(blk.step), bool)
+        keep[:-1] = blk.step[1:] != blk.step[:-1]
+        steps.append(blk.step[keep])
+        epochs.append(blk.epoch[keep])
+        losses.append(blk.loss[keep])
+        if len(steps) > 64:
+            s, e, lo = _dedupe_last(np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses))
+            steps[:], epochs[:], losses[:] = [s], [e], [lo]
+    # epoch timing: frames that reach 100 %, and the last frame of the block
+    start = 0
+    seps = blk.seps
+    while True:
+        i = data.find(b"100%|", start)
+        if i < 0:
+            break
+        k = int(np.searchsorted(seps, i))
+        s, e = int(seps[k - 1]) + 1, int(seps[k])
+        _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=False)
+        start = e
+    if len(blk.pos):
+        k = int(np.searchsorted(seps, blk.pos[-1]))
+        s, e = int(seps[k - 1]) + 1, int(seps[k])
+        _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=True)
+    # text segments, in file order, each told the epoch of the last frame before it
+    if blk.text_segments:
+        seg_starts = np.fromiter((s for s, _ in blk.text_segments), np.int64, len(blk.text_segments))
+        idx = np.searchsorted(blk.pos, seg_starts) - 1
+        for (s, e), k in zip(blk.text_segments, idx.tolist(), strict=True):
+            seg = data[s:e]
+            if _is_plain_bar(seg):
+                continue
+            cur = int(blk.epoch[k]) if k >= 0 else last_epoch
+            term = data[e : e + 1] == b"\n" and (e < len(data) - _PAD or terminated_at_eof)
+            blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
+            parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before)
+    if len(blk.epoch):
+        return int(blk.epoch[-1])
+    return last_epoch
+
+
+def _is_plain_bar(seg: bytes) -> bool:
+    """A frame without description (``  0%|  | 0/8 [00:00<?, ?it/s]``): nothing to read."""
+    if len(seg) > 400 or b"%|" not in seg:
+        return False
+    return _NOISE_BAR_RE.fullmatch(_ANSI_RE.sub("", seg.decode("utf-8", "replace"))) is not None
+
+
+# ---- DiskLogger files ------------------------------------------------------------------------
+@dataclass
+class DiskLog:
+    """Records of one DiskLogger file (``log_<ts>.txt`` or ``.jsonl``)."""
+
+    path: Path
+    steps: dict[int, dict[str, Any]] = field(default_factory=dict)
+    fmt: str = "disklogger"
+    bad_lines: int = 0
+    first_bad: str | None = None
+    lines: int = 0
+
+
+def read_disk_log(path: Path, *, max_line: int = MAX_SEGMENT) -> DiskLog:
+    """Read a DiskLogger file line by line (streamed). Later lines for a step update earlier ones."""
+    path = Path(path)
+    log = DiskLog(path, fmt="jsonl" if path.suffix == ".jsonl" else "disklogger")
+    with open(path, "rb") as fh:
+        while True:
+            raw = fh.readline(max_line)
+            if not raw:
+                break
+            log.lines += 1
+            terminated = raw.endswith(b"\n")
+            if not terminated and len(raw) >= max_line:
+                # drop the rest of an over-long line
+                while True:
+                    more = fh.readline(max_line)
+                    if not more or more.endswith(b"\n"):
+                        break
+            line = raw.decode("utf-8", "replace").strip("\r\n")
+            if not line.strip():
+                continue
+            parsed = _parse_jsonl(line) if log.fmt == "jsonl" else parse_step_line(line, terminated=terminated)
+            if parsed is None:
+                log.bad_lines += 1
+                if log.first_bad is None:
+                    log.first_bad = line[:120]
+                continue
+            step, values = parsed
+            log.steps.setdefault(step, {}).update(values)
+    return log
+
+
+def _parse_jsonl(line: str) -> tuple[int, dict[str, Any]] | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        try:  # json.dumps writes NaN/Infinity, which orjson rejects
+            obj = json.loads(line)
+        except ValueError:
+            return parse_step_line(line)
+    if not isinstance(obj, dict) or not isinstance(obj.get("step"), int):
+        return None
+    values = {k: v for k, v in obj.items() if k != "step" and isinstance(v, int | float | str)}
+    return int(obj["step"]), {k: float(v) if isinstance(v, int) else v for k, v in values.items()}

@@ -1,0 +1,654 @@
+"""A run's training output → per-step and per-epoch records, GPU samples and a run summary.
+
+Sources, in order of authority (docs/training.md): the DiskLogger file, the StdoutLogger
+``Step N |`` lines, the progress bar, the wandb summary block (rounded), then the config
+banner, memory/checkpoint lines, ``gpu_metrics.csv`` and ``seff``. The status of a run is
+decided from the newest SLURM file's end markers; every status carries the line that
+decided it and that line's file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import math
+import os
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyze_experiment import tables
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.sources import gpu as gpu_source
+from analyze_experiment.sources import torchtune as tt
+
+STAGE = "training"
+RUNNING_WINDOW_S = 1800.0
+"""A log without end marker counts as ``running`` when written to within this many seconds."""
+MAX_DIR_ENTRIES = 20_000
+"""Directory entries looked at per run when searching for training output."""
+MAX_DEPTH = 4
+SKIP_EXTENSIONS = {".pt", ".bin", ".safetensors", ".pth", ".ckpt", ".gguf", ".npz", ".npy", ".model", ".arrow"}
+SKIP_DIRS = {"eval", "wandb", ".git", "__pycache__", "mlruns", "tensorboard"}
+
+# convergence rule (docs/training.md)
+CONV_MIN_STEPS = 20
+CONV_TAIL = 0.2
+CONV_IMPROVING = -0.05
+CONV_RISING = 0.10
+CONV_OSCILLATION = 0.10
+CONV_BLOWUP = 1.5
+
+_DISK_RE = re.compile(r"^log_\d+\.(?:txt|jsonl)$")
+_SLURM_RE = re.compile(r"^slurm[-_].*\.(?:out|err|txt|log)$|.*\.out$")
+_JOB_RE = re.compile(r"(\d{2,})")
+_GPU_RE = re.compile(r"^gpu_metrics.*\.csv$")
+_SEFF_RE = re.compile(r"^seff.*|.*\.seff$")
+_SNIFF_RE = re.compile(rb"torchtune|\|Loss: |Running \w+ with resolved config")
+_STEP_COLUMNS = set(tables.TRAIN_STEPS)
+
+
+@dataclass
+class TrainingFiles:
+    """Training output found for one run."""
+
+    slurm_outputs: list[Path] = field(default_factory=list)
+    """slurm-*.out and other SLURM/stdout captures, newest job last."""
+    disk_logs: list[Path] = field(default_factory=list)
+    """log_<ts>.txt / .jsonl DiskLogger files."""
+    gpu_metrics: list[Path] = field(default_factory=list)
+    seff: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class TrainingResult:
+    """Tidy records of one run's training plus its summary values."""
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    gpu: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+
+# ---- finding files ---------------------------------------------------------------------------
+def _walk(root: Path, budget: list[int], depth: int = 0, top_run: Path | None = None) -> list[Path]:
+    """Files under ``root`` (bounded by ``budget`` entries and MAX_DEPTH), skipping weights and eval dirs."""
+    found: list[Path] = []
+    try:
+        with os.scandir(root) as it:
+            entries = []
+            for entry in it:
+                budget[0] -= 1
+                if budget[0] < 0:
+                    break
+                entries.append(entry)
+    except OSError:
+        return found
+    for entry in sorted(entries, key=lambda e: e.name):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in SKIP_DIRS or depth + 1 > MAX_DEPTH:
+                    continue
+                found.extend(_walk(Path(entry.path), budget, depth + 1, top_run))
+            elif entry.is_file():
+                if Path(entry.name).suffix.lower() in SKIP_EXTENSIONS:
+                    continue
+                found.append(Path(entry.path))
+        except OSError:
+            continue
+    return found
+
+
+def _fingerprint(path: Path) -> tuple[int, str] | None:
+    """Size plus a hash of the first and last MiB: identical copies share it."""
+    try:
+        size = path.stat().st_size
+        h = hashlib.sha1()
+        with open(path, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                h.update(fh.read(1 << 20))
+        return size, h.hexdigest()
+    except OSError:
+        return None
+
+
+def _sniff(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return _SNIFF_RE.search(fh.read(256 << 10)) is not None
+    except OSError:
+        return False
+
+
+def _job_key(path: Path) -> tuple[int, float, str]:
+    m = _JOB_RE.search(path.name)
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return (int(m.group(1)) if m else -1, mtime, path.as_posix())
+
+
+def find_training_files(run_dir: Path | None, extra_dirs: Sequence[Path] = ()) -> TrainingFiles:
+    """Find a run's training output in all three layouts.
+
+    ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
+    counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
+    skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
+    MAX_DIR_ENTRIES directory entries are looked at.
+    """
+    roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
+    budget = [MAX_DIR_ENTRIES]
+    files: list[Path] = []
+    seen_roots: set[Path] = set()
+    for root in roots:
+        if root in seen_roots or not root.is_dir():
+            continue
+        seen_roots.add(root)
+        files.extend(_walk(root, budget))
+    out = TrainingFiles()
+    prints: set[tuple[int, str]] = set()
+    sniffed = 0
+    # shortest paths first so that the original wins over copies under artifacts/epoch_N/
+    for path in sorted(dict.fromkeys(files), key=lambda p: (len(p.parts), p.as_posix())):
+        name = path.name
+        if _DISK_RE.match(name):
+            bucket = out.disk_logs
+        elif _GPU_RE.match(name):
+            bucket = out.gpu_metrics
+        elif _SEFF_RE.match(name):
+            bucket = out.seff
+        elif _SLURM_RE.match(name):
+            bucket = out.slurm_outputs
+        elif path.suffix in (".log", ".txt") and sniffed < 50:
+            sniffed += 1
+            if not _sniff(path):
+                continue
+            bucket = out.slurm_outputs
+        else:
+            continue
+        fp = _fingerprint(path)
+        if fp is not None:
+            if (name, *fp) in prints:
+                continue
+            prints.add((name, *fp))
+        bucket.append(path)
+    out.slurm_outputs.sort(key=_job_key)
+    out.disk_logs.sort(key=lambda p: (int(re.sub(r"\D", "", p.stem) or 0), p.as_posix()))
+    return out
+
+
+# ---- reading -------------------------------------------------------------------------------------
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def convergence_verdict(losses: Sequence[float]) -> str:
+    """Verdict on a loss curve (one value per step, in step order); rule in docs/training.md.
+
+    >>> convergence_verdict([1.0] * 5)
+    'too short to tell'
+    >>> convergence_verdict([2.0 - i / 100 for i in range(100)])
+    'still improving'
+    >>> convergence_verdict([1.0 + (0.001 if i % 2 else 0.0) for i in range(100)])
+    'converged'
+    """
+    y = np.asarray(losses, dtype=float)
+    if len(y) and not math.isfinite(y[-1]):
+        return "diverged"
+    y = y[np.isfinite(y)]
+    if len(y) < CONV_MIN_STEPS:
+        return "too short to tell"
+    w = max(1, len(y) // 10)
+    smooth = np.convolve(y, np.ones(w) / w, mode="valid")
+    n_tail = max(5, round(len(smooth) * CONV_TAIL))
+    tail = smooth[-n_tail:]
+    level = float(np.mean(np.abs(tail)))
+    if level == 0:
+        return "converged"
+    if tail[-1] > CONV_BLOWUP * float(np.min(smooth)) and float(np.min(smooth)) > 0:
+        return "diverged"
+    x = np.arange(n_tail, dtype=float)
+    slope, intercept = np.polyfit(x, tail, 1)
+    rel_change = slope * (n_tail - 1) / level
+    amplitude = float(np.max(tail - (slope * x + intercept)) - np.min(tail - (slope * x + intercept))) / level
+    if rel_change <= CONV_IMPROVING:
+        return "still improving"
+    if rel_change >= CONV_RISING:
+        return "diverged"
+    if amplitude > CONV_OSCILLATION:
+        return "oscillating"
+    return "converged"
+
+
+def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
+    try:
+        out = tt.read_slurm_output(path)
+    except OSError as exc:
+        diag.warn(path, f"could not read training output ({exc.strerror or exc}): skipped", severity="error",
+                  stage=STAGE)
+        return None
+    except (ValueError, MemoryError, IndexError) as exc:  # defensive: a parser bug must not stop the run
+        diag.warn(path, f"could not parse training output ({type(exc).__name__}: {exc}): skipped",
+                  severity="error", stage=STAGE)
+        return None
+    if out.n_bytes == 0:
+        diag.warn(path, "empty training output file: nothing read", stage=STAGE)
+    elif not out.looks_like_torchtune and not out.events:
+        diag.warn(path, "no torchtune output (no progress bar, Step lines or config banner): not used for "
+                  "training values", stage=STAGE)
+    if out.long_lines:
+        diag.warn(path, f"{out.long_lines} line(s) longer than {tt.MAX_SEGMENT:,} bytes without line break: "
+                  f"kept the first {tt.MAX_SEGMENT:,} bytes of each", stage=STAGE)
+    if out.config_error:
+        diag.warn(path, f"{out.config_error}: run parameters not cross-checked from it", stage=STAGE)
+    return out
+
+
+def _read_disk(path: Path, diag: Diagnostics) -> tt.DiskLog | None:
+    try:
+        log = tt.read_disk_log(path)
+    except OSError as exc:
+        diag.warn(path, f"could not read DiskLogger file ({exc.strerror or exc}): skipped", severity="error",
+                  stage=STAGE)
+        return None
+    if log.bad_lines:
+        diag.warn(path, f"{log.bad_lines} line(s) not in the `Step N | key:value` format skipped "
+                  f"(first: {log.first_bad!r})", stage=STAGE)
+    if not log.steps and log.lines:
+        diag.warn(path, "DiskLogger file holds no Step lines: not used", stage=STAGE)
+    return log
+
+
+def _merge_steps(
+    run: str,
+    slurms: list[tt.SlurmOutput],
+    disks: list[tt.DiskLog],
+    steps_per_epoch: int | None,
+    diag: Diagnostics,
+) -> tuple[list[dict], set[int]]:
+    """One record per global step; DiskLogger > StdoutLogger > bar, disagreements logged."""
+    recs: dict[int, dict[str, Any]] = {}
+    bar_epoch: dict[int, int] = {}
+    warmup: set[int] = set()
+    for out in slurms:
+        for s, e, lo in zip(out.bar_step.tolist(), out.bar_epoch.tolist(), out.bar_loss.tolist(), strict=True):
+            recs[s] = {"loss": lo, "source": "bar"}
+            bar_epoch[s] = e
+    bar_loss = {s: r["loss"] for s, r in recs.items()}
+    disagreements: list[str] = []
+
+    def overlay(step: int, values: dict[str, Any], source: str, file: Path) -> None:
+        rec = recs.setdefault(step, {})
+        if "loss" in values and step in bar_loss and not _same(values["loss"], bar_loss[step]):
+            disagreements.append(f"{diag.rel(file)} step {step}: {values['loss']!r} vs bar {bar_loss[step]!r}")
+        rec.update(values)
+        rec["source"] = source
+
+    for out in slurms:
+        if out.stdout_steps:
+            warmup.add(min(out.stdout_steps))
+        for s, values in sorted(out.stdout_steps.items()):
+            overlay(s, values, "stdout", out.path)
+    for log in disks:
+        if log.steps:
+            warmup.add(min(log.steps))
+        for s, values in sorted(log.steps.items()):
+            overlay(s, values, log.fmt, log.path)
+    if disagreements:
+        diag.warn(None, f"run {run}: {len(disagreements)} step loss(es) differ between the metric log and the "
+                  f"progress bar; the metric log was used (first: {disagreements[0]})", severity="info",
+                  stage=STAGE)
+        diag.act("training.loss_disagreement", f"run {run}: metric log preferred over the progress bar",
+                 details=disagreements[:50], result=f"{len(disagreements)} step(s)")
+    rows = []
+    for s in sorted(recs):
+        rec = recs[s]
+        if s in bar_epoch:
+            epoch: int | None = bar_epoch[s] - 1
+        elif steps_per_epoch:
+            epoch = (s - 1) // steps_per_epoch
+        else:
+            epoch = None
+        row: dict[str, Any] = {"run": run, "epoch": epoch, "step": s}
+        for k, v in rec.items():
+            row[k] = v
+        rows.append(row)
+    return rows, warmup
+
+
+def _events_status(out: tt.SlurmOutput) -> tuple[str, str] | None:
+    """Status from SLURM/failure lines of one file, with the deciding line."""
+    order = [
+        ("cuda_oom", ("cuda_oom",)),
+        ("oom", ("oom",)),
+        ("timeout", ("timeout",)),
+        ("cancelled", ("cancelled", "preempted", "node_failure", "requeued")),
+    ]
+    for status, kinds in order:
+        for offset, ev in out.events:
+            if ev.kind in kinds:
+                if (
+                    status in ("timeout", "cancelled")
+                    and out.final_checkpoint_offset is not None
+                    and offset > out.final_checkpoint_offset
+                ):
+                    return "completed", f"{out.final_checkpoint} (before: {ev.line})"
+                return status, ev.line
+    return None
+
+
+def _failure(out: tt.SlurmOutput) -> str | None:
+    kinds = ("exception", "child_failed", "slurm_failed", "memory_error", "killed", "traceback")
+    for kind in kinds:
+        for _, ev in out.events:
+            if ev.kind == kind:
+                return ev.line
+    return None
+
+
+_SEFF_STATUS = {
+    "TIMEOUT": "timeout",
+    "OUT_OF_MEMORY": "oom",
+    "CANCELLED": "cancelled",
+    "PREEMPTED": "cancelled",
+    "NODE_FAIL": "cancelled",
+    "FAILED": "failed",
+    "COMPLETED": "completed",
+}
+
+
+def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: float | None = None) -> TrainingResult:
+    """Read one run's training output. Never raises for bad input: warnings go to ``diag``."""
+    now = time.time() if now is None else now
+    slurms = [o for o in (_read_slurm(p, diag) for p in files.slurm_outputs) if o is not None]
+    disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
+    tt_slurms = [o for o in slurms if o.looks_like_torchtune or o.events]
+    _check_disk_names(run, tt_slurms, files, diag)
+
+    config: dict[str, Any] = {}
+    recipe = None
+    for o in tt_slurms:
+        if o.config:
+            config = o.config
+        recipe = o.recipe or recipe
+
+    epochs_info: dict[int, tt.EpochInfo] = {}
+    ckpt_s: dict[int, float] = {}
+    ckpt_epochs: set[int] = set()
+    for o in tt_slurms:
+        epochs_info.update(o.epochs)
+        ckpt_s.update(o.checkpoint_s)
+        ckpt_epochs.update(c.epoch for c in o.checkpoints if c.epoch is not None and c.kind != "Recipe")
+    totals = [i.total for _, i in sorted(epochs_info.items()) if i.total]
+    steps_per_epoch = totals[0] if totals else None
+
+    step_rows, warmup = _merge_steps(run, tt_slurms, disks, steps_per_epoch, diag)
+    epoch_rows = _epoch_rows(run, epochs_info, step_rows, ckpt_s, ckpt_epochs)
+    gpu_rows = _gpu_rows(run, files.gpu_metrics, diag)
+    seffs = [s for s in (_read_seff(p, diag) for p in files.seff) if s is not None]
+
+    summary: dict[str, Any] = {c: None for c in tables.RUNS if c not in ("run", "type", "model", "in_design",
+                                                                        "on_disk", "run_dir")}
+    summary["recipe"] = recipe
+    main_log = tt_slurms[-1].path if tt_slurms else (disks[-1].path if disks else None)
+    summary["training_log"] = diag.rel(main_log)
+    _fill_values(summary, step_rows, warmup, epochs_info, config, tt_slurms, gpu_rows, seffs)
+    _fill_status(summary, run, files, tt_slurms, slurms, disks, seffs, now, diag)
+    diag.act(
+        "training.read",
+        f"run {run}: read training output",
+        details=[diag.rel(p) or "" for p in [*files.slurm_outputs, *files.disk_logs, *files.gpu_metrics]],
+        result=f"status {summary['status']}, {len(step_rows)} steps",
+    )
+    return TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+
+
+def _check_disk_names(run: str, slurms: list[tt.SlurmOutput], files: TrainingFiles, diag: Diagnostics) -> None:
+    """The SLURM file names its DiskLogger file by a cluster path; say when it is not here."""
+    have = {p.name for p in files.disk_logs}
+    for o in slurms:
+        for name in o.disk_log_names:
+            base = name.rsplit("/", 1)[-1]
+            if base not in have:
+                diag.warn(o.path, f"run {run}: the metric log {base} named in `Writing logs to` was not found in "
+                          "the run's directories; per-step lr/tokens/memory come from what else was found",
+                          severity="info", stage=STAGE)
+
+
+def _read_seff(path: Path, diag: Diagnostics) -> gpu_source.Seff | None:
+    try:
+        s = gpu_source.read_seff(path)
+    except OSError as exc:
+        diag.warn(path, f"could not read seff output ({exc.strerror or exc}): skipped", stage=STAGE)
+        return None
+    if s is None:
+        diag.warn(path, "not seff output (no State/Wall-clock lines): skipped", stage=STAGE)
+    return s
+
+
+def _epoch_rows(
+    run: str,
+    info: dict[int, tt.EpochInfo],
+    step_rows: list[dict],
+    ckpt_s: dict[int, float],
+    ckpt_epochs: set[int],
+) -> list[dict]:
+    last_step: dict[int, int] = {}
+    for r in step_rows:
+        if r["epoch"] is not None:
+            last_step[r["epoch"]] = max(last_step.get(r["epoch"], 0), r["step"])
+    epochs = sorted({e - 1 for e in info} | set(last_step) | ckpt_epochs)
+    rows = []
+    for e in epochs:
+        i = info.get(e + 1)
+        rows.append(
+            {
+                "run": run,
+                "epoch": e,
+                "steps_in_epoch": i.total if i else None,
+                "last_step": last_step.get(e),
+                "elapsed_s": (i.elapsed_s if i.complete else i.last_elapsed_s) if i else None,
+                "complete": bool(i.complete) if i else (e in ckpt_epochs),
+                "checkpoint_saved": e in ckpt_epochs,
+                "checkpoint_s": ckpt_s.get(e),
+            }
+        )
+    return rows
+
+
+def _gpu_rows(run: str, paths: list[Path], diag: Diagnostics) -> list[dict]:
+    rows: list[dict] = []
+    for p in paths:
+        try:
+            g = gpu_source.read_gpu_metrics(p)
+        except OSError as exc:
+            diag.warn(p, f"could not read GPU samples ({exc.strerror or exc}): skipped", stage=STAGE)
+            continue
+        for prob in g.problems:
+            diag.warn(p, prob, stage=STAGE)
+        if g.na_values:
+            diag.warn(p, f"{g.na_values} value(s) reported as [N/A] (e.g. MIG slices): left empty", severity="info",
+                      stage=STAGE)
+        for r in g.rows:
+            rows.append({"run": run, **{k: r.get(k) for k in tables.GPU if k != "run"}})
+    return rows
+
+
+def _fill_values(
+    summary: dict[str, Any],
+    step_rows: list[dict],
+    warmup: set[int],
+    epochs_info: dict[int, tt.EpochInfo],
+    config: dict[str, Any],
+    slurms: list[tt.SlurmOutput],
+    gpu_rows: list[dict],
+    seffs: list[gpu_source.Seff],
+) -> None:
+    losses = [r.get("loss") for r in step_rows if isinstance(r.get("loss"), int | float)]
+    if step_rows:
+        last = step_rows[-1]
+        summary["steps"] = last["step"]
+        fl = last.get("loss")
+        summary["final_loss"] = float(fl) if _finite(fl) else None
+        summary["final_loss_source"] = last.get("source")
+        finite = [x for x in losses if math.isfinite(x)]
+        summary["min_loss"] = min(finite) if finite else None
+    else:
+        wb = next((o.wandb_summary for o in reversed(slurms) if o.wandb_summary), {})
+        if _finite(wb.get("loss")):
+            summary["final_loss"] = float(wb["loss"])
+            summary["final_loss_source"] = "wandb summary (rounded)"
+        if _finite(wb.get("global_step")):
+            summary["steps"] = int(wb["global_step"])
+    planned_epochs = config.get("epochs") if isinstance(config.get("epochs"), int) else None
+    summary["planned_epochs"] = planned_epochs
+    totals = [i.total for _, i in sorted(epochs_info.items()) if i.total]
+    if planned_epochs and totals:
+        summary["planned_steps"] = planned_epochs * totals[0]
+    complete = sum(1 for i in epochs_info.values() if i.complete)
+    summary["epochs_done"] = complete if epochs_info else None
+    # training time: sum of the bar's per-epoch elapsed, else SLURM's wall time
+    times = [(i.elapsed_s if i.complete else i.last_elapsed_s) for i in epochs_info.values()]
+    if times and all(t is not None for t in times):
+        summary["train_time_s"] = float(sum(t for t in times if t is not None))
+        summary["train_time_source"] = "bar"
+    elif seffs and seffs[-1].wall_s is not None:
+        summary["train_time_s"] = seffs[-1].wall_s
+        summary["train_time_source"] = "slurm"
+    tps = [r["tokens_per_second_per_gpu"] for r in step_rows
+           if _finite(r.get("tokens_per_second_per_gpu")) and r["step"] not in warmup]
+    summary["tokens_per_second_per_gpu"] = float(np.mean(tps)) if tps else None
+    _fill_memory(summary, step_rows, slurms, gpu_rows)
+    utils = [r["utilization_pct"] for r in gpu_rows if _finite(r.get("utilization_pct"))]
+    summary["gpu_util_mean_pct"] = float(np.mean(utils)) if utils else None
+    n, source = _n_gpus(slurms, gpu_rows)
+    summary["n_gpus"], summary["n_gpus_source"] = n, source
+    if summary["train_time_s"] is not None:
+        summary["gpu_hours"] = summary["train_time_s"] / 3600.0 * n
+    summary["convergence"] = convergence_verdict(losses) if losses else None
+
+
+def _fill_memory(summary: dict[str, Any], step_rows: list[dict], slurms: list[tt.SlurmOutput],
+                 gpu_rows: list[dict]) -> None:
+    for key in ("peak_memory_reserved", "peak_memory_alloc", "peak_memory_active"):
+        vals = [r[key] for r in step_rows if _finite(r.get(key))]
+        if vals:
+            summary["peak_memory_gib"] = float(max(vals))
+            summary["peak_memory_source"] = key
+            return
+    wb = next((o.wandb_summary for o in reversed(slurms) if o.wandb_summary), {})
+    for key in ("peak_memory_reserved", "peak_memory_alloc", "peak_memory_active"):
+        if _finite(wb.get(key)):
+            summary["peak_memory_gib"] = float(wb[key])
+            summary["peak_memory_source"] = f"wandb summary {key} (rounded)"
+            return
+    used = [r["memory_used_mib"] for r in gpu_rows if _finite(r.get("memory_used_mib"))]
+    if used:
+        summary["peak_memory_gib"] = float(max(used)) / 1024.0
+        summary["peak_memory_source"] = "gpu_metrics.csv memory.used"
+
+
+def _n_gpus(slurms: list[tt.SlurmOutput], gpu_rows: list[dict]) -> tuple[int, str]:
+    for o in reversed(slurms):
+        if o.n_gpus:
+            return o.n_gpus, o.n_gpus_source or "torchrun"
+    for o in reversed(slurms):
+        for key in ("world_size", "nproc_per_node", "num_gpus", "n_gpus"):
+            v = o.config.get(key)
+            if isinstance(v, int) and v > 0:
+                return v, f"config {key}"
+    ranks = set().union(*(o.ranks for o in slurms)) if slurms else set()
+    if ranks:
+        return max(ranks) + 1, "rank prefixes"
+    ids = {r.get("gpu") for r in gpu_rows if r.get("gpu") is not None}
+    if ids:
+        return len(ids), "gpu_metrics.csv"
+    return 1, "assumed"
+
+
+def _fill_status(
+    summary: dict[str, Any],
+    run: str,
+    files: TrainingFiles,
+    tt_slurms: list[tt.SlurmOutput],
+    all_slurms: list[tt.SlurmOutput],
+    disks: list[tt.DiskLog],
+    seffs: list[gpu_source.Seff],
+    now: float,
+    diag: Diagnostics,
+) -> None:
+    status, evidence, file = _decide_status(summary, files, tt_slurms, all_slurms, disks, seffs, now)
+    summary["status"] = status
+    summary["status_evidence"] = evidence
+    summary["status_file"] = diag.rel(file) if file is not None else None
+
+
+def _decide_status(
+    summary: dict[str, Any],
+    files: TrainingFiles,
+    tt_slurms: list[tt.SlurmOutput],
+    all_slurms: list[tt.SlurmOutput],
+    disks: list[tt.DiskLog],
+    seffs: list[gpu_source.Seff],
+    now: float,
+) -> tuple[str, str, Path | None]:
+    has_steps = summary["steps"] is not None
+    if not tt_slurms and not any(d.steps for d in disks):
+        if all_slurms:
+            return "missing", "no torchtune output in the SLURM file(s)", all_slurms[-1].path
+        return "missing", "no training output found", None
+    last = tt_slurms[-1] if tt_slurms else None
+    if last is not None:
+        decided = _events_status(last)
+        if decided is not None and decided[0] != "completed":
+            return decided[0], decided[1], last.path
+        if decided is not None:
+            return "completed", decided[1], last.path
+    if has_steps and summary["final_loss"] is None and summary.get("final_loss_source") != "wandb summary (rounded)":
+        src = last.path if last is not None else disks[-1].path
+        return "diverged", f"loss at step {summary['steps']} is not finite (NaN/inf)", src
+    if last is not None and last.final_checkpoint:
+        return "completed", last.final_checkpoint, last.path
+    planned = summary.get("planned_steps")
+    if planned and has_steps and summary["steps"] >= planned:
+        src = last.path if last is not None else disks[-1].path
+        return "completed", f"all {planned} planned steps done (step {summary['steps']})", src
+    if last is not None:
+        line = _failure(last)
+        if line:
+            return "failed", line, last.path
+    for s in reversed(seffs):
+        if s.state in _SEFF_STATUS and s.state_line:
+            return _SEFF_STATUS[s.state], s.state_line, s.path
+    paths = [*files.slurm_outputs, *files.disk_logs]
+    mtimes = []
+    for p in paths:
+        try:
+            mtimes.append((p.stat().st_mtime, p))
+        except OSError:
+            continue
+    where = f"step {summary['steps']}" if has_steps else "the start"
+    if mtimes:
+        mtime, newest = max(mtimes)
+        age = now - mtime
+        stamp = _dt.datetime.fromtimestamp(mtime, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if 0 <= age <= RUNNING_WINDOW_S or (age < 0 and age > -RUNNING_WINDOW_S):
+            return "running", f"no end marker; output written {max(age, 0):.0f} s ago (at {where})", newest
+        return "failed", (f"output ends at {where} without an end marker or SLURM message "
+                          f"(last written {stamp})"), newest
+    return "failed", f"output ends at {where} without an end marker", None
