@@ -59,13 +59,14 @@ class Diagnostics:
             return None
         p = Path(path)
         if self.root is not None:
-            try:
-                return p.resolve().relative_to(self.root.resolve()).as_posix()
-            except (ValueError, OSError):
-                pass
+            # the path as given first: a warning about a symlink names the link, not its target
             try:
                 return p.relative_to(self.root).as_posix()
             except ValueError:
+                pass
+            try:
+                return p.resolve().relative_to(self.root.resolve()).as_posix()
+            except (ValueError, OSError):
                 pass
         return p.as_posix()
 
