@@ -325,6 +325,10 @@ def test_main_builds_replaces_a_previous_example_and_refuses_anything_else(tmp_p
     out = capsys.readouterr().out
     assert str(dest.resolve()) in out and f"analyze-experiment {dest}" in out
     assert demo.is_example(dest) and len(list(dest.rglob("*.eval"))) == 9
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    assert dest.stat().st_mode == probe.stat().st_mode  # usual permissions, not a private temp dir
+    probe.rmdir()
     (dest / "analysis").mkdir()  # what a previous analyze-experiment run leaves
     assert demo.main([str(dest), "--layout", "oct2025", "--samples", "10", "--seed", "3"]) == 0
     assert not (dest / "analysis").exists()

@@ -30,7 +30,7 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +92,9 @@ def build_example(dest: Path, *, layout: str = "mid2026", n_samples: int = 200, 
     dest = Path(dest)
     _check_replaceable(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.building-", dir=dest.parent))
+    # mkdir (not mkdtemp) so the directory gets the user's usual permissions, not 0700
+    tmp = dest.parent / f".{dest.name}.building-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
     try:
         _build_into(tmp, layout=layout, n_samples=n_samples, seed=seed)
         _check_replaceable(dest)
@@ -187,7 +189,7 @@ def _cell(run: DemoRun, epoch: int | None, layout: str, n_samples: int) -> CellL
     }
     if layout == "oct2025":
         del task_args["vis_label"]
-        stem = "{created}_{task}_{id}" if epoch is None else "{created}_{task}_epoch%d_{id}" % epoch
+        stem = "{created}_{task}_{id}" if epoch is None else "{created}_{task}_epoch" + str(epoch) + "_{id}"
         return CellLog(task_name=TASK, model="hf/local", model_args={"model_path": model_path},
                        task_args=task_args, metadata=None, file_stem=stem, **common)
     finetuned_key = "is_finetuned" if layout == "mid2026" else "finetuned"
