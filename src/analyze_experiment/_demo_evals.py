@@ -201,8 +201,8 @@ def write_cell_log(
     ev.metadata = dict(cell.metadata) if cell.metadata is not None else None
     ev.dataset.name = cell.dataset_name
     ev.dataset.location = cell.dataset_location
-    if log.stats.model_usage:
-        log.stats.model_usage = {cell.model: u for u in log.stats.model_usage.values()}
+    if len(log.stats.model_usage) == 1:  # the one model the task used, renamed
+        log.stats.model_usage = dict(zip([cell.model], log.stats.model_usage.values(), strict=True))
     if log.stats.connection_limit_history:
         log.stats.connection_limit_history = [
             c.model_copy(update={"model": cell.model}) for c in log.stats.connection_limit_history
