@@ -285,3 +285,15 @@ def test_interactive_escapes_names_and_toggles_runs():
     assert [b.x[0] for b in bars] == sorted(an.intervals["value"])
     top = an.intervals.sort_values("value", kind="stable").iloc[-1]
     assert bars[-1].error_x.array[0] == pytest.approx(top["ci_high"] - top["value"])
+
+
+def test_targets_unique_slugs_and_names_for_two_scorers():
+    from analyze_experiment.analysis import Best
+
+    def best(task, scorer):
+        return Best(task, scorer, "accuracy", "r", None, 0.5, None, None, False, "")
+
+    an = Analysis(best=[best("cap/x<y>", "match"), best("cap/x<y>", "includes"), best("other", "match")])
+    ts = sel.targets(an)
+    assert [t.slug for t in ts] == ["cap-x-y-_match_accuracy", "cap-x-y-_includes_accuracy", "other"]
+    assert [t.name for t in ts] == ["cap/x<y> (match)", "cap/x<y> (includes)", "other"]

@@ -25,6 +25,8 @@ class Target:
     metric: str
     slug: str
     """File-name-safe suffix (task names are untrusted and may hold ``/`` or ``<``)."""
+    name: str = ""
+    """Short display name: the task, plus the scorer/metric when the task has several targets."""
 
     @property
     def label(self) -> str:
@@ -58,12 +60,15 @@ def targets(analysis: Analysis) -> list[Target]:
     out: list[Target] = []
     used: set[str] = set()
     for task, scorer, metric in keys:
-        base = safe_stem(task) if tasks.count(task) == 1 else safe_stem(f"{task}_{scorer}_{metric}")
+        unique = tasks.count(task) == 1
+        base = safe_stem(task) if unique else safe_stem(f"{task}_{scorer}_{metric}")
         slug, i = base, 2
         while slug in used:
             slug, i = f"{base}-{i}", i + 1
         used.add(slug)
-        out.append(Target(task, scorer, metric, slug))
+        scorers = {k[1] for k in keys if k[0] == task}
+        name = task if unique else (f"{task} ({scorer})" if len(scorers) > 1 else f"{task} ({metric})")
+        out.append(Target(task, scorer, metric, slug, name))
     return out
 
 

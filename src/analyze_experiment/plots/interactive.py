@@ -91,7 +91,8 @@ def _bars_figure(iv: pd.DataFrame, t: sel.Target, colors: dict[str, str], contro
         ))
     fig.update_layout(title=_text(f"{t.metric} per run — {t.label}"), barmode="overlay",
                       xaxis_title=_text(f"{t.metric} ({confidence:.0%} CI)"), showlegend=True,
-                      height=max(300, 40 * len(df) + 150), **LAYOUT)
+                      height=max(300, 40 * len(df) + 150),
+                      **{**LAYOUT, "legend": {"title": {"text": "run"}, "traceorder": "reversed"}})
     return fig
 
 

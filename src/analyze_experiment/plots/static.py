@@ -451,7 +451,7 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
     for t in sel.targets(analysis):
         iv = sel.target_intervals(analysis, t)
         label = _metric_label(t, conf)
-        plans.append((PlotInfo(f"final_{t.slug}", f"{t.metric} per run — {t.task}", "evaluation",
+        plans.append((PlotInfo(f"final_{t.slug}", f"{t.metric} per run — {t.name}", "evaluation",
                                f"Sorted; error bars are {conf:.0%} confidence intervals; hatched grey bars "
                                "are control runs.", f"final_{t.slug}"),
                       lambda iv=iv, t=t, label=label: plot_final_metric(
@@ -459,10 +459,10 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                           title=f"{t.metric} per run — {t.label}")))
         hm = sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)])
         axes = sel.heatmap_axes(experiment, hm)
-        plans.append((PlotInfo(f"heatmap_{t.slug}", f"{t.metric} over the sweep — {t.task}", "evaluation",
+        plans.append((PlotInfo(f"heatmap_{t.slug}", f"{t.metric} over the sweep — {t.name}", "evaluation",
                                f"Cell: {t.metric} and ± half-width of its {conf:.0%} CI.", f"heatmap_{t.slug}"),
                       lambda hm=hm, axes=axes, t=t: _heatmap_or_skip(hm, axes, t)))
-        plans.append((PlotInfo(f"samples_{t.slug}", f"Per-sample outcomes — {t.task}", "evaluation", None),
+        plans.append((PlotInfo(f"samples_{t.slug}", f"Per-sample outcomes — {t.name}", "evaluation", None),
                       lambda iv=iv, t=t: _samples_figure(experiment, iv, t, best.get((t.task, t.scorer, t.metric)),
                                                           colors)))
         pa = analysis.pareto
@@ -473,14 +473,14 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
         if len(pa):
             pa = pa.merge(iv[["run", "epoch", "label"]], on=["run", "epoch"], how="left")
             pa["label"] = pa["label"].fillna(pa["run"].astype(str))
-        plans.append((PlotInfo(f"pareto_{t.slug}", f"{t.metric} vs training cost — {t.task}", "evaluation",
+        plans.append((PlotInfo(f"pareto_{t.slug}", f"{t.metric} vs training cost — {t.name}", "evaluation",
                                "Dashed line: candidates no other candidate beats on both metric and cost.",
                                f"pareto_{t.slug}"),
                       lambda pa=pa, t=t, cost=cost, cl=cost_label: _pareto_or_skip(pa, t, cost, cl, colors)))
         ef = analysis.effects
         if len(ef):
             ef = ef[(ef["task"] == t.task) & (ef["scorer"] == t.scorer) & (ef["metric"] == t.metric)]
-        plans.append((PlotInfo(f"effects_{t.slug}", f"Main effects — {t.task}", "statistics",
+        plans.append((PlotInfo(f"effects_{t.slug}", f"Main effects — {t.name}", "statistics",
                                f"Mean {t.metric} per level of each hyperparameter, averaged over the other "
                                f"variables, with {conf:.0%} CIs.", f"effects_{t.slug}"),
                       lambda ef=ef, t=t: plot_main_effects(ef, metric_label=t.metric,
