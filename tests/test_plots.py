@@ -297,3 +297,16 @@ def test_targets_unique_slugs_and_names_for_two_scorers():
     ts = sel.targets(an)
     assert [t.slug for t in ts] == ["cap-x-y-_match_accuracy", "cap-x-y-_includes_accuracy", "other"]
     assert [t.name for t in ts] == ["cap/x<y> (match)", "cap/x<y> (includes)", "other"]
+
+
+def test_interactive_long_runs_are_thinned_but_smoothed_on_every_step():
+    from analyze_experiment.plots.interactive import MAX_POINTS
+
+    n = 5000
+    steps = pd.DataFrame({"run": "r", "epoch": 0, "step": np.arange(1, n + 1), "loss": np.linspace(2, 1, n) % 1.3})
+    exp = Experiment(root=".", layout="unknown", design=Design(name="x"), has_design_doc=False, train_steps=steps)
+    raw, trend = interactive_figures(exp, Analysis())["loss"].data
+    assert len(raw.x) == len(trend.x) == math.ceil(n / 3) <= MAX_POINTS
+    assert list(raw.x[:3]) == [1, 4, 7]
+    full = sel.smooth(steps["loss"])
+    np.testing.assert_allclose(trend.y, full.iloc[::3].to_numpy())

@@ -11,6 +11,7 @@ escapes it into entities plotly shows literally.
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,11 @@ LAYOUT = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sa
           "legend": {"title": {"text": "run"}}, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
 
 
+MAX_POINTS = 2000
+"""Per run and series, at most this many points go into the page (every k-th step beyond):
+long runs would otherwise make report.html tens of megabytes. The PNGs keep every step."""
+
+
 def _text(s: object) -> str:
     """Escape a label so plotly renders it as text, never as markup."""
     return html.escape(str(s), quote=True)
@@ -36,12 +42,15 @@ def _step_figure(data: pd.DataFrame, y: str, ylabel: str, title: str, colors: di
     fig = go.Figure()
     for run, g in data.groupby("run", sort=False):
         name, color = _text(run), colors.get(str(run), CONTROL_COLOR)
+        trend = sel.smooth(g[y])
+        stride = max(1, math.ceil(len(g) / MAX_POINTS))
+        g, trend = g.iloc[::stride], trend.iloc[::stride]
         fig.add_trace(go.Scatter(x=g["step"], y=g[y], mode="lines", name=name, legendgroup=name,
                                  line={"color": color, "width": 1 if smoothed else 1.5},
                                  opacity=0.3 if smoothed else 1.0, showlegend=not smoothed,
                                  hovertemplate=f"{name}<br>step %{{x}}<br>{ylabel} %{{y:.4g}}<extra></extra>"))
         if smoothed:
-            fig.add_trace(go.Scatter(x=g["step"], y=sel.smooth(g[y]), mode="lines", name=name, legendgroup=name,
+            fig.add_trace(go.Scatter(x=g["step"], y=trend, mode="lines", name=name, legendgroup=name,
                                      line={"color": color, "width": 2.5},
                                      hovertemplate=f"{name} (smoothed)<br>step %{{x}}<br>{ylabel} %{{y:.4g}}"
                                                    "<extra></extra>"))
