@@ -310,3 +310,14 @@ def test_interactive_long_runs_are_thinned_but_smoothed_on_every_step():
     assert list(raw.x[:3]) == [1, 4, 7]
     full = sel.smooth(steps["loss"])
     np.testing.assert_allclose(trend.y, full.iloc[::3].to_numpy())
+
+
+def test_heatmap_facets_by_third_variable_and_diverged_steps_are_dropped():
+    rows = [{"run": f"r{a}{b}{c}", "epoch": 0, "a": a, "b": b, "c": c, "value": 0.1 * a + 0.01 * b + c,
+             "ci_low": math.nan, "ci_high": math.nan} for a in (1, 2) for b in (1, 2, 3) for c in (0, 1)]
+    fig = static.plot_heatmap(pd.DataFrame(rows), x="b", y="a", facets=["c"], metric_label="m", title="t")
+    panels = [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+    assert [ax.get_title() for ax in panels] == ["c=0", "c=1"]
+    assert [t.get_text() for t in panels[1].texts if t.get_position() == (2, 1)] == ["1.230"]  # no CI: no ±
+    steps = pd.DataFrame({"run": "r", "epoch": 0, "step": [1, 2, 3, 4], "loss": [1.0, math.inf, math.nan, 0.5]})
+    assert sel.series_frame(steps, "loss")["step"].tolist() == [1, 4]

@@ -130,7 +130,7 @@ def series_frame(steps: pd.DataFrame, y: str) -> pd.DataFrame:
     df = steps[["run", "epoch", "step", y]].copy()
     df["step"] = pd.to_numeric(df["step"], errors="coerce")
     df[y] = pd.to_numeric(df[y], errors="coerce").astype(float)
-    df = df[df["step"].notna() & df[y].notna()]
+    df = df[df["step"].notna() & df[y].abs().lt(math.inf)]  # NaN/inf (a diverged run) cannot be drawn
     return df.sort_values(["run", "step"], kind="stable").reset_index(drop=True)
 
 
