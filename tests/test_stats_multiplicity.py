@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from statsmodels.stats.multitest import multipletests
 
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
 
@@ -40,3 +41,11 @@ def test_nan_p_values_are_not_counted():
     out = holm(np.array([0.01, math.nan, 0.04]))
     assert math.isnan(out[1])
     assert out[[0, 2]] == pytest.approx([0.02, 0.04])
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 40])
+def test_match_statsmodels_multipletests(m):
+    p = np.random.default_rng(m).uniform(0, 0.1, m)
+    p[0] = p[-1]  # a tie
+    assert holm(p) == pytest.approx(multipletests(p, method="holm")[1], abs=1e-12)
+    assert benjamini_hochberg(p) == pytest.approx(multipletests(p, method="fdr_bh")[1], abs=1e-12)

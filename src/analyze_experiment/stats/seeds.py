@@ -45,19 +45,18 @@ def _fmt_value(v: Any) -> str:
 
 
 def config_labels(runs: pd.DataFrame, param_names: list[str]) -> pd.Series:
-    """Run -> config label (``k=v, k=v`` over every parameter except the seed).
+    """Run -> config label (``k=v, k=v`` over the parameters that vary, except the seed).
 
-    Only fine-tuned runs with at least one non-seed parameter get a label; runs sharing a
+    Only fine-tuned runs get a label (``all`` when only the seed varies); runs sharing a
     label are replicates.
     """
     if runs is None or runs.empty or not param_names:
         return pd.Series(dtype=object)
     seed = seed_variable(param_names)
-    keys = [p for p in param_names if p != seed and p in runs.columns]
+    ft = runs[runs["type"].fillna("fine-tuned") == "fine-tuned"] if "type" in runs.columns else runs
+    keys = [p for p in param_names if p != seed and p in ft.columns and ft[p].nunique() > 1]
     out = {}
-    for _, r in runs.iterrows():
-        if str(r.get("type", "fine-tuned")) != "fine-tuned":
-            continue
+    for _, r in ft.iterrows():
         parts = [f"{k}={_fmt_value(r[k])}" for k in keys if not pd.isna(r[k])]
         if parts or seed:
             out[str(r["run"])] = ", ".join(parts) if parts else "all"

@@ -1,0 +1,103 @@
+"""Main effects, ANOVA (vs a direct statsmodels fit), diminishing returns, cost and Pareto."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+from statsmodels.stats.anova import anova_lm
+from stats_synth import grid, make_experiment
+
+from analyze_experiment import tables
+from analyze_experiment.model import Options
+from analyze_experiment.stats import analyze
+from analyze_experiment.stats.cost import candidate_cost, pareto_front
+from analyze_experiment.stats.effects import anova, grid_status
+
+
+def _values(cells, reps=1, seed=0):
+    rng = np.random.default_rng(seed)
+    rows, runs = [], []
+    for (rank, lr), mu in cells.items():
+        for s in range(reps):
+            run = f"r{rank}_lr{lr}_s{s}"
+            rows.append({"task": "t", "scorer": "m", "metric": "accuracy", "run": run, "epoch": 0.0,
+                         "value": mu + rng.normal(0, 0.01), "n": 100, "ci_low": 0.0, "ci_high": 1.0})
+            runs.append({"run": run, "lora_rank": rank, "learning_rate": lr})
+    return pd.DataFrame(rows), pd.DataFrame(runs)
+
+
+def test_anova_with_replicates_matches_direct_fit_and_effect_sizes():
+    cells = {(8, 1e-5): 0.6, (8, 1e-4): 0.65, (16, 1e-5): 0.7, (16, 1e-4): 0.72, (32, 1e-5): 0.7, (32, 1e-4): 0.74}
+    values, runs = _values(cells, reps=3)
+    out, note = anova(values, runs, ["lora_rank", "learning_rate"])
+    assert note is None
+    df = values.merge(runs, on="run")
+    ref = anova_lm(smf.ols("value ~ C(lora_rank) * C(learning_rate)", data=df).fit(), typ=2)
+    got = out.set_index("term")
+    for term, name in [("C(lora_rank)", "lora_rank"), ("C(learning_rate)", "learning_rate"),
+                       ("C(lora_rank):C(learning_rate)", "lora_rank × learning_rate")]:
+        assert got.loc[name, "F"] == pytest.approx(ref.loc[term, "F"], abs=1e-9)
+        assert got.loc[name, "p_value"] == pytest.approx(ref.loc[term, "PR(>F)"], abs=1e-9)
+        ss, ss_res = ref.loc[term, "sum_sq"], ref.loc["Residual", "sum_sq"]
+        ms_res = ss_res / ref.loc["Residual", "df"]
+        assert got.loc[name, "partial_eta_sq"] == pytest.approx(ss / (ss + ss_res), abs=1e-9)
+        omega = (ss - ref.loc[term, "df"] * ms_res) / (ref["sum_sq"].sum() + ms_res)
+        assert got.loc[name, "omega_sq"] == pytest.approx(omega, abs=1e-9)
+    assert got.loc["lora_rank", "p_value"] < 0.001
+
+
+def test_unbalanced_sweep_says_so_and_runs_no_anova():
+    cells = {(8, 1e-5): 0.6, (8, 1e-4): 0.65, (16, 1e-5): 0.7}
+    values, runs = _values(cells)
+    out, note = anova(values, runs, ["lora_rank", "learning_rate"])
+    assert out.empty
+    assert "unbalanced sweep: 1 of 4 cells" in note and "marginal effects" in note
+    assert grid_status(runs, ["lora_rank", "learning_rate"])[0] is False
+
+
+def test_single_variable_without_replicates_has_no_residual():
+    values, runs = _values({(8, 1): 0.6, (16, 1): 0.7})
+    out, note = anova(values, runs[["run", "lora_rank"]], ["lora_rank"])
+    assert out.empty and "no residual degrees of freedom" in note
+
+
+def test_main_effects_and_diminishing_returns_on_a_planted_plateau():
+    accs, params = grid([8, 16, 32], [1e-4], lambda r, lr: 0.55 if r == 8 else 0.8)
+    exp = make_experiment(accs, params=params, n=400, seed=2, shared_difficulty=1.0)
+    a = analyze(exp, Options(n_permutations=2000))
+    eff = a.effects[a.effects["variable"] == "lora_rank"].set_index("level")
+    iv = a.intervals.set_index("run")
+    assert eff.loc[8, "mean"] == pytest.approx(iv.loc["rank8_lr0.0001", "value"])
+    assert eff.loc[8, "ci_low"] == pytest.approx(iv.loc["rank8_lr0.0001", "ci_low"])
+    d = a.diminishing[a.diminishing["variable"] == "lora_rank"].reset_index()
+    assert list(zip(d["from_level"], d["to_level"], strict=True)) == [(8, 16), (16, 32)]
+    assert d.loc[0, "significant"] and not d.loc[1, "significant"]
+    s8 = exp.eval_samples[exp.eval_samples["run"] == "rank8_lr0.0001"]["score"].to_numpy()
+    s16 = exp.eval_samples[exp.eval_samples["run"] == "rank16_lr0.0001"]["score"].to_numpy()
+    assert d.loc[0, "gain"] == pytest.approx(s16.mean() - s8.mean())
+    rule = [f for f in a.findings if f.rule == "diminishing_returns"]
+    assert len(rule) == 1 and "beyond 16" in rule[0].text and rule[0].data["plateau_from"] == 16
+
+
+def test_candidate_cost_pro_rates_epochs_and_controls_cost_nothing():
+    run = pd.Series({"type": "fine-tuned", "gpu_hours": 3.0, "epochs_done": 3})
+    assert candidate_cost(run, 0.0) == pytest.approx(1.0)
+    assert candidate_cost(run, 2.0) == pytest.approx(3.0)
+    assert candidate_cost(pd.Series({"type": "control"}), None) == 0.0
+    assert math.isnan(candidate_cost(pd.Series({"type": "fine-tuned", "gpu_hours": None}), 0.0))
+
+
+def test_pareto_front():
+    v = pd.Series([0.5, 0.7, 0.65, 0.7, 0.8])
+    c = pd.Series([0.0, 2.0, 3.0, 1.5, math.nan])
+    assert pareto_front(v, c).tolist() == [True, False, False, True, False]
+
+
+def test_pareto_table_in_dollars():
+    exp = make_experiment({"a": 0.6, "b": 0.8}, gpu_hours={"a": 1.0, "b": 4.0}, n=50)
+    a = analyze(exp, Options(gpu_hour_cost=2.5, n_permutations=500))
+    p = a.pareto.set_index("run")
+    assert p.loc["b", "cost_usd"] == pytest.approx(10.0)
+    assert set(p.columns) >= set(tables.frame(["pareto"]).columns)
