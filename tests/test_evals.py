@@ -241,3 +241,10 @@ def test_generator_still_makes_a_log(tmp_path: Path) -> None:
     assert logs["status"].tolist() == ["success"]
     assert len(samples) == 3
     assert scores.set_index("metric").loc["accuracy", "value"] == log.results.scores[0].metrics["accuracy"].value
+
+
+def test_no_logs_gives_empty_tables_with_columns(tmp_path: Path) -> None:
+    logs, scores, samples = collect_evals(tmp_path, [], Diagnostics(tmp_path))
+    assert (len(logs), len(scores), len(samples)) == (0, 0, 0)
+    assert logs.columns.tolist()[: len(tables.EVAL_LOGS)] == tables.EVAL_LOGS
+    assert samples.columns.tolist() == tables.EVAL_SAMPLES

@@ -291,7 +291,7 @@ def read_log(path: str | Path, *, limit: int = MAX_MEMBER_BYTES) -> LogData:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
-            first = f.read(4)
+            first = f.read(256)
     except OSError as e:
         raise LogReadError(f"cannot open ({e.strerror})") from None
     if size == 0:
