@@ -8,6 +8,7 @@ loader (the example exists to test that loader).
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from pathlib import Path
 
@@ -23,29 +24,60 @@ from analyze_experiment import demo
 from analyze_experiment._demo_plan import MODEL, RUNS, TASK, DemoRun, planted_accuracy
 from analyze_experiment._demo_training import GPU_METRICS_HEADER, read_capture
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: each worker builds its own examples
+    fcntl = None  # type: ignore[assignment]
+
 FT_RUNS = [r for r in RUNS if not r.is_control]
 CONTROL = next(r for r in RUNS if r.is_control)
 BY_NAME = {r.name: r for r in RUNS}
 
 
+# The demo as shipped (200 samples, seed 0) and two smaller examples. The two share their
+# words (same samples and seed), so inspect-ai's template evaluation runs once for both.
+SPECS = {"mid2026": (200, 0), "early2026": (40, 1), "oct2025": (40, 1)}
+
+
+class _Lazy(dict):
+    """Builds (or reads) a layout on first use: an xdist worker pays only for what it tests."""
+
+    def __init__(self, make):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, layout):
+        self[layout] = value = self._make(layout)
+        return value
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    """One example per layout: the demo as shipped (200 samples) and two smaller ones."""
-    root = tmp_path_factory.mktemp("examples")
-    specs = {"mid2026": (200, 0), "early2026": (40, 1), "oct2025": (40, 2)}
-    return {
-        layout: (demo.build_example(root / layout, layout=layout, n_samples=n, seed=seed), n)
-        for layout, (n, seed) in specs.items()
-    }
+    """Examples built once per test session, shared by xdist workers (only read afterwards)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
+        base = base.parent  # the session's directory, common to all workers
 
+    def make(layout: str) -> tuple[Path, int]:
+        n, seed = SPECS[layout]
+        dest = base / f"demo-example-{layout}-{n}-{seed}"
+        with (base / f"{dest.name}.lock").open("w") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if not demo.is_example(dest):
+                demo.build_example(dest, layout=layout, n_samples=n, seed=seed)
+        return dest, n
 
-def _logs(root: Path) -> dict[Path, EvalLog]:
-    return {p: read_eval_log(str(p)) for p in sorted(root.rglob("*.eval"))}
+    return _Lazy(make)
 
 
 @pytest.fixture(scope="module")
 def logs(built: dict[str, tuple[Path, int]]) -> dict[str, dict[Path, EvalLog]]:
-    return {layout: _logs(root) for layout, (root, _) in built.items()}
+    def read(layout: str) -> dict[Path, EvalLog]:
+        root, _ = built[layout]
+        return {p: read_eval_log(str(p)) for p in sorted(root.rglob("*.eval"))}
+
+    return _Lazy(read)
 
 
 def _epoch_of(layout: str, path: Path, log: EvalLog) -> int | None:
@@ -321,7 +353,7 @@ def test_word_length_is_a_real_cluster_key(logs):
 
 def test_main_builds_replaces_a_previous_example_and_refuses_anything_else(tmp_path, capsys):
     dest = tmp_path / "demo-experiment"
-    assert demo.main([str(dest), "--layout", "oct2025", "--samples", "10"]) == 0
+    assert demo.main([str(dest), "--layout", "oct2025", "--samples", "40", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert str(dest.resolve()) in out and f"analyze-experiment {dest}" in out
     assert demo.is_example(dest) and len(list(dest.rglob("*.eval"))) == 9
@@ -330,9 +362,10 @@ def test_main_builds_replaces_a_previous_example_and_refuses_anything_else(tmp_p
     assert dest.stat().st_mode == probe.stat().st_mode  # usual permissions, not a private temp dir
     probe.rmdir()
     (dest / "analysis").mkdir()  # what a previous analyze-experiment run leaves
-    assert demo.main([str(dest), "--layout", "oct2025", "--samples", "10", "--seed", "3"]) == 0
+    assert demo.main([str(dest), "--layout", "early2026", "--samples", "40", "--seed", "1"]) == 0
     assert not (dest / "analysis").exists()
-    assert '"seed": 3' in (dest / demo.MARKER).read_text()
+    assert '"layout": "early2026"' in (dest / demo.MARKER).read_text()
+    assert (dest / "experiment_summary.yaml").is_file() and not (dest / "experiment_summary.md").exists()
 
     foreign = tmp_path / "mine"
     foreign.mkdir()
