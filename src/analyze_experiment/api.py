@@ -8,6 +8,7 @@ the report must survive anything the data throw at it.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -142,7 +143,7 @@ def write_report(
     files: list[Path] = []
     with atomic_dir(out) as tmp:
         plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag), [])
-        doc = build_doc(exp, analysis, plots, command=command)
+        doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
         if "md" in formats:
             write_text(tmp / "report.md", render_markdown(doc))
             files.append(out / "report.md")

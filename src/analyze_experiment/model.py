@@ -99,6 +99,9 @@ class Experiment:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)
     param_names: list[str] = field(default_factory=list)
     """Parameter columns of ``runs`` that vary across the sweep (design variables first)."""
+    run_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Run -> its parameters with their original types (a DataFrame column turns ints with
+    gaps into floats; summary.json must say ``lora_rank: 4``, as the design does)."""
 
     @property
     def warnings(self) -> pd.DataFrame:

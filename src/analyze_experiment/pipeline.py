@@ -126,7 +126,7 @@ def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Exp
         ),
     )
 
-    runs, param_names = _runs_table(design, found, training, diag)
+    runs, param_names, run_params = _runs_table(design, found, training, diag)
     steps = tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))
     epochs = tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs))
     gpu = tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu))
@@ -145,6 +145,7 @@ def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Exp
         eval_samples=eval_samples,
         diagnostics=diag,
         param_names=param_names,
+        run_params=run_params,
     )
     diag.act(
         "LOADED",
@@ -212,7 +213,7 @@ def _size(p: Path) -> int:
 
 def _runs_table(
     design: Design, found: Discovery, training: dict[str, TrainingResult], diag: Diagnostics
-) -> tuple[pd.DataFrame, list[str]]:
+) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
     records: list[dict[str, Any]] = []
     all_params: dict[str, dict[str, Any]] = {}
     for name, loc in found.runs.items():
@@ -244,7 +245,7 @@ def _runs_table(
     runs = tables.frame(tables.RUNS, records)
     for col in ("in_design", "on_disk"):
         runs[col] = runs[col].astype(bool)
-    return runs, param_names
+    return runs, param_names, all_params
 
 
 def _param_names(design: Design, all_params: dict[str, dict[str, Any]]) -> list[str]:

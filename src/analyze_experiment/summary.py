@@ -120,16 +120,21 @@ def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, 
     return out
 
 
+def _int(value: Any) -> int | None:
+    v = clean(value)
+    return None if v is None else int(v)
+
+
 def _training(row: dict[str, Any]) -> dict[str, Any]:
     verdict = row.get("convergence")
     return {
         "status": row.get("status") or ("missing" if row.get("type") == "fine-tuned" else None),
         "final_loss": row.get("final_loss"),
         "min_loss": row.get("min_loss"),
-        "steps": row.get("steps"),
-        "planned_steps": row.get("planned_steps"),
-        "epochs": row.get("epochs_done"),
-        "planned_epochs": row.get("planned_epochs"),
+        "steps": _int(row.get("steps")),
+        "planned_steps": _int(row.get("planned_steps")),
+        "epochs": _int(row.get("epochs_done")),
+        "planned_epochs": _int(row.get("planned_epochs")),
         "train_time_s": row.get("train_time_s"),
         "train_time_source": row.get("train_time_source"),
         "converged": None if verdict in (None, "too short to tell") else verdict == "converged",
@@ -137,7 +142,7 @@ def _training(row: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_second_per_gpu": row.get("tokens_per_second_per_gpu"),
         "peak_memory_gib": row.get("peak_memory_gib"),
         "gpu_hours": row.get("gpu_hours"),
-        "n_gpus": row.get("n_gpus"),
+        "n_gpus": _int(row.get("n_gpus")),
         "evidence": {"line": row.get("status_evidence"), "file": row.get("status_file")},
         "log": row.get("training_log"),
     }
@@ -161,6 +166,19 @@ def _best(b: Best) -> dict[str, Any]:
     )
 
 
+def _primary(best: list[dict[str, Any]], tasks: list[str], scorers: list[str]) -> dict[str, Any] | None:
+    """The headline ranking: the design's first task and scorer when it names them."""
+    if not best:
+        return None
+
+    def rank(b: dict[str, Any]) -> tuple[int, int]:
+        t = tasks.index(b["task"]) if b.get("task") in tasks else len(tasks)
+        s = scorers.index(b["scorer"]) if b.get("scorer") in scorers else len(scorers)
+        return (t, s)
+
+    return min(best, key=rank)
+
+
 def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = None) -> dict[str, Any]:
     """The summary.json document (a plain dict, JSON-safe)."""
     d = exp.design
@@ -172,7 +190,11 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             {
                 "name": name,
                 "type": row.get("type"),
-                "params": {p: row.get(p) for p in exp.param_names if row.get(p) is not None},
+                "params": {
+                    p: exp.run_params.get(name, {}).get(p, row.get(p))
+                    for p in exp.param_names
+                    if exp.run_params.get(name, {}).get(p, row.get(p)) is not None
+                },
                 "in_design": row.get("in_design"),
                 "dir": row.get("run_dir"),
                 "training": _training(row) if row.get("type") == "fine-tuned" else None,
@@ -197,7 +219,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             },
             "runs": runs,
             "comparisons": comparisons,
-            "best": best_all[0] if best_all else None,
+            "best": _primary(best_all, d.tasks, d.scorers),
             "best_by_task": best_all,
             "effects": _records(analysis.effects),
             "anova": _records(analysis.anova),

@@ -89,7 +89,7 @@ def _header(exp: Experiment, command: str | None) -> KeyValues:
             "Produced by",
             f"analyze-experiment {__version__} on "
             f"{_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}"
-            + (f": `{command}`" if command else ""),
+            + (f", command: {command}" if command else ""),
         ),
     ]
     return KeyValues(items)
@@ -189,7 +189,14 @@ def _training(exp: Experiment, plots: Sequence[PlotLike]) -> Section:
 # --- evaluation -----------------------------------------------------------------------------
 
 
-def evaluation_table(exp: Experiment, analysis: Analysis) -> pd.DataFrame:
+def _link(prefix: str, path: Any) -> Any:
+    """A path relative to the experiment, made relative to the report's folder."""
+    if not isinstance(path, str) or path in ("", "—"):
+        return path
+    return path if prefix in ("", ".") else f"{prefix.rstrip('/')}/{path}"
+
+
+def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "") -> pd.DataFrame:
     """The evaluation comparison table: run, task, epoch, scorer, metric with CI, n, log."""
     iv = analysis.intervals
     level = round(analysis.confidence * 100)
@@ -235,14 +242,15 @@ def evaluation_table(exp: Experiment, analysis: Analysis) -> pd.DataFrame:
         return pd.DataFrame()
     df = pd.DataFrame(rows).fillna("—")
     df["log"] = df["log_path"].map(lambda p: "log" if isinstance(p, str) and p != "—" else "—")
+    df["log_path"] = df["log_path"].map(lambda p: _link(link_prefix, p))
     order = ["run", "task", "epoch", "scorer"]
     rest = [c for c in df.columns if c not in order and c not in ("n", "CI method", "log", "log_path")]
     return df[[*order, *rest, "n", "CI method", "log", "log_path"]]
 
 
-def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike]) -> Section:
+def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], link_prefix: str) -> Section:
     s = Section("Evaluation Results", anchor="evaluation-results")
-    table = evaluation_table(exp, analysis)
+    table = evaluation_table(exp, analysis, link_prefix)
     if not len(table):
         s.blocks.append(Paragraph("No usable evaluation logs were found."))
         return s
@@ -255,18 +263,20 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike]) 
         )
     )
     best = Section("Best Performers", level=3, anchor="best-performers")
-    for b in analysis.best:
-        verdict = "clear winner" if b.clear_winner else "no clear winner"
-        best.blocks.append(
+    sentences = _finding_bullets(analysis, "best_performers")
+    if sentences:
+        best.blocks.append(Bullets(sentences))
+    else:
+        best.blocks.extend(
             Paragraph(
                 f"{b.task} / {b.scorer} ({b.metric}): {b.run}"
                 + ("" if fmt.is_missing(b.epoch) else f" at epoch {fmt.epoch(b.epoch)}")
-                + f", {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}. {b.reason}"
+                + f", {fmt.ci(b.value, b.ci_low, b.ci_high)} — "
+                + ("clear winner" if b.clear_winner else "no clear winner")
+                + f". {b.reason}"
             )
+            for b in analysis.best
         )
-    extra = _finding_bullets(analysis, "best_performers")
-    if extra:
-        best.blocks.append(Bullets(extra))
     if best.blocks:
         s.blocks.append(best)
     s.blocks.extend(_figures(plots, "evaluation"))
@@ -279,7 +289,7 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike]) 
         ]
         logs["open with"] = logs["log"].map(lambda p: f"inspect view --log-dir {_parent(p)}")
         logs["file"] = "log"
-        logs = logs.rename(columns={"log": "log_path"})
+        logs["log_path"] = logs["log"].map(lambda p: _link(link_prefix, p))
         s.blocks.append(
             Table(
                 logs[["run", "task", "epoch", "status", "samples", "file", "open with", "log_path"]].astype(str),
@@ -343,7 +353,11 @@ def _format_frame(df: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         if c.startswith("p_") or c in ("p_value", "p_tost"):
             out[c] = out[c].map(fmt.pvalue)
         elif pd.api.types.is_float_dtype(out[c]):
-            out[c] = out[c].map(lambda x: fmt.num(x, digits))
+            vals = out[c].dropna()
+            if len(vals) and (vals == vals.round()).all() and (vals.abs() < 1e15).all():
+                out[c] = out[c].map(fmt.integer)
+            else:
+                out[c] = out[c].map(lambda x: fmt.num(x, digits))
         else:
             out[c] = out[c].map(lambda x: fmt.value(x) if not isinstance(x, bool) else fmt.num(x))
     return out.astype(str)
@@ -424,12 +438,17 @@ def build_doc(
     plots: Sequence[PlotLike] = (),
     *,
     command: str | None = None,
+    link_prefix: str = "",
 ) -> ReportDoc:
-    """Arrange the whole report."""
+    """Arrange the whole report.
+
+    ``link_prefix`` leads from the report's folder to the experiment directory (``..`` for
+    the default ``<experiment>/analysis``), so links to logs work from the report.
+    """
     sections = [
         _overview(exp),
         _training(exp, plots),
-        _evaluation(exp, analysis, plots),
+        _evaluation(exp, analysis, plots, link_prefix),
         _statistics(exp, analysis, plots),
         _bullets_section(
             "Key Findings", "key-findings", _finding_bullets(analysis, "key_findings"),
