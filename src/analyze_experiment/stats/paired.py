@@ -36,6 +36,8 @@ class Paired:
 
 def align(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Scores of ``a`` and ``b`` on their common sample ids (and the ids), sorted by id."""
+    if a.index.equals(b.index) and a.index.is_monotonic_increasing and a.index.is_unique:
+        return a.to_numpy(float), b.to_numpy(float), a.index.to_numpy()
     common = a.index.intersection(b.index).sort_values()
     return a.loc[common].to_numpy(float), b.loc[common].to_numpy(float), common.to_numpy()
 
