@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
-from stats_synth import grid, make_experiment
 
 from analyze_experiment import tables
 from analyze_experiment.analysis import COMPARISONS, INTERVALS
 from analyze_experiment.model import Design, Experiment, Options
 from analyze_experiment.stats import analyze
+from stats_synth import grid, make_experiment
 
 FAST = Options(n_permutations=1000, n_bootstrap=300)
 

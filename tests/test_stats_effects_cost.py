@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 from statsmodels.stats.anova import anova_lm
-from stats_synth import grid, make_experiment
 
 from analyze_experiment import tables
 from analyze_experiment.model import Options
 from analyze_experiment.stats import analyze
 from analyze_experiment.stats.cost import candidate_cost, pareto_front
 from analyze_experiment.stats.effects import anova, grid_status
+from stats_synth import grid, make_experiment
 
 
 def _values(cells, reps=1, seed=0):
