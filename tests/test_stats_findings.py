@@ -1,0 +1,209 @@
+"""Every findings rule: fires on data that call for it, and its sentence carries the numbers."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analyze_experiment import tables
+from analyze_experiment.analysis import COMPARISONS, OUTLIERS, Analysis, Best
+from analyze_experiment.model import Design, Experiment, Options
+from analyze_experiment.stats import analyze
+from analyze_experiment.stats.findings import build_findings
+from stats_synth import grid, make_experiment
+
+FAST = Options(n_permutations=1000, n_bootstrap=300, gpu_hour_cost=2.5)
+
+
+def _rules(a):
+    return {f.rule for f in a.findings}
+
+
+def _one(a, rule):
+    found = [f for f in a.findings if f.rule == rule]
+    assert found, f"rule {rule} did not fire: {sorted(_rules(a))}"
+    return found
+
+
+def _pct(x):
+    return f"{x * 100:.1f}"
+
+
+@pytest.fixture(scope="module")
+def sweep():
+    accs, params = grid([8, 16, 32], [1e-5, 1e-4], lambda r, lr: 0.6 + 0.1 * (r >= 16) + 0.05 * (lr > 5e-5))
+    accs["base"] = 0.5
+    hours = {k: {"8": 1.0, "16": 2.0, "32": 4.0}[k.split("_")[0][4:]] for k in accs if k != "base"}
+    exp = make_experiment(accs, params=params, controls=("base",), shared_difficulty=1.0, gpu_hours=hours)
+    return analyze(exp, FAST)
+
+
+def test_every_sentence_ends_with_a_full_stop_and_carries_a_number(sweep):
+    for f in sweep.findings:
+        assert f.text.endswith(".")
+        assert re.search(r"\d", f.text), f.text
+
+
+def test_best_rule_numbers(sweep):
+    (f,) = _one(sweep, "best_no_clear_winner")
+    b = sweep.best[0]
+    assert f"{_pct(b.value)}% (95% CI {_pct(b.ci_low)} to {_pct(b.ci_high)}%, n = 200)" in f.text
+    assert f"{len(b.tied_with)} of 6 runners-up are not significantly worse" in f.text
+
+
+def test_vs_baseline_rule(sweep):
+    (f,) = _one(sweep, "vs_baseline")
+    c = sweep.comparisons
+    sig = c[(c["b"] == "base") & c["significant"] & (c["diff"] > 0)]
+    assert f.data["n_better"] == len(sig) and f"{len(sig)} of 6 candidates" in f.text
+    top = c[c["b"] == "base"].sort_values("diff").iloc[-1]
+    assert f"+{_pct(top['diff'])} pp" in f.text
+
+
+def test_not_distinguishable_rule(sweep):
+    fs = _one(sweep, "not_distinguishable")
+    c = sweep.comparisons.set_index("b")
+    for f in fs:
+        r = c.loc[f.data["b"]]
+        assert not r["significant"]
+        assert f"Holm p = {r['p_adjusted']:.2g}" in f.text
+        assert f"{-r['diff'] * 100:+.1f} pp" in f.text
+
+
+def test_anova_rule(sweep):
+    fs = _one(sweep, "anova_effect")
+    an = sweep.anova.set_index("term")
+    for f in fs:
+        r = an.loc[f.data["term"]]
+        assert f"F({int(r['df'])}, 2) = {r['F']:.2f}" in f.text and f"partial η² = {r['partial_eta_sq']:.2f}" in f.text
+
+
+def test_diminishing_rule(sweep):
+    (f,) = _one(sweep, "diminishing_returns")
+    assert f.data["variable"] == "lora_rank" and "beyond 16" in f.text
+
+
+def test_summary_rules(sweep):
+    (m,) = _one(sweep, "methods")
+    assert f"{len(sweep.comparisons)} paired comparisons" in m.text
+    (p,) = _one(sweep, "power")
+    assert f"{sweep.power[0]['mdd'] * 100:.1f} pp" in p.text and "n = 200" in p.text
+
+
+def test_production_and_pareto_rules(sweep):
+    (f,) = _one(sweep, "production_config")
+    assert "Production config" in f.text and "GPU-hours" in f.text and "$" in f.text
+    b = sweep.best[0]
+    tied_runs = {t for t in b.tied_with} | {b.run}
+    assert f.data["run"] in tied_runs
+    cheaper = sweep.pareto[sweep.pareto["run"].isin(tied_runs) & (sweep.pareto["gpu_hours"] < f.data["gpu_hours"])]
+    assert cheaper.empty
+    (p,) = _one(sweep, "pareto")
+    assert set(p.data["runs"]) == set(sweep.pareto[sweep.pareto["pareto"]]["run"])
+
+
+def test_next_step_rules(sweep):
+    levels = {(f.data["variable"], f.data["level"]) for f in _one(sweep, "untested_level")}
+    assert ("lora_rank", 24.0) in levels
+    (s,) = _one(sweep, "more_seeds")
+    assert "at most 1 seed" in s.text
+    (e,) = _one(sweep, "larger_eval_set")
+    assert e.data["n_needed"] > 200 and f"{int(e.data['n_needed']):,}" in e.text
+
+
+def _exp(scores: dict[str, np.ndarray], runs: list[dict] | None = None, **kw) -> Experiment:
+    rows = [{"run": r, "task": "qa", "epoch": 0, "sample_id": f"s{i:04d}", "sample_epoch": 1,
+             "scorer": "m", "score": float(v), "answer": kw.get("answer", f"x{i}")}
+            for r, arr in scores.items() for i, v in enumerate(arr)]
+    runs = runs or [{"run": r, "type": "fine-tuned"} for r in scores]
+    return Experiment(root=Path("."), layout="unknown", design=Design(name="x"), has_design_doc=True,
+                      runs=tables.frame(tables.RUNS, runs), eval_samples=tables.frame(tables.EVAL_SAMPLES, rows),
+                      param_names=kw.get("param_names", []))
+
+
+def test_equivalent_rule_needs_tost():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0.5, 0.2, 400)
+    exp = _exp({"a": a, "b": a + rng.normal(0.001, 0.01, 400)})
+    res = analyze(exp, FAST)
+    (f,) = _one(res, "equivalent")
+    eq = res.equivalence.iloc[0]
+    assert eq["equivalent"] and f"TOST p {'< 0.001' if eq['p_tost'] < 0.001 else '= ' + format(eq['p_tost'], '.2g')}" in f.text
+    assert "within ±0.01" in f.text
+    assert "not_distinguishable" not in _rules(res)
+
+
+def test_clear_winner_and_edge_of_grid_rules():
+    rng = np.random.default_rng(1)
+    runs = [{"run": f"r{k}", "type": "fine-tuned", "lora_rank": k} for k in (4, 8, 16)]
+    exp = _exp({"r4": rng.random(300) < 0.5, "r8": rng.random(300) < 0.55, "r16": rng.random(300) < 0.9},
+               runs, param_names=["lora_rank"])
+    res = analyze(exp, FAST)
+    (f,) = _one(res, "best_clear_winner")
+    assert "all 2 runners-up are significantly worse" in f.text
+    (e,) = _one(res, "edge_of_grid")
+    assert e.data["edge"] == 16 and "test above 16" in e.text
+    assert "untested_level" not in _rules(res)
+
+
+def test_suspicious_and_outlier_rules():
+    rng = np.random.default_rng(2)
+    exp = _exp({"a": np.ones(50), "b": rng.random(50) < 0.5}, answer="A")
+    res = analyze(exp, FAST)
+    kinds = {f.data["kind"] for f in _one(res, "suspicious_eval")}
+    assert {"accuracy_100", "constant_answers"} <= kinds
+    a = Analysis(outliers=pd.DataFrame([{"run": "s3", "task": "qa", "kind": "metric", "detail": "accuracy departs",
+                                         "value": 0.31, "robust_z": -6.2}], columns=OUTLIERS))
+    fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
+    (o,) = [f for f in fs if f.rule == "outlier"]
+    assert "robust z = -6.2" in o.text and "0.31" in o.text
+
+
+def test_marginal_effect_and_unbalanced_rules():
+    rng = np.random.default_rng(3)
+    runs = [{"run": "a", "type": "fine-tuned", "lora_rank": 8, "learning_rate": 1e-5},
+            {"run": "b", "type": "fine-tuned", "lora_rank": 16, "learning_rate": 1e-5},
+            {"run": "c", "type": "fine-tuned", "lora_rank": 8, "learning_rate": 1e-4}]
+    exp = _exp({r["run"]: rng.random(100) < 0.6 for r in runs}, runs, param_names=["lora_rank", "learning_rate"])
+    res = analyze(exp, FAST)
+    (u,) = _one(res, "unbalanced")
+    assert "1 of 4 cells" in u.text
+    vars_ = {f.data["variable"] for f in _one(res, "marginal_effect")}
+    assert vars_ == {"lora_rank", "learning_rate"}
+
+
+def test_no_significant_step_rule():
+    rng = np.random.default_rng(4)
+    runs = [{"run": f"r{k}", "type": "fine-tuned", "lora_rank": k} for k in (8, 16)]
+    exp = _exp({"r8": rng.random(100) < 0.6, "r16": rng.random(100) < 0.6}, runs, param_names=["lora_rank"])
+    (f,) = _one(analyze(exp, FAST), "no_significant_step")
+    assert "8→16" in f.text
+
+
+def test_production_config_picks_cheaper_tied_candidate():
+    a = Analysis()
+    a.best = [Best("qa", "m", "accuracy", "big", 0.0, 0.80, 0.75, 0.85, False, "r", ["small"])]
+    a.comparisons = tables.frame(COMPARISONS, [{"task": "qa", "scorer": "m", "metric": "accuracy", "a": "big", "epoch_a": 0.0,
+                                   "b": "small", "epoch_b": 0.0, "kind": "vs_best", "diff": 0.01,
+                                   "p_adjusted": 0.6, "significant": False, "n_paired": 500}])
+    a.pareto = pd.DataFrame([
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "big", "epoch": 0.0, "value": 0.80,
+         "gpu_hours": 8.0, "cost_usd": 20.0, "pareto": True},
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "small", "epoch": 0.0, "value": 0.79,
+         "gpu_hours": 2.0, "cost_usd": 5.0, "pareto": True}])
+    fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
+    (p,) = [f for f in fs if f.rule == "production_config"]
+    assert p.data["run"] == "small"
+    assert "79.0%, 2.00 GPU-hours, $5.00" in p.text and "80.0%, 8.00 GPU-hours, Holm p = 0.6 vs best" in p.text
+
+
+def test_seed_rules_numbers():
+    accs, params = grid([8, 16], [1e-4], lambda r, lr: 0.6 if r == 8 else 0.7, seeds=5)
+    res = analyze(make_experiment(accs, params=params, n=100, seed=4), FAST)
+    (c,) = _one(res, "seed_comparison")
+    sc = res.seed_comparisons.iloc[0]
+    assert f"P(lora_rank=16 > lora_rank=8) = {sc['p_a_gt_b']:.2f}" in c.text and "5 vs 5 seeds" in c.text
+    (s,) = _one(res, "seed_spread")
+    assert f"over {int(res.seeds['n_seeds'].max())} seeds" in s.text
