@@ -1,0 +1,59 @@
+"""Shared fixtures: the bundled example experiment, built once per session in each layout.
+
+The example is real input: captured torchtune output and evaluation logs written by
+inspect-ai itself. Tests that write into an experiment (the CLI writes ``analysis/``)
+work on a private copy (``example_copy``), so xdist workers never disturb each other.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from analyze_experiment import demo
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: each worker builds its own examples
+    fcntl = None  # type: ignore[assignment]
+
+
+def _session_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
+        base = base.parent  # the session's directory, common to all workers
+    return base
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``example(layout, n_samples=40, seed=1)`` -> a built example (read it, never write it)."""
+    base = _session_base(tmp_path_factory)
+
+    def make(layout: str = "mid2026", n_samples: int = 40, seed: int = 1) -> Path:
+        dest = base / f"demo-example-{layout}-{n_samples}-{seed}"
+        with (base / f"{dest.name}.lock").open("w") as lock:
+            if fcntl is not None:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if not demo.is_example(dest):
+                demo.build_example(dest, layout=layout, n_samples=n_samples, seed=seed)
+        return dest
+
+    return make
+
+
+@pytest.fixture
+def example_copy(example, tmp_path) -> Callable[..., Path]:
+    """``example_copy(layout, ...)`` -> a private, writable copy of a built example."""
+
+    def make(layout: str = "mid2026", n_samples: int = 40, seed: int = 1) -> Path:
+        src = example(layout, n_samples, seed)
+        dest = tmp_path / f"{layout}-experiment"
+        shutil.copytree(src, dest, symlinks=True)
+        return dest
+
+    return make
