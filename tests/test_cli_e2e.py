@@ -188,6 +188,7 @@ def test_strict_turns_warnings_into_exit_3(example_copy):
     broken = root / "Llama-3.2-1B-Instruct_base" / "eval" / "capitalization" / "logs" / "broken.eval"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     code, _, err = _run_cli([str(root), "--quiet", "--strict"])
+    assert "--strict" in err
     assert code == 3
     summary = json.loads((root / "analysis" / "summary.json").read_text())
     files = [w["file"] for w in summary["warnings"]]
