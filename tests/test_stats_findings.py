@@ -196,7 +196,7 @@ def test_production_config_picks_cheaper_tied_candidate():
     fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
     (p,) = [f for f in fs if f.rule == "production_config"]
     assert p.data["run"] == "small"
-    assert "79.0%, 2.00 GPU-hours, $5.00" in p.text and "80.0%, 8.00 GPU-hours, Holm p = 0.6 vs best" in p.text
+    assert "79.0%, 2 GPU-hours, $5.00" in p.text and "80.0%, 8 GPU-hours, Holm p = 0.6 vs best" in p.text
 
 
 def test_seed_rules_numbers():

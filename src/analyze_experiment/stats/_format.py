@@ -45,3 +45,17 @@ def fmt_level(v: Any) -> str:
         f = float(v)
         return str(int(f)) if f.is_integer() and abs(f) < 1e9 else f"{f:g}"
     return str(v)
+
+
+def fmt_hours(h: float | None) -> str:
+    """GPU-hours to 3 significant digits (short CPU demos cost thousandths of an hour)."""
+    if h is None or math.isnan(h):
+        return "n/a GPU-hours"
+    return f"{h:.3g} GPU-hours"
+
+
+def fmt_usd(x: float | None) -> str:
+    """Dollars: cents above $1, 3 significant digits below."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    return f"${x:,.2f}" if x >= 1 else f"${x:.3g}"

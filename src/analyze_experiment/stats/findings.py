@@ -16,7 +16,7 @@ import pandas as pd
 
 from analyze_experiment.analysis import Analysis, Best, Finding
 from analyze_experiment.model import Options
-from analyze_experiment.stats._format import fmt_ci, fmt_diff, fmt_level, fmt_p, fmt_value
+from analyze_experiment.stats._format import fmt_ci, fmt_diff, fmt_hours, fmt_level, fmt_p, fmt_usd, fmt_value
 from analyze_experiment.stats.candidates import label
 from analyze_experiment.stats.power import samples_for_difference
 
@@ -25,6 +25,8 @@ MAX_PAIR_SENTENCES = 3
 WIDE_CI_FACTOR = 2.0
 """``larger_eval_set`` fires when the best's CI half-width exceeds this × margin."""
 FEW_SEEDS = 5
+LOW_RESIDUAL_DF = 3
+"""``anova_effect`` warns of little power below this many residual degrees of freedom."""
 """``more_seeds`` fires without a clear winner when configs have fewer seeds than this."""
 
 
@@ -32,6 +34,11 @@ def _cand(ctx: dict[str, Any], run: str, epoch: Any) -> str:
     """Run name, with the epoch only when the run was evaluated at several epochs."""
     ep = None if epoch is None or pd.isna(epoch) else float(epoch)
     return label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
+
+
+def _on(ctx: dict[str, Any], task: str, scorer: str) -> str:
+    """"qa" or "qa (match)" when the task was scored by several scorers."""
+    return f"{task} ({scorer})" if task in ctx["multi_scorer"] else str(task)
 
 
 def _tied(a: Analysis, b: Best) -> list[tuple[str, float | None]]:
@@ -70,7 +77,7 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
                          & (a.intervals["run"] == b.run)]
         n = int(iv["n"].iloc[0]) if len(iv) else 0
-        head = (f"On {b.task} ({b.scorer}), {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}: "
+        head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}: "
                 f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
                 f"n = {n})")
         data = {"task": b.task, "scorer": b.scorer, "run": b.run, "epoch": b.epoch, "value": b.value,
@@ -106,7 +113,7 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 n_eq += 1
                 er = e.iloc[0]
                 out.append(_f("key_findings", "equivalent",
-                              f"On {r['task']}, {pair} are equivalent within ±{fmt_diff(metric, er['margin']).lstrip('+')} "
+                              f"On {_on(ctx, r['task'], r['scorer'])}, {pair} are equivalent within ±{fmt_diff(metric, er['margin']).lstrip('+')} "
                               f"(paired diff {fmt_diff(metric, -er['diff'])}, "
                               f"{fmt_ci(metric, -er['ci_high'], -er['ci_low'], 1 - 2 * (1 - a.confidence), True)}, "
                               f"TOST p {fmt_p(er['p_tost'])})", **data, p_tost=er["p_tost"], margin=er["margin"]))
@@ -115,7 +122,7 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                     continue
                 n_nd += 1
                 out.append(_f("key_findings", "not_distinguishable",
-                              f"On {r['task']}, {pair} are not distinguishable (paired diff "
+                              f"On {_on(ctx, r['task'], r['scorer'])}, {pair} are not distinguishable (paired diff "
                               f"{fmt_diff(metric, -r['diff'])}, "
                               f"{fmt_ci(metric, -r['ci_high'], -r['ci_low'], a.confidence, True)}, "
                               f"Holm p {fmt_p(r['p_adjusted'])}, n = {int(r['n_paired'])}); "
@@ -147,7 +154,7 @@ def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         better = g[g["significant"] & (g["diff"] > 0)]
         worse = g[g["significant"] & (g["diff"] < 0)]
         top = g.sort_values("diff", ascending=False).iloc[0]
-        text = (f"On {task}, {len(better)} of {len(g)} candidates score significantly higher than the "
+        text = (f"On {_on(ctx, task, scorer)}, {len(better)} of {len(g)} candidates score significantly higher than the "
                 f"baseline {base} after Holm correction; largest gain {_cand(ctx, top['run'], top['epoch'])} "
                 f"{fmt_diff(metric, top['diff'])} "
                 f"({fmt_ci(metric, top['ci_low'], top['ci_high'], a.confidence, True)}, "
@@ -169,10 +176,12 @@ def rule_effects(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                         & (a.anova["term"] == "Residual")]
         df_res = int(resid["df"].iloc[0]) if len(resid) else 0
         verdict = "matters" if r["p_value"] < alpha else "has no detectable effect"
+        omega = "ω² ≈ 0" if r["omega_sq"] < 0.005 else f"ω² = {r['omega_sq']:.2f}"
+        low = (f"; with {df_res} residual degree(s) of freedom this test has little power"
+               if df_res < LOW_RESIDUAL_DF else "")
         out.append(_f("key_findings", "anova_effect",
-                      f"On {r['task']}, {r['term']} {verdict} (F({int(r['df'])}, {df_res}) = {r['F']:.2f}, "
-                      f"p {fmt_p(r['p_value'])}, partial η² = {r['partial_eta_sq']:.2f}, "
-                      f"ω² = {r['omega_sq']:.2f})", task=r["task"], term=r["term"], F=r["F"],
+                      f"On {_on(ctx, r['task'], r['scorer'])}, {r['term']} {verdict} (F({int(r['df'])}, {df_res}) = {r['F']:.2f}, "
+                      f"p {fmt_p(r['p_value'])}, partial η² = {r['partial_eta_sq']:.2f}, {omega}){low}", task=r["task"], term=r["term"], F=r["F"],
                       p_value=r["p_value"], partial_eta_sq=r["partial_eta_sq"], omega_sq=r["omega_sq"]))
     covered = set(zip(a.anova["task"], a.anova["scorer"], strict=True))
     for (task, scorer, metric, var), g in a.effects.groupby(["task", "scorer", "metric", "variable"], sort=True):
@@ -181,7 +190,7 @@ def rule_effects(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         hi, lo = g.loc[g["mean"].idxmax()], g.loc[g["mean"].idxmin()]
         overlap = bool(lo["ci_high"] >= hi["ci_low"]) if not pd.isna(lo["ci_high"]) else True
         out.append(_f("key_findings", "marginal_effect",
-                      f"On {task}, mean {metric} by {var} ranges from {fmt_value(metric, lo['mean'])} "
+                      f"On {_on(ctx, task, scorer)}, mean {metric} by {var} ranges from {fmt_value(metric, lo['mean'])} "
                       f"({var} = {fmt_level(lo['level'])}, {fmt_ci(metric, lo['ci_low'], lo['ci_high'], a.confidence)}) to "
                       f"{fmt_value(metric, hi['mean'])} ({var} = {fmt_level(hi['level'])}, "
                       f"{fmt_ci(metric, hi['ci_low'], hi['ci_high'], a.confidence)})"
@@ -197,13 +206,13 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     """``diminishing_returns``: the last significant step of an ordinal variable and what follows."""
     out: list[Finding] = []
     d = a.diminishing
-    for (task, _scorer, metric, var), g in d.groupby(["task", "scorer", "metric", "variable"], sort=True):
+    for (task, scorer, metric, var), g in d.groupby(["task", "scorer", "metric", "variable"], sort=True):
         g = g.reset_index(drop=True)
         sig = g.index[g["significant"].astype(bool) & (g["gain"] > 0)].tolist()
         if sig and sig[-1] < len(g) - 1:
             last = g.iloc[sig[-1]]
             nxt = g.iloc[sig[-1] + 1]
-            text = (f"On {task}, raising {var} from {fmt_level(last['from_level'])} to {fmt_level(last['to_level'])} gains "
+            text = (f"On {_on(ctx, task, scorer)}, raising {var} from {fmt_level(last['from_level'])} to {fmt_level(last['to_level'])} gains "
                     f"{fmt_diff(metric, last['gain'])} (Holm p {fmt_p(last['p_adjusted'])}), but beyond "
                     f"{fmt_level(last['to_level'])} the gain is not significant ({fmt_level(nxt['from_level'])}→{fmt_level(nxt['to_level'])}: "
                     f"{fmt_diff(metric, nxt['gain'])}, "
@@ -214,7 +223,7 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         elif not sig and len(g):
             top = g.loc[g["gain"].idxmax()]
             out.append(_f("key_findings", "no_significant_step",
-                          f"On {task}, no step in {var} gives a significant gain (largest: "
+                          f"On {_on(ctx, task, scorer)}, no step in {var} gives a significant gain (largest: "
                           f"{fmt_level(top['from_level'])}→{fmt_level(top['to_level'])} {fmt_diff(metric, top['gain'])}, "
                           f"{fmt_ci(metric, top['ci_low'], top['ci_high'], a.confidence, True)}, "
                           f"Holm p {fmt_p(top['p_adjusted'])})", task=task, variable=var,
@@ -225,10 +234,10 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     """``seed_spread`` (largest seed SD per family) and ``seed_comparison`` (Welch, P(A>B))."""
     out: list[Finding] = []
-    for (task, _scorer, metric), g in a.seeds.groupby(["task", "scorer", "metric"], sort=True):
+    for (task, scorer, metric), g in a.seeds.groupby(["task", "scorer", "metric"], sort=True):
         r = g.loc[g["sd"].idxmax()]
         out.append(_f("key_findings", "seed_spread",
-                      f"On {task}, seed-to-seed variation is up to SD {fmt_diff(metric, r['sd']).lstrip('+')} "
+                      f"On {_on(ctx, task, scorer)}, seed-to-seed variation is up to SD {fmt_diff(metric, r['sd']).lstrip('+')} "
                       f"({r['config']}: mean {fmt_value(metric, r['mean'])} over {int(r['n_seeds'])} seeds, "
                       f"{fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence)})",
                       task=task, config=r["config"], sd=r["sd"], n_seeds=int(r["n_seeds"])))
@@ -236,7 +245,7 @@ def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     for _, r in sc.iterrows() if not sc.empty else []:
         metric = r["metric"]
         verdict = "is significantly better than" if r["significant"] else "is not distinguishable from"
-        text = (f"On {r['task']}, across seeds {r['a']} {verdict} {r['b']} (diff of seed means "
+        text = (f"On {_on(ctx, r['task'], r['scorer'])}, across seeds {r['a']} {verdict} {r['b']} (diff of seed means "
                 f"{fmt_diff(metric, r['diff'])}, {fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence, True)}, "
                 f"Welch Holm p {fmt_p(r['p_adjusted'])}, {int(r['n_a'])} vs {int(r['n_b'])} seeds)")
         if not pd.isna(r["p_a_gt_b"]):
@@ -282,7 +291,7 @@ def rule_summary(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
             continue
         metric = p.get("metric", "accuracy")
         out.append(_f("statistical_summary", "power",
-                      f"On {p['task']} ({p['scorer']}), with n = {p['n']} samples per candidate the smallest "
+                      f"On {_on(ctx, p['task'], p['scorer'])}, with n = {p['n']} samples per candidate the smallest "
                       f"difference detectable with {p['power']:.0%} power at α = {p['alpha']:.2g} is "
                       f"{fmt_diff(metric, p['mdd']).lstrip('+')}; smaller differences reported as not "
                       "significant may still be real.", **p))
@@ -300,44 +309,49 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         cand = fam[[any(_same(r, e, k) for k in ok) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]
         known = cand.dropna(subset=["gpu_hours"])
         known = known[~known["run"].isin(ctx["baselines"])] if len(known[~known["run"].isin(ctx["baselines"])]) else known
-        best_cost = fam[(fam["run"] == b.run)]["gpu_hours"]
+        best_cost = fam[[_same(r, e, (b.run, b.epoch)) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]["gpu_hours"]
         bc = float(best_cost.iloc[0]) if len(best_cost) else math.nan
         if known.empty:
             out.append(_f("recommendations", "production_config",
-                          f"Production config for {b.task}: {_cand(ctx, b.run, b.epoch)} "
+                          f"Production config for {_on(ctx, b.task, b.scorer)}: {_cand(ctx, b.run, b.epoch)} "
                           f"({fmt_value(b.metric, b.value)}); no GPU-hour data to weigh cost, so the best "
                           f"candidate is the default choice", task=b.task, run=b.run, gpu_hours=None))
             continue
         pick = known.sort_values(["gpu_hours", "value"], ascending=[True, False]).iloc[0]
-        cost = f"{pick['gpu_hours']:.2f} GPU-hours"
+        cost = fmt_hours(pick["gpu_hours"])
         if not pd.isna(pick["cost_usd"]):
-            cost += f", ${pick['cost_usd']:.2f}"
+            cost += f", {fmt_usd(pick['cost_usd'])}"
         if _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
-            text = (f"Production config for {b.task}: {_cand(ctx, b.run, b.epoch)} — the best "
+            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_cand(ctx, b.run, b.epoch)} — the best "
                     f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidate(s) not "
                     f"significantly worse than it ({cost})")
         else:
             comp = a.comparisons[(a.comparisons["task"] == b.task) & (a.comparisons["kind"] == "vs_best")
                                  & (a.comparisons["b"] == pick["run"])]
             ptxt = f", Holm p {fmt_p(comp['p_adjusted'].iloc[0])} vs best" if len(comp) else ""
-            text = (f"Production config for {b.task}: {_cand(ctx, pick['run'], pick['epoch'])} "
+            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_cand(ctx, pick['run'], pick['epoch'])} "
                     f"({fmt_value(b.metric, pick['value'])}, {cost}) — not significantly worse than the best "
                     f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, "
-                    f"{bc:.2f} GPU-hours{ptxt}) at lower cost")
+                    f"{fmt_hours(bc)}{ptxt}) at lower cost")
         out.append(_f("recommendations", "production_config", text, task=b.task, run=pick["run"],
                       epoch=pick["epoch"], value=pick["value"], gpu_hours=pick["gpu_hours"],
                       best_run=b.run, best_gpu_hours=bc))
         front = fam[fam["pareto"].astype(bool)].sort_values("gpu_hours")
         if len(front) >= 2:
             items = "; ".join(f"{_cand(ctx, r['run'], r['epoch'])} {fmt_value(b.metric, r['value'])} at "
-                              f"{r['gpu_hours']:.2f} GPU-hours" for _, r in front.iterrows())
+                              f"{fmt_hours(r['gpu_hours'])}" for _, r in front.iterrows())
             out.append(_f("recommendations", "pareto",
-                          f"On {b.task}, the {len(front)} Pareto-optimal candidates ({b.metric} vs GPU-hours) are: "
+                          f"On {_on(ctx, b.task, b.scorer)}, the {len(front)} Pareto-optimal candidates ({b.metric} vs GPU-hours) are: "
                           f"{items}", task=b.task, runs=list(front["run"])))
     return out
 
 
 def _midpoint(lo: float, hi: float) -> float | None:
+    """Level between two tested ones: geometric for ratios ≥ 4 (ranks 4 and 16 → 8,
+    learning rates), else arithmetic; integers stay integers; None when none fits."""
+    if float(lo).is_integer() and float(hi).is_integer() and lo > 0 and hi / lo >= 4:
+        mid = round(math.sqrt(lo * hi))
+        return float(mid) if lo < mid < hi else None
     if float(lo).is_integer() and float(hi).is_integer():
         mid = round((lo + hi) / 2)
         return float(mid) if lo < mid < hi else None
@@ -372,7 +386,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 mid = _midpoint(lo, hi)
                 if neighbour_good and mid is not None:
                     out.append(_f("next_steps", "untested_level",
-                                  f"Try {var} = {fmt_level(mid)} on {b.task}: the best ({_cand(ctx, b.run, b.epoch)}, "
+                                  f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: the best ({_cand(ctx, b.run, b.epoch)}, "
                                   f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
                                   f"significantly different, and nothing between them was tested",
                                   task=b.task, variable=var, level=mid, between=[lo, hi]))
@@ -381,7 +395,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 if not any(r in good for r in lv.index[lv == levels[j]]):
                     side = "below" if i == 0 else "above"
                     out.append(_f("next_steps", "edge_of_grid",
-                                  f"On {b.task} the best run has {var} = {fmt_level(levels[i])}, the edge of the tested range "
+                                  f"On {_on(ctx, b.task, b.scorer)} the best run has {var} = {fmt_level(levels[i])}, the edge of the tested range "
                                   f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
                                   f"significantly worse: test {side} {fmt_level(levels[i])}",
                                   task=b.task, variable=var, edge=levels[i]))
@@ -394,7 +408,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
             top = ", ".join(_cand(ctx, r, e) for r, e in [(b.run, b.epoch), *_tied(a, b)[:2]])
             out.append(_f("next_steps", "more_seeds",
-                          f"On {b.task}, {len(b.tied_with)} candidate(s) cannot be separated from the best "
+                          f"On {_on(ctx, b.task, b.scorer)}, {len(b.tied_with)} candidate(s) cannot be separated from the best "
                           f"(minimum detectable difference {fmt_diff(b.metric, mdd).lstrip('+')}) and configs "
                           f"have at most {max_seeds} seed(s): run {FEW_SEEDS} seeds of {top} to tell training "
                           "noise from real differences", task=b.task, mdd=mdd, max_seeds=max_seeds,
@@ -405,7 +419,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 need = samples_for_difference(ctx["margin"], p["sd_diff"], p["alpha"], p["power"])
                 need_txt = f"about {int(need):,} paired samples" if not math.isnan(need) else "many more samples"
                 out.append(_f("next_steps", "larger_eval_set",
-                              f"On {b.task} the best candidate's {a.confidence:.0%} CI is "
+                              f"On {_on(ctx, b.task, b.scorer)} the best candidate's {a.confidence:.0%} CI is "
                               f"±{fmt_diff(b.metric, half).lstrip('+')} with n = {p['n']}; detecting a "
                               f"{fmt_diff(b.metric, ctx['margin']).lstrip('+')} difference with "
                               f"{p['power']:.0%} power needs {need_txt}: use a larger eval set",
@@ -427,7 +441,11 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
         ep = a.intervals.assign(_e=pd.to_numeric(a.intervals["epoch"], errors="coerce").fillna(-1))
         n_ep = ep.groupby("run")["_e"].nunique()
         multi = set(n_ep[n_ep > 1].index.astype(str))
-    ctx = {"multi_epoch": multi, "runs": runs, "variables": variables, "baselines": baselines, "margin": options.margin,
+    multi_scorer: set[str] = set()
+    if not a.intervals.empty:
+        n_sc = a.intervals.groupby("task")["scorer"].nunique()
+        multi_scorer = set(n_sc[n_sc > 1].index.astype(str))
+    ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables, "baselines": baselines, "margin": options.margin,
            "n_runs": len(runs), "seed_var": seed_var}
     out: list[Finding] = []
     for rule in RULES:
