@@ -46,9 +46,11 @@ def page_report(tmp_path_factory):
 
     requests, console_errors, page_errors, dialogs = [], [], [], []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        # A fresh profile per run: no cached state, extensions or sync can make a request for us.
+        context = p.chromium.launch_persistent_context(
+            str(out / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
+            service_workers="block")
         try:
-            context = browser.new_context(service_workers="block")
             page = context.new_page()
             page.on("request", lambda r: requests.append(r.url))
             page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
@@ -80,7 +82,7 @@ def page_report(tmp_path_factory):
             header.click()
             state["desc"] = page.evaluate(cells.format(i=idx))
         finally:
-            browser.close()
+            context.close()
     return state, requests, console_errors, page_errors, dialogs, html_path
 
 
