@@ -22,12 +22,53 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment, Options
 from analyze_experiment.output import atomic_dir, write_text
 from analyze_experiment.report.build import build_doc
-from analyze_experiment.runlog import append_log
+from analyze_experiment.runlog import LOG_NAME, append_log, log_path, writable
 from analyze_experiment.summary import build_summary, dumps
 
 T = TypeVar("T")
 
 FORMATS = ("md", "html")
+
+OUTPUT_MARKER = ".analyze-experiment-output"
+"""Written into every output folder: only a folder holding it (or an empty one) is replaced."""
+
+
+class UnsafeOutput(ValueError):
+    """The output folder would replace something that is not ours (a usage error)."""
+
+
+def _ours(folder: Path) -> bool:
+    """A previous report: our marker, or a summary.json we wrote."""
+    if (folder / OUTPUT_MARKER).exists():
+        return True
+    try:
+        import json
+
+        return json.loads((folder / "summary.json").read_text())["generated_by"]["tool"] == "analyze-experiment"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_out_dir(exp: Experiment, out: Path) -> None:
+    """Refuse output folders whose replacement would destroy inputs or a user's files.
+
+    The folder is swapped out wholesale, so it must not be the experiment (or hold it), must
+    not be inside a run directory (inputs stay untouched), and must be absent, empty, or a
+    previous report of ours.
+    """
+    root = exp.root.resolve()
+    out = out.resolve()
+    if out == root or root.is_relative_to(out):
+        raise UnsafeOutput(f"{out} contains the experiment itself; choose a folder for the report only")
+    run_dirs = [root / d for d in exp.runs["run_dir"].dropna()] if len(exp.runs) else []
+    for d in run_dirs:
+        if out.is_relative_to(d.resolve()):
+            raise UnsafeOutput(f"{out} is inside the run directory {d.name}; run directories are inputs")
+    if out.is_dir() and any(out.iterdir()) and not _ours(out):
+        raise UnsafeOutput(
+            f"{out} is not empty and was not written by analyze-experiment; it would be replaced. "
+            "Choose a new or empty folder"
+        )
 
 
 @dataclass
@@ -130,6 +171,7 @@ def write_report(
     options = options or Options()
     out = Path(out_dir) if out_dir is not None else exp.root / "analysis"
     out = out.resolve()
+    check_out_dir(exp, out)
 
     analysis = stats.analyze(exp, options)
     diag.act(
@@ -141,7 +183,17 @@ def write_report(
         ),
     )
     files: list[Path] = []
+    log_file = log_path(exp.root)
+    if not writable(log_file.parent):
+        log_file = out / LOG_NAME
+        diag.warn(
+            None,
+            f"{exp.root} is read-only: {LOG_NAME} is written to the output folder instead",
+            severity="info",
+            stage="output",
+        )
     with atomic_dir(out) as tmp:
+        write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
         plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag), [])
         doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
         if "md" in formats:
@@ -159,7 +211,10 @@ def write_report(
         summary = build_summary(exp, analysis, command=command)
         write_text(tmp / "summary.json", dumps(summary))
         files.append(out / "summary.json")
-    log_file, problem = append_log(exp.root, out, diag)
-    if problem:
-        diag.warn(None, problem, stage="output")
+        if log_file.parent == out:
+            append_log(tmp / LOG_NAME, diag)
+    if log_file.parent != out:
+        problem = append_log(log_file, diag)
+        if problem:
+            diag.warn(None, problem, stage="output")
     return ReportResult(out_dir=out, analysis=analysis, summary=summary, files=files, log_file=log_file)

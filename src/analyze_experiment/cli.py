@@ -130,7 +130,7 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, **stat_opt
     Exit status: 0 report written (warnings allowed), 1 nothing analysable, 2 usage
     error, 3 warnings with --strict.
     """
-    from analyze_experiment.api import write_report
+    from analyze_experiment.api import UnsafeOutput, write_report
 
     start = time.perf_counter()
     exp = _load(experiment_dir, quiet)
@@ -147,7 +147,10 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, **stat_opt
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
     fmts = ("md", "html") if formats == "both" else (formats,)
-    result = write_report(exp, out_dir, options=_options(**stat_opts), command=_command_line(), formats=fmts)
+    try:
+        result = write_report(exp, out_dir, options=_options(**stat_opts), command=_command_line(), formats=fmts)
+    except UnsafeOutput as exc:
+        raise click.BadParameter(str(exc), param_hint="--out") from None
     if not quiet:
         for w in exp.diagnostics.warnings:
             if w.severity != "info":

@@ -13,6 +13,8 @@ read-only, the log goes into the output folder instead and the run says so.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from analyze_experiment.diagnostics import Action, Diagnostics
@@ -44,16 +46,24 @@ def log_path(root: Path) -> Path:
     return (logs if logs.is_dir() else root) / LOG_NAME
 
 
-def append_log(root: Path, fallback_dir: Path, diag: Diagnostics) -> tuple[Path | None, str | None]:
-    """Append this invocation's actions; return (path written, problem or None)."""
-    text = format_actions(diag.actions, diag=diag)
-    target = log_path(root)
-    for path in (target, fallback_dir / LOG_NAME):
-        try:
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(text)
-            problem = None if path == target else f"could not write {target} (read-only?); wrote {path} instead"
-            return path, problem
-        except OSError:
-            continue
-    return None, f"could not write {LOG_NAME} in {target.parent} or {fallback_dir}"
+def writable(directory: Path) -> bool:
+    """Whether we may write into ``directory``.
+
+    A folder without any write bit is treated as read-only even for root (who could write
+    anyway): a user who made the experiment read-only meant it to stay untouched.
+    """
+    try:
+        mode = stat.S_IMODE(directory.stat().st_mode)
+    except OSError:
+        return False
+    return bool(mode & 0o222) and os.access(directory, os.W_OK)
+
+
+def append_log(path: Path, diag: Diagnostics) -> str | None:
+    """Append this invocation's actions to ``path``; return a problem, or None."""
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(format_actions(diag.actions, diag=diag))
+    except OSError as exc:
+        return f"could not write {path}: {exc.strerror or exc}"
+    return None
