@@ -9,6 +9,7 @@ others are listed with ``used=False`` and a note (docs/evals.md).
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
@@ -51,20 +53,49 @@ class EvalFile:
 
 
 def _read_one(path: str) -> dict[str, Any]:
-    """Everything the tables need from one log, or the reason it could not be read."""
+    """Everything the tables need from one log, or the reason it could not be read.
+
+    The cyclic garbage collector is paused meanwhile: parsing allocates ~10^5 acyclic
+    containers per log, and the collector's repeated passes over them cost time for nothing.
+    """
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_one_unguarded(path)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _read_one_unguarded(path: str) -> dict[str, Any]:
     try:
         data = inspect_log.read_log(path)
+        info = inspect_log.log_record(data)
+        cols = inspect_log.sample_columns(data)
         return {
             "ok": True,
-            "log": inspect_log.log_record(data),
+            "log": info,
             "scores": inspect_log.score_records(data),
-            "samples": inspect_log.sample_records(data),
+            "partial_scores": _partial_scores(cols) if info["status"] != "success" else [],
+            "samples": _block(cols),
+            "n_rows": len(cols["score"]),
             "notes": data.notes,
         }
     except inspect_log.LogReadError as e:
         return {"ok": False, "error": str(e)}
     except Exception as e:  # never let one odd file stop the others
         return {"ok": False, "error": f"unexpected {type(e).__name__}: {e}"[:500]}
+
+
+def _block(cols: dict[str, list[Any]]) -> pa.Table | pd.DataFrame:
+    """Per-sample columns of one log as an Arrow table, built in the worker: converting
+    ~10^5 Python values to columns is the costliest step of the main process otherwise, and
+    Arrow tables pickle as buffers. Columns Arrow cannot type (metadata mixing numbers and
+    text) make it a pandas frame instead (object columns)."""
+    try:
+        return pa.table(cols)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return pd.DataFrame(cols)
 
 
 def _read_all(paths: list[str], workers: int | None) -> list[dict[str, Any]]:
@@ -177,15 +208,15 @@ def _created(value: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def _partial_scores(samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _partial_scores(samples: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Scores of a log without results (error/cancelled/started): the mean per scorer.
 
     Sample-epochs are averaged per sample first (inspect-ai's default ``mean`` reducer),
     then over samples; ``stderr`` is the standard error of that mean (ddof=1).
     """
-    if not samples:
+    if not samples["score"]:
         return []
-    df = pd.DataFrame(samples, columns=["sample_id", "scorer", "score"])
+    df = pd.DataFrame({k: samples[k] for k in ("sample_id", "scorer", "score")})
     per_sample = df.groupby(["scorer", "sample_id"], sort=False)["score"].mean().dropna()
     out = []
     for scorer, s in per_sample.groupby(level=0, sort=False):
@@ -321,16 +352,17 @@ def collect_evals(
     _choose(logs, diag)
 
     score_rows: list[dict[str, Any]] = []
-    sample_rows: list[dict[str, Any]] = []
+    sample_blocks: list[pa.Table | pd.DataFrame] = []
     for rec in logs:
         if not rec.get("used"):
             continue
         res = payload[id(rec)]
         ident = {"run": rec["run"], "task": rec["task"], "epoch": rec["epoch"], "log": rec["log"]}
         partial = rec["status"] != "success"
-        scores = _partial_scores(res["samples"]) if partial else res["scores"]
+        scores = res["partial_scores"] if partial else res["scores"]
         score_rows.extend({**ident, **s, "status": rec["status"], "partial": partial} for s in scores)
-        sample_rows.extend({**ident, **s} for s in res["samples"])
+        if res["n_rows"]:
+            sample_blocks.append(_with_ident(res["samples"], ident, res["n_rows"]))
     for rec in logs:
         rec.pop("_read", None)
         rec.pop("_path", None)
@@ -338,7 +370,7 @@ def collect_evals(
 
     eval_logs = tables.frame(tables.EVAL_LOGS, logs)
     eval_scores = tables.frame(tables.EVAL_SCORES, score_rows)
-    eval_samples = tables.frame(tables.EVAL_SAMPLES, sample_rows)
+    eval_samples = _ordered(tables.EVAL_SAMPLES, sample_blocks)
     for df in (eval_logs, eval_scores, eval_samples):
         df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype("float64")
     diag.act(
@@ -347,6 +379,41 @@ def collect_evals(
         result=f"{len(eval_scores)} score rows, {len(eval_samples)} sample rows",
     )
     return eval_logs, eval_scores, eval_samples
+
+
+_IDENT_TYPES = {"run": pa.string(), "task": pa.string(), "epoch": pa.float64(), "log": pa.string()}
+
+
+def _with_ident(block: pa.Table | pd.DataFrame, ident: dict[str, Any], n: int) -> pa.Table | pd.DataFrame:
+    if isinstance(block, pd.DataFrame):
+        return block.assign(**{k: [v] * n for k, v in ident.items()})
+    for k, v in ident.items():
+        block = block.append_column(k, pa.array([v] * n, _IDENT_TYPES[k]))
+    return block
+
+
+def _ordered(columns: list[str], blocks: list[pa.Table | pd.DataFrame]) -> pd.DataFrame:
+    """:func:`tables.frame` for per-log column blocks: joined, spec columns first, extras after.
+
+    Arrow blocks are concatenated by Arrow (missing columns filled with nulls) and converted
+    once; when a column's type differs between logs, or a block is already pandas, pandas
+    concatenates them (mixed types become object columns).
+    """
+    if not blocks:
+        return tables.frame(columns)
+    df: pd.DataFrame | None = None
+    if all(isinstance(b, pa.Table) for b in blocks):
+        try:
+            df = pa.concat_tables(blocks, promote_options="default").to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            df = None
+    if df is None:
+        frames = [b.to_pandas() if isinstance(b, pa.Table) else b for b in blocks]
+        df = pd.concat(frames, ignore_index=True)
+    for c in columns:
+        if c not in df.columns:
+            df[c] = pd.Series(dtype="object")
+    return df[columns + [c for c in df.columns if c not in columns]]
 
 
 def _jsonish(value: Any) -> str | None:

@@ -30,7 +30,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import zstandard
@@ -99,7 +99,7 @@ def loads(data: bytes, what: str) -> Any:
 # --- zip members --------------------------------------------------------------------------
 
 
-def _read_member(fp: io.BufferedReader, info: zipfile.ZipInfo, limit: int) -> bytes:
+def _read_member(fp: io.BufferedReader, info: _Entry, limit: int) -> bytes:
     """Decompress one member ourselves, with size and CRC checks (see module docstring)."""
     name = info.filename
     if info.file_size > limit:
@@ -185,15 +185,108 @@ def _sample_as_summary(sample: dict[str, Any]) -> dict[str, Any]:
     return {k: sample.get(k) for k in keys}
 
 
-def _read_zip(path: Path, limit: int) -> LogData:
+class _Entry(NamedTuple):
+    """The central-directory fields we use (the names of :class:`zipfile.ZipInfo`)."""
+
+    filename: str
+    compress_type: int
+    flag_bits: int
+    CRC: int
+    compress_size: int
+    file_size: int
+    header_offset: int
+
+
+_EOCD = struct.Struct("<4s4H2LH")
+_CDIR = struct.Struct("<4s6H3L5H2L")
+_EOCD_MAGIC, _CDIR_MAGIC = b"PK\x05\x06", b"PK\x01\x02"
+_U32, _U16 = 0xFFFFFFFF, 0xFFFF
+
+
+def _central_directory(fp: io.BufferedReader, size: int) -> tuple[bytes, int] | None:
+    """The central directory bytes and entry count, or ``None`` for ZIP64/odd archives."""
+    tail_len = min(size, _EOCD.size + _U16)
+    fp.seek(size - tail_len)
+    tail = fp.read(tail_len)
+    at = tail.rfind(_EOCD_MAGIC)
+    if at < 0 or len(tail) - at < _EOCD.size:
+        return None
+    _, _, _, _, n, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, at)
+    if n == _U16 or cd_size == _U32 or cd_offset == _U32 or cd_offset + cd_size > size:
+        return None
+    fp.seek(cd_offset)
+    return fp.read(cd_size), n
+
+
+def _entry_at(cd: bytes, pos: int) -> tuple[_Entry, int] | None:
+    if pos < 0 or pos + _CDIR.size > len(cd):
+        return None
+    f = _CDIR.unpack_from(cd, pos)
+    if f[0] != _CDIR_MAGIC:
+        return None
+    name_len, extra_len, comment_len = f[10], f[11], f[12]
+    crc, csize, usize, offset = f[7], f[8], f[9], f[16]
+    if _U32 in (csize, usize, offset):
+        return None
+    start = pos + _CDIR.size
+    name = cd[start : start + name_len].decode("utf-8", "replace")
+    return _Entry(name, f[4], f[3], crc, csize, usize, offset), start + name_len + extra_len + comment_len
+
+
+def _find_entries(cd: bytes, names: tuple[str, ...]) -> dict[str, _Entry] | None:
+    """Look up a few members by name without walking thousands of ``samples/*`` entries:
+    the last occurrence of the name, checked to be a whole entry's name. ``None`` when any
+    is missing or ambiguous (the caller then parses the whole directory)."""
+    out = {}
+    for name in names:
+        raw = name.encode()
+        pos = cd.rfind(raw)
+        hit = _entry_at(cd, pos - _CDIR.size) if pos >= 0 else None
+        if hit is None or hit[0].filename != name:
+            return None
+        out[name] = hit[0]
+    return out
+
+
+def _entries_fast(cd: bytes, n: int) -> dict[str, _Entry] | None:
+    """Parse the whole central directory (zipfile builds a ZipInfo per member, ~10x slower)."""
+    out: dict[str, _Entry] = {}
+    pos = 0
+    for _ in range(n):
+        hit = _entry_at(cd, pos)
+        if hit is None:
+            return None
+        entry, pos = hit
+        out[entry.filename] = entry  # a re-written member appears twice: the last one wins
+    return out
+
+
+def _entries(path: Path, fp: io.BufferedReader, wanted: tuple[str, ...] = ()) -> dict[str, _Entry]:
+    """Members by name: only ``wanted`` when all are found directly, else every member."""
+    found = _central_directory(fp, path.stat().st_size)
+    if found is not None:
+        cd, n = found
+        if wanted:
+            few = _find_entries(cd, wanted)
+            if few is not None:
+                return few
+        every = _entries_fast(cd, n)
+        if every is not None:
+            return every
     try:
-        zf = zipfile.ZipFile(path)
+        with zipfile.ZipFile(path) as zf:
+            return {
+                i.filename: _Entry(i.filename, i.compress_type, i.flag_bits, i.CRC, i.compress_size,
+                                   i.file_size, i.header_offset)
+                for i in zf.infolist()
+            }  # fmt: skip
     except zipfile.BadZipFile as e:
         raise LogReadError(f"not a readable zip ({e}; truncated or not an .eval file)") from None
-    with zf, open(path, "rb") as fp:
-        infos: dict[str, zipfile.ZipInfo] = {}
-        for info in zf.infolist():  # a re-written member appears twice: the last one wins
-            infos[info.filename] = info
+
+
+def _read_zip(path: Path, limit: int) -> LogData:
+    with open(path, "rb") as fp:
+        infos = _entries(path, fp, (HEADER_JSON, SUMMARIES_JSON))
 
         def member(name: str) -> Any:
             return loads(_read_member(fp, infos[name], limit), f"{name}")
@@ -496,40 +589,70 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
 _SCALAR = (str, int, float, bool)
 
 
-def sample_records(data: LogData) -> list[dict[str, Any]]:
-    """One record per sample x sample-epoch x scorer with a numeric score.
+SAMPLE_COLUMNS = ("sample_id", "sample_epoch", "scorer", "score", "value_raw", "answer", "target")
 
-    Dict-valued scores give one record per key (scorer ``<scorer>/<key>``); samples without
-    scores (errored, or not yet scored) give none.
+
+def sample_columns(data: LogData) -> dict[str, list[Any]]:
+    """Per-sample scores as columns (one entry per sample x sample-epoch x scorer).
+
+    Columnar so that worker processes hand back a few lists rather than thousands of dicts
+    (pickling and DataFrame construction dominate otherwise). Dict-valued scores give one
+    entry per key (scorer ``<scorer>/<key>``); samples without scores (errored, or not yet
+    scored) give none. Sample metadata scalars become ``meta.<key>`` columns (None where a
+    sample lacks the key).
     """
-    out = []
+    cols: dict[str, list[Any]] = {c: [] for c in SAMPLE_COLUMNS}
+    sid, sep, scr, val, raw, ans, tgt = (cols[c] for c in SAMPLE_COLUMNS)
+    meta_cols: dict[str, list[Any]] = {}
+    seen: dict[tuple[type, Any], tuple[float, str | None]] = {}
+    n = 0
     for s in data.samples:
         scores = s.get("scores")
         if not scores or not isinstance(scores, dict):
             continue
-        base = {
-            "sample_id": str(s.get("id")),
-            "sample_epoch": s.get("epoch"),
-            "target": short(s.get("target")),
-        }
+        ident, epoch, target = str(s.get("id")), s.get("epoch"), short(s.get("target"))
         meta = s.get("metadata")
-        if isinstance(meta, dict):
-            for k, v in meta.items():
-                if isinstance(v, _SCALAR):
-                    base[f"meta.{k}"] = v
+        start = n
         for key, sc in scores.items():
             if not isinstance(sc, dict):
                 continue
-            value, answer = sc.get("value"), short(sc.get("answer"))
-            items = value.items() if isinstance(value, dict) else [(None, value)]
+            value, answer = sc.get("value"), sc.get("answer")
+            if answer.__class__ is not str or len(answer) > 200:
+                answer = short(answer)
+            items = value.items() if isinstance(value, dict) else ((None, value),)
             for sub, v in items:
-                out.append(
-                    {
-                        **base,
-                        "scorer": key if sub is None else f"{key}/{sub}",
-                        "score": value_to_float(v),
-                        "value_raw": raw_str(v),
-                        "answer": answer,
-                    }
-                )
-    return out
+                try:  # score values repeat ("C", "I", 0.5 ...): convert each distinct one once
+                    f, r = seen[(v.__class__, v)]
+                except KeyError:
+                    f, r = seen[(v.__class__, v)] = value_to_float(v), raw_str(v)
+                except TypeError:  # unhashable (a list)
+                    f, r = value_to_float(v), raw_str(v)
+                sid.append(ident)
+                sep.append(epoch)
+                scr.append(key if sub is None else f"{key}/{sub}")
+                val.append(f)
+                raw.append(r)
+                ans.append(answer)
+                tgt.append(target)
+                n += 1
+        if isinstance(meta, dict) and n > start:
+            for k, v in meta.items():
+                if isinstance(v, _SCALAR):
+                    col = meta_cols.setdefault(f"meta.{k}", [])
+                    col.extend([None] * (start - len(col)))
+                    col.extend([v] * (n - start))
+    for col in meta_cols.values():
+        col.extend([None] * (n - len(col)))
+    cols.update(meta_cols)
+    return cols
+
+
+def sample_records(data: LogData) -> list[dict[str, Any]]:
+    """:func:`sample_columns` as records (one dict per row; metadata keys a sample lacks are
+    left out)."""
+    cols = sample_columns(data)
+    names = list(cols)
+    rows = []
+    for values in zip(*(cols[c] for c in names), strict=True):
+        rows.append({k: v for k, v in zip(names, values, strict=True) if not (k.startswith("meta.") and v is None)})
+    return rows
