@@ -303,3 +303,23 @@ def test_value_to_float_unknown_is_nan_not_zero() -> None:
     assert math.isnan(value_to_float("maybe"))
     assert math.isnan(value_to_float([1, 2]))
     assert math.isnan(value_to_float(None))
+
+
+def test_bad_files_warn_and_the_rest_is_read(tmp_path: Path) -> None:
+    """Through collect_evals: one error warning per bad file, naming it; good logs still used."""
+    from analyze_experiment.diagnostics import Diagnostics
+    from analyze_experiment.evals import EvalFile, collect_evals
+
+    bad = bad_files(tmp_path)
+    good = tmp_path / "good.eval"
+    good.write_bytes((LOGS / "multi.eval").read_bytes())
+    files = [EvalFile("r", p, tmp_path) for p in [*bad.values(), good]]
+    diag = Diagnostics(tmp_path)
+    logs, scores, samples = collect_evals(tmp_path, files, diag, workers=2)
+    errors = {w.file: w.message for w in diag.warnings if w.severity == "error"}
+    # the 3 MB "bomb" is within the default 1 GiB limit: it is refused for its wrong shape instead
+    assert set(errors) == set(bad)
+    assert all(m.startswith("evaluation log not read: ") and m.endswith("; skipped") for m in errors.values())
+    assert logs.set_index("log")["used"].to_dict() == {**dict.fromkeys(bad, False), "good.eval": True}
+    assert set(samples["log"]) == set(scores["log"]) == {"good.eval"}
+    assert len(samples) == 40
