@@ -434,22 +434,34 @@ RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
 
 
 def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], baselines: list[str],
-                   options: Options, seed_var: str | None = None) -> list[Finding]:
-    """Apply every rule in order; sentences end with a full stop."""
+                   options: Options, seed_var: str | None = None,
+                   on_error: Callable[[str, Exception], None] | None = None) -> list[Finding]:
+    """Apply every rule in order; sentences end with a full stop.
+
+    A rule that fails on odd data is skipped and reported to ``on_error(rule, error)``
+    (re-raised when no handler is given, so tests see it).
+    """
+    multi_scorer: set[str] = set()
+    if not a.intervals.empty:
+        n_sc = a.intervals.groupby("task")["scorer"].nunique()
+        multi_scorer = set(n_sc[n_sc > 1].index.astype(str))
     multi = set()
     if not a.intervals.empty:
         ep = a.intervals.assign(_e=pd.to_numeric(a.intervals["epoch"], errors="coerce").fillna(-1))
         n_ep = ep.groupby("run")["_e"].nunique()
         multi = set(n_ep[n_ep > 1].index.astype(str))
-    multi_scorer: set[str] = set()
-    if not a.intervals.empty:
-        n_sc = a.intervals.groupby("task")["scorer"].nunique()
-        multi_scorer = set(n_sc[n_sc > 1].index.astype(str))
-    ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables, "baselines": baselines, "margin": options.margin,
-           "n_runs": len(runs), "seed_var": seed_var}
+    ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
+           "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var}
     out: list[Finding] = []
     for rule in RULES:
-        for f in rule(a, ctx):
+        try:
+            found = rule(a, ctx)
+        except Exception as err:
+            if on_error is None:
+                raise
+            on_error(rule.__name__.removeprefix("rule_"), err)
+            continue
+        for f in found:
             text = f.text if f.text.endswith(".") else f.text + "."
             out.append(Finding(f.section, text, f.rule, {k: _plain(v) for k, v in f.data.items()}))
     return out
