@@ -33,7 +33,7 @@ run_row = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(row, max_size=60), st.lists(run_row, max_size=6), st.sampled_from([None, "topic"]))
 def test_analyze_never_raises_on_odd_tables(samples, runs, cluster):
     for i, s in enumerate(samples):
