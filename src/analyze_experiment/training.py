@@ -226,12 +226,12 @@ def convergence_verdict(losses: Sequence[float]) -> str:
     slope, intercept = np.polyfit(x, tail, 1)
     rel_change = slope * (n_tail - 1) / level
     amplitude = float(np.max(tail - (slope * x + intercept)) - np.min(tail - (slope * x + intercept))) / level
+    if amplitude > CONV_OSCILLATION:
+        return "oscillating"
     if rel_change <= CONV_IMPROVING:
         return "still improving"
     if rel_change >= CONV_RISING:
         return "diverged"
-    if amplitude > CONV_OSCILLATION:
-        return "oscillating"
     return "converged"
 
 

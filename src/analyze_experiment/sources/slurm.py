@@ -45,7 +45,7 @@ _FAILED_RE = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ FAILED\b[^*]*\*\*\*")
 _MEMERR_RE = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ UNCORRECTABLE MEMORY ERROR")
 # every generation of the cgroup OOM line: `oom-kill event(s) in step N.batch cgroup`,
 # `… in StepId=N.batch cgroup.`, `… in StepId=N.batch.`, `oom_kill event in StepId=N.0.`
-_OOM_RE = re.compile(r"Detected (?P<n>\d+) oom[-_]kill events?(?:\(s\))? in (?:step |StepId=)(?P<step>[\w.]+)")
+_OOM_RE = re.compile(r"Detected (?P<n>\d+) oom[-_]kill events?(?:\(s\))? in (?:step |StepId=)(?P<step>\d+(?:\.\w+)?)")
 _SRUN_OOM_RE = re.compile(r"task \d+: Out Of Memory")
 _EXCEEDED_RE = re.compile(r"exceeded (?:job )?memory limit \(")
 _CUDA_OOM_RE = re.compile(

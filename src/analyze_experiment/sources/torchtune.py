@@ -35,6 +35,9 @@ CHUNK_SIZE = 8 << 20
 MAX_SEGMENT = 1 << 20
 """Longest line (between ``\\r``/``\\n``) kept; longer lines keep their first MAX_SEGMENT bytes."""
 MAX_CONFIG_LINES = 5000
+MAX_STEP_LINE = 16384
+LINE_HEAD, LINE_TAIL = 65536, 4096
+"""Line-level patterns look at the first LINE_HEAD and last LINE_TAIL characters of a longer line."""
 
 _PAD = 48  # separator bytes around each block so fixed windows never leave the buffer
 _PADB = b"\n" * _PAD
@@ -48,20 +51,20 @@ _LOGGER_PREFIX_RE = re.compile(r"^(?:\[[^\]\s]{1,40}\]: ?)?(?:(?:DEBUG|INFO|WARN
 _NUM = r"nan|NaN|-?inf|[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 BAR_RE = re.compile(
     r"(?P<epoch>\d+)\|(?P<step>\d+)\|Loss: (?P<loss>" + _NUM + r")"
-    r"(?::\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+)"
+    r"(?::\s*(?P<pct>\d+)%\|[^|\r\n]{0,200}\|\s*(?P<n>\d+)/(?P<total>\d+)"
     r" \[(?P<elapsed>[\d:]+)<(?P<remaining>[\d:?]+),\s*(?P<rate>[\d.?]+)(?P<unit>it/s|s/it)\])?"
 )
 """One progress-bar frame with a description (the tail is optional: frames can be cut)."""
 _BAR_STRIP_RE = re.compile(
-    r"(?:\d+\|\d+(?:\|Loss: [^:\r\n]*)?: *)?\d+%\|[^|\r\n]*\|\s*\d+/\d+ \[[^\]\r\n]*\]"
+    r"(?:\d+\|\d+(?:\|Loss: [^:\r\n]{0,64})?: *)?\d+%\|[^|\r\n]{0,200}\|\s*\d+/\d+ \[[^\]\r\n]{0,200}\]"
 )
 STEP_RE = re.compile(r"Step (?P<step>\d+) \| (?P<rest>[^\r\n]*)")
 """A metric-logger line ``Step N | key:value key:value `` (StdoutLogger or DiskLogger)."""
-_KV_RE = re.compile(r"([^\s:|]+):(\S+)(\s|$)")
+_KV_RE = re.compile(r"([^\s:|]{1,200}):(\S{1,400})(\s|$)")
 _BANNER_RE = re.compile(r"Running (?P<recipe>\w+) with resolved config:")
 _WRITING_RE = re.compile(r"Writing logs to (?P<path>\S+)")
 _MEMORY_RE = re.compile(
-    r"(?P<device>\w+) peak memory (?P<kind>allocation|alloc|reserved|active): (?P<value>[\d.]+) (?P<unit>GiB|GB)"
+    r"(?P<device>\b\w{1,16}) peak memory (?P<kind>allocation|alloc|reserved|active): (?P<value>[\d.]+) (?P<unit>GiB|GB)"
 )
 _CKPT_SIZE_RE = re.compile(
     r"(?P<kind>Model|Adapter|Recipe) checkpoint of size (?P<size>[\d.]+) (?P<unit>GiB|GB) saved to (?P<path>\S+)"
@@ -118,7 +121,7 @@ def parse_step_line(line: str, *, terminated: bool = True) -> tuple[int, dict[st
     m = STEP_RE.search(line)
     if not m:
         return None
-    rest = m.group("rest")
+    rest = m.group("rest")[:MAX_STEP_LINE]
     values: dict[str, Any] = {}
     for km in _KV_RE.finditer(rest):
         if not km.group(3) and not terminated:
@@ -405,7 +408,10 @@ class _LineParser:
         if "|" in text and "%|" in text:
             text = _BAR_STRIP_RE.sub("\n", text)
         for piece in text.split("\n"):
-            if piece.strip():
+            if len(piece) > LINE_HEAD + LINE_TAIL:
+                self._line(piece[:LINE_HEAD], offset, bar_epoch, False)
+                self._line(piece[-LINE_TAIL:], offset, bar_epoch, terminated)
+            elif piece.strip():
                 self._line(piece, offset, bar_epoch, terminated)
 
     def _config_line(self, text: str, blank_before: bool) -> bool:
@@ -568,6 +574,7 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
     carry = b""
     carry_offset = 0  # file offset of carry[0]
     skipping = False  # inside an over-long line: drop bytes up to the next separator
+    prev_tail = b" \n"  # last two bytes before the block: tells whether a blank line precedes it
     last_epoch: int | None = None
     total = 0
     while True:
@@ -598,7 +605,8 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
                 body, rest = buf[: cut + 1], buf[cut + 1 :]
         if body:
             last_epoch = _process_block(out, parser, body, carry_offset, last_epoch, steps, epochs, losses,
-                                        terminated_at_eof=eof)
+                                        prev_tail=prev_tail)
+            prev_tail = (prev_tail + body)[-2:] if body[-1:] in (b"\n", b"\r") else b" \n"
         if skipping:
             carry_offset += len(buf)
             carry = b""
@@ -630,9 +638,9 @@ def _process_block(
     epochs: list[np.ndarray],
     losses: list[np.ndarray],
     *,
-    terminated_at_eof: bool,
+    prev_tail: bytes,
 ) -> int | None:
-    data = _PADB + body + _PADB
+    data = _PADB[2:] + prev_tail + body + _PADB
     blk = _scan_block(data)
     out.bar_frames += blk.frames
     if len(blk.step):
@@ -666,10 +674,10 @@ def _process_block(
         idx = np.searchsorted(blk.pos, seg_starts) - 1
         for (s, e), k in zip(blk.text_segments, idx.tolist(), strict=True):
             seg = data[s:e]
-            if _is_plain_bar(seg):
+            if s < _PAD or _is_plain_bar(seg):  # s < _PAD: the previous block's last bytes
                 continue
             cur = int(blk.epoch[k]) if k >= 0 else last_epoch
-            term = data[e : e + 1] == b"\n" and (e < len(data) - _PAD or terminated_at_eof)
+            term = data[e : e + 1] == b"\n" and e < len(data) - _PAD
             blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
             parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before)
     if len(blk.epoch):
