@@ -248,3 +248,22 @@ def test_no_logs_gives_empty_tables_with_columns(tmp_path: Path) -> None:
     assert (len(logs), len(scores), len(samples)) == (0, 0, 0)
     assert logs.columns.tolist()[: len(tables.EVAL_LOGS)] == tables.EVAL_LOGS
     assert samples.columns.tolist() == tables.EVAL_SAMPLES
+
+
+def test_blocks_with_mixed_metadata_types_are_kept() -> None:
+    """Metadata mixing numbers and text cannot be an Arrow column: kept as objects, values intact."""
+    import pyarrow as pa
+
+    from analyze_experiment import evals
+
+    base = {"sample_id": ["1", "2"], "sample_epoch": [1, 1], "scorer": ["m", "m"], "score": [1.0, 0.0],
+            "value_raw": ["C", "I"], "answer": ["a", "b"], "target": ["a", "a"]}  # fmt: skip
+    mixed = evals._block({**base, "meta.x": [1, "one"]})
+    typed = evals._block({**base, "meta.x": [2, 3], "meta.y": [True, False]})
+    assert isinstance(mixed, pd.DataFrame) and isinstance(typed, pa.Table)
+    ident = {"run": "r", "task": "t", "epoch": None, "log": "l"}
+    df = evals._ordered(tables.EVAL_SAMPLES, [evals._with_ident(mixed, ident, 2), evals._with_ident(typed, ident, 2)])
+    assert df.columns.tolist() == [*tables.EVAL_SAMPLES, "meta.x", "meta.y"]
+    assert df["meta.x"].tolist() == [1, "one", 2, 3]
+    assert df["score"].tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert df["epoch"].isna().all()
