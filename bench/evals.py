@@ -2,8 +2,9 @@
 
 Builds (once, cached under ``bench/_work/evals/``) ``N_LOGS`` real logs of ``N_SAMPLES``
 samples: ``N_BASE`` made by inspect-ai's ``eval`` with the offline mock model, the rest
-produced by reading one of those with ``read_eval_log``, altering every sample's scores
-and writing it with ``write_eval_log`` (the real format, new eval ids). Then times, in the
+produced by reading one of those with ``read_eval_log``, altering every sample's scores,
+recomputing the metrics (``recompute_metrics``) and writing it with ``write_eval_log`` (the
+real format, new eval ids and sample uuids). Then times, in the
 same process, our ``collect_evals`` (2 worker processes) and ``samples_df`` over the same
 files, checks that every per-sample score is identical, and prints the ratio.
 """
@@ -24,7 +25,7 @@ WORK = ROOT / "_work" / "evals"
 N_LOGS = 20
 N_BASE = 2
 N_SAMPLES = 2000
-VERSION = 2  # bump to rebuild the cached logs
+VERSION = 3  # bump to rebuild the cached logs
 
 
 def _make_logs_module() -> Any:
@@ -43,7 +44,7 @@ def _base(i: int) -> str:
 
 def _rewrites(src: str, indices: list[int]) -> list[str]:
     """Alter every sample's scores (seeded) and write a new log per index."""
-    from inspect_ai.log import read_eval_log, write_eval_log
+    from inspect_ai.log import read_eval_log, recompute_metrics, write_eval_log
     from shortuuid import uuid
 
     log = read_eval_log(src)
@@ -62,6 +63,7 @@ def _rewrites(src: str, indices: list[int]) -> list[str]:
         log.eval.eval_id = uuid()
         log.eval.run_id = uuid()
         log.eval.metadata = {"epoch": i, "is_finetuned": True}
+        recompute_metrics(log)  # header metrics agree with the altered sample scores
         dest = WORK / "logs" / f"log{i:02d}.eval"
         write_eval_log(log, str(dest))
         out.append(str(dest))
