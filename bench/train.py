@@ -1,0 +1,176 @@
+"""Benchmark: parsing a ≥ 500 MB torchtune SLURM log vs ``grep -c 'Loss:'`` on the same file.
+
+Builds (once, cached under ``bench/_work/train/``) a log in the real format of torchtune 0.6
+under sbatch: the resolved-config banner and start-up lines, then per epoch one tqdm bar whose
+frames are joined by ``\\r`` (first epoch) or written as ``\\n\\r<frame>ESC[A`` (later epochs),
+a stale frame (previous description, new count) before every real one, the checkpoint lines
+glued onto the last frame, and the duplicate 100 % frame tqdm prints when the old bar is
+garbage-collected. Losses are float32 values printed with Python's repr, as torchtune does.
+
+Then times, in the same run, ``grep -c 'Loss:'`` and our ``read_slurm_output`` on that file
+(best of ``REPEATS`` each, wall clock), checks that every step and the final loss came back,
+and prints the ratio (target ≤ 5×) plus our CPU time.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import shutil
+import struct
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / "_work" / "train"
+TARGET_BYTES = 520_000_000
+STEPS_PER_EPOCH = 2000
+REPEATS = 3
+VERSION = 1  # bump to rebuild the cached log
+
+BANNER = """Running LoRAFinetuneRecipeSingleDevice with resolved config:
+
+batch_size: 4
+epochs: {epochs}
+gradient_accumulation_steps: 2
+max_steps_per_epoch: null
+model:
+  _component_: torchtune.models.llama3_2.lora_llama3_2_1b
+  lora_alpha: 32
+  lora_rank: 16
+optimizer:
+  _component_: torch.optim.AdamW
+  lr: 0.0003
+output_dir: /scratch/gpfs/jdoe/run
+
+Setting manual seed to local seed 1234. Local seed is seed + rank = 1234 + 0
+Model is initialized with precision torch.bfloat16.
+Writing logs to /scratch/gpfs/jdoe/run/logs/log_1795713941.txt
+"""
+
+
+def _loss(rng: random.Random, step: int) -> str:
+    value = 2.0 * 0.9995**step + 0.3 + rng.random() * 0.2
+    return repr(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def _elapsed(seconds: int) -> str:
+    m, s = divmod(seconds, 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+def _epoch(rng: random.Random, epoch: int, first_step: int) -> tuple[str, str]:
+    total = STEPS_PER_EPOCH
+    later = epoch > 1
+    pre, post = ("\n\r", "\x1b[A") if later else ("\r", "")
+    parts = [f"{pre}  0%|          | 0/{total} [00:00<?, ?it/s]{post}"]
+    desc = None
+    loss = ""
+    for n in range(1, total + 1):
+        step = first_step + n - 1
+        cells = ("█" * (10 * n // total)).ljust(10)
+        tail = f": {100 * n // total:3d}%|{cells}| {n}/{total} [{_elapsed(n // 2)}<{_elapsed((total - n) // 2)},  2.{n % 97:02d}it/s]"
+        if desc is not None:
+            parts.append(f"{pre}{desc}{tail}{post}")  # stale frame: previous description, new count
+        loss = _loss(rng, step)
+        desc = f"{epoch}|{step}|Loss: {loss}"
+        parts.append(f"{pre}{desc}{tail}{post}")
+    parts.append(
+        f"Starting checkpoint save...\nModel checkpoint of size 2.30 GiB saved to /scratch/gpfs/jdoe/run/epoch_{epoch - 1}/"
+        f"model-00001-of-00001.safetensors\nCheckpoint saved in 12.50 seconds.\n"
+    )
+    return "".join(parts), loss
+
+
+def build_log(path: Path) -> dict[str, Any]:
+    """Write the benchmark log; returns what a correct parse must find."""
+    rng = random.Random(0)
+    epochs = -(-TARGET_BYTES // (STEPS_PER_EPOCH * 250))
+    size = 0
+    step = 1
+    last_loss = ""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        size += fh.write(BANNER.format(epochs=epochs + 5))
+        epoch = 0
+        while size < TARGET_BYTES:
+            epoch += 1
+            text, last_loss = _epoch(rng, epoch, step)
+            step += STEPS_PER_EPOCH
+            size += len(text.encode())
+            fh.write(text)
+    return {"bytes": path.stat().st_size, "steps": step - 1, "epochs": epoch, "last_loss": float(last_loss)}
+
+
+def _cached_log() -> tuple[Path, dict[str, Any]]:
+    import json
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    log, meta = WORK / "slurm-1000.out", WORK / "meta.json"
+    if meta.exists() and log.exists():
+        info = json.loads(meta.read_text())
+        if info.get("version") == VERSION and info.get("bytes") == log.stat().st_size:
+            return log, info
+    info = build_log(log) | {"version": VERSION}
+    meta.write_text(json.dumps(info))
+    return log, info
+
+
+def _time_grep(path: Path) -> tuple[float, int]:
+    grep = shutil.which("grep") or "grep"
+    best, count = float("inf"), -1
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        res = subprocess.run([grep, "-c", "Loss:", str(path)], capture_output=True, text=True, check=False)
+        best = min(best, time.perf_counter() - t0)
+        count = int(res.stdout.strip() or -1)
+    return best, count
+
+
+def main() -> dict:
+    """Build (or reuse) the log, time both, print and return the figures."""
+    from analyze_experiment.sources.torchtune import read_slurm_output
+
+    t0 = time.perf_counter()
+    path, info = _cached_log()
+    build_s = time.perf_counter() - t0
+    grep_s, grep_lines = _time_grep(path)
+    ours_s, ours_cpu = float("inf"), float("inf")
+    out = None
+    for _ in range(REPEATS):
+        c0 = resource.getrusage(resource.RUSAGE_SELF)
+        t1 = time.perf_counter()
+        out = read_slurm_output(path)
+        ours_s = min(ours_s, time.perf_counter() - t1)
+        c1 = resource.getrusage(resource.RUSAGE_SELF)
+        ours_cpu = min(ours_cpu, (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime))
+    assert out is not None
+    ok = (
+        len(out.bar_step) == info["steps"]
+        and int(out.bar_step[-1]) == info["steps"]
+        and float(out.bar_loss[-1]) == info["last_loss"]
+        and sum(e.complete for e in out.epochs.values()) == info["epochs"]
+    )
+    result = {
+        "file_mb": round(info["bytes"] / 1e6, 1),
+        "steps": info["steps"],
+        "bar_frames": out.bar_frames,
+        "grep_lines": grep_lines,
+        "grep_s": round(grep_s, 3),
+        "ours_s": round(ours_s, 3),
+        "ours_cpu_s": round(ours_cpu, 3),
+        "ratio": round(ours_s / grep_s, 1),
+        "target_ratio": 5.0,
+        "throughput_mb_s": round(info["bytes"] / 1e6 / ours_s, 1),
+        "correct": ok,
+        "build_s": round(build_s, 1),
+    }
+    for k, v in result.items():
+        print(f"{k:>16}: {v}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
