@@ -281,7 +281,7 @@ class _Block:
     seps: np.ndarray
 
 
-def _scan_block(data: bytes) -> _Block:
+def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, np.ndarray]) -> _Block:
     """Find every bar description in ``data`` (padded with separators) and the text segments.
 
     Frames are located with one byte compare plus one 8-byte compare per candidate; runs of
@@ -290,9 +290,10 @@ def _scan_block(data: bytes) -> _Block:
     only bar frames (optionally behind a ``prefix:``, optionally followed by padding or
     ``ESC[A``) are done; every other non-empty segment is returned for line-level parsing.
     """
-    a = np.frombuffer(data, np.uint8)
+    a = np.frombuffer(data, np.uint8, count=size)
     u64 = _u64_view(a)
-    cand = np.flatnonzero(a == 76)  # 'L'
+    s1, s2 = scratch[0][:size], scratch[1][:size]
+    cand = np.flatnonzero(np.equal(a, 76, out=s1))  # 'L'
     cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
     lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG] + 1 - 1
     frames_all = lpos
@@ -322,7 +323,9 @@ def _scan_block(data: bytes) -> _Block:
     lpos, step, epoch, ks, ke, loss = lpos[good], step[good], epoch[good], ks[good], ke[good], loss[good]
 
     # segments and which of them need line-level parsing
-    seps = np.flatnonzero((a == 10) | (a == 13))
+    np.equal(a, 10, out=s1)
+    np.equal(a, 13, out=s2)
+    seps = np.flatnonzero(np.logical_or(s1, s2, out=s1))
     starts = seps[:-1] + 1
     ends = seps[1:]
     nseg = len(ends)
@@ -567,52 +570,69 @@ def read_slurm_bytes(data: bytes, path: str | Path = "<bytes>", *, chunk_size: i
 
 
 def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
+    """Read ``fh`` chunk by chunk into one reused buffer laid out as [pad | carry + chunk | pad].
+
+    ``carry`` is the unfinished last line of the previous chunk; each block handed on ends at
+    a line break, so no frame or line is ever split between two blocks.
+    """
     parser = _LineParser(out)
     steps: list[np.ndarray] = []
     epochs: list[np.ndarray] = []
     losses: list[np.ndarray] = []
-    carry = b""
-    carry_offset = 0  # file offset of carry[0]
+    cap = 2 * _PAD + max(MAX_SEGMENT, chunk_size) + chunk_size + 8
+    buf = bytearray(cap)
+    view = memoryview(buf)
+    buf[:_PAD] = _PADB
+    scratch = np.empty(cap, bool), np.empty(cap, bool)
+    carry_len = 0
+    carry_offset = 0  # file offset of the first carried byte
     skipping = False  # inside an over-long line: drop bytes up to the next separator
     prev_tail = b" \n"  # last two bytes before the block: tells whether a blank line precedes it
     last_epoch: int | None = None
     total = 0
     while True:
-        chunk = fh.read(chunk_size)
-        eof = not chunk
-        total += len(chunk)
-        if skipping and chunk:
-            cut = _first_sep(chunk)
+        start = _PAD + carry_len
+        n = fh.readinto(view[start : start + chunk_size]) or 0
+        eof = n == 0
+        total += n
+        end = start + n
+        if skipping and n:
+            cut = _first_sep(buf, start, end)
             if cut < 0:
-                carry_offset += len(chunk)
+                carry_offset += n
                 continue
-            carry_offset += cut
-            chunk = chunk[cut:]
+            carry_offset += cut - start
+            buf[_PAD : _PAD + end - cut] = buf[cut:end]
+            end = _PAD + end - cut
             skipping = False
-        buf = carry + chunk
         if eof:
-            body, rest = buf, b""
+            body_end = end
         else:
-            cut = max(buf.rfind(b"\n"), buf.rfind(b"\r"))
+            cut = max(buf.rfind(b"\n", _PAD, end), buf.rfind(b"\r", _PAD, end))
             if cut < 0:
-                if len(buf) <= MAX_SEGMENT:
-                    carry = buf
+                if end - _PAD <= MAX_SEGMENT:
+                    carry_len = end - _PAD
                     continue
                 out.long_lines += 1
-                body, rest = buf[:MAX_SEGMENT], b""
+                body_end = _PAD + MAX_SEGMENT
                 skipping = True
             else:
-                body, rest = buf[: cut + 1], buf[cut + 1 :]
-        if body:
-            last_epoch = _process_block(out, parser, body, carry_offset, last_epoch, steps, epochs, losses,
-                                        prev_tail=prev_tail)
-            prev_tail = (prev_tail + body)[-2:] if body[-1:] in (b"\n", b"\r") else b" \n"
+                body_end = cut + 1
+        rest = b"" if skipping else bytes(buf[body_end:end])
+        if body_end > _PAD:
+            buf[_PAD - 2 : _PAD] = prev_tail
+            tail = prev_tail + bytes(buf[max(_PAD, body_end - 2) : body_end])
+            buf[body_end : body_end + _PAD] = _PADB
+            last_epoch = _process_block(out, parser, buf, body_end + _PAD, carry_offset, last_epoch, steps, epochs,
+                                        losses, scratch)
+            prev_tail = tail[-2:] if tail[-1:] in (b"\n", b"\r") else b" \n"
         if skipping:
-            carry_offset += len(buf)
-            carry = b""
+            carry_offset += end - _PAD
+            carry_len = 0
         else:
-            carry_offset += len(body)
-            carry = rest
+            carry_offset += body_end - _PAD
+            buf[_PAD : _PAD + len(rest)] = rest
+            carry_len = len(rest)
         if eof:
             break
     parser.finish()
@@ -623,25 +643,25 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
         out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(s, e, lo)
 
 
-def _first_sep(chunk: bytes) -> int:
-    cands = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+def _first_sep(buf: bytearray, start: int, end: int) -> int:
+    cands = [i for i in (buf.find(b"\n", start, end), buf.find(b"\r", start, end)) if i >= 0]
     return min(cands) if cands else -1
 
 
 def _process_block(
     out: SlurmOutput,
     parser: _LineParser,
-    body: bytes,
+    data: bytearray,
+    size: int,
     offset: int,
     last_epoch: int | None,
     steps: list[np.ndarray],
     epochs: list[np.ndarray],
     losses: list[np.ndarray],
-    *,
-    prev_tail: bytes,
+    scratch: tuple[np.ndarray, np.ndarray],
 ) -> int | None:
-    data = _PADB[2:] + prev_tail + body + _PADB
-    blk = _scan_block(data)
+    """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block."""
+    blk = _scan_block(data, size, scratch)
     out.bar_frames += blk.frames
     if len(blk.step):
         # keep only the last frame of each run of equal steps (stale redraws), bounded memory
@@ -657,7 +677,7 @@ def _process_block(
     start = 0
     seps = blk.seps
     while True:
-        i = data.find(b"100%|", start)
+        i = data.find(b"100%|", start, size)
         if i < 0:
             break
         k = int(np.searchsorted(seps, i))
@@ -677,7 +697,7 @@ def _process_block(
             if s < _PAD or _is_plain_bar(seg):  # s < _PAD: the previous block's last bytes
                 continue
             cur = int(blk.epoch[k]) if k >= 0 else last_epoch
-            term = data[e : e + 1] == b"\n" and e < len(data) - _PAD
+            term = data[e : e + 1] == b"\n" and e < size - _PAD
             blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
             parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before)
     if len(blk.epoch):
