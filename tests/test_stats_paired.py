@@ -27,6 +27,12 @@ def test_sign_flip_exact_matches_enumeration():
     assert p == pytest.approx(exact, abs=1e-12)
 
 
+def test_sign_flip_exact_matches_scipy_permutation_test():
+    d = np.random.default_rng(8).normal(0.2, 1, 12)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=10_000)
+    assert sign_flip_test(d, n_resamples=10_000)[1] == pytest.approx(ref.pvalue, abs=1e-12)
+
+
 def test_sign_flip_monte_carlo_is_reproducible_and_close_to_t():
     d = np.random.default_rng(3).normal(0.1, 1, 300)
     p1 = sign_flip_test(d, n_resamples=4000, seed=7)[1]
