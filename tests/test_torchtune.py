@@ -282,3 +282,20 @@ def test_parse_decimals_exact_against_float() -> None:
         if ok:
             assert g == float(t), t
     assert exact.mean() > 0.99
+
+
+@pytest.mark.parametrize("name", ["local_v0.6.1_lora_cpu_slurm_timeout_stdoutlogger_buffered.out",
+                                  "local_v0.6.1_lora_cpu_slurm_completed.out"])
+def test_parallel_ranges_equal_sequential(name: str, monkeypatch) -> None:
+    seq = tt.read_slurm_output(FIX / name, workers=1)
+    monkeypatch.setattr(tt, "PARALLEL_MIN_BYTES", 1)
+    par = tt.read_slurm_output(FIX / name, workers=3)
+    assert par.bar_step.tolist() == seq.bar_step.tolist()
+    assert par.bar_loss.tolist() == seq.bar_loss.tolist()
+    assert par.bar_frames == seq.bar_frames
+    assert {e: (i.total, i.elapsed_s, i.complete) for e, i in par.epochs.items()} == {
+        e: (i.total, i.elapsed_s, i.complete) for e, i in seq.epochs.items()}
+    assert par.stdout_steps == seq.stdout_steps
+    assert [(o, e.kind) for o, e in par.events] == [(o, e.kind) for o, e in seq.events]
+    assert par.config == seq.config and par.final_checkpoint == seq.final_checkpoint
+    assert par.n_bytes == seq.n_bytes == (FIX / name).stat().st_size

@@ -16,10 +16,14 @@ glued to an unterminated frame.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -552,11 +556,131 @@ def _note_epoch_frames(out: SlurmOutput, text: str, *, last: bool) -> None:
             info.last_elapsed_s = elapsed
 
 
-def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE) -> SlurmOutput:
-    """Read one SLURM/stdout capture. Never raises for bad content; OSError propagates."""
-    out = SlurmOutput(path=Path(path))
+PARALLEL_MIN_BYTES = 128 << 20
+"""Files at least this large are read by several processes, one byte range each."""
+
+
+def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE, workers: int | None = None) -> SlurmOutput:
+    """Read one SLURM/stdout capture. Never raises for bad content; OSError propagates.
+
+    A file of PARALLEL_MIN_BYTES or more is split at line breaks into ``workers`` ranges
+    (default: the CPUs this process may use, at most 4) read in parallel and merged in file
+    order; if worker processes cannot be started the file is read in this process.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if workers is None:
+        workers = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers > 1 and size >= PARALLEL_MIN_BYTES:
+        bounds = _split_points(path, size, workers)
+        if len(bounds) > 2:
+            try:
+                return _read_parallel(path, bounds, chunk_size)
+            except (OSError, RuntimeError, AssertionError, BrokenProcessPool):
+                pass  # e.g. no process can be started here: read it in this process
+    out = SlurmOutput(path=path)
     with open(path, "rb") as fh:
         _read_stream(fh, out, chunk_size)
+    return out
+
+
+class _Range:
+    """A file object limited to bytes [start, end) (readinto only)."""
+
+    def __init__(self, fh: BinaryIO, start: int, end: int) -> None:
+        fh.seek(start)
+        self.fh, self.left = fh, end - start
+
+    def readinto(self, buf: memoryview) -> int:
+        n = min(len(buf), self.left)
+        if n <= 0:
+            return 0
+        got = self.fh.readinto(buf[:n]) or 0
+        self.left -= got
+        return got
+
+
+def _split_points(path: Path, size: int, parts: int) -> list[int]:
+    """Range boundaries just after a line break (``\\n`` preferred) near each 1/parts of the file."""
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, parts):
+            pos = size * k // parts
+            if pos <= bounds[-1]:
+                continue
+            fh.seek(pos)
+            window = fh.read(MAX_SEGMENT)
+            cut = window.find(b"\n")
+            if cut < 0:
+                cut = window.find(b"\r")
+            if cut >= 0:
+                bounds.append(pos + cut + 1)
+    bounds.append(size)
+    return sorted(set(bounds))
+
+
+def _read_range(path: Path, start: int, end: int, chunk_size: int) -> SlurmOutput:
+    out = SlurmOutput(path=path)
+    with open(path, "rb") as fh:
+        _read_stream(_Range(fh, start, end), out, chunk_size)  # type: ignore[arg-type]
+    out.events = [(o + start, e) for o, e in out.events]
+    if out.final_checkpoint_offset is not None:
+        out.final_checkpoint_offset += start
+    return out
+
+
+def _read_parallel(path: Path, bounds: list[int], chunk_size: int) -> SlurmOutput:
+    ranges = list(itertools.pairwise(bounds))
+    with ProcessPoolExecutor(max_workers=len(ranges)) as pool:
+        parts = list(pool.map(_read_range, [path] * len(ranges), *zip(*ranges, strict=True),
+                              [chunk_size] * len(ranges)))
+    return _merge(path, parts)
+
+
+def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
+    """Combine the results of consecutive byte ranges of one file (later ranges win per step)."""
+    out = SlurmOutput(path=path)
+    steps = [p.bar_step for p in parts if len(p.bar_step)]
+    if steps:
+        out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(
+            np.concatenate(steps),
+            np.concatenate([p.bar_epoch for p in parts if len(p.bar_step)]),
+            np.concatenate([p.bar_loss for p in parts if len(p.bar_step)]),
+        )
+    for p in parts:
+        out.n_bytes += p.n_bytes
+        out.bar_frames += p.bar_frames
+        out.long_lines += p.long_lines
+        for e, info in p.epochs.items():
+            cur = out.epochs.get(e)
+            if cur is None:
+                out.epochs[e] = info
+                continue
+            cur.total = info.total or cur.total
+            if info.complete and not cur.complete:
+                cur.complete, cur.elapsed_s = True, info.elapsed_s
+            if info.last_n is not None and (cur.last_n is None or info.last_n >= cur.last_n):
+                cur.last_n, cur.last_elapsed_s = info.last_n, info.last_elapsed_s
+        for step, values in p.stdout_steps.items():
+            out.stdout_steps.setdefault(step, {}).update(values)
+        out.recipe = out.recipe or p.recipe
+        if not out.config and p.config:
+            out.config = p.config
+        out.config_error = out.config_error or p.config_error
+        out.memory_init.update(p.memory_init)
+        out.checkpoints.extend(p.checkpoints)
+        for e, sec in p.checkpoint_s.items():
+            out.checkpoint_s[e] = out.checkpoint_s.get(e, 0.0) + sec
+        if p.final_checkpoint is not None:
+            out.final_checkpoint, out.final_checkpoint_offset = p.final_checkpoint, p.final_checkpoint_offset
+        out.wandb_summary.update(p.wandb_summary)
+        out.disk_log_names.extend(p.disk_log_names)
+        out.events.extend(p.events)
+        if out.n_gpus is None and p.n_gpus is not None:
+            out.n_gpus, out.n_gpus_source = p.n_gpus, p.n_gpus_source
+        out.ranks |= p.ranks
+        out.problems.extend(p.problems)
+    out.last_offset = out.n_bytes
     return out
 
 
