@@ -147,3 +147,15 @@ def test_confidence_option_changes_intervals():
     assert (w80["ci_high"] - w80["ci_low"]) < (w95["ci_high"] - w95["ci_low"])
     assert (w80["ci_low"], w80["ci_high"]) == pytest.approx(
         proportion_confint(round(w80["value"] * 100), 100, alpha=0.2, method="wilson"))
+
+
+def test_with_seeds_the_best_run_is_no_clear_winner_unless_its_config_wins_across_seeds():
+    accs, params = grid([8, 16], [1e-4], lambda r, lr: 0.7, seeds=3)
+    accs["rank8_lr0.0001_seed0"] = 0.95  # one lucky seed of an otherwise equal config
+    exp = make_experiment(accs, params=params, n=300, seed=6)
+    b = analyze(exp, FAST).best[0]
+    assert b.run == "rank8_lr0.0001_seed0"
+    assert not b.clear_winner
+    assert b.reason.startswith("all 5 runners-up are significantly worse")  # per-sample tests alone
+    assert "across seeds, 1 of 1 other configs are not significantly worse than lora_rank=8" in b.reason
+    assert "lora_rank=16 (Holm p = " in b.reason

@@ -15,7 +15,7 @@ from analyze_experiment.stats.cost import pareto_table
 from analyze_experiment.stats.effects import anova, diminishing_returns, main_effects
 from analyze_experiment.stats.findings import build_findings
 from analyze_experiment.stats.outliers import group_outliers, suspicious_evals
-from analyze_experiment.stats.seeds import config_labels, seed_tables, seed_variable
+from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 
 T = TypeVar("T")
 
@@ -123,6 +123,8 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
             experiment, "seed statistics",
             lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
             (a.seeds, a.seed_comparisons))
+        _guarded(experiment, "seed-level check of the best",
+                 lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, configs), None)
         a.effects = _guarded(experiment, "main effects",
                              lambda: main_effects(values, ft, factors, conf, families, configs), a.effects)
         a.anova, a.anova_note = _guarded(experiment, "ANOVA", lambda: anova(values, ft, factors), (a.anova, None))

@@ -167,3 +167,38 @@ def seed_tables(
             crows.extend(fam)
     return (pd.DataFrame(srows, columns=[*SEEDS, "epoch"]),
             pd.DataFrame(crows, columns=SEED_COMPARISONS))
+
+
+def seed_aware_best(best: list[Any], seeds: pd.DataFrame, comparisons: pd.DataFrame,
+                    configs: pd.Series) -> None:
+    """With replicates, a single run cannot be a clear winner on its own: the best run's
+    config must also have the highest seed mean and beat every other config (Welch, Holm).
+
+    Updates ``clear_winner`` and ``reason`` of each :class:`Best` in place (they are this
+    stage's own objects).
+    """
+    if seeds.empty:
+        return
+    for b in best:
+        cfg = configs.get(b.run)
+        s = seeds[(seeds["task"] == b.task) & (seeds["scorer"] == b.scorer) & (seeds["metric"] == b.metric)]
+        if b.epoch is not None:
+            s = s[s["epoch"] == b.epoch]
+        if cfg is None or s.empty or cfg not in set(s["config"]):
+            continue
+        top = s.sort_values(["mean", "config"], ascending=[False, True]).iloc[0]
+        if top["config"] != cfg:
+            b.clear_winner = False
+            b.reason += (f"; across seeds, {top['config']} has the higher mean ({top['mean']:.4g} over "
+                         f"{int(top['n_seeds'])} seeds) than this run's config {cfg}")
+            continue
+        c = comparisons[(comparisons["task"] == b.task) & (comparisons["scorer"] == b.scorer)
+                        & (comparisons["metric"] == b.metric) & (comparisons["a"] == cfg)]
+        if b.epoch is not None:
+            c = c[c["epoch"] == b.epoch]
+        if len(c) and not c["significant"].astype(bool).all():
+            ns = c[~c["significant"].astype(bool)]
+            names = ", ".join(f"{r['b']} (Holm p = {r['p_adjusted']:.2g})" for _, r in ns.head(3).iterrows())
+            b.clear_winner = False
+            b.reason += (f"; across seeds, {len(ns)} of {len(c)} other configs are not significantly worse than "
+                         f"{cfg} (Welch): {names}")
