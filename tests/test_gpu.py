@@ -72,3 +72,11 @@ def test_seff(tmp_path: Path) -> None:
     q.write_text("hello\n")
     assert read_seff(q) is None
     assert parse_duration("05:07") == 307.0
+
+
+def test_oversized_field_keeps_rows_before(tmp_path: Path) -> None:
+    p = tmp_path / "gpu_metrics.csv"
+    p.write_text("index, utilization.gpu [%]\n0, 5 %\n1, \"" + "x" * 200_000 + "\"\n")
+    g = read_gpu_metrics(p)
+    assert g.rows == [{"gpu": 0, "utilization_pct": 5.0}]
+    assert g.problems[0].startswith("unreadable after 1 rows (field larger than field limit")

@@ -242,7 +242,7 @@ def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
         diag.warn(path, f"could not read training output ({exc.strerror or exc}): skipped", severity="error",
                   stage=STAGE)
         return None
-    except (ValueError, MemoryError, IndexError) as exc:  # defensive: a parser bug must not stop the run
+    except Exception as exc:  # a reader bug on odd input must not stop the analysis
         diag.warn(path, f"could not parse training output ({type(exc).__name__}: {exc}): skipped",
                   severity="error", stage=STAGE)
         return None
@@ -265,6 +265,10 @@ def _read_disk(path: Path, diag: Diagnostics) -> tt.DiskLog | None:
     except OSError as exc:
         diag.warn(path, f"could not read DiskLogger file ({exc.strerror or exc}): skipped", severity="error",
                   stage=STAGE)
+        return None
+    except Exception as exc:  # a reader bug on odd input must not stop the analysis
+        diag.warn(path, f"could not parse DiskLogger file ({type(exc).__name__}: {exc}): skipped",
+                  severity="error", stage=STAGE)
         return None
     if log.bad_lines:
         diag.warn(path, f"{log.bad_lines} line(s) not in the `Step N | key:value` format skipped "
@@ -433,8 +437,8 @@ def _check_disk_names(run: str, slurms: list[tt.SlurmOutput], files: TrainingFil
 def _read_seff(path: Path, diag: Diagnostics) -> gpu_source.Seff | None:
     try:
         s = gpu_source.read_seff(path)
-    except OSError as exc:
-        diag.warn(path, f"could not read seff output ({exc.strerror or exc}): skipped", stage=STAGE)
+    except Exception as exc:  # unreadable or odd file: warn and go on
+        diag.warn(path, f"could not read seff output ({type(exc).__name__}: {exc}): skipped", stage=STAGE)
         return None
     if s is None:
         diag.warn(path, "not seff output (no State/Wall-clock lines): skipped", stage=STAGE)
@@ -476,8 +480,8 @@ def _gpu_rows(run: str, paths: list[Path], diag: Diagnostics) -> list[dict]:
     for p in paths:
         try:
             g = gpu_source.read_gpu_metrics(p)
-        except OSError as exc:
-            diag.warn(p, f"could not read GPU samples ({exc.strerror or exc}): skipped", stage=STAGE)
+        except Exception as exc:  # unreadable or odd file: warn and go on
+            diag.warn(p, f"could not read GPU samples ({type(exc).__name__}: {exc}): skipped", stage=STAGE)
             continue
         for prob in g.problems:
             diag.warn(p, prob, stage=STAGE)

@@ -69,46 +69,57 @@ def read_gpu_metrics(path: Path) -> GpuSamples:
     """Read an nvidia-smi CSV; rows that cannot be read are counted in ``problems``."""
     out = GpuSamples(Path(path))
     with open(path, "rb") as fh:
-        text = io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline="")
-        reader = csv.reader(text)
-        columns: list[str | None] | None = None
-        bad = 0
-        for i, row in enumerate(reader):
-            if i > MAX_ROWS:
-                out.problems.append(f"more than {MAX_ROWS:,} rows: read the first {MAX_ROWS:,}")
-                break
-            if not row or not any(c.strip() for c in row):
-                continue
-            keys = [_header_key(c) for c in row]
-            if sum(k is not None for k in keys) >= 2 and not any(_NUM_RE.fullmatch(c.strip()) for c in row):
-                columns = keys
-                continue
-            if columns is None:
-                out.problems.append("no nvidia-smi header line (format=csv,noheader?): file skipped")
-                return out
-            if len(row) != len(columns):
-                bad += 1
-                continue
-            rec: dict[str, Any] = {}
-            for key, cell in zip(columns, row, strict=True):
-                if key is None:
-                    continue
-                if key == "time":
-                    rec["time"] = pd.to_datetime(cell.strip(), errors="coerce", format="mixed")
-                elif key in ("name", "uuid"):
-                    rec[key] = cell.strip()
-                elif key == "gpu":
-                    v = _number(cell, key)
-                    rec["gpu"] = int(v) if v is not None else None
-                else:
-                    v = _number(cell, key)
-                    if v is None:
-                        out.na_values += 1
-                    rec[key] = v
-            out.rows.append(rec)
-        if bad:
-            out.problems.append(f"{bad} row(s) with a wrong number of fields skipped")
+        reader = csv.reader(io.TextIOWrapper(fh, encoding="utf-8", errors="replace", newline=""))
+        try:
+            _read_rows(reader, out)
+        except csv.Error as exc:
+            out.problems.append(f"unreadable after {len(out.rows)} rows ({exc}): kept the rows before")
     return out
+
+
+def _read_rows(reader: Any, out: GpuSamples) -> None:
+    """Rows of an nvidia-smi CSV into ``out`` (header lines may repeat)."""
+    columns: list[str | None] | None = None
+    bad = 0
+    for i, row in enumerate(reader):
+        if i > MAX_ROWS:
+            out.problems.append(f"more than {MAX_ROWS:,} rows: read the first {MAX_ROWS:,}")
+            break
+        if not row or not any(c.strip() for c in row):
+            continue
+        keys = [_header_key(c) for c in row]
+        if sum(k is not None for k in keys) >= 2 and not any(_NUM_RE.fullmatch(c.strip()) for c in row):
+            columns = keys
+            continue
+        if columns is None:
+            out.problems.append("no nvidia-smi header line (format=csv,noheader?): file skipped")
+            return
+        if len(row) != len(columns):
+            bad += 1
+            continue
+        out.rows.append(_record(columns, row, out))
+    if bad:
+        out.problems.append(f"{bad} row(s) with a wrong number of fields skipped")
+
+
+def _record(columns: list[str | None], row: list[str], out: GpuSamples) -> dict[str, Any]:
+    rec: dict[str, Any] = {}
+    for key, cell in zip(columns, row, strict=True):
+        if key is None:
+            continue
+        if key == "time":
+            rec["time"] = pd.to_datetime(cell.strip(), errors="coerce", format="mixed")
+        elif key in ("name", "uuid"):
+            rec[key] = cell.strip()
+        elif key == "gpu":
+            v = _number(cell, key)
+            rec["gpu"] = int(v) if v is not None else None
+        else:
+            v = _number(cell, key)
+            if v is None:
+                out.na_values += 1
+            rec[key] = v
+    return rec
 
 
 # ---- seff ------------------------------------------------------------------------------------
