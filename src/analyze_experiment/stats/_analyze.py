@@ -14,7 +14,7 @@ from analyze_experiment.stats.comparisons import family_comparisons, family_inte
 from analyze_experiment.stats.cost import pareto_table
 from analyze_experiment.stats.effects import anova, diminishing_returns, main_effects
 from analyze_experiment.stats.findings import build_findings
-from analyze_experiment.stats.outliers import group_outliers, suspicious_evals
+from analyze_experiment.stats.outliers import group_outliers, loss_curve_outliers, suspicious_evals
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 
 T = TypeVar("T")
@@ -134,7 +134,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         a.pareto = _guarded(experiment, "cost and Pareto front",
                             lambda: pareto_table(values, runs, options.gpu_hour_cost), a.pareto)
         a.outliers = _guarded(experiment, "outliers", lambda: pd.concat(
-            [group_outliers(values, configs, runs),
+            [group_outliers(values, configs, runs), loss_curve_outliers(experiment.train_steps, configs),
              suspicious_evals(experiment.eval_samples, values, experiment.eval_logs)], ignore_index=True),
             a.outliers)
     def skipped(rule: str, err: Exception) -> None:

@@ -261,7 +261,7 @@ def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     out = []
     for _, r in a.outliers.iterrows():
         where = f" on {r['task']}" if r["task"] is not None and not pd.isna(r["task"]) else ""
-        if r["kind"] in ("metric", "loss"):
+        if r["kind"] in ("metric", "loss", "loss_curve"):
             out.append(_f("key_findings", "outlier",
                           f"{r['run']}{where}: {r['detail']}; robust z = {r['robust_z']:.1f}, value {r['value']:.4g}",
                           run=r["run"], kind=r["kind"], robust_z=r["robust_z"], value=r["value"]))

@@ -67,6 +67,40 @@ def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame)
     return pd.DataFrame(rows, columns=OUTLIERS)
 
 
+def loss_curve_outliers(train_steps: pd.DataFrame, configs: pd.Series) -> pd.DataFrame:
+    """Runs whose loss curve departs from the other seeds of their config (≥ 3 runs).
+
+    The curve is summarised by its mean loss over the second half of the steps all runs of
+    the group reached: a seed that trains differently shows there even when its final loss
+    happens to land near the others.
+    """
+    rows: list[dict[str, Any]] = []
+    if train_steps is None or train_steps.empty or configs.empty:
+        return pd.DataFrame(rows, columns=OUTLIERS)
+    ts = train_steps[train_steps["run"].isin(configs.index)].copy()
+    ts["loss"] = pd.to_numeric(ts["loss"], errors="coerce")
+    ts["step"] = pd.to_numeric(ts["step"], errors="coerce")
+    ts = ts.dropna(subset=["loss", "step"])
+    ts = ts[np.isfinite(ts["loss"])]
+    for cfg, runs in configs.groupby(configs):
+        g = ts[ts["run"].isin(runs.index)]
+        if g["run"].nunique() < MIN_GROUP:
+            continue
+        common = float(g.groupby("run")["step"].max().min())
+        tail = g[(g["step"] > common / 2) & (g["step"] <= common)]
+        summary = tail.groupby("run")["loss"].mean()
+        if len(summary) < MIN_GROUP:
+            continue
+        z = robust_z(summary.to_numpy(float))
+        for (run, v), zi in zip(summary.items(), z, strict=True):
+            if not math.isnan(zi) and abs(zi) > Z_THRESHOLD:
+                rows.append({"run": run, "task": None, "kind": "loss_curve",
+                             "detail": f"mean training loss over steps {int(common // 2) + 1}–{int(common)} departs "
+                                       f"from the other seeds of {cfg} (median {summary.median():.4g})",
+                             "value": float(v), "robust_z": float(zi)})
+    return pd.DataFrame(rows, columns=OUTLIERS)
+
+
 def suspicious_evals(samples: pd.DataFrame, intervals: pd.DataFrame, eval_logs: pd.DataFrame) -> pd.DataFrame:
     """Constant answers, 0%/100% accuracies and evals with many errored samples."""
     rows: list[dict[str, Any]] = []
