@@ -299,3 +299,19 @@ def test_parallel_ranges_equal_sequential(name: str, monkeypatch) -> None:
     assert [(o, e.kind) for o, e in par.events] == [(o, e.kind) for o, e in seq.events]
     assert par.config == seq.config and par.final_checkpoint == seq.final_checkpoint
     assert par.n_bytes == seq.n_bytes == (FIX / name).stat().st_size
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 4096])
+def test_disklogger_chunking_and_mixed_lines(tmp_path: Path, monkeypatch, chunk: int) -> None:
+    text = (FIX / "local_v0.6.1_lora_cpu_slurm_timeout.disklogger.txt").read_bytes()
+    extra = b"Step 172 | val_loss:3.5 \nnot a step line\nStep 173 | loss:4.25 lr:0.0029"
+    p = tmp_path / "log_1795713954.txt"
+    p.write_bytes(text + extra)
+    monkeypatch.setattr(tt, "_DISK_CHUNK", chunk)
+    log = tt.read_disk_log(p)
+    assert sorted(log.steps) == list(range(1, 174))
+    assert log.steps[171] == {"loss": 4.009335517883301, "lr": 0.002999174032095059,
+                              "tokens_per_second_per_gpu": 93.19692993164062}
+    assert log.steps[172] == {"val_loss": 3.5}
+    assert log.steps[173] == {"loss": 4.25}  # the cut lr value is not trusted
+    assert (log.bad_lines, log.first_bad) == (1, "not a step line")

@@ -155,13 +155,14 @@ def test_bad_files_warn_and_never_raise(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
         paths.append(tmp_path / name)
     disk = tmp_path / "log_1.txt"
-    disk.write_bytes(b"Step 1 | loss:2.5 \n\xff\xfe\x00garbage\nStep 2 | loss:2.25 \n")
+    disk.write_bytes(b"Step 1 | loss:2.5 \n\xff\xfe\x00garbage\nStep 2 | loss:2.25 lr:oops \n")
     diag = Diagnostics(root=tmp_path)
     files = TrainingFiles(slurm_outputs=[*paths, tmp_path / "slurm-404.out"], disk_logs=[disk])
     res = read_training("r", files, diag, now=LATER)
     assert [r["loss"] for r in res.steps] == [2.5, 2.25]
     msgs = {(w.file, w.message.split(":")[0]) for w in diag.warnings}
     assert ("slurm-1.out", "empty training output file") in msgs
+    assert any(w.file == "slurm-2.out" and "no torchtune output" in w.message for w in diag.warnings)
     assert any(w.file == "slurm-404.out" and w.severity == "error" for w in diag.warnings)
     assert any(w.file == "log_1.txt" and "1 line(s)" in w.message for w in diag.warnings)
     # the truncated file ends in the config banner: no end marker, old mtime

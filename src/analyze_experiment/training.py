@@ -297,6 +297,9 @@ def _merge_steps(
     disagreements: list[str] = []
 
     def overlay(step: int, values: dict[str, Any], source: str, file: Path) -> None:
+        values = {k: v for k, v in values.items() if not (k in _STEP_COLUMNS and isinstance(v, str))}
+        if not values:
+            return
         rec = recs.setdefault(step, {})
         if "loss" in values and step in bar_loss and not _same(values["loss"], bar_loss[step]):
             disagreements.append(f"{diag.rel(file)} step {step}: {values['loss']!r} vs bar {bar_loss[step]!r}")

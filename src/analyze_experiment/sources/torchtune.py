@@ -849,35 +849,101 @@ class DiskLog:
     lines: int = 0
 
 
+_DISK_CHUNK = 4 << 20
+
+
 def read_disk_log(path: Path, *, max_line: int = MAX_SEGMENT) -> DiskLog:
-    """Read a DiskLogger file line by line (streamed). Later lines for a step update earlier ones."""
+    """Read a DiskLogger file in chunks (streamed). Later lines for a step update earlier ones.
+
+    The lines of a chunk that share the key layout of its first ``Step`` line are parsed by
+    one compiled pattern over the whole chunk; any other line goes through
+    :func:`parse_step_line` (``.jsonl``: one JSON object per line). A line longer than
+    ``max_line`` keeps its first ``max_line`` bytes, read as an unterminated line.
+    """
     path = Path(path)
     log = DiskLog(path, fmt="jsonl" if path.suffix == ".jsonl" else "disklogger")
     with open(path, "rb") as fh:
+        carry = b""
+        skipping = False
         while True:
-            raw = fh.readline(max_line)
-            if not raw:
+            chunk = fh.read(_DISK_CHUNK)
+            eof = not chunk
+            if skipping and chunk:
+                cut = chunk.find(b"\n")
+                if cut < 0:
+                    continue
+                chunk, skipping = chunk[cut + 1 :], False
+            buf = carry + chunk
+            if eof:
+                blob, carry = buf, b""
+            else:
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    if len(buf) <= max_line:
+                        carry = buf
+                        continue
+                    blob, carry, skipping = buf[:max_line], b"", True
+                else:
+                    blob, carry = buf[: cut + 1], buf[cut + 1 :]
+            if blob:
+                _parse_disk_blob(log, blob, last_terminated=blob.endswith(b"\n"))
+            if eof:
                 break
-            log.lines += 1
-            terminated = raw.endswith(b"\n")
-            if not terminated and len(raw) >= max_line:
-                # drop the rest of an over-long line
-                while True:
-                    more = fh.readline(max_line)
-                    if not more or more.endswith(b"\n"):
-                        break
-            line = raw.decode("utf-8", "replace").strip("\r\n")
-            if not line.strip():
-                continue
-            parsed = _parse_jsonl(line) if log.fmt == "jsonl" else parse_step_line(line, terminated=terminated)
-            if parsed is None:
-                log.bad_lines += 1
-                if log.first_bad is None:
-                    log.first_bad = line[:120]
-                continue
-            step, values = parsed
-            log.steps.setdefault(step, {}).update(values)
     return log
+
+
+def _layout(blob: bytes) -> tuple[re.Pattern[bytes], tuple[str, ...]] | None:
+    """A pattern for lines with exactly the keys of the first complete ``Step`` line of ``blob``."""
+    i = blob.find(b"Step ")
+    j = blob.find(b"\n", i)
+    if i < 0 or j < 0:
+        return None
+    parsed = parse_step_line(blob[i:j].decode("utf-8", "replace"))
+    if parsed is None:
+        return None
+    keys = tuple(parsed[1])
+    pat = rb"^Step (\d+) \| " + b"".join(re.escape(k.encode()) + rb":(\S+) " for k in keys) + rb"\r?$"
+    return re.compile(pat, re.M), keys
+
+
+def _value(raw: bytes) -> float | str:
+    try:
+        return float(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _parse_disk_blob(log: DiskLog, blob: bytes, *, last_terminated: bool) -> None:
+    log.lines += blob.count(b"\n") + (0 if last_terminated else 1)
+    rest = blob
+    if log.fmt == "disklogger":
+        layout = _layout(blob)
+        if layout is not None:
+            pattern, keys = layout
+            steps = log.steps
+            for m in pattern.findall(blob):
+                values = dict(zip(keys, map(_value, m[1:]), strict=True))
+                step = int(m[0])
+                have = steps.get(step)
+                if have is None:
+                    steps[step] = values
+                else:
+                    have.update(values)
+            rest = pattern.sub(b"", blob)
+    pieces = rest.split(b"\n")
+    for k, raw in enumerate(pieces):
+        line = raw.decode("utf-8", "replace").strip("\r")
+        if not line.strip():
+            continue
+        terminated = last_terminated or k < len(pieces) - 1
+        parsed = _parse_jsonl(line) if log.fmt == "jsonl" else parse_step_line(line, terminated=terminated)
+        if parsed is None:
+            log.bad_lines += 1
+            if log.first_bad is None:
+                log.first_bad = line[:120]
+            continue
+        step, values = parsed
+        log.steps.setdefault(step, {}).update(values)
 
 
 def _parse_jsonl(line: str) -> tuple[int, dict[str, Any]] | None:
