@@ -207,3 +207,15 @@ def test_seed_rules_numbers():
     assert f"P(lora_rank=16 > lora_rank=8) = {sc['p_a_gt_b']:.2f}" in c.text and "5 vs 5 seeds" in c.text
     (s,) = _one(res, "seed_spread")
     assert f"over {int(res.seeds['n_seeds'].max())} seeds" in s.text
+
+
+def test_production_config_says_when_the_baseline_is_as_good():
+    rng = np.random.default_rng(5)
+    x = (rng.random(150) < 0.6).astype(float)
+    flip = rng.random(150) < 0.05
+    exp = _exp({"ft": np.where(flip, 1 - x, x), "base": x},
+               [{"run": "ft", "type": "fine-tuned", "gpu_hours": 3.0}, {"run": "base", "type": "control"}])
+    res = analyze(exp, FAST)
+    (p,) = _one(res, "production_config")
+    assert p.data["run"] == "base" and p.data["gpu_hours"] == 0
+    assert "fine-tuning did not significantly improve on it" in p.text

@@ -299,7 +299,8 @@ def rule_summary(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 
 
 def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``production_config``: cheapest candidate not significantly worse than the best; ``pareto``."""
+    """``production_config``: cheapest candidate not significantly worse than the best (a
+    baseline included: then fine-tuning did not pay); ``pareto``."""
     out = []
     for b in a.best:
         fam = a.pareto[(a.pareto["task"] == b.task) & (a.pareto["scorer"] == b.scorer)]
@@ -308,7 +309,6 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         ok = [(b.run, b.epoch), *_tied(a, b)]
         cand = fam[[any(_same(r, e, k) for k in ok) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]
         known = cand.dropna(subset=["gpu_hours"])
-        known = known[~known["run"].isin(ctx["baselines"])] if len(known[~known["run"].isin(ctx["baselines"])]) else known
         best_cost = fam[[_same(r, e, (b.run, b.epoch)) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]["gpu_hours"]
         bc = float(best_cost.iloc[0]) if len(best_cost) else math.nan
         if known.empty:
@@ -333,6 +333,8 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                     f"({fmt_value(b.metric, pick['value'])}, {cost}) — not significantly worse than the best "
                     f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, "
                     f"{fmt_hours(bc)}{ptxt}) at lower cost")
+        if pick["run"] in ctx["baselines"]:
+            text += "; it is a baseline, so fine-tuning did not significantly improve on it"
         out.append(_f("recommendations", "production_config", text, task=b.task, run=pick["run"],
                       epoch=pick["epoch"], value=pick["value"], gpu_hours=pick["gpu_hours"],
                       best_run=b.run, best_gpu_hours=bc))
