@@ -77,7 +77,7 @@ class TrainingResult:
 
 
 # ---- finding files ---------------------------------------------------------------------------
-def _walk(root: Path, budget: list[int], depth: int = 0, top_run: Path | None = None) -> list[Path]:
+def _walk(root: Path, budget: list[int], depth: int = 0) -> list[Path]:
     """Files under ``root`` (bounded by ``budget`` entries and MAX_DEPTH), skipping weights and eval dirs."""
     found: list[Path] = []
     try:
@@ -95,7 +95,7 @@ def _walk(root: Path, budget: list[int], depth: int = 0, top_run: Path | None = 
             if entry.is_dir(follow_symlinks=False):
                 if entry.name in SKIP_DIRS or depth + 1 > MAX_DEPTH:
                     continue
-                found.extend(_walk(Path(entry.path), budget, depth + 1, top_run))
+                found.extend(_walk(Path(entry.path), budget, depth + 1))
             elif entry.is_file():
                 if Path(entry.name).suffix.lower() in SKIP_EXTENSIONS:
                     continue

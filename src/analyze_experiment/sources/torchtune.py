@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import multiprocessing
 import os
 import re
 from collections.abc import Iterator
@@ -564,13 +565,17 @@ def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE, workers: int 
     """Read one SLURM/stdout capture. Never raises for bad content; OSError propagates.
 
     A file of PARALLEL_MIN_BYTES or more is split at line breaks into ``workers`` ranges
-    (default: the CPUs this process may use, at most 4) read in parallel and merged in file
-    order; if worker processes cannot be started the file is read in this process.
+    (default: the CPUs this process may use, at most 4; 1 inside a worker process) read in
+    parallel and merged in file order; if worker processes cannot be started the file is read
+    in this process.
     """
     path = Path(path)
     size = path.stat().st_size
     if workers is None:
-        workers = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+        # inside a worker process (the caller already parallelises over runs): stay in-process
+        in_worker = multiprocessing.parent_process() is not None
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        workers = 1 if in_worker else min(4, cpus)
     if workers > 1 and size >= PARALLEL_MIN_BYTES:
         bounds = _split_points(path, size, workers)
         if len(bounds) > 2:
