@@ -200,8 +200,8 @@ def _zip(members: list[tuple[str, bytes]]) -> bytes:
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members:
-            z.writestr(name, data)
+        for name, data in members:  # fixed dates: the same mutant byte for byte on every run
+            z.writestr(zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
@@ -339,10 +339,12 @@ ZIP_OPS: dict[str, tuple[Callable[[random.Random, bytes], bytes], bool]] = {
 }
 
 
-def zip_bomb_stream(inflated: int = BOMB_BYTES) -> Callable[[BinaryIO], None]:
+def zip_bomb_stream(inflated: int = BOMB_BYTES, declared: int | None = None) -> Callable[[BinaryIO], None]:
     """A small ``.eval`` whose ``header.json`` inflates to ``inflated`` bytes of spaces.
 
     Written with a raw deflate stream so building it never holds the inflated data.
+    ``declared`` is the uncompressed size its headers claim (default: the truth); a
+    small lie makes a reader that trusts the headers inflate it all.
     """
 
     def write(fh: BinaryIO) -> None:
@@ -359,7 +361,7 @@ def zip_bomb_stream(inflated: int = BOMB_BYTES) -> Callable[[BinaryIO], None]:
         parts.append(comp.flush())
         data = b"".join(parts)
         name = b"header.json"
-        size = min(inflated, 0xFFFF_FFFF)
+        size = min(inflated if declared is None else declared, 0xFFFF_FFFF)
         local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0)
         fh.write(local + name + data)
         central = struct.pack(
@@ -530,4 +532,5 @@ def generate(
             name, b = first[role]
             add(role, "line_100mb", name, True, stream=_big_line_stream(b[:2000], big_line_bytes))
         add("eval", "zip_bomb", "synthetic", True, stream=zip_bomb_stream(bomb_bytes))
+        add("eval", "zip_bomb_lying", "synthetic", True, stream=zip_bomb_stream(bomb_bytes, declared=1000))
     return out

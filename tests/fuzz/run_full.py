@@ -203,6 +203,31 @@ def run_one(index: int, p: Plan, base: Path, work: Path, via: str = "CliRunner",
     return Outcome(index, p.layout, code, tb, report, named, required, other, seconds, len(p.placed), via)
 
 
+def load_one(index: int, p: Plan, base: Path, work: Path) -> list[str]:
+    """Build experiment ``index`` and only *load* it (the fast subset): the required
+    mutants that no warning names (an exception propagates: that is a crash)."""
+    from analyze_experiment import load
+
+    root = work / f"exp-{index:04d}"
+    materialise(p, base, root)
+    try:
+        exp = load(root)
+        summary = {"warnings": [{"file": w.file, "message": w.message} for w in exp.diagnostics.warnings]}
+        return _named(summary, p.placed)[1]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def corpus_for(bases: dict[str, Path], **gen: object) -> list[Mutant]:
+    """The corpus derived from the fixtures and the given example experiments."""
+    files: dict[str, list[tuple[str, bytes]]] = {}
+    for b in bases.values():
+        for role, items in fixture_bases(b).items():
+            files.setdefault(role, [])
+            files[role] += [i for i in items if i not in files[role]]
+    return generate(files, **gen)  # type: ignore[arg-type]
+
+
 def _run_star(args: tuple) -> Outcome:
     return run_one(*args)
 
@@ -221,17 +246,12 @@ def run_corpus(
 ) -> tuple[list[Mutant], list[Outcome]]:
     """Generate the corpus, build the experiments and run the CLI over each."""
     bases = build_bases(work)
-    files: dict[str, list[tuple[str, bytes]]] = {}
-    for b in bases.values():
-        for role, items in fixture_bases(b).items():
-            files.setdefault(role, [])
-            files[role] += [i for i in items if i not in files[role]]
     extra = {}
     if big_line_bytes is not None:
         extra["big_line_bytes"] = big_line_bytes
     if bomb_bytes is not None:
         extra["bomb_bytes"] = bomb_bytes
-    mutants = generate(files, seed=seed, per_base=per_base, big=big, **extra)
+    mutants = corpus_for(bases, seed=seed, per_base=per_base, big=big, **extra)
     plans = plan(mutants, bases)
     jobs = [
         (i, p, bases[p.layout], work, "subprocess" if i < n_subprocess else "CliRunner", keep)

@@ -33,6 +33,11 @@ _FIELDS = {
     "uuid": "uuid",
 }
 _NUM_RE = re.compile(r"[-+]?\d+(?:\.\d+)?")
+_CELL_RE = re.compile(r"(?P<num>[-+]?\d+(?:\.\d+)?)\s*(?P<unit>[A-Za-z%/]*)")
+"""A whole cell: a number and its unit. Anything else (``1e999``, ``8\\x007``) is no value:
+reading the first digits of garbage would be a wrong number."""
+_GARBLED = ("\ufffd", "\x00")
+"""Marks of bytes that were not UTF-8 text (decoded as U+FFFD) and of NUL bytes."""
 _UNIT_TO_MIB = {"MiB": 1.0, "GiB": 1024.0, "KiB": 1 / 1024, "MB": 1e6 / 2**20, "GB": 1e9 / 2**20}
 
 
@@ -50,13 +55,12 @@ def _number(text: str, column: str) -> float | None:
     text = text.strip()
     if not text or text.startswith("["):  # [N/A], [Not Supported], [Unknown Error]
         return None
-    m = _NUM_RE.search(text)
+    m = _CELL_RE.fullmatch(text)
     if not m:
         return None
-    value = float(m.group(0))
+    value = float(m.group("num"))
     if column.startswith("memory"):
-        unit = text[m.end() :].strip()
-        value *= _UNIT_TO_MIB.get(unit, 1.0)
+        value *= _UNIT_TO_MIB.get(m.group("unit"), 1.0)
     return value
 
 
@@ -80,7 +84,7 @@ def read_gpu_metrics(path: Path) -> GpuSamples:
 def _read_rows(reader: Any, out: GpuSamples) -> None:
     """Rows of an nvidia-smi CSV into ``out`` (header lines may repeat)."""
     columns: list[str | None] | None = None
-    bad = 0
+    bad = garbled = 0
     for i, row in enumerate(reader):
         if i > MAX_ROWS:
             out.problems.append(f"more than {MAX_ROWS:,} rows: read the first {MAX_ROWS:,}")
@@ -97,9 +101,18 @@ def _read_rows(reader: Any, out: GpuSamples) -> None:
         if len(row) != len(columns):
             bad += 1
             continue
+        if any(g in c for c in row for g in _GARBLED):
+            garbled += 1
+            continue
         out.rows.append(_record(columns, row, out))
+    if columns is None and not out.problems:
+        out.problems.append("no nvidia-smi header line and no samples (empty file): file skipped")
+    elif columns is not None and not out.rows and not bad and not garbled:
+        out.problems.append("a header line but no samples: no GPU values from this file")
     if bad:
         out.problems.append(f"{bad} row(s) with a wrong number of fields skipped")
+    if garbled:
+        out.problems.append(f"{garbled} row(s) with NUL bytes or bytes that are not UTF-8 text skipped")
 
 
 def _record(columns: list[str | None], row: list[str], out: GpuSamples) -> dict[str, Any]:
