@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
+from scipy import stats
 from statsmodels.stats.anova import anova_lm
 
 from analyze_experiment import tables
@@ -101,3 +102,26 @@ def test_pareto_table_in_dollars():
     p = a.pareto.set_index("run")
     assert p.loc["b", "cost_usd"] == pytest.approx(10.0)
     assert set(p.columns) >= set(tables.frame(["pareto"]).columns)
+
+
+def test_anova_without_replicates_is_additive_and_matches_direct_fit():
+    cells = {(8, 1e-5): 0.6, (8, 1e-4): 0.65, (16, 1e-5): 0.7, (16, 1e-4): 0.71, (32, 1e-5): 0.69, (32, 1e-4): 0.75}
+    values, runs = _values(cells)
+    out, note = anova(values, runs, ["lora_rank", "learning_rate"])
+    df = values.merge(runs, on="run")
+    ref = anova_lm(smf.ols("value ~ C(lora_rank) + C(learning_rate)", data=df).fit(), typ=2)
+    got = out.set_index("term")
+    assert note is None and "lora_rank × learning_rate" not in got.index
+    assert got.loc["lora_rank", "F"] == pytest.approx(ref.loc["C(lora_rank)", "F"], abs=1e-9)
+    assert got.loc["Residual", "df"] == ref.loc["Residual", "df"] == 2
+
+
+def test_main_effect_interval_across_seeds():
+    accs, params = grid([8, 16], [1e-4], lambda r, lr: 0.6 if r == 8 else 0.7, seeds=3)
+    exp = make_experiment(accs, params=params, n=100, seed=8)
+    a = analyze(exp, Options(n_permutations=500, n_bootstrap=100))
+    vals = a.intervals.set_index("run")["value"][[f"rank8_lr0.0001_seed{s}" for s in range(3)]].to_numpy()
+    lo, hi = stats.t.interval(0.95, 2, loc=vals.mean(), scale=stats.sem(vals))
+    row = a.effects[(a.effects["variable"] == "lora_rank") & (a.effects["level"] == 8)].iloc[0]
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((lo, hi), abs=1e-12)
+    assert row["n_runs"] == 3
