@@ -35,7 +35,9 @@ COMPARISONS = [
     "test",  # "mcnemar_exact" | "paired_permutation"
     "statistic",
     "p_value",
-    "p_adjusted",  # Holm within the family (task x scorer x metric)
+    "p_adjusted",  # Holm over every pair of candidates of the task x scorer x metric
+    # (the best is chosen after seeing the data, so the family is all k(k-1)/2 pairs,
+    # of which only vs-best and vs-baseline rows are reported; see family_size)
     "q_value",  # Benjamini-Hochberg within the family
     "significant",  # p_adjusted < alpha
     "n_paired",

@@ -373,8 +373,9 @@ def _statistics(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike]) 
         s.blocks.append(
             Paragraph(
                 "Paired comparisons on the same samples: exact McNemar test for binary scores, paired "
-                "permutation test otherwise; p-values corrected with Holm within each task and scorer "
-                "(BH q-values for screening). Methods: docs/statistics.md."
+                "permutation test otherwise. p-values are Holm-corrected over every pair of candidates "
+                "of a task and scorer (the best is picked after seeing the data, so the family is all "
+                "pairs, not only the rows shown); BH q-values for screening. Methods: docs/statistics.md."
             )
         )
         s.blocks.append(Table(comp, caption="Paired comparisons", name="comparisons"))
