@@ -6,7 +6,9 @@ The four captures in ``data/torchtune`` are completed 2-epoch LoRA runs of torch
 banner's ``lora_rank:`` and optimizer ``lr:`` lines (set to the run's design values, so
 the design/banner cross-check agrees) and the output directory prefix wherever it occurs
 (the banner's ``output_dir``/``log_dir``, ``Writing logs to …`` and the checkpoint
-lines). The DiskLogger file is copied unchanged. ``docs/demo.md`` lists these changes.
+lines). In the DiskLogger file only the ``lr:`` values change: the captured schedule
+(warm-up to 0.003, cosine decay) is rescaled to peak at the run's design learning rate, so
+the learning-rate plot agrees with the design. ``docs/demo.md`` lists these changes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ _OUTPUT_DIR = re.compile(rb"^output_dir: (?P<path>\S+)$", re.MULTILINE)
 _LORA_RANK = re.compile(rb"^(?P<indent>  )lora_rank: 4$", re.MULTILINE)
 _OPTIMIZER_LR = re.compile(rb"^(?P<head>optimizer:\n  _component_: [^\n]+\n)  lr: 0\.003$", re.MULTILINE)
 _WRITING_LOGS = re.compile(rb"Writing logs to (?P<path>\S+)")
+_DISK_LR = re.compile(rb"(?<= )lr:(?P<value>[^ \n]+)")
+CAPTURED_PEAK_LR = 0.003
 
 GPU_METRICS_HEADER = (
     "timestamp, index, utilization.gpu [%], memory.used [MiB], memory.total [MiB], power.draw [W]"
@@ -36,7 +40,7 @@ class Capture:
     slurm: bytes
     """The SLURM output with the documented banner and path changes."""
     disklogger: bytes
-    """The DiskLogger metrics file, unchanged."""
+    """The DiskLogger metrics file, its ``lr:`` values rescaled to the design's peak."""
     disklogger_name: str
     """``log_<unix_ts>.txt``: the name ``Writing logs to`` gives."""
     started_at: int
@@ -77,7 +81,21 @@ def render_capture(stem: str, *, lora_rank: int, lr: float, output_dir: str) -> 
     started = re.fullmatch(r"log_(\d+)\.txt", name)
     if started is None:
         raise ValueError(f"{stem}.out: unexpected DiskLogger file name {name!r}")
-    return Capture(slurm=out, disklogger=disk, disklogger_name=name, started_at=int(started[1]))
+    return Capture(slurm=out, disklogger=rescale_lr(disk, lr), disklogger_name=name, started_at=int(started[1]))
+
+
+def rescale_lr(disk: bytes, peak_lr: float) -> bytes:
+    """DiskLogger text with every ``lr:`` value scaled from the captured peak to ``peak_lr``.
+
+    >>> rescale_lr(b"Step 1 | loss:4.9 lr:0.0015 tokens_per_second_per_gpu:1.0 \\n", 1e-4)
+    b'Step 1 | loss:4.9 lr:5e-05 tokens_per_second_per_gpu:1.0 \\n'
+    """
+
+    def scaled(m: re.Match[bytes]) -> bytes:
+        value = float(m["value"]) * peak_lr / CAPTURED_PEAK_LR
+        return b"lr:" + repr(float(f"{value:.12g}")).encode()
+
+    return _DISK_LR.sub(scaled, disk)
 
 
 def gpu_metrics_csv(started_at: int, *, lora_rank: int, rng: np.random.Generator, seconds: int = 24) -> str:
