@@ -112,3 +112,19 @@ def test_generate_is_pure():
     bases = {"slurm": [("a.out", b"line 1\nline 2\nline 3\n")]}
     assert [m.data for m in generate(bases, seed=3, big=False)] == [m.data for m in generate(bases, seed=3, big=False)]
     assert [m.data for m in generate(bases, seed=3, big=False)] != [m.data for m in generate(bases, seed=4, big=False)]
+
+
+def test_sample_scores_of_the_wrong_shape_are_named_not_silently_dropped():
+    from analyze_experiment.sources.inspect_log import LogData, sample_columns
+
+    samples = [
+        {"id": 1, "epoch": 1, "scores": {"match": {"value": "C", "answer": "A"}}},
+        {"id": 2, "epoch": 1, "scores": []},  # found by the corpus: was dropped without a word
+        {"id": 3, "epoch": 1, "scores": {"match": "C"}},
+        {"id": 4, "epoch": 1, "scores": None},  # not scored (errored): no note
+    ]
+    data = LogData("x.eval", "eval", {}, samples, "summaries", [])
+    cols = sample_columns(data)
+    assert cols["sample_id"] == ["1"] and cols["score"] == [1.0]
+    sample_columns(data)
+    assert data.notes == ["2 sample score(s) that are not objects (wrong shape): left out of the per-sample scores"]

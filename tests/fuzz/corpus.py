@@ -14,6 +14,7 @@ failure found by ``make fuzz`` reproduces by its mutant id.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import struct
@@ -23,6 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
+
+# inspect-ai writes .eval members with zstd (method 93); its patch teaches Python 3.11's
+# zipfile to read them, so the members of real logs can be rewritten here.
+import inspect_ai._util.zipfile  # noqa: F401
 
 ROLES = ("slurm", "disklog", "gpu", "eval", "json_log", "design_yaml", "design_md")
 """Where a mutant goes in an experiment: the kind of file it replaces."""
@@ -344,35 +349,36 @@ def zip_bomb_stream(inflated: int = BOMB_BYTES, declared: int | None = None) -> 
 
     Written with a raw deflate stream so building it never holds the inflated data.
     ``declared`` is the uncompressed size its headers claim (default: the truth); a
-    small lie makes a reader that trusts the headers inflate it all.
+    small lie makes a reader that trusts the headers inflate it all. (A partial, so
+    mutants can be sent to worker processes.)
     """
+    return functools.partial(_write_zip_bomb, inflated=inflated, declared=declared)
 
-    def write(fh: BinaryIO) -> None:
-        comp = zlib.compressobj(9, zlib.DEFLATED, -15)
-        chunk = b" " * (1 << 20)
-        crc = 0
-        parts = []
-        left = inflated
-        while left > 0:
-            piece = chunk[: min(left, len(chunk))]
-            crc = zlib.crc32(piece, crc)
-            parts.append(comp.compress(piece))
-            left -= len(piece)
-        parts.append(comp.flush())
-        data = b"".join(parts)
-        name = b"header.json"
-        size = min(inflated if declared is None else declared, 0xFFFF_FFFF)
-        local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0)
-        fh.write(local + name + data)
-        central = struct.pack(
-            "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0, 0, 0, 0, 0, 0
-        )
-        cd_start = len(local) + len(name) + len(data)
-        cd = central + name
-        fh.write(cd)
-        fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(cd), cd_start, 0))
 
-    return write
+def _write_zip_bomb(fh: BinaryIO, *, inflated: int, declared: int | None) -> None:
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    chunk = b" " * (1 << 20)
+    crc = 0
+    parts = []
+    left = inflated
+    while left > 0:
+        piece = chunk[: min(left, len(chunk))]
+        crc = zlib.crc32(piece, crc)
+        parts.append(comp.compress(piece))
+        left -= len(piece)
+    parts.append(comp.flush())
+    data = b"".join(parts)
+    name = b"header.json"
+    size = min(inflated if declared is None else declared, 0xFFFF_FFFF)
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0)
+    fh.write(local + name + data)
+    central = struct.pack(
+        "<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0, crc, len(data), size, len(name), 0, 0, 0, 0, 0, 0
+    )
+    cd_start = len(local) + len(name) + len(data)
+    cd = central + name
+    fh.write(cd)
+    fh.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(cd), cd_start, 0))
 
 
 # --- YAML / markdown / CSV operators ----------------------------------------------------
@@ -453,16 +459,18 @@ def csv_garbage(rng: random.Random, b: bytes) -> bytes:
 
 
 def _big_line_stream(prefix: bytes, size: int = BIG_LINE_BYTES) -> Callable[[BinaryIO], None]:
-    def write(fh: BinaryIO) -> None:
-        fh.write(prefix)
-        block = b"0|1|Loss: 1.0 " * 4096
-        left = size
-        while left > 0:
-            fh.write(block[: min(left, len(block))])
-            left -= len(block)
-        fh.write(b"\n" + prefix)
+    """``prefix``, then ``size`` bytes without a line break, then ``prefix`` again."""
+    return functools.partial(_write_big_line, prefix=prefix, size=size)
 
-    return write
+
+def _write_big_line(fh: BinaryIO, *, prefix: bytes, size: int) -> None:
+    fh.write(prefix)
+    block = b"0|1|Loss: 1.0 " * 4096
+    left = size
+    while left > 0:
+        fh.write(block[: min(left, len(block))])
+        left -= len(block)
+    fh.write(b"\n" + prefix)
 
 
 def generate(

@@ -605,16 +605,18 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     sid, sep, scr, val, raw, ans, tgt = (cols[c] for c in SAMPLE_COLUMNS)
     meta_cols: dict[str, list[Any]] = {}
     seen: dict[tuple[type, Any], tuple[float, str | None]] = {}
-    n = 0
+    n = wrong_shape = 0
     for s in data.samples:
         scores = s.get("scores")
         if not scores or not isinstance(scores, dict):
+            wrong_shape += scores is not None and not isinstance(scores, dict)
             continue
         ident, epoch, target = str(s.get("id")), s.get("epoch"), short(s.get("target"))
         meta = s.get("metadata")
         start = n
         for key, sc in scores.items():
             if not isinstance(sc, dict):
+                wrong_shape += 1
                 continue
             value, answer = sc.get("value"), sc.get("answer")
             if answer.__class__ is not str or len(answer) > 200:
@@ -644,6 +646,10 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     for col in meta_cols.values():
         col.extend([None] * (n - len(col)))
     cols.update(meta_cols)
+    if wrong_shape:  # a sample silently missing from the paired tests would be a wrong n
+        note = f"{wrong_shape} sample score(s) that are not objects (wrong shape): left out of the per-sample scores"
+        if note not in data.notes:
+            data.notes.append(note)
     return cols
 
 
