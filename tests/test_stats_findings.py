@@ -62,22 +62,30 @@ def test_vs_baseline_rule(sweep):
     assert f"+{_pct(top['diff'])} pp" in f.text
 
 
-def test_not_distinguishable_rule(sweep):
-    fs = _one(sweep, "not_distinguishable")
-    c = sweep.comparisons.set_index("b")
-    for f in fs:
-        r = c.loc[f.data["b"]]
-        assert not r["significant"]
-        assert f"Holm p = {r['p_adjusted']:.2g}" in f.text
-        assert f"{-r['diff'] * 100:+.1f} pp" in f.text
+def test_not_distinguishable_rule_groups_the_ties_in_one_sentence(sweep):
+    (f,) = _one(sweep, "not_distinguishable")
+    c = sweep.comparisons[sweep.comparisons["kind"] == "vs_best"].set_index("b")
+    tied = set(c.index[~c["significant"].astype(bool)])
+    assert set(f.data["b"]) == tied and len(tied) >= 2
+    assert f"{len(tied)} candidates are within the noise of the best" in f.text
+    for b in f.data["b"]:
+        r = c.loc[b]
+        assert f"{b} (epoch 0)" not in f.text  # one epoch per run: no epoch label
+        assert f"{b} {-r['diff'] * 100:+.1f} pp (unadjusted 95% CI {-r['ci_high'] * 100:.1f} to " \
+               f"{-r['ci_low'] * 100:.1f} pp, Holm p {'= ' + format(r['p_adjusted'], '.2g')}" in f.text
+    assert f.text.count("Holm p") == len(tied)
 
 
 def test_anova_rule(sweep):
-    fs = _one(sweep, "anova_effect")
+    (f,) = _one(sweep, "anova_effect")
     an = sweep.anova.set_index("term")
-    for f in fs:
-        r = an.loc[f.data["term"]]
-        assert f"F({int(r['df'])}, 2) = {r['F']:.2f}" in f.text and f"partial η² = {r['partial_eta_sq']:.2f}" in f.text
+    # no seed replicates: blocked on the 200 samples, (6 − 1)(200 − 1) residual df
+    assert an.loc["Residual", "df"] == 995 and set(an["unit"]) == {"samples"}
+    assert f.data["terms"][0] == "lora_rank"
+    for term in f.data["terms"]:
+        r = an.loc[term]
+        assert f"F({int(r['df'])}, 995) = {r['F']:.2f}" in f.text and f"partial η² = {r['partial_eta_sq']:.2f}" in f.text
+    assert "across the 200 evaluation samples" in f.text and "training-seed variation is not captured" in f.text
 
 
 def test_diminishing_rule(sweep):
@@ -176,10 +184,21 @@ def test_marginal_effect_and_unbalanced_rules():
 
 def test_no_significant_step_rule():
     rng = np.random.default_rng(4)
+    runs = [{"run": f"r{k}", "type": "fine-tuned", "lora_rank": k} for k in (8, 16, 32)]
+    exp = _exp({r["run"]: rng.random(100) < 0.6 for r in runs}, runs, param_names=["lora_rank"])
+    res = analyze(exp, FAST)
+    (f,) = _one(res, "no_significant_step")
+    assert "→" in f.text and "unadjusted 95% CI" in f.text
+
+
+def test_two_level_variable_tested_by_the_anova_gets_no_second_step_sentence():
+    rng = np.random.default_rng(4)
     runs = [{"run": f"r{k}", "type": "fine-tuned", "lora_rank": k} for k in (8, 16)]
     exp = _exp({"r8": rng.random(100) < 0.6, "r16": rng.random(100) < 0.6}, runs, param_names=["lora_rank"])
-    (f,) = _one(analyze(exp, FAST), "no_significant_step")
-    assert "8→16" in f.text
+    res = analyze(exp, FAST)
+    assert "no_significant_step" not in _rules(res)
+    (f,) = _one(res, "anova_no_effect")
+    assert "lora_rank (16 vs 8" in f.text
 
 
 def test_production_config_picks_cheaper_tied_candidate():
@@ -197,6 +216,28 @@ def test_production_config_picks_cheaper_tied_candidate():
     (p,) = [f for f in fs if f.rule == "production_config"]
     assert p.data["run"] == "small"
     assert "79.0%, 2 GPU-hours, $5.00" in p.text and "80.0%, 8 GPU-hours, Holm p = 0.6 vs best" in p.text
+
+
+def test_production_config_writes_short_gpu_times_in_one_readable_unit():
+    a = Analysis()
+    a.best = [Best("qa", "m", "accuracy", "big", 1.0, 0.86, 0.80, 0.90, False, "r", ["small"])]
+    a.comparisons = tables.frame(COMPARISONS, [
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "a": "big", "epoch_a": 1.0, "b": "small",
+         "epoch_b": 1.0, "kind": "vs_best", "diff": 0.03, "p_adjusted": 0.9, "significant": True, "n_paired": 200},
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "a": "big", "epoch_a": 1.0, "b": "small",
+         "epoch_b": 0.0, "kind": "vs_best", "diff": 0.005, "p_adjusted": 1.0, "significant": False, "n_paired": 200}])
+    a.pareto = pd.DataFrame([
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "big", "epoch": 1.0, "value": 0.86,
+         "gpu_hours": 0.0025, "cost_usd": np.nan, "pareto": True},
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "small", "epoch": 0.0, "value": 0.855,
+         "gpu_hours": 1.5 / 3600, "cost_usd": np.nan, "pareto": True}])
+    fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
+    (p,) = [f for f in fs if f.rule == "production_config"]
+    # the epoch-0 row (Holm p = 1) is the one compared, not the first row of the run
+    assert "85.5%, 1.5 GPU-seconds" in p.text and "86.0%, 9 GPU-seconds, Holm p = 1 vs best" in p.text
+    (f,) = [f for f in fs if f.rule == "pareto"]
+    assert "at 1.5 GPU-seconds" in f.text and "at 9 GPU-seconds" in f.text and "GPU-hours" not in f.text
+
 
 
 def test_seed_rules_numbers():

@@ -127,7 +127,8 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
                  lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, configs), None)
         a.effects = _guarded(experiment, "main effects",
                              lambda: main_effects(values, ft, factors, conf, families, configs), a.effects)
-        a.anova, a.anova_note = _guarded(experiment, "ANOVA", lambda: anova(values, ft, factors), (a.anova, None))
+        a.anova, a.anova_note = _guarded(experiment, "ANOVA", lambda: anova(values, ft, factors, families),
+                                         (a.anova, None))
         a.diminishing = _guarded(experiment, "diminishing returns", lambda: diminishing_returns(
             families, values, ft, factors, confidence=conf, n_resamples=options.n_permutations,
             seed=options.seed), a.diminishing)

@@ -22,14 +22,21 @@ def fmt_diff(metric: str, d: float | None) -> str:
     return f"{d * 100:+.1f} pp" if metric == "accuracy" else f"{d:+.3g}"
 
 
-def fmt_ci(metric: str, lo: float | None, hi: float | None, conf: float, diff: bool = False) -> str:
-    """"95% CI a to b" in the metric's unit (pp for accuracy differences)."""
+def fmt_ci(metric: str, lo: float | None, hi: float | None, conf: float, diff: bool = False,
+           unadjusted: bool = False) -> str:
+    """"95% CI a to b" in the metric's unit (pp for accuracy differences).
+
+    ``unadjusted`` says so ("unadjusted 95% CI") where the interval is not corrected for
+    multiplicity but the p-value beside it is (Holm), so a reader does not take an interval
+    that excludes 0 for a significant result.
+    """
+    head = f"{'unadjusted ' if unadjusted else ''}{conf:.0%} CI"
     if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return f"{conf:.0%} CI n/a"
+        return f"{head} n/a"
     if metric == "accuracy":
         unit = " pp" if diff else "%"
-        return f"{conf:.0%} CI {lo * 100:.1f} to {hi * 100:.1f}{unit}"
-    return f"{conf:.0%} CI {lo:.3g} to {hi:.3g}"
+        return f"{head} {lo * 100:.1f} to {hi * 100:.1f}{unit}"
+    return f"{head} {lo:.3g} to {hi:.3g}"
 
 
 def fmt_p(p: float | None) -> str:
@@ -47,11 +54,32 @@ def fmt_level(v: Any) -> str:
     return str(v)
 
 
-def fmt_hours(h: float | None) -> str:
-    """GPU-hours to 3 significant digits (short CPU demos cost thousandths of an hour)."""
+GPU_UNITS = (("GPU-hours", 1.0), ("GPU-minutes", 1 / 60), ("GPU-seconds", 1 / 3600))
+"""Units for GPU time, largest first, with their size in hours."""
+
+
+def gpu_unit(hours: list[float | None] | float | None) -> tuple[str, float]:
+    """The unit for a set of GPU times that belong together (one sentence, one list).
+
+    Chosen by the largest known value: hours from 1 GPU-hour, minutes from 1 GPU-minute,
+    else seconds, so a short CPU demo reads "1.5 GPU-seconds", not "0.000417 GPU-hours",
+    and every value of one sentence is in the same unit.
+    """
+    vals = hours if isinstance(hours, list) else [hours]
+    known = [abs(float(h)) for h in vals if h is not None and not math.isnan(float(h))]
+    top = max(known, default=1.0)
+    for name, size in GPU_UNITS:
+        if top >= size:
+            return name, size
+    return GPU_UNITS[-1]
+
+
+def fmt_hours(h: float | None, unit: tuple[str, float] | None = None) -> str:
+    """GPU time to 3 significant digits in ``unit`` (default: chosen from ``h`` itself)."""
+    name, size = unit or gpu_unit(h)
     if h is None or math.isnan(h):
-        return "n/a GPU-hours"
-    return f"{h:.3g} GPU-hours"
+        return f"n/a {name}"
+    return f"{h / size:.3g} {name}"
 
 
 def fmt_usd(x: float | None) -> str:

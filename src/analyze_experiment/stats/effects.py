@@ -3,9 +3,10 @@
 Main effects average the metric over every run at one level of a variable (the marginal
 mean). An ANOVA partitions variance among variables only when the sweep is a full,
 balanced grid — otherwise the sums of squares depend on the order of terms and on which
-cells are missing, so we say so and keep the marginal effects. Effect sizes are partial
-η² = SS/(SS + SS_resid) and ω² = (SS − df·MS_resid)/(SS_total + MS_resid) (Olejnik &
-Algina 2003), less biased than η² for the few runs of a sweep.
+cells are missing, so we say so and keep the marginal effects. Without seed replicates
+the eval samples are the replicates: a complete block ANOVA on per-sample scores with the
+sample as block. Effect sizes are partial η² = SS/(SS + SS_resid) and partial ω² (Olejnik
+& Algina 2003), less biased than η² for small samples.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
+from scipy import stats
 from statsmodels.stats.anova import anova_lm
 
 from analyze_experiment.analysis import ANOVA, DIMINISHING, EFFECTS
@@ -125,16 +127,33 @@ def grid_status(df: pd.DataFrame, variables: list[str]) -> tuple[bool, bool, str
     return (True, bool(counts.iloc[0] > 1), f"full grid of {n_cells} cells × {counts.iloc[0]} run(s)")
 
 
-def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str]) -> tuple[pd.DataFrame, str | None]:
-    """Type-II ANOVA of run-level metric on the varied variables, per family.
+def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
+          families: list[Family] | None = None) -> tuple[pd.DataFrame, str | None]:
+    """Type-II ANOVA of the metric on the varied variables, per family.
 
-    Interactions are included only with replicates (otherwise they are the residual).
-    Returns (table, note); the note says why no ANOVA was run where it was not.
+    Which ANOVA depends on what replicates the grid holds:
+
+    - seed replicates (several runs per cell): run-level ANOVA with interactions; the run
+      (seed) is the unit, so training noise is in the residual;
+    - one run per cell and per-sample scores for every cell: a randomized complete block
+      ANOVA on the per-sample scores, ``score ~ C(v1) * C(v2) … + C(sample_id)`` on the
+      samples every cell shares — the eval samples are the replicates and each sample is a
+      block. Four cell means with 1 residual df can only say "no detectable effect" of a
+      20-point gap that the paired tests find at p < 1e-9; blocking on samples tests the
+      same contrasts with (cells − 1)(n − 1) residual df. It says nothing about training
+      seeds (there are none to vary), and the sentences say so;
+    - otherwise (no per-sample scores): the additive run-level ANOVA, whose interaction is
+      the residual.
+
+    An unbalanced grid gets no ANOVA. Returns (table, note); the note says why no ANOVA
+    was run where it was not. Extra columns: ``partial_omega_sq``, ``unit``
+    (``samples`` | ``runs``), ``n_units``.
     """
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     if values.empty:
-        return pd.DataFrame(columns=ANOVA), None
+        return pd.DataFrame(columns=[*ANOVA, *ANOVA_EXTRA]), None
+    fams = {(f.task, f.scorer, f.metric): f for f in families or []}
     final = final_epoch_values(values).merge(runs, on="run", how="inner", suffixes=("", "_run"))
     for (task, scorer, metric), g in final.groupby(["task", "scorer", "metric"], sort=True):
         varied = [v for v in variables if v in g.columns and g[v].notna().all() and g[v].nunique() >= 2]
@@ -143,6 +162,12 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str]) -> tup
         full, reps, why = grid_status(g, varied)
         if not full:
             notes.append(f"{task}/{scorer}: {why}; per-variable marginal effects are reported instead of an ANOVA")
+            continue
+        blocked = None if reps else blocked_frame(fams.get((task, scorer, metric)), g, varied)
+        if blocked is not None:
+            table = blocked_anova(blocked, len(varied))
+            rows.extend(_anova_rows(task, scorer, metric, table, varied, "samples",
+                                    int(blocked["sample_id"].nunique())))
             continue
         data = pd.DataFrame({f"v{i}": g[v].astype(str).to_numpy() for i, v in enumerate(varied)})
         data["y"] = g["value"].to_numpy(float)
@@ -155,31 +180,107 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str]) -> tup
                          "freedom; per-variable marginal effects are reported instead of an ANOVA")
             continue
         table = anova_lm(smf.ols(formula, data=data).fit(), typ=2)
-        rows.extend(_anova_rows(task, scorer, metric, table, varied))
-    return pd.DataFrame(rows, columns=ANOVA), ("; ".join(notes) if notes else None)
+        rows.extend(_anova_rows(task, scorer, metric, table, varied, "runs", len(data)))
+    return pd.DataFrame(rows, columns=[*ANOVA, *ANOVA_EXTRA]), ("; ".join(notes) if notes else None)
+
+
+ANOVA_EXTRA = ["partial_omega_sq", "unit", "n_units"]
+"""Columns the ANOVA table adds to the ``ANOVA`` contract."""
+BLOCK_TERM = "sample (block)"
+
+
+def blocked_frame(fam: Family | None, g: pd.DataFrame, varied: list[str]) -> pd.DataFrame | None:
+    """Per-sample scores of every cell on the samples all cells share (long format).
+
+    Columns ``sample_id``, ``y`` and ``v0``, ``v1`` … (the cell's levels as text). None when
+    a cell has no per-sample scores or fewer than 2 samples are shared: then there is no
+    complete block design.
+    """
+    if fam is None:
+        return None
+    series = []
+    for run, ep in zip(g["run"], g["epoch"], strict=True):
+        s = fam.scores.get((str(run), epoch_key(ep)))
+        if s is None:
+            return None
+        series.append(s)
+    common = series[0].index
+    for s in series[1:]:
+        common = common.intersection(s.index)
+    if len(common) < 2:
+        return None
+    common = common.sort_values()
+    parts = []
+    for (_, r), s in zip(g.iterrows(), series, strict=True):
+        part = pd.DataFrame({"sample_id": common.astype(str), "y": s.loc[common].to_numpy(float)})
+        for i, v in enumerate(varied):
+            part[f"v{i}"] = str(r[v])
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def blocked_anova(data: pd.DataFrame, n_factors: int) -> pd.DataFrame:
+    """``y ~ C(v0) * C(v1) … + C(sample_id)`` (type II) for a complete block design.
+
+    Every sample appears once in every cell, so the sample blocks are orthogonal to the
+    factors: the factors' sums of squares are those of the model fitted to the scores
+    centred within each sample, and the residual loses the n − 1 block degrees of freedom.
+    This gives the direct ``ols`` + ``anova_lm`` table exactly (tests check it) without a
+    design matrix with one column per sample. Rows as ``anova_lm``: the factor terms,
+    ``C(sample_id)``, ``Residual``.
+    """
+    d = data.copy()
+    block_mean = d.groupby("sample_id")["y"].transform("mean")
+    grand = float(d["y"].mean())
+    d["yc"] = d["y"] - block_mean
+    formula = "yc ~ " + " * ".join(f"C(v{i})" for i in range(n_factors))
+    fit = anova_lm(smf.ols(formula, data=d).fit(), typ=2)
+    n_blocks = d["sample_id"].nunique()
+    df_res = float(fit.loc["Residual", "df"]) - (n_blocks - 1)
+    ss_res = float(fit.loc["Residual", "sum_sq"])
+    ss_block = float(((block_mean - grand) ** 2).sum())
+    table = fit.drop(index="Residual")[["sum_sq", "df"]].copy()
+    table.loc["C(sample_id)"] = [ss_block, float(n_blocks - 1)]
+    table.loc["Residual"] = [ss_res, df_res]
+    ms_res = ss_res / df_res if df_res > 0 else math.nan
+    table["F"] = (table["sum_sq"] / table["df"]) / ms_res
+    table.loc["Residual", "F"] = math.nan
+    table["PR(>F)"] = [stats.f.sf(f, dfe, df_res) if not math.isnan(f) else math.nan
+                       for f, dfe in zip(table["F"], table["df"], strict=True)]
+    return table
 
 
 def _term_name(term: str, varied: list[str]) -> str:
+    if term == "C(sample_id)":
+        return BLOCK_TERM
     for i, v in enumerate(varied):
         term = term.replace(f"C(v{i})", v)
     return term.replace(":", " × ")
 
 
-def _anova_rows(task: str, scorer: str, metric: str, table: pd.DataFrame, varied: list[str]) -> list[dict[str, Any]]:
+def _anova_rows(task: str, scorer: str, metric: str, table: pd.DataFrame, varied: list[str],
+                unit: str, n_units: int) -> list[dict[str, Any]]:
+    """Rows with effect sizes: partial η² = SS/(SS + SS_res); ω² = (SS − df·MS_res)/(SS_total
+    + MS_res); partial ω² = (SS − df·MS_res)/(SS + (N − df)·MS_res) (Olejnik & Algina 2003),
+    N the number of observations. None for the residual or the block."""
     ss_res = float(table.loc["Residual", "sum_sq"])
     df_res = float(table.loc["Residual", "df"])
     ms_res = ss_res / df_res
     ss_tot = float(table["sum_sq"].sum())
+    n_obs = float(table["df"].sum()) + 1
     out = []
     for term, r in table.iterrows():
         ss, dfe = float(r["sum_sq"]), float(r["df"])
-        is_res = term == "Residual"
-        out.append({"task": task, "scorer": scorer, "metric": metric,
-                    "term": "Residual" if is_res else _term_name(str(term), varied),
-                    "sum_sq": ss, "df": dfe, "F": float(r["F"]) if not is_res else math.nan,
-                    "p_value": float(r["PR(>F)"]) if not is_res else math.nan,
-                    "partial_eta_sq": math.nan if is_res else ss / (ss + ss_res),
-                    "omega_sq": math.nan if is_res else (ss - dfe * ms_res) / (ss_tot + ms_res)})
+        name = "Residual" if term == "Residual" else _term_name(str(term), varied)
+        effect = name not in ("Residual", BLOCK_TERM)
+        out.append({"task": task, "scorer": scorer, "metric": metric, "term": name,
+                    "sum_sq": ss, "df": dfe, "F": float(r["F"]) if effect else math.nan,
+                    "p_value": float(r["PR(>F)"]) if effect else math.nan,
+                    "partial_eta_sq": ss / (ss + ss_res) if effect else math.nan,
+                    "omega_sq": (ss - dfe * ms_res) / (ss_tot + ms_res) if effect else math.nan,
+                    "partial_omega_sq": ((ss - dfe * ms_res) / (ss + (n_obs - dfe) * ms_res)
+                                         if effect else math.nan),
+                    "unit": unit, "n_units": n_units})
     return out
 
 
