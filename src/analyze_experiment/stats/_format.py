@@ -75,11 +75,13 @@ def gpu_unit(hours: list[float | None] | float | None) -> tuple[str, float]:
 
 
 def fmt_hours(h: float | None, unit: tuple[str, float] | None = None) -> str:
-    """GPU time to 3 significant digits in ``unit`` (default: chosen from ``h`` itself)."""
+    """GPU time to 3 significant digits (whole numbers from 100) in ``unit`` (default: chosen
+    from ``h`` itself)."""
     name, size = unit or gpu_unit(h)
     if h is None or math.isnan(h):
         return f"n/a {name}"
-    return f"{h / size:.3g} {name}"
+    v = h / size
+    return f"{v:,.0f} {name}" if abs(v) >= 100 else f"{v:.3g} {name}"
 
 
 def fmt_usd(x: float | None) -> str:

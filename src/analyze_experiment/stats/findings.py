@@ -478,7 +478,8 @@ def rule_summary(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         over = (f"over all {m[0]} pairs of candidates in each family" if len(m) == 1 else
                 "over all pairs of candidates within each family")
         out.append(_f("statistical_summary", "methods",
-                      f"{len(c)} paired comparisons reported in {fams} task × scorer families ({tests}); "
+                      f"{len(c)} paired comparisons reported in {fams} task × scorer "
+                      f"{'family' if fams == 1 else 'families'} ({tests}); "
                       f"{nsig} significant at α = {1 - a.confidence:.2g} after Holm correction {over} "
                       f"(Benjamini–Hochberg q-values in the comparison table).",
                       n_comparisons=len(c), n_families=fams, n_significant=nsig))
@@ -622,9 +623,10 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
             top = ", ".join(_cand(ctx, r, e) for r, e in [(b.run, b.epoch), *_tied(a, b)[:2]])
             out.append(_f("next_steps", "more_seeds",
-                          f"On {_on(ctx, b.task, b.scorer)}, {len(b.tied_with)} candidate(s) cannot be separated from the best "
-                          f"(minimum detectable difference {fmt_diff(b.metric, mdd).lstrip('+')}) and configs "
-                          f"have at most {max_seeds} seed(s): run {FEW_SEEDS} seeds of {top} to tell training "
+                          f"On {_on(ctx, b.task, b.scorer)}, {_plural(len(b.tied_with), 'candidate')} cannot be "
+                          f"separated from the best (minimum detectable difference "
+                          f"{fmt_diff(b.metric, mdd).lstrip('+')} for one uncorrected paired test) and configs "
+                          f"have at most {_plural(max_seeds, 'seed')}: run {FEW_SEEDS} seeds of {top} to tell training "
                           "noise from real differences", task=b.task, mdd=mdd, max_seeds=max_seeds,
                           n_tied=len(b.tied_with)))
         if b.ci_low is not None and b.ci_high is not None and p:
