@@ -207,13 +207,28 @@ class SlurmOutput:
 # ---- vectorised bar scanning -------------------------------------------------------------
 _LOSS_TAG = int.from_bytes(b"|Loss: ", "little")  # 7 bytes, compared under a 56-bit mask
 _MASK7 = (1 << 56) - 1
+_FULL_TAG = int.from_bytes(b"100%|", "little")  # 5 bytes, compared under a 40-bit mask
+_MASK5 = np.uint64((1 << 40) - 1)
 _POW10_LD = np.array([np.longdouble(10) ** i for i in range(28)], dtype=np.longdouble)
+_POW10_I64 = 10 ** np.arange(19, dtype=np.int64)
 _NAN_TAGS = {b"nan:": math.nan, b"inf:": math.inf}
+_WALK_MAX = 8  # separator runs longer than this are measured one by one
 
 
 def _u64_view(a: np.ndarray) -> np.ndarray:
     """Every byte offset of ``a`` as an (unaligned) little-endian uint64: 8-byte compares in one gather."""
     return np.ndarray(shape=(len(a) - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+
+
+def _swar8(w: np.ndarray) -> np.ndarray:
+    """Eight digit values, one per byte (first digit in the lowest byte) → the 8-digit number.
+
+    Three multiply-shift-mask rounds over whole uint64 words (pairs, quads, octets) instead
+    of one numpy pass per digit.
+    """
+    w = (w * np.uint64(10) + (w >> np.uint64(8))) & np.uint64(0x00FF00FF00FF00FF)
+    w = (w * np.uint64(100) + (w >> np.uint64(16))) & np.uint64(0x0000FFFF0000FFFF)
+    return ((w * np.uint64(10000) + (w >> np.uint64(32))) & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 def _trailing_int(a: np.ndarray, end: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -231,16 +246,67 @@ def _trailing_int(a: np.ndarray, end: np.ndarray, width: int) -> tuple[np.ndarra
     return val, k
 
 
-def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parse the plain decimal (``4.921807289123535``) that starts at each ``start`` and ends at ``:``.
+_H = np.uint64(0x8080808080808080)
+_ZEROS = np.uint64(0x3030303030303030)  # b"00000000"
+_COLONS = np.uint64(0x3A3A3A3A3A3A3A3A)  # b"::::::::"
+_TOP = np.array([((1 << 64) - 1) ^ ((1 << (8 * (8 - k))) - 1) for k in range(9)], dtype=np.uint64)
+"""_TOP[k]: the k highest bytes of a word (the k bytes nearest its end)."""
+_LOW = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
+"""_LOW[k]: the k lowest bytes of a word (its first k bytes)."""
 
-    Exact: the digits form an integer mantissa M (≤ 18 digits) and a power of ten; M/10^k is
-    computed in extended precision and rounded once to float64, except where that rounding
-    could be a double rounding (extended result on a float64 midpoint). Those rows, and every
-    row that is not a plain unsigned decimal (``nan``, ``inf``, ``-1.5``, ``1e-05``, odd text),
-    come back with ``exact=False`` for Python's ``float``. Returns (values, exact,
-    terminated), ``terminated`` meaning a ``:`` ended the text within ``width`` bytes.
+
+def _non_digits(w: np.ndarray) -> np.ndarray:
+    """Bit 7 of each byte of ``w`` set where that byte is not an ASCII digit (SWAR, no carries)."""
+    hi = w | _H
+    digit = (hi - _ZEROS) & ~(hi - _COLONS) & ~w & _H
+    return digit ^ _H
+
+
+def _digits_before_end(w: np.ndarray) -> np.ndarray:
+    """Length (0-8) of the run of ASCII digits that ends at the last byte of each word ``w``."""
+    nd = _non_digits(w)
+    exp = np.frexp(nd.astype(np.float64))[1]  # highest non-digit byte j: exponent 8j + 8
+    return np.where(nd == 0, 8, 8 - exp // 8)
+
+
+def _first_set_byte(w: np.ndarray) -> np.ndarray:
+    """Index (0-7) of the lowest byte of ``w`` with bit 7 set; 8 when there is none."""
+    low = w & (~w + np.uint64(1))
+    return np.bitwise_count(low - np.uint64(1)).astype(np.int64) >> 3
+
+
+def _run_value(w: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Value of the last ``k`` (≤ 8) bytes of each word, all ASCII digits."""
+    m = _TOP[k]
+    return _swar8((w & m) - (_ZEROS & m))
+
+
+def _desc_ints(a: np.ndarray, u64: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Step and epoch of each description ``{epoch}|{step}`` that ends just before ``q`` (a ``|``).
+
+    Same values as ``_trailing_int`` with widths 10 (step) and 6 (epoch): the 8 bytes before
+    ``q`` are one word whose digit run is measured and decoded with word operations; the
+    rare steps of 8 or more digits go through ``_trailing_int``. Returns (step, step digits,
+    epoch, epoch digits, pipe) where ``pipe`` says a ``|`` precedes the step digits.
     """
+    w = u64[q - 8]
+    ks = _digits_before_end(w)
+    step = _run_value(w, ks)
+    pipe = a[q - 1 - ks] == 124
+    we = u64[q - ks - 9]  # the 8 bytes ending just before that '|'
+    ke = np.minimum(_digits_before_end(we), _EPOCH_DIGITS)
+    epoch = _run_value(we, ke)
+    long = np.flatnonzero(ks == 8)
+    if len(long):
+        ql = q[long]
+        step[long], ks[long] = _trailing_int(a, ql, _STEP_DIGITS)
+        pipe[long] = a[ql - ks[long] - 1] == 124
+        epoch[long], ke[long] = _trailing_int(a, ql - ks[long] - 1, _EPOCH_DIGITS)
+    return step, ks, epoch, ke, pipe
+
+
+def _parse_decimals_loop(a: np.ndarray, start: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`parse_decimals` one byte column at a time: any plain decimal form."""
     n = len(start)
     M = np.zeros(n, np.int64)
     nd = np.zeros(n, np.int64)
@@ -265,12 +331,54 @@ def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[n
         other |= (active & ~isd & ~is_dot) | (is_dot & dot)
         dot |= is_dot
     ok = term & ~other & (nd > 0) & (nd <= 18)
-    Mld = M.astype(np.longdouble)
-    ld = Mld / _POW10_LD[np.minimum(frac, 27)]
+    return (*_round_exact(M, np.minimum(frac, 27), ok), term)
+
+
+def _round_exact(mantissa: np.ndarray, frac: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """mantissa / 10**frac rounded once to float64; ``ok`` cleared where double rounding is possible."""
+    ld = mantissa.astype(np.longdouble) / _POW10_LD[frac]
     d64 = ld.astype(np.float64)
     r = np.abs(ld - d64.astype(np.longdouble))
-    ok &= r < np.spacing(d64).astype(np.longdouble) * np.longdouble(0.4995)
-    return d64, ok, term
+    return d64, ok & (r < np.spacing(d64).astype(np.longdouble) * np.longdouble(0.4995))
+
+
+def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse the plain decimal (``4.921807289123535``) that starts at each ``start`` and ends at ``:``.
+
+    Exact: the digits form an integer mantissa M (≤ 18 digits) and a power of ten; M/10^k is
+    computed in extended precision and rounded once to float64, except where that rounding
+    could be a double rounding (extended result on a float64 midpoint). Those rows, and every
+    row that is not a plain unsigned decimal (``nan``, ``inf``, ``-1.5``, ``1e-05``, odd text),
+    come back with ``exact=False`` for Python's ``float``. Returns (values, exact,
+    terminated), ``terminated`` meaning a ``:`` ended the text within ``width`` bytes.
+
+    The usual loss form ``d.`` plus at most 17 decimals is read as three 8-byte words per
+    row (a byte matrix for the checks, :func:`_swar8` for the digits); other rows go
+    through the column loop. ``a`` must hold ``width`` bytes after every start (≥ 26 read).
+    """
+    n = len(start)
+    if n == 0 or width < 26:
+        return _parse_decimals_loop(a, start, width)
+    u64 = _u64_view(a)
+    v0, v1, v2 = u64[start + 2], u64[start + 10], u64[start + 18]  # decimals 0-7, 8-15, 16-23
+    nd0, nd1 = _non_digits(v0), _non_digits(v1)
+    g = np.where(nd0 != 0, _first_set_byte(nd0), 8 + _first_set_byte(nd1))  # decimals before a non-digit
+    g = np.where((g == 16) & ((_non_digits(v2) & np.uint64(0x80)) == 0), 17, g)
+    d0 = a[start] - np.uint8(48)
+    fast = (g <= 17) & (a[start + 2 + g] == 58) & (d0 <= 9) & (a[start + 1] == 46)
+    hi = _swar8((v0 & _LOW[np.minimum(g, 8)]) - (_ZEROS & _LOW[np.minimum(g, 8)]))
+    m1 = _LOW[np.clip(g - 8, 0, 8)]
+    mid = _swar8((v1 & m1) - (_ZEROS & m1))
+    d16 = np.where(g == 17, (v2 & np.uint64(0xFF)).astype(np.int64) - 48, 0)
+    mantissa = d0.astype(np.int64) * 10**17 + (hi * 100_000_000 + mid) * 10 + d16
+    mantissa[~fast] = 0
+    values, exact = _round_exact(mantissa, np.full(n, 17), fast)
+    term = fast.copy()
+    slow = np.flatnonzero(~fast)
+    if len(slow):
+        v, ok, t = _parse_decimals_loop(a, start[slow], width)
+        values[slow], exact[slow], term[slow] = v, ok, t
+    return values, exact, term
 
 
 @dataclass
@@ -283,7 +391,39 @@ class _Block:
     loss: np.ndarray
     text_segments: list[tuple[int, int]]
     frames: int
-    seps: np.ndarray
+    seg_starts: np.ndarray
+    """First byte of every non-empty segment (text between two ``\\r``/``\\n``), in order."""
+    seg_ends: np.ndarray
+    """The separator that ends each segment."""
+    full_segs: np.ndarray
+    """Indices of the segments that hold ``100%|``."""
+
+
+def _segments(a: np.ndarray, sep: np.ndarray, mark: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of every non-empty segment, from the separator mask ``sep`` (``mark`` is scratch).
+
+    Only the last separator of each run is enumerated (``\\n\\r`` between frames is one run);
+    the end of a segment is found by walking back from the next run's last separator.
+    """
+    size = len(a)
+    np.greater(sep[:-1], sep[1:], out=mark[:-1])  # a separator followed by text
+    mark[-1] = False
+    starts = np.flatnonzero(mark) + 1
+    ends = np.empty(len(starts), np.int64)
+    if not len(starts):
+        return starts, ends
+    ends[:-1] = starts[1:] - 1
+    ends[-1] = size - 1
+    cur = np.flatnonzero(sep[ends - 1])
+    for _ in range(_WALK_MAX):
+        if not len(cur):
+            break
+        ends[cur] -= 1
+        cur = cur[sep[ends[cur] - 1]]
+    for i in cur.tolist():  # long runs of blank lines: the first separator after the start
+        s = int(starts[i])
+        ends[i] = s + int(np.argmax(sep[s : int(ends[i])]))
+    return starts, ends
 
 
 def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, np.ndarray]) -> _Block:
@@ -300,21 +440,20 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     s1, s2 = scratch[0][:size], scratch[1][:size]
     cand = np.flatnonzero(np.equal(a, 76, out=s1))  # 'L'
     cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
-    lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG] + 1 - 1
+    lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG]
     frames_all = lpos
+    kept_idx = None  # index into frames_all of each frame kept
     # collapse stale redraws: consecutive frames whose 8 bytes before "|Loss" are equal
     if len(lpos) > 1:
         key = u64[lpos - 9]
         keep = np.ones(len(lpos), bool)
         keep[:-1] = key[1:] != key[:-1]
         # a frame glued to the next one is kept whole (its segment may hold other text)
-        lpos = lpos[keep]
+        kept_idx = np.flatnonzero(keep)
+        lpos = lpos[kept_idx]
     q = lpos - 1
-    step, ks = _trailing_int(a, q, _STEP_DIGITS)
-    good = (ks > 0) & (ks < _STEP_DIGITS) & (a[q - ks - 1] == 124)
-    q2 = q - ks - 1
-    epoch, ke = _trailing_int(a, q2, _EPOCH_DIGITS)
-    good &= (ke > 0) & (ke < _EPOCH_DIGITS)
+    step, ks, epoch, ke, pipe = _desc_ints(a, u64, q)
+    good = (ks > 0) & (ks < _STEP_DIGITS) & pipe & (ke > 0) & (ke < _EPOCH_DIGITS)
     loss, exact, term = parse_decimals(a, lpos + 6, _LOSS_WIDTH)
     good &= term
     slow = np.flatnonzero(good & ~exact)
@@ -325,29 +464,31 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
             loss[i] = float(text)
         except ValueError:
             good[i] = False
+    if kept_idx is None:
+        kept_idx = np.arange(len(lpos))
     lpos, step, epoch, ks, ke, loss = lpos[good], step[good], epoch[good], ks[good], ke[good], loss[good]
+    kept_idx = kept_idx[good]
 
     # segments and which of them need line-level parsing
     np.equal(a, 10, out=s1)
     np.equal(a, 13, out=s2)
-    seps = np.flatnonzero(np.logical_or(s1, s2, out=s1))
-    starts = seps[:-1] + 1
-    ends = seps[1:]
+    np.logical_or(s1, s2, out=s1)
+    starts, ends = _segments(a, s1, s2)
     nseg = len(ends)
     has_bar = np.zeros(nseg, bool)
     dirty = np.zeros(nseg, bool)
     if len(frames_all):
-        fidx = np.searchsorted(seps, frames_all) - 1
+        fidx = np.searchsorted(starts, frames_all, "right") - 1
         has_bar[fidx] = True
         if len(fidx) > 1:  # several frames in one segment: the later ones are glued on
             dup = np.zeros(len(fidx), bool)
             dup[1:] = fidx[1:] == fidx[:-1]
             dirty[fidx[dup]] = True
-    if len(lpos):
-        sidx = np.searchsorted(seps, lpos) - 1
-        frame_start = lpos - 1 - ks - 1 - ke
-        clean_start = (frame_start == starts[sidx]) | (a[frame_start - 1] == 58)
-        dirty[sidx[~clean_start]] = True
+        if len(lpos):
+            sidx = fidx[kept_idx]
+            frame_start = lpos - 1 - ks - 1 - ke
+            clean_start = (frame_start == starts[sidx]) | (a[frame_start - 1] == 58)
+            dirty[sidx[~clean_start]] = True
     bar_segs = np.flatnonzero(has_bar)
     if len(bar_segs):  # common endings: "…it/s]" and "…it/s]ESC[A"; the rest checked in full
         e = ends[bar_segs]
@@ -361,10 +502,19 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
         last_char = tail[np.arange(len(e)), first]
         clean_end = non_trail.any(axis=1) & (last_char == 93)  # ']'
         dirty[bar_segs[~clean_end]] = True
-    lengths = ends - starts
-    need = np.flatnonzero(((~has_bar) & (lengths > 0)) | dirty)
+    need = np.flatnonzero(~has_bar | dirty)
     text_segments = list(zip(starts[need].tolist(), ends[need].tolist(), strict=True))
-    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), seps)
+
+    # segments holding "100%|" (epoch ends): a '%' with a '1' three bytes before it, then checked
+    np.equal(a, 37, out=s1)
+    np.equal(a, 49, out=s2)
+    np.logical_and(s1[3:], s2[:-3], out=s1[3:])
+    s1[:3] = False
+    hits = np.flatnonzero(s1) - 3
+    hits = hits[hits < len(u64)]
+    hits = hits[(u64[hits] & _MASK5) == _FULL_TAG]
+    full_segs = np.unique(np.searchsorted(starts, hits, "right") - 1)
+    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs)
 
 
 _TRAIL_CHARS = np.zeros(256, bool)
@@ -803,19 +953,13 @@ def _process_block(
             s, e, lo = _dedupe_last(np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses))
             steps[:], epochs[:], losses[:] = [s], [e], [lo]
     # epoch timing: frames that reach 100 %, and the last frame of the block
-    start = 0
-    seps = blk.seps
-    while True:
-        i = data.find(b"100%|", start, size)
-        if i < 0:
-            break
-        k = int(np.searchsorted(seps, i))
-        s, e = int(seps[k - 1]) + 1, int(seps[k])
+    starts, ends = blk.seg_starts, blk.seg_ends
+    for k in blk.full_segs.tolist():
+        s, e = int(starts[k]), int(ends[k])
         _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=False)
-        start = e
     if len(blk.pos):
-        k = int(np.searchsorted(seps, blk.pos[-1]))
-        s, e = int(seps[k - 1]) + 1, int(seps[k])
+        k = int(np.searchsorted(starts, blk.pos[-1], "right")) - 1
+        s, e = int(starts[k]), int(ends[k])
         _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=True)
     # text segments, in file order, each told the epoch of the last frame before it
     if blk.text_segments:
