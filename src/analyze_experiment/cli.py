@@ -105,31 +105,8 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     )
 
 
-@click.command(
-    context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Export tables for a paper: analyze-experiment export --help\n\n"
-    "Example: analyze-experiment ~/scratch/ck-projects/cap/rank_sweep --out /tmp/rank_report",
-)
-@click.argument("experiment_dir", required=False, default=".", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: EXPERIMENT_DIR/analysis). Replaced atomically.")
-@click.option("--format", "formats", type=click.Choice(["md", "html", "both"]), default="both",
-              show_default=True, help="Which report to write.")
-@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-@click.option("--strict", is_flag=True, help="Exit with status 3 when any input produced a warning (for CI).")
-@stats_options
-@click.version_option(__version__, "--version", prog_name="analyze-experiment")
-def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, **stat_opts) -> None:
-    """Analyse a fine-tuning sweep and write its report.
-
-    EXPERIMENT_DIR holds experiment_summary.md or .yaml and one folder per run (default:
-    the current directory). Writes report.md, report.html, plots/, tables/, data/ and
-    summary.json to EXPERIMENT_DIR/analysis, and appends to analyze-experiment.log.
-
-    Exit status: 0 report written (warnings allowed), 1 nothing analysable, 2 usage
-    error, 3 warnings with --strict.
-    """
+def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> int:
+    """Load, analyse, write and print once; return the exit status (usage errors raise)."""
     from analyze_experiment.api import UnsafeOutput, write_report
 
     start = time.perf_counter()
@@ -143,12 +120,9 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, **stat_opt
         for w in exp.diagnostics.warnings[:10]:
             msg += f"\n  {w.file or '-'}: {w.message}"
         click.echo(msg, err=True)
-        sys.exit(EXIT_NOTHING)
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
-    fmts = ("md", "html") if formats == "both" else (formats,)
+        return EXIT_NOTHING
     try:
-        result = write_report(exp, out_dir, options=_options(**stat_opts), command=_command_line(), formats=fmts)
+        result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts)
     except UnsafeOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     if not quiet:
@@ -160,9 +134,72 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, **stat_opt
         from analyze_experiment.summary import dumps
 
         click.echo(dumps(result.summary), nl=False)
-    if strict and any(w.severity != "info" for w in exp.diagnostics.warnings):
-        click.echo(f"--strict: {len(exp.diagnostics.warnings)} warnings", err=True)
-        sys.exit(EXIT_STRICT)
+    if any(w.severity != "info" for w in exp.diagnostics.warnings):
+        return -len(exp.diagnostics.warnings)  # negative: report written, with warnings
+    return EXIT_OK
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Export tables for a paper: analyze-experiment export --help\n\n"
+    "Example: analyze-experiment ~/scratch/ck-projects/cap/rank_sweep --out /tmp/rank_report",
+)
+@click.argument("experiment_dir", required=False, default=".", type=click.Path(path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: EXPERIMENT_DIR/analysis). Replaced atomically.")
+@click.option("--format", "formats", type=click.Choice(["md", "html", "both"]), default="both",
+              show_default=True, help="Which report to write.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@click.option("--strict", is_flag=True, help="Exit with status 3 when any input produced a warning (for CI).")
+@click.option("--watch", is_flag=True,
+              help="Keep running: re-analyse whenever the experiment's files change (Ctrl-C stops).")
+@stats_options
+@click.version_option(__version__, "--version", prog_name="analyze-experiment")
+def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, **stat_opts) -> None:
+    """Analyse a fine-tuning sweep and write its report.
+
+    EXPERIMENT_DIR holds experiment_summary.md or .yaml and one folder per run (default:
+    the current directory). Writes report.md, report.html, plots/, tables/, data/ and
+    summary.json to EXPERIMENT_DIR/analysis, and appends to analyze-experiment.log.
+
+    Exit status: 0 report written (warnings allowed), 1 nothing analysable, 2 usage
+    error, 3 warnings with --strict.
+    """
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
+    fmts = ("md", "html") if formats == "both" else (formats,)
+    options = _options(**stat_opts)
+    if watch:
+        _watch(experiment_dir, out_dir, fmts, quiet, options)
+        return
+    code = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options)
+    if code < 0:
+        if strict:
+            click.echo(f"--strict: {-code} warnings", err=True)
+            sys.exit(EXIT_STRICT)
+        code = EXIT_OK
+    if code != EXIT_OK:
+        sys.exit(code)
+
+
+def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, options: Options) -> None:
+    """Re-run the analysis whenever inputs change (a sweep still running)."""
+    from analyze_experiment.watch import watch
+
+    root = experiment_dir.resolve()
+    out = (out_dir or root / "analysis").resolve()
+
+    def once() -> None:
+        code = _report_once(experiment_dir, out_dir, fmts, False, quiet, options)
+        if code == EXIT_NOTHING:
+            click.echo("Nothing to analyse yet; waiting for files to appear.", err=True)
+        click.echo(f"[{time.strftime('%H:%M:%S')}] watching {root} for changes (Ctrl-C to stop)", err=True)
+
+    try:
+        watch(root, once, exclude=(out,))
+    except KeyboardInterrupt:
+        click.echo("stopped watching", err=True)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
