@@ -128,3 +128,25 @@ def test_sample_scores_of_the_wrong_shape_are_named_not_silently_dropped():
     assert cols["sample_id"] == ["1"] and cols["score"] == [1.0]
     sample_columns(data)
     assert data.notes == ["2 sample score(s) that are not objects (wrong shape): left out of the per-sample scores"]
+
+
+def test_summary_of_a_run_with_intervals_but_no_header_metrics():
+    # found by the corpus: a run whose per-sample scores gave an interval for a scorer its
+    # header metrics lack crashed build_summary (an empty list selected no columns)
+    from types import SimpleNamespace
+
+    from analyze_experiment import analysis, tables
+    from analyze_experiment.summary import _run_evals
+
+    scores = tables.frame(tables.EVAL_SCORES, [
+        {"run": "r", "task": "t", "epoch": 0, "scorer": "match", "metric": "accuracy", "value": 0.8,
+         "stderr": 0.1, "n": 10, "log": "r/eval/logs/a.eval"},
+    ])
+    intervals = tables.frame(analysis.INTERVALS, [
+        {"run": "r", "task": "t", "epoch": 0, "scorer": "includes", "metric": "accuracy", "value": 0.7,
+         "stderr": 0.15, "ci_low": 0.4, "ci_high": 0.9, "method": "wilson", "n": 10},
+    ])
+    out = _run_evals(SimpleNamespace(eval_scores=scores), SimpleNamespace(intervals=intervals), "r")
+    assert [(e["scorer"], e["n_samples"], e["metrics"]["accuracy"]["value"]) for e in out] == [
+        ("match", 10, 0.8), ("includes", 10, 0.7)]
+    assert out[1]["metrics"]["accuracy"]["ci_low"] == 0.4 and out[1]["log"] is None

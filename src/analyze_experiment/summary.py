@@ -63,6 +63,13 @@ def _same_epoch(a: Any, b: Any) -> bool:
     return _epoch(a) == _epoch(b)
 
 
+def _at_epoch(frame: pd.DataFrame, epoch: Any) -> pd.DataFrame:
+    """Rows of ``frame`` at ``epoch``. A boolean array, not a list: an empty list would
+    select no *columns* and the next column lookup would fail (a run whose logs gave
+    per-sample scores but no header metrics)."""
+    return frame[np.array([_same_epoch(e, epoch) for e in frame["epoch"]], dtype=bool)]
+
+
 def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, Any]]:
     scores = exp.eval_scores[exp.eval_scores["run"] == run]
     intervals = analysis.intervals[analysis.intervals["run"] == run] if len(analysis.intervals) else analysis.intervals
@@ -75,7 +82,7 @@ def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, 
     out = []
     for task, epoch, scorer in keys:
         sc = scores[(scores["task"] == task) & (scores["scorer"] == scorer)]
-        sc = sc[[_same_epoch(e, epoch) for e in sc["epoch"]]]
+        sc = _at_epoch(sc, epoch)
         metrics: dict[str, dict[str, Any]] = {}
         log = None
         n = None
@@ -92,7 +99,7 @@ def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, 
                     m["stderr"] = clean(stderr_rows["value"].iloc[0])
         iv = intervals[(intervals["task"] == task) & (intervals["scorer"] == scorer)] if len(intervals) else intervals
         if len(iv):
-            iv = iv[[_same_epoch(e, epoch) for e in iv["epoch"]]]
+            iv = _at_epoch(iv, epoch)
         for row in iv.itertuples(index=False):
             m = metrics.setdefault(str(row.metric), {"value": clean(row.value), "stderr": None})
             m.update(
