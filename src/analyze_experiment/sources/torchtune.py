@@ -35,7 +35,7 @@ import yaml
 
 from analyze_experiment.sources.slurm import Event, classify_line
 
-CHUNK_SIZE = 8 << 20
+CHUNK_SIZE = 2 << 20
 """Bytes read per chunk."""
 MAX_SEGMENT = 1 << 20
 """Longest line (between ``\\r``/``\\n``) kept; longer lines keep their first MAX_SEGMENT bytes."""
@@ -334,7 +334,7 @@ def _parse_decimals_loop(a: np.ndarray, start: np.ndarray, width: int) -> tuple[
     return (*_round_exact(M, np.minimum(frac, 27), ok), term)
 
 
-def _round_exact(mantissa: np.ndarray, frac: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _round_exact(mantissa: np.ndarray, frac: np.ndarray | int, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """mantissa / 10**frac rounded once to float64; ``ok`` cleared where double rounding is possible."""
     ld = mantissa.astype(np.longdouble) / _POW10_LD[frac]
     d64 = ld.astype(np.float64)
@@ -372,7 +372,7 @@ def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[n
     d16 = np.where(g == 17, (v2 & np.uint64(0xFF)).astype(np.int64) - 48, 0)
     mantissa = d0.astype(np.int64) * 10**17 + (hi * 100_000_000 + mid) * 10 + d16
     mantissa[~fast] = 0
-    values, exact = _round_exact(mantissa, np.full(n, 17), fast)
+    values, exact = _round_exact(mantissa, 17, fast)
     term = fast.copy()
     slow = np.flatnonzero(~fast)
     if len(slow):
@@ -946,6 +946,8 @@ def _process_block(
         # keep only the last frame of each run of equal steps (stale redraws), bounded memory
         keep = np.ones(len(blk.step), bool)
         keep[:-1] = blk.step[1:] != blk.step[:-1]
+        if steps and len(steps[-1]) and steps[-1][-1] == blk.step[0]:  # a step redrawn across blocks
+            steps[-1], epochs[-1], losses[-1] = steps[-1][:-1], epochs[-1][:-1], losses[-1][:-1]
         steps.append(blk.step[keep])
         epochs.append(blk.epoch[keep])
         losses.append(blk.loss[keep])
