@@ -621,7 +621,8 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         seeds = a.seeds[(a.seeds["task"] == b.task)] if not a.seeds.empty else a.seeds
         max_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
         if not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
-            top = ", ".join(_cand(ctx, r, e) for r, e in [(b.run, b.epoch), *_tied(a, b)[:2]])
+            # seeds are trained per run (config), not per checkpoint: name each run once
+            top = ", ".join(list(dict.fromkeys(r for r, _ in [(b.run, b.epoch), *_tied(a, b)]))[:3])
             out.append(_f("next_steps", "more_seeds",
                           f"On {_on(ctx, b.task, b.scorer)}, {_plural(len(b.tied_with), 'candidate')} cannot be "
                           f"separated from the best (minimum detectable difference "
@@ -635,8 +636,10 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 need = samples_for_difference(ctx["margin"], p["sd_diff"], p["alpha"], p["power"])
                 need_txt = f"about {int(need):,} paired samples" if not math.isnan(need) else "many more samples"
                 out.append(_f("next_steps", "larger_eval_set",
-                              f"On {_on(ctx, b.task, b.scorer)} the best candidate's {a.confidence:.0%} CI is "
-                              f"±{fmt_diff(b.metric, half).lstrip('+')} with n = {p['n']}; detecting a "
+                              f"On {_on(ctx, b.task, b.scorer)} the best candidate's {a.confidence:.0%} CI spans "
+                              f"{fmt_diff(b.metric, 2 * half).lstrip('+')} "
+                              f"({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence).split(' CI ')[1]}) with "
+                              f"n = {p['n']}; detecting a "
                               f"{fmt_diff(b.metric, ctx['margin']).lstrip('+')} difference with "
                               f"{p['power']:.0%} power needs {need_txt}: use a larger eval set",
                               task=b.task, half_width=half, n=p["n"], n_needed=need))
