@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
 from pathlib import Path
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,3 +143,40 @@ def test_float32_reprs_parse_exactly() -> None:
     text = "".join(f"\r1|{i}|Loss: {t}:  50%|#####     | 4/8 [00:01<00:01,  1.00it/s]" for i, t in enumerate(texts, 1))
     out = tt.read_slurm_bytes(text.encode() + b"\n")
     assert [repr(x) for x in out.bar_loss.tolist()] == texts
+
+
+plain_decimals = st.from_regex(r"[0-9]{1,3}\.[0-9]{0,20}", fullmatch=True)
+
+
+@SETTINGS
+@given(texts=st.lists(st.one_of(float32.map(repr), plain_decimals), min_size=1, max_size=40),
+       tail=st.sampled_from([":", ":  50%|", ": 100%|#", "::", ":9"]))
+def test_parse_decimals_word_path_equals_float(texts, tail) -> None:
+    """The 8-byte-word loss parser gives Python's float wherever it claims an exact result."""
+    buf = "".join(f"\n{t}{tail}" for t in texts).encode() + b"\n" * 40
+    a = np.frombuffer(buf, np.uint8)
+    starts = np.flatnonzero(a == 10)[: len(texts)] + 1
+    got, exact, term = tt.parse_decimals(a, starts)
+    assert term.all()
+    for t, g, ok in zip(texts, got.tolist(), exact.tolist(), strict=True):
+        if ok:
+            assert g == float(t), t
+    plain = [bool(re.fullmatch(r"[0-9]\.[0-9]{0,17}", t)) for t in texts]
+    assert exact.sum() >= 0.9 * sum(plain) - 1  # the word path takes the usual form
+
+
+@SETTINGS
+@given(epoch=st.integers(0, 10**7), step=st.integers(0, 10**11),
+       lead=st.sampled_from(["\r", "\n", ":", "x", "12", "|"]), width=st.integers(0, 3))
+def test_desc_ints_equal_column_loop(epoch, step, lead, width) -> None:
+    """Step/epoch read with word operations equal the digit-by-digit reference (widths 10 and 6)."""
+    text = f"{lead}{epoch:0{width}d}|{step}|Loss: 1.5:".encode()
+    a = np.frombuffer(b"\n" * 40 + text + b"\n" * 40, np.uint8)
+    q = np.array([40 + text.index(b"|Loss")])
+    step_v, ks, epoch_v, ke, pipe = tt._desc_ints(a, tt._u64_view(a), q)
+    ref_step, ref_ks = tt._trailing_int(a, q, 10)
+    ref_epoch, ref_ke = tt._trailing_int(a, q - ref_ks - 1, 6)
+    assert (int(ks[0]), int(step_v[0])) == (int(ref_ks[0]), int(ref_step[0]))
+    assert bool(pipe[0]) == (a[q - ref_ks - 1] == 124).all()
+    if 0 < ref_ks[0] < 10:
+        assert (int(ke[0]), int(epoch_v[0])) == (int(ref_ke[0]), int(ref_epoch[0]))

@@ -707,6 +707,19 @@ def _note_epoch_frames(out: SlurmOutput, text: str, *, last: bool) -> None:
             info.last_elapsed_s = elapsed
 
 
+def _idle_cpus(cpus: int) -> int:
+    """CPUs not busy with other jobs (1-minute load average); at least 1.
+
+    On a busy machine extra reader processes only compete with the other jobs (measured:
+    more CPU time and no shorter wall time), so the file is then read in this process.
+    """
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return cpus
+    return max(1, round(cpus - load))
+
+
 PARALLEL_MIN_BYTES = 128 << 20
 """Files at least this large are read by several processes, one byte range each."""
 
@@ -715,9 +728,9 @@ def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE, workers: int 
     """Read one SLURM/stdout capture. Never raises for bad content; OSError propagates.
 
     A file of PARALLEL_MIN_BYTES or more is split at line breaks into ``workers`` ranges
-    (default: the CPUs this process may use, at most 4; 1 inside a worker process) read in
-    parallel and merged in file order; if worker processes cannot be started the file is read
-    in this process.
+    (default: the idle CPUs this process may use, at most 4; 1 inside a worker process) read
+    in parallel and merged in file order; if worker processes cannot be started the file is
+    read in this process. Results are the same for any number of workers.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -725,7 +738,7 @@ def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE, workers: int 
         # inside a worker process (the caller already parallelises over runs): stay in-process
         in_worker = multiprocessing.parent_process() is not None
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        workers = 1 if in_worker else min(4, cpus)
+        workers = 1 if in_worker else min(4, cpus, _idle_cpus(cpus))
     if workers > 1 and size >= PARALLEL_MIN_BYTES:
         bounds = _split_points(path, size, workers)
         if len(bounds) > 2:
