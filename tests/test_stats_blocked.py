@@ -109,7 +109,7 @@ def test_key_findings_lead_with_the_best_vs_baseline_then_effects_then_ties(demo
     eff = _key(a)[1]
     assert eff.data["terms"] == ["learning_rate"]
     ef = a.effects[a.effects["variable"] == "learning_rate"].set_index("level")["mean"]
-    assert f"0.0001 vs 1e-05 {(ef[1e-4] - ef[1e-5]) * 100:+.1f} pp" in eff.text
+    assert f"learning_rate matters (0.0001 vs 1e-05: {(ef[1e-4] - ef[1e-5]) * 100:+.1f} pp, " in eff.text
     assert "across the 200 evaluation samples" in eff.text and "training-seed variation is not captured" in eff.text
     null = _key(a)[2]
     assert null.data["terms"] == ["lora_rank", "lora_rank × learning_rate"]

@@ -198,7 +198,7 @@ def test_two_level_variable_tested_by_the_anova_gets_no_second_step_sentence():
     res = analyze(exp, FAST)
     assert "no_significant_step" not in _rules(res)
     (f,) = _one(res, "anova_no_effect")
-    assert "lora_rank (16 vs 8" in f.text
+    assert "lora_rank (16 vs 8: " in f.text
 
 
 def test_production_config_picks_cheaper_tied_candidate():

@@ -164,6 +164,10 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
             notes.append(f"{task}/{scorer}: {why}; per-variable marginal effects are reported instead of an ANOVA")
             continue
         blocked = None if reps else blocked_frame(fams.get((task, scorer, metric)), g, varied)
+        if blocked is not None and float(blocked.groupby("sample_id")["y"].transform("std").fillna(0).max()) == 0:
+            notes.append(f"{task}/{scorer}: every cell scores each shared sample alike, so there is no "
+                         "variation within samples to test against; no ANOVA")
+            continue
         if blocked is not None:
             table = blocked_anova(blocked, len(varied))
             rows.extend(_anova_rows(task, scorer, metric, table, varied, "samples",

@@ -226,8 +226,8 @@ def _level_detail(a: Analysis, task: str, scorer: str, metric: str, var: str) ->
         return ""
     if len(g) == 2:
         lo, hi = g.iloc[0], g.iloc[1]
-        return (f"{fmt_level(hi['level'])} vs {fmt_level(lo['level'])} {fmt_diff(metric, hi['mean'] - lo['mean'])} "
-                f"({fmt_value(metric, hi['mean'])} vs {fmt_value(metric, lo['mean'])}); ")
+        return (f"{fmt_level(hi['level'])} vs {fmt_level(lo['level'])}: {fmt_diff(metric, hi['mean'] - lo['mean'])}, "
+                f"{fmt_value(metric, hi['mean'])} vs {fmt_value(metric, lo['mean'])}; ")
     mx, mn = g.loc[g["mean"].idxmax()], g.loc[g["mean"].idxmin()]
     return (f"means from {fmt_value(metric, mn['mean'])} ({var} = {fmt_level(mn['level'])}) to "
             f"{fmt_value(metric, mx['mean'])} ({var} = {fmt_level(mx['level'])}); ")
@@ -259,7 +259,7 @@ def _anova_terms(a: Analysis) -> list[tuple[tuple[str, str, str], pd.DataFrame, 
     return out
 
 
-def _term_text(a: Analysis, key: tuple[str, str, str], r: pd.Series, df_res: int) -> str:
+def _term_text(a: Analysis, key: tuple[str, str, str], r: pd.Series, df_res: int, verb: str = "") -> str:
     """"learning_rate (0.0001 vs 1e-05 +20.5 pp (85.5% vs 65.0%); F(1, 597) = 64.75, …)"."""
     task, scorer, metric = key
     pomega = r.get("partial_omega_sq", r["omega_sq"])
@@ -268,7 +268,7 @@ def _term_text(a: Analysis, key: tuple[str, str, str], r: pd.Series, df_res: int
     term = str(r["term"])
     name = f"the {term} interaction" if " × " in term else term
     detail = "" if " × " in term else _level_detail(a, task, scorer, metric, term)
-    return (f"{name} ({detail}F({int(r['df'])}, {df_res}) = {r['F']:.2f}, p {fmt_p(r['p_value'])}, "
+    return (f"{name}{verb} ({detail}F({int(r['df'])}, {df_res}) = {r['F']:.2f}, p {fmt_p(r['p_value'])}, "
             f"partial η² {eta}, {omega})")
 
 
@@ -282,10 +282,10 @@ def rule_anova_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if sig.empty:
             continue
         items = [_term_text(a, key, r, df_res) for _, r in sig.iterrows()]
-        head = (f"{items[0]} matters" if len(items) == 1 else
+        head = (_term_text(a, key, sig.iloc[0], df_res, " matters") if len(items) == 1 else
                 f"these matter, largest effect first: {'; '.join(items)}")
         out.append(_f("key_findings", "anova_effect",
-                      f"On {_on(ctx, task, scorer)}, {head} ({_anova_unit(terms, df_res)})",
+                      f"On {_on(ctx, task, scorer)}, {head} — {_anova_unit(terms, df_res)}",
                       task=task, scorer=scorer, terms=list(sig["term"]), F=list(sig["F"]),
                       p_value=list(sig["p_value"]), partial_eta_sq=list(sig["partial_eta_sq"]), df_resid=df_res))
     return out
@@ -301,11 +301,11 @@ def rule_anova_no_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if null.empty:
             continue
         items = [_term_text(a, key, r, df_res) for _, r in null.iterrows()]
-        unit = ("same F-tests" if (terms["p_value"] < alpha).any() and null["unit"].iloc[0] == "samples"
+        unit = ("the same F-tests" if (terms["p_value"] < alpha).any() and null["unit"].iloc[0] == "samples"
                 else _anova_unit(null, df_res))
         out.append(_f("key_findings", "anova_no_effect",
                       f"On {_on(ctx, task, scorer)}, no detectable effect of {_join(items, ' or of')} "
-                      f"({unit}); not significant is not evidence of no effect",
+                      f"— {unit}; not significant is not evidence of no effect",
                       task=task, scorer=scorer, terms=list(null["term"]), F=list(null["F"]),
                       p_value=list(null["p_value"]), df_resid=df_res))
     return out
