@@ -163,3 +163,25 @@ def test_one_unit_for_values_that_belong_together():
 def test_unadjusted_ci_says_so():
     assert fmt_ci("accuracy", -0.065, 0.055, 0.95, True, unadjusted=True) == "unadjusted 95% CI -6.5 to 5.5 pp"
     assert fmt_ci("accuracy", 0.8, 0.9, 0.95) == "95% CI 80.0 to 90.0%"
+
+
+def test_no_blocked_anova_when_no_sample_varies_within_itself():
+    accs, params = grid([8, 16], [1e-4], lambda r, lr: 0.6)
+    exp = make_experiment(accs, params=params, n=50, seed=1)
+    s = exp.eval_samples.copy()
+    first = s[s["run"] == "rank8_lr0.0001"].set_index("sample_id")["score"]
+    s["score"] = s["sample_id"].map(first)  # both cells score every sample alike
+    exp.eval_samples = s
+    a = analyze(exp, Options(n_permutations=200))
+    assert a.anova.empty and "no variation within samples" in a.anova_note
+
+
+def test_marginal_effects_of_an_unbalanced_sweep_are_descriptive_only():
+    accs, params = grid([8, 16], [1e-5, 1e-4], lambda r, lr: 0.6)
+    del accs["rank16_lr1e-05"], params["rank16_lr1e-05"]
+    exp = make_experiment(accs, params=params, n=80, seed=2)
+    a = analyze(exp, Options(n_permutations=200))
+    fs = [f for f in a.findings if f.rule == "marginal_effect"]
+    assert a.anova.empty and {f.data["variable"] for f in fs} == {"lora_rank", "learning_rate"}
+    for f in fs:
+        assert "descriptive means" in f.text and "overlap" not in f.text
