@@ -360,17 +360,16 @@ def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[n
     if n == 0 or width < 26:
         return _parse_decimals_loop(a, start, width)
     u64 = _u64_view(a)
-    v0, v1, v2 = u64[start + 2], u64[start + 10], u64[start + 18]  # decimals 0-7, 8-15, 16-23
+    v0, v1 = u64[start + 2], u64[start + 10]  # decimals 0-7 and 8-15
     nd0, nd1 = _non_digits(v0), _non_digits(v1)
     g = np.where(nd0 != 0, _first_set_byte(nd0), 8 + _first_set_byte(nd1))  # decimals before a non-digit
-    g = np.where((g == 16) & ((_non_digits(v2) & np.uint64(0x80)) == 0), 17, g)
+    d16 = a[start + 18] - np.uint8(48)  # a 17th decimal
+    g += (g == 16) & (d16 <= 9)
     d0 = a[start] - np.uint8(48)
     fast = (g <= 17) & (a[start + 2 + g] == 58) & (d0 <= 9) & (a[start + 1] == 46)
-    hi = _swar8((v0 & _LOW[np.minimum(g, 8)]) - (_ZEROS & _LOW[np.minimum(g, 8)]))
-    m1 = _LOW[np.clip(g - 8, 0, 8)]
-    mid = _swar8((v1 & m1) - (_ZEROS & m1))
-    d16 = np.where(g == 17, (v2 & np.uint64(0xFF)).astype(np.int64) - 48, 0)
-    mantissa = d0.astype(np.int64) * 10**17 + (hi * 100_000_000 + mid) * 10 + d16
+    m0, m1 = _LOW[np.minimum(g, 8)], _LOW[np.clip(g - 8, 0, 8)]
+    hi, mid = _swar8((v0 & m0) - (_ZEROS & m0)), _swar8((v1 & m1) - (_ZEROS & m1))
+    mantissa = d0.astype(np.int64) * 10**17 + (hi * 100_000_000 + mid) * 10 + np.where(g == 17, d16, 0)
     mantissa[~fast] = 0
     values, exact = _round_exact(mantissa, 17, fast)
     term = fast.copy()
@@ -964,7 +963,9 @@ def _process_block(
         steps.append(blk.step[keep])
         epochs.append(blk.epoch[keep])
         losses.append(blk.loss[keep])
-        if len(steps) > 64:
+        # bounded memory with linear work: dedupe once the pieces since the last time at least
+        # match the deduped prefix (re-concatenating the prefix every 64 blocks was quadratic)
+        if len(steps) > 64 and sum(len(x) for x in steps[1:]) >= len(steps[0]):
             s, e, lo = _dedupe_last(np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses))
             steps[:], epochs[:], losses[:] = [s], [e], [lo]
     # epoch timing: frames that reach 100 %, and the last frame of the block
