@@ -92,7 +92,7 @@ def test_with_seed_replicates_the_run_level_anova_is_kept():
     assert set(a.anova["unit"]) == {"runs"} and got.loc["Residual", "df"] == ref.loc["Residual", "df"] == 8
     assert got.loc["learning_rate", "F"] == pytest.approx(ref.loc["C(learning_rate)", "F"], abs=1e-9)
     text = " ".join(f.text for f in a.findings if f.rule.startswith("anova"))
-    assert "F-tests across 12 runs" in text and "evaluation samples" not in text
+    assert "F-tests across 12 runs, the seed replicates as the unit" in text and "evaluation samples" not in text
 
 
 def test_key_findings_lead_with_the_best_vs_baseline_then_effects_then_ties(demo):

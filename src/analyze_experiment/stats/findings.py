@@ -241,6 +241,8 @@ def _anova_unit(rows: pd.DataFrame, df_res: int) -> str:
         return (f"F-tests across the {int(n)} evaluation samples, each sample a block; training-seed "
                 "variation is not captured without seed replicates")
     text = f"F-tests across {int(n)} runs" if not pd.isna(n) else "F-tests across runs"
+    if any(" × " in str(t) for t in rows["term"]):  # interactions are fitted only with replicates
+        text += ", the seed replicates as the unit"
     if df_res < LOW_RESIDUAL_DF:
         text += f"; with {df_res} residual degree(s) of freedom these tests have little power"
     return text
