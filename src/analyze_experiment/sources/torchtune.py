@@ -707,7 +707,7 @@ def _note_epoch_frames(out: SlurmOutput, text: str, *, last: bool) -> None:
 
 
 def _idle_cpus(cpus: int) -> int:
-    """CPUs not busy with other jobs (1-minute load average); at least 1.
+    """CPUs not busy with other jobs (1-minute load average, less this process); at least 1.
 
     On a busy machine extra reader processes only compete with the other jobs (measured:
     more CPU time and no shorter wall time), so the file is then read in this process.
@@ -716,7 +716,7 @@ def _idle_cpus(cpus: int) -> int:
         load = os.getloadavg()[0]
     except OSError:
         return cpus
-    return max(1, round(cpus - load))
+    return max(1, round(cpus - max(load - 1.0, 0.0)))
 
 
 PARALLEL_MIN_BYTES = 128 << 20
