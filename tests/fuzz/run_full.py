@@ -9,7 +9,9 @@ whole named in ``summary.json["warnings"]``. Prints the figures; exits 1 on any 
 
 Options: ``--seed N``, ``--per-base N`` (corpus size), ``--workers N``, ``--no-big``
 (skip the 100 MB line and the zip bombs), ``--subprocess N`` (experiments also run
-through the installed console script), ``--keep DIR`` (keep the experiments).
+through the installed console script), ``--keep DIR`` (build in DIR and keep the
+experiments and reports; a second run reuses the examples there, so it replays the same
+corpus).
 """
 
 from __future__ import annotations
@@ -177,6 +179,8 @@ def run_one(index: int, p: Plan, base: Path, work: Path, via: str = "CliRunner",
 
     root = work / f"exp-{index:04d}"
     out = work / f"out-{index:04d}"
+    for old in (root, out):  # a kept work folder is replayed from scratch
+        shutil.rmtree(old, ignore_errors=True)
     materialise(p, base, root)
     t0 = time.perf_counter()
     tb = None
