@@ -185,3 +185,18 @@ def test_marginal_effects_of_an_unbalanced_sweep_are_descriptive_only():
     assert a.anova.empty and {f.data["variable"] for f in fs} == {"lora_rank", "learning_rate"}
     for f in fs:
         assert "descriptive means" in f.text and "overlap" not in f.text
+
+
+def test_blocked_anova_on_0_1_scores_holds_its_level_under_no_effect():
+    """0/1 scores in a linear model: on null 2 × 2 grids with shared sample difficulty the
+    share of p < 0.05 stays near 5% (300 sweeps: binomial 95% range about 2.7–8%)."""
+    rng = np.random.default_rng(11)
+    n, hits = 100, 0
+    for _ in range(300):
+        logit = rng.normal(0.3, 1.2, n)
+        p = 1 / (1 + np.exp(-logit))
+        rows = [pd.DataFrame({"sample_id": np.arange(n).astype(str), "v0": a, "v1": b,
+                              "y": (rng.random(n) < p).astype(float)}) for a in "xy" for b in "pq"]
+        t = blocked_anova(pd.concat(rows, ignore_index=True), 2)
+        hits += int(t.loc["C(v0)", "PR(>F)"] < 0.05)
+    assert 0.02 <= hits / 300 <= 0.085
