@@ -807,13 +807,15 @@ def _read_parallel(path: Path, bounds: list[int], chunk_size: int) -> SlurmOutpu
 def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
     """Combine the results of consecutive byte ranges of one file (later ranges win per step)."""
     out = SlurmOutput(path=path)
-    steps = [p.bar_step for p in parts if len(p.bar_step)]
-    if steps:
-        out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(
-            np.concatenate(steps),
-            np.concatenate([p.bar_epoch for p in parts if len(p.bar_step)]),
-            np.concatenate([p.bar_loss for p in parts if len(p.bar_step)]),
-        )
+    cols: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for p in parts:
+        if not len(p.bar_step):
+            continue
+        if cols and cols[-1][0][-1] == p.bar_step[0]:  # a step redrawn across the range boundary
+            cols[-1] = (cols[-1][0][:-1], cols[-1][1][:-1], cols[-1][2][:-1])
+        cols.append((p.bar_step, p.bar_epoch, p.bar_loss))
+    if cols:
+        out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(*(np.concatenate(c) for c in zip(*cols, strict=True)))
     for p in parts:
         out.n_bytes += p.n_bytes
         out.bar_frames += p.bar_frames
