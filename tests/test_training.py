@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -271,3 +272,19 @@ def test_find_is_bounded(tmp_path: Path, monkeypatch) -> None:
 )
 def test_convergence_rule(curve: list[float], verdict: str) -> None:
     assert convergence_verdict(curve) == verdict
+
+
+def test_empty_disklogger_file_is_named(tmp_path):
+    """An empty metrics file must not silently drop a run's lr/tokens/memory (found by fuzzing)."""
+    src = Path(__file__).parent / "fixtures" / "torchtune"
+    run = tmp_path / "run"
+    (run / "artifacts").mkdir(parents=True)
+    (run / "artifacts" / "slurm-1.out").write_bytes((src / "local_v0.6.1_lora_cpu_slurm_completed.out").read_bytes())
+    name = re.search(r"Writing logs to \S*/(log_\d+\.txt)", (run / "artifacts" / "slurm-1.out").read_text())[1]
+    (run / "artifacts" / name).write_bytes(b"")
+    diag = Diagnostics(root=tmp_path)
+    res = read_training("run", find_training_files(run), diag, now=0.0)
+    assert res.summary["status"] == "completed"
+    assert [w.message for w in diag.warnings if w.file == f"run/artifacts/{name}"] == [
+        "DiskLogger file is empty: not used (per-step lr, tokens/s and memory unknown)"
+    ]

@@ -273,8 +273,9 @@ def _read_disk(path: Path, diag: Diagnostics) -> tt.DiskLog | None:
     if log.bad_lines:
         diag.warn(path, f"{log.bad_lines} line(s) not in the `Step N | key:value` format skipped "
                   f"(first: {log.first_bad!r})", stage=STAGE)
-    if not log.steps and log.lines:
-        diag.warn(path, "DiskLogger file holds no Step lines: not used", stage=STAGE)
+    if not log.steps:
+        what = "is empty" if not log.lines else "holds no Step lines"
+        diag.warn(path, f"DiskLogger file {what}: not used (per-step lr, tokens/s and memory unknown)", stage=STAGE)
     return log
 
 
