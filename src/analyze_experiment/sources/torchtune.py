@@ -425,6 +425,23 @@ def _segments(a: np.ndarray, sep: np.ndarray, mark: np.ndarray) -> tuple[np.ndar
     return starts, ends
 
 
+def _frames_at_starts(a: np.ndarray, u64: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segments that open with a description ``{epoch}|{step}|Loss: `` (≤ 5 and ≤ 7 digits).
+
+    Returns their indices and the position of each ``L``. When these are all the ``L`` bytes
+    of a block, the block has no other frame and every frame starts its segment cleanly, so
+    the general search (every ``L``, then its segment) is not needed.
+    """
+    e = _first_set_byte(_non_digits(u64[starts]))  # leading epoch digits
+    pipe = starts + e
+    ok = (e >= 1) & (e <= 5) & (a[pipe] == 124)
+    k = _first_set_byte(_non_digits(u64[pipe + 1]))  # step digits
+    tag = pipe + 1 + k
+    ok &= (k >= 1) & (k <= 7) & ((u64[tag] & _MASK7) == _LOSS_TAG)
+    idx = np.flatnonzero(ok)
+    return idx, tag[idx] + 1
+
+
 def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, np.ndarray]) -> _Block:
     """Find every bar description in ``data`` (padded with separators) and the text segments.
 
@@ -437,9 +454,18 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     a = np.frombuffer(data, np.uint8, count=size)
     u64 = _u64_view(a)
     s1, s2 = scratch[0][:size], scratch[1][:size]
-    cand = np.flatnonzero(np.equal(a, 76, out=s1))  # 'L'
-    cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
-    lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG]
+    np.equal(a, 10, out=s1)
+    np.equal(a, 13, out=s2)
+    np.logical_or(s1, s2, out=s1)
+    starts, ends = _segments(a, s1, s2)
+    n_l = int(np.count_nonzero(np.equal(a, 76, out=s2)))  # 'L'
+    fidx, lpos = _frames_at_starts(a, u64, starts)
+    at_starts = len(lpos) == n_l  # every "|Loss: " of the block opens a segment
+    if not at_starts:
+        cand = np.flatnonzero(s2)
+        cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
+        lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG]
+        fidx = np.searchsorted(starts, lpos, "right") - 1
     frames_all = lpos
     kept_idx = None  # index into frames_all of each frame kept
     # collapse stale redraws: consecutive frames whose 8 bytes before "|Loss" are equal
@@ -469,16 +495,12 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     kept_idx = kept_idx[good]
 
     # segments and which of them need line-level parsing
-    np.equal(a, 10, out=s1)
-    np.equal(a, 13, out=s2)
-    np.logical_or(s1, s2, out=s1)
-    starts, ends = _segments(a, s1, s2)
     nseg = len(ends)
     has_bar = np.zeros(nseg, bool)
     dirty = np.zeros(nseg, bool)
     if len(frames_all):
-        fidx = np.searchsorted(starts, frames_all, "right") - 1
         has_bar[fidx] = True
+    if len(frames_all) and not at_starts:  # (at segment starts: one clean-started frame per segment)
         if len(fidx) > 1:  # several frames in one segment: the later ones are glued on
             dup = np.zeros(len(fidx), bool)
             dup[1:] = fidx[1:] == fidx[:-1]
