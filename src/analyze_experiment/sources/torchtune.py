@@ -365,11 +365,13 @@ def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[n
     g = np.where(nd0 != 0, _first_set_byte(nd0), 8 + _first_set_byte(nd1))  # decimals before a non-digit
     d16 = a[start + 18] - np.uint8(48)  # a 17th decimal
     g += (g == 16) & (d16 <= 9)
-    d0 = a[start] - np.uint8(48)
-    fast = (g <= 17) & (a[start + 2 + g] == 58) & (d0 <= 9) & (a[start + 1] == 46)
+    head = u64[start]
+    d0 = (head & np.uint64(0xFF)).astype(np.int64) - 48
+    dot = (head & np.uint64(0xFF00)) == np.uint64(0x2E00)
+    fast = (g <= 17) & (a[start + 2 + g] == 58) & (d0 >= 0) & (d0 <= 9) & dot
     m0, m1 = _LOW[np.minimum(g, 8)], _LOW[np.clip(g - 8, 0, 8)]
     hi, mid = _swar8((v0 & m0) - (_ZEROS & m0)), _swar8((v1 & m1) - (_ZEROS & m1))
-    mantissa = d0.astype(np.int64) * 10**17 + (hi * 100_000_000 + mid) * 10 + np.where(g == 17, d16, 0)
+    mantissa = d0 * 10**17 + (hi * 100_000_000 + mid) * 10 + np.where(g == 17, d16, 0)
     mantissa[~fast] = 0
     values, exact = _round_exact(mantissa, 17, fast)
     term = fast.copy()
@@ -432,9 +434,10 @@ def _frames_at_starts(a: np.ndarray, u64: np.ndarray, starts: np.ndarray) -> tup
     of a block, the block has no other frame and every frame starts its segment cleanly, so
     the general search (every ``L``, then its segment) is not needed.
     """
-    e = _first_set_byte(_non_digits(u64[starts]))  # leading epoch digits
+    w = u64[starts]
+    e = _first_set_byte(_non_digits(w))  # leading epoch digits
     pipe = starts + e
-    ok = (e >= 1) & (e <= 5) & (a[pipe] == 124)
+    ok = (e >= 1) & (e <= 5) & (((w >> (e.astype(np.uint64) << np.uint64(3))) & np.uint64(0xFF)) == 124)
     k = _first_set_byte(_non_digits(u64[pipe + 1]))  # step digits
     tag = pipe + 1 + k
     ok &= (k >= 1) & (k <= 7) & ((u64[tag] & _MASK7) == _LOSS_TAG)
