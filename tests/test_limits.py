@@ -63,8 +63,6 @@ def test_slurm_line_past_the_chunk_is_cut_and_counted(tmp_path):
     assert out.long_lines == 1 and out.n_bytes == p.stat().st_size
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a line longer than MAX_SEGMENT inside one 8 MiB read chunk is "
-                   "neither cut nor counted (sources/torchtune.py _read_stream), so it is not named")
 def test_slurm_long_line_within_one_chunk_is_counted():
     data = b"start\n" + b"0|1|Loss: 1.0 " * 200_000 + b"\nend\n"
     assert tt.read_slurm_bytes(data).long_lines == 1

@@ -981,6 +981,8 @@ def _process_block(
     """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block."""
     blk = _scan_block(data, size, scratch)
     out.bar_frames += blk.frames
+    # lines over the cap inside one read chunk (longer ones are cut while reading)
+    out.long_lines += int(np.count_nonzero(blk.seg_ends - blk.seg_starts > MAX_SEGMENT))
     if len(blk.step):
         # keep only the last frame of each run of equal steps (stale redraws), bounded memory
         keep = np.ones(len(blk.step), bool)
