@@ -15,10 +15,10 @@ import math
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
 
 STAGE = "training"
+T = TypeVar("T")
 RUNNING_WINDOW_S = 1800.0
 """A log without end marker counts as ``running`` when written to within this many seconds."""
 MAX_DIR_ENTRIES = 20_000
@@ -235,16 +236,21 @@ def convergence_verdict(losses: Sequence[float]) -> str:
     return "converged"
 
 
-def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
+def _guarded(reader: Callable[[Path], T], path: Path, what: str, diag: Diagnostics) -> T | None:
+    """Run one reader; an unreadable file or a reader bug becomes a warning, never a crash."""
     try:
-        out = tt.read_slurm_output(path)
+        return reader(path)
     except OSError as exc:
-        diag.warn(path, f"could not read training output ({exc.strerror or exc}): skipped", severity="error",
-                  stage=STAGE)
-        return None
+        diag.warn(path, f"could not read {what} ({exc.strerror or exc}): skipped", severity="error", stage=STAGE)
     except Exception as exc:  # a reader bug on odd input must not stop the analysis
-        diag.warn(path, f"could not parse training output ({type(exc).__name__}: {exc}): skipped",
-                  severity="error", stage=STAGE)
+        diag.warn(path, f"could not parse {what} ({type(exc).__name__}: {exc}): skipped", severity="error",
+                  stage=STAGE)
+    return None
+
+
+def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
+    out = _guarded(tt.read_slurm_output, path, "training output", diag)
+    if out is None:
         return None
     if out.n_bytes == 0:
         diag.warn(path, "empty training output file: nothing read", stage=STAGE)
@@ -260,15 +266,8 @@ def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
 
 
 def _read_disk(path: Path, diag: Diagnostics) -> tt.DiskLog | None:
-    try:
-        log = tt.read_disk_log(path)
-    except OSError as exc:
-        diag.warn(path, f"could not read DiskLogger file ({exc.strerror or exc}): skipped", severity="error",
-                  stage=STAGE)
-        return None
-    except Exception as exc:  # a reader bug on odd input must not stop the analysis
-        diag.warn(path, f"could not parse DiskLogger file ({type(exc).__name__}: {exc}): skipped",
-                  severity="error", stage=STAGE)
+    log = _guarded(tt.read_disk_log, path, "DiskLogger file", diag)
+    if log is None:
         return None
     if log.bad_lines:
         diag.warn(path, f"{log.bad_lines} line(s) not in the `Step N | key:value` format skipped "
