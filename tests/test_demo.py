@@ -8,7 +8,6 @@ loader (the example exists to test that loader).
 from __future__ import annotations
 
 import itertools
-import os
 import re
 from pathlib import Path
 
@@ -23,11 +22,6 @@ from scipy import stats
 from analyze_experiment import demo
 from analyze_experiment._demo_plan import MODEL, RUNS, TASK, DemoRun, planted_accuracy
 from analyze_experiment._demo_training import GPU_METRICS_HEADER, read_capture
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX: each worker builds its own examples
-    fcntl = None  # type: ignore[assignment]
 
 FT_RUNS = [r for r in RUNS if not r.is_control]
 CONTROL = next(r for r in RUNS if r.is_control)
@@ -52,21 +46,12 @@ class _Lazy(dict):
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
-    """Examples built once per test session, shared by xdist workers (only read afterwards)."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None:
-        base = base.parent  # the session's directory, common to all workers
+def built(example) -> dict[str, tuple[Path, int]]:
+    """Examples built once per test session (conftest's ``example``), only read here."""
 
     def make(layout: str) -> tuple[Path, int]:
         n, seed = SPECS[layout]
-        dest = base / f"demo-example-{layout}-{n}-{seed}"
-        with (base / f"{dest.name}.lock").open("w") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            if not demo.is_example(dest):
-                demo.build_example(dest, layout=layout, n_samples=n, seed=seed)
-        return dest, n
+        return example(layout, n, seed), n
 
     return _Lazy(make)
 
