@@ -58,7 +58,7 @@ def test_tables_join_training_and_evaluation(example):
     assert len(exp.eval_samples[(exp.eval_samples["run"] == RUN) & (exp.eval_samples["scorer"] == "match")]) == 2 * N
     actions = [a.action for a in exp.diagnostics.actions]
     assert actions[:2] == ["START", "READ_DESIGN"]
-    assert actions.index("DISCOVER") < actions.index("READ_TRAINING") < actions.index("READ_EVALS")
+    assert actions.index("DISCOVER") < actions.index("training.read") < actions.index("READ_EVALS")
 
 
 def test_not_a_directory(tmp_path):

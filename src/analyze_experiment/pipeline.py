@@ -90,10 +90,6 @@ def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Exp
     diag.act(
         "DISCOVER",
         f"Layout {found.layout}: {len(found.runs)} runs",
-        details=[
-            f"{name}: {len(loc.eval_files)} eval logs" + ("" if loc.run_dir else " (no run directory)")
-            for name, loc in found.runs.items()
-        ],
         result=(
             f"designed but absent: {', '.join(found.in_design_only) or 'none'}; "
             f"on disk but not designed: {', '.join(found.on_disk_only) or 'none'}"
@@ -187,17 +183,6 @@ def _read_all_training(
     else:
         for name, files in jobs.items():
             out[name] = read_training(name, files, diag, now=now)
-    for name, res in out.items():
-        s = res.summary
-        diag.act(
-            "READ_TRAINING",
-            f"{name}: status {s.get('status')}",
-            details=[
-                f"file: {s.get('training_log')}",
-                f"evidence: {s.get('status_evidence')}",
-                f"steps: {s.get('steps')} of {s.get('planned_steps')} planned; final loss {s.get('final_loss')}",
-            ],
-        )
     return out
 
 

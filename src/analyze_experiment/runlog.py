@@ -14,6 +14,7 @@ read-only, the log goes into the output folder instead and the run says so.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def format_actions(actions: list[Action], warnings_header: bool = True, diag: Di
     """Render actions (and, at the end, the warnings) as log text."""
     lines: list[str] = []
     for a in actions:
-        lines.append(f"[{a.time:%Y-%m-%d %H:%M:%S}] {a.action}: {a.description}")
+        action = re.sub(r"[^A-Za-z0-9]+", "_", a.action).strip("_").upper()  # training.read -> TRAINING_READ
+        lines.append(f"[{a.time:%Y-%m-%d %H:%M:%S}] {action}: {a.description}")
         for d in a.details:
             lines.append(f"  Details: {d}")
         if a.result:
