@@ -105,8 +105,11 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     )
 
 
-def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> int:
-    """Load, analyse, write and print once; return the exit status (usage errors raise)."""
+def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tuple[int, int]:
+    """Load, analyse, write and print once; return (exit status, warnings that are not info).
+
+    Usage errors raise ``click.BadParameter``.
+    """
     from analyze_experiment.api import UnsafeOutput, write_report
 
     start = time.perf_counter()
@@ -120,7 +123,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> int:
         for w in exp.diagnostics.warnings[:10]:
             msg += f"\n  {w.file or '-'}: {w.message}"
         click.echo(msg, err=True)
-        return EXIT_NOTHING
+        return EXIT_NOTHING, 0
     try:
         result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts)
     except UnsafeOutput as exc:
@@ -134,9 +137,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> int:
         from analyze_experiment.summary import dumps
 
         click.echo(dumps(result.summary), nl=False)
-    if any(w.severity != "info" for w in exp.diagnostics.warnings):
-        return -len(exp.diagnostics.warnings)  # negative: report written, with warnings
-    return EXIT_OK
+    return EXIT_OK, sum(w.severity != "info" for w in exp.diagnostics.warnings)
 
 
 @click.command(
@@ -173,12 +174,10 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, **s
     if watch:
         _watch(experiment_dir, out_dir, fmts, quiet, options)
         return
-    code = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options)
-    if code < 0:
-        if strict:
-            click.echo(f"--strict: {-code} warnings", err=True)
-            sys.exit(EXIT_STRICT)
-        code = EXIT_OK
+    code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options)
+    if code == EXIT_OK and strict and n_warnings:
+        click.echo(f"--strict: {n_warnings} warnings", err=True)
+        sys.exit(EXIT_STRICT)
     if code != EXIT_OK:
         sys.exit(code)
 
@@ -191,7 +190,7 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
     out = (out_dir or root / "analysis").resolve()
 
     def once() -> None:
-        code = _report_once(experiment_dir, out_dir, fmts, False, quiet, options)
+        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options)
         if code == EXIT_NOTHING:
             click.echo("Nothing to analyse yet; waiting for files to appear.", err=True)
         click.echo(f"[{time.strftime('%H:%M:%S')}] watching {root} for changes (Ctrl-C to stop)", err=True)

@@ -205,7 +205,7 @@ def _runs_table(
         spec = design.run(name)
         if spec is None:
             spec = RunSpec(name=name, params=params_from_run_name(name))
-            if name.endswith("_base") or name.rsplit("_", 1)[-1] == "base":
+            if name.endswith("_base"):
                 spec.type = "control"
         params = dict(spec.params)
         all_params[name] = params

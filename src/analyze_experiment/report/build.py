@@ -220,24 +220,20 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
                 "log_path": logs.get(key),
             }
         )
-    # metrics inspect reported that the interval table does not cover (other metrics, logs
-    # without per-sample scores)
+    # candidates the interval table does not cover (logs without per-sample scores): one row
+    # each, with every metric inspect reported
+    extra: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in exp.eval_scores.itertuples(index=False):
         key = (r.run, r.task, fmt.epoch(r.epoch), r.scorer)
         if key in seen or r.metric == "stderr":
             continue
-        rows.append(
-            {
-                "run": r.run,
-                "task": r.task,
-                "epoch": fmt.epoch(r.epoch),
-                "scorer": r.scorer,
-                f"{r.metric} (from log)": fmt.num(r.value),
-                "n": fmt.integer(r.n),
-                "CI method": "—",
-                "log_path": r.log,
-            }
+        row = extra.setdefault(
+            key,
+            {"run": r.run, "task": r.task, "epoch": key[2], "scorer": r.scorer, "n": fmt.integer(r.n),
+             "CI method": "—", "log_path": r.log},
         )
+        row[f"{r.metric} (from log)"] = fmt.num(r.value)
+    rows.extend(extra.values())
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows).fillna("—")
