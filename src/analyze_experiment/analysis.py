@@ -79,16 +79,42 @@ DIMINISHING = [
 
 
 @dataclass(frozen=True)
+class Claim:
+    """The registered test behind a sentence that asserts something.
+
+    Every sentence of the report that asserts a difference, an effect, a winner, an outlier or
+    equivalence carries one; summary.json's ``claims`` lists them. A sentence without a claim
+    only describes (a value, an interval, a count).
+    """
+
+    kind: str
+    """``difference`` | ``effect`` | ``winner`` | ``outlier`` | ``equivalence`` | ``non_inferiority``."""
+    family: str
+    """Name of the error-control family the test belongs to (listed in Statistical Summary)."""
+    test: str
+    """The test's name (``mcnemar_exact``, ``paired_permutation``, ``welch``, ``tost`` …)."""
+    statistic: float | None
+    p_value: float | None
+    p_adjusted: float | None
+    """Adjusted within ``family`` by ``correction``."""
+    correction: str
+    """``holm`` | ``none`` (a family of one test)."""
+    significant: bool
+
+
+@dataclass(frozen=True)
 class Finding:
     """One generated sentence, with the rule that produced it and its numbers."""
 
     section: str
     """``key_findings`` | ``best_performers`` | ``recommendations`` | ``next_steps``
-    | ``statistical_summary``."""
+    | ``statistical_summary`` | ``data_quality``."""
     text: str
     rule: str
     """Identifier of the rule (documented in docs/statistics.md)."""
     data: dict[str, Any] = field(default_factory=dict)
+    claim: Claim | None = None
+    """The registered test when the sentence asserts something (None: descriptive)."""
 
 
 @dataclass
@@ -131,6 +157,16 @@ class Analysis:
     """Per task x scorer: ``{"task", "scorer", "n", "mdd", "alpha", "power"}``: the minimum
     detectable paired difference at 80% power."""
     findings: list[Finding] = field(default_factory=list)
+    metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per task × scorer × metric: ``direction`` (higher | lower | descriptive), ``primary`` (bool),
+    ``direction_source`` (registry | design | cli | default)."""
+    failed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Runs whose training failed (run, status, evidence, file, step): never best or production."""
+
+    @property
+    def claims(self) -> list[Finding]:
+        """The findings that assert something, each with its registered test."""
+        return [f for f in self.findings if f.claim is not None]
 
     def section(self, name: str) -> list[Finding]:
         """Findings of one report section, in rule order."""

@@ -75,6 +75,17 @@ class Options:
     """Seed for permutation/bootstrap procedures (results are reproducible)."""
     n_permutations: int = 10_000
     n_bootstrap: int = 2_000
+    metric_directions: dict[str, str] = field(default_factory=dict)
+    """Metric name -> ``higher`` | ``lower`` | ``descriptive`` (``--metric-direction``); wins over
+    the design's ``evaluation.metrics`` and the built-in registry (:mod:`analyze_experiment.metrics`)."""
+    primary_metrics: dict[str, str] = field(default_factory=dict)
+    """Scorer -> the metric that decides "best" for it (``--primary-metric SCORER=METRIC``)."""
+    include_failed: bool = False
+    """Keep failed runs (diverged, OOM, cancelled, timed out, …) in effect estimates and in the
+    choice of best/production (``--include-failed``); the report then says so."""
+    confirmatory: str = "primary"
+    """``primary``: only each task's primary scorer × metric makes significance claims, the rest is
+    descriptive; ``all``: every scorer × metric is confirmatory (``--confirmatory all``)."""
 
 
 @dataclass

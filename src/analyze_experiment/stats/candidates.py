@@ -52,6 +52,8 @@ class Family:
     """Sample id -> cluster value when ``options.cluster_by`` applies."""
     from_log: dict[CandKey, dict[str, float]] = field(default_factory=dict)
     """Candidates with no per-sample rows: inspect's ``value``/``stderr``/``n``."""
+    direction: str = "higher"
+    """``higher`` | ``lower`` | ``descriptive`` (never ranked): which way is better."""
 
     def candidates(self) -> list[CandKey]:
         """Every candidate, sample-based first."""
