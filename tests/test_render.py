@@ -22,6 +22,7 @@ from analyze_experiment.report.markdown import (
     markdown_table,
     render_markdown,
 )
+from analyze_experiment.textsafe import visible
 from report_fixtures import EVIL, make_analysis, make_experiment
 
 MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
@@ -81,7 +82,7 @@ def test_markdown_escapes_untrusted_text_and_keeps_tables_intact():
     rows = re.findall(r"<tr>(.*?)</tr>", out, flags=re.S)
     assert len(rows) == 4
     assert all(r.count("<td") + r.count("<th") == 3 for r in rows)  # run, accuracy, log (path hidden)
-    assert "<td>a|b c</td>" in out
+    assert "<td>a|b\\nc</td>" in out  # the newline is shown, never obeyed
     assert '<a href="r1/eval/logs/x.eval">log</a>' in out
     assert '<a href="r%203/eval/logs/%28y%29.eval">log</a>' in out
     assert "javascript" not in out
@@ -137,14 +138,15 @@ def test_table_cell_renders_as_its_own_text(text):
     out = MD.render(markdown_table(df))
     cells = re.findall(r"<td[^>]*>(.*?)</td>", out, flags=re.S)
     assert len(cells) == 2
-    expected = re.sub(r"\s+", " ", text).strip()
+    expected = re.sub(r"\s+", " ", visible(text).strip(" ")).strip()
     got = re.sub(r"\s+", " ", htmllib.unescape(cells[0])).strip()
     assert got == expected
     assert "<" not in cells[0]
 
 
-def test_escape_cell_folds_newlines_and_pipes():
-    assert escape_cell("a|b\r\nc") == "a\\|b c"
+def test_escape_cell_shows_newlines_and_escapes_pipes():
+    assert escape_cell("a|b\r\nc") == "a\\|b\\\\r\\\\nc"
+    assert MD.render(escape_cell("x\u202ey")) == "<p>x\\u202ey</p>\n"
 
 
 # --- HTML -------------------------------------------------------------------------------------
@@ -207,7 +209,7 @@ def test_html_and_markdown_carry_the_same_text():
     doc = _doc()
     md_text = htmllib.unescape(re.sub(r"<[^>]+>", " ", MD.render(render_markdown(doc))))
     html_text = "".join(_parse(render_html(doc, {}, None)).text)
-    for needle in (EVIL, "a|b c", "para 4", "Best Performers", "first", "- second", "raw & smoothed"):
+    for needle in (EVIL, "a|b\\nc", "para 4", "Best Performers", "first", "- second", "raw & smoothed"):
         assert needle in re.sub(r"\s+", " ", md_text)
         assert needle in re.sub(r"\s+", " ", html_text)
 

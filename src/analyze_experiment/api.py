@@ -20,7 +20,17 @@ import pandas as pd
 from analyze_experiment import stats
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment, Options
-from analyze_experiment.output import atomic_dir, write_text
+from analyze_experiment.output import (
+    MANIFEST_NAME,
+    READ_ONLY_ERRNOS,
+    WRITE_ERRNOS,
+    OutputNotWritable,
+    atomic_dir,
+    carry_over,
+    find_user_files,
+    write_manifest,
+    write_text,
+)
 from analyze_experiment.report.build import build_doc
 from analyze_experiment.runlog import LOG_NAME, append_log, log_path, writable
 from analyze_experiment.summary import build_summary, dumps
@@ -39,7 +49,7 @@ class UnsafeOutput(ValueError):
 
 def _ours(folder: Path) -> bool:
     """A previous report: our marker, or a summary.json we wrote."""
-    if (folder / OUTPUT_MARKER).exists():
+    if (folder / OUTPUT_MARKER).exists() or (folder / MANIFEST_NAME).exists():
         return True
     try:
         import json
@@ -68,6 +78,15 @@ def check_out_dir(exp: Experiment, out: Path) -> None:
         raise UnsafeOutput(
             f"{out} is not empty and was not written by analyze-experiment; it would be replaced. "
             "Choose a new or empty folder"
+        )
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not writable(existing):
+        where = "the experiment directory" if out.parent == root else "the folder"
+        raise OutputNotWritable(
+            13, f"{where} {existing} is read-only: cannot write the report to {out}; "
+            "choose a writable folder with --out DIR"
         )
 
 
@@ -102,16 +121,26 @@ def _guard(exp: Experiment, what: str, fn: Callable[[], T], default: T) -> T:
     """Run an optional output step; on an internal error record it and carry on."""
     try:
         return fn()
-    except Exception as exc:  # the report must survive a bug in one optional output
-        last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-        where = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
-        exp.diagnostics.warn(
-            None,
-            f"internal error while producing {what}: {type(exc).__name__}: {exc}{where}; {what} left out",
-            severity="error",
-            stage="report",
-        )
+    except OSError as exc:
+        if exc.errno in WRITE_ERRNOS or exc.errno in READ_ONLY_ERRNOS:
+            raise  # the disk, not the step, failed: the whole report is abandoned (output.py)
+        _internal_error(exp, what, exc)
         return default
+    except Exception as exc:  # the report must survive a bug in one optional output
+        _internal_error(exp, what, exc)
+        return default
+
+
+def _internal_error(exp: Experiment, what: str, exc: Exception) -> None:
+    """Record a failed optional output step in Data Quality."""
+    last = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {Path(last.filename).name}:{last.lineno}" if last else ""
+    exp.diagnostics.warn(
+        None,
+        f"internal error while producing {what}: {type(exc).__name__}: {exc}{where}; {what} left out",
+        severity="error",
+        stage="report",
+    )
 
 
 def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -172,6 +201,23 @@ def write_report(
     out = Path(out_dir) if out_dir is not None else exp.root / "analysis"
     out = out.resolve()
     check_out_dir(exp, out)
+    keep = find_user_files(out)
+    for rel in keep.foreign:
+        diag.warn(
+            out / rel,
+            f"{rel} in the report folder was not written by analyze-experiment: carried over into the new "
+            "report folder unchanged",
+            severity="info",
+            stage="output",
+        )
+    for rel, copy in keep.edited.items():
+        diag.warn(
+            out / rel,
+            f"{rel} was edited since analyze-experiment wrote it: the edited version is kept as {copy}, "
+            f"{rel} is written afresh",
+            severity="warning",
+            stage="output",
+        )
 
     analysis = stats.analyze(exp, options)
     diag.act(
@@ -213,6 +259,8 @@ def write_report(
         files.append(out / "summary.json")
         if log_file.parent == out:
             append_log(tmp / LOG_NAME, diag)
+        kept = carry_over(out, tmp, keep)
+        write_manifest(tmp, exclude=kept)
     if log_file.parent != out:
         problem = append_log(log_file, diag)
         if problem:

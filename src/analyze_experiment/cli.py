@@ -20,6 +20,8 @@ EXIT_OK = 0
 EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_STRICT = 3
+EXIT_WRITE = 4
+"""The report could not be written (disk full, quota, I/O error); the previous one is intact."""
 
 EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown")
 
@@ -79,15 +81,33 @@ def _load(path: Path, quiet: bool):
         raise click.BadParameter(str(exc), param_hint="EXPERIMENT_DIR") from None
 
 
-def _print_summary(con, result, exp, elapsed: float) -> None:
-    from analyze_experiment.report import fmt
+def _check_baselines(exp, options: Options) -> None:
+    """``--baseline`` must name runs of the experiment: an unknown one would silently drop
+    every baseline comparison (issue 11). A usage error listing the runs known."""
+    known = [str(r) for r in exp.runs["run"]] if len(exp.runs) else []
+    unknown = [b for b in options.baselines if b not in known]
+    if unknown:
+        from analyze_experiment.textsafe import visible
 
-    con.print(f"[bold]{exp.design.name}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
+        names = ", ".join(visible(r) for r in known) or "none"
+        raise click.BadParameter(
+            f"no run named {', '.join(repr(visible(b)) for b in unknown)} in {exp.root}; the runs are: {names}",
+            param_hint="--baseline",
+        )
+
+
+def _print_summary(con, result, exp, elapsed: float) -> None:
+    from rich.markup import escape as rich_escape
+
+    from analyze_experiment.report import fmt
+    from analyze_experiment.textsafe import visible as v
+
+    con.print(f"[bold]{rich_escape(v(exp.design.name))}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
     for b in result.analysis.best:
         where = "" if fmt.is_missing(b.epoch) else f" (epoch {fmt.epoch(b.epoch)})"
         verdict = "clear winner" if b.clear_winner else "no clear winner"
         con.print(
-            f"  best on {b.task}/{b.scorer}: {b.run}{where} "
+            f"  best on {v(b.task)}/{v(b.scorer)}: {v(b.run)}{where} "
             f"{b.metric} {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}",
             markup=False,
         )
@@ -111,6 +131,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tupl
     Usage errors raise ``click.BadParameter``.
     """
     from analyze_experiment.api import UnsafeOutput, write_report
+    from analyze_experiment.output import OutputError, OutputNotWritable
 
     start = time.perf_counter()
     exp = _load(experiment_dir, quiet)
@@ -120,18 +141,26 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tupl
             f"Nothing to analyse in {exp.root}: no training output or evaluation logs were found "
             f"({len(exp.runs)} runs known, {len(exp.diagnostics.warnings)} warnings)."
         )
+        from analyze_experiment.textsafe import visible
+
         for w in exp.diagnostics.warnings[:10]:
-            msg += f"\n  {w.file or '-'}: {w.message}"
+            msg += f"\n  {visible(w.file or '-')}: {visible(w.message)}"
         click.echo(msg, err=True)
         return EXIT_NOTHING, 0
+    _check_baselines(exp, options)
     try:
         result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts)
     except UnsafeOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
+    except OutputError as exc:  # one line, no traceback: the user can act on it
+        click.echo(f"Error: {exc.strerror or exc}", err=True)
+        return (EXIT_USAGE if isinstance(exc, OutputNotWritable) else EXIT_WRITE), 0
     if not quiet:
+        from analyze_experiment.textsafe import visible
+
         for w in exp.diagnostics.warnings:
             if w.severity != "info":
-                click.echo(f"warning: {w.file or '-'}: {w.message}", err=True)
+                click.echo(f"warning: {visible(w.file or '-')}: {visible(w.message)}", err=True)
         _print_summary(con, result, exp, time.perf_counter() - start)
     if as_json:
         from analyze_experiment.summary import dumps
@@ -165,7 +194,8 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, **s
     summary.json to EXPERIMENT_DIR/analysis, and appends to analyze-experiment.log.
 
     Exit status: 0 report written (warnings allowed), 1 nothing analysable, 2 usage
-    error, 3 warnings with --strict.
+    error (including a read-only destination), 3 warnings with --strict, 4 the report
+    could not be written (disk full; the previous report is left intact).
     """
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
@@ -224,7 +254,9 @@ def export(experiment_dir, fmt, out, metric, task, runs, **stat_opts) -> None:
     if not exp.analysable:
         click.echo(f"Nothing to export from {exp.root}: no training output or evaluation logs.", err=True)
         sys.exit(EXIT_NOTHING)
-    analysis = stats.analyze(exp, _options(**stat_opts))
+    options = _options(**stat_opts)
+    _check_baselines(exp, options)
+    analysis = stats.analyze(exp, options)
     run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
     result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
     if isinstance(result, str):

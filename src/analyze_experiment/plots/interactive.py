@@ -22,6 +22,7 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment
 from analyze_experiment.plots import _select as sel
 from analyze_experiment.plots.style import CONTROL_COLOR, run_colors
+from analyze_experiment.textsafe import visible
 
 LAYOUT = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
           "legend": {"title": {"text": "run"}}, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
@@ -34,7 +35,7 @@ long runs would otherwise make report.html tens of megabytes. The PNGs keep ever
 
 def _text(s: object) -> str:
     """Escape a label so plotly renders it as text, never as markup."""
-    return html.escape(str(s), quote=True)
+    return html.escape(visible(s), quote=True)
 
 
 def _step_figure(data: pd.DataFrame, y: str, ylabel: str, title: str, colors: dict[str, str],

@@ -1,7 +1,9 @@
 """``report.html``: the same :class:`ReportDoc` as ``report.md``, as one self-contained page.
 
 Jinja2 with autoescaping renders every string of the document as text, so a run called
-``<script>alert(1)</script>`` is shown, never run. The only markup inserted unescaped is
+``<script>alert(1)</script>`` is shown, never run; before escaping, every string passes
+through :func:`analyze_experiment.textsafe.visible` (Jinja's ``finalize``), so line breaks and
+bidi overrides (U+202E) in a name are shown as escapes, never obeyed. The only markup inserted unescaped is
 generated here: plotly's chart divs (their labels are escaped by
 :mod:`analyze_experiment.plots.interactive`, their JSON by plotly) and plotly.js itself,
 embedded inline from the installed package. A Content-Security-Policy forbids any
@@ -24,6 +26,7 @@ from markupsafe import Markup
 
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
 from analyze_experiment.report.markdown import _is_numeric, _link_target
+from analyze_experiment.textsafe import visible
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -77,11 +80,20 @@ class SectionView:
     subsections: list[SectionView] = field(default_factory=list)
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ … }}`` output: plain strings made visible; generated markup (charts,
+    plotly.js) passes untouched."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible(value)
+    return value
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
+        finalize=_finalize,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

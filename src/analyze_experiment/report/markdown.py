@@ -3,8 +3,11 @@
 Every string in the document is untrusted plain text (run names, task names and sample
 text come from logs). :func:`escape` makes it inert: ``<``, ``>`` and ``&`` become entities
 so no HTML survives, and markdown punctuation is backslash-escaped so a run called
-``*best*`` is not rendered in italics. Table cells additionally escape ``|`` and fold
-newlines, so a cell can never break its table.
+``*best*`` is not rendered in italics. Line breaks, other control characters and
+Unicode formatting characters (the bidi override U+202E …) are shown as backslash escapes
+(:func:`analyze_experiment.textsafe.visible`), so a name can neither split a table row or a
+paragraph nor display reversed. Table cells additionally escape ``|``, so a cell can never
+break its table.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import unicodedata
 import pandas as pd
 
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+from analyze_experiment.textsafe import visible
 
 TOC_MIN_SECTIONS = 4
 """A table of contents is added when the report has at least this many top-level sections."""
@@ -28,7 +32,7 @@ _MISSING = "—"
 
 def escape_inline(text: object) -> str:
     """Escape text that stays inside one line (table cells, list items, headings)."""
-    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     s = _SPECIAL.sub(r"\\\1", s)
     return _UNDERSCORE.sub(r"\\_", s)
 
@@ -60,13 +64,12 @@ def _escape_line_starts(s: str) -> str:
 
 
 def escape_cell(text: object) -> str:
-    """:func:`escape` for a table cell: pipes escaped, line breaks folded into spaces.
+    """:func:`escape` for a table cell: pipes escaped, line breaks shown as ``\\n``.
 
     A cell is inline content, so block syntax at its start (``- x``, ``1. x``) needs no
     escape there; list items and headings add it with :func:`escape_item`.
     """
-    s = re.sub(r"\s*[\r\n]+\s*", " ", str(text)).strip()
-    return escape_inline(s).replace("|", "\\|")
+    return escape_inline(str(text).strip(" ")).replace("|", "\\|")
 
 
 def escape_item(text: object) -> str:
