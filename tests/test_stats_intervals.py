@@ -5,6 +5,8 @@ import math
 import numpy as np
 import pytest
 import statsmodels.api as sm
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
@@ -71,9 +73,36 @@ def test_mean_interval_methods():
 
 
 def test_from_log_interval():
+    # an accuracy is a proportion: Wilson at every n, even when the log states a stderr
     iv = from_log_interval(0.8, 0.02, 400, "accuracy", 0.95)
-    assert (iv.ci_low, iv.ci_high) == pytest.approx((0.8 - 1.959963984540054 * 0.02, 0.8 + 1.959963984540054 * 0.02))
+    assert (iv.ci_low, iv.ci_high) == pytest.approx(proportion_confint(320, 400, method="wilson"))
+    ivm = from_log_interval(3.2, 0.5, 40, "mean", 0.95)
+    assert (ivm.ci_low, ivm.ci_high) == pytest.approx((3.2 - 1.959963984540054 * 0.5, 3.2 + 1.959963984540054 * 0.5))
     iv2 = from_log_interval(0.8, None, 100, "accuracy")
     assert (iv2.ci_low, iv2.ci_high) == pytest.approx(proportion_confint(80, 100, method="wilson"))
     iv3 = from_log_interval(3.2, None, None, "mean")
     assert iv3.method == "from_log" and math.isnan(iv3.ci_low)
+
+
+@pytest.mark.parametrize(("value", "stderr", "n"), [(0.5, 0.5, 2), (2 / 3, 1 / 3, 3), (1.0, 0.0, 1), (0.0, 0.0, 4),
+                                                    (0.75, 0.25, 4), (0.9, 0.03, 100)])
+def test_proportion_from_log_is_wilson_within_0_1_at_every_n(value, stderr, n):
+    """Issue 11: an accuracy of n = 2 was reported as [-2.43, 3.93]; the public inspect-ai
+    log tests/analysis/test_logs/*_no-samples.json (accuracy 0.667, stderr 0.333, n = 3)
+    gave [0.01, 1.32] with value ± z·stderr."""
+    iv = from_log_interval(value, stderr, n, "accuracy")
+    assert (iv.ci_low, iv.ci_high) == pytest.approx(proportion_confint(round(value * n), n, method="wilson"))
+    assert 0.0 <= iv.ci_low <= value <= iv.ci_high <= 1.0
+    assert iv.too_small == (n < 10)
+    # a 0/1 scorer whose header metric is called "mean" is a proportion too
+    ivb = from_log_interval(value, stderr, n, "mean", binary=True)
+    assert (ivb.ci_low, ivb.ci_high) == pytest.approx((iv.ci_low, iv.ci_high))
+
+
+@given(st.integers(1, 60).flatmap(lambda n: st.tuples(st.just(n), st.integers(0, n))))
+def test_wilson_per_sample_interval_never_leaves_0_1(nk):
+    n, k = nk
+    x = np.array([1.0] * k + [0.0] * (n - k))
+    iv = mean_interval(x, binary=True)
+    assert (iv.ci_low, iv.ci_high) == pytest.approx(proportion_confint(k, n, method="wilson"))
+    assert 0.0 <= iv.ci_low <= iv.ci_high <= 1.0

@@ -24,6 +24,7 @@ INTERVALS = [
     "n_clusters",
     "method",  # "wilson" | "t" | "clustered_t" | "from_log" (no per-sample data)
     "binary",  # bool: every score is 0/1
+    "too_small",  # bool: n < 10 (stats.intervals.MIN_N_FOR_VERDICT): shown, never a verdict
 ]
 
 COMPARISONS = [

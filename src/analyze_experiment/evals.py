@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.eval_consistency import reconcile
 from analyze_experiment.sources import inspect_log
 
 STAGE = "evals"
@@ -72,14 +73,22 @@ def _read_one_unguarded(path: str) -> dict[str, Any]:
         data = inspect_log.read_log(path)
         info = inspect_log.log_record(data)
         cols = inspect_log.sample_columns(data)
+        scores = inspect_log.score_records(data)
+        if data.samples_unusable:  # header metrics only: see inspect_log.check_sample_keys
+            cols = {k: [] for k in cols}
+        else:
+            scores, mismatches = reconcile(scores, cols)
+            data.problems.extend(mismatches)
         return {
             "ok": True,
             "log": info,
-            "scores": inspect_log.score_records(data),
+            "scores": scores,
             "partial_scores": _partial_scores(cols) if info["status"] != "success" else [],
             "samples": _block(cols),
             "n_rows": len(cols["score"]),
             "notes": data.notes,
+            "problems": data.problems,
+            "samples_unusable": data.samples_unusable,
         }
     except inspect_log.LogReadError as e:
         return {"ok": False, "error": str(e)}
@@ -251,12 +260,23 @@ def _choose(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
     for group in groups.values():
         newest_first = sorted(group, key=_recency, reverse=True)
         success = [r for r in newest_first if r["status"] == "success"]
-        partial = [r for r in newest_first if r["status"] != "success" and r["scored_samples"] > 0]
+        partial = [r for r in newest_first if r["status"] != "success" and (r["scored_samples"] > 0 or r["_header_scores"])]
         chosen = success[0] if success else (partial[0] if partial else None)
         for r in newest_first:
             if r is chosen:
                 r["used"] = True
-                if r["status"] != "success":
+                if r["status"] != "success" and r["scored_samples"] == 0:
+                    n = _fmt(r["completed_samples"])
+                    r["note"] = (f"status {r['status']}: partial results from the header's metrics "
+                                 f"(n = {n} of {_fmt(r['total_samples'])}); no stored samples")
+                    diag.warn(
+                        r["_path"],
+                        f"evaluation log has status '{r['status']}' and stores no samples; used the metrics its "
+                        f"header states (partial results, n = {n} of {_fmt(r['total_samples'])} samples); "
+                        "no paired tests for it",
+                        stage=STAGE,
+                    )
+                elif r["status"] != "success":
                     r["note"] = (
                         f"status {r['status']}: partial results, {r['scored_samples']} of "
                         f"{_fmt(r['total_samples'])} samples scored"
@@ -273,6 +293,7 @@ def _choose(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
                 r["note"] = f"status {r['status']}: no scored samples"
                 diag.warn(r["_path"], f"evaluation log has status '{r['status']}' and no scored samples; not used",
                           stage=STAGE)  # fmt: skip
+                r["_named"] = True
             else:
                 r["note"] = f"duplicate of {chosen['log']} (newer or successful); not used"
                 diag.warn(
@@ -282,6 +303,33 @@ def _choose(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
                     severity="info",
                     stage=STAGE,
                 )
+
+
+def _name_unscored(logs: list[dict[str, Any]], diag: Diagnostics) -> None:
+    """Every log is accounted for (issue 11): a used log that contributes no score at all
+    (no scorer ran, or scoring was skipped) and a successful log without stored samples are
+    named, with their status, so "0 warnings" never hides a log."""
+    for rec in logs:
+        if not rec.get("_read") or rec.get("_named"):
+            continue
+        header, rows = rec["_header_scores"], rec["_sample_rows"]
+        if not header and not rows:
+            rec["note"] = rec["note"] or f"status {rec['status']}: no scores"
+            diag.warn(
+                rec["_path"],
+                f"evaluation log has no scores (no scorer ran, or scoring was skipped; status '{rec['status']}'): "
+                "nothing from it is in the results",
+                stage=STAGE,
+            )
+        elif rec.get("used") and rec["status"] == "success" and header and not rows and not rec["scored_samples"]:
+            rec["note"] = rec["note"] or "no stored samples: header metrics only"
+            diag.warn(
+                rec["_path"],
+                f"evaluation log has status 'success' but stores no samples (written with log_samples off?): its "
+                f"header metrics are used (n = {_fmt(rec['completed_samples'])}); no per-sample data, so no paired "
+                "tests for it",
+                stage=STAGE,
+            )
 
 
 def _fmt(v: Any) -> str:
@@ -320,6 +368,8 @@ def collect_evals(
         info = res["log"]
         for note in res["notes"]:
             diag.warn(f.path, note, severity="info", stage=STAGE)
+        for problem in res["problems"]:
+            diag.warn(f.path, problem, stage=STAGE)
         epoch, source = epoch_of(Path(f.path), f.run_dir, info["eval_metadata"], info["model_args"], info["model"])
         rec = {
             "log": rel,
@@ -344,6 +394,8 @@ def collect_evals(
             "source": info["source"],
             "error_message": info["error_message"],
             "_read": True,
+            "_header_scores": bool(res["scores"]),
+            "_sample_rows": res["n_rows"],
             "_completed_at": info["completed_at"],
             "_path": f.path,
         }  # fmt: skip
@@ -360,13 +412,15 @@ def collect_evals(
         ident = {"run": rec["run"], "task": rec["task"], "epoch": rec["epoch"], "log": rec["log"]}
         partial = rec["status"] != "success"
         scores = res["partial_scores"] if partial else res["scores"]
+        if partial and not scores:  # cancelled/errored, no stored samples: inspect's own metrics
+            scores = res["scores"]
         score_rows.extend({**ident, **s, "status": rec["status"], "partial": partial} for s in scores)
         if res["n_rows"]:
             sample_blocks.append(_with_ident(res["samples"], ident, res["n_rows"]))
+    _name_unscored(logs, diag)
     for rec in logs:
-        rec.pop("_read", None)
-        rec.pop("_path", None)
-        rec.pop("_completed_at", None)
+        for key in ("_read", "_path", "_completed_at", "_header_scores", "_sample_rows", "_named"):
+            rec.pop(key, None)
 
     eval_logs = tables.frame(tables.EVAL_LOGS, logs)
     eval_scores = tables.frame(tables.EVAL_SCORES, score_rows)

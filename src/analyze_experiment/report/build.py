@@ -196,6 +196,24 @@ def _link(prefix: str, path: Any) -> Any:
     return path if prefix in ("", ".") else f"{prefix.rstrip('/')}/{path}"
 
 
+def _partial_status(scores: pd.DataFrame) -> dict[tuple[Any, ...], str]:
+    """(run, task, epoch, scorer) -> status of a partial log (cancelled/error/started)."""
+    if "partial" not in scores.columns or not len(scores):
+        return {}
+    part = scores[scores["partial"].fillna(False).astype(bool)]
+    return {(r.run, r.task, fmt.epoch(r.epoch), r.scorer): str(r.status) for r in part.itertuples(index=False)}
+
+
+def _n_cell(n: Any, status: str | None) -> str:
+    """``n`` with what limits it: a partial log, or too few samples for a verdict (issue 11)."""
+    from analyze_experiment.stats.intervals import too_small
+
+    notes = [f"partial: {status}"] if status else []
+    if not fmt.is_missing(n) and too_small(n):
+        notes.append("too small for a verdict")
+    return fmt.integer(n) + (f" ({'; '.join(notes)})" if notes else "")
+
+
 def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "") -> pd.DataFrame:
     """The evaluation comparison table: run, task, epoch, scorer, metric with CI, n, log."""
     iv = analysis.intervals
@@ -204,6 +222,7 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
     logs = {}
     for r in exp.eval_scores.itertuples(index=False):
         logs[(r.run, r.task, fmt.epoch(r.epoch), r.scorer)] = r.log
+    partial = _partial_status(exp.eval_scores)
     seen = set()
     for r in iv.itertuples(index=False):
         key = (r.run, r.task, fmt.epoch(r.epoch), r.scorer)
@@ -215,7 +234,7 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
                 "epoch": fmt.epoch(r.epoch),
                 "scorer": r.scorer,
                 f"{r.metric} [{level}% CI]": fmt.ci(r.value, r.ci_low, r.ci_high),
-                "n": fmt.integer(r.n),
+                "n": _n_cell(r.n, partial.get(key)),
                 "CI method": r.method,
                 "log_path": logs.get(key),
             }

@@ -79,6 +79,12 @@ class LogData:
     samples: list[dict[str, Any]]
     source: str
     notes: list[str] = field(default_factory=list)
+    """Informational remarks (shown as ``info`` in Data Quality)."""
+    problems: list[str] = field(default_factory=list)
+    """Faults that change what the log can be used for (shown as warnings; ``--strict`` sees them)."""
+    samples_unusable: str | None = None
+    """Why the per-sample scores must not be used (duplicate or colliding ids), or None. The
+    header's metrics stay usable; paired tests cannot rest on samples that collapse."""
 
 
 # --- JSON -------------------------------------------------------------------------------
@@ -160,6 +166,88 @@ def _dedupe(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for s in summaries:
         by_key[(str(s.get("id")), s.get("epoch"))] = s
     return list(by_key.values())
+
+
+def _id_text(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
+
+
+def check_sample_keys(data: LogData) -> None:
+    """Duplicate sample records, then the last record per (id, epoch) kept (issue 12).
+
+    inspect-ai keeps the last record per ``(str(id), epoch)``: a requeued sample's re-run is
+    recorded after its superseded attempt. That is right when the earlier records carry no
+    scores (the superseded attempts; an ``info`` note). Two *scored* records of one key, or
+    ids that differ only in type (``1`` and ``"1"``), mean the per-sample data cannot be
+    trusted: keeping one would silently shrink the paired n (200 → 1) while the header still
+    says 200. Then :attr:`LogData.samples_unusable` is set; the header's metrics stay usable.
+    """
+    groups: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for rec in data.samples:
+        groups.setdefault((str(rec.get("id")), rec.get("epoch")), []).append(rec)
+    if len(groups) == len(data.samples):
+        return
+    collide: list[str] = []
+    scored_twice: list[str] = []
+    superseded = 0
+    for (_, epoch), recs in groups.items():
+        if len(recs) == 1:
+            continue
+        raw_ids = {(type(r.get("id")).__name__, _id_text(r.get("id"))) for r in recs}
+        if len(raw_ids) > 1:
+            collide.append(" and ".join(sorted(t for _, t in raw_ids)) + f" (epoch {epoch})")
+        elif sum(1 for r in recs if r.get("scores")) > 1:
+            scored_twice.append(f"{_id_text(recs[0].get('id'))} (epoch {epoch}) ×{len(recs)}")
+        else:
+            superseded += len(recs) - 1
+    data.samples = _dedupe(data.samples)
+    reasons = []
+    if scored_twice:
+        reasons.append(
+            f"{len(scored_twice)} sample id(s) appear more than once with scores in the same epoch "
+            f"(e.g. {', '.join(scored_twice[:3])})"
+        )
+    if collide:
+        reasons.append(
+            f"{len(collide)} sample id(s) collide once read as text (e.g. {', '.join(collide[:3])})"
+        )
+    if reasons:
+        data.samples_unusable = "; ".join(reasons)
+        data.problems.append(
+            f"{data.samples_unusable}: the per-sample scores of this log are not used for paired tests "
+            "or intervals (they would collapse to fewer samples than the log holds); its header metrics are used"
+        )
+    if superseded:
+        data.notes.append(
+            f"{superseded} superseded sample record(s) without scores (an earlier attempt of a sample that "
+            "was run again): the later record is used, as inspect-ai does"
+        )
+
+
+def check_sample_epochs(data: LogData) -> None:
+    """Records whose ``epoch`` lies outside ``1..eval.config.epochs`` are dropped and named.
+
+    A log configured for 1 epoch that holds epoch-2 records would otherwise change the
+    per-sample means and the paired data silently (issue 12).
+    """
+    config = data.header.get("eval", {}).get("config")
+    planned = config.get("epochs") if isinstance(config, dict) else None
+    if isinstance(planned, bool) or not isinstance(planned, int) or planned < 1:
+        return  # not stated (older logs): nothing to check against
+    keep, extra = [], []
+    for rec in data.samples:
+        e = rec.get("epoch")
+        if isinstance(e, int) and not isinstance(e, bool) and not 1 <= e <= planned:
+            extra.append(e)
+        else:
+            keep.append(rec)
+    if extra:
+        data.samples = keep
+        epochs = ", ".join(str(e) for e in sorted(set(extra))[:5])
+        data.problems.append(
+            f"{len(extra)} sample record(s) of epoch {epochs}, but the log's configuration says "
+            f"{planned} epoch(s): those records are not used"
+        )
 
 
 def _summary_list(data: Any, what: str) -> list[dict[str, Any]]:
@@ -300,11 +388,12 @@ def _read_zip(path: Path, limit: int) -> LogData:
             header = _check_header(member(HEADER_JSON), HEADER_JSON)
             if SUMMARIES_JSON in infos:
                 return LogData(
-                    str(path), "eval", header, _dedupe(_summary_list(member(SUMMARIES_JSON), SUMMARIES_JSON)),
-                    "summaries",
+                    str(path), "eval", header, _summary_list(member(SUMMARIES_JSON), SUMMARIES_JSON), "summaries",
                 )
-            notes.append("no summaries.json: per-sample scores read from samples/*.json")
-            return LogData(str(path), "eval", header, _dedupe(from_samples()), "samples", notes)
+            samples = from_samples()
+            if samples:
+                notes.append("no summaries.json: per-sample scores read from samples/*.json")
+            return LogData(str(path), "eval", header, samples, "samples", notes)
         if JOURNAL_START in infos:
             start = member(JOURNAL_START)
             header = _check_header(start, JOURNAL_START)
@@ -320,7 +409,7 @@ def _read_zip(path: Path, limit: int) -> LogData:
             source = "journal"
             if not journal:
                 samples, source = from_samples(), "samples"
-            return LogData(str(path), "eval", header, _dedupe(samples), source, notes)
+            return LogData(str(path), "eval", header, samples, source, notes)
         raise _NeedsInspect("zip has neither header.json nor _journal/start.json")
 
 
@@ -380,7 +469,13 @@ def read_log(path: str | Path, *, limit: int = MAX_MEMBER_BYTES) -> LogData:
         LogReadError: the file is empty, not a zip/JSON log, truncated, corrupt, a zip bomb
             or of the wrong shape.
     """
-    path = Path(path)
+    data = _read_any(Path(path), limit)
+    check_sample_keys(data)
+    check_sample_epochs(data)
+    return data
+
+
+def _read_any(path: Path, limit: int) -> LogData:
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -413,7 +508,9 @@ def value_to_float(value: Any) -> float:
     "yes"/"true"=1, "no"/"false"=0, numeric strings parsed.
 
     Where inspect-ai would log a warning and return 0 (lists, dicts, other strings, None) we
-    return NaN: an unknown score must not count as a wrong answer.
+    return NaN: an unknown score must not count as a wrong answer. Non-finite numbers
+    (``Infinity``, ``NaN``, ``"1e999"``) are NaN too: one infinite score would make a run
+    "the highest mean: inf". :func:`value_problem` says which of the two a NaN was.
 
     >>> [value_to_float(v) for v in ("C", "P", "I", True, 3, "0.25")]
     [1.0, 0.5, 0.0, 1.0, 3.0, 0.25]
@@ -425,7 +522,8 @@ def value_to_float(value: Any) -> float:
     if value in ("I", "N"):
         return 0.0
     if isinstance(value, bool | int | float):
-        return float(value)
+        f = float(value)
+        return f if math.isfinite(f) else math.nan
     if isinstance(value, str):
         low = value.lower()
         if low in ("yes", "true"):
@@ -436,6 +534,40 @@ def value_to_float(value: Any) -> float:
             f = float(value)
             return f if math.isfinite(f) else math.nan
     return math.nan
+
+
+_NON_FINITE_WORDS = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity", "nan", "+nan", "-nan"}
+
+
+def value_problem(value: Any) -> str | None:
+    """Why a score value gives no number: ``"non_finite"`` (``Infinity``, ``NaN``, ``"1e999"``),
+    ``"unknown"`` (None, a list or dict, a string that is no score) or None (a usable value).
+
+    >>> [value_problem(v) for v in ("C", 0.5, float("inf"), "1e999", None, [1], "maybe")]
+    [None, None, 'non_finite', 'non_finite', 'unknown', 'unknown', 'unknown']
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return None if math.isfinite(value) else "non_finite"
+    if isinstance(value, str):
+        if value in ("C", "P", "I", "N") or value.lower() in ("yes", "true", "no", "false"):
+            return None
+        if _NUMERIC.match(value):
+            return None if math.isfinite(float(value)) else "non_finite"
+        return "non_finite" if value.strip().lower() in _NON_FINITE_WORDS else "unknown"
+    return "unknown"
+
+
+def _kind(value: Any) -> str:
+    """A short name of an odd value for a warning: ``null``, ``list``, ``'maybe'``."""
+    if value is None:
+        return "null"
+    if isinstance(value, list | dict):
+        return type(value).__name__
+    if isinstance(value, str):
+        return repr(short(value, 20))
+    return raw_str(value) or type(value).__name__
 
 
 def raw_str(value: Any) -> str | None:
@@ -547,6 +679,7 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
         return []
     sample_keys = {k for s in data.samples for k in (s.get("scores") or {})}
     out = []
+    non_finite: list[str] = []
     for sc in scores:
         if not isinstance(sc, dict):
             continue
@@ -555,6 +688,8 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
         if n is None:
             key = sc.get("name")
             n = len({str(s.get("id")) for s in data.samples if key in (s.get("scores") or {})}) or None
+        if n is None and isinstance(results.get("completed_samples"), int):
+            n = results["completed_samples"]  # no stored samples (older logs, log_samples off)
         metrics = sc.get("metrics") or {}
         rows = []
         for key, m in metrics.items():
@@ -563,6 +698,9 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
             name = m.get("name") or key
             group = m.get("group")
             value = m.get("value")
+            if isinstance(value, float) and not math.isfinite(value) and (math.isinf(value) or name != "stderr"):
+                non_finite.append(f"{label}/{f'{group}/{name}' if group else name} = {value}")
+                value = None
             rows.append(
                 {
                     "scorer": label,
@@ -575,7 +713,7 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
                 }
             )
         err = metrics.get("stderr")
-        if isinstance(err, dict) and isinstance(err.get("value"), int | float):
+        if isinstance(err, dict) and isinstance(err.get("value"), int | float) and math.isfinite(err["value"]):
             for r in rows:
                 if r["_plain"]:
                     r["stderr"] = float(err["value"])
@@ -583,6 +721,11 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
         for r in rows:
             del r["_plain"]
         out.extend(rows)
+    if non_finite:
+        note = (f"header metric(s) that are not finite ({', '.join(non_finite[:4])}): left empty, never "
+                "used as a value")
+        if note not in data.problems:
+            data.problems.append(note)
     return out
 
 
@@ -604,8 +747,9 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     cols: dict[str, list[Any]] = {c: [] for c in SAMPLE_COLUMNS}
     sid, sep, scr, val, raw, ans, tgt = (cols[c] for c in SAMPLE_COLUMNS)
     meta_cols: dict[str, list[Any]] = {}
-    seen: dict[tuple[type, Any], tuple[float, str | None]] = {}
+    seen: dict[tuple[type, Any], tuple[float, str | None, str | None]] = {}
     n = wrong_shape = 0
+    odd: dict[str, dict[str, int]] = {"non_finite": {}, "unknown": {}}
     for s in data.samples:
         scores = s.get("scores")
         if not scores or not isinstance(scores, dict):
@@ -624,11 +768,14 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
             items = value.items() if isinstance(value, dict) else ((None, value),)
             for sub, v in items:
                 try:  # score values repeat ("C", "I", 0.5 ...): convert each distinct one once
-                    f, r = seen[(v.__class__, v)]
+                    f, r, bad = seen[(v.__class__, v)]
                 except KeyError:
-                    f, r = seen[(v.__class__, v)] = value_to_float(v), raw_str(v)
+                    f, r, bad = seen[(v.__class__, v)] = value_to_float(v), raw_str(v), value_problem(v)
                 except TypeError:  # unhashable (a list)
-                    f, r = value_to_float(v), raw_str(v)
+                    f, r, bad = value_to_float(v), raw_str(v), value_problem(v)
+                if bad is not None:
+                    kinds = odd[bad]
+                    kinds[_kind(v)] = kinds.get(_kind(v), 0) + 1
                 sid.append(ident)
                 sep.append(epoch)
                 scr.append(key if sub is None else f"{key}/{sub}")
@@ -646,11 +793,33 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     for col in meta_cols.values():
         col.extend([None] * (n - len(col)))
     cols.update(meta_cols)
+    _note_odd_values(data, odd)
     if wrong_shape:  # a sample silently missing from the paired tests would be a wrong n
         note = f"{wrong_shape} sample score(s) that are not objects (wrong shape): left out of the per-sample scores"
         if note not in data.notes:
             data.notes.append(note)
     return cols
+
+
+def _note_odd_values(data: LogData, odd: dict[str, dict[str, int]]) -> None:
+    """One warning per kind of unusable score value, with the count and the values seen."""
+
+    def listing(kinds: dict[str, int]) -> str:
+        items = sorted(kinds.items(), key=lambda kv: -kv[1])
+        return ", ".join(f"{k} ×{c}" for k, c in items[:5]) + (", …" if len(items) > 5 else "")
+
+    if odd["non_finite"]:
+        total = sum(odd["non_finite"].values())
+        note = (f"{total} sample score(s) are not finite numbers ({listing(odd['non_finite'])}): rejected, "
+                "left out of the per-sample scores")
+        if note not in data.problems:
+            data.problems.append(note)
+    if odd["unknown"]:
+        total = sum(odd["unknown"].values())
+        note = (f"{total} sample score(s) are not score values ({listing(odd['unknown'])}): left out of the "
+                "per-sample scores (inspect-ai's own metrics count them as 0)")
+        if note not in data.problems:
+            data.problems.append(note)
 
 
 def sample_records(data: LogData) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Bes
 from analyze_experiment.stats._format import fmt_diff, fmt_p
 from analyze_experiment.stats.candidates import CandKey, Family, label
 from analyze_experiment.stats.equivalence import tost_paired
-from analyze_experiment.stats.intervals import from_log_interval, mean_interval
+from analyze_experiment.stats.intervals import MIN_N_FOR_VERDICT, from_log_interval, mean_interval, too_small
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
 from analyze_experiment.stats.paired import align, compare
 from analyze_experiment.stats.power import minimum_detectable_difference
@@ -45,7 +45,7 @@ def family_intervals(fam: Family, confidence: float) -> pd.DataFrame:
     for key, d in fam.from_log.items():
         if key in fam.scores:
             continue
-        iv = from_log_interval(d["value"], d["stderr"], d["n"], fam.metric, confidence)
+        iv = from_log_interval(d["value"], d["stderr"], d["n"], fam.metric, confidence, binary=fam.binary)
         rows.append(_row(fam, key, iv, fam.binary))
     return pd.DataFrame(rows, columns=INTERVALS)
 
@@ -54,7 +54,7 @@ def _row(fam: Family, key: CandKey, iv: Any, binary: bool) -> dict[str, Any]:
     return {"run": key[0], "task": fam.task, "epoch": math.nan if key[1] is None else key[1],
             "scorer": fam.scorer, "metric": fam.metric, "value": iv.value, "stderr": iv.stderr,
             "ci_low": iv.ci_low, "ci_high": iv.ci_high, "n": iv.n, "n_clusters": iv.n_clusters,
-            "method": iv.method, "binary": binary}
+            "method": iv.method, "binary": binary, "too_small": iv.too_small}
 
 
 def _key(row: pd.Series) -> CandKey:
@@ -148,6 +148,9 @@ def _best(fam: Family, row: pd.Series, comp: pd.DataFrame, intervals: pd.DataFra
     untested = n_other - len(vb)
     if n_other == 0:
         clear, reason = False, "only one candidate was evaluated"
+    elif too_small(row["n"]):
+        clear, reason = False, (f"n = {_count(row['n'])} samples is too small for a verdict "
+                                f"(fewer than {MIN_N_FOR_VERDICT})")
     elif key not in fam.scores:
         clear, reason = False, "the best candidate has no per-sample scores, so no paired test was possible"
     elif tied:
@@ -166,6 +169,10 @@ def _best(fam: Family, row: pd.Series, comp: pd.DataFrame, intervals: pd.DataFra
     return Best(task=fam.task, scorer=fam.scorer, metric=fam.metric, run=key[0], epoch=key[1],
                 value=float(row["value"]), ci_low=_num(row["ci_low"]), ci_high=_num(row["ci_high"]),
                 clear_winner=clear, reason=reason, tied_with=tied)
+
+
+def _count(v: Any) -> str:
+    return "?" if v is None or pd.isna(v) else str(int(v))
 
 
 def _num(v: Any) -> float | None:

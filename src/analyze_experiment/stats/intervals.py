@@ -17,6 +17,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+MIN_N_FOR_VERDICT = 10
+"""Below this many samples an estimate is shown but never decides anything ("too small for a
+verdict"): a 0/1 score on 2 samples can only be 0, 0.5 or 1 (issue 11)."""
+
+PROPORTION_METRICS = ("accuracy",)
+"""inspect-ai metrics that are a share of 0/1 (or C/P/I) scores: Wilson intervals, within [0, 1]."""
+
+
+def too_small(n: float | None) -> bool:
+    """Whether ``n`` samples are too few for a verdict (:data:`MIN_N_FOR_VERDICT`)."""
+    return n is None or pd.isna(n) or int(n) < MIN_N_FOR_VERDICT
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -29,6 +41,11 @@ class Interval:
     n: int
     n_clusters: int | None
     method: str
+
+    @property
+    def too_small(self) -> bool:
+        """Fewer than :data:`MIN_N_FOR_VERDICT` samples: shown, never a verdict."""
+        return too_small(self.n)
 
 
 def _z(confidence: float) -> float:
@@ -111,19 +128,35 @@ def mean_interval(
 
 
 def from_log_interval(
-    value: float, stderr: float | None, n: float | None, metric: str, confidence: float = 0.95
+    value: float,
+    stderr: float | None,
+    n: float | None,
+    metric: str,
+    confidence: float = 0.95,
+    *,
+    binary: bool | None = None,
 ) -> Interval:
     """Interval from inspect's own metric when there are no per-sample scores.
 
-    With a logged stderr: value ± z·stderr (inspect's stderr is a CLT standard error);
-    an accuracy without stderr but with n: Wilson on round(value·n); else no interval.
+    A proportion (``accuracy``, or ``binary=True``: the scorer's scores are 0/1) with n:
+    the Wilson interval of value·n successes out of n, at every n — never value ± z·stderr,
+    which at n = 3 (accuracy 0.667, stderr 0.333) gives [0.01, 1.32]; a proportion stays in
+    [0, 1]. Otherwise, with a logged stderr: value ± z·stderr (inspect's stderr is a CLT
+    standard error); else no interval.
+
+    >>> [round(x, 3) for x in (lambda iv: (iv.ci_low, iv.ci_high))(from_log_interval(2 / 3, 1 / 3, 3, "accuracy"))]
+    [0.208, 0.939]
     """
     nn = int(n) if n is not None and not pd.isna(n) else 0
     se = float(stderr) if stderr is not None and not pd.isna(stderr) else math.nan
+    proportion = (metric in PROPORTION_METRICS) if binary is None else (binary or metric in PROPORTION_METRICS)
+    if proportion and nn > 0 and 0.0 <= value <= 1.0:
+        lo, hi = wilson(value * nn, nn, confidence)
+        return Interval(float(value), se, lo, hi, nn, None, "from_log")
     if not math.isnan(se):
         z = _z(confidence)
-        return Interval(float(value), se, value - z * se, value + z * se, nn, None, "from_log")
-    if metric == "accuracy" and nn > 0:
-        lo, hi = wilson(round(value * nn), nn, confidence)
-        return Interval(float(value), math.nan, lo, hi, nn, None, "from_log")
+        lo, hi = value - z * se, value + z * se
+        if proportion and 0.0 <= value <= 1.0:
+            lo, hi = max(0.0, lo), min(1.0, hi)
+        return Interval(float(value), se, lo, hi, nn, None, "from_log")
     return Interval(float(value), math.nan, math.nan, math.nan, nn, None, "from_log")
