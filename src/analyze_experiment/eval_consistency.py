@@ -37,6 +37,31 @@ def sample_means(cols: dict[str, list[Any]]) -> dict[str, tuple[float, int]]:
     return out
 
 
+def missing_samples(scores: list[dict[str, Any]], cols: dict[str, list[Any]]) -> str | None:
+    """Why the stored samples cannot stand for the header's metrics, or None.
+
+    The header's ``n`` (inspect-ai's ``scored_samples``) counts the samples behind each
+    metric. When a log stores samples for a scorer but fewer distinct ids than that — ids
+    that collapsed into one when the log was written or read (``1`` and ``"1"``, or one id
+    used 200 times), or records cut out — a paired test on them would rest on fewer samples
+    than the table shows (issue 12: paired n 1 where the table says 200).
+    """
+    if not cols.get("score"):
+        return None
+    ids: dict[str, set[str]] = {}
+    for scorer, sid in zip(cols["scorer"], cols["sample_id"], strict=True):
+        ids.setdefault(str(scorer), set()).add(str(sid))
+    short = []
+    for row in scores:
+        n, scorer = row.get("n"), str(row.get("scorer"))
+        if isinstance(n, int) and scorer in ids and len(ids[scorer]) < n and row["metric"] in RECOMPUTED:
+            short.append(f"{scorer}: {len(ids[scorer])} of {n}")
+    if not short:
+        return None
+    return (f"the log stores fewer distinct samples than its header counts ({', '.join(short[:3])}; duplicate "
+            "or colliding sample ids, or records missing)")
+
+
 def reconcile(scores: list[dict[str, Any]], cols: dict[str, list[Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """Header metric rows checked against the samples.
 

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.eval_consistency import reconcile
+from analyze_experiment.eval_consistency import missing_samples, reconcile
 from analyze_experiment.sources import inspect_log
 
 STAGE = "evals"
@@ -74,6 +74,14 @@ def _read_one_unguarded(path: str) -> dict[str, Any]:
         info = inspect_log.log_record(data)
         cols = inspect_log.sample_columns(data)
         scores = inspect_log.score_records(data)
+        if not data.samples_unusable and info["status"] == "success":
+            short = missing_samples(scores, cols)
+            if short:
+                data.samples_unusable = short
+                data.problems.append(
+                    f"{short}: the per-sample scores of this log are not used for paired tests or intervals; "
+                    "its header metrics are used"
+                )
         if data.samples_unusable:  # header metrics only: see inspect_log.check_sample_keys
             cols = {k: [] for k in cols}
         else:
