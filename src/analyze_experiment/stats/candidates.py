@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,7 +51,7 @@ class Family:
     """Per-sample scores (sample epochs averaged), indexed by sample id."""
     clusters: pd.Series | None = None
     """Sample id -> cluster value when ``options.cluster_by`` applies."""
-    from_log: dict[CandKey, dict[str, float]] = field(default_factory=dict)
+    from_log: dict[CandKey, dict[str, Any]] = field(default_factory=dict)
     """Candidates with no per-sample rows: inspect's ``value``/``stderr``/``n``."""
     direction: str = "higher"
     """``higher`` | ``lower`` | ``descriptive`` (never ranked): which way is better."""
@@ -130,6 +131,7 @@ def build_families(experiment: Experiment, options: Options) -> list[Family]:
                 fam = Family(str(task), str(scorer), metric, metric == "accuracy")
                 fams[(str(task), str(scorer))] = fam
             fam.from_log[key] = {
+                "metric": str(row["metric"]),  # the log's own metric (accuracy: a proportion)
                 "value": float(row["value"]),
                 "stderr": pd.to_numeric(row.get("stderr"), errors="coerce"),
                 "n": pd.to_numeric(row.get("n"), errors="coerce"),

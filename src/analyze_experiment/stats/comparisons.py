@@ -45,7 +45,8 @@ def family_intervals(fam: Family, confidence: float) -> pd.DataFrame:
     for key, d in fam.from_log.items():
         if key in fam.scores:
             continue
-        iv = from_log_interval(d["value"], d["stderr"], d["n"], fam.metric, confidence, binary=fam.binary)
+        iv = from_log_interval(d["value"], d["stderr"], d["n"], d.get("metric", fam.metric), confidence,
+                               binary=fam.binary)
         rows.append(_row(fam, key, iv, fam.binary))
     return pd.DataFrame(rows, columns=INTERVALS)
 
