@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -82,7 +83,9 @@ def _link_target(path: str) -> str | None:
     p = str(path).strip()
     if not p or p in ("None", "nan", "—") or re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", p) or p.startswith("//"):
         return None
-    return p.replace(" ", "%20").replace("(", "%28").replace(")", "%29").replace("<", "%3C").replace(">", "%3E")
+    # every character but unreserved ones and "/" percent-encoded: a path with a space, a
+    # parenthesis, a line break or a bidi control can neither end the link nor split its row
+    return quote(p, safe="/._-~")
 
 
 def _is_numeric(values: list[str]) -> bool:
