@@ -5,7 +5,10 @@ inspect-ai ``.eval``/``.json`` logs, both design formats, the example's
 ``gpu_metrics.csv``) and breaks it the way disks, nodes and colleagues do: truncation at
 a random offset, bit flips, deleted or duplicated lines, non-UTF-8 and NUL bytes, a
 100 MB line, empty files; for ``.eval`` zips a bad CRC, a truncated central directory,
-size fields that lie, a zip bomb and members of the wrong JSON shape; for YAML anchor
+size fields that lie, a zip bomb and members of the wrong JSON shape, and readable logs
+whose content lies (duplicate or colliding sample ids, records of an extra epoch,
+non-finite or odd score values, an Infinity header metric, samples contradicting the
+header); for YAML anchor
 bombs and ``!!python/object`` tags; for markdown ragged table rows.
 
 ``generate(bases, seed)`` is pure: the same bases and seed give the same mutants, so a
@@ -14,6 +17,7 @@ failure found by ``make fuzz`` reproduces by its mutant id.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import random
@@ -300,7 +304,7 @@ def wrong_shape_json(rng: random.Random, text: bytes) -> bytes:
     for _ in range(rng.randint(1, 3)):
         path = rng.choice(paths)
         try:
-            obj = _replace(obj, path, rng.choice(_WRONG))
+            obj = _replace(obj, path, copy.deepcopy(rng.choice(_WRONG)))  # a copy: later edits must not change _WRONG
         except (KeyError, IndexError, TypeError):
             continue
         paths = list(_paths(obj))
@@ -328,6 +332,128 @@ def zip_member_garbage(rng: random.Random, b: bytes) -> bytes:
     target = rng.choice([n for n, _ in members if n in ("header.json", "summaries.json")] or [members[0][0]])
     op = rng.choice([truncate, bit_flips, nul_bytes, non_utf8])
     return _zip([(n, op(rng, d) if n == target else d) for n, d in members])
+
+
+# --- semantic faults of a readable log (issue 12): the zip is fine, the content lies --------
+
+
+def _edit_summaries(b: bytes, edit: Callable[[list[dict]], bool]) -> tuple[bytes, bool]:
+    """Apply ``edit`` to the sample summaries (summaries.json, else the journal's);
+    ``(new bytes, whether anything changed)``."""
+    members = _members(b)
+    names = [n for n, _ in members if n == "summaries.json"] or [
+        n for n, _ in members if n.startswith("_journal/summaries/") and n.endswith(".json")]
+    changed = False
+    out = []
+    for n, d in members:
+        if n in names:
+            data = json.loads(d)
+            if isinstance(data, list) and data and edit(data):
+                changed = True
+                d = json.dumps(data).encode()
+        out.append((n, d))
+    return (_zip(out), True) if changed else (b, False)
+
+
+def _scored(data: list[dict]) -> list[dict]:
+    return [s for s in data if isinstance(s, dict) and isinstance(s.get("scores"), dict) and s["scores"]]
+
+
+def duplicate_ids(rng: random.Random, b: bytes) -> tuple[bytes, bool]:
+    """Two scored summaries share one id (the same id, or 1 and "1")."""
+
+    def edit(data: list[dict]) -> bool:
+        scored = _scored(data)
+        if len(scored) < 2:
+            return False
+        a, c = rng.sample(scored, 2)
+        c["epoch"] = a.get("epoch")
+        if rng.random() < 0.5:
+            a["id"], c["id"] = 1, "1"
+        else:
+            c["id"] = a["id"]
+        return True
+
+    return _edit_summaries(b, edit)
+
+
+def extra_epoch(rng: random.Random, b: bytes) -> tuple[bytes, bool]:
+    """Copies of scored records in an epoch past every epoch the log holds."""
+
+    def edit(data: list[dict]) -> bool:
+        scored = _scored(data)
+        epochs = [s.get("epoch") for s in data if isinstance(s.get("epoch"), int)]
+        if not scored or not epochs:
+            return False
+        top = max(epochs) + rng.randint(1, 3)
+        data.extend({**s, "epoch": top} for s in rng.sample(scored, min(len(scored), 3)))
+        return True
+
+    return _edit_summaries(b, edit)
+
+
+def _set_values(rng: random.Random, b: bytes, values: list[object]) -> tuple[bytes, bool]:
+    def edit(data: list[dict]) -> bool:
+        scored = _scored(data)
+        if not scored:
+            return False
+        for s in rng.sample(scored, min(len(scored), rng.randint(1, 3))):
+            key = rng.choice(sorted(s["scores"]))
+            if isinstance(s["scores"][key], dict):
+                s["scores"][key]["value"] = rng.choice(values)
+        return True
+
+    return _edit_summaries(b, edit)
+
+
+def non_finite_scores(rng: random.Random, b: bytes) -> tuple[bytes, bool]:
+    return _set_values(rng, b, [float("inf"), float("-inf"), float("nan"), "1e999", "Infinity"])
+
+
+def odd_values(rng: random.Random, b: bytes) -> tuple[bytes, bool]:
+    return _set_values(rng, b, [None, [1, 2], {"a": [1]}, "maybe", ""])
+
+
+def header_infinity(rng: random.Random, b: bytes) -> tuple[bytes, bool]:
+    """A header metric set to Infinity."""
+    members = _members(b)
+    out, changed = [], False
+    for n, d in members:
+        if n == "header.json":
+            h = json.loads(d)
+            metrics = [m for sc in ((h.get("results") or {}).get("scores") or []) for m in (sc.get("metrics") or {}).values()
+                       if isinstance(m, dict) and isinstance(m.get("value"), int | float)]
+            if metrics:
+                rng.choice(metrics)["value"] = float("inf")
+                d, changed = json.dumps(h).encode(), True
+        out.append((n, d))
+    return (_zip(out), True) if changed else (b, False)
+
+
+def all_incorrect(rng: random.Random, b: bytes) -> tuple[bytes, bool]:
+    """Every text score "I" while the header keeps its metrics: named only where the header
+    then disagrees with the samples, so never a must."""
+
+    def edit(data: list[dict]) -> bool:
+        changed = False
+        for s in _scored(data):
+            for sc in s["scores"].values():
+                if isinstance(sc, dict) and isinstance(sc.get("value"), str) and sc["value"] != "I":
+                    sc["value"], changed = "I", True
+        return changed
+
+    return _edit_summaries(b, edit)[0], False
+
+
+SEMANTIC_OPS: dict[str, Callable[[random.Random, bytes], tuple[bytes, bool]]] = {
+    # name: operator -> (mutant, whether it must be named: False when the fault could not be planted)
+    "duplicate_ids": duplicate_ids,
+    "extra_epoch": extra_epoch,
+    "non_finite_scores": non_finite_scores,
+    "odd_values": odd_values,
+    "header_infinity": header_infinity,
+    "all_incorrect": all_incorrect,
+}
 
 
 ZIP_OPS: dict[str, tuple[Callable[[random.Random, bytes], bytes], bool]] = {
@@ -518,6 +644,12 @@ def generate(
             kind = rng.choice(sorted(ZIP_OPS))
             op, must = ZIP_OPS[kind]
             add("eval", kind, name, must, op(rng, b))
+    semantic = sorted(SEMANTIC_OPS)
+    for i, (name, b) in enumerate(bases.get("eval", [])):
+        for j in range(max(1, per_base // 4)):  # round robin: every kind is planted in turn
+            kind = semantic[(i + j * 7) % len(semantic)]
+            data, planted = SEMANTIC_OPS[kind](rng, b)
+            add("eval", kind, name, planted, data)
     for name, b in bases.get("json_log", []):
         for _ in range(per_base // 2):
             add("json_log", "wrong_shape", name, False, wrong_shape_json(rng, b))
