@@ -295,3 +295,24 @@ def test_too_few_samples_are_never_a_clear_winner(tmp_path):
     assert bool(iv[iv["run"] == "rank8_lr1e-5"]["too_small"].iloc[0]) is True
     assert bool(iv[iv["run"] == "rank16_lr1e-5"]["too_small"].iloc[0]) is False
     assert "clear winner" not in stdout.replace("no clear winner", "")
+
+
+def test_fewer_than_ten_paired_samples_give_a_p_value_but_no_verdict():
+    """8 items, one run right on all, the other wrong on all: the exact McNemar p (0.0078)
+    is reported, but 8 samples never make a significant difference or a clear winner."""
+    from scipy.stats import binomtest
+
+    from analyze_experiment.stats.candidates import Family
+    from analyze_experiment.stats.comparisons import family_comparisons, family_intervals
+
+    ids = [f"s{i}" for i in range(8)]
+    fam = Family("t", "cip", "accuracy", True)
+    fam.scores[("a", 0.0)] = pd.Series([1.0] * 8, index=ids)
+    fam.scores[("b", 0.0)] = pd.Series([0.0] * 8, index=ids)
+    iv = family_intervals(fam, 0.95)
+    assert iv["too_small"].tolist() == [True, True]
+    comp, _eq, best, _power = family_comparisons(fam, iv, [], confidence=0.95, margin=0.01, n_resamples=1000, seed=0)
+    (row,) = comp.itertuples()
+    assert row.p_value == pytest.approx(binomtest(8, 8, 0.5).pvalue)
+    assert row.p_value < 0.05 and not row.significant
+    assert best.run == "a" and not best.clear_winner and "too small for a verdict" in best.reason

@@ -127,7 +127,8 @@ def family_comparisons(
         comp["p_adjusted"] = holm(p)[: len(comp)]
         comp["q_value"] = benjamini_hochberg(p)[: len(comp)]
         comp["family_size"] = int(np.sum(~np.isnan(p)))
-        comp["significant"] = [bool(not math.isnan(x) and x < alpha) for x in comp["p_adjusted"]]
+        comp["significant"] = [bool(not math.isnan(x) and x < alpha and not too_small(n))  # n < 10: no verdict
+                               for x, n in zip(comp["p_adjusted"], comp["n_paired"], strict=True)]
     eq = pd.DataFrame(eq_rows, columns=EQUIVALENCE)
     return comp, eq, _best(fam, best_row, comp, intervals, alpha), _power(fam, comp, alpha)
 
