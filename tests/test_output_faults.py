@@ -226,3 +226,13 @@ def test_newline_and_bidi_in_a_run_name_are_escaped_everywhere(tmp_path):
     for block in re.findall(r"(?:^\|.*\n)+", md, flags=re.M):  # every table keeps its shape
         widths = {len(re.findall(r"(?<!\\)\|", ln)) for ln in block.rstrip("\n").split("\n")}
         assert len(widths) == 1, block
+
+
+def test_a_folder_that_is_not_a_report_is_refused_naming_its_files(tmp_path):
+    root = experiment(tmp_path / "exp")
+    precious = tmp_path / "results"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("do not delete")
+    res = cli(root, "--out", precious)
+    assert res.exit_code == 2 and "thesis.tex" in res.stderr and "nothing was changed" in res.stderr
+    assert [p.name for p in precious.iterdir()] == ["thesis.tex"]

@@ -75,8 +75,10 @@ def check_out_dir(exp: Experiment, out: Path) -> None:
         if out.is_relative_to(d.resolve()):
             raise UnsafeOutput(f"{out} is inside the run directory {d.name}; run directories are inputs")
     if out.is_dir() and any(out.iterdir()) and not _ours(out):
+        names = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         raise UnsafeOutput(
-            f"{out} is not empty and was not written by analyze-experiment; it would be replaced. "
+            f"{out} is not empty ({shown}) and was not written by analyze-experiment; nothing was changed. "
             "Choose a new or empty folder"
         )
     existing = out.parent
@@ -259,6 +261,10 @@ def write_report(
         files.append(out / "summary.json")
         if log_file.parent == out:
             append_log(tmp / LOG_NAME, diag)
+        # looked at again now: a file the user saved while the report was being built is kept too
+        late = find_user_files(out)
+        keep.foreign += [f for f in late.foreign if f not in keep.foreign]
+        keep.edited.update({k: v for k, v in late.edited.items() if k not in keep.edited})
         kept = carry_over(out, tmp, keep)
         write_manifest(tmp, exclude=kept)
     if log_file.parent != out:
