@@ -55,6 +55,7 @@ def header(fixture: str):
 # --- duplicate and colliding sample ids --------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fixture", "stored"), [("dup_ids.eval", 1), ("collide_ids.eval", 11)])
 def test_ids_that_collapse_keep_only_the_header_metrics(tmp_path, fixture, stored):
     """inspect-ai keeps one record per str(id): 12 samples all with id 1 (or ids 1 and "1")
@@ -141,6 +142,7 @@ def test_records_beyond_the_configured_epochs_are_named_and_not_used(tmp_path):
 # --- non-finite and odd values ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_non_finite_scores_are_rejected_and_never_reach_any_output(tmp_path):
     root = experiment(tmp_path / "exp", {"rank8_lr1e-5": "non_finite.eval", "rank16_lr1e-5": "base12.eval"})
     out = tmp_path / "out"

@@ -110,6 +110,7 @@ def test_folder_without_manifest_counts_only_the_tools_names_as_its_own(tmp_path
 # --- read-only experiment, full disk ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_read_only_experiment_without_out_is_a_one_line_usage_error(tmp_path):
     root = experiment(tmp_path / "exp")
     before = tree(root)
@@ -167,6 +168,7 @@ def test_disk_full_while_writing_keeps_the_previous_report(tmp_path, monkeypatch
     assert not [p for p in root.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
+@pytest.mark.slow
 def test_disk_full_on_a_real_small_filesystem(tmp_path):
     """The real ENOSPC path when a loop device can be mounted (root, Linux); else skipped."""
     if sys.platform != "linux" or os.geteuid() != 0 or not shutil.which("mkfs.ext2"):
@@ -191,6 +193,7 @@ def test_disk_full_on_a_real_small_filesystem(tmp_path):
 # --- --baseline -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unknown_baseline_is_a_usage_error_listing_the_runs(tmp_path):
     root = experiment(tmp_path / "exp")
     res = cli(root, "--baseline", "nosuchrun", "--out", tmp_path / "out")
