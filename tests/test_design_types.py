@@ -271,6 +271,7 @@ def _cli(root: Path) -> tuple[int, dict]:
     return result.exit_code, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_cli_run_name_of_the_wrong_type(example_copy):
     root = example_copy("mid2026", 40)
     path = root / "experiment_summary.yaml"
@@ -294,6 +295,7 @@ def test_cli_run_name_of_the_wrong_type(example_copy):
     assert any("was found on disk but is not in the design" in w["message"] for w in summary["warnings"])
 
 
+@pytest.mark.slow
 def test_cli_duplicate_runs_key(example_copy):
     root = example_copy("mid2026", 40)
     path = root / "experiment_summary.yaml"

@@ -380,12 +380,20 @@ _SEFF_STATUS = {
 
 
 def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: float | None = None) -> TrainingResult:
-    """Read one run's training output. Never raises for bad input: warnings go to ``diag``."""
+    """Read one run's training output. Never raises for bad input: warnings go to ``diag``.
+
+    Several attempts of one run (a requeued job appended to its file, several jobs' files,
+    several DiskLogger files) are told apart first (:func:`split_attempts`): the last attempt
+    alone gives the curve, the epochs and the status; the earlier ones are listed in an info
+    note and counted in the ``attempts`` column.
+    """
     now = time.time() if now is None else now
     slurms = [o for o in (_read_slurm(p, diag) for p in files.slurm_outputs) if o is not None]
-    disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
-    tt_slurms = [o for o in slurms if o.looks_like_torchtune or o.events]
-    _check_disk_names(run, tt_slurms, files, diag)
+    all_disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
+    all_tt = [o for o in slurms if o.looks_like_torchtune or o.events]
+    _check_disk_names(run, all_tt, files, diag)
+    attempts = split_attempts(all_tt, all_disks)
+    tt_slurms, disks = attempts.final_slurms, attempts.final_disks
 
     config: dict[str, Any] = {}
     recipe = None
@@ -416,6 +424,8 @@ def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: flo
     summary["training_log"] = diag.rel(main_log)
     _fill_values(summary, step_rows, warmup, epochs_info, config, tt_slurms, gpu_rows, seffs)
     _fill_status(summary, run, files, tt_slurms, slurms, disks, seffs, now, diag)
+    summary["attempts"] = attempts.count
+    _note_attempts(run, attempts, summary, diag)
     diag.act(
         "training.read",
         f"run {run}: read training output",
@@ -423,6 +433,106 @@ def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: flo
         result=f"status {summary['status']}, {len(step_rows)} steps",
     )
     return TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+
+
+@dataclass
+class Attempts:
+    """A run's training output split into attempts (issue 12)."""
+
+    final_slurms: list[tt.SlurmOutput]
+    """The last attempt's SLURM/stdout outputs (one job: its ``.out`` and ``.err``)."""
+    final_disks: list[tt.DiskLog]
+    """The last attempt's DiskLogger file (empty when none belongs to it)."""
+    earlier: list[tuple[Path, tuple[int, int] | None, str, int | None]] = field(default_factory=list)
+    """Earlier attempts, oldest first: (file, byte range or None for the whole file, how it
+    ended, last step)."""
+
+    @property
+    def count(self) -> int:
+        """Number of attempts (1 for an ordinary run, 0 without training output)."""
+        return len(self.earlier) + (1 if self.final_slurms or self.final_disks else 0)
+
+
+def _ended(out: tt.SlurmOutput) -> str:
+    decided = _events_status(out)
+    if decided is not None:
+        return f"{decided[0]} ({decided[1][:160]})"
+    if out.final_checkpoint:
+        return f"completed ({out.final_checkpoint})"
+    failure = _failure(out)
+    return f"failed ({failure[:160]})" if failure else "ended without an end marker"
+
+
+def _last_step(steps: Sequence[int]) -> int | None:
+    return max(steps) if len(steps) else None
+
+
+def _disk_last_step(log: tt.DiskLog | dict[int, Any]) -> int | None:
+    steps = log.steps if isinstance(log, tt.DiskLog) else log
+    return max(steps) if steps else None
+
+
+def split_attempts(slurms: list[tt.SlurmOutput], disks: list[tt.DiskLog]) -> Attempts:
+    """Tell a run's attempts apart; the last one decides status and curve, nothing is spliced.
+
+    * One SLURM file may hold several attempts (``--requeue`` appends; the reader splits it
+      where a banner follows output or the step counter goes backwards).
+    * SLURM files of different jobs are different attempts (the job id orders them); the
+      ``.out`` and ``.err`` of one job are one attempt.
+    * Each DiskLogger file is the log of one attempt (a step counter going backwards inside
+      it also starts a new attempt). The last attempt's DiskLogger file is the one its
+      ``Writing logs to`` line names, else the newest one.
+    """
+    groups: list[list[tt.SlurmOutput]] = []
+    keys: list[int] = []
+    for o in slurms:  # already sorted by job id, then time
+        job = _job_key(o.path)[0]
+        if groups and job >= 0 and keys[-1] == job:
+            groups[-1].append(o)
+        else:
+            groups.append([o])
+            keys.append(job)
+    earlier: list[tuple[Path, tuple[int, int] | None, str, int | None]] = []
+    for group in groups:
+        for o in group:
+            for e in o.earlier_attempts:
+                earlier.append((o.path, e.byte_range, _ended(e), _last_step(e.bar_step.tolist() or list(e.stdout_steps))))
+    for group in groups[:-1]:
+        o = group[-1]
+        earlier.append((o.path, None, _ended(o), _last_step(o.bar_step.tolist() or list(o.stdout_steps))))
+    final_slurms = groups[-1] if groups else []
+    named = {n.rsplit("/", 1)[-1] for o in final_slurms for n in o.disk_log_names}
+    final_disks = [d for d in disks if d.path.name in named][-1:]
+    if not final_disks and (not named or (len(disks) == 1 and not earlier)):
+        # no name to match (or nothing to confuse it with): the newest file is this attempt's
+        final_disks = disks[-1:]
+    for d in disks:
+        for steps in d.earlier_attempts:
+            earlier.append((d.path, None, "restarted (the step counter went backwards)", _disk_last_step(steps)))
+        if not final_slurms and d not in final_disks:
+            earlier.append((d.path, None, "superseded by a newer DiskLogger file", _disk_last_step(d)))
+    return Attempts(final_slurms, final_disks, earlier)
+
+
+def _note_attempts(run: str, attempts: Attempts, summary: dict[str, Any], diag: Diagnostics) -> None:
+    if not attempts.earlier:
+        return
+    listed = []
+    for path, rng, ended, last in attempts.earlier:
+        where = diag.rel(path) or ""
+        if rng is not None:
+            where += f" bytes {rng[0]:,}-{rng[1]:,}"
+        listed.append(f"{where}: {ended}" + (f", last step {last}" if last is not None else ""))
+    diag.warn(
+        summary.get("training_log"),
+        f"run {run}: {attempts.count} training attempts (requeued or resubmitted); the last attempt decides "
+        f"the status ({summary.get('status')}) and supplies the curve, steps are never combined across "
+        f"attempts; earlier attempts, not drawn: " + "; ".join(listed),
+        severity="info",
+        stage=STAGE,
+    )
+    diag.act("training.attempts", f"run {run}: {attempts.count} attempts", details=listed,
+             result=f"last attempt: {summary.get('status')}")
 
 
 def _check_disk_names(run: str, slurms: list[tt.SlurmOutput], files: TrainingFiles, diag: Diagnostics) -> None:

@@ -16,13 +16,14 @@ glued to an unterminated frame.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 import multiprocessing
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -195,6 +196,20 @@ class SlurmOutput:
     long_lines: int = 0
     last_offset: int = 0
     problems: list[str] = field(default_factory=list)
+    attempt_starts: list[int] = field(default_factory=list)
+    """File offsets where a new attempt begins: a config banner after training output or an
+    end message (Slurm ``--requeue`` appends the new attempt to the same file)."""
+    restarts: list[tuple[int, int]] = field(default_factory=list)
+    """(offset of the frame or Step line before, offset of the line) where the step counter went
+    backwards: a new attempt begins at that line unless a banner already started one."""
+    first_step: int | None = None
+    last_step: int | None = None
+    """First and last bar step in file order (to see a restart across parallel byte ranges)."""
+    byte_range: tuple[int, int] | None = None
+    """The bytes of the file this attempt covers (None: the whole file)."""
+    earlier_attempts: list[SlurmOutput] = field(default_factory=list)
+    """Attempts before this one in the same file, oldest first. The fields above them describe
+    the *last* attempt only: its status and curve are the run's (issue 12)."""
 
     @property
     def looks_like_torchtune(self) -> bool:
@@ -581,6 +596,14 @@ class _LineParser:
         self.in_wandb = False
         self.ckpt_epoch: int | None = None
         self.config_done = False
+        self.frame_before: int | None = None
+        """File offset of the last bar frame before the segment being fed (None: no frame yet)."""
+        self.boundary = 0
+        """Offset where the current attempt began."""
+        self.output_since = False
+        """A Step line or an end message was seen since ``boundary``."""
+        self.last_stdout_step: int | None = None
+        self.last_stdout_offset = 0
 
     def feed(self, raw: str, offset: int, bar_epoch: int | None, terminated: bool, blank_before: bool) -> None:
         """One segment of text; ``bar_epoch`` is the 1-based epoch of the last frame before it."""
@@ -639,12 +662,17 @@ class _LineParser:
         ev = classify_line(line)
         if ev is not None:
             out.events.append((offset, ev))
+            self.output_since = True
             return
         if "Step " in body:
             parsed = parse_step_line(body, terminated=terminated)
             if parsed:
                 step, values = parsed
+                if self.last_stdout_step is not None and step < self.last_stdout_step:
+                    out.restarts.append((self.last_stdout_offset, offset))
+                self.last_stdout_step, self.last_stdout_offset = step, offset
                 out.stdout_steps.setdefault(step, {}).update(values)
+                self.output_since = True
                 return
         if self.in_wandb:
             m = _WANDB_KV_RE.match(body)
@@ -654,6 +682,12 @@ class _LineParser:
             self.in_wandb = False
         m = _BANNER_RE.search(body)
         if m:
+            # a banner after training output or an end message starts a new attempt; the
+            # banners of several ranks at the start of one job do not
+            if self.output_since or (self.frame_before is not None and self.frame_before >= self.boundary):
+                out.attempt_starts.append(offset)
+                self.boundary, self.output_since = offset, False
+                self.last_stdout_step = None
             if out.recipe is None:
                 out.recipe = m.group("recipe")
             self.in_config = True
@@ -763,17 +797,18 @@ def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE, workers: int 
         in_worker = multiprocessing.parent_process() is not None
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = 1 if in_worker else min(4, cpus, _idle_cpus(cpus))
+    opener = functools.partial(open, path, "rb")
     if workers > 1 and size >= PARALLEL_MIN_BYTES:
         bounds = _split_points(path, size, workers)
         if len(bounds) > 2:
             try:
-                return _read_parallel(path, bounds, chunk_size)
+                return _split_attempts(_read_parallel(path, bounds, chunk_size), opener, chunk_size)
             except (OSError, RuntimeError, AssertionError, BrokenProcessPool):
                 pass  # e.g. no process can be started here: read it in this process
     out = SlurmOutput(path=path)
-    with open(path, "rb") as fh:
+    with opener() as fh:
         _read_stream(fh, out, chunk_size)
-    return out
+    return _split_attempts(out, opener, chunk_size)
 
 
 class _Range:
@@ -818,6 +853,9 @@ def _read_range(path: Path, start: int, end: int, chunk_size: int) -> SlurmOutpu
     out.events = [(o + start, e) for o, e in out.events]
     if out.final_checkpoint_offset is not None:
         out.final_checkpoint_offset += start
+    out.attempt_starts = [o + start for o in out.attempt_starts]
+    out.restarts = [(a + start, b + start) for a, b in out.restarts]
+    out.byte_range = (start, end)
     return out
 
 
@@ -833,6 +871,17 @@ def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
     """Combine the results of consecutive byte ranges of one file (later ranges win per step)."""
     out = SlurmOutput(path=path)
     cols: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    prev: SlurmOutput | None = None
+    for p in parts:  # attempt marks, and a step counter that goes backwards across two ranges
+        out.attempt_starts.extend(p.attempt_starts)
+        out.restarts.extend(p.restarts)
+        if p.first_step is None:
+            continue
+        if prev is not None and prev.last_step is not None and p.first_step < prev.last_step:
+            start = p.byte_range[0] if p.byte_range else 0
+            out.restarts.append((start - 1, start))
+        out.first_step = out.first_step if out.first_step is not None else p.first_step
+        out.last_step, prev = p.last_step, p
     for p in parts:
         if not len(p.bar_step):
             continue
@@ -884,7 +933,44 @@ def read_slurm_bytes(data: bytes, path: str | Path = "<bytes>", *, chunk_size: i
 
     out = SlurmOutput(path=Path(path))
     _read_stream(io.BytesIO(data), out, chunk_size)
-    return out
+    return _split_attempts(out, lambda: io.BytesIO(data), chunk_size)
+
+
+def attempt_bounds(out: SlurmOutput) -> list[int]:
+    """Offsets where attempts after the first begin (empty for a file of one attempt).
+
+    A banner after output starts an attempt at the banner; a step counter that goes
+    backwards with no banner since the frame before it starts one at its own line.
+    """
+    bounds = set(out.attempt_starts)
+    for before, line in out.restarts:
+        if not any(before < b <= line for b in out.attempt_starts):
+            bounds.add(line)
+    return sorted(b for b in bounds if 0 < b < out.n_bytes)
+
+
+def _split_attempts(out: SlurmOutput, opener: Callable[[], BinaryIO], chunk_size: int) -> SlurmOutput:
+    """``out`` itself, or — for a file holding several attempts — its last attempt, with the
+    earlier ones in ``earlier_attempts``. Each attempt is read again on its own byte range, so
+    nothing (steps, epochs, end messages, the final checkpoint) is spliced across attempts."""
+    bounds = attempt_bounds(out)
+    if not bounds:
+        return out
+    edges = [0, *bounds, out.n_bytes]
+    parts: list[SlurmOutput] = []
+    for start, end in itertools.pairwise(edges):
+        part = SlurmOutput(path=out.path)
+        with opener() as fh:
+            _read_stream(_Range(fh, start, end), part, chunk_size)  # type: ignore[arg-type]
+        part.events = [(o + start, e) for o, e in part.events]
+        if part.final_checkpoint_offset is not None:
+            part.final_checkpoint_offset += start
+        part.byte_range = (start, end)
+        parts.append(part)
+    last = parts[-1]
+    last.earlier_attempts = parts[:-1]
+    last.long_lines = out.long_lines
+    return last
 
 
 def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
@@ -1006,7 +1092,10 @@ def _process_block(
         k = int(np.searchsorted(starts, blk.pos[-1], "right")) - 1
         s, e = int(starts[k]), int(ends[k])
         _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=True)
+    if len(blk.step):
+        _note_restarts(out, parser, blk, offset)
     # text segments, in file order, each told the epoch of the last frame before it
+    frame_before = parser.frame_before
     if blk.text_segments:
         seg_starts = np.fromiter((s for s, _ in blk.text_segments), np.int64, len(blk.text_segments))
         idx = np.searchsorted(blk.pos, seg_starts) - 1
@@ -1015,12 +1104,34 @@ def _process_block(
             if s < _PAD or _is_plain_bar(seg):  # s < _PAD: the previous block's last bytes
                 continue
             cur = int(blk.epoch[k]) if k >= 0 else last_epoch
+            parser.frame_before = offset + int(blk.pos[k]) - _PAD if k >= 0 else frame_before
             term = data[e : e + 1] == b"\n" and e < size - _PAD
             blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
             parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before)
+    if len(blk.pos):
+        parser.frame_before = offset + int(blk.pos[-1]) - _PAD
     if len(blk.epoch):
         return int(blk.epoch[-1])
     return last_epoch
+
+
+def _note_restarts(out: SlurmOutput, parser: _LineParser, blk: _Block, offset: int) -> None:
+    """Record where the bar's step counter goes backwards (file order): a new attempt."""
+    step = blk.step
+    if out.first_step is None:
+        out.first_step = int(step[0])
+    back = np.flatnonzero(step[1:] < step[:-1]) + 1
+    if out.last_step is not None and step[0] < out.last_step and parser.frame_before is not None:
+        out.restarts.append((parser.frame_before, _line_start(blk, 0, offset)))
+    for i in back.tolist():
+        out.restarts.append((offset + int(blk.pos[i - 1]) - _PAD, _line_start(blk, i, offset)))
+    out.last_step = int(step[-1])
+
+
+def _line_start(blk: _Block, i: int, offset: int) -> int:
+    """File offset of the segment that holds frame ``i`` of the block."""
+    k = int(np.searchsorted(blk.seg_starts, blk.pos[i], "right")) - 1
+    return offset + int(blk.seg_starts[max(k, 0)]) - _PAD
 
 
 def _is_plain_bar(seg: bytes) -> bool:
@@ -1041,6 +1152,12 @@ class DiskLog:
     bad_lines: int = 0
     first_bad: str | None = None
     lines: int = 0
+    earlier_attempts: list[dict[int, dict[str, Any]]] = field(default_factory=list)
+    """Steps of earlier attempts in this file (the step counter went backwards), oldest first;
+    ``steps`` holds the last attempt only."""
+    _last_fast: int = -1
+    _last_slow: int = -1
+    _restarted: bool = False
 
 
 _DISK_CHUNK = 4 << 20
@@ -1083,7 +1200,31 @@ def read_disk_log(path: Path, *, max_line: int = MAX_SEGMENT) -> DiskLog:
                 _parse_disk_blob(log, blob, last_terminated=blob.endswith(b"\n"))
             if eof:
                 break
+    if log._restarted:
+        _split_disk_attempts(log, max_line)
     return log
+
+
+def _split_disk_attempts(log: DiskLog, max_line: int) -> None:
+    """Read the file again line by line, in file order, starting a new attempt wherever the
+    step counter goes backwards (rare: only when the fast pass saw it go backwards)."""
+    attempts: list[dict[int, dict[str, Any]]] = [{}]
+    last = -1
+    with open(log.path, "rb") as fh:
+        for raw in fh:
+            line = raw[:max_line].decode("utf-8", "replace").strip("\r\n")
+            if not line.strip():
+                continue
+            parsed = _parse_jsonl(line) if log.fmt == "jsonl" else parse_step_line(line, terminated=raw.endswith(b"\n"))
+            if parsed is None:
+                continue
+            step, values = parsed
+            if step < last and attempts[-1]:
+                attempts.append({})
+            last = step
+            attempts[-1].setdefault(step, {}).update(values)
+    log.steps = attempts[-1]
+    log.earlier_attempts = attempts[:-1]
 
 
 def _layout(blob: bytes) -> tuple[re.Pattern[bytes], tuple[str, ...]] | None:
@@ -1115,14 +1256,19 @@ def _parse_disk_blob(log: DiskLog, blob: bytes, *, last_terminated: bool) -> Non
         if layout is not None:
             pattern, keys = layout
             steps = log.steps
+            last = log._last_fast
             for m in pattern.findall(blob):
                 values = dict(zip(keys, map(_value, m[1:]), strict=True))
                 step = int(m[0])
+                if step < last:
+                    log._restarted = True
+                last = step
                 have = steps.get(step)
                 if have is None:
                     steps[step] = values
                 else:
                     have.update(values)
+            log._last_fast = last
             rest = pattern.sub(b"", blob)
     pieces = rest.split(b"\n")
     for k, raw in enumerate(pieces):
@@ -1137,6 +1283,9 @@ def _parse_disk_blob(log: DiskLog, blob: bytes, *, last_terminated: bool) -> Non
                 log.first_bad = line[:120]
             continue
         step, values = parsed
+        if step < log._last_slow:
+            log._restarted = True
+        log._last_slow = step
         log.steps.setdefault(step, {}).update(values)
 
 
