@@ -604,11 +604,38 @@ class _LineParser:
         """A Step line or an end message was seen since ``boundary``."""
         self.last_stdout_step: int | None = None
         self.last_stdout_offset = 0
+        self.other_rank_line = False
+        """The line in progress at the end of the last block carries a rank prefix other than 0."""
 
-    def feed(self, raw: str, offset: int, bar_epoch: int | None, terminated: bool, blank_before: bool) -> None:
-        """One segment of text; ``bar_epoch`` is the 1-based epoch of the last frame before it."""
+    def feed(
+        self,
+        raw: str,
+        offset: int,
+        bar_epoch: int | None,
+        terminated: bool,
+        blank_before: bool,
+        other_rank: bool = False,
+    ) -> None:
+        """One segment of text; ``bar_epoch`` is the 1-based epoch of the last frame before it.
+
+        ``other_rank``: the segment belongs to a line torchrun prefixed with a rank other
+        than 0; only failures are read from it (the curve, config and checkpoints are rank 0's).
+        """
         text = _ANSI_RE.sub("", raw)
-        if self.in_config and self._config_line(text, blank_before):
+        rm = _RANK_RE.match(text)
+        if rm:  # torchrun's `[rankN]:` prefix (evidence lines keep it; the config banner does not)
+            self.out.ranks.add(int(rm.group("r")))
+            if not text[rm.end() :].strip():  # a blank line of that rank
+                if self.in_config and self.config_started and not other_rank:
+                    self._finish_config()
+                return
+        if other_rank:
+            ev = classify_line(text)
+            if ev is not None:
+                self.out.events.append((offset, ev))
+                self.output_since = True
+            return
+        if self.in_config and self._config_line(text[rm.end() :] if rm else text, blank_before):
             return
         if "|" in text and "%|" in text:
             text = _BAR_STRIP_RE.sub("\n", text)
@@ -1066,6 +1093,10 @@ def _process_block(
 ) -> int | None:
     """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block."""
     blk = _scan_block(data, size, scratch)
+    other = None
+    if parser.other_rank_line or data.find(b"[rank", 0, size) >= 0:
+        other = _other_rank_segments(data, size, blk, parser)
+        blk = _rank0_frames(blk, other)
     out.bar_frames += blk.frames
     # lines over the cap inside one read chunk (longer ones are cut while reading)
     out.long_lines += int(np.count_nonzero(blk.seg_ends - blk.seg_starts > MAX_SEGMENT))
@@ -1107,12 +1138,53 @@ def _process_block(
             parser.frame_before = offset + int(blk.pos[k]) - _PAD if k >= 0 else frame_before
             term = data[e : e + 1] == b"\n" and e < size - _PAD
             blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
-            parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before)
+            rank_other = other is not None and bool(other[int(np.searchsorted(blk.seg_starts, s))])
+            parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before, rank_other)
     if len(blk.pos):
         parser.frame_before = offset + int(blk.pos[-1]) - _PAD
     if len(blk.epoch):
         return int(blk.epoch[-1])
     return last_epoch
+
+
+def _other_rank_segments(data: bytearray, size: int, blk: _Block, parser: _LineParser) -> np.ndarray:
+    """For each segment of the block: True when its line carries a rank prefix other than 0.
+
+    torchrun (``--tee``) prefixes each *line* with ``[rankN]:``; the ``\\r``-joined frames after
+    the first one on that line belong to the same rank, so a segment that neither starts a
+    line nor carries a prefix inherits the flag of the segment before it (across blocks too).
+    """
+    a = np.frombuffer(data, np.uint8, count=size)
+    starts = blk.seg_starts
+    if not len(starts):
+        return np.zeros(0, bool)
+    real = starts >= _PAD  # segments before _PAD are the previous block's last bytes
+    line_start = (a[starts - 1] == 10) & real
+    u64 = _u64_view(a)
+    prefixed = ((u64[starts] & _MASK5) == _RANK_TAG) & real
+    digit = (a[starts + 5] >= 48) & (a[starts + 5] <= 57)
+    rank0 = (a[starts + 5] == 48) & (a[starts + 6] == 93)
+    own = prefixed & digit & ~rank0
+    idx = np.where(line_start | prefixed, np.arange(len(starts)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    flags = np.where(idx >= 0, own[np.maximum(idx, 0)], parser.other_rank_line)
+    # the line in progress at the end of the block continues in the next one unless it ended
+    parser.other_rank_line = bool(flags[-1]) and a[size - _PAD - 1] != 10
+    return flags
+
+
+_RANK_TAG = int.from_bytes(b"[rank", "little")
+
+
+def _rank0_frames(blk: _Block, other: np.ndarray) -> _Block:
+    """``blk`` without the frames and 100 % segments of ranks other than 0."""
+    if not other.any():
+        return blk
+    seg = np.searchsorted(blk.seg_starts, blk.pos, "right") - 1
+    keep = ~other[np.maximum(seg, 0)]
+    full = blk.full_segs[~other[blk.full_segs]] if len(blk.full_segs) else blk.full_segs
+    return _Block(blk.pos[keep], blk.step[keep], blk.epoch[keep], blk.loss[keep], blk.text_segments,
+                  int(np.count_nonzero(keep)), blk.seg_starts, blk.seg_ends, full)
 
 
 def _note_restarts(out: SlurmOutput, parser: _LineParser, blk: _Block, offset: int) -> None:
