@@ -262,7 +262,22 @@ def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
                   f"kept the first {tt.MAX_SEGMENT:,} bytes of each", stage=STAGE)
     if out.config_error:
         diag.warn(path, f"{out.config_error}: run parameters not cross-checked from it", stage=STAGE)
+    _warn_unread_frames(path, out, diag)
     return out
+
+
+def _warn_unread_frames(path: Path, out: tt.SlurmOutput, diag: Diagnostics) -> None:
+    """Name progress frames the reader saw but could not use (issues 12 and 16)."""
+    read = len(out.bar_step) or bool(out.stdout_steps)
+    if out.unparsed_frames:
+        then = ("other steps were read" if read else
+                "no training steps were read from this file (per-step values only from a DiskLogger file, if any)")
+        diag.warn(path, f"the progress bar is in a format this version does not read: {out.unparsed_frames:,} "
+                  f"frame(s) mentioning loss/step/epoch were not read (first: {out.first_unparsed!r}); {then}",
+                  stage=STAGE)
+    if out.undecoded_frames:
+        diag.warn(path, f"{out.undecoded_frames:,} progress-bar frame(s) with a `|Loss: ` description could not be "
+                  f"decoded and were left out (first: {out.first_undecoded!r})", stage=STAGE)
 
 
 def _read_disk(path: Path, diag: Diagnostics) -> tt.DiskLog | None:

@@ -48,7 +48,9 @@ LINE_HEAD, LINE_TAIL = 65536, 4096
 _PAD = 48  # separator bytes around each block so fixed windows never leave the buffer
 _PADB = b"\n" * _PAD
 _STEP_DIGITS = 10
-_EPOCH_DIGITS = 6
+_EPOCH_DIGITS = 10
+"""Digit runs of this length or longer are not read as a step or an epoch (the frame is then
+counted as undecoded and named): up to 9 digits each (issue 16: epochs of 6 digits were lost)."""
 _LOSS_WIDTH = 26
 
 # ---- line patterns (applied to decoded text after the bar frames are removed) ----------
@@ -87,6 +89,11 @@ _WANDB_SUMMARY_RE = re.compile(r"wandb: Run summary:")
 _WANDB_KV_RE = re.compile(r"wandb:\s+(?P<key>\S+)\s+(?P<value>\S+)\s*$")
 _EPOCH_IN_PATH_RE = re.compile(r"(?:^|/)(?:epoch|step)_(?P<e>\d+)(?:/|$)|_(?P<e2>\d+)\.(?:pt|bin|safetensors)$")
 _TIME_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)$")
+_DESC_FRAME_RE = re.compile(
+    r"[^\r\n]{0,300}?\d{1,3}%\|[^|\r\n]{0,200}\|\s*\d+/\d+\s*\[[^\]\r\n]{0,300}\]"
+)
+"""One tqdm frame with whatever description precedes it and its ``[…]`` postfix."""
+_TRAINING_WORDS_RE = re.compile(r"(?i)loss|\bstep|epoch")
 _NOISE_BAR_RE = re.compile(r"\s*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]\s*")
 _TORCHTUNE_HINTS = ("torchtune", "resolved config", "Loss:", "Step ", "checkpoint", "Writing logs to")
 
@@ -205,6 +212,15 @@ class SlurmOutput:
     first_step: int | None = None
     last_step: int | None = None
     """First and last bar step in file order (to see a restart across parallel byte ranges)."""
+    undecoded_frames: int = 0
+    """Frames with a ``|Loss: `` description that could not be decoded (never dropped silently)."""
+    first_undecoded: str | None = None
+    pending_cut: str | None = None
+    """The last frame seen so far was cut inside its loss (counted once anything follows it)."""
+    unparsed_frames: int = 0
+    """Progress frames whose description or postfix speaks of loss/step/epoch but is not in a
+    format this reader knows (a newer torchtune): counted and named, never dropped silently."""
+    first_unparsed: str | None = None
     byte_range: tuple[int, int] | None = None
     """The bytes of the file this attempt covers (None: the whole file)."""
     earlier_attempts: list[SlurmOutput] = field(default_factory=list)
@@ -299,17 +315,17 @@ def _run_value(w: np.ndarray, k: np.ndarray) -> np.ndarray:
 def _desc_ints(a: np.ndarray, u64: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, ...]:
     """Step and epoch of each description ``{epoch}|{step}`` that ends just before ``q`` (a ``|``).
 
-    Same values as ``_trailing_int`` with widths 10 (step) and 6 (epoch): the 8 bytes before
+    Same values as ``_trailing_int`` with widths 10 (step) and 10 (epoch): the 8 bytes before
     ``q`` are one word whose digit run is measured and decoded with word operations; the
-    rare steps of 8 or more digits go through ``_trailing_int``. Returns (step, step digits,
-    epoch, epoch digits, pipe) where ``pipe`` says a ``|`` precedes the step digits.
+    rare steps or epochs of 8 or more digits go through ``_trailing_int``. Returns (step, step
+    digits, epoch, epoch digits, pipe) where ``pipe`` says a ``|`` precedes the step digits.
     """
     w = u64[q - 8]
     ks = _digits_before_end(w)
     step = _run_value(w, ks)
     pipe = a[q - 1 - ks] == 124
     we = u64[q - ks - 9]  # the 8 bytes ending just before that '|'
-    ke = np.minimum(_digits_before_end(we), _EPOCH_DIGITS)
+    ke = _digits_before_end(we)
     epoch = _run_value(we, ke)
     long = np.flatnonzero(ks == 8)
     if len(long):
@@ -317,6 +333,9 @@ def _desc_ints(a: np.ndarray, u64: np.ndarray, q: np.ndarray) -> tuple[np.ndarra
         step[long], ks[long] = _trailing_int(a, ql, _STEP_DIGITS)
         pipe[long] = a[ql - ks[long] - 1] == 124
         epoch[long], ke[long] = _trailing_int(a, ql - ks[long] - 1, _EPOCH_DIGITS)
+    long_epoch = np.flatnonzero((ke == 8) & (ks < 8))
+    if len(long_epoch):
+        epoch[long_epoch], ke[long_epoch] = _trailing_int(a, q[long_epoch] - ks[long_epoch] - 1, _EPOCH_DIGITS)
     return step, ks, epoch, ke, pipe
 
 
@@ -413,6 +432,10 @@ class _Block:
     """The separator that ends each segment."""
     full_segs: np.ndarray
     """Indices of the segments that hold ``100%|``."""
+    undecoded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Positions of frames with a ``|Loss: `` tag that could not be decoded."""
+    cut: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Positions of frames whose loss has no ``:`` after it (cut while being written)."""
 
 
 def _segments(a: np.ndarray, sep: np.ndarray, mark: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -507,8 +530,15 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
             loss[i] = float(text)
         except ValueError:
             good[i] = False
+    # frames found by their "|Loss: " tag that could not be decoded are counted, never lost without
+    # a word; a frame whose loss is cut (no ':' after it) is only incomplete, unless more follows
+    shape = (ks > 0) & pipe & (ke > 0)
+    undecoded = np.flatnonzero(~good & (term | ~shape))
+    cut = np.flatnonzero(~good & ~term & shape)
     if kept_idx is None:
         kept_idx = np.arange(len(lpos))
+    bad_pos = lpos[undecoded]
+    cut_pos = lpos[cut]
     lpos, step, epoch, ks, ke, loss = lpos[good], step[good], epoch[good], ks[good], ke[good], loss[good]
     kept_idx = kept_idx[good]
 
@@ -553,7 +583,7 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     hits = hits[hits < len(u64)]
     hits = hits[(u64[hits] & _MASK5) == _FULL_TAG]
     full_segs = np.unique(np.searchsorted(starts, hits, "right") - 1)
-    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs)
+    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs, bad_pos, cut_pos)
 
 
 _TRAIL_CHARS = np.zeros(256, bool)
@@ -637,6 +667,8 @@ class _LineParser:
             return
         if self.in_config and self._config_line(text[rm.end() :] if rm else text, blank_before):
             return
+        if "%|" in text:
+            self._unparsed_frames(text)
         if "|" in text and "%|" in text:
             text = _BAR_STRIP_RE.sub("\n", text)
         for piece in text.split("\n"):
@@ -645,6 +677,19 @@ class _LineParser:
                 self._line(piece[-LINE_TAIL:], offset, bar_epoch, terminated)
             elif piece.strip():
                 self._line(piece, offset, bar_epoch, terminated)
+
+    def _unparsed_frames(self, text: str) -> None:
+        """Count progress frames that speak of loss/step/epoch in a format not read here.
+
+        Frames in the known ``{epoch}|{step}|Loss: {loss}`` format that reach this point (glued
+        to other text) are read elsewhere; other bars (``Loading checkpoint shards``, dataset
+        ``Map``) say nothing of training and are not counted."""
+        for m in _DESC_FRAME_RE.finditer(text):
+            frame = m.group(0)
+            if _TRAINING_WORDS_RE.search(frame) and not BAR_RE.search(frame):
+                self.out.unparsed_frames += 1
+                if self.out.first_unparsed is None:
+                    self.out.first_unparsed = frame.strip()[:200]
 
     def _config_line(self, text: str, blank_before: bool) -> bool:
         """Collect YAML lines of the banner; True when ``text`` was consumed."""
@@ -917,10 +962,15 @@ def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
         cols.append((p.bar_step, p.bar_epoch, p.bar_loss))
     if cols:
         out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(*(np.concatenate(c) for c in zip(*cols, strict=True)))
-    for p in parts:
+    for i, p in enumerate(parts):
         out.n_bytes += p.n_bytes
         out.bar_frames += p.bar_frames
         out.long_lines += p.long_lines
+        cut_inside = p.pending_cut is not None and i < len(parts) - 1  # more of the file follows it
+        out.undecoded_frames += p.undecoded_frames + cut_inside
+        out.first_undecoded = out.first_undecoded or p.first_undecoded or (p.pending_cut if cut_inside else None)
+        out.unparsed_frames += p.unparsed_frames
+        out.first_unparsed = out.first_unparsed or p.first_unparsed
         for e, info in p.epochs.items():
             cur = out.epochs.get(e)
             if cur is None:
@@ -996,7 +1046,10 @@ def _split_attempts(out: SlurmOutput, opener: Callable[[], BinaryIO], chunk_size
         parts.append(part)
     last = parts[-1]
     last.earlier_attempts = parts[:-1]
+    # what the whole file could not give is said once, on the attempt the run is judged by
     last.long_lines = out.long_lines
+    last.undecoded_frames, last.first_undecoded = out.undecoded_frames, out.first_undecoded
+    last.unparsed_frames, last.first_unparsed = out.unparsed_frames, out.first_unparsed
     return last
 
 
@@ -1094,10 +1147,12 @@ def _process_block(
     """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block."""
     blk = _scan_block(data, size, scratch)
     other = None
-    if parser.other_rank_line or data.find(b"[rank", 0, size) >= 0:
+    if parser.other_rank_line or _has_rank_prefix(data, size, blk.seg_starts):
         other = _other_rank_segments(data, size, blk, parser)
         blk = _rank0_frames(blk, other)
     out.bar_frames += blk.frames
+    if len(blk.undecoded) or len(blk.cut) or out.pending_cut is not None:
+        _note_undecoded(out, data, blk, offset)
     # lines over the cap inside one read chunk (longer ones are cut while reading)
     out.long_lines += int(np.count_nonzero(blk.seg_ends - blk.seg_starts > MAX_SEGMENT))
     if len(blk.step):
@@ -1176,6 +1231,14 @@ def _other_rank_segments(data: bytearray, size: int, blk: _Block, parser: _LineP
 _RANK_TAG = int.from_bytes(b"[rank", "little")
 
 
+def _has_rank_prefix(data: bytearray, size: int, starts: np.ndarray) -> bool:
+    """True when a segment of the block opens with ``[rank`` (one gather, no scan of the bytes)."""
+    if not len(starts):
+        return False
+    u64 = _u64_view(np.frombuffer(data, np.uint8, count=size))
+    return bool(np.any((u64[starts] & _MASK5) == _RANK_TAG))
+
+
 def _rank0_frames(blk: _Block, other: np.ndarray) -> _Block:
     """``blk`` without the frames and 100 % segments of ranks other than 0."""
     if not other.any():
@@ -1184,7 +1247,33 @@ def _rank0_frames(blk: _Block, other: np.ndarray) -> _Block:
     keep = ~other[np.maximum(seg, 0)]
     full = blk.full_segs[~other[blk.full_segs]] if len(blk.full_segs) else blk.full_segs
     return _Block(blk.pos[keep], blk.step[keep], blk.epoch[keep], blk.loss[keep], blk.text_segments,
-                  int(np.count_nonzero(keep)), blk.seg_starts, blk.seg_ends, full)
+                  int(np.count_nonzero(keep)), blk.seg_starts, blk.seg_ends, full)  # other ranks: not ours to name
+
+
+def _note_undecoded(out: SlurmOutput, data: bytearray, blk: _Block, offset: int) -> None:
+    """Count the frames the scanner found but could not decode, keeping the first one's line.
+
+    A frame cut inside its loss is incomplete rather than undecodable when it is the last
+    frame of the file (a job still writing); one followed by anything else is counted."""
+    pending = out.pending_cut
+    if pending is not None and (len(blk.pos) or len(blk.undecoded) or len(blk.cut)):
+        out.undecoded_frames += 1
+        out.first_undecoded = out.first_undecoded or pending
+        out.pending_cut = None
+    last = max((int(x[-1]) for x in (blk.pos, blk.undecoded, blk.cut) if len(x)), default=-1)
+    cut = blk.cut
+    if len(cut) and int(cut[-1]) == last:
+        out.pending_cut, cut = _frame_line(data, blk, int(cut[-1])), cut[:-1]
+    positions = np.sort(np.concatenate([blk.undecoded, cut]))
+    out.undecoded_frames += len(positions)
+    if len(positions) and out.first_undecoded is None:
+        out.first_undecoded = _frame_line(data, blk, int(positions[0]))
+
+
+def _frame_line(data: bytearray, blk: _Block, pos: int) -> str:
+    k = max(int(np.searchsorted(blk.seg_starts, pos, "right")) - 1, 0)
+    text = bytes(data[int(blk.seg_starts[k]) : int(blk.seg_ends[k])]).decode("utf-8", "replace")
+    return _ANSI_RE.sub("", text).strip()[:200]
 
 
 def _note_restarts(out: SlurmOutput, parser: _LineParser, blk: _Block, offset: int) -> None:
