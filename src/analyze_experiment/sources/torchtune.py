@@ -1235,8 +1235,9 @@ def _has_rank_prefix(data: bytearray, size: int, starts: np.ndarray) -> bool:
     """True when a segment of the block opens with ``[rank`` (one gather, no scan of the bytes)."""
     if not len(starts):
         return False
-    u64 = _u64_view(np.frombuffer(data, np.uint8, count=size))
-    return bool(np.any((u64[starts] & _MASK5) == _RANK_TAG))
+    a = np.frombuffer(data, np.uint8, count=size)
+    cand = starts[a[starts] == 91]  # '['
+    return bool(len(cand)) and bool(np.any((_u64_view(a)[cand] & _MASK5) == _RANK_TAG))
 
 
 def _rank0_frames(blk: _Block, other: np.ndarray) -> _Block:
