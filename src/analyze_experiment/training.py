@@ -9,6 +9,7 @@ decided it and that line's file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import math
@@ -64,6 +65,9 @@ class TrainingFiles:
     """log_<ts>.txt / .jsonl DiskLogger files."""
     gpu_metrics: list[Path] = field(default_factory=list)
     seff: list[Path] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+    """(path, what happened) for directories that could not be read and symlinks not followed
+    while searching; :func:`read_training` turns each into a warning naming the path."""
 
 
 @dataclass
@@ -78,30 +82,70 @@ class TrainingResult:
 
 
 # ---- finding files ---------------------------------------------------------------------------
-def _walk(root: Path, budget: list[int], depth: int = 0) -> list[Path]:
-    """Files under ``root`` (bounded by ``budget`` entries and MAX_DEPTH), skipping weights and eval dirs."""
+@dataclass
+class _Search:
+    """State of one run's file search: the entry budget, directories entered, what went wrong."""
+
+    boundary: Path
+    """Real path of the experiment directory: symlinks may not lead outside it."""
+    budget: int = MAX_DIR_ENTRIES
+    visited: set[Path] = field(default_factory=set)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _follow(entry: os.DirEntry[str], search: _Search) -> bool:
+    """Whether a symlink may be followed (docs/inputs.md): inside the experiment, not broken, no loop."""
+    try:
+        target = Path(entry.path).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        looped = isinstance(exc, RuntimeError) or "loop" in str(exc).lower()
+        search.problems.append((Path(entry.path), f"the symlink {'loops' if looped else 'is broken'}; not followed"))
+        return False
+    if not target.is_relative_to(search.boundary):
+        search.problems.append((Path(entry.path), "the symlink points outside the experiment directory; not followed"))
+        return False
+    return True
+
+
+def _walk(root: Path, search: _Search, depth: int = 0) -> list[Path]:
+    """Files under ``root`` (bounded by the search budget and MAX_DEPTH), skipping weights and eval dirs."""
     found: list[Path] = []
+    try:
+        real = root.resolve()
+    except (OSError, RuntimeError):
+        real = root
+    if real in search.visited:
+        if depth and root.is_symlink():
+            search.problems.append((root, "the symlink leads to a directory already read (loop or alias); not read "
+                                          "again"))
+        return found
+    search.visited.add(real)
     try:
         with os.scandir(root) as it:
             entries = []
             for entry in it:
-                budget[0] -= 1
-                if budget[0] < 0:
+                search.budget -= 1
+                if search.budget < 0:
                     break
                 entries.append(entry)
-    except OSError:
+    except OSError as exc:
+        search.problems.append((root, f"the directory could not be read ({exc.strerror or exc}); training output "
+                                      "in it was not looked for"))
         return found
     for entry in sorted(entries, key=lambda e: e.name):
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_symlink() and not _follow(entry, search):
+                continue
+            if entry.is_dir():
                 if entry.name in SKIP_DIRS or depth + 1 > MAX_DEPTH:
                     continue
-                found.extend(_walk(Path(entry.path), budget, depth + 1))
+                found.extend(_walk(Path(entry.path), search, depth + 1))
             elif entry.is_file():
                 if Path(entry.name).suffix.lower() in SKIP_EXTENSIONS:
                     continue
                 found.append(Path(entry.path))
-        except OSError:
+        except OSError as exc:
+            search.problems.append((Path(entry.path), f"could not be examined ({exc.strerror or exc}); skipped"))
             continue
     return found
 
@@ -138,29 +182,45 @@ def _job_key(path: Path) -> tuple[int, float, str]:
     return (int(m.group(1)) if m else -1, mtime, path.as_posix())
 
 
-def find_training_files(run_dir: Path | None, extra_dirs: Sequence[Path] = ()) -> TrainingFiles:
+def find_training_files(
+    run_dir: Path | None, extra_dirs: Sequence[Path] = (), *, experiment: Path | None = None
+) -> TrainingFiles:
     """Find a run's training output in all three layouts.
 
     ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
     counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
     skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
-    MAX_DIR_ENTRIES directory entries are looked at.
+    MAX_DIR_ENTRIES directory entries are looked at. Symlinks are followed only while they
+    stay inside ``experiment`` (default: the run directory's parent); a directory that cannot
+    be read and a symlink not followed are kept in ``problems`` for a warning.
     """
     roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
-    budget = [MAX_DIR_ENTRIES]
+    boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
+    with contextlib.suppress(OSError, RuntimeError):
+        boundary = boundary.resolve()
+    search = _Search(boundary)
     files: list[Path] = []
-    seen_roots: set[Path] = set()
     for root in roots:
-        if root in seen_roots or not root.is_dir():
-            continue
-        seen_roots.add(root)
-        files.extend(_walk(root, budget))
-    out = TrainingFiles()
+        try:
+            exists = root.is_dir()
+        except OSError:
+            exists = True  # let the listing say why it cannot be read
+        if exists:
+            files.extend(_walk(root, search))
+    out = TrainingFiles(problems=search.problems)
     prints: set[tuple[int, str]] = set()
     sniffed = 0
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
+    real_seen: set[Path] = set()
     for path in sorted(dict.fromkeys(files), key=lambda p: (len(p.parts), p.as_posix())):
         name = path.name
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):
+            real = path
+        if real in real_seen:  # a symlink to a file already found is the same file, not another attempt
+            continue
+        real_seen.add(real)
         if _DISK_RE.match(name):
             bucket = out.disk_logs
         elif _GPU_RE.match(name):
@@ -403,6 +463,8 @@ def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: flo
     note and counted in the ``attempts`` column.
     """
     now = time.time() if now is None else now
+    for path, what in files.problems:
+        diag.warn(path, f"run {run}: {what}", severity="error" if "could not" in what else "warning", stage=STAGE)
     slurms = [o for o in (_read_slurm(p, diag) for p in files.slurm_outputs) if o is not None]
     all_disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
     all_tt = [o for o in slurms if o.looks_like_torchtune or o.events]
