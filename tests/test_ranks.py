@@ -110,3 +110,18 @@ def test_run_with_rank_prefixes_is_completed_with_two_gpus(tmp_path):
     assert (s["steps"], s["final_loss"]) == (16, _bar_curve(COMPLETED)[16])
     assert (s["n_gpus"], s["n_gpus_source"]) == (2, "rank prefixes")
     assert {r["step"]: r["loss"] for r in res.steps} == _bar_curve(COMPLETED)
+
+
+def test_a_file_with_only_another_ranks_frames_says_so(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "slurm-9.out").write_bytes(b"".join(_prefixed(OTHER, 1)))
+    diag = Diagnostics(root=tmp_path)
+    res = read_training("run", find_training_files(run), diag, now=4e9)
+    assert res.steps == []
+    n = tt.read_slurm_bytes(b"".join(_prefixed(OTHER, 1))).other_rank_frames
+    assert n >= 16
+    assert [(w.file, w.message) for w in diag.warnings if "rank" in w.message] == [
+        ("run/slurm-9.out", f"{n:,} progress-bar frame(s) of rank(s) 1 were left out: the curve comes from rank 0, "
+                            "which this file does not show")
+    ]

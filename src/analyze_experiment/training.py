@@ -335,6 +335,10 @@ def _warn_unread_frames(path: Path, out: tt.SlurmOutput, diag: Diagnostics) -> N
         diag.warn(path, f"the progress bar is in a format this version does not read: {out.unparsed_frames:,} "
                   f"frame(s) mentioning loss/step/epoch were not read (first: {out.first_unparsed!r}); {then}",
                   stage=STAGE)
+    if out.other_rank_frames and not len(out.bar_step):
+        ranks = ", ".join(str(r) for r in sorted(out.ranks - {0})) or "other than 0"
+        diag.warn(path, f"{out.other_rank_frames:,} progress-bar frame(s) of rank(s) {ranks} were left out: the curve "
+                  "comes from rank 0, which this file does not show", stage=STAGE)
     if out.undecoded_frames:
         diag.warn(path, f"{out.undecoded_frames:,} progress-bar frame(s) with a `|Loss: ` description could not be "
                   f"decoded and were left out (first: {out.first_undecoded!r})", stage=STAGE)

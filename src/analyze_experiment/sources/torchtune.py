@@ -217,6 +217,8 @@ class SlurmOutput:
     first_undecoded: str | None = None
     pending_cut: str | None = None
     """The last frame seen so far was cut inside its loss (counted once anything follows it)."""
+    other_rank_frames: int = 0
+    """Frames of ranks other than 0 (torchrun ``[rankN]:`` lines), left out of the curve."""
     unparsed_frames: int = 0
     """Progress frames whose description or postfix speaks of loss/step/epoch but is not in a
     format this reader knows (a newer torchtune): counted and named, never dropped silently."""
@@ -970,6 +972,7 @@ def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
         out.undecoded_frames += p.undecoded_frames + cut_inside
         out.first_undecoded = out.first_undecoded or p.first_undecoded or (p.pending_cut if cut_inside else None)
         out.unparsed_frames += p.unparsed_frames
+        out.other_rank_frames += p.other_rank_frames
         out.first_unparsed = out.first_unparsed or p.first_unparsed
         for e, info in p.epochs.items():
             cur = out.epochs.get(e)
@@ -1050,6 +1053,7 @@ def _split_attempts(out: SlurmOutput, opener: Callable[[], BinaryIO], chunk_size
     last.long_lines = out.long_lines
     last.undecoded_frames, last.first_undecoded = out.undecoded_frames, out.first_undecoded
     last.unparsed_frames, last.first_unparsed = out.unparsed_frames, out.first_unparsed
+    last.other_rank_frames = out.other_rank_frames
     return last
 
 
@@ -1149,7 +1153,9 @@ def _process_block(
     other = None
     if parser.other_rank_line or _has_rank_prefix(data, size, blk.seg_starts):
         other = _other_rank_segments(data, size, blk, parser)
+        n_frames = len(blk.pos)
         blk = _rank0_frames(blk, other)
+        out.other_rank_frames += n_frames - len(blk.pos)
     out.bar_frames += blk.frames
     if len(blk.undecoded) or len(blk.cut) or out.pending_cut is not None:
         _note_undecoded(out, data, blk, offset)
