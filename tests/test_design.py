@@ -425,7 +425,9 @@ _PARAM = st.one_of(
 @given(
     runs=st.dictionaries(
         _RUN_NAME,
-        st.tuples(_PARAM, _PARAM, st.sampled_from(["Fine-tuned", "Control"])),
+        # a LoRA rank is a whole number (a fraction is refused as a typo: tests/test_design_types.py)
+        st.tuples(st.one_of(st.integers(min_value=1, max_value=4096), st.none()), _PARAM,
+                  st.sampled_from(["Fine-tuned", "Control"])),
         min_size=1,
         max_size=6,
     )

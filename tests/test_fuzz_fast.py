@@ -36,7 +36,8 @@ def test_corpus_is_deterministic_and_covers_every_kind(fast_corpus, example):
     kinds = {m.kind for m in mutants}
     assert {"empty", "zip_bomb", "zip_bomb_lying", "line_100mb", "yaml_anchor_bomb", "yaml_python_object",
             "ragged_rows", "garbage", "wrong_shape", "duplicate_ids", "extra_epoch", "non_finite_scores",
-            "odd_values", "header_infinity", "all_incorrect"} <= kinds
+            "odd_values", "header_infinity", "all_incorrect", "requeued", "rank_prefixed", "newer_bar",
+            "long_epochs", "restarted", "yaml_wrong_type", "yaml_duplicate_key", "md_wrong_cell"} <= kinds
     full = corpus_for(bases, seed=0, per_base=13, big=False)
     assert len(full) >= 1000
 

@@ -16,6 +16,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from analyze_experiment._design_checks import param_problem
 from analyze_experiment._design_values import (
     normalize_param_name,
     normalize_run_type,
@@ -250,11 +251,26 @@ def _read_runs(table: _Table, file: Path, diag: Diagnostics) -> tuple[list[RunSp
     _warn_ragged(table, "All Runs", file, diag)
     runs: list[RunSpec] = []
     template = False
-    for row in table.rows:
+    for row_no, row in enumerate(table.rows):
         cells = row + [""] * (len(cols) - len(row))
         name = cells[run_col].strip()
         if not name or _is_placeholder(name):
             template = template or bool(name)
+            continue
+        problems = [
+            f"the {table.header[i].strip()} cell {why}"
+            for i in param_cols
+            if not _is_placeholder(cells[i]) and (why := param_problem(cols[i], parse_value(cells[i])))
+        ]
+        if problems:
+            line = table.row_lines[row_no] + 1 if row_no < len(table.row_lines) else None
+            diag.warn(
+                file,
+                f"{f'line {line}: ' if line else ''}run '{name}' in the All Runs table: " + "; ".join(problems)
+                + ". The run was left out of the design (if it is on disk it is analysed with the parameters "
+                "its directory name states)",
+                stage=STAGE,
+            )
             continue
         if any(r.name == name for r in runs):
             diag.warn(
@@ -431,8 +447,13 @@ def _read_variables(table: _Table, file: Path, diag: Diagnostics) -> tuple[dict[
         if _is_placeholder(row[0]) or _is_placeholder(row[1]):
             template = True
             continue
+        key = normalize_param_name(row[0])
         levels = [parse_value(v) for v in row[1].split(",")]
-        out[normalize_param_name(row[0])] = [v for v in levels if v is not None]
+        for v in levels:
+            if v is not None and (why := param_problem(key, v)) is not None:
+                diag.warn(file, f"Variables table: a level of '{row[0].strip()}' {why}; that level was ignored",
+                          stage=STAGE)
+        out[key] = [v for v in levels if v is not None and param_problem(key, v) is None]
     return out, template
 
 

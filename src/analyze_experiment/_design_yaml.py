@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from analyze_experiment._design_checks import describe, name_problem, param_problem, text_problem
 from analyze_experiment._design_markdown import derive_variables
 from analyze_experiment._design_values import (
     coerce_value,
@@ -47,6 +48,10 @@ TEMPLATE_VALUES = frozenset({"string", "int", "float", "bool", "[string]", "[int
 
 class YamlRefused(ValueError):
     """The YAML text cannot be read safely or is not a design document."""
+
+
+class DuplicateKey(YamlRefused):
+    """A mapping of the YAML text states one key twice."""
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -88,11 +93,53 @@ def _check_expansion(root: yaml.Node) -> None:
                 stack.append((child, False))
 
 
-def load_yaml(text: str) -> Any:
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _check_duplicate_keys(loader: yaml.SafeLoader, root: yaml.Node) -> None:
+    """Refuse a mapping that states one key twice (PyYAML keeps the last one silently).
+
+    A second ``runs:`` would replace the first list of runs without a word. Keys are
+    compared as the values they construct to (``1`` and ``1.0`` collide as in Python);
+    keys brought in by a ``<<`` merge may be overridden, as YAML intends. The node graph
+    was already bounded by :func:`_check_expansion`, and each node is visited once.
+    """
+    seen_nodes: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        stack.extend(_children(node))
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        first: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = loader.construct_object(key_node)
+            try:
+                earlier = first.setdefault(key, key_node)
+            except TypeError:  # an unhashable key: the constructor refuses it below
+                continue
+            if earlier is not key_node:
+                raise DuplicateKey(
+                    f"the key '{key_node.value}' appears twice in one mapping (lines "
+                    f"{earlier.start_mark.line + 1} and {key_node.start_mark.line + 1}); a repeated key "
+                    "would silently replace the first, so duplicate keys are refused"
+                )
+
+
+def load_yaml(text: str, *, allow_duplicate_keys: bool = False) -> Any:
     """The document as Python data (safe loader only).
 
+    ``allow_duplicate_keys`` lets a repeated key replace the earlier one, as PyYAML does;
+    only used to recognise the annotated schema template, which repeats keys on purpose.
+
     Raises:
-        YamlRefused: for syntax errors, unsafe tags, alias bombs and recursive aliases.
+        YamlRefused: for syntax errors, unsafe tags, duplicate keys, alias bombs and
+            recursive aliases.
     """
     loader: yaml.SafeLoader | None = None
     try:
@@ -101,9 +148,14 @@ def load_yaml(text: str) -> Any:
         if node is None:
             return None
         _check_expansion(node)
+        if not allow_duplicate_keys:
+            _check_duplicate_keys(loader, node)
         return loader.construct_document(node)
     except yaml.constructor.ConstructorError as exc:
-        raise YamlRefused(f"it uses a tag the safe YAML loader does not accept ({exc.problem})") from None
+        where = f" (line {exc.problem_mark.line + 1})" if exc.problem_mark is not None else ""
+        if "tag" in (exc.problem or ""):
+            raise YamlRefused(f"it uses a tag the safe YAML loader does not accept ({exc.problem}){where}") from None
+        raise YamlRefused(f"the safe YAML loader cannot build it: {exc.problem}{where}") from None
     except yaml.YAMLError as exc:
         raise YamlRefused(f"it is not valid YAML: {' '.join(str(exc).split())}") from None
     except RecursionError:
@@ -124,9 +176,19 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-def _levels(value: Any) -> list[Any]:
+def _levels(value: Any, name: str, file: Path, diag: Diagnostics) -> list[Any]:
+    """The levels of variable ``name``; a level of the wrong type is named and left out."""
     items = value if isinstance(value, list) else [value]
-    return [coerce_value(v) for v in items if v is not None]
+    out: list[Any] = []
+    for v in items:
+        level = coerce_value(v)
+        if level is None:
+            continue
+        if (why := param_problem(name, level)) is not None:
+            diag.warn(file, f"variables: a level of '{name}' {why}; that level was ignored", stage=STAGE)
+            continue
+        out.append(level)
+    return out
 
 
 def _normalise_mapping(
@@ -156,16 +218,19 @@ def _variables(raw: Any, file: Path, diag: Diagnostics) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {}
     if isinstance(raw, dict):
         for k, v in raw.items():
-            out[normalize_param_name(str(k))] = _levels(v)
+            key = normalize_param_name(str(k))
+            out[key] = _levels(v, key, file, diag)
     elif isinstance(raw, list):
-        for item in raw:
-            if isinstance(item, dict) and "name" in item:
-                levels = item.get("values", item.get("levels", []))
-                out[normalize_param_name(str(item["name"]))] = _levels(levels)
+        for i, item in enumerate(raw):
+            if isinstance(item, dict) and "name" in item and name_problem(item["name"]) is None:
+                key = normalize_param_name(str(item["name"]))
+                out[key] = _levels(item.get("values", item.get("levels", [])), key, file, diag)
+            elif isinstance(item, dict) and "name" in item:
+                diag.warn(file, f"variables[{i}]: 'name' {name_problem(item['name'])}; ignored", stage=STAGE)
             else:
-                diag.warn(file, f"variables: entry {item!r} has no name; ignored", stage=STAGE)
+                diag.warn(file, f"variables[{i}] ({describe(item)}) has no name; ignored", stage=STAGE)
     elif raw is not None:
-        diag.warn(file, f"variables is a {type(raw).__name__}, not a mapping; ignored", stage=STAGE)
+        diag.warn(file, f"variables is {describe(raw)}, not a mapping; ignored", stage=STAGE)
     return out
 
 
@@ -183,32 +248,79 @@ def _run_type(entry: dict[str, Any], name: str, params: dict[str, Any], file: Pa
     return "control" if not params and name.lower().endswith("_base") else "fine-tuned"
 
 
+RUN_TEXT_FIELDS = ("type", "model", "vis_label")
+RUN_FLAG_FIELDS = ("finetuned", "is_finetuned", "fine_tuned")
+
+
+def _run_problems(entry: dict[Any, Any], params: dict[str, Any]) -> list[str]:
+    """Every field of one run entry whose type is wrong, as ``field is …`` phrases."""
+    problems: list[str] = []
+    for f in ("name", "run_name"):
+        if f in entry and entry[f] is not None and (why := name_problem(entry[f])):
+            problems.append(f"'{f}' {why}")
+    for f in RUN_TEXT_FIELDS:
+        if (why := text_problem(entry.get(f))) is not None:
+            problems.append(f"'{f}' {why}")
+    for f in RUN_FLAG_FIELDS:
+        if entry.get(f) is not None and not isinstance(entry[f], bool):
+            problems.append(f"'{f}' is {describe(entry[f])}, not true/false")
+    raw_params = entry.get("parameters", entry.get("params"))
+    if raw_params is not None and not isinstance(raw_params, dict):
+        f = "parameters" if "parameters" in entry else "params"
+        problems.append(f"'{f}' is {describe(raw_params)}, not a mapping")
+    for key, value in params.items():
+        if (why := param_problem(key, value)) is not None:
+            problems.append(f"parameter '{key}' {why}")
+    return problems
+
+
 def _runs(raw: Any, file: Path, diag: Diagnostics) -> list[RunSpec]:
+    entries: list[tuple[str, Any]]
     if isinstance(raw, dict):  # {run_name: {...}}
-        raw = [{"name": k, **(v if isinstance(v, dict) else {})} for k, v in raw.items()]
-    if raw is None:
+        entries = [
+            (f"runs.{k}", {"name": k, **v} if isinstance(v, dict) else {"name": k} if v is None else v)
+            for k, v in raw.items()
+        ]
+    elif isinstance(raw, list):
+        entries = [(f"runs[{i}]", entry) for i, entry in enumerate(raw)]
+    elif raw is None:
         return []
-    if not isinstance(raw, list):
+    else:
         diag.warn(
             file,
-            f"runs is a {type(raw).__name__}, not a list; no runs were read from the design",
+            f"runs is {describe(raw)}, not a list; no runs were read from the design",
             stage=STAGE,
         )
         return []
     runs: list[RunSpec] = []
-    for i, entry in enumerate(raw):
-        if not isinstance(entry, dict) or _text(entry.get("name", entry.get("run_name"))) is None:
-            diag.warn(file, f"runs[{i}] has no name; ignored", stage=STAGE)
+    for where, entry in entries:
+        if not isinstance(entry, dict):
+            diag.warn(file, f"{where} is {describe(entry)}, not a mapping; ignored", stage=STAGE)
             continue
-        name = _text(entry.get("name", entry.get("run_name"))) or ""
+        raw_name = entry.get("name", entry.get("run_name"))
+        label = where if name_problem(raw_name) else f"run '{_text(raw_name)}' ({where})"
+        raw_params = entry.get("parameters", entry.get("params"))
+        params = (
+            _normalise_mapping(raw_params, label, file, diag, drop=NON_PARAMETERS)
+            if isinstance(raw_params, dict)
+            else {}
+        )
+        problems = _run_problems(entry, params)
+        if problems:
+            diag.warn(
+                file,
+                f"{label}: " + "; ".join(problems) + ". The run was left out of the design (if it is on "
+                "disk it is analysed with the parameters its directory name states)",
+                stage=STAGE,
+            )
+            continue
+        name = _text(raw_name)
+        if name is None:
+            diag.warn(file, f"{where} has no name; ignored", stage=STAGE)
+            continue
         if any(r.name == name for r in runs):
             diag.warn(file, f"run '{name}' is listed twice; the first entry was used", stage=STAGE)
             continue
-        raw_params = entry.get("parameters", entry.get("params"))
-        if raw_params is not None and not isinstance(raw_params, dict):
-            diag.warn(file, f"run '{name}': parameters is not a mapping; ignored", stage=STAGE)
-            raw_params = None
-        params = _normalise_mapping(raw_params or {}, f"run '{name}'", file, diag, drop=NON_PARAMETERS)
         runs.append(
             RunSpec(
                 name=name,
@@ -221,12 +333,17 @@ def _runs(raw: Any, file: Path, diag: Diagnostics) -> list[RunSpec]:
     return runs
 
 
-def _names(raw: Any) -> list[str]:
-    """``[{name: x}, "y"]`` or ``"x"`` -> names in order."""
+def _names(raw: Any, where: str, file: Path, diag: Diagnostics) -> list[str]:
+    """``[{name: x}, "y"]`` or ``"x"`` -> names in order; an entry of the wrong type is named."""
     items = raw if isinstance(raw, list) else [raw]
     out: list[str] = []
-    for item in items:
-        name = _text(item.get("name")) if isinstance(item, dict) else _text(item)
+    for i, item in enumerate(items):
+        value = item.get("name") if isinstance(item, dict) else item
+        if value is None or (why := name_problem(value)) is not None:
+            shown = "has no name" if value is None else f"{'name ' if isinstance(item, dict) else ''}{why}"
+            diag.warn(file, f"{where}[{i}] {shown}; ignored", stage=STAGE)
+            continue
+        name = _text(value)
         if name is not None and name not in out:
             out.append(name)
     return out
@@ -260,10 +377,17 @@ def _matrix(raw: Any, runs: list[RunSpec], file: Path, diag: Diagnostics) -> lis
     seen: set[str] = set()
     tasks: list[str] = []
     for i, entry in enumerate(raw):
-        name = _text(entry.get("run")) if isinstance(entry, dict) else None
-        if name is None:
+        raw_run = entry.get("run") if isinstance(entry, dict) else None
+        if raw_run is not None and (why := name_problem(raw_run)) is not None:
+            diag.warn(file, f"evaluation.matrix[{i}]: 'run' {why}; ignored", stage=STAGE)
+            continue
+        name = _text(raw_run)
+        if name is None or not isinstance(entry, dict):
             diag.warn(file, f"evaluation.matrix[{i}] names no run; ignored", stage=STAGE)
             continue
+        if (why := text_problem(entry.get("vis_label"))) is not None:
+            diag.warn(file, f"evaluation.matrix[{i}]: 'vis_label' {why}; ignored", stage=STAGE)
+            entry = {k: v for k, v in entry.items() if k != "vis_label"}
         spec = by_name.get(name)
         epochs = _epochs(entry.get("epochs"), f"evaluation.matrix[{i}]", file, diag)
         if spec is None:
@@ -273,7 +397,8 @@ def _matrix(raw: Any, runs: list[RunSpec], file: Path, diag: Diagnostics) -> lis
             spec = RunSpec(name=name, type="fine-tuned" if epochs else "control")
             by_name[name] = spec
             runs.append(spec)
-        cell_tasks = _names(entry.get("tasks")) if entry.get("tasks") is not None else []
+        tasks_raw = entry.get("tasks")
+        cell_tasks = _names(tasks_raw, f"evaluation.matrix[{i}].tasks", file, diag) if tasks_raw is not None else []
         if name in seen:  # one entry per (run, task) cell: merge
             spec.eval_tasks += [t for t in cell_tasks if t not in spec.eval_tasks]
             if epochs:
@@ -295,6 +420,17 @@ def _matrix(raw: Any, runs: list[RunSpec], file: Path, diag: Diagnostics) -> lis
     return tasks
 
 
+def is_template(data: Any) -> bool:
+    """True for the annotated schema template (type names such as ``string`` as values)."""
+    if not isinstance(data, dict):
+        return False
+    exp = data.get("experiment")
+    name = exp.get("name", data.get("name")) if isinstance(exp, dict) else data.get("name")
+    raw_runs = data.get("runs")
+    run_names = [r.get("name") for r in raw_runs if isinstance(r, dict)] if isinstance(raw_runs, list) else []
+    return any(isinstance(n, str) and n in TEMPLATE_VALUES for n in [name, *run_names])
+
+
 def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagnostics) -> Design:
     """A :class:`Design` from loaded YAML data (current schema and its older shapes).
 
@@ -310,7 +446,14 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
         meta = exp
     elif exp is not None:
         meta = {"name": exp}
-    fields = {f: _text(meta.get(f, data.get(f))) for f in EXPERIMENT_FIELDS}
+    fields: dict[str, str | None] = {}
+    for f in EXPERIMENT_FIELDS:
+        value = meta.get(f, data.get(f))
+        if (why := text_problem(value)) is not None:
+            where = f"experiment.{f}" if f in meta else f
+            diag.warn(file, f"{where} {why}; ignored", stage=STAGE)
+            value = None
+        fields[f] = _text(value)
     design = Design(
         name=fields["name"] or _text(data.get("experiment_name")) or fallback_name,
         question=fields["question"],
@@ -318,9 +461,7 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
         purpose=fields["purpose"],
         date=fields["date"],
     )
-    raw_runs = data.get("runs")
-    run_names = [r.get("name") for r in raw_runs if isinstance(r, dict)] if isinstance(raw_runs, list) else []
-    if fields["name"] in TEMPLATE_VALUES or any(n in TEMPLATE_VALUES for n in run_names):
+    if is_template(data):
         diag.warn(
             file,
             "the design document is still the annotated schema template (values such as 'string'); "
@@ -339,9 +480,10 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
     evaluation = data.get("evaluation")
     if not isinstance(evaluation, dict):
         evaluation = {k: data[k] for k in ("tasks", "scorers", "scorer", "matrix") if k in data}
-    design.tasks = _names(evaluation.get("tasks")) if evaluation.get("tasks") is not None else []
+    raw_tasks = evaluation.get("tasks")
+    design.tasks = _names(raw_tasks, "evaluation.tasks", file, diag) if raw_tasks is not None else []
     scorers = evaluation.get("scorers", evaluation.get("scorer"))
-    design.scorers = _names(scorers) if scorers is not None else []
+    design.scorers = _names(scorers, "evaluation.scorers", file, diag) if scorers is not None else []
     matrix_tasks = _matrix(evaluation.get("matrix"), design.runs, file, diag)
     design.tasks += [t for t in matrix_tasks if t not in design.tasks]
     if not design.variables and design.runs:

@@ -25,7 +25,13 @@ from analyze_experiment._design_values import (
     params_from_run_name,
     parse_value,
 )
-from analyze_experiment._design_yaml import YamlRefused, load_yaml, parse_yaml_design
+from analyze_experiment._design_yaml import (
+    DuplicateKey,
+    YamlRefused,
+    is_template,
+    load_yaml,
+    parse_yaml_design,
+)
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.model import Design
 
@@ -85,7 +91,14 @@ def _read_yaml(path: Path, root: Path, diag: Diagnostics) -> Design | None:
     if text is None:
         return None
     try:
-        design = parse_yaml_design(load_yaml(text), file=path, fallback_name=root.name, diag=diag)
+        try:
+            data = load_yaml(text)
+        except DuplicateKey:
+            # the annotated schema template repeats keys on purpose: say it is the template
+            data = load_yaml(text, allow_duplicate_keys=True)
+            if not is_template(data):
+                raise
+        design = parse_yaml_design(data, file=path, fallback_name=root.name, diag=diag)
     except YamlRefused as exc:
         diag.warn(path, f"the design document could not be used: {exc}", severity="error", stage=STAGE)
         return None

@@ -102,10 +102,12 @@ class _Scanner:
         self.seen = 0
         self.exhausted = False
         self.visited: set[Path] = set()
+        self.unlistable: set[Path] = set()
+        """Directories already named as unreadable (listed again, they are not named twice)."""
 
     def entries(self, path: Path) -> list[os.DirEntry[str]]:
         """The entries of ``path`` sorted by name ([] after a warning when unreadable)."""
-        if self.exhausted:
+        if self.exhausted or path in self.unlistable:
             return []
         try:
             with os.scandir(path) as it:
@@ -123,6 +125,7 @@ class _Scanner:
                         break
                     out.append(entry)
         except OSError as exc:
+            self.unlistable.add(path)
             self.diag.warn(
                 path,
                 f"the directory could not be listed ({exc.strerror or exc}); skipped",

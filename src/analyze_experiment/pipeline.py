@@ -168,7 +168,7 @@ def _read_all_training(
         spec = design.run(name)
         if spec is not None and spec.type in ("control", "eval-only"):
             continue  # nothing was trained in this experiment
-        jobs[name] = find_training_files(loc.run_dir, loc.training_dirs)
+        jobs[name] = find_training_files(loc.run_dir, loc.training_dirs, experiment=root)
 
     size = sum(_size(p) for f in jobs.values() for p in (*f.slurm_outputs, *f.disk_logs))
     out: dict[str, TrainingResult] = {}

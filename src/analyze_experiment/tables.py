@@ -64,6 +64,7 @@ RUNS = [
     "gpu_hours",  # train_time_s / 3600 * n_gpus
     "convergence",  # one of CONVERGENCE_VERDICTS
     "training_log",  # relative path of the main training output file
+    "attempts",  # training attempts found (requeued/resubmitted jobs); the last one gives status and curve
 ]
 """Columns of ``runs``. Parameters follow as extra columns, one per parameter name
 (snake_case, e.g. ``lora_rank``, ``learning_rate``); ``Experiment.param_names`` lists them."""

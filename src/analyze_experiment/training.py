@@ -9,6 +9,7 @@ decided it and that line's file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import math
@@ -64,6 +65,9 @@ class TrainingFiles:
     """log_<ts>.txt / .jsonl DiskLogger files."""
     gpu_metrics: list[Path] = field(default_factory=list)
     seff: list[Path] = field(default_factory=list)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+    """(path, what happened) for directories that could not be read and symlinks not followed
+    while searching; :func:`read_training` turns each into a warning naming the path."""
 
 
 @dataclass
@@ -78,30 +82,70 @@ class TrainingResult:
 
 
 # ---- finding files ---------------------------------------------------------------------------
-def _walk(root: Path, budget: list[int], depth: int = 0) -> list[Path]:
-    """Files under ``root`` (bounded by ``budget`` entries and MAX_DEPTH), skipping weights and eval dirs."""
+@dataclass
+class _Search:
+    """State of one run's file search: the entry budget, directories entered, what went wrong."""
+
+    boundary: Path
+    """Real path of the experiment directory: symlinks may not lead outside it."""
+    budget: int = MAX_DIR_ENTRIES
+    visited: set[Path] = field(default_factory=set)
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def _follow(entry: os.DirEntry[str], search: _Search) -> bool:
+    """Whether a symlink may be followed (docs/inputs.md): inside the experiment, not broken, no loop."""
+    try:
+        target = Path(entry.path).resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        looped = isinstance(exc, RuntimeError) or "loop" in str(exc).lower()
+        search.problems.append((Path(entry.path), f"the symlink {'loops' if looped else 'is broken'}; not followed"))
+        return False
+    if not target.is_relative_to(search.boundary):
+        search.problems.append((Path(entry.path), "the symlink points outside the experiment directory; not followed"))
+        return False
+    return True
+
+
+def _walk(root: Path, search: _Search, depth: int = 0) -> list[Path]:
+    """Files under ``root`` (bounded by the search budget and MAX_DEPTH), skipping weights and eval dirs."""
     found: list[Path] = []
+    try:
+        real = root.resolve()
+    except (OSError, RuntimeError):
+        real = root
+    if real in search.visited:
+        if depth and root.is_symlink():
+            search.problems.append((root, "the symlink leads to a directory already read (loop or alias); not read "
+                                          "again"))
+        return found
+    search.visited.add(real)
     try:
         with os.scandir(root) as it:
             entries = []
             for entry in it:
-                budget[0] -= 1
-                if budget[0] < 0:
+                search.budget -= 1
+                if search.budget < 0:
                     break
                 entries.append(entry)
-    except OSError:
+    except OSError as exc:
+        search.problems.append((root, f"the directory could not be read ({exc.strerror or exc}); training output "
+                                      "in it was not looked for"))
         return found
     for entry in sorted(entries, key=lambda e: e.name):
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_symlink() and not _follow(entry, search):
+                continue
+            if entry.is_dir():
                 if entry.name in SKIP_DIRS or depth + 1 > MAX_DEPTH:
                     continue
-                found.extend(_walk(Path(entry.path), budget, depth + 1))
+                found.extend(_walk(Path(entry.path), search, depth + 1))
             elif entry.is_file():
                 if Path(entry.name).suffix.lower() in SKIP_EXTENSIONS:
                     continue
                 found.append(Path(entry.path))
-        except OSError:
+        except OSError as exc:
+            search.problems.append((Path(entry.path), f"could not be examined ({exc.strerror or exc}); skipped"))
             continue
     return found
 
@@ -138,29 +182,45 @@ def _job_key(path: Path) -> tuple[int, float, str]:
     return (int(m.group(1)) if m else -1, mtime, path.as_posix())
 
 
-def find_training_files(run_dir: Path | None, extra_dirs: Sequence[Path] = ()) -> TrainingFiles:
+def find_training_files(
+    run_dir: Path | None, extra_dirs: Sequence[Path] = (), *, experiment: Path | None = None
+) -> TrainingFiles:
     """Find a run's training output in all three layouts.
 
     ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
     counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
     skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
-    MAX_DIR_ENTRIES directory entries are looked at.
+    MAX_DIR_ENTRIES directory entries are looked at. Symlinks are followed only while they
+    stay inside ``experiment`` (default: the run directory's parent); a directory that cannot
+    be read and a symlink not followed are kept in ``problems`` for a warning.
     """
     roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
-    budget = [MAX_DIR_ENTRIES]
+    boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
+    with contextlib.suppress(OSError, RuntimeError):
+        boundary = boundary.resolve()
+    search = _Search(boundary)
     files: list[Path] = []
-    seen_roots: set[Path] = set()
     for root in roots:
-        if root in seen_roots or not root.is_dir():
-            continue
-        seen_roots.add(root)
-        files.extend(_walk(root, budget))
-    out = TrainingFiles()
+        try:
+            exists = root.is_dir()
+        except OSError:
+            exists = True  # let the listing say why it cannot be read
+        if exists:
+            files.extend(_walk(root, search))
+    out = TrainingFiles(problems=search.problems)
     prints: set[tuple[int, str]] = set()
     sniffed = 0
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
+    real_seen: set[Path] = set()
     for path in sorted(dict.fromkeys(files), key=lambda p: (len(p.parts), p.as_posix())):
         name = path.name
+        try:
+            real = path.resolve()
+        except (OSError, RuntimeError):
+            real = path
+        if real in real_seen:  # a symlink to a file already found is the same file, not another attempt
+            continue
+        real_seen.add(real)
         if _DISK_RE.match(name):
             bucket = out.disk_logs
         elif _GPU_RE.match(name):
@@ -262,7 +322,26 @@ def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
                   f"kept the first {tt.MAX_SEGMENT:,} bytes of each", stage=STAGE)
     if out.config_error:
         diag.warn(path, f"{out.config_error}: run parameters not cross-checked from it", stage=STAGE)
+    _warn_unread_frames(path, out, diag)
     return out
+
+
+def _warn_unread_frames(path: Path, out: tt.SlurmOutput, diag: Diagnostics) -> None:
+    """Name progress frames the reader saw but could not use (issues 12 and 16)."""
+    read = len(out.bar_step) or bool(out.stdout_steps)
+    if out.unparsed_frames:
+        then = ("other steps were read" if read else
+                "no training steps were read from this file (per-step values only from a DiskLogger file, if any)")
+        diag.warn(path, f"the progress bar is in a format this version does not read: {out.unparsed_frames:,} "
+                  f"frame(s) mentioning loss/step/epoch were not read (first: {out.first_unparsed!r}); {then}",
+                  stage=STAGE)
+    if out.other_rank_frames and not len(out.bar_step):
+        ranks = ", ".join(str(r) for r in sorted(out.ranks - {0})) or "other than 0"
+        diag.warn(path, f"{out.other_rank_frames:,} progress-bar frame(s) of rank(s) {ranks} were left out: the curve "
+                  "comes from rank 0, which this file does not show", stage=STAGE)
+    if out.undecoded_frames:
+        diag.warn(path, f"{out.undecoded_frames:,} progress-bar frame(s) with a `|Loss: ` description could not be "
+                  f"decoded and were left out (first: {out.first_undecoded!r})", stage=STAGE)
 
 
 def _read_disk(path: Path, diag: Diagnostics) -> tt.DiskLog | None:
@@ -380,12 +459,22 @@ _SEFF_STATUS = {
 
 
 def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: float | None = None) -> TrainingResult:
-    """Read one run's training output. Never raises for bad input: warnings go to ``diag``."""
+    """Read one run's training output. Never raises for bad input: warnings go to ``diag``.
+
+    Several attempts of one run (a requeued job appended to its file, several jobs' files,
+    several DiskLogger files) are told apart first (:func:`split_attempts`): the last attempt
+    alone gives the curve, the epochs and the status; the earlier ones are listed in an info
+    note and counted in the ``attempts`` column.
+    """
     now = time.time() if now is None else now
+    for path, what in files.problems:
+        diag.warn(path, f"run {run}: {what}", severity="error" if "could not" in what else "warning", stage=STAGE)
     slurms = [o for o in (_read_slurm(p, diag) for p in files.slurm_outputs) if o is not None]
-    disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
-    tt_slurms = [o for o in slurms if o.looks_like_torchtune or o.events]
-    _check_disk_names(run, tt_slurms, files, diag)
+    all_disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
+    all_tt = [o for o in slurms if o.looks_like_torchtune or o.events]
+    _check_disk_names(run, all_tt, files, diag)
+    attempts = split_attempts(all_tt, all_disks)
+    tt_slurms, disks = attempts.final_slurms, attempts.final_disks
 
     config: dict[str, Any] = {}
     recipe = None
@@ -416,6 +505,8 @@ def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: flo
     summary["training_log"] = diag.rel(main_log)
     _fill_values(summary, step_rows, warmup, epochs_info, config, tt_slurms, gpu_rows, seffs)
     _fill_status(summary, run, files, tt_slurms, slurms, disks, seffs, now, diag)
+    summary["attempts"] = attempts.count
+    _note_attempts(run, attempts, summary, diag)
     diag.act(
         "training.read",
         f"run {run}: read training output",
@@ -423,6 +514,106 @@ def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: flo
         result=f"status {summary['status']}, {len(step_rows)} steps",
     )
     return TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+
+
+@dataclass
+class Attempts:
+    """A run's training output split into attempts (issue 12)."""
+
+    final_slurms: list[tt.SlurmOutput]
+    """The last attempt's SLURM/stdout outputs (one job: its ``.out`` and ``.err``)."""
+    final_disks: list[tt.DiskLog]
+    """The last attempt's DiskLogger file (empty when none belongs to it)."""
+    earlier: list[tuple[Path, tuple[int, int] | None, str, int | None]] = field(default_factory=list)
+    """Earlier attempts, oldest first: (file, byte range or None for the whole file, how it
+    ended, last step)."""
+
+    @property
+    def count(self) -> int:
+        """Number of attempts (1 for an ordinary run, 0 without training output)."""
+        return len(self.earlier) + (1 if self.final_slurms or self.final_disks else 0)
+
+
+def _ended(out: tt.SlurmOutput) -> str:
+    decided = _events_status(out)
+    if decided is not None:
+        return f"{decided[0]} ({decided[1][:160]})"
+    if out.final_checkpoint:
+        return f"completed ({out.final_checkpoint})"
+    failure = _failure(out)
+    return f"failed ({failure[:160]})" if failure else "ended without an end marker"
+
+
+def _last_step(steps: Sequence[int]) -> int | None:
+    return max(steps) if len(steps) else None
+
+
+def _disk_last_step(log: tt.DiskLog | dict[int, Any]) -> int | None:
+    steps = log.steps if isinstance(log, tt.DiskLog) else log
+    return max(steps) if steps else None
+
+
+def split_attempts(slurms: list[tt.SlurmOutput], disks: list[tt.DiskLog]) -> Attempts:
+    """Tell a run's attempts apart; the last one decides status and curve, nothing is spliced.
+
+    * One SLURM file may hold several attempts (``--requeue`` appends; the reader splits it
+      where a banner follows output or the step counter goes backwards).
+    * SLURM files of different jobs are different attempts (the job id orders them); the
+      ``.out`` and ``.err`` of one job are one attempt.
+    * Each DiskLogger file is the log of one attempt (a step counter going backwards inside
+      it also starts a new attempt). The last attempt's DiskLogger file is the one its
+      ``Writing logs to`` line names, else the newest one.
+    """
+    groups: list[list[tt.SlurmOutput]] = []
+    keys: list[int] = []
+    for o in slurms:  # already sorted by job id, then time
+        job = _job_key(o.path)[0]
+        if groups and job >= 0 and keys[-1] == job:
+            groups[-1].append(o)
+        else:
+            groups.append([o])
+            keys.append(job)
+    earlier: list[tuple[Path, tuple[int, int] | None, str, int | None]] = []
+    for group in groups:
+        for o in group:
+            for e in o.earlier_attempts:
+                earlier.append((o.path, e.byte_range, _ended(e), _last_step(e.bar_step.tolist() or list(e.stdout_steps))))
+    for group in groups[:-1]:
+        o = group[-1]
+        earlier.append((o.path, None, _ended(o), _last_step(o.bar_step.tolist() or list(o.stdout_steps))))
+    final_slurms = groups[-1] if groups else []
+    named = {n.rsplit("/", 1)[-1] for o in final_slurms for n in o.disk_log_names}
+    final_disks = [d for d in disks if d.path.name in named][-1:]
+    if not final_disks and (not named or (len(disks) == 1 and not earlier)):
+        # no name to match (or nothing to confuse it with): the newest file is this attempt's
+        final_disks = disks[-1:]
+    for d in disks:
+        for steps in d.earlier_attempts:
+            earlier.append((d.path, None, "restarted (the step counter went backwards)", _disk_last_step(steps)))
+        if not final_slurms and d not in final_disks:
+            earlier.append((d.path, None, "superseded by a newer DiskLogger file", _disk_last_step(d)))
+    return Attempts(final_slurms, final_disks, earlier)
+
+
+def _note_attempts(run: str, attempts: Attempts, summary: dict[str, Any], diag: Diagnostics) -> None:
+    if not attempts.earlier:
+        return
+    listed = []
+    for path, rng, ended, last in attempts.earlier:
+        where = diag.rel(path) or ""
+        if rng is not None:
+            where += f" bytes {rng[0]:,}-{rng[1]:,}"
+        listed.append(f"{where}: {ended}" + (f", last step {last}" if last is not None else ""))
+    diag.warn(
+        summary.get("training_log"),
+        f"run {run}: {attempts.count} training attempts (requeued or resubmitted); the last attempt decides "
+        f"the status ({summary.get('status')}) and supplies the curve, steps are never combined across "
+        f"attempts; earlier attempts, not drawn: " + "; ".join(listed),
+        severity="info",
+        stage=STAGE,
+    )
+    diag.act("training.attempts", f"run {run}: {attempts.count} attempts", details=listed,
+             result=f"last attempt: {summary.get('status')}")
 
 
 def _check_disk_names(run: str, slurms: list[tt.SlurmOutput], files: TrainingFiles, diag: Diagnostics) -> None:

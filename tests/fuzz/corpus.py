@@ -21,6 +21,7 @@ import copy
 import functools
 import json
 import random
+import re
 import struct
 import zipfile
 import zlib
@@ -581,6 +582,108 @@ def csv_garbage(rng: random.Random, b: bytes) -> bytes:
     return b"".join(lines)
 
 
+# --- issue 12/16 operators: attempts, ranks, unknown bar formats, field types ---------------
+
+_DESC = re.compile(rb"(\d+)\|(\d+)\|Loss: ([0-9.naif]+):")
+_CANCELLED = (FIXTURES / "torchtune" / "local_v0.6.1_lora_cpu_slurm_scancel.out")
+
+
+def requeued(rng: random.Random, b: bytes) -> bytes:
+    """A preempted first attempt, then this file appended, as Slurm ``--requeue`` writes it."""
+    first = _CANCELLED.read_bytes() if _CANCELLED.is_file() else b
+    return first[: rng.randrange(len(first) // 2, len(first) + 1)] + b
+
+
+def rank_prefixed(rng: random.Random, b: bytes) -> bytes:
+    """Every line with torchrun's ``[rank0]:`` prefix, another rank's copy interleaved."""
+    lines = b.split(b"\n")
+    other = [b"[rank1]:" + ln for ln in reversed(lines)]
+    out = []
+    for ln in lines:
+        out.append(b"[rank0]:" + ln)
+        if other and rng.random() < 0.5:
+            out.append(other.pop())
+    return b"\n".join(out)
+
+
+def newer_bar(rng: random.Random, b: bytes) -> bytes:
+    """The progress-bar descriptions rewritten in a format the reader does not know."""
+    form = rng.choice([rb"Epoch \1 | Step \2 | Loss: \3:", rb"\1|\2|loss=\3:", rb"\1|\2|Loss: \3, lr: 0.1:"])
+    return _DESC.sub(form, b)
+
+
+def long_epochs(rng: random.Random, b: bytes) -> bytes:
+    """Epoch numbers pushed past 99,999 (issue 16) or past what can be read (10+ digits)."""
+    offset = rng.choice([99_999, 123_456, 999_999_000, 10**10])
+    return _DESC.sub(lambda m: b"%d|%s|Loss: %s:" % (int(m.group(1)) + offset, m.group(2), m.group(3)), b)
+
+
+def restarted_disklog(rng: random.Random, b: bytes) -> bytes:
+    """A DiskLogger file whose step counter goes backwards (a second attempt appended)."""
+    lines = _lines(b)
+    return b"".join(lines[: rng.randrange(1, len(lines) + 1)]) + b if lines else b
+
+
+def yaml_wrong_type(rng: random.Random, b: bytes) -> bytes:
+    """One field of one run given a value of the wrong type (a list as name, text as rank …)."""
+    import yaml
+
+    try:
+        obj = yaml.safe_load(b)
+    except yaml.YAMLError:
+        return b
+    runs = obj.get("runs") if isinstance(obj, dict) else None
+    if not isinstance(runs, list) or not runs or not isinstance(runs[0], dict):
+        return b
+    run = runs[rng.randrange(len(runs))]
+    if not isinstance(run, dict):
+        return b
+    field_, value = rng.choice([("name", [run.get("name")]), ("name", {"a": 1}), ("name", 1.5), ("type", ["x"]),
+                                ("model", {"m": 1}), ("parameters", [1, 2]), ("lora_rank", "eight"),
+                                ("lora_rank", [4, 8]), ("finetuned", "maybe")])
+    if field_ == "lora_rank":
+        params = run.get("parameters") if isinstance(run.get("parameters"), dict) else {}
+        run["parameters"] = {**params, "lora_rank": value}
+    else:
+        run[field_] = value
+    return yaml.safe_dump(obj, sort_keys=False).encode()
+
+
+def yaml_duplicate_key(rng: random.Random, b: bytes) -> bytes:
+    """A top-level key stated twice (the second would silently replace the first)."""
+    lines = _lines(b)
+    tops = [ln for ln in lines if re.match(rb"^[A-Za-z_]+:", ln)]
+    if not tops:
+        return b + b"runs: []\nruns: []\n"
+    key = rng.choice(tops).split(b":", 1)[0]
+    return b + (b"\n" if not b.endswith(b"\n") else b"") + key + b": {}\n"
+
+
+def md_wrong_cell(rng: random.Random, b: bytes) -> bytes:
+    """A numeric cell of the All Runs table replaced by text (``eight``, ``1e-5 (default)``)."""
+    lines = _lines(b)
+    rows = [i for i, ln in enumerate(lines) if re.match(rb"^\|.*\|\s*\d", ln)]
+    if not rows:
+        return b
+    i = rng.choice(rows)
+    lines[i] = re.sub(rb"\|\s*(\d[\d.e-]*)\s*\|", rb"| \1 (default) |", lines[i], count=1)
+    return b"".join(lines)
+
+
+ISSUE12_OPS: dict[str, tuple[str, Callable[[random.Random, bytes], bytes], bool]] = {
+    "requeued": ("slurm", requeued, False),
+    "rank_prefixed": ("slurm", rank_prefixed, False),
+    "newer_bar": ("slurm", newer_bar, False),
+    "long_epochs": ("slurm", long_epochs, False),
+    "restarted": ("disklog", restarted_disklog, False),
+    "yaml_wrong_type": ("design_yaml", yaml_wrong_type, False),
+    "yaml_duplicate_key": ("design_yaml", yaml_duplicate_key, True),
+    "md_wrong_cell": ("design_md", md_wrong_cell, False),
+}
+"""kind -> (role, operator, must be named). A wrong-typed field is named unless the chosen
+run is not in the document; a newer bar is named only when the file has frames to rewrite."""
+
+
 # --- the corpus --------------------------------------------------------------------------
 
 
@@ -666,6 +769,10 @@ def generate(
     for name, b in bases.get("design_md", []):
         for _ in range(max(1, design_per_base // 2)):
             add("design_md", "ragged_rows", name, False, ragged_rows(rng, b))
+    for kind, (role, op, must) in ISSUE12_OPS.items():
+        picks = bases.get(role, [])
+        for name, b in picks[: max(1, per_base // 4) if role in ("slurm", "disklog") else 1]:
+            add(role, kind, name, must, op(rng, b))
     if big:
         first = {r: (bases[r][0] if bases.get(r) else ("none", b"")) for r in ("slurm", "disklog")}
         for role in ("slurm", "disklog"):

@@ -16,13 +16,14 @@ glued to an unterminated frame.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 import multiprocessing
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -47,7 +48,9 @@ LINE_HEAD, LINE_TAIL = 65536, 4096
 _PAD = 48  # separator bytes around each block so fixed windows never leave the buffer
 _PADB = b"\n" * _PAD
 _STEP_DIGITS = 10
-_EPOCH_DIGITS = 6
+_EPOCH_DIGITS = 10
+"""Digit runs of this length or longer are not read as a step or an epoch (the frame is then
+counted as undecoded and named): up to 9 digits each (issue 16: epochs of 6 digits were lost)."""
 _LOSS_WIDTH = 26
 
 # ---- line patterns (applied to decoded text after the bar frames are removed) ----------
@@ -86,6 +89,11 @@ _WANDB_SUMMARY_RE = re.compile(r"wandb: Run summary:")
 _WANDB_KV_RE = re.compile(r"wandb:\s+(?P<key>\S+)\s+(?P<value>\S+)\s*$")
 _EPOCH_IN_PATH_RE = re.compile(r"(?:^|/)(?:epoch|step)_(?P<e>\d+)(?:/|$)|_(?P<e2>\d+)\.(?:pt|bin|safetensors)$")
 _TIME_RE = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d+)$")
+_DESC_FRAME_RE = re.compile(
+    r"[^\r\n]{0,300}?\d{1,3}%\|[^|\r\n]{0,200}\|\s*\d+/\d+\s*\[[^\]\r\n]{0,300}\]"
+)
+"""One tqdm frame with whatever description precedes it and its ``[…]`` postfix."""
+_TRAINING_WORDS_RE = re.compile(r"(?i)loss|\bstep|epoch")
 _NOISE_BAR_RE = re.compile(r"\s*\d+%\|[^|]*\|\s*\d+/\d+ \[[^\]]*\]\s*")
 _TORCHTUNE_HINTS = ("torchtune", "resolved config", "Loss:", "Step ", "checkpoint", "Writing logs to")
 
@@ -195,6 +203,31 @@ class SlurmOutput:
     long_lines: int = 0
     last_offset: int = 0
     problems: list[str] = field(default_factory=list)
+    attempt_starts: list[int] = field(default_factory=list)
+    """File offsets where a new attempt begins: a config banner after training output or an
+    end message (Slurm ``--requeue`` appends the new attempt to the same file)."""
+    restarts: list[tuple[int, int]] = field(default_factory=list)
+    """(offset of the frame or Step line before, offset of the line) where the step counter went
+    backwards: a new attempt begins at that line unless a banner already started one."""
+    first_step: int | None = None
+    last_step: int | None = None
+    """First and last bar step in file order (to see a restart across parallel byte ranges)."""
+    undecoded_frames: int = 0
+    """Frames with a ``|Loss: `` description that could not be decoded (never dropped silently)."""
+    first_undecoded: str | None = None
+    pending_cut: str | None = None
+    """The last frame seen so far was cut inside its loss (counted once anything follows it)."""
+    other_rank_frames: int = 0
+    """Frames of ranks other than 0 (torchrun ``[rankN]:`` lines), left out of the curve."""
+    unparsed_frames: int = 0
+    """Progress frames whose description or postfix speaks of loss/step/epoch but is not in a
+    format this reader knows (a newer torchtune): counted and named, never dropped silently."""
+    first_unparsed: str | None = None
+    byte_range: tuple[int, int] | None = None
+    """The bytes of the file this attempt covers (None: the whole file)."""
+    earlier_attempts: list[SlurmOutput] = field(default_factory=list)
+    """Attempts before this one in the same file, oldest first. The fields above them describe
+    the *last* attempt only: its status and curve are the run's (issue 12)."""
 
     @property
     def looks_like_torchtune(self) -> bool:
@@ -284,17 +317,17 @@ def _run_value(w: np.ndarray, k: np.ndarray) -> np.ndarray:
 def _desc_ints(a: np.ndarray, u64: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, ...]:
     """Step and epoch of each description ``{epoch}|{step}`` that ends just before ``q`` (a ``|``).
 
-    Same values as ``_trailing_int`` with widths 10 (step) and 6 (epoch): the 8 bytes before
+    Same values as ``_trailing_int`` with widths 10 (step) and 10 (epoch): the 8 bytes before
     ``q`` are one word whose digit run is measured and decoded with word operations; the
-    rare steps of 8 or more digits go through ``_trailing_int``. Returns (step, step digits,
-    epoch, epoch digits, pipe) where ``pipe`` says a ``|`` precedes the step digits.
+    rare steps or epochs of 8 or more digits go through ``_trailing_int``. Returns (step, step
+    digits, epoch, epoch digits, pipe) where ``pipe`` says a ``|`` precedes the step digits.
     """
     w = u64[q - 8]
     ks = _digits_before_end(w)
     step = _run_value(w, ks)
     pipe = a[q - 1 - ks] == 124
     we = u64[q - ks - 9]  # the 8 bytes ending just before that '|'
-    ke = np.minimum(_digits_before_end(we), _EPOCH_DIGITS)
+    ke = _digits_before_end(we)
     epoch = _run_value(we, ke)
     long = np.flatnonzero(ks == 8)
     if len(long):
@@ -302,6 +335,9 @@ def _desc_ints(a: np.ndarray, u64: np.ndarray, q: np.ndarray) -> tuple[np.ndarra
         step[long], ks[long] = _trailing_int(a, ql, _STEP_DIGITS)
         pipe[long] = a[ql - ks[long] - 1] == 124
         epoch[long], ke[long] = _trailing_int(a, ql - ks[long] - 1, _EPOCH_DIGITS)
+    long_epoch = np.flatnonzero((ke == 8) & (ks < 8))
+    if len(long_epoch):
+        epoch[long_epoch], ke[long_epoch] = _trailing_int(a, q[long_epoch] - ks[long_epoch] - 1, _EPOCH_DIGITS)
     return step, ks, epoch, ke, pipe
 
 
@@ -398,6 +434,10 @@ class _Block:
     """The separator that ends each segment."""
     full_segs: np.ndarray
     """Indices of the segments that hold ``100%|``."""
+    undecoded: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Positions of frames with a ``|Loss: `` tag that could not be decoded."""
+    cut: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    """Positions of frames whose loss has no ``:`` after it (cut while being written)."""
 
 
 def _segments(a: np.ndarray, sep: np.ndarray, mark: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -492,8 +532,15 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
             loss[i] = float(text)
         except ValueError:
             good[i] = False
+    # frames found by their "|Loss: " tag that could not be decoded are counted, never lost without
+    # a word; a frame whose loss is cut (no ':' after it) is only incomplete, unless more follows
+    shape = (ks > 0) & pipe & (ke > 0)
+    undecoded = np.flatnonzero(~good & (term | ~shape))
+    cut = np.flatnonzero(~good & ~term & shape)
     if kept_idx is None:
         kept_idx = np.arange(len(lpos))
+    bad_pos = lpos[undecoded]
+    cut_pos = lpos[cut]
     lpos, step, epoch, ks, ke, loss = lpos[good], step[good], epoch[good], ks[good], ke[good], loss[good]
     kept_idx = kept_idx[good]
 
@@ -538,7 +585,7 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     hits = hits[hits < len(u64)]
     hits = hits[(u64[hits] & _MASK5) == _FULL_TAG]
     full_segs = np.unique(np.searchsorted(starts, hits, "right") - 1)
-    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs)
+    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs, bad_pos, cut_pos)
 
 
 _TRAIL_CHARS = np.zeros(256, bool)
@@ -581,12 +628,49 @@ class _LineParser:
         self.in_wandb = False
         self.ckpt_epoch: int | None = None
         self.config_done = False
+        self.frame_before: int | None = None
+        """File offset of the last bar frame before the segment being fed (None: no frame yet)."""
+        self.boundary = 0
+        """Offset where the current attempt began."""
+        self.output_since = False
+        """A Step line or an end message was seen since ``boundary``."""
+        self.last_stdout_step: int | None = None
+        self.last_stdout_offset = 0
+        self.other_rank_line = False
+        """The line in progress at the end of the last block carries a rank prefix other than 0."""
 
-    def feed(self, raw: str, offset: int, bar_epoch: int | None, terminated: bool, blank_before: bool) -> None:
-        """One segment of text; ``bar_epoch`` is the 1-based epoch of the last frame before it."""
+    def feed(
+        self,
+        raw: str,
+        offset: int,
+        bar_epoch: int | None,
+        terminated: bool,
+        blank_before: bool,
+        other_rank: bool = False,
+    ) -> None:
+        """One segment of text; ``bar_epoch`` is the 1-based epoch of the last frame before it.
+
+        ``other_rank``: the segment belongs to a line torchrun prefixed with a rank other
+        than 0; only failures are read from it (the curve, config and checkpoints are rank 0's).
+        """
         text = _ANSI_RE.sub("", raw)
-        if self.in_config and self._config_line(text, blank_before):
+        rm = _RANK_RE.match(text)
+        if rm:  # torchrun's `[rankN]:` prefix (evidence lines keep it; the config banner does not)
+            self.out.ranks.add(int(rm.group("r")))
+            if not text[rm.end() :].strip():  # a blank line of that rank
+                if self.in_config and self.config_started and not other_rank:
+                    self._finish_config()
+                return
+        if other_rank:
+            ev = classify_line(text)
+            if ev is not None:
+                self.out.events.append((offset, ev))
+                self.output_since = True
             return
+        if self.in_config and self._config_line(text[rm.end() :] if rm else text, blank_before):
+            return
+        if "%|" in text:
+            self._unparsed_frames(text)
         if "|" in text and "%|" in text:
             text = _BAR_STRIP_RE.sub("\n", text)
         for piece in text.split("\n"):
@@ -595,6 +679,19 @@ class _LineParser:
                 self._line(piece[-LINE_TAIL:], offset, bar_epoch, terminated)
             elif piece.strip():
                 self._line(piece, offset, bar_epoch, terminated)
+
+    def _unparsed_frames(self, text: str) -> None:
+        """Count progress frames that speak of loss/step/epoch in a format not read here.
+
+        Frames in the known ``{epoch}|{step}|Loss: {loss}`` format that reach this point (glued
+        to other text) are read elsewhere; other bars (``Loading checkpoint shards``, dataset
+        ``Map``) say nothing of training and are not counted."""
+        for m in _DESC_FRAME_RE.finditer(text):
+            frame = m.group(0)
+            if _TRAINING_WORDS_RE.search(frame) and not BAR_RE.search(frame):
+                self.out.unparsed_frames += 1
+                if self.out.first_unparsed is None:
+                    self.out.first_unparsed = frame.strip()[:200]
 
     def _config_line(self, text: str, blank_before: bool) -> bool:
         """Collect YAML lines of the banner; True when ``text`` was consumed."""
@@ -639,12 +736,17 @@ class _LineParser:
         ev = classify_line(line)
         if ev is not None:
             out.events.append((offset, ev))
+            self.output_since = True
             return
         if "Step " in body:
             parsed = parse_step_line(body, terminated=terminated)
             if parsed:
                 step, values = parsed
+                if self.last_stdout_step is not None and step < self.last_stdout_step:
+                    out.restarts.append((self.last_stdout_offset, offset))
+                self.last_stdout_step, self.last_stdout_offset = step, offset
                 out.stdout_steps.setdefault(step, {}).update(values)
+                self.output_since = True
                 return
         if self.in_wandb:
             m = _WANDB_KV_RE.match(body)
@@ -654,6 +756,12 @@ class _LineParser:
             self.in_wandb = False
         m = _BANNER_RE.search(body)
         if m:
+            # a banner after training output or an end message starts a new attempt; the
+            # banners of several ranks at the start of one job do not
+            if self.output_since or (self.frame_before is not None and self.frame_before >= self.boundary):
+                out.attempt_starts.append(offset)
+                self.boundary, self.output_since = offset, False
+                self.last_stdout_step = None
             if out.recipe is None:
                 out.recipe = m.group("recipe")
             self.in_config = True
@@ -763,17 +871,18 @@ def read_slurm_output(path: Path, *, chunk_size: int = CHUNK_SIZE, workers: int 
         in_worker = multiprocessing.parent_process() is not None
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = 1 if in_worker else min(4, cpus, _idle_cpus(cpus))
+    opener = functools.partial(open, path, "rb")
     if workers > 1 and size >= PARALLEL_MIN_BYTES:
         bounds = _split_points(path, size, workers)
         if len(bounds) > 2:
             try:
-                return _read_parallel(path, bounds, chunk_size)
+                return _split_attempts(_read_parallel(path, bounds, chunk_size), opener, chunk_size)
             except (OSError, RuntimeError, AssertionError, BrokenProcessPool):
                 pass  # e.g. no process can be started here: read it in this process
     out = SlurmOutput(path=path)
-    with open(path, "rb") as fh:
+    with opener() as fh:
         _read_stream(fh, out, chunk_size)
-    return out
+    return _split_attempts(out, opener, chunk_size)
 
 
 class _Range:
@@ -818,6 +927,9 @@ def _read_range(path: Path, start: int, end: int, chunk_size: int) -> SlurmOutpu
     out.events = [(o + start, e) for o, e in out.events]
     if out.final_checkpoint_offset is not None:
         out.final_checkpoint_offset += start
+    out.attempt_starts = [o + start for o in out.attempt_starts]
+    out.restarts = [(a + start, b + start) for a, b in out.restarts]
+    out.byte_range = (start, end)
     return out
 
 
@@ -833,6 +945,17 @@ def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
     """Combine the results of consecutive byte ranges of one file (later ranges win per step)."""
     out = SlurmOutput(path=path)
     cols: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    prev: SlurmOutput | None = None
+    for p in parts:  # attempt marks, and a step counter that goes backwards across two ranges
+        out.attempt_starts.extend(p.attempt_starts)
+        out.restarts.extend(p.restarts)
+        if p.first_step is None:
+            continue
+        if prev is not None and prev.last_step is not None and p.first_step < prev.last_step:
+            start = p.byte_range[0] if p.byte_range else 0
+            out.restarts.append((start - 1, start))
+        out.first_step = out.first_step if out.first_step is not None else p.first_step
+        out.last_step, prev = p.last_step, p
     for p in parts:
         if not len(p.bar_step):
             continue
@@ -841,10 +964,16 @@ def _merge(path: Path, parts: list[SlurmOutput]) -> SlurmOutput:
         cols.append((p.bar_step, p.bar_epoch, p.bar_loss))
     if cols:
         out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(*(np.concatenate(c) for c in zip(*cols, strict=True)))
-    for p in parts:
+    for i, p in enumerate(parts):
         out.n_bytes += p.n_bytes
         out.bar_frames += p.bar_frames
         out.long_lines += p.long_lines
+        cut_inside = p.pending_cut is not None and i < len(parts) - 1  # more of the file follows it
+        out.undecoded_frames += p.undecoded_frames + cut_inside
+        out.first_undecoded = out.first_undecoded or p.first_undecoded or (p.pending_cut if cut_inside else None)
+        out.unparsed_frames += p.unparsed_frames
+        out.other_rank_frames += p.other_rank_frames
+        out.first_unparsed = out.first_unparsed or p.first_unparsed
         for e, info in p.epochs.items():
             cur = out.epochs.get(e)
             if cur is None:
@@ -884,7 +1013,48 @@ def read_slurm_bytes(data: bytes, path: str | Path = "<bytes>", *, chunk_size: i
 
     out = SlurmOutput(path=Path(path))
     _read_stream(io.BytesIO(data), out, chunk_size)
-    return out
+    return _split_attempts(out, lambda: io.BytesIO(data), chunk_size)
+
+
+def attempt_bounds(out: SlurmOutput) -> list[int]:
+    """Offsets where attempts after the first begin (empty for a file of one attempt).
+
+    A banner after output starts an attempt at the banner; a step counter that goes
+    backwards with no banner since the frame before it starts one at its own line.
+    """
+    bounds = set(out.attempt_starts)
+    for before, line in out.restarts:
+        if not any(before < b <= line for b in out.attempt_starts):
+            bounds.add(line)
+    return sorted(b for b in bounds if 0 < b < out.n_bytes)
+
+
+def _split_attempts(out: SlurmOutput, opener: Callable[[], BinaryIO], chunk_size: int) -> SlurmOutput:
+    """``out`` itself, or — for a file holding several attempts — its last attempt, with the
+    earlier ones in ``earlier_attempts``. Each attempt is read again on its own byte range, so
+    nothing (steps, epochs, end messages, the final checkpoint) is spliced across attempts."""
+    bounds = attempt_bounds(out)
+    if not bounds:
+        return out
+    edges = [0, *bounds, out.n_bytes]
+    parts: list[SlurmOutput] = []
+    for start, end in itertools.pairwise(edges):
+        part = SlurmOutput(path=out.path)
+        with opener() as fh:
+            _read_stream(_Range(fh, start, end), part, chunk_size)  # type: ignore[arg-type]
+        part.events = [(o + start, e) for o, e in part.events]
+        if part.final_checkpoint_offset is not None:
+            part.final_checkpoint_offset += start
+        part.byte_range = (start, end)
+        parts.append(part)
+    last = parts[-1]
+    last.earlier_attempts = parts[:-1]
+    # what the whole file could not give is said once, on the attempt the run is judged by
+    last.long_lines = out.long_lines
+    last.undecoded_frames, last.first_undecoded = out.undecoded_frames, out.first_undecoded
+    last.unparsed_frames, last.first_unparsed = out.unparsed_frames, out.first_unparsed
+    last.other_rank_frames = out.other_rank_frames
+    return last
 
 
 def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
@@ -980,7 +1150,15 @@ def _process_block(
 ) -> int | None:
     """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block."""
     blk = _scan_block(data, size, scratch)
+    other = None
+    if parser.other_rank_line or _has_rank_prefix(data, size, blk.seg_starts):
+        other = _other_rank_segments(data, size, blk, parser)
+        n_frames = len(blk.pos)
+        blk = _rank0_frames(blk, other)
+        out.other_rank_frames += n_frames - len(blk.pos)
     out.bar_frames += blk.frames
+    if len(blk.undecoded) or len(blk.cut) or out.pending_cut is not None:
+        _note_undecoded(out, data, blk, offset)
     # lines over the cap inside one read chunk (longer ones are cut while reading)
     out.long_lines += int(np.count_nonzero(blk.seg_ends - blk.seg_starts > MAX_SEGMENT))
     if len(blk.step):
@@ -1006,7 +1184,10 @@ def _process_block(
         k = int(np.searchsorted(starts, blk.pos[-1], "right")) - 1
         s, e = int(starts[k]), int(ends[k])
         _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=True)
+    if len(blk.step):
+        _note_restarts(out, parser, blk, offset)
     # text segments, in file order, each told the epoch of the last frame before it
+    frame_before = parser.frame_before
     if blk.text_segments:
         seg_starts = np.fromiter((s for s, _ in blk.text_segments), np.int64, len(blk.text_segments))
         idx = np.searchsorted(blk.pos, seg_starts) - 1
@@ -1015,12 +1196,110 @@ def _process_block(
             if s < _PAD or _is_plain_bar(seg):  # s < _PAD: the previous block's last bytes
                 continue
             cur = int(blk.epoch[k]) if k >= 0 else last_epoch
+            parser.frame_before = offset + int(blk.pos[k]) - _PAD if k >= 0 else frame_before
             term = data[e : e + 1] == b"\n" and e < size - _PAD
             blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
-            parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before)
+            rank_other = other is not None and bool(other[int(np.searchsorted(blk.seg_starts, s))])
+            parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before, rank_other)
+    if len(blk.pos):
+        parser.frame_before = offset + int(blk.pos[-1]) - _PAD
     if len(blk.epoch):
         return int(blk.epoch[-1])
     return last_epoch
+
+
+def _other_rank_segments(data: bytearray, size: int, blk: _Block, parser: _LineParser) -> np.ndarray:
+    """For each segment of the block: True when its line carries a rank prefix other than 0.
+
+    torchrun (``--tee``) prefixes each *line* with ``[rankN]:``; the ``\\r``-joined frames after
+    the first one on that line belong to the same rank, so a segment that neither starts a
+    line nor carries a prefix inherits the flag of the segment before it (across blocks too).
+    """
+    a = np.frombuffer(data, np.uint8, count=size)
+    starts = blk.seg_starts
+    if not len(starts):
+        return np.zeros(0, bool)
+    real = starts >= _PAD  # segments before _PAD are the previous block's last bytes
+    line_start = (a[starts - 1] == 10) & real
+    u64 = _u64_view(a)
+    prefixed = ((u64[starts] & _MASK5) == _RANK_TAG) & real
+    digit = (a[starts + 5] >= 48) & (a[starts + 5] <= 57)
+    rank0 = (a[starts + 5] == 48) & (a[starts + 6] == 93)
+    own = prefixed & digit & ~rank0
+    idx = np.where(line_start | prefixed, np.arange(len(starts)), -1)
+    np.maximum.accumulate(idx, out=idx)
+    flags = np.where(idx >= 0, own[np.maximum(idx, 0)], parser.other_rank_line)
+    # the line in progress at the end of the block continues in the next one unless it ended
+    parser.other_rank_line = bool(flags[-1]) and a[size - _PAD - 1] != 10
+    return flags
+
+
+_RANK_TAG = int.from_bytes(b"[rank", "little")
+
+
+def _has_rank_prefix(data: bytearray, size: int, starts: np.ndarray) -> bool:
+    """True when a segment of the block opens with ``[rank`` (one gather, no scan of the bytes)."""
+    if not len(starts):
+        return False
+    a = np.frombuffer(data, np.uint8, count=size)
+    cand = starts[a[starts] == 91]  # '['
+    return bool(len(cand)) and bool(np.any((_u64_view(a)[cand] & _MASK5) == _RANK_TAG))
+
+
+def _rank0_frames(blk: _Block, other: np.ndarray) -> _Block:
+    """``blk`` without the frames and 100 % segments of ranks other than 0."""
+    if not other.any():
+        return blk
+    seg = np.searchsorted(blk.seg_starts, blk.pos, "right") - 1
+    keep = ~other[np.maximum(seg, 0)]
+    full = blk.full_segs[~other[blk.full_segs]] if len(blk.full_segs) else blk.full_segs
+    return _Block(blk.pos[keep], blk.step[keep], blk.epoch[keep], blk.loss[keep], blk.text_segments,
+                  int(np.count_nonzero(keep)), blk.seg_starts, blk.seg_ends, full)  # other ranks: not ours to name
+
+
+def _note_undecoded(out: SlurmOutput, data: bytearray, blk: _Block, offset: int) -> None:
+    """Count the frames the scanner found but could not decode, keeping the first one's line.
+
+    A frame cut inside its loss is incomplete rather than undecodable when it is the last
+    frame of the file (a job still writing); one followed by anything else is counted."""
+    pending = out.pending_cut
+    if pending is not None and (len(blk.pos) or len(blk.undecoded) or len(blk.cut)):
+        out.undecoded_frames += 1
+        out.first_undecoded = out.first_undecoded or pending
+        out.pending_cut = None
+    last = max((int(x[-1]) for x in (blk.pos, blk.undecoded, blk.cut) if len(x)), default=-1)
+    cut = blk.cut
+    if len(cut) and int(cut[-1]) == last:
+        out.pending_cut, cut = _frame_line(data, blk, int(cut[-1])), cut[:-1]
+    positions = np.sort(np.concatenate([blk.undecoded, cut]))
+    out.undecoded_frames += len(positions)
+    if len(positions) and out.first_undecoded is None:
+        out.first_undecoded = _frame_line(data, blk, int(positions[0]))
+
+
+def _frame_line(data: bytearray, blk: _Block, pos: int) -> str:
+    k = max(int(np.searchsorted(blk.seg_starts, pos, "right")) - 1, 0)
+    text = bytes(data[int(blk.seg_starts[k]) : int(blk.seg_ends[k])]).decode("utf-8", "replace")
+    return _ANSI_RE.sub("", text).strip()[:200]
+
+
+def _note_restarts(out: SlurmOutput, parser: _LineParser, blk: _Block, offset: int) -> None:
+    """Record where the bar's step counter goes backwards (file order): a new attempt."""
+    step = blk.step
+    if out.first_step is None:
+        out.first_step = int(step[0])
+    back = np.flatnonzero(step[1:] < step[:-1]) + 1
+    if out.last_step is not None and step[0] < out.last_step and parser.frame_before is not None:
+        out.restarts.append((parser.frame_before, _line_start(blk, 0, offset)))
+    for i in back.tolist():
+        out.restarts.append((offset + int(blk.pos[i - 1]) - _PAD, _line_start(blk, i, offset)))
+    out.last_step = int(step[-1])
+
+
+def _line_start(blk: _Block, i: int, offset: int) -> int:
+    """File offset of the segment that holds frame ``i`` of the block."""
+    k = int(np.searchsorted(blk.seg_starts, blk.pos[i], "right")) - 1
+    return offset + int(blk.seg_starts[max(k, 0)]) - _PAD
 
 
 def _is_plain_bar(seg: bytes) -> bool:
@@ -1041,6 +1320,12 @@ class DiskLog:
     bad_lines: int = 0
     first_bad: str | None = None
     lines: int = 0
+    earlier_attempts: list[dict[int, dict[str, Any]]] = field(default_factory=list)
+    """Steps of earlier attempts in this file (the step counter went backwards), oldest first;
+    ``steps`` holds the last attempt only."""
+    _last_fast: int = -1
+    _last_slow: int = -1
+    _restarted: bool = False
 
 
 _DISK_CHUNK = 4 << 20
@@ -1083,7 +1368,31 @@ def read_disk_log(path: Path, *, max_line: int = MAX_SEGMENT) -> DiskLog:
                 _parse_disk_blob(log, blob, last_terminated=blob.endswith(b"\n"))
             if eof:
                 break
+    if log._restarted:
+        _split_disk_attempts(log, max_line)
     return log
+
+
+def _split_disk_attempts(log: DiskLog, max_line: int) -> None:
+    """Read the file again line by line, in file order, starting a new attempt wherever the
+    step counter goes backwards (rare: only when the fast pass saw it go backwards)."""
+    attempts: list[dict[int, dict[str, Any]]] = [{}]
+    last = -1
+    with open(log.path, "rb") as fh:
+        for raw in fh:
+            line = raw[:max_line].decode("utf-8", "replace").strip("\r\n")
+            if not line.strip():
+                continue
+            parsed = _parse_jsonl(line) if log.fmt == "jsonl" else parse_step_line(line, terminated=raw.endswith(b"\n"))
+            if parsed is None:
+                continue
+            step, values = parsed
+            if step < last and attempts[-1]:
+                attempts.append({})
+            last = step
+            attempts[-1].setdefault(step, {}).update(values)
+    log.steps = attempts[-1]
+    log.earlier_attempts = attempts[:-1]
 
 
 def _layout(blob: bytes) -> tuple[re.Pattern[bytes], tuple[str, ...]] | None:
@@ -1115,14 +1424,19 @@ def _parse_disk_blob(log: DiskLog, blob: bytes, *, last_terminated: bool) -> Non
         if layout is not None:
             pattern, keys = layout
             steps = log.steps
+            last = log._last_fast
             for m in pattern.findall(blob):
                 values = dict(zip(keys, map(_value, m[1:]), strict=True))
                 step = int(m[0])
+                if step < last:
+                    log._restarted = True
+                last = step
                 have = steps.get(step)
                 if have is None:
                     steps[step] = values
                 else:
                     have.update(values)
+            log._last_fast = last
             rest = pattern.sub(b"", blob)
     pieces = rest.split(b"\n")
     for k, raw in enumerate(pieces):
@@ -1137,6 +1451,9 @@ def _parse_disk_blob(log: DiskLog, blob: bytes, *, last_terminated: bool) -> Non
                 log.first_bad = line[:120]
             continue
         step, values = parsed
+        if step < log._last_slow:
+            log._restarted = True
+        log._last_slow = step
         log.steps.setdefault(step, {}).update(values)
 
 
