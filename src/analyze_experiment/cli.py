@@ -21,7 +21,7 @@ EXIT_NOTHING = 1
 EXIT_USAGE = 2
 EXIT_STRICT = 3
 
-EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown")
+EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown", "wandb")
 
 
 def _command_line() -> str:
@@ -209,9 +209,10 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
 @click.option("--metric", default=None, help="Keep only this metric (e.g. accuracy).")
 @click.option("--task", default=None, help="Keep only this task.")
 @click.option("--runs", default=None, metavar="A,B,…", help="Keep only these runs (comma-separated).")
+@click.option("--project", default=None, help="W&B project of --format wandb (default: the experiment's name).")
 @stats_options
-def export(experiment_dir, fmt, out, metric, task, runs, **stat_opts) -> None:
-    """Export the tables as CSV, LaTeX, JSON, Parquet or markdown.
+def export(experiment_dir, fmt, out, metric, task, runs, project, **stat_opts) -> None:
+    """Export the tables as CSV, LaTeX, JSON, Parquet or markdown, or the runs as offline W&B runs.
 
     Example: analyze-experiment export path/to/experiment --format latex --task capitalization
     """
@@ -226,7 +227,16 @@ def export(experiment_dir, fmt, out, metric, task, runs, **stat_opts) -> None:
         sys.exit(EXIT_NOTHING)
     analysis = stats.analyze(exp, _options(**stat_opts))
     run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
-    result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
+    if fmt == "wandb":  # offline W&B runs under OUT/wandb/ (default: the experiment directory)
+        from analyze_experiment.export_wandb import WandbExportError, export_wandb
+
+        try:
+            result = export_wandb(exp, analysis, out or exp.root, project=project, metric=metric, task=task,
+                                  runs=run_list)
+        except WandbExportError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
     if isinstance(result, str):
         click.echo(result, nl=not result.endswith("\n"))
     else:
