@@ -274,8 +274,8 @@ def test_missing_wandb_is_a_clear_error(exported, monkeypatch):
 
 def test_unknown_run_is_a_clear_error(exported, tmp_path):
     exp, an, _dirs = exported
-    with pytest.raises(WandbExportError, match=r"no run to export \(asked for nope\)"):
-        export_wandb(exp, an, tmp_path, runs=["nope"])
+    with pytest.raises(WandbExportError, match=rf"unknown run\(s\) 'nope'; the experiment's runs are: .*{CONTROL}"):
+        export_wandb(exp, an, tmp_path, runs=[VAL_RUN, "nope"])
     assert not (tmp_path / "wandb").exists()
 
 

@@ -53,6 +53,9 @@ TRAINING_SUMMARY = ("status", "final_loss", "min_loss", "steps", "epochs_done", 
                     "tokens_per_second_per_gpu", "peak_memory_gib", "convergence")
 """``runs`` columns copied into each W&B run's summary as ``training/<column>``."""
 
+MAX_TAG = 64
+"""W&B rejects longer tags."""
+
 INTERVAL_FIELDS = ("ci_low", "ci_high", "stderr", "n")
 SAMPLE_COLUMNS = ("task", "epoch", "sample_id", "sample_epoch", "scorer", "score", "value_raw", "answer", "target")
 
@@ -244,24 +247,39 @@ def export_wandb(
         The offline run folders, in run order (what ``wandb sync`` takes).
 
     Raises:
-        WandbExportError: ``wandb`` is not installed, or no run matches ``runs``.
+        WandbExportError: ``wandb`` is not installed, a name in ``runs`` is not a run of the
+            experiment, or there is no run at all.
     """
     from analyze_experiment.export import filter_table
 
     wandb = _wandb()
     project = project_name(project or experiment.design.name or experiment.root.name)
     group = project_name(experiment.design.name or experiment.root.name)
+    known = experiment.runs["run"].astype(str).tolist()
+    unknown = [r for r in (runs or []) if str(r) not in known]
+    if unknown:  # a typo must not silently drop a run from what gets shared
+        raise WandbExportError(f"unknown run(s) {', '.join(map(repr, unknown))}; the experiment's runs are: "
+                               f"{', '.join(known) or 'none'}")
     run_table = filter_table(experiment.runs, runs=runs)
     if not len(run_table):
-        wanted = ", ".join(runs or [])
-        raise WandbExportError(f"no run to export{f' (asked for {wanted})' if wanted else ''}")
+        raise WandbExportError(f"no run to export in {experiment.root}")
     intervals = filter_table(analysis.intervals, metric=metric, task=task, runs=runs)
     samples = filter_table(experiment.eval_samples, task=task, runs=runs)
-    steps_all = experiment.train_steps
     out.mkdir(parents=True, exist_ok=True)
     settings = wandb.Settings(mode="offline", console="off", silent=True, x_disable_stats=True,
                               x_disable_meta=True, x_save_requirements=False, save_code=False, disable_git=True,
                               disable_job_creation=True)
+    try:
+        return _write_runs(wandb, experiment, analysis, run_table, intervals, samples, out, project, group,
+                              settings, plots)
+    finally:
+        wandb.teardown()  # stop W&B's background service: the caller goes on without it
+
+
+def _write_runs(wandb: Any, experiment: Experiment, analysis: Analysis, run_table: pd.DataFrame,
+                intervals: pd.DataFrame, samples: pd.DataFrame, out: Path, project: str, group: str,
+                settings: Any, plots: bool) -> list[Path]:
+    steps_all = experiment.train_steps
     written: list[Path] = []
     with _figures(experiment, analysis, plots) as figures:
         for row in run_table.to_dict("records"):
@@ -272,7 +290,7 @@ def export_wandb(
             run = wandb.init(
                 project=project, group=group, name=name, dir=str(out), settings=settings,
                 job_type=str(_scalar(row.get("type")) or "run"),
-                tags=[t for t in (status, _scalar(row.get("model"))) if t][:2],
+                tags=[str(t)[:MAX_TAG] for t in (status, _scalar(row.get("model"))) if t],
                 config=dict(experiment.run_params.get(name, {})), reinit="finish_previous",
             )
             try:
@@ -298,5 +316,4 @@ def export_wandb(
                 written.append(Path(run.dir).parent)
             finally:
                 run.finish()
-    wandb.teardown()
     return written
