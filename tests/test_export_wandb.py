@@ -39,6 +39,8 @@ VAL_OUT = "local_v0.6.1_lora_cpu_slurm_val.out"
 VAL_DISK = "local_v0.6.1_lora_cpu_slurm_val.disklogger.txt"
 VAL_DISK_NAME = "log_1796112526.txt"  # the name the capture's `Writing logs to` line gives
 CONTROL = "Llama-3.2-1B-Instruct_base"
+NAN_RUN = "Llama-3.2-1B-Instruct_rank16_lr1e-5"  # trained as the real capture whose loss turns nan
+NAN_OUT, NAN_DISK = "local_v0.6.1_lora_cpu_slurm_nan.out", "local_v0.6.1_lora_cpu_slurm_nan.disklogger.txt"
 
 
 # --- reading an offline run back with wandb's own reader ------------------------------------
@@ -96,14 +98,19 @@ def _by_name(run_dirs: list[Path]) -> dict[str, dict[str, Any]]:
 # --- fixtures -------------------------------------------------------------------------------
 
 
-def _with_validation(src: Path, dest: Path) -> Path:
-    """A copy of the example whose VAL_RUN trained with validation (the real capture)."""
-    shutil.copytree(src, dest, symlinks=True)
-    art = dest / VAL_RUN / "artifacts"
+def _swap_training(root: Path, run: str, out: str, disk: str, job: int, disk_name: str) -> None:
+    art = root / run / "artifacts"
     for p in [*art.glob("slurm-*.out"), *art.glob("log_*.txt")]:
         p.unlink()
-    shutil.copy(FIX / VAL_OUT, art / "slurm-3.out")
-    shutil.copy(FIX / VAL_DISK, art / VAL_DISK_NAME)
+    shutil.copy(FIX / out, art / f"slurm-{job}.out")
+    shutil.copy(FIX / disk, art / disk_name)
+
+
+def _with_validation(src: Path, dest: Path) -> Path:
+    """A copy of the example whose VAL_RUN trained with validation and NAN_RUN diverged (real captures)."""
+    shutil.copytree(src, dest, symlinks=True)
+    _swap_training(dest, VAL_RUN, VAL_OUT, VAL_DISK, 3, VAL_DISK_NAME)
+    _swap_training(dest, NAN_RUN, NAN_OUT, NAN_DISK, 4, "log_1795714051.txt")
     return dest
 
 
@@ -128,7 +135,8 @@ def test_one_offline_run_per_run_with_parameters_as_config(exported):
         assert r["config"] == exp.run_params[name]
         assert r["run"].project == project_name(exp.design.name)
         assert r["run"].run_group == project_name(exp.design.name)
-    assert runs["Llama-3.2-1B-Instruct_rank16_lr1e-5"]["config"] == {"lora_rank": 16, "learning_rate": 1e-05}
+    assert runs[NAN_RUN]["config"] == {"lora_rank": 16, "learning_rate": 1e-05}
+    assert list(runs[NAN_RUN]["run"].tags) == ["diverged", "Llama-3.2-1B-Instruct"]
     assert runs[CONTROL]["config"] == {}
     assert runs[CONTROL]["run"].job_type == "control"
     assert runs[VAL_RUN]["run"].job_type == "fine-tuned"
@@ -142,12 +150,16 @@ def test_history_equals_train_steps(exported):
     checked = 0
     for name, r in runs.items():
         steps = exp.train_steps[exp.train_steps["run"] == name]
-        logged = {s: row for s, row in r["history"].items() if "train/loss" in row}
-        assert sorted(logged) == sorted(steps["step"].astype(int))
+        assert sorted(s for s in r["history"] if s > 0) == sorted(steps["step"].astype(int))
+        logged = {s for s, row in r["history"].items() if "train/loss" in row}
+        assert logged == {int(s) for s, lo in zip(steps["step"], steps["loss"], strict=True) if math.isfinite(lo)}
         for rec in steps.to_dict("records"):
             row = r["history"][int(rec["step"])]
             assert row["_step"] == int(rec["step"])
-            assert row["train/loss"] == rec["loss"]  # exact, no rounding
+            if math.isfinite(rec["loss"]):
+                assert row["train/loss"] == rec["loss"]  # exact, no rounding
+            else:
+                assert "train/loss" not in row
             assert row["train/epoch"] == rec["epoch"]
             for col in ("lr", "tokens_per_second_per_gpu"):
                 if pd.notna(rec[col]):
@@ -208,15 +220,19 @@ def test_training_summary_from_runs_table(exported):
     runs = _by_name(dirs)
     for row in exp.runs.to_dict("records"):
         s = runs[row["run"]]["summary"]
-        if pd.isna(row["final_loss"]):
-            assert "training/final_loss" not in s
-            continue
-        assert s["training/final_loss"] == row["final_loss"]
-        assert s["training/min_loss"] == row["min_loss"]
-        assert s["training/steps"] == row["steps"]
-        assert s["training/status"] == row["status"]
+        for col in ("final_loss", "min_loss", "steps", "status", "convergence"):
+            if pd.isna(row[col]):
+                assert f"training/{col}" not in s
+            else:
+                assert s[f"training/{col}"] == row[col]
     assert runs[VAL_RUN]["summary"]["training/final_loss"] == 5.051778793334961
     assert runs[VAL_RUN]["summary"]["training/steps"] == 16
+    # the diverged run: status says so, no final loss is invented, the nan steps are gaps in the curve
+    s = runs[NAN_RUN]["summary"]
+    assert s["training/status"] == "diverged" and "training/final_loss" not in s
+    hist = runs[NAN_RUN]["history"]
+    assert sorted(st for st, row in hist.items() if "train/loss" in row) == [1, 2, 3, 4]
+    assert all("train/lr" in hist[st] for st in range(1, 9))  # 8 steps, lr logged at each
 
 
 def test_tables_hold_every_sample_and_evaluation(exported):
@@ -250,8 +266,8 @@ def test_history_rows_rules():
     rows = history_rows(df)
     assert [s for s, _ in rows] == [1, 2, 3]  # sorted; the repeated step 2 keeps its last row
     assert rows[0][1] == {"train/epoch": 0.0, "train/loss": 2.0, "train/kd_loss": 0.5}
-    assert math.isnan(rows[1][1]["train/loss"])  # a nan loss is what the run printed: kept
-    assert rows[1][1]["train/lr"] == 0.3 and rows[1][1]["val/loss"] == 1.25
+    # a nan cell may be a value the step never logged: left out, never invented
+    assert rows[1][1] == {"train/epoch": 0.0, "train/lr": 0.3, "val/loss": 1.25}
     assert rows[2][1]["train/loss"] == math.inf and "val/loss" not in rows[2][1]
     assert history_rows(df.iloc[0:0]) == []
 

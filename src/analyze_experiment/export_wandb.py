@@ -114,15 +114,18 @@ def history_rows(steps: pd.DataFrame) -> list[tuple[int, dict[str, float]]]:
     """One run's ``train_steps`` -> (global step, {W&B key: value}) in step order.
 
     Metric columns become ``train/<column>``, ``val_loss`` becomes ``val/loss``. Missing
-    values are left out (a step without validation logs no ``val/loss``), except the training
-    loss: a ``nan`` or ``inf`` loss is what torchtune printed for a diverged step, so it is
-    logged as such rather than hidden. A repeated step keeps its last row (as the readers do
-    for repeated progress-bar frames), because W&B drops a step that goes backwards.
+    values are left out, so W&B shows a gap, never an invented value: a step without
+    validation logs no ``val/loss``. A ``nan`` cell cannot be told apart from a value the step
+    did not log (a DiskLogger line with only ``val_loss`` leaves ``loss`` empty), so a ``nan``
+    loss is left out too and the run's ``training/status`` (``diverged``) says why the curve
+    stops; an infinite value is unambiguous and is logged. A repeated step keeps its last row
+    (as the readers do for repeated progress-bar frames), because W&B drops a step that goes
+    backwards.
 
     >>> df = pd.DataFrame({"run": ["a", "a"], "epoch": [0, 0], "step": [1, 2], "loss": [2.0, float("nan")],
     ...                    "lr": [0.1, None], "val_loss": [None, 1.5], "source": ["bar", "bar"]})
     >>> history_rows(df)
-    [(1, {'train/epoch': 0.0, 'train/loss': 2.0, 'train/lr': 0.1}), (2, {'train/epoch': 0.0, 'train/loss': nan, 'val/loss': 1.5})]
+    [(1, {'train/epoch': 0.0, 'train/loss': 2.0, 'train/lr': 0.1}), (2, {'train/epoch': 0.0, 'val/loss': 1.5})]
     """
     if not len(steps):
         return []
@@ -137,11 +140,7 @@ def history_rows(steps: pd.DataFrame) -> list[tuple[int, dict[str, float]]]:
         if epoch is not None:
             values["train/epoch"] = epoch
         for col in metrics:
-            raw = rec.get(col)
-            if col == "loss" and isinstance(raw, float) and not math.isfinite(raw):
-                values["train/loss"] = float(raw)
-                continue
-            num = _number(raw)
+            num = _number(rec.get(col))
             if num is None:
                 continue
             values["val/loss" if col == VAL_COLUMN else f"train/{col}"] = num
