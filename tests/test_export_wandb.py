@@ -131,6 +131,9 @@ def test_one_offline_run_per_run_with_parameters_as_config(exported):
     runs = _by_name(dirs)
     assert sorted(runs) == sorted(exp.runs["run"])
     assert all(d.name.startswith("offline-run-") and d.parent.name == "wandb" for d in dirs)
+    # W&B's staging copies of the tables stay with the runs, not in the user's home folder
+    assert any((dirs[0].parent / ".data" / "artifacts" / "staging").iterdir())
+    assert "WANDB_DATA_DIR" not in os.environ and "WANDB_CACHE_DIR" not in os.environ
     for name, r in runs.items():
         assert r["config"] == exp.run_params[name]
         assert r["run"].project == project_name(exp.design.name)

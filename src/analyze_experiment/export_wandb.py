@@ -24,6 +24,7 @@ the analysis, so two exports of the same inputs log the same values.
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -59,6 +60,7 @@ MAX_TAG = 64
 INTERVAL_FIELDS = ("ci_low", "ci_high", "stderr", "n")
 SAMPLE_COLUMNS = ("task", "epoch", "sample_id", "sample_epoch", "scorer", "score", "value_raw", "answer", "target")
 
+_DIR_VARS = ("WANDB_DATA_DIR", "WANDB_CACHE_DIR")
 _PROJECT_BAD = re.compile(r"[/\\#?%:\s]+")
 
 
@@ -207,6 +209,28 @@ def _table_frame(df: pd.DataFrame, columns: Sequence[str]) -> tuple[list[str], l
 
 
 @contextmanager
+def _private_dirs(wandb_dir: Path) -> Iterator[None]:
+    """Keep W&B's staging and cache files with the runs instead of the user's home folder.
+
+    In offline mode W&B stages each logged table as an artifact file under its data folder
+    (``~/.local/share/wandb``) and writes service logs under its cache folder; nothing ever
+    uploads or cleans those, so they would pile up outside ``out``. The variables are set for
+    the export only (they are process-wide: do not run two exports in parallel threads).
+    """
+    saved = {k: os.environ.get(k) for k in _DIR_VARS}
+    os.environ[_DIR_VARS[0]] = str(wandb_dir / ".data")
+    os.environ[_DIR_VARS[1]] = str(wandb_dir / ".cache")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextmanager
 def _figures(experiment: Experiment, analysis: Analysis, enabled: bool) -> Iterator[list[Path]]:
     """The report's figures as PNG files in a temporary folder (removed afterwards)."""
     if not enabled:
@@ -269,8 +293,9 @@ def export_wandb(
                               x_disable_meta=True, x_save_requirements=False, save_code=False, disable_git=True,
                               disable_job_creation=True)
     try:
-        return _write_runs(wandb, experiment, analysis, run_table, intervals, samples, out, project, group,
-                              settings, plots)
+        with _private_dirs(out / "wandb"):
+            return _write_runs(wandb, experiment, analysis, run_table, intervals, samples, out, project, group,
+                               settings, plots)
     finally:
         wandb.teardown()  # stop W&B's background service: the caller goes on without it
 
