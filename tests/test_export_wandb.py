@@ -298,6 +298,44 @@ def test_unknown_run_is_a_clear_error(exported, tmp_path):
     assert not (tmp_path / "wandb").exists()
 
 
+_CALLER_SCRIPT = """
+import sys
+from pathlib import Path
+import wandb
+from analyze_experiment import load, stats
+from analyze_experiment.export_wandb import export_wandb
+from analyze_experiment.model import Options
+
+root, out, user_dir, run = sys.argv[1:]
+exp = load(Path(root))
+user = wandb.init(project="mine", dir=user_dir, mode="offline",
+                  settings=wandb.Settings(silent=True, console="off", disable_git=True))
+(d,) = export_wandb(exp, stats.analyze(exp, Options()), Path(out), plots=False, runs=[run])
+assert wandb.run is user, "the caller's run is no longer the current run"
+user.log({"x": 1.5}, step=3)
+user.finish()
+print(d)
+"""
+
+
+def test_a_callers_wandb_run_is_left_alone(exported, tmp_path):
+    """A script with its own W&B run exports: its run stays current and keeps what it logs after.
+
+    In a separate process, because W&B completes a run's file only when its service stops
+    (at exit here; the export then leaves the caller's service running).
+    """
+    exp, _an, _dirs = exported
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _CALLER_SCRIPT, str(exp.root), str(tmp_path / "out"),
+                           str(tmp_path / "user"), CONTROL], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    (user_dir,) = (tmp_path / "user" / "wandb").glob("offline-run-*")
+    assert read_offline_run(user_dir)["history"][3]["x"] == 1.5
+    assert read_offline_run(Path(proc.stdout.strip()))["run"].display_name == CONTROL
+
+
 @pytest.mark.slow
 def test_cli_export_offline_with_plots(example, tmp_path):
     """The real CLI, with an environment that asks W&B to go online: the export stays offline."""

@@ -292,12 +292,14 @@ def export_wandb(
     settings = wandb.Settings(mode="offline", console="off", silent=True, x_disable_stats=True,
                               x_disable_meta=True, x_save_requirements=False, save_code=False, disable_git=True,
                               disable_job_creation=True)
+    caller_has_run = wandb.run is not None
     try:
         with _private_dirs(out / "wandb"):
             return _write_runs(wandb, experiment, analysis, run_table, intervals, samples, out, project, group,
                                settings, plots)
     finally:
-        wandb.teardown()  # stop W&B's background service: the caller goes on without it
+        if not caller_has_run:  # stop W&B's background service, unless the caller is using it
+            wandb.teardown()
 
 
 def _write_runs(wandb: Any, experiment: Experiment, analysis: Analysis, run_table: pd.DataFrame,
@@ -315,7 +317,7 @@ def _write_runs(wandb: Any, experiment: Experiment, analysis: Analysis, run_tabl
                 project=project, group=group, name=name, dir=str(out), settings=settings,
                 job_type=str(_scalar(row.get("type")) or "run"),
                 tags=[str(t)[:MAX_TAG] for t in (status, _scalar(row.get("model"))) if t],
-                config=dict(experiment.run_params.get(name, {})), reinit="finish_previous",
+                config=dict(experiment.run_params.get(name, {})), reinit="create_new",  # a caller's run is left alone
             )
             try:
                 for step, values in history:
