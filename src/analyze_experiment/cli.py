@@ -23,7 +23,7 @@ EXIT_STRICT = 3
 EXIT_WRITE = 4
 """The report could not be written (disk full, quota, I/O error); the previous one is intact."""
 
-EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown")
+EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown", "wandb")
 
 
 def _command_line() -> str:
@@ -239,9 +239,10 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
 @click.option("--metric", default=None, help="Keep only this metric (e.g. accuracy).")
 @click.option("--task", default=None, help="Keep only this task.")
 @click.option("--runs", default=None, metavar="A,B,…", help="Keep only these runs (comma-separated).")
+@click.option("--project", default=None, help="W&B project of --format wandb (default: the experiment's name).")
 @stats_options
-def export(experiment_dir, fmt, out, metric, task, runs, **stat_opts) -> None:
-    """Export the tables as CSV, LaTeX, JSON, Parquet or markdown.
+def export(experiment_dir, fmt, out, metric, task, runs, project, **stat_opts) -> None:
+    """Export the tables as CSV, LaTeX, JSON, Parquet or markdown, or the runs as offline W&B runs.
 
     Example: analyze-experiment export path/to/experiment --format latex --task capitalization
     """
@@ -258,7 +259,16 @@ def export(experiment_dir, fmt, out, metric, task, runs, **stat_opts) -> None:
     _check_baselines(exp, options)
     analysis = stats.analyze(exp, options)
     run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
-    result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
+    if fmt == "wandb":  # offline W&B runs under OUT/wandb/ (default: the experiment directory)
+        from analyze_experiment.export_wandb import WandbExportError, export_wandb
+
+        try:
+            result = export_wandb(exp, analysis, out or exp.root, project=project, metric=metric, task=task,
+                                  runs=run_list)
+        except WandbExportError as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
     if isinstance(result, str):
         click.echo(result, nl=not result.endswith("\n"))
     else:

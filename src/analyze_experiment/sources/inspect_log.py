@@ -264,6 +264,10 @@ def _check_header(header: Any, what: str) -> dict[str, Any]:
     for key in ("results", "stats"):
         if header.get(key) is not None and not isinstance(header[key], dict):
             raise LogReadError(f"{what}: '{key}' is not an object (wrong shape)")
+    for key in ("task_args", "model_args", "metadata", "config", "dataset"):
+        value = header["eval"].get(key)
+        if value and not isinstance(value, dict):  # read as mappings further on
+            raise LogReadError(f"{what}: 'eval.{key}' is not an object (wrong shape)")
     return header
 
 
