@@ -561,6 +561,17 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                                  nxt["p_adjusted"], False),
                           task=task, variable=var, plateau_from=last["to_level"], gain=nxt["gain"],
                           p_adjusted=nxt["p_adjusted"]))
+        elif not sig and len(g) >= 2:  # one step is the vs-best contrast, already stated
+            top = g.loc[g["gain"].idxmax()]
+            out.append(_f("key_findings", "no_significant_step",
+                          f"On {_on(ctx, task, scorer)}, no step in {var} gives a significant gain between single runs "
+                          f"(largest: {fmt_level(top['from_level'])}→{fmt_level(top['to_level'])} "
+                          f"{fmt_diff(metric, top['gain'])}, "
+                          f"{fmt_ci(metric, top['ci_low'], top['ci_high'], a.confidence, True, unadjusted=True)}, "
+                          f"Holm p {fmt_p(top['p_adjusted'])})",
+                          _claim(a, "difference", top.get("family"), top["test"], None, top["p_value"],
+                                 top["p_adjusted"], False),
+                          task=task, variable=var, gain=top["gain"], p_adjusted=top["p_adjusted"]))
     return out
 
 
@@ -740,7 +751,7 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                        & (a.pareto["metric"] == b.metric)]
         ni = ni_all[(ni_all["task"] == b.task) & (ni_all["scorer"] == b.scorer) & (ni_all["metric"] == b.metric)] \
             if not ni_all.empty else ni_all
-        shown = ni[ni["non_inferior"].astype(bool)] if len(ni) else ni
+        shown = ni[ni["non_inferior"].astype(bool) & ~ni["run"].isin(failed)] if len(ni) else ni
         margin = float(ni["margin"].iloc[0]) if len(ni) else math.nan
         msrc = str(ni["margin_source"].iloc[0]) if len(ni) else ""
         mtxt = f"{fmt_diff(b.metric, margin).lstrip('+')} ({msrc})" if not math.isnan(margin) else "n/a"
