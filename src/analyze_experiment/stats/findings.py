@@ -775,10 +775,17 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if not pd.isna(pick["cost_usd"]):
             cost += f", {fmt_usd(pick['cost_usd'])}"
         claim = None
-        if _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
+        if _same(pick["run"], pick["epoch"], (b.run, b.epoch)) and len(cand) == 1:
             text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
-                    f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidate(s) shown to be at "
+                    f"({fmt_value(b.metric, b.value)}, {cost}); no cheaper candidate could be shown to be within "
+                    f"{mtxt} of it")
+        elif _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
+            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
+                    f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidates shown to be at "
                     f"most {mtxt} worse than it ({cost})")
+            w = shown.sort_values("p_adjusted").iloc[-1]
+            claim = _claim(a, "non_inferiority", w["family"], "noninferiority_t", None, w["p_value"],
+                           w["p_adjusted"], True)
         else:
             row = shown[[_same(r, e, (str(pick["run"]), None if pd.isna(pick["epoch"]) else float(pick["epoch"])))
                          for r, e in zip(shown["run"], shown["epoch"], strict=True)]].iloc[0]
@@ -826,6 +833,20 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def _runs_claim(a: Analysis, b: Best, runs: set[str]) -> Claim | None:
+    """The vs-best test behind "a run at level L is (not) significantly different": the
+    least significant of the best's tests against those runs (None without one)."""
+    vb = _vs_best_rows(a, b)
+    if vb.empty or "family" not in vb.columns:
+        return None
+    g = vb[vb["b"].astype(str).isin(runs)]
+    if g.empty:
+        return None
+    w = g.sort_values("p_adjusted").iloc[-1]
+    return _claim(a, "difference", w["family"], w["test"], w["statistic"], w["p_value"], w["p_adjusted"],
+                  w["significant"])
+
+
 def _midpoint(lo: float, hi: float) -> float | None:
     """Level between two tested ones: geometric for ratios ≥ 4 (ranks 4 and 16 → 8,
     learning rates), else arithmetic; integers stay integers; None when none fits."""
@@ -871,6 +892,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                                   f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: the best ({_cand(ctx, b.run, b.epoch)}, "
                                   f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
                                   f"significantly different, and nothing between them was tested",
+                                  _runs_claim(a, b, set(lv.index[lv == levels[j]].astype(str))),
                                   task=b.task, variable=var, level=mid, between=[lo, hi]))
             if i in (0, len(levels) - 1):
                 j = 1 if i == 0 else len(levels) - 2
@@ -880,6 +902,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                                   f"On {_on(ctx, b.task, b.scorer)} the best run has {var} = {fmt_level(levels[i])}, the edge of the tested range "
                                   f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
                                   f"significantly worse: test {side} {fmt_level(levels[i])}",
+                                  _runs_claim(a, b, set(lv.index[lv == levels[j]].astype(str))),
                                   task=b.task, variable=var, edge=levels[i]))
     power = {(p["task"], p["scorer"]): p for p in a.power}
     for b in a.best:
