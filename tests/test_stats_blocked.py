@@ -35,7 +35,7 @@ def _key(a):
 def test_without_seed_replicates_no_configuration_effect_is_tested(demo):
     """One run per cell: the items replicate checkpoints, not configurations — no ANOVA, and
     the report says the effect is confounded with training noise and how many seeds would do."""
-    exp, a = demo
+    _exp, a = demo
     assert a.anova.empty and "each configuration was trained once" in a.anova_note
     fs = {f.data["variable"]: f for f in a.findings if f.rule == "effect_confounded"}
     assert set(fs) == {"lora_rank", "learning_rate"}
@@ -105,7 +105,7 @@ def test_epoch_effect_is_tested_across_runs_not_from_one_run(demo):
     ci = ref.confidence_interval()
     assert f.data["gain"] == pytest.approx(gains.mean(), abs=1e-12) and f.data["unit"] == "runs"
     assert f.data["p_value"] == pytest.approx(ref.pvalue, abs=1e-12)
-    assert f"across 4 runs, epoch 1" in f.text
+    assert "across 4 runs, epoch 1" in f.text
     assert f"mean per-run gain {gains.mean() * 100:+.1f} pp (unadjusted 95% CI {ci.low * 100:.1f} to " in f.text
     assert f.claim.kind == "effect" and f.claim.family == "effects: qa/match/accuracy"
     fam = a.families.set_index("family")

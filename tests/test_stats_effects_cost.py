@@ -122,7 +122,7 @@ def test_mixed_epoch_grid_is_analysed_at_one_epoch():
     values, runs = _values({(8, 1e-5): 0.6, (8, 1e-4): 0.65, (16, 1e-5): 0.7, (16, 1e-4): 0.72}, reps=2)
     late = values[values["run"].str.startswith("r8")].assign(epoch=1.0, value=0.9)
     values = pd.concat([values[~values["run"].str.startswith("r8")], late, values[values["run"].str.startswith("r8")]])
-    out, note = anova(values, runs, ["lora_rank", "learning_rate"])
+    out, _note = anova(values, runs, ["lora_rank", "learning_rate"])
     df = values[values["epoch"] == 0.0].merge(runs, on="run")  # epoch 0 is the one every run shares
     ref = anova_lm(smf.ols("value ~ C(lora_rank) * C(learning_rate)", data=df).fit(), typ=2)
     assert out.set_index("term").loc["lora_rank", "F"] == pytest.approx(ref.loc["C(lora_rank)", "F"], abs=1e-9)

@@ -8,7 +8,13 @@ from statsmodels.stats.multitest import multipletests
 
 from analyze_experiment import tables
 from analyze_experiment.stats.multiplicity import holm
-from analyze_experiment.stats.outliers import group_outliers, loo_t, loss_curve_outliers, robust_z, suspicious_evals
+from analyze_experiment.stats.outliers import (
+    group_outliers,
+    loo_t,
+    loss_curve_outliers,
+    robust_z,
+    suspicious_evals,
+)
 
 
 def test_robust_z_formula():

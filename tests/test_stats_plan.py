@@ -19,7 +19,11 @@ from statsmodels.stats.weightstats import DescrStatsW
 from analyze_experiment import tables
 from analyze_experiment.model import Options
 from analyze_experiment.stats import analyze
-from analyze_experiment.stats.equivalence import default_margin, noninferiority_paired, pairs_for_noninferiority
+from analyze_experiment.stats.equivalence import (
+    default_margin,
+    noninferiority_paired,
+    pairs_for_noninferiority,
+)
 from analyze_experiment.stats.intervals import clustered_se, cr2_se, mean_interval
 from analyze_experiment.stats.paired import adaptive_sign_flip, compare, mcnemar_exact, mcnemar_exact_ci
 from analyze_experiment.stats.plan import primary_keys
@@ -164,7 +168,7 @@ def test_permutation_p_near_alpha_is_redrawn_and_reports_its_monte_carlo_error()
     rng = np.random.default_rng(0)
     d = rng.normal(0, 1, 60)
     d += 2.0 * d.std() / math.sqrt(60) - d.mean()  # t ≈ 2: p near 0.05
-    mean, p, se, draws = adaptive_sign_flip(d, n_resamples=2000, seed=1, alpha=0.05)
+    _mean, p, se, draws = adaptive_sign_flip(d, n_resamples=2000, seed=1, alpha=0.05)
     assert draws == 20_000 and se == pytest.approx(math.sqrt(p * (1 - p) / draws))
     far = d + 1.0
     _, p2, se2, draws2 = adaptive_sign_flip(far, n_resamples=2000, seed=1, alpha=0.05)
@@ -211,7 +215,7 @@ def test_noninferiority_matches_statsmodels_one_sided_test():
     rng = np.random.default_rng(2)
     d = rng.normal(-0.01, 0.3, 250)
     r = noninferiority_paired(d, 0.05, 0.05)
-    t, p, _ = DescrStatsW(d).ttest_mean(-0.05, alternative="larger")
+    _t, p, _ = DescrStatsW(d).ttest_mean(-0.05, alternative="larger")
     assert r.p_value == pytest.approx(p, abs=1e-12) and r.non_inferior == (p < 0.05)
     lower = DescrStatsW(d).tconfint_mean(alpha=0.10)[0]  # one-sided 95% bound = two-sided 90% lower end
     assert r.lower == pytest.approx(lower, abs=1e-12)
