@@ -4,9 +4,8 @@ error); a planted +10 pp configuration effect with 3 seeds is found in some of t
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from bench.calibrate import ALPHA, NULL_SCENARIOS, _config_found, run_scenario, seeds
+from scipy import stats
 
 SWEEPS = 40
 
