@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser clean
+.PHONY: venv dev demo test lint bench fuzz browser calibrate clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: $(DEV_STAMP)
 
 fuzz: $(DEV_STAMP)
 	$(BIN)/python -m tests.fuzz.run_full
+
+## Null and power simulations of whole reports (figures in docs/statistics.md); SWEEPS=300 by default.
+SWEEPS ?= 300
+calibrate: $(STAMP)
+	$(BIN)/python -m bench.calibrate --sweeps $(SWEEPS) --power-sweeps 100
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) bench/_work .pytest_cache

@@ -229,3 +229,19 @@ def test_help_documents_every_option():
         if opt in ("--help",):
             continue
         assert opt in readme, f"{opt} is not documented in the README"
+
+
+def test_claims_registry_and_confirmatory_flag(example_copy):
+    root = example_copy("mid2026", N)
+    code, out, err = _run_cli([str(root), "--json", "--quiet", "--format", "md", "--confirmatory", "all",
+                               "--margin", "0.02"])
+    assert code == 0, err
+    summary = json.loads(out)
+    jsonschema.validate(summary, SCHEMA)
+    fams = {f["family"]: f for f in summary["families"]}
+    assert summary["claims"] and all(c["family"] in fams for c in summary["claims"] if c["family"])
+    assert {e["margin"] for e in summary["equivalence"]} == {0.02}
+    assert all(f["confirmatory"] for f in fams.values())
+    report = (root / "analysis" / "report.md").read_text()
+    for c in summary["claims"]:
+        assert c["text"].replace("|", "\\|")[:60] in report or c["text"][:60] in report

@@ -56,9 +56,13 @@ def test_intervals_and_comparisons_against_direct_computation():
     xb = s[s["run"] == "a"].set_index("sample_id")["score"]
     d = xa - xb
     assert row["diff"] == pytest.approx(d.mean())
-    ci = stats.ttest_rel(xa, xb).confidence_interval()
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx((ci.low, ci.high))
-    assert row["n_a_only"] == int(((xa == 1) & (xb == 0)).sum())
+    # the interval agrees with exact McNemar: Clopper–Pearson on the discordant split (statsmodels
+    # "beta"), scaled by the share of discordant pairs
+    b_, c_ = int(((xa == 1) & (xb == 0)).sum()), int(((xa == 0) & (xb == 1)).sum())
+    lo, hi = proportion_confint(b_, b_ + c_, alpha=0.05, method="beta")
+    share = (b_ + c_) / 150
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((share * (2 * lo - 1), share * (2 * hi - 1)), abs=1e-12)
+    assert row["n_a_only"] == b_
     p = c["p_value"].to_numpy()
     order = np.argsort(p)
     holm = np.maximum.accumulate(np.minimum(1, p[order] * (len(p) - np.arange(len(p)))))

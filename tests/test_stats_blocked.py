@@ -1,6 +1,7 @@
 """The findings for a sweep without seed replicates, checked against direct computations:
-the blocked ANOVA (statsmodels on the same per-sample frame), the order of Key Findings,
-the epoch verdict from the paired test, and the numbers' units."""
+no configuration effect tested on items (the seed count that would answer it, from
+statsmodels), the blocked ANOVA function (statsmodels on the same per-sample frame), the
+order of Key Findings, the epoch verdict at the right unit, and the numbers' units."""
 
 import math
 
@@ -10,7 +11,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
 from statsmodels.stats.anova import anova_lm
-from statsmodels.stats.power import TTestPower
+from statsmodels.stats.power import TTestIndPower, TTestPower
 
 from analyze_experiment.model import Options
 from analyze_experiment.stats import analyze
@@ -31,41 +32,22 @@ def _key(a):
     return [f for f in a.findings if f.section == "key_findings"]
 
 
-def test_blocked_anova_equals_a_direct_ols_with_the_sample_as_block(demo):
-    exp, a = demo
-    s = exp.eval_samples
-    s = s[(s["epoch"] == 1) & s["run"].str.startswith("rank")].merge(exp.runs, on="run")
-    df = pd.DataFrame({"score": s["score"].astype(float), "lora_rank": s["lora_rank"].astype(str),
-                       "learning_rate": s["learning_rate"].astype(str), "sample_id": s["sample_id"]})
-    ref = anova_lm(smf.ols("score ~ C(lora_rank) * C(learning_rate) + C(sample_id)", data=df).fit(), typ=2)
-    got = a.anova.set_index("term")
-    ss_res, df_res = ref.loc["Residual", "sum_sq"], ref.loc["Residual", "df"]
-    ms_res, n_obs = ss_res / df_res, len(df)
-    assert got.loc["Residual", "df"] == df_res == 3 * 199
-    assert got.loc["sample (block)", "sum_sq"] == pytest.approx(ref.loc["C(sample_id)", "sum_sq"], abs=1e-9)
-    for term, name in [("C(lora_rank)", "lora_rank"), ("C(learning_rate)", "learning_rate"),
-                       ("C(lora_rank):C(learning_rate)", "lora_rank × learning_rate")]:
-        ss, dfe = ref.loc[term, "sum_sq"], ref.loc[term, "df"]
-        assert got.loc[name, "sum_sq"] == pytest.approx(ss, abs=1e-9)
-        assert got.loc[name, "F"] == pytest.approx(ref.loc[term, "F"], abs=1e-9)
-        assert got.loc[name, "p_value"] == pytest.approx(ref.loc[term, "PR(>F)"], abs=1e-12)
-        assert got.loc[name, "partial_eta_sq"] == pytest.approx(ss / (ss + ss_res), abs=1e-12)
-        assert got.loc[name, "partial_omega_sq"] == pytest.approx(
-            (ss - dfe * ms_res) / (ss + (n_obs - dfe) * ms_res), abs=1e-12)
-        assert got.loc[name, "omega_sq"] == pytest.approx((ss - dfe * ms_res) / (ref["sum_sq"].sum() + ms_res),
-                                                          abs=1e-12)
-    assert set(a.anova["unit"]) == {"samples"} and set(a.anova["n_units"]) == {200}
-    # the planted truth: learning rate matters decisively, rank does not
-    assert got.loc["learning_rate", "p_value"] < 1e-9 and got.loc["lora_rank", "p_value"] > 0.05
-
-
-def test_cell_means_alone_would_have_one_residual_df(demo):
-    """Why blocking: the additive ANOVA on the 4 final cell means has 1 residual df."""
-    exp, a = demo
-    iv = a.intervals[a.intervals["epoch"] == 1].merge(exp.runs, on="run")
-    ref = anova_lm(smf.ols("value ~ C(lora_rank) + C(learning_rate)", data=iv).fit(), typ=2)
-    assert ref.loc["Residual", "df"] == 1
-    assert a.anova.set_index("term").loc["learning_rate", "p_value"] < ref.loc["C(learning_rate)", "PR(>F)"]
+def test_without_seed_replicates_no_configuration_effect_is_tested(demo):
+    """One run per cell: the items replicate checkpoints, not configurations — no ANOVA, and
+    the report says the effect is confounded with training noise and how many seeds would do."""
+    _exp, a = demo
+    assert a.anova.empty and "each configuration was trained once" in a.anova_note
+    fs = {f.data["variable"]: f for f in a.findings if f.rule == "effect_confounded"}
+    assert set(fs) == {"lora_rank", "learning_rate"}
+    f = fs["lora_rank"]
+    assert f.claim is None and "confounded with training noise" in f.text
+    ef = a.effects[a.effects["variable"] == "lora_rank"].set_index("level")["mean"]
+    diff = ef.max() - ef.min()
+    sd = float(a.intervals["stderr"].median())
+    n = TTestIndPower().solve_power(effect_size=diff / sd, alpha=0.05, power=0.8)
+    assert f.data["seeds_needed"] == max(2, math.ceil(n / 2))
+    assert f"at least {int(f.data['seeds_needed'])} seeds per configuration" in f.text
+    assert {c.rule for c in a.claims if c.claim.kind == "effect"} == {"epoch_effect"}  # epoch: across runs
 
 
 def test_blocked_anova_on_an_unordered_frame_equals_direct_ols():
@@ -98,7 +80,8 @@ def test_with_seed_replicates_the_run_level_anova_is_kept():
 def test_key_findings_lead_with_the_best_vs_baseline_then_effects_then_ties(demo):
     _, a = demo
     rules = [f.rule for f in _key(a)]
-    assert rules[:5] == ["vs_baseline", "anova_effect", "anova_no_effect", "not_distinguishable", "epoch_effect"]
+    assert rules[:5] == ["vs_baseline", "effect_confounded", "effect_confounded", "not_distinguishable",
+                         "epoch_effect"]
     base = _key(a)[0]
     b = a.best[0]
     c = a.comparisons
@@ -106,34 +89,38 @@ def test_key_findings_lead_with_the_best_vs_baseline_then_effects_then_ties(demo
     assert base.data["run"] == b.run and base.data["diff"] == pytest.approx(row["diff"])
     assert base.text.startswith(f"On qa, the best candidate, {b.run} (epoch 1) ({b.value * 100:.1f}%)")
     assert f"+{row['diff'] * 100:.1f} pp (unadjusted 95% CI" in base.text
-    eff = _key(a)[1]
-    assert eff.data["terms"] == ["learning_rate"]
-    ef = a.effects[a.effects["variable"] == "learning_rate"].set_index("level")["mean"]
-    assert f"learning_rate matters (0.0001 vs 1e-05: {(ef[1e-4] - ef[1e-5]) * 100:+.1f} pp, " in eff.text
-    assert "across the 200 evaluation samples" in eff.text and "training-seed variation is not captured" in eff.text
-    null = _key(a)[2]
-    assert null.data["terms"] == ["lora_rank", "lora_rank × learning_rate"]
-    assert "not evidence of no effect" in null.text
+    assert base.claim.kind == "difference" and base.claim.significant
+    assert base.claim.family == "checkpoints: qa/match/accuracy" and base.claim.p_adjusted == row["p_adjusted"]
     # one grouped sentence for the ties, not one per pair
     assert [f.rule for f in a.findings].count("not_distinguishable") == 1
-    # no next step asks for a rank between 4 and 16 when rank has no detectable effect
-    assert not [f for f in a.findings if f.rule == "untested_level" and f.data["variable"] == "lora_rank"]
 
 
-def test_epoch_verdict_comes_from_the_paired_test_not_from_overlapping_intervals(demo):
+def test_epoch_effect_is_tested_across_runs_not_from_one_run(demo):
     exp, a = demo
-    ef = a.effects[a.effects["variable"] == "epoch"].set_index("level")
-    assert ef.loc[0, "ci_high"] > ef.loc[1, "ci_low"]  # the marginal intervals overlap …
     (f,) = [f for f in a.findings if f.rule == "epoch_effect"]
     s = exp.eval_samples[exp.eval_samples["run"].str.startswith("rank")]
-    wide = s.pivot_table(index="sample_id", columns="epoch", values="score", aggfunc="mean")
-    d = (wide[1] - wide[0]).to_numpy()
-    lo, hi = stats.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=stats.sem(d))
-    assert f.data["gains"][0] == pytest.approx(d.mean(), abs=1e-12)
-    assert f"+{d.mean() * 100:.1f} pp (95% CI {lo * 100:.1f} to {hi * 100:.1f} pp" in f.text
-    assert stats.ttest_rel(wide[1], wide[0]).pvalue < 0.01 and f.data["p_value"][0] < 0.01  # … the paired test is not
-    assert "epoch 1 scores significantly higher than epoch 0" in f.text
-    assert not any("overlap" in x.text for x in a.findings)
+    per_run = s.pivot_table(index="run", columns="epoch", values="score", aggfunc="mean")
+    gains = (per_run[1] - per_run[0]).to_numpy()
+    ref = stats.ttest_1samp(gains, 0.0)
+    ci = ref.confidence_interval()
+    assert f.data["gain"] == pytest.approx(gains.mean(), abs=1e-12) and f.data["unit"] == "runs"
+    assert f.data["p_value"] == pytest.approx(ref.pvalue, abs=1e-12)
+    assert "across 4 runs, epoch 1" in f.text
+    assert f"mean per-run gain {gains.mean() * 100:+.1f} pp (unadjusted 95% CI {ci.low * 100:.1f} to " in f.text
+    assert f.claim.kind == "effect" and f.claim.family == "effects: qa/match/accuracy"
+    fam = a.families.set_index("family")
+    assert fam.loc["effects: qa/match/accuracy", "size"] == 1
+    # Holm within a family of one, times the two difference families of the report
+    assert f.claim.p_adjusted == pytest.approx(min(1, 2 * ref.pvalue))
+
+
+def test_epoch_step_of_a_single_run_is_that_runs_checkpoint_contrast():
+    exp = make_experiment({"a": 0.6}, epochs={"a": [0, 1]}, n=300, seed=4)
+    a = analyze(exp, FAST)
+    (f,) = [f for f in a.findings if f.rule == "epoch_effect"]
+    assert f.data["unit"] == "checkpoints" and "one run, so this says nothing about other runs" in f.text
+    pair = a.pair_tests.iloc[0]
+    assert f.claim.family == "checkpoints: qa/match/accuracy" and f.claim.p_value == pytest.approx(pair["p_value"])
 
 
 def test_power_statement_gives_the_holm_level_too(demo):
@@ -141,10 +128,10 @@ def test_power_statement_gives_the_holm_level_too(demo):
     (f,) = [f for f in a.findings if f.rule == "power"]
     p = a.power[0]
     m = int(a.comparisons["family_size"].max())
-    assert m == 9 * 8 // 2 and f.data["family_size"] == m
-    d = TTestPower().solve_power(nobs=p["n"], alpha=p["alpha"] / m, power=0.8)
+    assert m == 9 * 8 // 2 and f.data["family_size"] == m and f.data["n_families"] == 2
+    d = TTestPower().solve_power(nobs=p["n"], alpha=p["alpha"] / (m * 2), power=0.8)
     assert f.data["mdd_corrected"] == pytest.approx(d * p["sd_diff"], rel=1e-6)
-    assert f"{f.data['mdd_corrected'] * 100:.1f} pp (Bonferroni level α/36)" in f.text
+    assert f"{f.data['mdd_corrected'] * 100:.1f} pp (Bonferroni level α/(36 × 2 families))" in f.text
 
 
 @pytest.mark.parametrize(("hours", "text"), [
@@ -165,7 +152,7 @@ def test_unadjusted_ci_says_so():
     assert fmt_ci("accuracy", 0.8, 0.9, 0.95) == "95% CI 80.0 to 90.0%"
 
 
-def test_no_blocked_anova_when_no_sample_varies_within_itself():
+def test_no_anova_for_a_grid_trained_once():
     accs, params = grid([8, 16], [1e-4], lambda r, lr: 0.6)
     exp = make_experiment(accs, params=params, n=50, seed=1)
     s = exp.eval_samples.copy()
@@ -173,7 +160,7 @@ def test_no_blocked_anova_when_no_sample_varies_within_itself():
     s["score"] = s["sample_id"].map(first)  # both cells score every sample alike
     exp.eval_samples = s
     a = analyze(exp, Options(n_permutations=200))
-    assert a.anova.empty and "no variation within samples" in a.anova_note
+    assert a.anova.empty and "trained once" in a.anova_note
 
 
 def test_marginal_effects_of_an_unbalanced_sweep_are_descriptive_only():

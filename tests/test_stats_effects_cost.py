@@ -61,7 +61,7 @@ def test_unbalanced_sweep_says_so_and_runs_no_anova():
 def test_single_variable_without_replicates_has_no_residual():
     values, runs = _values({(8, 1): 0.6, (16, 1): 0.7})
     out, note = anova(values, runs[["run", "lora_rank"]], ["lora_rank"])
-    assert out.empty and "no residual degrees of freedom" in note
+    assert out.empty and "trained once" in note
 
 
 def test_main_effects_and_diminishing_returns_on_a_planted_plateau():
@@ -104,16 +104,34 @@ def test_pareto_table_in_dollars():
     assert set(p.columns) >= set(tables.frame(["pareto"]).columns)
 
 
-def test_anova_without_replicates_is_additive_and_matches_direct_fit():
+def test_no_anova_without_replicates_the_cells_are_single_runs():
+    """Cell means of single runs carry training noise in every cell: no F-test claims an effect."""
     cells = {(8, 1e-5): 0.6, (8, 1e-4): 0.65, (16, 1e-5): 0.7, (16, 1e-4): 0.71, (32, 1e-5): 0.69, (32, 1e-4): 0.75}
     values, runs = _values(cells)
     out, note = anova(values, runs, ["lora_rank", "learning_rate"])
-    df = values.merge(runs, on="run")
-    ref = anova_lm(smf.ols("value ~ C(lora_rank) + C(learning_rate)", data=df).fit(), typ=2)
-    got = out.set_index("term")
-    assert note is None and "lora_rank × learning_rate" not in got.index
-    assert got.loc["lora_rank", "F"] == pytest.approx(ref.loc["C(lora_rank)", "F"], abs=1e-9)
-    assert got.loc["Residual", "df"] == ref.loc["Residual", "df"] == 2
+    assert out.empty and "each configuration was trained once" in note
+
+
+def test_one_two_level_variable_with_seeds_is_left_to_the_welch_test():
+    values, runs = _values({(8, 1): 0.6, (16, 1): 0.7}, reps=3)
+    out, note = anova(values, runs[["run", "lora_rank"]], ["lora_rank"])
+    assert out.empty and note is None
+
+
+def test_mixed_epoch_grid_is_analysed_at_one_epoch():
+    values, runs = _values({(8, 1e-5): 0.6, (8, 1e-4): 0.65, (16, 1e-5): 0.7, (16, 1e-4): 0.72}, reps=2)
+    late = values[values["run"].str.startswith("r8")].assign(epoch=1.0, value=0.9)
+    values = pd.concat([values[~values["run"].str.startswith("r8")], late, values[values["run"].str.startswith("r8")]])
+    out, _note = anova(values, runs, ["lora_rank", "learning_rate"])
+    df = values[values["epoch"] == 0.0].merge(runs, on="run")  # epoch 0 is the one every run shares
+    ref = anova_lm(smf.ols("value ~ C(lora_rank) * C(learning_rate)", data=df).fit(), typ=2)
+    assert out.set_index("term").loc["lora_rank", "F"] == pytest.approx(ref.loc["C(lora_rank)", "F"], abs=1e-9)
+    # rank-8 runs only at epoch 1, rank-16 runs only at epoch 0: rank would be epoch
+    r8 = values["run"].str.startswith("r8")
+    only = values[(r8 & (values["epoch"] == 1.0)) | (~r8 & (values["epoch"] == 0.0))]
+    out2, note2 = anova(only, runs, ["lora_rank", "learning_rate"])
+    assert "lora_rank" not in set(out2.get("term", [])) and "evaluated at different epochs" in note2
+    assert "leave out r16_lr0.0001_s0, r16_lr0.0001_s1, r16_lr1e-05_s0, r16_lr1e-05_s1" in note2
 
 
 def test_main_effect_interval_across_seeds():

@@ -76,21 +76,19 @@ def test_not_distinguishable_rule_groups_the_ties_in_one_sentence(sweep):
     assert f.text.count("Holm p") == len(tied)
 
 
-def test_anova_rule(sweep):
-    (f,) = _one(sweep, "anova_effect")
-    an = sweep.anova.set_index("term")
-    # no seed replicates: blocked on the 200 samples, (6 − 1)(200 − 1) residual df
-    assert an.loc["Residual", "df"] == 995 and set(an["unit"]) == {"samples"}
-    assert f.data["terms"][0] == "lora_rank"
-    for term in f.data["terms"]:
-        r = an.loc[term]
-        assert f"F({int(r['df'])}, 995) = {r['F']:.2f}" in f.text and f"partial η² = {r['partial_eta_sq']:.2f}" in f.text
-    assert "across the 200 evaluation samples" in f.text and "training-seed variation is not captured" in f.text
+def test_no_configuration_effect_is_claimed_from_single_runs(sweep):
+    assert sweep.anova.empty and "anova_effect" not in _rules(sweep)
+    fs = {f.data["variable"]: f for f in _one(sweep, "effect_confounded")}
+    assert set(fs) == {"lora_rank", "learning_rate"} and all(f.claim is None for f in fs.values())
+    eff = sweep.effects[sweep.effects["variable"] == "lora_rank"]
+    gap = eff["mean"].max() - eff["mean"].min()
+    assert f"{gap * 100:+.1f} pp gap between lora_rank = " in fs["lora_rank"].text
 
 
-def test_diminishing_rule(sweep):
-    (f,) = _one(sweep, "diminishing_returns")
-    assert f.data["variable"] == "lora_rank" and "beyond 16" in f.text
+def test_steps_averaged_over_runs_are_descriptive(sweep):
+    d = sweep.diminishing[sweep.diminishing["variable"] == "lora_rank"]
+    assert len(d) == 2 and set(d["test"]) == {"descriptive"} and d["p_value"].isna().all()
+    assert "diminishing_returns" not in _rules(sweep)
 
 
 def test_summary_rules(sweep):
@@ -104,9 +102,10 @@ def test_production_and_pareto_rules(sweep):
     (f,) = _one(sweep, "production_config")
     assert "Production config" in f.text and "GPU-hours" in f.text and "$" in f.text
     b = sweep.best[0]
-    tied_runs = {t for t in b.tied_with} | {b.run}
-    assert f.data["run"] in tied_runs
-    cheaper = sweep.pareto[sweep.pareto["run"].isin(tied_runs) & (sweep.pareto["gpu_hours"] < f.data["gpu_hours"])]
+    ni = sweep.noninferiority
+    shown = set(ni.loc[ni["non_inferior"], "run"]) | {b.run}
+    assert f.data["run"] in shown
+    cheaper = sweep.pareto[sweep.pareto["run"].isin(shown) & (sweep.pareto["gpu_hours"] < f.data["gpu_hours"])]
     assert cheaper.empty
     (p,) = _one(sweep, "pareto")
     assert set(p.data["runs"]) == set(sweep.pareto[sweep.pareto["pareto"]]["run"])
@@ -117,7 +116,15 @@ def test_next_step_rules(sweep):
     assert ("lora_rank", 24.0) in levels
     (s,) = _one(sweep, "more_seeds")
     assert "at most 1 seed" in s.text
-    (e,) = _one(sweep, "larger_eval_set")
+    # the default margin is half the best's CI width: the eval set is as large as that margin asks
+    assert "larger_eval_set" not in _rules(sweep)
+
+
+def test_larger_eval_set_for_a_margin_finer_than_the_eval_resolves():
+    accs, params = grid([8, 16], [1e-4], lambda r, lr: 0.7)
+    res = analyze(make_experiment(accs, params=params, n=200, seed=1),
+                  Options(n_permutations=500, n_bootstrap=100, margin=0.01))
+    (e,) = _one(res, "larger_eval_set")
     assert e.data["n_needed"] > 200 and f"{int(e.data['n_needed']):,}" in e.text
 
 
@@ -191,14 +198,22 @@ def test_no_significant_step_rule():
     assert "→" in f.text and "unadjusted 95% CI" in f.text
 
 
-def test_two_level_variable_tested_by_the_anova_gets_no_second_step_sentence():
+def test_two_level_variable_of_single_runs_gets_no_second_step_sentence():
     rng = np.random.default_rng(4)
     runs = [{"run": f"r{k}", "type": "fine-tuned", "lora_rank": k} for k in (8, 16)]
     exp = _exp({"r8": rng.random(100) < 0.6, "r16": rng.random(100) < 0.6}, runs, param_names=["lora_rank"])
     res = analyze(exp, FAST)
-    assert "no_significant_step" not in _rules(res)
-    (f,) = _one(res, "anova_no_effect")
-    assert "lora_rank (16 vs 8: " in f.text
+    assert "no_significant_step" not in _rules(res) and "anova_no_effect" not in _rules(res)
+    (f,) = _one(res, "effect_confounded")
+    assert "whether lora_rank matters is not tested" in f.text
+
+
+def _ni(rows):
+    from analyze_experiment.stats.production import NONINFERIORITY
+    base = {"task": "qa", "scorer": "m", "metric": "accuracy", "best_run": "big", "margin": 0.02,
+            "margin_source": "--margin", "family": "non-inferiority: qa/m/accuracy", "confirmatory": True,
+            "n_paired": 500, "sd_diff": 0.2, "n_needed": 620.0}
+    return pd.DataFrame([{**base, **r} for r in rows], columns=NONINFERIORITY)
 
 
 def test_production_config_picks_cheaper_tied_candidate():
@@ -212,10 +227,51 @@ def test_production_config_picks_cheaper_tied_candidate():
          "gpu_hours": 8.0, "cost_usd": 20.0, "pareto": True},
         {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "small", "epoch": 0.0, "value": 0.79,
          "gpu_hours": 2.0, "cost_usd": 5.0, "pareto": True}])
+    a.noninferiority = _ni([{"run": "small", "epoch": 0.0, "best_epoch": 0.0, "diff": -0.01, "lower": -0.015,
+                             "p_value": 0.001, "p_adjusted": 0.001, "non_inferior": True}])
     fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
     (p,) = [f for f in fs if f.rule == "production_config"]
     assert p.data["run"] == "small"
-    assert "79.0%, 2 GPU-hours, $5.00" in p.text and "80.0%, 8 GPU-hours, Holm p = 0.6 vs best" in p.text
+    assert "79.0%, 2 GPU-hours, $5.00" in p.text and "shown to be at most 2.0 pp (--margin) worse" in p.text
+    assert "80.0%, 8 GPU-hours): one-sided 95% lower bound -1.5 pp, non-inferiority Holm p = 0.001" in p.text
+    assert p.claim.kind == "non_inferiority" and p.claim.significant and p.claim.p_adjusted == 0.001
+
+
+def test_production_config_says_cannot_tell_instead_of_absence_of_evidence():
+    a = Analysis()
+    a.best = [Best("qa", "m", "accuracy", "big", 0.0, 0.80, 0.75, 0.85, False, "r", ["small"])]
+    a.comparisons = tables.frame(COMPARISONS, [{"task": "qa", "scorer": "m", "metric": "accuracy", "a": "big",
+                                                "epoch_a": 0.0, "b": "small", "epoch_b": 0.0, "kind": "vs_best",
+                                                "diff": 0.03, "p_adjusted": 0.6, "significant": False,
+                                                "n_paired": 500}])
+    a.pareto = pd.DataFrame([
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "big", "epoch": 0.0, "value": 0.80,
+         "gpu_hours": 8.0, "cost_usd": 20.0, "pareto": True},
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "small", "epoch": 0.0, "value": 0.77,
+         "gpu_hours": 2.0, "cost_usd": 5.0, "pareto": True}])
+    a.noninferiority = _ni([{"run": "small", "epoch": 0.0, "best_epoch": 0.0, "diff": -0.03, "lower": -0.06,
+                             "p_value": 0.7, "p_adjusted": 0.7, "non_inferior": False}])
+    fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
+    (p,) = [f for f in fs if f.rule == "production_config"]
+    assert p.data["run"] == "big" and "not significantly worse" not in p.text
+    (c,) = [f for f in fs if f.rule == "cannot_tell"]
+    assert "cannot tell whether the cheaper small" in c.text and "about 620 paired samples" in c.text
+
+
+def test_production_config_never_picks_a_failed_run():
+    a = Analysis()
+    a.best = [Best("qa", "m", "accuracy", "big", 0.0, 0.80, 0.75, 0.85, False, "r", ["small"])]
+    a.pareto = pd.DataFrame([
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "big", "epoch": 0.0, "value": 0.80,
+         "gpu_hours": 8.0, "cost_usd": 20.0, "pareto": True},
+        {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "small", "epoch": 0.0, "value": 0.79,
+         "gpu_hours": 2.0, "cost_usd": 5.0, "pareto": True}])
+    a.noninferiority = _ni([{"run": "small", "epoch": 0.0, "best_epoch": 0.0, "diff": -0.01, "lower": -0.015,
+                             "p_value": 0.001, "p_adjusted": 0.001, "non_inferior": True}])
+    a.failed_runs = pd.DataFrame([{"run": "small", "status": "diverged"}])
+    fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
+    (p,) = [f for f in fs if f.rule == "production_config"]
+    assert p.data["run"] == "big"
 
 
 def test_production_config_writes_short_gpu_times_in_one_readable_unit():
@@ -231,10 +287,14 @@ def test_production_config_writes_short_gpu_times_in_one_readable_unit():
          "gpu_hours": 0.0025, "cost_usd": np.nan, "pareto": True},
         {"task": "qa", "scorer": "m", "metric": "accuracy", "run": "small", "epoch": 0.0, "value": 0.855,
          "gpu_hours": 1.5 / 3600, "cost_usd": np.nan, "pareto": True}])
+    a.noninferiority = _ni([{"run": "small", "epoch": 1.0, "best_epoch": 1.0, "diff": -0.03, "lower": -0.05,
+                             "p_value": 0.9, "p_adjusted": 0.9, "non_inferior": False},
+                            {"run": "small", "epoch": 0.0, "best_epoch": 1.0, "diff": -0.005, "lower": -0.01,
+                             "p_value": 0.01, "p_adjusted": 0.02, "non_inferior": True}])
     fs = build_findings(a, runs=pd.DataFrame(columns=["run"]), variables=[], baselines=[], options=Options())
     (p,) = [f for f in fs if f.rule == "production_config"]
-    # the epoch-0 row (Holm p = 1) is the one compared, not the first row of the run
-    assert "85.5%, 1.5 GPU-seconds" in p.text and "86.0%, 9 GPU-seconds, Holm p = 1 vs best" in p.text
+    # the epoch-0 row (shown non-inferior) is the one picked, not the first row of the run
+    assert "85.5%, 1.5 GPU-seconds" in p.text and "86.0%, 9 GPU-seconds): one-sided 95% lower bound -1.0 pp" in p.text
     (f,) = [f for f in fs if f.rule == "pareto"]
     assert "at 1.5 GPU-seconds" in f.text and "at 9 GPU-seconds" in f.text and "GPU-hours" not in f.text
 
@@ -259,4 +319,5 @@ def test_production_config_says_when_the_baseline_is_as_good():
     res = analyze(exp, FAST)
     (p,) = _one(res, "production_config")
     assert p.data["run"] == "base" and p.data["gpu_hours"] == 0
-    assert "fine-tuning did not significantly improve on it" in p.text
+    assert "fine-tuning did not pay for its cost here" in p.text
+    assert res.best[0].run == "base" and "the best (" in p.text

@@ -1,11 +1,20 @@
-"""Robust z outliers among seed replicates and suspicious evals."""
+"""Outlier tests among ≥ 5 seed replicates (leave-one-out t, statsmodels as reference) and suspicious evals."""
 
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.regression.linear_model import OLS
+from statsmodels.stats.multitest import multipletests
 
 from analyze_experiment import tables
-from analyze_experiment.stats.outliers import group_outliers, loss_curve_outliers, robust_z, suspicious_evals
+from analyze_experiment.stats.multiplicity import holm
+from analyze_experiment.stats.outliers import (
+    group_outliers,
+    loo_t,
+    loss_curve_outliers,
+    robust_z,
+    suspicious_evals,
+)
 
 
 def test_robust_z_formula():
@@ -20,27 +29,54 @@ def _configs(n=5):
     return pd.Series({f"s{i}": "lora_rank=8" for i in range(n)})
 
 
+def _holm_sig(p):
+    return multipletests(p, alpha=0.05, method="holm")[0]
+
+
 def test_metric_and_final_loss_outliers_among_seeds():
     values = pd.DataFrame({"task": "qa", "scorer": "m", "metric": "accuracy", "run": [f"s{i}" for i in range(5)],
                            "epoch": 0.0, "value": [0.70, 0.71, 0.69, 0.72, 0.40]})
     runs = tables.frame(tables.RUNS, [{"run": f"s{i}", "final_loss": v} for i, v in
                                       enumerate([0.50, 0.52, 0.51, 0.49, 0.50])])
     out = group_outliers(values, _configs(), runs)
-    assert out["run"].tolist() == ["s4"] and out["kind"].tolist() == ["metric"]
-    assert out["robust_z"].iloc[0] == pytest.approx(robust_z(values["value"].to_numpy())[4])
+    m = out[out["kind"] == "metric"]
+    # every seed is a test: the externally studentized residual of a mean model (statsmodels)
+    ref = OLS(values["value"].to_numpy(), np.ones((5, 1))).fit().outlier_test(method="holm")
+    assert m["statistic"].to_numpy() == pytest.approx(ref[:, 0], abs=1e-9)
+    assert m["p_value"].to_numpy() == pytest.approx(ref[:, 1], abs=1e-9)
+    assert list(m["run"][_holm_sig(m["p_value"].to_numpy())]) == ["s4"]
+    assert m["robust_z"].iloc[4] == pytest.approx(robust_z(values["value"].to_numpy())[4])
     runs.loc[2, "final_loss"] = 1.9
     out = group_outliers(values, _configs(), runs)
-    assert set(zip(out["run"], out["kind"], strict=True)) == {("s4", "metric"), ("s2", "loss")}
+    lo = out[out["kind"] == "loss"]
+    assert list(lo["run"][_holm_sig(lo["p_value"].to_numpy())]) == ["s2"]
+
+
+def test_groups_under_five_seeds_are_not_tested():
+    """3 seeds: 1.073 vs median 1.074 gave robust z = −11.2; such groups are not tested at all."""
+    values = pd.DataFrame({"task": "qa", "scorer": "m", "metric": "mean", "run": ["s0", "s1", "s2"],
+                           "epoch": 0.0, "value": [1.073, 1.074, 1.0741]})
+    assert group_outliers(values, _configs(3), tables.frame(tables.RUNS, [])).empty
+
+
+def test_outlier_tests_hold_their_level_on_normal_seeds():
+    rng = np.random.default_rng(3)
+    reps = 2000
+    hits = sum(bool((holm(loo_t(rng.normal(0.7, 0.02, 5))[1]) < 0.05).any()) for _ in range(reps))
+    assert hits / reps <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / reps)
 
 
 def test_loss_curve_outlier_uses_common_steps():
     rows = []
-    for i in range(4):
+    for i in range(5):
         for step in range(1, 101 if i else 81):  # s0 stopped early: common range is 1..80
             loss = 2.0 / step + (0.8 if i == 3 and step > 30 else 0.01 * i)
             rows.append({"run": f"s{i}", "step": step, "loss": loss})
-    out = loss_curve_outliers(tables.frame(tables.TRAIN_STEPS, rows), _configs(4))
-    assert out["run"].tolist() == ["s3"] and "steps 41–80" in out["detail"].iloc[0]
+    out = loss_curve_outliers(tables.frame(tables.TRAIN_STEPS, rows), _configs(5))
+    assert list(out["run"][_holm_sig(out["p_value"].to_numpy())]) == ["s3"]
+    assert "steps 41–80" in out["detail"].iloc[0]
+    assert loss_curve_outliers(tables.frame(tables.TRAIN_STEPS, [r for r in rows if r["run"] != "s4"]),
+                               _configs(4)).empty
 
 
 def test_suspicious_evals():

@@ -135,6 +135,13 @@ class Best:
     """Why (not) a clear winner, with numbers."""
     tied_with: list[str] = field(default_factory=list)
     """Runs not significantly worse than the best after correction."""
+    adjusted_value: float | None = None
+    """The best's value corrected for being picked as the largest (winner's curse: bootstrap of
+    the selection, :mod:`analyze_experiment.stats.selection`)."""
+    adjusted_ci_low: float | None = None
+    adjusted_ci_high: float | None = None
+    p_best: dict[str, float] = field(default_factory=dict)
+    """Candidate label -> share of bootstrap resamples in which it is the best."""
 
 
 @dataclass
@@ -163,6 +170,16 @@ class Analysis:
     ``direction_source`` (registry | design | cli | default)."""
     failed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Runs whose training failed (run, status, evidence, file, step): never best or production."""
+    families: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The error-control plan: one row per family of tests (``stats.plan.FAMILIES``: family,
+    kind, task, scorer, metric, size, alpha, correction, confirmatory, unit)."""
+    noninferiority: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Each candidate against its family's best at the non-inferiority margin
+    (``stats.production.NONINFERIORITY``); the production pick reads it."""
+    pair_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Every paired checkpoint test of each family (reported or not; ``comparisons`` holds the
+    reported vs-best and vs-baseline rows): task, scorer, metric, a, epoch_a, b, epoch_b, diff,
+    p_value, p_holm, p_adjusted, significant, family."""
 
     @property
     def claims(self) -> list[Finding]:

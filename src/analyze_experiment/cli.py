@@ -45,8 +45,11 @@ def stats_options(fn):
                      help="Sample metadata field whose values are clusters (clustered standard errors)."),
         click.option("--baseline", "baselines", multiple=True, metavar="RUN",
                      help="Run to compare every other run against (repeatable; default: the design's control runs)."),
-        click.option("--margin", type=click.FloatRange(min=0.0), default=0.01, show_default=True,
-                     help="Equivalence margin in metric units (0.01 = 1 percentage point)."),
+        click.option("--margin", type=click.FloatRange(min=0.0), default=None,
+                     help="Equivalence / non-inferiority margin in the metric's own units (0.01 = 1 percentage "
+                          "point of an accuracy); default: half the width of the best's CI."),
+        click.option("--confirmatory", type=click.Choice(["primary", "all"]), default="primary", show_default=True,
+                     help="Which metrics make significance claims: each task's primary metric, or all."),
         click.option("--gpu-hour-cost", type=click.FloatRange(min=0.0), default=None, metavar="USD",
                      help="Price of one GPU-hour, to express training cost in dollars."),
         click.option("--seed", type=int, default=0, show_default=True,
@@ -57,12 +60,13 @@ def stats_options(fn):
     return fn
 
 
-def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed) -> Options:
+def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary") -> Options:
     return Options(
         confidence=confidence,
         cluster_by=cluster_by,
         baselines=list(baselines),
         margin=margin,
+        confirmatory=confirmatory,
         gpu_hour_cost=gpu_hour_cost,
         seed=seed,
     )

@@ -68,8 +68,9 @@ class Options:
     """Sample metadata key whose values define clusters for clustered standard errors."""
     baselines: list[str] = field(default_factory=list)
     """Runs every other run is compared against; default: the design's control runs."""
-    margin: float = 0.01
-    """Equivalence margin for TOST, in metric units (0.01 = 1 percentage point)."""
+    margin: float | None = None
+    """Equivalence / non-inferiority margin in the metric's own units (0.01 = 1 percentage point
+    of an accuracy, 0.5 rubric points, …); None: half the width of the best's CI per family."""
     gpu_hour_cost: float | None = None
     seed: int = 0
     """Seed for permutation/bootstrap procedures (results are reproducible)."""

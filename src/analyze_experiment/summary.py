@@ -94,9 +94,11 @@ def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, 
             n = n if n is not None else clean(row.n)
         stderr_rows = sc[sc["metric"] == "stderr"]
         if len(stderr_rows):
-            for m in metrics.values():
-                if m["stderr"] is None:
-                    m["stderr"] = clean(stderr_rows["value"].iloc[0])
+            # inspect's separate ``stderr`` metric is the standard error of the scorer's mean: it
+            # belongs to that one metric, never to grouped or other metrics of the scorer
+            owner = _stderr_owner(list(metrics))
+            if owner is not None and metrics[owner]["stderr"] is None:
+                metrics[owner]["stderr"] = clean(stderr_rows["value"].iloc[0])
         iv = intervals[(intervals["task"] == task) & (intervals["scorer"] == scorer)] if len(intervals) else intervals
         if len(iv):
             iv = _at_epoch(iv, epoch)
@@ -124,6 +126,33 @@ def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[dict[str, 
                 "log": log,
             }
         )
+    return out
+
+
+_MEAN_METRICS = ("accuracy", "mean")
+
+
+def _stderr_owner(names: list[str]) -> str | None:
+    """The metric inspect's ``stderr`` metric belongs to: the scorer's one mean-type metric
+    (``accuracy`` or ``mean``), or its only metric; None when that is ambiguous."""
+    means = [n for n in names if n in _MEAN_METRICS]
+    if len(means) == 1:
+        return means[0]
+    if len(names) == 1:
+        return names[0]
+    return None
+
+
+def _claims(analysis: Analysis) -> list[dict[str, Any]]:
+    """The claims registry: every sentence that asserts (or denies) a difference, an effect, a
+    winner, an outlier, equivalence or non-inferiority, with the test behind it."""
+    out = []
+    for f in analysis.claims:
+        c = f.claim
+        assert c is not None
+        out.append({"kind": c.kind, "text": f.text, "section": f.section, "rule": f.rule, "test": c.test,
+                    "statistic": c.statistic, "p": c.p_value, "p_adjusted": c.p_adjusted, "family": c.family,
+                    "correction": c.correction, "significant": c.significant})
     return out
 
 
@@ -233,6 +262,11 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "pareto": _records(analysis.pareto),
             "outliers": _records(analysis.outliers),
             "equivalence": _records(analysis.equivalence),
+            "claims": _claims(analysis),
+            "families": _records(analysis.families),
+            "seeds": _records(analysis.seeds),
+            "seed_comparisons": _records(analysis.seed_comparisons),
+            "noninferiority": _records(analysis.noninferiority),
             "power": analysis.power,
             "confidence": analysis.confidence,
             "warnings": [

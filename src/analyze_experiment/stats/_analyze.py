@@ -7,15 +7,20 @@ from typing import TypeVar
 
 import pandas as pd
 
-from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Analysis
+from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Analysis, Best
 from analyze_experiment.model import Experiment, Options
-from analyze_experiment.stats.candidates import build_families
-from analyze_experiment.stats.comparisons import family_comparisons, family_intervals
+from analyze_experiment.stats.candidates import Family, build_families, label
+from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
 from analyze_experiment.stats.cost import pareto_table
 from analyze_experiment.stats.effects import anova, diminishing_returns, main_effects
+from analyze_experiment.stats.equivalence import default_margin
 from analyze_experiment.stats.findings import build_findings
+from analyze_experiment.stats.intervals import SMALL_CLUSTERS
 from analyze_experiment.stats.outliers import group_outliers, loss_curve_outliers, suspicious_evals
+from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
+from analyze_experiment.stats.production import failed_set, noninferiority_table
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
+from analyze_experiment.stats.selection import selection_adjusted
 
 T = TypeVar("T")
 
@@ -70,6 +75,47 @@ def _runs(experiment: Experiment) -> pd.DataFrame:
     return runs.dropna(subset=["run"]).drop_duplicates("run", keep="last").reset_index(drop=True)
 
 
+def _margin(fam: Family, intervals: pd.DataFrame, options: Options) -> float:
+    """The family's equivalence margin: ``--margin``, else a fraction of the best's CI width
+    (in the metric's own units; see stats/equivalence.py)."""
+    if intervals.empty:
+        return options.margin if options.margin is not None else float("nan")
+    sign = -1.0 if fam.direction == "lower" else 1.0
+    top = intervals.assign(_v=sign * intervals["value"]).sort_values(["_v", "run"], ascending=[False, True]).iloc[0]
+    return default_margin(top["ci_low"], top["ci_high"], options.margin)[0]
+
+
+def _adjust_selection(fam: Family, b: Best, options: Options) -> None:
+    """Winner's-curse adjusted value and P(best) on the :class:`Best` (in place)."""
+    scores = {label(k): s for k, s in fam.scores.items()}
+    sel = selection_adjusted(scores, direction=fam.direction, confidence=options.confidence,
+                             n_boot=options.n_bootstrap, seed=options.seed)
+    if sel is None or sel.best != label((b.run, b.epoch)):
+        return
+    b.adjusted_value, b.adjusted_ci_low, b.adjusted_ci_high = sel.adjusted, sel.ci_low, sel.ci_high
+    b.p_best = sel.p_best
+
+
+def _warn_few_clusters(experiment: Experiment, families: list[Family], options: Options, alpha: float) -> None:
+    """``--cluster-by`` with few clusters: say what the tests can and cannot do."""
+    if not options.cluster_by:
+        return
+    for fam in families:
+        if fam.clusters is None:
+            continue
+        g = int(fam.clusters.nunique())
+        if g >= SMALL_CLUSTERS:
+            continue
+        floor = 2.0 / 2**g if g < 60 else 0.0
+        text = (f"--cluster-by {options.cluster_by}: {fam.task}/{fam.scorer} has only {g} clusters (< "
+                f"{SMALL_CLUSTERS}); intervals use the CR2 small-cluster correction with {g - 1} degrees of "
+                "freedom and the paired tests flip signs per cluster (wild cluster bootstrap)")
+        if floor >= alpha:
+            text += (f"; with {g} clusters the smallest attainable p-value is {floor:.3g} ≥ α = {alpha:.2g}, so "
+                     "no difference can be declared significant: evaluate more clusters")
+        experiment.diagnostics.warn(None, text, stage="stats")
+
+
 def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     """Every statistic of the report, computed once from the experiment's tidy tables.
 
@@ -93,13 +139,14 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     seed_var = seed_variable(variables)
     factors = [v for v in variables if v != seed_var]
     families = build_families(experiment, options)
+    _warn_few_clusters(experiment, families, options, 1 - conf)
 
-    intervals, comparisons, equivalence, best, power = [], [], [], [], []
+    intervals, comparisons, equivalence, best, power, pair_rows = [], [], [], [], [], []
     for fam in families:
         iv = family_intervals(fam, conf)
         comp, eq, b, pw = family_comparisons(
-            fam, iv, baselines, confidence=conf, margin=options.margin,
-            n_resamples=options.n_permutations, seed=options.seed,
+            fam, iv, baselines, confidence=conf, margin=_margin(fam, iv, options),
+            n_resamples=options.n_permutations, seed=options.seed, pairs_out=pair_rows,
         )
         intervals.append(iv)
         comparisons.append(comp)
@@ -112,10 +159,14 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     a.intervals = _concat(intervals, INTERVALS)
     a.comparisons = _concat(comparisons, COMPARISONS)
     a.equivalence = _concat(equivalence, EQUIVALENCE)
+    a.pair_tests = pd.DataFrame(pair_rows, columns=PAIR_TESTS)
     a.best, a.power = best, power
+    if isinstance(getattr(experiment, "metrics", None), pd.DataFrame):
+        a.metrics = experiment.metrics  # the metric registry's table, when the loader provides it
 
     values = a.intervals
     ft = runs[runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in runs.columns]]]
+    configs = pd.Series(dtype=object)
     if not values.empty:
         configs = _guarded(experiment, "seed replicate groups", lambda: config_labels(runs, variables),
                            pd.Series(dtype=object))
@@ -123,8 +174,6 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
             experiment, "seed statistics",
             lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
             (a.seeds, a.seed_comparisons))
-        _guarded(experiment, "seed-level check of the best",
-                 lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, configs), None)
         a.effects = _guarded(experiment, "main effects",
                              lambda: main_effects(values, ft, factors, conf, families, configs), a.effects)
         a.anova, a.anova_note = _guarded(experiment, "ANOVA", lambda: anova(values, ft, factors, families),
@@ -138,6 +187,43 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
             [group_outliers(values, configs, runs), loss_curve_outliers(experiment.train_steps, configs),
              suspicious_evals(experiment.eval_samples, values, experiment.eval_logs)], ignore_index=True),
             a.outliers)
+    # one error-control plan for the whole report, then every verdict is re-read from it
+    keys = [(f.task, f.scorer, f.metric) for f in families]
+    scorer_order = list(experiment.design.scorers)
+    primary = primary_keys(keys, a.metrics, scorer_order, options.confirmatory)
+    a.families = apply_plan(a, primary, 1 - conf)
+    if "p_value" in a.outliers.columns:  # keep the tested seeds that are outliers, and every other flag
+        tested = a.outliers["kind"].isin(["metric", "loss", "loss_curve"])
+        sig = a.outliers.get("significant", pd.Series(False, index=a.outliers.index))
+        a.outliers = a.outliers[~tested | sig.fillna(False).astype(bool)].reset_index(drop=True)
+    fam_by_key = {(f.task, f.scorer, f.metric): f for f in families}
+    rebuilt = []
+    for b in a.best:
+        fam = fam_by_key[(b.task, b.scorer, b.metric)]
+        comp = a.comparisons[(a.comparisons["task"] == b.task) & (a.comparisons["scorer"] == b.scorer)
+                             & (a.comparisons["metric"] == b.metric)] if not a.comparisons.empty else a.comparisons
+        iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
+                         & (a.intervals["metric"] == b.metric)]
+        nb = best_record(fam, iv, comp, 1 - conf, b)
+        if (b.task, b.scorer, b.metric) not in primary:
+            nb.clear_winner = False
+            nb.reason = (f"{b.scorer} {b.metric} is a secondary metric here, described but not tested "
+                         "(--confirmatory all makes it confirmatory)")
+        _guarded(experiment, "winner's curse adjustment", lambda fam=fam, nb=nb: _adjust_selection(fam, nb, options),
+                 None)
+        rebuilt.append(nb)
+    a.best = rebuilt
+    a.noninferiority = _guarded(experiment, "non-inferiority tests", lambda: noninferiority_table(
+        families, a.best, margin=options.margin, alpha=1 - conf, confirmatory=primary,
+        failed=failed_set(a.failed_runs)), a.noninferiority)
+    ni = a.noninferiority
+    if not ni.empty:
+        for _, g in ni.groupby("family", sort=True):
+            a.families, _ = add_family(a.families, "non-inferiority", (str(g["task"].iloc[0]), str(g["scorer"].iloc[0]),
+                                       str(g["metric"].iloc[0])), len(g), 1 - conf, bool(g["confirmatory"].iloc[0]))
+    if not values.empty:
+        _guarded(experiment, "seed-level check of the best",
+                 lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, configs), None)
     def skipped(rule: str, err: Exception) -> None:
         experiment.diagnostics.warn(None, f"statistics: findings rule {rule} failed ({type(err).__name__}: "
                                     f"{err}); its sentences are left out of the report", stage="stats")

@@ -72,8 +72,15 @@ def family_comparisons(
     margin: float,
     n_resamples: int,
     seed: int,
+    pairs_out: list[dict[str, Any]] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, Best | None, dict[str, Any] | None]:
-    """Comparisons (vs best, vs baselines), TOST vs best, the Best record and power."""
+    """Comparisons (vs best, vs baselines), TOST vs best, the Best record and power.
+
+    ``pairs_out``, when given, receives one row per pair of candidates (every pair of the
+    Holm family, reported or not) with its raw and within-family Holm p-value, so other
+    sentences about the same contrast (an epoch step of one run, a step between two single
+    runs) reuse this test instead of running a second one.
+    """
     alpha = 1 - confidence
     if intervals.empty:
         return pd.DataFrame(columns=COMPARISONS), pd.DataFrame(columns=EQUIVALENCE), None, None
@@ -95,12 +102,15 @@ def family_comparisons(
     rows: list[dict[str, Any]] = []
     eq_rows: list[dict[str, Any]] = []
     others: list[float] = []
+    other_rows: list[dict[str, Any]] = []
     sample_keys = list(fam.scores)
     for i, x in enumerate(sample_keys):
         for y in sample_keys[i + 1:]:
             if frozenset((x, y)) not in seen:
-                others.append(compare(fam.scores[x], fam.scores[y], binary=fam.binary, confidence=confidence,
-                                      clusters=fam.clusters, n_resamples=n_resamples, seed=seed).p_value)
+                r = compare(fam.scores[x], fam.scores[y], binary=fam.binary, confidence=confidence,
+                            clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
+                others.append(r.p_value)
+                other_rows.append(_pair_row(fam, x, y, r))
     for a, b, kind in pairs:
         r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
                     clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
@@ -109,7 +119,8 @@ def family_comparisons(
                      "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,
                      "statistic": r.statistic, "p_value": r.p_value, "n_paired": r.n_paired,
                      "n_a_only": r.n_a_only, "n_b_only": r.n_b_only, "correlation": r.correlation,
-                     "stderr": r.stderr})
+                     "stderr": r.stderr, "p_mc_se": r.p_mc_se, "n_resamples": r.n_resamples,
+                     "sd_diff": r.sd_diff})
         if kind == "vs_best":
             x, y, ids = align(fam.scores[a], fam.scores[b])
             cl = None
@@ -121,16 +132,34 @@ def family_comparisons(
                             "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "margin": margin,
                             "diff": t.diff, "ci_low": t.ci_low, "ci_high": t.ci_high,
                             "p_tost": t.p_tost, "equivalent": t.equivalent})
-    comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size"])
+    comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size", "p_mc_se", "n_resamples", "sd_diff"])
     if not comp.empty:
         p = np.concatenate([comp["p_value"].to_numpy(float), np.asarray(others, float)])
-        comp["p_adjusted"] = holm(p)[: len(comp)]
+        adj = holm(p)
+        comp["p_adjusted"] = adj[: len(comp)]
+        comp["p_holm"] = comp["p_adjusted"]
         comp["q_value"] = benjamini_hochberg(p)[: len(comp)]
         comp["family_size"] = int(np.sum(~np.isnan(p)))
         comp["significant"] = [bool(not math.isnan(x) and x < alpha and not too_small(n))  # n < 10: no verdict
                                for x, n in zip(comp["p_adjusted"], comp["n_paired"], strict=True)]
+        if pairs_out is not None:
+            for (_, r), pa in zip(comp.iterrows(), adj[: len(comp)], strict=True):
+                pairs_out.append({k: r[k] for k in PAIR_TESTS if k in r.index} | {"p_holm": float(pa)})
+            for row, pa in zip(other_rows, adj[len(comp):], strict=True):
+                pairs_out.append(row | {"p_holm": float(pa), "family_size": int(np.sum(~np.isnan(p)))})
     eq = pd.DataFrame(eq_rows, columns=EQUIVALENCE)
     return comp, eq, _best(fam, best_row, comp, intervals, alpha), _power(fam, comp, alpha)
+
+
+PAIR_TESTS = ["task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "diff", "ci_low", "ci_high",
+              "test", "statistic", "p_value", "p_holm", "n_paired", "family_size"]
+"""Columns of ``Analysis.pair_tests`` (every pair of a checkpoint family)."""
+
+
+def _pair_row(fam: Family, a: CandKey, b: CandKey, r: Any) -> dict[str, Any]:
+    return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": a[0], "epoch_a": _ep(a),
+            "b": b[0], "epoch_b": _ep(b), "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "test": r.test, "statistic": r.statistic, "p_value": r.p_value, "n_paired": r.n_paired}
 
 
 def _ep(key: CandKey) -> float:
@@ -182,7 +211,8 @@ def _num(v: Any) -> float | None:
 
 
 def _power(fam: Family, comp: pd.DataFrame, alpha: float) -> dict[str, Any] | None:
-    """MDD at 80% power from the median n and the median SD of paired differences.
+    """MDD at 80% power from the median n and the median SD of the paired differences between
+    the best and each runner-up (never the baseline pairs).
 
     Without comparisons (one candidate) the SD of a difference between two independent
     candidates is √2·SD of the scores — an upper bound, since pairing only reduces it.
@@ -190,9 +220,11 @@ def _power(fam: Family, comp: pd.DataFrame, alpha: float) -> dict[str, Any] | No
     if not fam.scores:
         return None
     n = int(np.median([len(s) for s in fam.scores.values()]))
-    if not comp.empty and comp["stderr"].notna().any():
-        c = comp.dropna(subset=["stderr"])
-        sd = float(np.median(c["stderr"] * np.sqrt(c["n_paired"].astype(float))))
+    vb = comp[comp["kind"] == "vs_best"] if not comp.empty else comp
+    if not vb.empty and vb["sd_diff"].notna().any():
+        # the spread of differences between the candidates that compete for best: pairs with a
+        # baseline differ far more per sample (an untrained model) and would inflate the MDD
+        sd = float(np.median(vb["sd_diff"].dropna()))
         basis = "paired"
     else:
         sd = float(np.median([np.std(s.to_numpy(float), ddof=1) for s in fam.scores.values() if len(s) > 1]
@@ -201,3 +233,12 @@ def _power(fam: Family, comp: pd.DataFrame, alpha: float) -> dict[str, Any] | No
     return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "n": n,
             "mdd": minimum_detectable_difference(n, sd, alpha, POWER), "alpha": alpha, "power": POWER,
             "sd_diff": sd, "basis": basis}
+
+
+def best_record(fam: Family, intervals: pd.DataFrame, comp: pd.DataFrame, alpha: float, best: Best) -> Best:
+    """The :class:`Best` of ``best``'s candidate re-judged on ``comp``'s final significance
+    (after the report's error-control plan has adjusted the p-values)."""
+    iv = intervals[[_key(r) == (best.run, best.epoch) for _, r in intervals.iterrows()]]
+    if iv.empty:
+        return best
+    return _best(fam, iv.iloc[0], comp, intervals, alpha)

@@ -3,16 +3,25 @@
 Main effects average the metric over every run at one level of a variable (the marginal
 mean). An ANOVA partitions variance among variables only when the sweep is a full,
 balanced grid — otherwise the sums of squares depend on the order of terms and on which
-cells are missing, so we say so and keep the marginal effects. Without seed replicates
-the eval samples are the replicates: a complete block ANOVA on per-sample scores with the
-sample as block. Effect sizes are partial η² = SS/(SS + SS_resid) and partial ω² (Olejnik
-& Algina 2003), less biased than η² for small samples.
+cells are missing, so we say so and keep the marginal effects.
+
+"Does lora_rank matter?" is a question about *configurations*, so its unit is the training
+run: only seed replicates (several runs per cell) can separate a configuration's effect from
+training noise. With one run per cell the evaluation items are not replicates of anything
+that was varied — one unlucky or broken run becomes "rank matters" — so no F-test is run:
+the report says the effect is confounded with training noise and how many seeds would answer
+it (:func:`seeds_needed`). The blocked per-sample ANOVA (:func:`blocked_anova`) remains as a
+function for checkpoint-level questions, never as a configuration claim. Effects are
+estimated on one epoch per run, the same for every run (:func:`grid_epoch_values`); a grid
+whose runs were evaluated at different epochs is never analysed as one. Effect sizes are
+partial η² = SS/(SS + SS_resid) and partial ω² (Olejnik & Algina 2003).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,7 +33,6 @@ from statsmodels.stats.anova import anova_lm
 from analyze_experiment.analysis import ANOVA, DIMINISHING, EFFECTS
 from analyze_experiment.stats.candidates import Family, epoch_key
 from analyze_experiment.stats.intervals import t_interval
-from analyze_experiment.stats.multiplicity import holm
 from analyze_experiment.stats.paired import compare
 
 
@@ -36,6 +44,71 @@ def final_epoch_values(values: pd.DataFrame) -> pd.DataFrame:
     v["_ep"] = pd.to_numeric(v["epoch"], errors="coerce").fillna(-1.0)
     v = v.sort_values("_ep").groupby(["task", "scorer", "metric", "run"], sort=True).tail(1)
     return v.drop(columns="_ep").sort_values(["task", "scorer", "metric", "run"]).reset_index(drop=True)
+
+
+def grid_epoch_values(values: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """One row per run and family, every run at the *same* epoch: the latest epoch at which
+    every fine-tuned run of the family was evaluated (control models, with no epoch, stay).
+
+    When no epoch is shared by all runs, the latest epoch is used with the runs evaluated at
+    it and the others are left out (named in the returned notes): rank-16 runs at epoch 0
+    beside rank-4 runs at epoch 1 would make rank and epoch one confounded variable.
+    """
+    notes: list[str] = []
+    if values.empty:
+        return values, notes
+    v = values.copy()
+    v["_ep"] = pd.to_numeric(v["epoch"], errors="coerce")
+    parts = []
+    for (task, scorer, _metric), g in v.groupby(["task", "scorer", "metric"], sort=True):
+        ctrl = g[g["_ep"].isna()]
+        ft = g[g["_ep"].notna()]
+        if ft.empty:
+            parts.append(ctrl)
+            continue
+        runs = set(ft["run"])
+        eps = sorted(ft["_ep"].unique())
+        shared = [e for e in eps if set(ft.loc[ft["_ep"] == e, "run"]) == runs]
+        if shared:
+            e = shared[-1]
+        else:
+            e = max(eps, key=lambda x: (ft.loc[ft["_ep"] == x, "run"].nunique(), x))
+            left = sorted(runs - set(ft.loc[ft["_ep"] == e, "run"]))
+            notes.append(f"{task}/{scorer}: the runs were evaluated at different epochs; effects use epoch "
+                         f"{int(e)} and leave out {', '.join(left)} (not evaluated there), so epoch is not "
+                         "confounded with the swept variables")
+        parts.append(pd.concat([ctrl, ft[ft["_ep"] == e]]))
+    out = pd.concat(parts, ignore_index=True).drop(columns="_ep")
+    return out.sort_values(["task", "scorer", "metric", "run"]).reset_index(drop=True), notes
+
+
+def seeds_needed(diff: float, sd_run: float, configs_per_level: int, alpha: float = 0.05,
+                 power: float = 0.8) -> float:
+    """Seeds per configuration for a two-sample t test between two levels to detect ``diff``
+    with ``power`` at ``alpha``, when a run's score varies with SD ``sd_run`` between seeds.
+
+    Solved with statsmodels ``TTestIndPower`` for n runs per level, divided over the
+    ``configs_per_level`` configurations sharing the level; at least 2. Without replicates
+    the run-to-run SD is unknown: the caller passes a lower bound (the evaluation's own SE
+    of one run's score, which every retraining adds to), so this is a lower bound too.
+    """
+    from statsmodels.stats.power import TTestIndPower
+
+    if not sd_run or math.isnan(sd_run) or not diff or math.isnan(diff):
+        return math.nan
+    es = abs(diff) / sd_run
+    if TTestIndPower().power(effect_size=es, nobs1=2, alpha=alpha, ratio=1.0) >= power:
+        return 2.0  # the root finder cannot go below 2 runs per level
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            n = float(TTestIndPower().solve_power(effect_size=es, alpha=alpha, power=power, ratio=1.0,
+                                                  alternative="two-sided"))
+    except (ValueError, RuntimeError):
+        return math.nan
+    if math.isnan(n) or n > 1e6:
+        return math.nan
+    return float(max(2, math.ceil(n / max(1, configs_per_level))))
 
 
 def main_effects(
@@ -70,7 +143,7 @@ def main_effects(
         if not all(k in fam.scores for k in keys):
             return None
         return _level_scores(fam, keys)
-    final = final_epoch_values(values).merge(runs, on="run", how="inner", suffixes=("", "_run"))
+    final = grid_epoch_values(values)[0].merge(runs, on="run", how="inner", suffixes=("", "_run"))
     for (task, scorer, metric), g in final.groupby(["task", "scorer", "metric"], sort=True):
         for var in variables:
             if var not in g.columns:
@@ -135,26 +208,24 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
 
     - seed replicates (several runs per cell): run-level ANOVA with interactions; the run
       (seed) is the unit, so training noise is in the residual;
-    - one run per cell and per-sample scores for every cell: a randomized complete block
-      ANOVA on the per-sample scores, ``score ~ C(v1) * C(v2) … + C(sample_id)`` on the
-      samples every cell shares — the eval samples are the replicates and each sample is a
-      block. Four cell means with 1 residual df can only say "no detectable effect" of a
-      20-point gap that the paired tests find at p < 1e-9; blocking on samples tests the
-      same contrasts with (cells − 1)(n − 1) residual df. It says nothing about training
-      seeds (there are none to vary), and the sentences say so;
-    - otherwise (no per-sample scores): the additive run-level ANOVA, whose interaction is
-      the residual.
+    - one run per cell: no ANOVA. The evaluation items would be the only replicates, and
+      they replicate the *checkpoints*, not the configurations: training noise (or one
+      broken run) would read as "the variable matters". The note says so; the findings give
+      the seed count that would answer the question;
+    - one variable with two levels: no ANOVA either — the seed-level Welch test between
+      the two configurations is the one test of that contrast.
 
-    An unbalanced grid gets no ANOVA. Returns (table, note); the note says why no ANOVA
-    was run where it was not. Extra columns: ``partial_omega_sq``, ``unit``
+    Every run enters at the same epoch (:func:`grid_epoch_values`). An unbalanced grid gets
+    no ANOVA. Returns (table, note); the note says why no ANOVA was run where it was not. Extra columns: ``partial_omega_sq``, ``unit``
     (``samples`` | ``runs``), ``n_units``.
     """
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     if values.empty:
         return pd.DataFrame(columns=[*ANOVA, *ANOVA_EXTRA]), None
-    fams = {(f.task, f.scorer, f.metric): f for f in families or []}
-    final = final_epoch_values(values).merge(runs, on="run", how="inner", suffixes=("", "_run"))
+    grid, epoch_notes = grid_epoch_values(values)
+    notes.extend(epoch_notes)
+    final = grid.merge(runs, on="run", how="inner", suffixes=("", "_run"))
     for (task, scorer, metric), g in final.groupby(["task", "scorer", "metric"], sort=True):
         varied = [v for v in variables if v in g.columns and g[v].notna().all() and g[v].nunique() >= 2]
         if not varied:
@@ -163,16 +234,13 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
         if not full:
             notes.append(f"{task}/{scorer}: {why}; per-variable marginal effects are reported instead of an ANOVA")
             continue
-        blocked = None if reps else blocked_frame(fams.get((task, scorer, metric)), g, varied)
-        if blocked is not None and float(blocked.groupby("sample_id")["y"].transform("std").fillna(0).max()) == 0:
-            notes.append(f"{task}/{scorer}: every cell scores each shared sample alike, so there is no "
-                         "variation within samples to test against; no ANOVA")
+        if not reps:
+            notes.append(f"{task}/{scorer}: each configuration was trained once ({why}), so a configuration's "
+                         "effect cannot be told from training noise; no ANOVA (the paired tests compare the "
+                         "checkpoints themselves)")
             continue
-        if blocked is not None:
-            table = blocked_anova(blocked, len(varied))
-            rows.extend(_anova_rows(task, scorer, metric, table, varied, "samples",
-                                    int(blocked["sample_id"].nunique())))
-            continue
+        if len(varied) == 1 and g[varied[0]].nunique() == 2:
+            continue  # one two-level contrast: the seed-level Welch test of the two configurations is its test
         data = pd.DataFrame({f"v{i}": g[v].astype(str).to_numpy() for i, v in enumerate(varied)})
         data["y"] = g["value"].to_numpy(float)
         op = " * " if reps else " + "
@@ -307,18 +375,25 @@ def diminishing_returns(
 ) -> pd.DataFrame:
     """Gain between consecutive levels of each numeric variable (and of epoch).
 
-    Runs are matched on every other parameter (so only the variable changes); per-sample
-    scores are averaged over the matched runs of each level and compared paired. Holm
-    within the variable's steps says after which step the gain stops being significant.
+    Runs are matched on every other parameter (so only the variable changes), every run at
+    the grid's one epoch. The unit of each step decides whether it is a test:
+
+    - one run on each side: a contrast between two checkpoints — the paired per-sample test
+      of the ``checkpoints`` family (the same test, looked up by the plan; ``a``/``b`` name
+      the candidates), never a second verdict;
+    - epoch steps over ≥ 3 runs evaluated at both epochs: a run-level paired t test of the
+      per-run gains (``paired_t_runs``, ``effects`` family): the epoch effect generalised
+      over runs, never from one run;
+    - otherwise (averages over several runs of a configuration contrast, without seeds):
+      descriptive — the gain and its item-level interval, no p-value.
     """
     rows: list[dict[str, Any]] = []
-    alpha = 1 - confidence
-    final = final_epoch_values(values)
+    final = grid_epoch_values(values)[0]
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
     for fam in families:
         fv = final[(final["task"] == fam.task) & (final["scorer"] == fam.scorer) & (final["metric"] == fam.metric)]
         fv = fv[fv["run"].isin(info.index)]
-        steps: list[dict[str, Any]] = []
+        steps: list[dict[str, Any] | None] = []
         for var in variables:
             if var not in info.columns:
                 continue
@@ -340,14 +415,13 @@ def diminishing_returns(
             if both:
                 steps.append(_step(fam, "epoch", int(e0), int(e1), [(r, e0) for r in both],
                                    [(r, e1) for r in both], confidence, n_resamples, seed))
-        steps = [s for s in steps if s is not None]
-        for var in dict.fromkeys(s["variable"] for s in steps):
-            group = [s for s in steps if s["variable"] == var]
-            padj = holm(np.array([s["p_value"] for s in group], float))
-            for s, pa in zip(group, padj, strict=True):
-                s.update(p_adjusted=float(pa), significant=bool(not math.isnan(pa) and pa < alpha))
-            rows.extend(group)
-    return pd.DataFrame(rows, columns=[*DIMINISHING, "p_adjusted", "n_paired", "test", "n_runs"])
+        rows.extend(s for s in steps if s is not None)
+    return pd.DataFrame(rows, columns=[*DIMINISHING, "p_adjusted", "n_paired", "test", "n_runs",
+                                       "a", "epoch_a", "b", "epoch_b", "unit"])
+
+
+MIN_RUNS_FOR_EPOCH_TEST = 3
+"""An epoch effect is tested across runs only with at least this many runs at both epochs."""
 
 
 def _step(fam: Family, var: str, lo: Any, hi: Any, at_lo: list, at_hi: list, confidence: float,
@@ -362,7 +436,22 @@ def _step(fam: Family, var: str, lo: Any, hi: Any, at_lo: list, at_hi: list, con
         return None
     lo_v = int(lo) if float(lo).is_integer() else lo
     hi_v = int(hi) if float(hi).is_integer() else hi
-    return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "variable": var,
-            "from_level": lo_v, "to_level": hi_v, "gain": res.diff, "ci_low": res.ci_low,
-            "ci_high": res.ci_high, "p_value": res.p_value, "n_paired": res.n_paired, "test": res.test,
-            "n_runs": len(at_lo) + len(at_hi)}
+    row = {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "variable": var,
+           "from_level": lo_v, "to_level": hi_v, "gain": res.diff, "ci_low": res.ci_low,
+           "ci_high": res.ci_high, "p_value": math.nan, "p_adjusted": math.nan, "significant": False,
+           "n_paired": res.n_paired, "test": "descriptive", "n_runs": len(at_lo) + len(at_hi),
+           "a": None, "epoch_a": math.nan, "b": None, "epoch_b": math.nan,
+           "unit": "configurations without seeds: descriptive"}
+    if single:
+        (ra, ea), (rb, eb) = at_hi[0], at_lo[0]
+        row.update(p_value=res.p_value, test=res.test, a=ra, epoch_a=math.nan if ea is None else ea,
+                   b=rb, epoch_b=math.nan if eb is None else eb, unit="checkpoints")
+    elif var == "epoch" and len(at_lo) >= MIN_RUNS_FOR_EPOCH_TEST:
+        gains = np.array([float(fam.scores[h].mean() - fam.scores[lo_k].mean())
+                          for h, lo_k in zip(at_hi, at_lo, strict=True)])
+        if np.std(gains, ddof=1) > 0:
+            t = stats.ttest_1samp(gains, 0.0)
+            ci = t.confidence_interval(confidence)
+            row.update(gain=float(gains.mean()), ci_low=float(ci.low), ci_high=float(ci.high),
+                       p_value=float(t.pvalue), test="paired_t_runs", unit="runs")
+    return row

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.analysis import Analysis, Best, Finding
+from analyze_experiment.analysis import Analysis, Best, Claim, Finding
 from analyze_experiment.model import Options
 from analyze_experiment.stats._format import (
     fmt_ci,
@@ -27,8 +27,10 @@ from analyze_experiment.stats._format import (
     gpu_unit,
 )
 from analyze_experiment.stats.candidates import label
-from analyze_experiment.stats.effects import BLOCK_TERM
+from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
 from analyze_experiment.stats.power import minimum_detectable_difference, samples_for_difference
+from analyze_experiment.stats.production import failed_set
+from analyze_experiment.stats.selection import p_best_text
 
 MAX_PAIR_SENTENCES = 3
 """At most this many ``equivalent`` sentences per family."""
@@ -68,8 +70,38 @@ def _same(run: Any, epoch: Any, key: tuple[str, float | None]) -> bool:
     return str(run) == key[0] and ep == key[1]
 
 
-def _f(section: str, rule: str, text: str, **data: Any) -> Finding:
-    return Finding(section=section, text=text, rule=rule, data=data)
+def _f(section: str, rule: str, text: str, claim: Claim | None = None, **data: Any) -> Finding:
+    return Finding(section=section, text=text, rule=rule, data=data, claim=claim)
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(f) else f
+
+
+def _claim(a: Analysis, kind: str, family: Any, test: Any, statistic: Any, p: Any, p_adj: Any,
+           significant: Any) -> Claim:
+    """The registered test behind a sentence; the correction is read from the report's plan."""
+    fam = "" if family is None or (isinstance(family, float) and math.isnan(family)) else str(family)
+    correction = "none"
+    if fam and not a.families.empty:
+        row = a.families[a.families["family"] == fam]
+        if len(row):
+            correction = str(row["correction"].iloc[0])
+    return Claim(kind=kind, family=fam, test=str(test), statistic=_num(statistic), p_value=_num(p),
+                 p_adjusted=_num(p_adj), correction=correction, significant=bool(significant))
+
+
+def _confirmatory(a: Analysis, task: Any, scorer: Any, metric: Any) -> bool:
+    """Whether the plan lets this task × scorer × metric make significance claims."""
+    f = a.families
+    if f.empty:
+        return True
+    g = f[(f["task"] == task) & (f["scorer"] == scorer) & (f["metric"] == metric)]
+    return bool(g["confirmatory"].astype(bool).any()) if len(g) else True
 
 
 # --- rules ----------------------------------------------------------------------------
@@ -82,8 +114,17 @@ def rule_no_evals(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                "interval or comparison could be computed.", n_runs=ctx["n_runs"])]
 
 
+def _vs_best_rows(a: Analysis, b: Best) -> pd.DataFrame:
+    c = a.comparisons
+    if c.empty:
+        return c
+    return c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["metric"] == b.metric) & (c["kind"] == "vs_best")]
+
+
 def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``best_clear_winner`` / ``best_no_clear_winner``: the best of each family and why."""
+    """``best_clear_winner`` / ``best_no_clear_winner``: the best of each family and why,
+    with its selection-adjusted value (winner's curse) beside the raw one. The winner claim's
+    test is the least significant best-vs-runner-up test of the checkpoint family."""
     out = []
     for b in a.best:
         iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
@@ -92,13 +133,28 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}: "
                 f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
                 f"n = {n})")
+        if b.adjusted_value is not None:
+            k = len(b.p_best)
+            head += (f"; picked as the best of {k}, it is likely overestimated: selection-adjusted "
+                     f"{fmt_value(b.metric, b.adjusted_value)} "
+                     f"({fmt_ci(b.metric, b.adjusted_ci_low, b.adjusted_ci_high, a.confidence)}, bootstrap of the "
+                     f"selection; P(best): {p_best_text(b.p_best)})")
         data = {"task": b.task, "scorer": b.scorer, "run": b.run, "epoch": b.epoch, "value": b.value,
-                "ci_low": b.ci_low, "ci_high": b.ci_high, "n": n, "tied_with": b.tied_with}
+                "ci_low": b.ci_low, "ci_high": b.ci_high, "n": n, "tied_with": b.tied_with,
+                "adjusted_value": b.adjusted_value, "adjusted_ci_low": b.adjusted_ci_low,
+                "adjusted_ci_high": b.adjusted_ci_high, "p_best": dict(b.p_best)}
+        vb = _vs_best_rows(a, b)
+        claim = None
+        if _confirmatory(a, b.task, b.scorer, b.metric) and len(vb) and "family" in vb.columns:
+            w = vb.sort_values("p_adjusted", ascending=False).iloc[0]
+            claim = _claim(a, "winner", w["family"], w["test"], w["statistic"], w["p_value"], w["p_adjusted"],
+                           b.clear_winner)
         if b.clear_winner:
-            out.append(_f("best_performers", "best_clear_winner", f"{head}; it is a clear winner: {b.reason}.", **data))
+            out.append(_f("best_performers", "best_clear_winner", f"{head}; it is a clear winner: {b.reason}.",
+                          claim, **data))
         else:
             out.append(_f("best_performers", "best_no_clear_winner",
-                          f"{head}, but it is not a clear winner: {b.reason}.", **data))
+                          f"{head}, but it is not a clear winner: {b.reason}.", claim, **data))
     return out
 
 
@@ -111,6 +167,8 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         return out
     vb = a.comparisons[a.comparisons["kind"] == "vs_best"]
     for (_task, _scorer, metric), g in vb.groupby(["task", "scorer", "metric"], sort=True):
+        if not _confirmatory(a, _task, _scorer, metric):
+            continue  # a secondary metric is described in the tables, not tested in sentences
         eq = a.equivalence
         n_eq = 0
         tied: list[tuple[pd.Series, str]] = []
@@ -129,7 +187,10 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                               f"On {_on(ctx, r['task'], r['scorer'])}, {pair} are equivalent within ±{fmt_diff(metric, er['margin']).lstrip('+')} "
                               f"(paired diff {fmt_diff(metric, -er['diff'])}, "
                               f"{fmt_ci(metric, -er['ci_high'], -er['ci_low'], 1 - 2 * (1 - a.confidence), True)}, "
-                              f"TOST p {fmt_p(er['p_tost'])})", task=r["task"], scorer=r["scorer"], a=r["a"],
+                              f"TOST p {fmt_p(er['p_tost'])}, Holm p {fmt_p(er.get('p_adjusted', er['p_tost']))})",
+                              _claim(a, "equivalence", er.get("family"), "tost", None, er["p_tost"],
+                                     er.get("p_adjusted", er["p_tost"]), True),
+                              task=r["task"], scorer=r["scorer"], a=r["a"],
                               b=r["b"], diff=r["diff"], p_tost=er["p_tost"], margin=er["margin"]))
                 continue
             item = (f"{_cand(ctx, r['b'], r['epoch_b'])} {fmt_diff(metric, -r['diff'])} "
@@ -147,7 +208,10 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 f"{int(r0['n_paired'])} samples; not evidence that they are equal): {'; '.join(shown)}")
         if more:
             text += f"; and {more} more in the comparison table"
-        out.append(_f("key_findings", "not_distinguishable", text, task=r0["task"], scorer=r0["scorer"],
+        closest = min((r for r, _ in tied), key=lambda r: float(r["p_adjusted"]) if not pd.isna(r["p_adjusted"]) else 2.0)
+        claim = _claim(a, "difference", closest.get("family"), closest["test"], closest["statistic"],
+                       closest["p_value"], closest["p_adjusted"], False)
+        out.append(_f("key_findings", "not_distinguishable", text, claim, task=r0["task"], scorer=r0["scorer"],
                       a=r0["a"], b=[str(r["b"]) for r, _ in tied],
                       epoch_b=[None if pd.isna(r["epoch_b"]) else float(r["epoch_b"]) for r, _ in tied],
                       diff=[float(r["diff"]) for r, _ in tied],
@@ -159,14 +223,16 @@ def _vs_baseline(c: pd.DataFrame, baselines: list[str]) -> pd.DataFrame:
     """Every candidate-vs-baseline row, oriented as candidate − baseline."""
     rows = []
     for _, r in c.iterrows():
+        test = (r.get("family"), r["test"], r["statistic"], r["p_value"])
         if r["b"] in baselines and r["a"] not in baselines:
             rows.append((r["task"], r["scorer"], r["metric"], r["a"], r["epoch_a"], r["b"], r["diff"],
-                         r["ci_low"], r["ci_high"], r["p_adjusted"], bool(r["significant"])))
+                         r["ci_low"], r["ci_high"], r["p_adjusted"], bool(r["significant"]), *test))
         elif r["a"] in baselines and r["b"] not in baselines:
             rows.append((r["task"], r["scorer"], r["metric"], r["b"], r["epoch_b"], r["a"], -r["diff"],
-                         -r["ci_high"], -r["ci_low"], r["p_adjusted"], bool(r["significant"])))
+                         -r["ci_high"], -r["ci_low"], r["p_adjusted"], bool(r["significant"]), *test))
     return pd.DataFrame(rows, columns=["task", "scorer", "metric", "run", "epoch", "baseline", "diff",
-                                       "ci_low", "ci_high", "p_adjusted", "significant"])
+                                       "ci_low", "ci_high", "p_adjusted", "significant",
+                                       "family", "test", "statistic", "p_value"])
 
 
 def _interval_value(a: Analysis, task: str, scorer: str, run: str, epoch: Any) -> float:
@@ -194,6 +260,9 @@ def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         r = lead.iloc[0] if len(lead) else top
         who = "the best candidate" if len(lead) else "the candidate with the largest gain"
         base_v = _interval_value(a, task, scorer, base, None)
+        confirm = _confirmatory(a, task, scorer, metric)
+        if not confirm:
+            continue  # a secondary metric is described in the tables, not tested in sentences
         verdict = ("significantly above" if r["significant"] and r["diff"] > 0 else
                    "significantly below" if r["significant"] else "not significantly different from")
         text = (f"On {_on(ctx, task, scorer)}, {who}, {_cand(ctx, r['run'], r['epoch'])} "
@@ -207,7 +276,9 @@ def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if len(lead) and not _same(top["run"], top["epoch"], (r["run"], r["epoch"])) and top["diff"] > r["diff"]:
             text += (f"; the largest gain is {_cand(ctx, top['run'], top['epoch'])} {fmt_diff(metric, top['diff'])} "
                      f"(Holm p {fmt_p(top['p_adjusted'])})")
-        out.append(_f("key_findings", "vs_baseline", text, task=task, scorer=scorer, baseline=base,
+        claim = (_claim(a, "difference", r["family"], r["test"], r["statistic"], r["p_value"], r["p_adjusted"],
+                        r["significant"]) if confirm else None)
+        out.append(_f("key_findings", "vs_baseline", text, claim, task=task, scorer=scorer, baseline=base,
                       n_better=len(better), n_worse=len(worse), n=len(g), run=r["run"], diff=r["diff"],
                       p_adjusted=r["p_adjusted"], top_run=top["run"], top_diff=top["diff"],
                       top_p_adjusted=top["p_adjusted"]))
@@ -274,42 +345,105 @@ def _term_text(a: Analysis, key: tuple[str, str, str], r: pd.Series, df_res: int
             f"partial η² {eta}, {omega})")
 
 
+def _sig(r: pd.Series, alpha: float) -> bool:
+    """The plan's verdict when it gave one, else the raw p against α (standalone tables)."""
+    if "significant" in r.index and not pd.isna(r["significant"]):
+        return bool(r["significant"])
+    return bool(r["p_value"] < alpha)
+
+
 def rule_anova_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``anova_effect``: per family, the terms that matter (p < α), ranked by partial η²."""
+    """``anova_effect``: one sentence per seed-level ANOVA term significant in the report's
+    ``effects`` family (Holm, α split over the difference families), largest effect first.
+    The F, η² and ω² details are in Statistical Summary (``anova_detail``)."""
     out: list[Finding] = []
     alpha = 1 - a.confidence
     for key, terms, df_res in _anova_terms(a):
-        task, scorer, _ = key
-        sig = terms[terms["p_value"] < alpha].sort_values("partial_eta_sq", ascending=False)
-        if sig.empty:
-            continue
-        items = [_term_text(a, key, r, df_res) for _, r in sig.iterrows()]
-        head = (_term_text(a, key, sig.iloc[0], df_res, " matters") if len(items) == 1 else
-                f"these matter, largest effect first: {'; '.join(items)}")
-        out.append(_f("key_findings", "anova_effect",
-                      f"On {_on(ctx, task, scorer)}, {head} — {_anova_unit(terms, df_res)}",
-                      task=task, scorer=scorer, terms=list(sig["term"]), F=list(sig["F"]),
-                      p_value=list(sig["p_value"]), partial_eta_sq=list(sig["partial_eta_sq"]), df_resid=df_res))
+        task, scorer, metric = key
+        sig = terms[[_sig(r, alpha) for _, r in terms.iterrows()]].sort_values("partial_eta_sq", ascending=False)
+        for _, r in sig.iterrows():
+            term = str(r["term"])
+            name = f"the {term} interaction" if " × " in term else term
+            detail = "" if " × " in term else _level_detail(a, task, scorer, metric, term).rstrip("; ")
+            text = (f"On {_on(ctx, task, scorer)}, {name} matters across training runs"
+                    f"{f' ({detail})' if detail else ''}: seed-level ANOVA over {int(r['n_units'])} runs, "
+                    f"Holm p {fmt_p(r.get('p_adjusted', r['p_value']))} in the report's effects family")
+            out.append(_f("key_findings", "anova_effect", text,
+                          _claim(a, "effect", r.get("family"), "anova_f", r["F"], r["p_value"],
+                                 r.get("p_adjusted", r["p_value"]), True),
+                          task=task, scorer=scorer, term=term, F=r["F"], p_value=r["p_value"],
+                          p_adjusted=r.get("p_adjusted"), partial_eta_sq=r["partial_eta_sq"], df_resid=df_res))
     return out
 
 
 def rule_anova_no_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``anova_no_effect``: per family, the terms with p ≥ α, in one sentence."""
+    """``anova_no_effect``: per family, the seed-level terms not significant after the plan's
+    correction, in one sentence (the claim carries the term closest to significance)."""
     out: list[Finding] = []
     alpha = 1 - a.confidence
     for key, terms, df_res in _anova_terms(a):
         task, scorer, _ = key
-        null = terms[~(terms["p_value"] < alpha)]
+        null = terms[[not _sig(r, alpha) for _, r in terms.iterrows()]]
         if null.empty:
             continue
-        items = [_term_text(a, key, r, df_res) for _, r in null.iterrows()]
-        unit = ("the same F-tests" if (terms["p_value"] < alpha).any() and null["unit"].iloc[0] == "samples"
-                else _anova_unit(null, df_res))
+        names = [str(t) for t in null["term"]]
+        closest = null.sort_values("p_value").iloc[0]
+        ps = ", ".join(f"{t} Holm p {fmt_p(p)}" for t, p in zip(null["term"], null.get("p_adjusted", null["p_value"]),
+                                                                 strict=True))
         out.append(_f("key_findings", "anova_no_effect",
-                      f"On {_on(ctx, task, scorer)}, no detectable effect of {_join(items, ' or of')} "
-                      f"— {unit}; not significant is not evidence of no effect",
-                      task=task, scorer=scorer, terms=list(null["term"]), F=list(null["F"]),
+                      f"On {_on(ctx, task, scorer)}, no detectable effect of {_join(names, ' or of')} across training "
+                      f"runs ({ps}; seed-level ANOVA over {int(closest['n_units'])} runs); not significant is not "
+                      "evidence of no effect",
+                      _claim(a, "effect", closest.get("family"), "anova_f", closest["F"], closest["p_value"],
+                             closest.get("p_adjusted", closest["p_value"]), False),
+                      task=task, scorer=scorer, terms=names, F=list(null["F"]),
                       p_value=list(null["p_value"]), df_resid=df_res))
+    return out
+
+
+def rule_anova_detail(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``anova_detail`` (Statistical Summary): F, partial η² and ω² of every seed-level term."""
+    out: list[Finding] = []
+    for key, terms, df_res in _anova_terms(a):
+        task, scorer, _ = key
+        items = [_term_text(a, key, r, df_res) for _, r in terms.iterrows()]
+        if items:
+            out.append(_f("statistical_summary", "anova_detail",
+                          f"On {_on(ctx, task, scorer)}, seed-level ANOVA (type II, {_anova_unit(terms, df_res)}): "
+                          f"{'; '.join(items)}", task=task, scorer=scorer, terms=list(terms["term"])))
+    return out
+
+
+def rule_confounded(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``effect_confounded``: a swept variable without seed replicates — its effect is not
+    tested (training noise and the variable are one); the seeds per configuration that a
+    seed-level test would need to detect the observed gap (a lower bound: the evaluation's
+    own SE stands in for the unknown run-to-run SD)."""
+    out: list[Finding] = []
+    note = a.anova_note or ""
+    if "trained once" not in note or a.effects.empty:
+        return out
+    alpha = 1 - a.confidence
+    for (task, scorer, metric, var), g in a.effects.groupby(["task", "scorer", "metric", "variable"], sort=True):
+        if var == "epoch" or len(g) < 2 or f"{task}/{scorer}: each configuration was trained once" not in note:
+            continue
+        if not _confirmatory(a, task, scorer, metric):
+            continue
+        hi, lo = g.loc[g["mean"].idxmax()], g.loc[g["mean"].idxmin()]
+        diff = float(hi["mean"] - lo["mean"])
+        iv = a.intervals[(a.intervals["task"] == task) & (a.intervals["scorer"] == scorer)
+                         & (a.intervals["metric"] == metric)]
+        sd = float(pd.to_numeric(iv["stderr"], errors="coerce").median()) if len(iv) else math.nan
+        per_level = max(1, round(float(g["n_runs"].mean())))
+        need = seeds_needed(diff, sd, per_level, alpha)
+        need_txt = (f"at least {int(need)} seeds per configuration (more if run-to-run noise exceeds the "
+                    f"evaluation's own SE of {fmt_diff(metric, sd).lstrip('+')})") if not math.isnan(need) else             "several seeds per configuration"
+        out.append(_f("key_findings", "effect_confounded",
+                      f"On {_on(ctx, task, scorer)}, whether {var} matters is not tested: each configuration was "
+                      f"trained once, so the {fmt_diff(metric, diff)} gap between {var} = {fmt_level(hi['level'])} "
+                      f"and {fmt_level(lo['level'])} is confounded with training noise; {need_txt} would let a "
+                      "seed-level test answer it", task=task, variable=var, diff=diff, seeds_needed=need,
+                      sd_eval=sd))
     return out
 
 
@@ -325,33 +459,48 @@ def _plural(n: int, word: str) -> str:
 
 
 def rule_epoch(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``epoch_effect``: consecutive checkpoint epochs compared paired on the samples, the
-    per-sample scores averaged over the runs evaluated at both (never from overlapping
-    marginal intervals: those ignore that the same samples were scored). With one step the
-    p-value is the test's own; with several, Holm over the steps and the CIs say unadjusted."""
+    """``epoch_effect``: consecutive checkpoint epochs, at the unit the data allow.
+
+    One run evaluated at both epochs: a statement about that run's two checkpoints (the
+    paired test of the checkpoint family), never "epoch matters". At least 3 runs: the
+    per-run gains tested across runs (run-level paired t, ``effects`` family). Two runs:
+    the averaged gain, described, with no verdict."""
     out: list[Finding] = []
     d = a.diminishing
-    if d.empty:
+    if d.empty or "unit" not in d.columns:
         return out
     d = d[d["variable"] == "epoch"]
-    for (task, scorer, metric), g in d.groupby(["task", "scorer", "metric"], sort=True):
-        several = len(g) > 1
-        steps = []
-        for _, r in g.iterrows():
-            verdict = ("scores significantly higher than" if r["significant"] and r["gain"] > 0 else
-                       "scores significantly lower than" if r["significant"] else
-                       "is not significantly different from")
-            p = f"Holm p {fmt_p(r['p_adjusted'])}" if several else f"p {fmt_p(r['p_value'])}"
-            steps.append(f"epoch {fmt_level(r['to_level'])} {verdict} epoch {fmt_level(r['from_level'])}: "
-                         f"{fmt_diff(metric, r['gain'])} "
-                         f"({fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence, True, unadjusted=several)}, {p})")
-        n_runs = int(g["n_runs"].max()) // 2 if "n_runs" in g.columns else 0
-        n = int(g["n_paired"].max()) if "n_paired" in g.columns else 0
-        out.append(_f("key_findings", "epoch_effect",
-                      f"On {_on(ctx, task, scorer)}, {'; '.join(steps)} — paired over {n} samples, each sample's "
-                      f"score averaged over the {_plural(n_runs, 'run')} evaluated at both epochs",
-                      task=task, scorer=scorer, gains=list(g["gain"]), p_value=list(g["p_value"]),
-                      p_adjusted=list(g["p_adjusted"]), significant=[bool(x) for x in g["significant"]]))
+    for _, r in d.iterrows():
+        task, scorer, metric = r["task"], r["scorer"], r["metric"]
+        if not _confirmatory(a, task, scorer, metric):
+            continue
+        sig = bool(r["significant"]) if not pd.isna(r["significant"]) else False
+        step = f"epoch {fmt_level(r['to_level'])} vs epoch {fmt_level(r['from_level'])}"
+        ci = fmt_ci(metric, r["ci_low"], r["ci_high"], a.confidence, True, unadjusted=True)
+        if r["unit"] == "checkpoints":
+            verdict = ("scores significantly higher than" if sig and r["gain"] > 0 else
+                       "scores significantly lower than" if sig else "is not significantly different from")
+            text = (f"On {_on(ctx, task, scorer)}, {r['a']}'s epoch-{fmt_level(r['to_level'])} checkpoint {verdict} its "
+                    f"epoch-{fmt_level(r['from_level'])} checkpoint: {fmt_diff(metric, r['gain'])} ({ci}, Holm p "
+                    f"{fmt_p(r['p_adjusted'])}, paired over {int(r['n_paired'])} samples) — one run, so this says "
+                    "nothing about other runs or seeds")
+            claim = _claim(a, "difference", r.get("family"), r["test"], None, r["p_value"], r["p_adjusted"], sig)
+        elif r["unit"] == "runs":
+            verdict = ("scores significantly higher than" if sig and r["gain"] > 0 else
+                       "scores significantly lower than" if sig else "is not significantly different from")
+            n_runs = int(r["n_runs"]) // 2
+            text = (f"On {_on(ctx, task, scorer)}, across {n_runs} runs, epoch {fmt_level(r['to_level'])} {verdict} "
+                    f"epoch {fmt_level(r['from_level'])}: mean per-run gain {fmt_diff(metric, r['gain'])} ({ci}, "
+                    f"run-level paired t, Holm p {fmt_p(r['p_adjusted'])})")
+            claim = _claim(a, "effect", r.get("family"), "paired_t_runs", None, r["p_value"], r["p_adjusted"], sig)
+        else:
+            n_runs = int(r["n_runs"]) // 2
+            text = (f"On {_on(ctx, task, scorer)}, {step}: {fmt_diff(metric, r['gain'])} averaged over the "
+                    f"{_plural(n_runs, 'run')} evaluated at both ({ci}); descriptive — fewer than 3 runs to "
+                    "generalise an epoch effect over")
+            claim = None
+        out.append(_f("key_findings", "epoch_effect", text, claim, task=task, scorer=scorer, gain=r["gain"],
+                      p_value=r["p_value"], p_adjusted=r["p_adjusted"], significant=sig, unit=r["unit"]))
     return out
 
 
@@ -384,36 +533,45 @@ def rule_marginal(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 
 
 def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``diminishing_returns``: the last significant step of an ordinal variable and what
-    follows; ``no_significant_step``. Epoch steps are ``epoch_effect``'s; a two-level
-    variable the ANOVA already tested gets no second sentence."""
+    """``diminishing_returns`` / ``no_significant_step``: steps of an ordinal variable
+    between two single checkpoints (the checkpoint family's tests; configuration contrasts
+    without seeds are not tested, see ``effect_confounded``). Epoch steps are ``epoch_effect``'s."""
     out: list[Finding] = []
     d = a.diminishing
-    tested = {(t, sc, term) for t, sc, term in zip(a.anova["task"], a.anova["scorer"], a.anova["term"], strict=True)}
+    if d.empty or "unit" not in d.columns:
+        return out
+    d = d[(d["unit"] == "checkpoints") & (d["variable"] != "epoch")]
     for (task, scorer, metric, var), g in d.groupby(["task", "scorer", "metric", "variable"], sort=True):
-        g = g.reset_index(drop=True)
-        if var == "epoch" or (len(g) == 1 and (task, scorer, var) in tested):
+        if not _confirmatory(a, task, scorer, metric):
             continue
-        sig = g.index[g["significant"].astype(bool) & (g["gain"] > 0)].tolist()
+        g = g.reset_index(drop=True)
+        sig = g.index[g["significant"].fillna(False).astype(bool) & (g["gain"] > 0)].tolist()
         if sig and sig[-1] < len(g) - 1:
             last = g.iloc[sig[-1]]
             nxt = g.iloc[sig[-1] + 1]
-            text = (f"On {_on(ctx, task, scorer)}, raising {var} from {fmt_level(last['from_level'])} to {fmt_level(last['to_level'])} gains "
-                    f"{fmt_diff(metric, last['gain'])} (Holm p {fmt_p(last['p_adjusted'])}), but beyond "
-                    f"{fmt_level(last['to_level'])} the gain is not significant ({fmt_level(nxt['from_level'])}→{fmt_level(nxt['to_level'])}: "
+            text = (f"On {_on(ctx, task, scorer)}, raising {var} from {fmt_level(last['from_level'])} to "
+                    f"{fmt_level(last['to_level'])} gains {fmt_diff(metric, last['gain'])} between the two runs "
+                    f"(Holm p {fmt_p(last['p_adjusted'])}), but beyond {fmt_level(last['to_level'])} the gain is not "
+                    f"significant ({fmt_level(nxt['from_level'])}→{fmt_level(nxt['to_level'])}: "
                     f"{fmt_diff(metric, nxt['gain'])}, "
                     f"{fmt_ci(metric, nxt['ci_low'], nxt['ci_high'], a.confidence, True, unadjusted=True)}, "
-                    f"Holm p {fmt_p(nxt['p_adjusted'])})")
-            out.append(_f("key_findings", "diminishing_returns", text, task=task, variable=var,
-                          plateau_from=last["to_level"], gain=nxt["gain"], p_adjusted=nxt["p_adjusted"]))
-        elif not sig and len(g):
+                    f"Holm p {fmt_p(nxt['p_adjusted'])}); single runs, so training noise is not ruled out")
+            out.append(_f("key_findings", "diminishing_returns", text,
+                          _claim(a, "difference", nxt.get("family"), nxt["test"], None, nxt["p_value"],
+                                 nxt["p_adjusted"], False),
+                          task=task, variable=var, plateau_from=last["to_level"], gain=nxt["gain"],
+                          p_adjusted=nxt["p_adjusted"]))
+        elif not sig and len(g) >= 2:  # one step is the vs-best contrast, already stated
             top = g.loc[g["gain"].idxmax()]
             out.append(_f("key_findings", "no_significant_step",
-                          f"On {_on(ctx, task, scorer)}, no step in {var} gives a significant gain (largest: "
-                          f"{fmt_level(top['from_level'])}→{fmt_level(top['to_level'])} {fmt_diff(metric, top['gain'])}, "
+                          f"On {_on(ctx, task, scorer)}, no step in {var} gives a significant gain between single runs "
+                          f"(largest: {fmt_level(top['from_level'])}→{fmt_level(top['to_level'])} "
+                          f"{fmt_diff(metric, top['gain'])}, "
                           f"{fmt_ci(metric, top['ci_low'], top['ci_high'], a.confidence, True, unadjusted=True)}, "
-                          f"Holm p {fmt_p(top['p_adjusted'])})", task=task, variable=var,
-                          gain=top["gain"], p_adjusted=top["p_adjusted"]))
+                          f"Holm p {fmt_p(top['p_adjusted'])})",
+                          _claim(a, "difference", top.get("family"), top["test"], None, top["p_value"],
+                                 top["p_adjusted"], False),
+                          task=task, variable=var, gain=top["gain"], p_adjusted=top["p_adjusted"]))
     return out
 
 
@@ -430,6 +588,8 @@ def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     sc = a.seed_comparisons
     for _, r in sc.iterrows() if not sc.empty else []:
         metric = r["metric"]
+        if not _confirmatory(a, r["task"], r["scorer"], metric):
+            continue
         verdict = "is significantly better than" if r["significant"] else "is not distinguishable from"
         text = (f"On {_on(ctx, r['task'], r['scorer'])}, across seeds {r['a']} {verdict} {r['b']} (diff of seed means "
                 f"{fmt_diff(metric, r['diff'])}, {fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence, True, unadjusted=True)}, "
@@ -437,7 +597,10 @@ def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if not pd.isna(r["p_a_gt_b"]):
             text += (f"; P({r['a']} > {r['b']}) = {r['p_a_gt_b']:.2f} "
                      f"({a.confidence:.0%} bootstrap CI {r['p_a_gt_b_low']:.2f} to {r['p_a_gt_b_high']:.2f})")
-        out.append(_f("key_findings", "seed_comparison", text, task=r["task"], a=r["a"], b=r["b"],
+        out.append(_f("key_findings", "seed_comparison", text,
+                      _claim(a, "difference", r.get("family"), "welch", r["t"], r["p_value"], r["p_adjusted"],
+                             r["significant"]),
+                      task=r["task"], a=r["a"], b=r["b"],
                       diff=r["diff"], p_adjusted=r["p_adjusted"], p_a_gt_b=r["p_a_gt_b"]))
     return out
 
@@ -449,7 +612,11 @@ def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         where = f" on {r['task']}" if r["task"] is not None and not pd.isna(r["task"]) else ""
         if r["kind"] in ("metric", "loss", "loss_curve"):
             out.append(_f("key_findings", "outlier",
-                          f"{r['run']}{where}: {r['detail']}; robust z = {r['robust_z']:.1f}, value {r['value']:.4g}",
+                          f"{r['run']}{where} is an outlier: {r['detail']}, value {r['value']:.4g} (leave-one-out t = "
+                          f"{r.get('statistic', math.nan):.2f} among {int(r.get('n_group', 0))} seeds, Holm p "
+                          f"{fmt_p(r.get('p_adjusted'))}; robust z = {r['robust_z']:.1f})",
+                          _claim(a, "outlier", r.get("family"), "loo_t", r.get("statistic"), r.get("p_value"),
+                                 r.get("p_adjusted"), True),
                           run=r["run"], kind=r["kind"], robust_z=r["robust_z"], value=r["value"]))
         else:
             out.append(_f("key_findings", "suspicious_eval",
@@ -485,43 +652,120 @@ def rule_summary(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                       f"{nsig} significant at α = {1 - a.confidence:.2g} after Holm correction {over} "
                       f"(Benjamini–Hochberg q-values in the comparison table).",
                       n_comparisons=len(c), n_families=fams, n_significant=nsig))
+    out.extend(_plan_sentences(a))
     for p in a.power:
         if p["mdd"] is None or math.isnan(p["mdd"]):
             continue
+        if not _confirmatory(a, p["task"], p["scorer"], p.get("metric", "accuracy")):
+            continue
         metric = p.get("metric", "accuracy")
         m = sizes.get((p["task"], p["scorer"]), 1)
+        n_fam = _n_difference_families(a)
         text = (f"On {_on(ctx, p['task'], p['scorer'])}, with n = {p['n']} samples per candidate a single "
                 f"uncorrected paired test at α = {p['alpha']:.2g} detects a difference of "
                 f"{fmt_diff(metric, p['mdd']).lstrip('+')} with {p['power']:.0%} power")
         data = dict(p)
-        if m > 1:
-            mdd_m = minimum_detectable_difference(int(p["n"]), float(p["sd_diff"]), p["alpha"] / m, p["power"])
-            text += (f"; after Holm correction over {m} pairs it takes up to "
-                     f"{fmt_diff(metric, mdd_m).lstrip('+')} (Bonferroni level α/{m})")
-            data.update(mdd_corrected=mdd_m, family_size=m)
+        if m * n_fam > 1:
+            mdd_m = minimum_detectable_difference(int(p["n"]), float(p["sd_diff"]), p["alpha"] / (m * n_fam),
+                                                  p["power"])
+            level = f"α/{m}" if n_fam == 1 else f"α/({m} × {n_fam} families)"
+            text += (f"; after Holm correction over {m} pairs{'' if n_fam == 1 else f' and {n_fam} families'} it takes "
+                     f"up to {fmt_diff(metric, mdd_m).lstrip('+')} (Bonferroni level {level})")
+            data.update(mdd_corrected=mdd_m, family_size=m, n_families=n_fam)
         out.append(_f("statistical_summary", "power",
                       text + "; smaller differences reported as not significant may still be real.", **data))
     return out
 
 
+def _n_difference_families(a: Analysis) -> int:
+    f = a.families
+    if f.empty:
+        return 1
+    from analyze_experiment.stats.plan import DIFFERENCE_KINDS
+    return max(1, int((f["kind"].isin(DIFFERENCE_KINDS) & f["confirmatory"].astype(bool)).sum()))
+
+
+def _plan_sentences(a: Analysis) -> list[Finding]:
+    """``error_control`` (the families, their sizes, levels and corrections) and
+    ``monte_carlo_error`` (the largest Monte Carlo SE of a permutation p-value)."""
+    out: list[Finding] = []
+    f = a.families
+    if not f.empty:
+        conf = f[f["confirmatory"].astype(bool)]
+        desc = f[~f["confirmatory"].astype(bool)]
+        n_fam = _n_difference_families(a)
+        items = "; ".join(f"{r['family']} ({int(r['size'])} test{'s' if int(r['size']) != 1 else ''}, unit: {r['unit']}, "
+                          f"level {r['alpha']:.2g})" for _, r in conf.iterrows())
+        text = (f"Error control: every significance claim belongs to one of {len(conf)} families — {items}. "
+                f"Holm within each family; the report's α = {1 - a.confidence:.2g} is split over the {n_fam} "
+                f"difference famil{'y' if n_fam == 1 else 'ies'} (Bonferroni across families), so on a sweep where "
+                "nothing differs the chance of any significant difference in this report is at most α; "
+                "equivalence and non-inferiority families hold α each")
+        if len(desc):
+            names = sorted({f"{r['scorer']}/{r['metric']}" for _, r in desc.iterrows()})
+            text += (f". Secondary metrics ({', '.join(names)}) are described, not tested "
+                     "(--confirmatory all makes them confirmatory)")
+        out.append(_f("statistical_summary", "error_control", text, families=list(f["family"]),
+                      sizes=[int(x) for x in f["size"]], n_difference_families=n_fam))
+    c = a.comparisons
+    if not c.empty and "p_mc_se" in c.columns and (c["n_resamples"].fillna(0) > 0).any():
+        mc = c[c["n_resamples"].fillna(0) > 0]
+        worst = mc.loc[mc["p_mc_se"].idxmax()]
+        out.append(_f("statistical_summary", "monte_carlo_error",
+                      f"{len(mc)} permutation p-values are Monte Carlo estimates (largest Monte Carlo SE "
+                      f"{float(worst['p_mc_se']):.2g} at p {fmt_p(worst['p_value'])}; a p-value within 3 SE of α is "
+                      f"redrawn with 10× the resamples)", n=len(mc), max_se=float(worst["p_mc_se"])))
+    return out
+
+
+def _config_of(a: Analysis, run: str) -> str | None:
+    """The configuration label of a run that has seed replicates (seeds table), else None."""
+    if a.seeds.empty or "runs" not in a.seeds.columns:
+        return None
+    for cfg, runs in zip(a.seeds["config"], a.seeds["runs"], strict=True):
+        if isinstance(runs, list | tuple) and run in runs:
+            return str(cfg)
+    return None
+
+
+def _name(a: Analysis, ctx: dict[str, Any], run: Any, epoch: Any) -> str:
+    """A candidate, or "configuration C (run R)" when seeds of its configuration were run."""
+    cfg = _config_of(a, str(run))
+    cand = _cand(ctx, run, epoch)
+    return f"configuration {cfg} ({cand}, one of its seeds)" if cfg else cand
+
+
 def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``production_config``: cheapest candidate not significantly worse than the best (a
-    baseline included: then fine-tuning did not pay); ``pareto``. GPU time is written in
-    one unit per sentence, chosen by magnitude."""
+    """``production_config``: the cheapest candidate *shown* non-inferior to the best (one-sided
+    paired test at a margin on the metric's own scale, Holm within the family), else the best;
+    ``cannot_tell`` when a cheaper candidate could be neither shown non-inferior nor worse,
+    with the paired samples that would settle it; ``pareto``. Failed runs are never picked.
+    GPU time is written in one unit per sentence, chosen by magnitude."""
     out = []
+    failed = ctx.get("failed", set())
+    ni_all = a.noninferiority
     for b in a.best:
+        if not _confirmatory(a, b.task, b.scorer, b.metric) or b.run in failed:
+            continue
         fam = a.pareto[(a.pareto["task"] == b.task) & (a.pareto["scorer"] == b.scorer)
                        & (a.pareto["metric"] == b.metric)]
+        ni = ni_all[(ni_all["task"] == b.task) & (ni_all["scorer"] == b.scorer) & (ni_all["metric"] == b.metric)] \
+            if not ni_all.empty else ni_all
+        shown = ni[ni["non_inferior"].astype(bool) & ~ni["run"].isin(failed)] if len(ni) else ni
+        margin = float(ni["margin"].iloc[0]) if len(ni) else math.nan
+        msrc = str(ni["margin_source"].iloc[0]) if len(ni) else ""
+        mtxt = f"{fmt_diff(b.metric, margin).lstrip('+')} ({msrc})" if not math.isnan(margin) else "n/a"
+        ok = [(b.run, b.epoch), *[(str(r), None if pd.isna(e) else float(e))
+                                  for r, e in zip(shown["run"], shown["epoch"], strict=True)]]
         if fam.empty:
             continue
-        ok = [(b.run, b.epoch), *_tied(a, b)]
         cand = fam[[any(_same(r, e, k) for k in ok) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]
         known = cand.dropna(subset=["gpu_hours"])
         best_cost = fam[[_same(r, e, (b.run, b.epoch)) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]["gpu_hours"]
         bc = float(best_cost.iloc[0]) if len(best_cost) else math.nan
         if known.empty:
             out.append(_f("recommendations", "production_config",
-                          f"Production config for {_on(ctx, b.task, b.scorer)}: {_cand(ctx, b.run, b.epoch)} "
+                          f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} "
                           f"({fmt_value(b.metric, b.value)}); no GPU-hour data to weigh cost, so the best "
                           f"candidate is the default choice", task=b.task, run=b.run, gpu_hours=None))
             continue
@@ -530,26 +774,54 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         cost = fmt_hours(pick["gpu_hours"], unit)
         if not pd.isna(pick["cost_usd"]):
             cost += f", {fmt_usd(pick['cost_usd'])}"
-        if _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
-            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_cand(ctx, b.run, b.epoch)} — the best "
-                    f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidate(s) not "
-                    f"significantly worse than it ({cost})")
+        claim = None
+        if _same(pick["run"], pick["epoch"], (b.run, b.epoch)) and len(cand) == 1:
+            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
+                    f"({fmt_value(b.metric, b.value)}, {cost}); no cheaper candidate could be shown to be within "
+                    f"{mtxt} of it")
+        elif _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
+            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
+                    f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidates shown to be at "
+                    f"most {mtxt} worse than it ({cost})")
+            w = shown.sort_values("p_adjusted").iloc[-1]
+            claim = _claim(a, "non_inferiority", w["family"], "noninferiority_t", None, w["p_value"],
+                           w["p_adjusted"], True)
         else:
-            c = a.comparisons
-            comp = c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["metric"] == b.metric)
-                     & (c["kind"] == "vs_best")
-                     & np.array([_same(r, e, (str(pick["run"]), None if pd.isna(pick["epoch"]) else float(pick["epoch"])))
-                                 for r, e in zip(c["b"], c["epoch_b"], strict=True)], dtype=bool)] if not c.empty else c
-            ptxt = f", Holm p {fmt_p(comp['p_adjusted'].iloc[0])} vs best" if len(comp) else ""
-            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_cand(ctx, pick['run'], pick['epoch'])} "
-                    f"({fmt_value(b.metric, pick['value'])}, {cost}) — not significantly worse than the best "
-                    f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, "
-                    f"{fmt_hours(bc, unit)}{ptxt}) at lower cost")
+            row = shown[[_same(r, e, (str(pick["run"]), None if pd.isna(pick["epoch"]) else float(pick["epoch"])))
+                         for r, e in zip(shown["run"], shown["epoch"], strict=True)]].iloc[0]
+            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, pick['run'], pick['epoch'])} "
+                    f"({fmt_value(b.metric, pick['value'])}, {cost}) — shown to be at most {mtxt} worse than the best "
+                    f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, {fmt_hours(bc, unit)}): "
+                    f"one-sided {a.confidence:.0%} lower bound {fmt_diff(b.metric, row['lower'])}, non-inferiority "
+                    f"Holm p {fmt_p(row['p_adjusted'])}, at lower cost")
+            claim = _claim(a, "non_inferiority", row["family"], "noninferiority_t", None, row["p_value"],
+                           row["p_adjusted"], True)
         if pick["run"] in ctx["baselines"]:
-            text += "; it is a baseline, so fine-tuning did not significantly improve on it"
-        out.append(_f("recommendations", "production_config", text, task=b.task, run=pick["run"],
+            text += "; it is a baseline, so fine-tuning did not pay for its cost here"
+        out.append(_f("recommendations", "production_config", text, claim, task=b.task, run=pick["run"],
                       epoch=pick["epoch"], value=pick["value"], gpu_hours=pick["gpu_hours"],
-                      best_run=b.run, best_gpu_hours=bc))
+                      best_run=b.run, best_gpu_hours=bc, margin=margin))
+        cheaper = fam.dropna(subset=["gpu_hours"])
+        cheaper = cheaper[(cheaper["gpu_hours"] < float(pick["gpu_hours"])) & ~cheaper["run"].isin(failed)]
+        c = a.comparisons
+        for _, r in cheaper.sort_values("gpu_hours").head(1).iterrows():
+            nr = ni[[_same(x, e, (str(r["run"]), None if pd.isna(r["epoch"]) else float(r["epoch"])))
+                     for x, e in zip(ni["run"], ni["epoch"], strict=True)]] if len(ni) else ni
+            vb = c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["kind"] == "vs_best")
+                   & np.array([_same(x, e, (str(r["run"]), None if pd.isna(r["epoch"]) else float(r["epoch"])))
+                               for x, e in zip(c["b"], c["epoch_b"], strict=True)], dtype=bool)] if not c.empty else c
+            if len(vb) and bool(vb["significant"].iloc[0]):
+                continue  # shown worse: nothing to tell
+            if not len(nr):
+                continue
+            need = nr["n_needed"].iloc[0]
+            need_txt = f"about {int(need):,} paired samples" if not pd.isna(need) else "more samples"
+            out.append(_f("recommendations", "cannot_tell",
+                          f"On {_on(ctx, b.task, b.scorer)}, cannot tell whether the cheaper {_name(a, ctx, r['run'], r['epoch'])} "
+                          f"({fmt_value(b.metric, r['value'])}, {fmt_hours(r['gpu_hours'], unit)}) is as good as the best: it is "
+                          f"neither shown worse nor shown within {mtxt} of it (one-sided lower bound "
+                          f"{fmt_diff(b.metric, nr['lower'].iloc[0])}); if the two are equal, {need_txt} would show "
+                          f"non-inferiority with 80% power", task=b.task, run=r["run"], n_needed=need, margin=margin))
         front = fam[fam["pareto"].astype(bool)].sort_values("gpu_hours")
         if len(front) >= 2:
             funit = gpu_unit([float(x) for x in front["gpu_hours"]])
@@ -559,6 +831,20 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                           f"On {_on(ctx, b.task, b.scorer)}, the {len(front)} Pareto-optimal candidates ({b.metric} vs "
                           f"training GPU time) are: {items}", task=b.task, runs=list(front["run"])))
     return out
+
+
+def _runs_claim(a: Analysis, b: Best, runs: set[str]) -> Claim | None:
+    """The vs-best test behind "a run at level L is (not) significantly different": the
+    least significant of the best's tests against those runs (None without one)."""
+    vb = _vs_best_rows(a, b)
+    if vb.empty or "family" not in vb.columns:
+        return None
+    g = vb[vb["b"].astype(str).isin(runs)]
+    if g.empty:
+        return None
+    w = g.sort_values("p_adjusted").iloc[-1]
+    return _claim(a, "difference", w["family"], w["test"], w["statistic"], w["p_value"], w["p_adjusted"],
+                  w["significant"])
 
 
 def _midpoint(lo: float, hi: float) -> float | None:
@@ -606,6 +892,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                                   f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: the best ({_cand(ctx, b.run, b.epoch)}, "
                                   f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
                                   f"significantly different, and nothing between them was tested",
+                                  _runs_claim(a, b, set(lv.index[lv == levels[j]].astype(str))),
                                   task=b.task, variable=var, level=mid, between=[lo, hi]))
             if i in (0, len(levels) - 1):
                 j = 1 if i == 0 else len(levels) - 2
@@ -615,6 +902,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                                   f"On {_on(ctx, b.task, b.scorer)} the best run has {var} = {fmt_level(levels[i])}, the edge of the tested range "
                                   f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
                                   f"significantly worse: test {side} {fmt_level(levels[i])}",
+                                  _runs_claim(a, b, set(lv.index[lv == levels[j]].astype(str))),
                                   task=b.task, variable=var, edge=levels[i]))
     power = {(p["task"], p["scorer"]): p for p in a.power}
     for b in a.best:
@@ -632,25 +920,30 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                           f"have at most {_plural(max_seeds, 'seed')}: run {FEW_SEEDS} seeds of {top} to tell training "
                           "noise from real differences", task=b.task, mdd=mdd, max_seeds=max_seeds,
                           n_tied=len(b.tied_with)))
-        if b.ci_low is not None and b.ci_high is not None and p:
+        margin = ctx["margin"]
+        if margin is None:
+            eq = a.equivalence
+            eq = eq[(eq["task"] == b.task) & (eq["scorer"] == b.scorer)] if not eq.empty else eq
+            margin = float(eq["margin"].iloc[0]) if len(eq) else math.nan
+        if b.ci_low is not None and b.ci_high is not None and p and not math.isnan(margin):
             half = (b.ci_high - b.ci_low) / 2
-            if half > WIDE_CI_FACTOR * ctx["margin"]:
-                need = samples_for_difference(ctx["margin"], p["sd_diff"], p["alpha"], p["power"])
+            if half > WIDE_CI_FACTOR * margin:
+                need = samples_for_difference(margin, p["sd_diff"], p["alpha"], p["power"])
                 need_txt = f"about {int(need):,} paired samples" if not math.isnan(need) else "many more samples"
                 out.append(_f("next_steps", "larger_eval_set",
                               f"On {_on(ctx, b.task, b.scorer)} the best candidate's {a.confidence:.0%} CI spans "
                               f"{fmt_diff(b.metric, 2 * half).lstrip('+')} "
                               f"({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence).split(' CI ')[1]}) with "
                               f"n = {p['n']}; detecting a "
-                              f"{fmt_diff(b.metric, ctx['margin']).lstrip('+')} difference with "
+                              f"{fmt_diff(b.metric, margin).lstrip('+')} difference with "
                               f"{p['power']:.0%} power needs {need_txt}: use a larger eval set",
                               task=b.task, half_width=half, n=p["n"], n_needed=need))
     return out
 
 
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
-    rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_pairs,
-    rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_summary,
+    rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
+    rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_summary, rule_anova_detail,
     rule_production, rule_next_steps,
 ]
 """In report order: Key Findings lead with the best against the baseline, then the
@@ -676,7 +969,8 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
         n_ep = ep.groupby("run")["_e"].nunique()
         multi = set(n_ep[n_ep > 1].index.astype(str))
     ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
-           "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var}
+           "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
+           "failed": failed_set(a.failed_runs)}
     out: list[Finding] = []
     for rule in RULES:
         try:
@@ -688,7 +982,7 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
             continue
         for f in found:
             text = f.text if f.text.endswith(".") else f.text + "."
-            out.append(Finding(f.section, text, f.rule, {k: _plain(v) for k, v in f.data.items()}))
+            out.append(Finding(f.section, text, f.rule, {k: _plain(v) for k, v in f.data.items()}, f.claim))
     return out
 
 

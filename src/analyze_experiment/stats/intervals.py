@@ -96,6 +96,39 @@ def clustered_se(x: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
     return (math.sqrt(g / (g - 1) * float(np.sum(resid**2)) / (n * n)), g)
 
 
+SMALL_CLUSTERS = 20
+"""Below this many clusters CR1 standard errors are too small (Cameron & Miller 2015): CR2."""
+
+
+def cr2_se(x: np.ndarray, clusters: np.ndarray) -> tuple[float, int]:
+    """Bias-reduced (CR2, Bell & McCaffrey 2002) cluster-robust SE of the mean.
+
+    For the mean (a model with only an intercept) the hat block of cluster g is J/n, so the
+    adjustment (I − H_gg)^(−½) multiplies the cluster's residual sum by 1/√(1 − n_g/n):
+    SE² = Σ_g (Σ_{i∈g} (x_i − x̄))² / (1 − n_g/n) / n². Equals CR1 for equal cluster sizes
+    and corrects CR1's downward bias when a few clusters dominate. Returns (SE, G); NaN
+    when one cluster holds every sample.
+    """
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    keys = pd.Series(clusters).astype(str).to_numpy()
+    grp = pd.Series(x - x.mean()).groupby(keys)
+    resid, sizes = grp.sum().to_numpy(), grp.size().to_numpy(float)
+    g = len(resid)
+    if n <= 1 or g <= 1:
+        return (math.nan, g)
+    return (math.sqrt(float(np.sum(resid**2 / (1 - sizes / n)))) / n, g)
+
+
+def cluster_se(x: np.ndarray, clusters: np.ndarray) -> tuple[float, int, str]:
+    """CR1 with ≥ ``SMALL_CLUSTERS`` clusters, else CR2: (SE, G, ``"CR1"`` | ``"CR2"``)."""
+    se, g = clustered_se(x, clusters)
+    if g < SMALL_CLUSTERS:
+        se, g = cr2_se(x, clusters)
+        return (se, g, "CR2")
+    return (se, g, "CR1")
+
+
 def mean_interval(
     scores: np.ndarray,
     *,
@@ -106,7 +139,7 @@ def mean_interval(
     """Interval for the mean of per-sample scores (sample epochs already reduced).
 
     Clustered when ``clusters`` is given (t with G−1 degrees of freedom, since the
-    effective sample size is the number of clusters); else Wilson for 0/1 scores and t
+    effective sample size is the number of clusters; CR2 below ``SMALL_CLUSTERS`` clusters); else Wilson for 0/1 scores and t
     otherwise. The reported stderr is SD(ddof=1)/√n, as inspect-ai's ``stderr`` metric.
     """
     x = np.asarray(scores, dtype=float)
@@ -115,7 +148,7 @@ def mean_interval(
         return Interval(math.nan, math.nan, math.nan, math.nan, 0, None, "t")
     mean = float(x.mean())
     if clusters is not None:
-        se, g = clustered_se(x, clusters)
+        se, g, _ = cluster_se(x, clusters)
         if g > 1:
             t = float(stats.t.ppf(0.5 + confidence / 2, g - 1))
             return Interval(mean, se, mean - t * se, mean + t * se, n, g, "clustered_t")

@@ -1,8 +1,12 @@
 """Runs and evals that depart from their peers, or look broken.
 
-Robust z (Iglewicz & Hoaglin 1993): z = 0.6745·(x − median)/MAD, flagged when |z| > 3.5.
-Median and MAD are not dragged by the outlier itself, unlike mean and SD, which with 3–5
-seeds can never flag anything. Suspicious evals: every answer identical, a metric of
+Replicate runs (seeds of one configuration) are tested only in groups of at least
+``MIN_GROUP`` = 5: with 3 seeds the MAD is the distance to one neighbour and robust z flags
+29% of perfectly normal groups. Each seed is tested against the others with the
+leave-one-out t test (the externally studentized residual of a mean model, t with n − 2 df;
+statsmodels ``outlier_test``), Holm within the report's ``outliers`` family (stats/plan.py);
+the robust z (Iglewicz & Hoaglin 1993: 0.6745·(x − median)/MAD) is shown beside it as a
+description, never as the verdict. Suspicious evals: every answer identical, a metric of
 exactly 0% or 100%, or many errored samples — usually a broken prompt, scorer or model
 load rather than a result.
 """
@@ -14,11 +18,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from analyze_experiment.analysis import OUTLIERS
 
 Z_THRESHOLD = 3.5
-MIN_GROUP = 3
+MIN_GROUP = 5
 ERROR_SHARE = 0.05
 MIN_CONSTANT_ANSWERS = 10
 
@@ -33,8 +38,50 @@ def robust_z(x: np.ndarray) -> np.ndarray:
     return 0.6745 * (x - med) / mad
 
 
+OUTLIER_COLUMNS = [*OUTLIERS, "scorer", "metric", "statistic", "p_value", "n_group"]
+"""OUTLIERS plus the test: leave-one-out t (``statistic``), its raw two-sided p, group size."""
+
+
+def loo_t(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out t of each value against the others and its two-sided p (t with n − 2 df).
+
+    t_i = (x_i − mean₍₋ᵢ₎) / (s₍₋ᵢ₎·√(1 + 1/(n − 1))): exact under normality, the externally
+    studentized residual of an intercept-only model. NaN when the others have no spread.
+    """
+    x = np.asarray(x, float)
+    n = len(x)
+    t = np.full(n, np.nan)
+    if n < 3:
+        return t, np.full(n, np.nan)
+    for i in range(n):
+        rest = np.delete(x, i)
+        s = float(np.std(rest, ddof=1))
+        if s > 0:
+            t[i] = (x[i] - rest.mean()) / (s * math.sqrt(1 + 1 / (n - 1)))
+    p = np.where(np.isnan(t), np.nan, 2 * stats.t.sf(np.abs(t), n - 2))
+    return t, p
+
+
+def _tested_rows(g: pd.DataFrame, col: str, base: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    """One row per member of a group of ≥ MIN_GROUP replicates (every member is a test of the family)."""
+    x = g[col].to_numpy(float)
+    t, p = loo_t(x)
+    z = robust_z(x)
+    med = float(np.median(x))
+    rows = []
+    for (_, r), ti, pi, zi in zip(g.iterrows(), t, p, z, strict=True):
+        rows.append({**base, "run": r["run"], "detail": f"{what} (median of the group {med:.4g})",
+                     "value": float(r[col]), "robust_z": float(zi), "statistic": float(ti), "p_value": float(pi),
+                     "n_group": len(g)})
+    return rows
+
+
 def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame) -> pd.DataFrame:
-    """Metric and final-loss outliers among replicate runs of one config (≥ 3 runs)."""
+    """Metric and final-loss tests among replicate runs of one config (≥ ``MIN_GROUP`` runs).
+
+    Every member of every group is a row (a test); plan.apply_plan decides which are
+    significant after Holm over the family. Groups smaller than ``MIN_GROUP`` are not tested.
+    """
     rows: list[dict[str, Any]] = []
     if not configs.empty and not values.empty:
         v = values[values["run"].isin(configs.index)].copy()
@@ -43,13 +90,8 @@ def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame)
         for (task, scorer, metric, _, cfg), g in v.groupby(["task", "scorer", "metric", "_ep", "config"]):
             if len(g) < MIN_GROUP:
                 continue
-            z = robust_z(g["value"].to_numpy(float))
-            for (_, r), zi in zip(g.iterrows(), z, strict=True):
-                if not math.isnan(zi) and abs(zi) > Z_THRESHOLD:
-                    rows.append({"run": r["run"], "task": task, "kind": "metric",
-                                 "detail": f"{scorer} {metric} departs from the other seeds of {cfg} "
-                                           f"(median {np.median(g['value']):.4g})",
-                                 "value": float(r["value"]), "robust_z": float(zi)})
+            rows.extend(_tested_rows(g, "value", {"task": task, "scorer": scorer, "metric": metric, "kind": "metric"},
+                                     f"{scorer} {metric} against the other seeds of {cfg}"))
     if not configs.empty and not runs.empty and "final_loss" in runs.columns:
         r2 = runs[runs["run"].isin(configs.index)].copy()
         r2["config"] = r2["run"].map(configs)
@@ -57,18 +99,13 @@ def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame)
         for cfg, g in r2.dropna(subset=["final_loss"]).groupby("config"):
             if len(g) < MIN_GROUP:
                 continue
-            z = robust_z(g["final_loss"].to_numpy(float))
-            for (_, r), zi in zip(g.iterrows(), z, strict=True):
-                if not math.isnan(zi) and abs(zi) > Z_THRESHOLD:
-                    rows.append({"run": r["run"], "task": None, "kind": "loss",
-                                 "detail": f"final training loss departs from the other seeds of {cfg} "
-                                           f"(median {g['final_loss'].median():.4g})",
-                                 "value": float(r["final_loss"]), "robust_z": float(zi)})
-    return pd.DataFrame(rows, columns=OUTLIERS)
+            rows.extend(_tested_rows(g, "final_loss", {"task": None, "scorer": None, "metric": None, "kind": "loss"},
+                                     f"final training loss against the other seeds of {cfg}"))
+    return pd.DataFrame(rows, columns=OUTLIER_COLUMNS)
 
 
 def loss_curve_outliers(train_steps: pd.DataFrame, configs: pd.Series) -> pd.DataFrame:
-    """Runs whose loss curve departs from the other seeds of their config (≥ 3 runs).
+    """Runs whose loss curve departs from the other seeds of their config (≥ ``MIN_GROUP`` runs).
 
     The curve is summarised by its mean loss over the second half of the steps all runs of
     the group reached: a seed that trains differently shows there even when its final loss
@@ -76,7 +113,7 @@ def loss_curve_outliers(train_steps: pd.DataFrame, configs: pd.Series) -> pd.Dat
     """
     rows: list[dict[str, Any]] = []
     if train_steps is None or train_steps.empty or configs.empty:
-        return pd.DataFrame(rows, columns=OUTLIERS)
+        return pd.DataFrame(rows, columns=OUTLIER_COLUMNS)
     ts = train_steps[train_steps["run"].isin(configs.index)].copy()
     ts["loss"] = pd.to_numeric(ts["loss"], errors="coerce")
     ts["step"] = pd.to_numeric(ts["step"], errors="coerce")
@@ -91,14 +128,11 @@ def loss_curve_outliers(train_steps: pd.DataFrame, configs: pd.Series) -> pd.Dat
         summary = tail.groupby("run")["loss"].mean()
         if len(summary) < MIN_GROUP:
             continue
-        z = robust_z(summary.to_numpy(float))
-        for (run, v), zi in zip(summary.items(), z, strict=True):
-            if not math.isnan(zi) and abs(zi) > Z_THRESHOLD:
-                rows.append({"run": run, "task": None, "kind": "loss_curve",
-                             "detail": f"mean training loss over steps {int(common // 2) + 1}–{int(common)} departs "
-                                       f"from the other seeds of {cfg} (median {summary.median():.4g})",
-                             "value": float(v), "robust_z": float(zi)})
-    return pd.DataFrame(rows, columns=OUTLIERS)
+        g2 = pd.DataFrame({"run": summary.index, "loss": summary.to_numpy(float)})
+        rows.extend(_tested_rows(g2, "loss", {"task": None, "scorer": None, "metric": None, "kind": "loss_curve"},
+                                 f"mean training loss over steps {int(common // 2) + 1}–{int(common)} against the "
+                                 f"other seeds of {cfg}"))
+    return pd.DataFrame(rows, columns=OUTLIER_COLUMNS)
 
 
 def suspicious_evals(samples: pd.DataFrame, intervals: pd.DataFrame, eval_logs: pd.DataFrame) -> pd.DataFrame:

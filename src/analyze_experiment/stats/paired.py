@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analyze_experiment.stats.intervals import clustered_se
+from analyze_experiment.stats.intervals import cluster_se
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,12 @@ class Paired:
     n_a_only: int | None
     n_b_only: int | None
     correlation: float
+    p_mc_se: float = 0.0
+    """Monte Carlo standard error of a permutation p-value (0 when exact)."""
+    n_resamples: int = 0
+    """Sign patterns drawn (0: exact test or enumeration)."""
+    sd_diff: float = math.nan
+    """SD of the per-sample differences (what the power of the paired design depends on)."""
 
 
 def align(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -56,7 +62,7 @@ def paired_diff_ci(
         return (math.nan, math.nan, math.nan, math.nan)
     mean = float(d.mean())
     if clusters is not None:
-        se, g = clustered_se(d, clusters)
+        se, g, _ = cluster_se(d, clusters)
         dof = g - 1
     else:
         se = float(np.std(d, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
@@ -65,6 +71,25 @@ def paired_diff_ci(
         return (mean, se, math.nan, math.nan)
     t = float(stats.t.ppf(0.5 + confidence / 2, dof))
     return (mean, se, mean - t * se, mean + t * se)
+
+
+def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval for the paired difference of proportions that agrees with exact McNemar.
+
+    Conditional on the m = b + c discordant pairs, b ~ Bin(m, π) and the difference is
+    (b − c)/n = (m/n)·(2π − 1). The Clopper–Pearson interval for π excludes ½ exactly when the
+    exact McNemar p (twice the smaller binomial tail) is below 1 − ``confidence``, so the
+    interval (m/n)·(2π_lo − 1) … (m/n)·(2π_hi − 1) excludes 0 exactly when the test rejects —
+    never "CI excludes 0, p = 0.077". (0, 0) when there are no discordant pairs.
+    """
+    m = n_a_only + n_b_only
+    if n <= 0:
+        return (math.nan, math.nan)
+    if m == 0:
+        return (0.0, 0.0)
+    ci = stats.binomtest(n_a_only, m, 0.5).proportion_ci(confidence_level=confidence, method="exact")
+    share = m / n
+    return (share * (2 * ci.low - 1), share * (2 * ci.high - 1))
 
 
 def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
@@ -100,6 +125,32 @@ def _sign_chunks(n: int, n_resamples: int, seed: int):
     rng = np.random.default_rng(seed)
     for i in range(0, n_resamples, _CHUNK):
         yield rng.integers(0, 2, size=(min(_CHUNK, n_resamples - i), n), dtype=np.int8) * 2 - 1
+
+
+NEAR_ALPHA_SE = 3.0
+"""A Monte Carlo p within this many standard errors of α is redrawn with more resamples."""
+MORE_DRAWS = 10
+
+
+def adaptive_sign_flip(d: np.ndarray, *, n_resamples: int = 10_000, seed: int = 0,
+                       alpha: float = 0.05) -> tuple[float, float, float, int]:
+    """:func:`sign_flip_test` with its Monte Carlo error, redrawn with ``MORE_DRAWS`` × the
+    resamples when the p-value sits within ``NEAR_ALPHA_SE`` standard errors of ``alpha`` (a
+    verdict that would flip with another seed). Returns (mean, p, MC SE of p, resamples; 0
+    resamples and SE 0 when the test was exact)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    mean, p = sign_flip_test(d, n_resamples=n_resamples, seed=seed)
+    exact = n == 0 or bool(np.all(d == 0)) or (n <= EXACT_MAX_N and 2**n <= n_resamples)
+    if exact or math.isnan(p):
+        return (mean, p, 0.0, 0)
+    b = n_resamples
+    se = math.sqrt(p * (1 - p) / b)
+    if abs(p - alpha) < NEAR_ALPHA_SE * se:
+        b = n_resamples * MORE_DRAWS
+        mean, p = sign_flip_test(d, n_resamples=b, seed=seed + 1)
+        se = math.sqrt(p * (1 - p) / b)
+    return (mean, p, se, b)
 
 
 def sign_flip_test(d: np.ndarray, *, n_resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -160,13 +211,17 @@ def compare(
     b_only = int(np.sum((x == 0) & (y == 1))) if is_binary else None
     if n == 0:
         return Paired(math.nan, math.nan, math.nan, math.nan, "none", math.nan, math.nan, 0, None, None, corr)
+    sd = float(np.std(d, ddof=1)) if n > 1 else math.nan
+    alpha = 1 - confidence
     if is_binary and cl is None:
         assert a_only is not None and b_only is not None
         p = mcnemar_exact(a_only, b_only)
-        return Paired(diff, se, lo, hi, "mcnemar_exact", float(min(a_only, b_only)), p, n, a_only, b_only, corr)
+        lo, hi = mcnemar_exact_ci(a_only, b_only, n, confidence)
+        return Paired(diff, se, lo, hi, "mcnemar_exact", float(min(a_only, b_only)), p, n, a_only, b_only, corr,
+                      sd_diff=sd)
     if cl is not None:
         sums = pd.Series(d).groupby(pd.Series(cl).astype(str).to_numpy()).sum().to_numpy()
-        _, p = sign_flip_test(sums, n_resamples=n_resamples, seed=seed)
-        return Paired(diff, se, lo, hi, "cluster_permutation", diff, p, n, a_only, b_only, corr)
-    _, p = sign_flip_test(d, n_resamples=n_resamples, seed=seed)
-    return Paired(diff, se, lo, hi, "paired_permutation", diff, p, n, a_only, b_only, corr)
+        _, p, mc, b = adaptive_sign_flip(sums, n_resamples=n_resamples, seed=seed, alpha=alpha)
+        return Paired(diff, se, lo, hi, "cluster_permutation", diff, p, n, a_only, b_only, corr, mc, b, sd)
+    _, p, mc, b = adaptive_sign_flip(d, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    return Paired(diff, se, lo, hi, "paired_permutation", diff, p, n, a_only, b_only, corr, mc, b, sd)

@@ -119,7 +119,8 @@ def seed_tables(
 
     ``values``: task, scorer, metric, run, epoch, value (one row per candidate). Only
     configs with ≥ 2 replicate runs at the same epoch are summarised; comparisons are a
-    Holm family per task × scorer × metric × epoch.
+    Holm family per task × scorer × metric × epoch spanning every pair of configs (the best
+    config is chosen after seeing the data), of which the best-vs-other rows are reported.
     """
     from analyze_experiment.analysis import SEEDS
 
@@ -159,14 +160,21 @@ def seed_tables(
                 row.update(p_a_gt_b=p, p_a_gt_b_low=lo, p_a_gt_b_high=hi)
             fam.append(row)
         if fam:
-            p = np.array([r["p_value"] for r in fam], float)
-            padj, q = holm(p), benjamini_hochberg(p)
+            # the best config is picked after seeing the data: the Holm family is every pair of
+            # configs (as for checkpoints), of which only best-vs-other rows are reported
+            names = sorted(groups)
+            others = [welch(groups[x]["value"].to_numpy(float), groups[y]["value"].to_numpy(float),
+                            confidence)["p_value"]
+                      for i, x in enumerate(names) for y in names[i + 1:] if best not in (x, y)]
+            p = np.array([r["p_value"] for r in fam] + others, float)
+            padj, q = holm(p)[: len(fam)], benjamini_hochberg(p)[: len(fam)]
             for r, pa, qq in zip(fam, padj, q, strict=True):
-                r.update(p_adjusted=float(pa), q_value=float(qq),
-                         significant=bool(not math.isnan(pa) and pa < alpha))
+                r.update(p_adjusted=float(pa), p_holm=float(pa), q_value=float(qq),
+                         significant=bool(not math.isnan(pa) and pa < alpha),
+                         family_size=int(np.sum(~np.isnan(p))))
             crows.extend(fam)
     return (pd.DataFrame(srows, columns=[*SEEDS, "epoch"]),
-            pd.DataFrame(crows, columns=SEED_COMPARISONS))
+            pd.DataFrame(crows, columns=[*SEED_COMPARISONS, "p_holm", "family_size"]))
 
 
 def seed_aware_best(best: list[Any], seeds: pd.DataFrame, comparisons: pd.DataFrame,

@@ -1,0 +1,257 @@
+"""One error-control plan per report: which tests may make claims, in which family, at what level.
+
+Every p-value the report can turn into a "significant" sentence belongs to a named family:
+
+- ``checkpoints`` — paired per-sample tests between candidates (run × epoch) of one task ×
+  scorer × metric; every pair counts (the best is chosen after seeing the data);
+- ``configurations`` — seed-level Welch tests between configurations (every pair counts);
+- ``effects`` — seed-level ANOVA terms (only with run-level replication);
+- ``outliers`` — leave-one-out tests among ≥ 5 seeds of a configuration (and of their training loss).
+
+Holm (1979) adjusts within each family; the report's level α is split equally over the
+confirmatory difference families (Bonferroni across families), so the chance that a report
+on a sweep where nothing differs states *any* significant difference stays ≤ α however many
+families it holds: ``p_adjusted = min(1, F · p_holm)``. Equivalence and non-inferiority
+families (TOST, one-sided tests against a margin) hold their own level with Holm within; a
+wrong "equivalent" is a different error from a wrong "better".
+
+Only the primary metric of each task is confirmatory (``Options.confirmatory == "primary"``):
+the other scorers and metrics are computed and tabled, never called significant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyze_experiment.stats.multiplicity import holm
+
+FAMILIES = ["family", "kind", "task", "scorer", "metric", "size", "alpha", "correction", "confirmatory", "unit"]
+"""Columns of :attr:`Analysis.families`: one row per family of tests."""
+
+DIFFERENCE_KINDS = ("checkpoints", "configurations", "effects", "outliers")
+"""Families whose claims assert a difference; they share the report's α."""
+
+Key = tuple[str, str, str]
+
+UNITS = {"checkpoints": "evaluation samples (paired)", "configurations": "training runs (seeds)",
+         "effects": "training runs (seeds)", "outliers": "training runs (seeds)",
+         "equivalence": "evaluation samples (paired)", "non-inferiority": "evaluation samples (paired)"}
+
+
+def family_name(kind: str, task: Any, scorer: Any, metric: Any, extra: str = "") -> str:
+    """``checkpoints: qa/match/accuracy`` — the name the report and summary.json use."""
+    return f"{kind}: {task}/{scorer}/{metric}{extra}"
+
+
+def primary_keys(keys: Iterable[Key], metrics: pd.DataFrame | None, scorer_order: list[str],
+                 confirmatory: str = "primary") -> set[Key]:
+    """The task × scorer × metric keys allowed to make significance claims.
+
+    ``confirmatory == "all"``: every key. Otherwise the primary metric of each task: the rows
+    of ``metrics`` (the metric registry's table) with ``primary`` true, when it has them; else
+    the first key of each task in scorer order (the design's scorer order, then by name).
+    A metric whose direction is ``descriptive`` is never confirmatory.
+    """
+    keys = list(dict.fromkeys(keys))
+    descriptive: set[Key] = set()
+    if metrics is not None and not metrics.empty and {"task", "scorer", "metric", "direction"} <= set(metrics.columns):
+        d = metrics[metrics["direction"].astype(str) == "descriptive"]
+        descriptive = {(str(t), str(s), str(m)) for t, s, m in zip(d["task"], d["scorer"], d["metric"], strict=True)}
+    keys = [k for k in keys if k not in descriptive]
+    if confirmatory == "all":
+        return set(keys)
+    if metrics is not None and not metrics.empty and "primary" in metrics.columns \
+            and {"task", "scorer", "metric"} <= set(metrics.columns):
+        p = metrics[metrics["primary"].fillna(False).astype(bool)]
+        chosen = {(str(t), str(s), str(m)) for t, s, m in zip(p["task"], p["scorer"], p["metric"], strict=True)}
+        chosen &= set(keys)
+        if chosen:
+            return chosen
+    order = {s: i for i, s in enumerate(scorer_order)}
+    out: dict[str, Key] = {}
+    for k in sorted(keys, key=lambda k: (k[0], order.get(k[1], len(order)), k[1], k[2])):
+        out.setdefault(k[0], k)
+    return set(out.values())
+
+
+def _holm_by(df: pd.DataFrame, p_col: str, group: pd.Series) -> np.ndarray:
+    out = np.full(len(df), np.nan)
+    if df.empty:
+        return out
+    p = df[p_col].to_numpy(float)
+    for _, idx in pd.Series(range(len(df))).groupby(group.to_numpy()).groups.items():
+        ix = np.asarray(list(idx), int)
+        out[ix] = holm(p[ix])
+    return out
+
+
+def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
+    """Name each test's family, Holm within it, split α over the difference families.
+
+    Reads and updates (in place) the tables of the :class:`~analyze_experiment.analysis.Analysis`
+    ``a``: ``comparisons`` and ``pair_tests`` (column ``p_holm`` already holds Holm within the
+    checkpoint family over every pair), ``seed_comparisons`` (``p_holm`` within the
+    configuration family), ``anova``, ``outliers``, ``equivalence``. Adds ``family``,
+    ``confirmatory``, ``p_adjusted`` and ``significant`` (``equivalent`` for TOST). Returns the
+    FAMILIES table.
+    """
+    fams: list[dict[str, Any]] = []
+
+    def key_of(r: pd.Series) -> Key:
+        return (str(r["task"]), str(r["scorer"]), str(r["metric"]))
+
+    def add(kind: str, key: Key, size: int, extra: str = "") -> str:
+        name = family_name(kind, *key, extra)
+        if not any(f["family"] == name for f in fams):
+            fams.append({"family": name, "kind": kind, "task": key[0], "scorer": key[1], "metric": key[2],
+                         "size": int(size), "alpha": math.nan, "correction": "holm",
+                         "confirmatory": key in confirmatory or key[0] == "", "unit": UNITS.get(kind, "")})
+        return name
+
+    # checkpoints: the family size counts every pair, reported or not
+    for tbl in ("comparisons", "pair_tests"):
+        df = getattr(a, tbl)
+        if df is None or df.empty:
+            continue
+        if "p_holm" not in df.columns:
+            df["p_holm"] = df["p_adjusted"]
+        names = []
+        for _, r in df.iterrows():
+            size = int(r["family_size"]) if "family_size" in df.columns and not pd.isna(r.get("family_size")) else 1
+            names.append(add("checkpoints", key_of(r), size))
+        df["family"] = names
+    sc = a.seed_comparisons
+    if sc is not None and not sc.empty:
+        names = []
+        for _, r in sc.iterrows():
+            ep = "" if pd.isna(r.get("epoch")) else f" @ epoch {int(r['epoch'])}"
+            size = int(r["family_size"]) if "family_size" in sc.columns and not pd.isna(r.get("family_size")) else 1
+            names.append(add("configurations", key_of(r), size, ep))
+        sc["family"] = names
+        if "p_holm" not in sc.columns:
+            sc["p_holm"] = sc["p_adjusted"]
+    # effects: seed-level ANOVA terms and run-level epoch tests share one family per key
+    effect_tests: list[tuple[pd.DataFrame, Any, Key, float]] = []
+    an = a.anova
+    if an is not None and not an.empty:
+        an["family"] = None
+        an["p_holm"] = math.nan
+        for i, r in an[an["p_value"].notna()].iterrows():
+            effect_tests.append((an, i, key_of(r), float(r["p_value"])))
+    dm = a.diminishing
+    if dm is not None and not dm.empty and "test" in dm.columns:
+        dm["family"] = None
+        if "p_holm" not in dm.columns:
+            dm["p_holm"] = math.nan
+        for i, r in dm[dm["test"] == "paired_t_runs"].iterrows():
+            effect_tests.append((dm, i, key_of(r), float(r["p_value"])))
+    for k in dict.fromkeys(t[2] for t in effect_tests):
+        group = [t for t in effect_tests if t[2] == k]
+        name = add("effects", k, len(group))
+        for (df, i, _, _), ph in zip(group, holm(np.array([t[3] for t in group], float)), strict=True):
+            df.loc[i, "family"] = name
+            df.loc[i, "p_holm"] = float(ph)
+    out = a.outliers
+    if out is not None and not out.empty and "p_value" in out.columns:
+        tested = out["p_value"].notna()
+        key = [("", "training", "loss") if pd.isna(r.get("metric")) or r.get("metric") is None
+               else (str(r["task"]), str(r["scorer"]), str(r["metric"])) for _, r in out.iterrows()]
+        out["family"] = None
+        grp = pd.Series(["\0".join(k) for k in key], index=out.index)
+        out["p_holm"] = _holm_by(out, "p_value", grp)
+        for k in dict.fromkeys(k for k, t in zip(key, tested, strict=True) if t):
+            idx = [i for i, kk in zip(out.index, key, strict=True) if kk == k]
+            name = add("outliers", k, int(tested.loc[idx].sum()))
+            out.loc[[i for i in idx if tested.loc[i]], "family"] = name
+    diff_fams = [f for f in fams if f["kind"] in DIFFERENCE_KINDS and f["confirmatory"]]
+    n_fam = max(1, len(diff_fams))
+    for f in fams:
+        f["alpha"] = alpha / n_fam if f["confirmatory"] else math.nan
+        f["correction"] = "holm" if n_fam == 1 else f"holm × {n_fam} families (Bonferroni across families)"
+        if not f["confirmatory"]:
+            f["correction"] = "none (descriptive: not a confirmatory metric)"
+    conf = {f["family"]: f["confirmatory"] for f in fams}
+
+    def finish(df: pd.DataFrame, flag: str = "significant") -> None:
+        if df is None or df.empty or "family" not in df.columns:
+            return
+        c = np.array([bool(conf.get(f, False)) for f in df["family"]], dtype=bool)
+        ph = df["p_holm"].to_numpy(float)
+        padj = np.where(c, np.minimum(1.0, ph * n_fam), ph)
+        df["confirmatory"] = c
+        df["p_adjusted"] = padj
+        df[flag] = [bool(ci and not math.isnan(p) and p < alpha) for ci, p in zip(c, padj, strict=True)]
+
+    for df in (a.comparisons, a.pair_tests, a.seed_comparisons, a.anova, a.outliers):
+        finish(df)
+    if dm is not None and not dm.empty and "family" in dm.columns:
+        run_level = dm["test"] == "paired_t_runs"
+        if run_level.any():
+            sub = dm[run_level].copy()
+            finish(sub)
+            for col in ("confirmatory", "p_adjusted", "significant"):
+                dm.loc[sub.index, col] = sub[col]
+        _checkpoint_steps(dm, a.pair_tests)
+    eq = a.equivalence
+    if eq is not None and not eq.empty:
+        names = [add("equivalence", key_of(r), 0) for _, r in eq.iterrows()]
+        eq["family"] = names
+        for f in fams:
+            if f["kind"] == "equivalence":
+                f["size"] = names.count(f["family"])
+                f["alpha"] = alpha if f["confirmatory"] else math.nan
+                f["correction"] = "holm" if f["confirmatory"] else "none (descriptive: not a confirmatory metric)"
+        eq["p_adjusted"] = _holm_by(eq, "p_tost", eq["family"])
+        eq["confirmatory"] = [bool(conf.get(f, False)) or key_of(r) in confirmatory
+                              for f, (_, r) in zip(eq["family"], eq.iterrows(), strict=True)]
+        eq["equivalent"] = [bool(c and not math.isnan(p) and p < alpha)
+                            for c, p in zip(eq["confirmatory"], eq["p_adjusted"], strict=True)]
+    return pd.DataFrame(fams, columns=FAMILIES)
+
+
+def _checkpoint_steps(dm: pd.DataFrame, pairs: pd.DataFrame) -> None:
+    """Steps between two single checkpoints take the verdict of that pair's test in the
+    checkpoint family (same test, same p): one test per contrast."""
+    if pairs is None or pairs.empty or "a" not in dm.columns:
+        return
+
+    def ck(run: Any, ep: Any) -> tuple[str, float | None]:
+        return (str(run), None if ep is None or pd.isna(ep) else float(ep))
+
+    index = {}
+    for _, r in pairs.iterrows():
+        index[(str(r["task"]), str(r["scorer"]), str(r["metric"]),
+               frozenset((ck(r["a"], r["epoch_a"]), ck(r["b"], r["epoch_b"]))))] = r
+    for i, r in dm[dm["unit"] == "checkpoints"].iterrows():
+        hit = index.get((str(r["task"]), str(r["scorer"]), str(r["metric"]),
+                         frozenset((ck(r["a"], r["epoch_a"]), ck(r["b"], r["epoch_b"])))))
+        if hit is None:
+            continue
+        for col in ("p_value", "p_holm", "p_adjusted", "significant", "family", "confirmatory"):
+            if col in hit.index:
+                dm.loc[i, col] = hit[col]
+
+
+def add_family(families: pd.DataFrame, kind: str, key: Key, size: int, alpha: float,
+               confirmatory: bool) -> tuple[pd.DataFrame, str]:
+    """Append one family (non-inferiority tests, decided after the plan) and return its name."""
+    name = family_name(kind, *key)
+    row = {"family": name, "kind": kind, "task": key[0], "scorer": key[1], "metric": key[2], "size": size,
+           "alpha": alpha if confirmatory else math.nan,
+           "correction": "holm" if confirmatory else "none (descriptive: not a confirmatory metric)",
+           "confirmatory": confirmatory, "unit": UNITS.get(kind, "")}
+    fams = families[families["family"] != name]
+    return pd.concat([fams, pd.DataFrame([row], columns=FAMILIES)], ignore_index=True), name
+
+
+def difference_alpha(families: pd.DataFrame, alpha: float) -> float:
+    """The per-family level of the difference families (α / F)."""
+    if families is None or families.empty:
+        return alpha
+    d = families[families["kind"].isin(DIFFERENCE_KINDS) & families["confirmatory"].astype(bool)]
+    return alpha / max(1, len(d))
