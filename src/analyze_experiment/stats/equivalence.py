@@ -42,11 +42,7 @@ def tost_paired(
     if n <= 1:
         return Tost(float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan, False)
     mean = float(d.mean())
-    if clusters is not None:
-        se, g, _ = cluster_se(d, clusters)
-        dof = g - 1
-    else:
-        se, dof = float(np.std(d, ddof=1) / math.sqrt(n)), n - 1
+    se, dof = _se_dof(d, clusters)
     if dof < 1 or math.isnan(se):
         return Tost(mean, math.nan, math.nan, math.nan, False)
     if se == 0:
@@ -103,11 +99,7 @@ def noninferiority_paired(
     if n <= 1 or math.isnan(margin):
         return NonInferiority(float(d.mean()) if n else math.nan, math.nan, math.nan, margin, False)
     mean = float(d.mean())
-    if clusters is not None:
-        se, g, _ = cluster_se(d, clusters)
-        dof = g - 1
-    else:
-        se, dof = float(np.std(d, ddof=1) / math.sqrt(n)), n - 1
+    se, dof = _se_dof(d, clusters)
     if dof < 1 or math.isnan(se):
         return NonInferiority(mean, math.nan, math.nan, margin, False)
     if se == 0:
@@ -125,3 +117,12 @@ def pairs_for_noninferiority(margin: float, sd_diff: float, alpha: float = 0.05,
         return math.nan
     z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
     return float(math.ceil((z * sd_diff / margin) ** 2))
+
+
+def _se_dof(d: np.ndarray, clusters: np.ndarray | None) -> tuple[float, int]:
+    """SE of the mean paired difference and its degrees of freedom (G − 1 when clustered):
+    TOST and the non-inferiority test must use the same spread as the paired comparison."""
+    if clusters is not None:
+        se, g, _ = cluster_se(d, clusters)
+        return se, g - 1
+    return float(np.std(d, ddof=1) / math.sqrt(len(d))), len(d) - 1
