@@ -160,7 +160,7 @@ def test_disk_full_while_writing_keeps_the_previous_report(tmp_path, monkeypatch
         import matplotlib.figure
 
         monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
-    res = cli(root)
+    res = cli(root, "--no-cache")  # a rebuild, not the "nothing changed" shortcut
     assert res.exit_code == 4
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and os.strerror(code) in lines[0] and "previous report" in lines[0], res.stderr

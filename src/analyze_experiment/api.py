@@ -19,8 +19,10 @@ import pandas as pd
 
 from analyze_experiment import stats
 from analyze_experiment.analysis import Analysis
+from analyze_experiment.cache import Cache
 from analyze_experiment.model import Experiment, Options
 from analyze_experiment.output import (
+    CACHE_NAME,
     MANIFEST_NAME,
     READ_ONLY_ERRNOS,
     WRITE_ERRNOS,
@@ -28,6 +30,8 @@ from analyze_experiment.output import (
     atomic_dir,
     carry_over,
     find_user_files,
+    move_cache,
+    read_manifest,
     write_manifest,
     write_text,
 )
@@ -51,6 +55,8 @@ def _ours(folder: Path) -> bool:
     """A previous report: our marker, or a summary.json we wrote."""
     if (folder / OUTPUT_MARKER).exists() or (folder / MANIFEST_NAME).exists():
         return True
+    if {p.name for p in folder.iterdir()} <= {CACHE_NAME}:
+        return True  # only our cache (made by the reading stage before the first report)
     try:
         import json
 
@@ -97,10 +103,13 @@ class ReportResult:
     """What :func:`write_report` produced."""
 
     out_dir: Path
-    analysis: Analysis
+    analysis: Analysis | None
     summary: dict[str, Any]
     files: list[Path] = field(default_factory=list)
     log_file: Path | None = None
+    unchanged: bool = False
+    """Nothing changed since the report in ``out_dir`` was written (same inputs, options and
+    version): it was left exactly as it was, ``analysis`` is None and ``summary`` is read back."""
 
 
 def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
@@ -179,6 +188,7 @@ def write_report(
     options: Options | None = None,
     command: str | None = None,
     formats: Sequence[str] = FORMATS,
+    cache: Cache | None = None,
 ) -> ReportResult:
     """Analyse ``experiment`` and write the report folder (default ``<experiment>/analysis``).
 
@@ -188,6 +198,8 @@ def write_report(
         options: statistics settings (confidence level, baselines, margin, …).
         command: the command line, recorded in the report for reproducibility.
         formats: which reports to write: ``md`` and/or ``html``.
+        cache: when given, a report whose inputs, options and version are those of the report
+            already in ``out_dir`` is not rebuilt (:func:`analyze_experiment.cache.fingerprint`).
 
     Returns:
         Paths written, the Analysis and the summary document.
@@ -220,6 +232,14 @@ def write_report(
             severity="warning",
             stage="output",
         )
+
+    digest = None
+    if cache is not None:
+        from analyze_experiment.cache import fingerprint
+
+        digest = fingerprint(exp, {"options": options, "formats": sorted(formats), "out": str(out)})
+        if cache.unchanged(out, digest):
+            return _unchanged(exp, out, digest)
 
     analysis = stats.analyze(exp, options)
     diag.act(
@@ -267,8 +287,31 @@ def write_report(
         keep.edited.update({k: v for k, v in late.edited.items() if k not in keep.edited})
         kept = carry_over(out, tmp, keep)
         write_manifest(tmp, exclude=kept)
+        move_cache(out, tmp)
     if log_file.parent != out:
         problem = append_log(log_file, diag)
         if problem:
             diag.warn(None, problem, stage="output")
+    if cache is not None and digest is not None:
+        cache.remember(out, digest)
     return ReportResult(out_dir=out, analysis=analysis, summary=summary, files=files, log_file=log_file)
+
+
+def _unchanged(exp: Experiment, out: Path, digest: str) -> ReportResult:
+    """The report in ``out`` already answers this run: leave it byte for byte, say so in the log."""
+    import json
+
+    diag = exp.diagnostics
+    diag.act("UNCHANGED", f"Nothing changed since the report in {out} was written (same inputs, options and "
+             "version): statistics and report skipped, the folder is left as it was", result=f"fingerprint {digest[:16]}")
+    log_file = log_path(exp.root)
+    if writable(log_file.parent):  # never inside the report folder: it stays as it was
+        append_log(log_file, diag)
+    else:
+        log_file = out / LOG_NAME
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = {}
+    files = [out / rel for rel in sorted(read_manifest(out) or {})]
+    return ReportResult(out_dir=out, analysis=None, summary=summary, files=files, log_file=log_file, unchanged=True)

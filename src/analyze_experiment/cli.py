@@ -72,15 +72,15 @@ def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, con
     )
 
 
-def _load(path: Path, quiet: bool):
+def _load(path: Path, quiet: bool, cache=None):
     """Load with a spinner on an interactive terminal; usage errors exit 2."""
     from analyze_experiment.pipeline import NotADirectory, load
 
     try:
         if not quiet and sys.stderr.isatty():
             with _console(True).status("Reading the experiment…"):
-                return load(path)
-        return load(path)
+                return load(path, cache=cache)
+        return load(path, cache=cache)
     except NotADirectory as exc:
         raise click.BadParameter(str(exc), param_hint="EXPERIMENT_DIR") from None
 
@@ -129,16 +129,63 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     )
 
 
-def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tuple[int, int]:
+def _cache_for(experiment_dir: Path, out_dir: Path | None, cache_dir: Path | None, no_cache: bool):
+    """The cache to use: ``--cache-dir``, else ``.cache`` inside the output folder — unless that
+    folder holds something that is not ours (the report is then refused, and nothing may be
+    created inside it first)."""
+    from analyze_experiment.api import _ours
+    from analyze_experiment.cache import CACHE_DIR_NAME, Cache
+
+    if no_cache:
+        return None
+    if cache_dir is not None:
+        return Cache(cache_dir.expanduser().resolve())
+    out = (out_dir if out_dir is not None else experiment_dir / "analysis").expanduser()
+    if not experiment_dir.is_dir() or (out.is_dir() and any(out.iterdir()) and not _ours(out)):
+        return None
+    if out.exists() and not out.is_dir():
+        return None
+    from analyze_experiment.runlog import writable
+
+    existing = out.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not writable(existing):  # a read-only experiment stays untouched, cache included
+        return None
+    return Cache(out.resolve() / CACHE_DIR_NAME)
+
+
+def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir=None,
+                 no_cache=False) -> tuple[int, int]:
     """Load, analyse, write and print once; return (exit status, warnings that are not info).
 
-    Usage errors raise ``click.BadParameter``.
+    Usage errors raise ``click.BadParameter``. When no report comes of it, an output folder
+    that did not exist before is removed again (reading may have made it for the cache).
     """
+    cache = _cache_for(experiment_dir, out_dir, cache_dir, no_cache)
+    made = None
+    if cache is not None and cache_dir is None and not cache.folder.parent.exists():
+        made = cache.folder.parent
+    code = EXIT_USAGE
+    try:
+        code, n = _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache)
+        return code, n
+    finally:
+        if made is not None and code != EXIT_OK and made.is_dir():
+            from analyze_experiment.cache import CACHE_DIR_NAME
+
+            if {p.name for p in made.iterdir()} <= {CACHE_DIR_NAME}:
+                import shutil
+
+                shutil.rmtree(made, ignore_errors=True)
+
+
+def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache) -> tuple[int, int]:
     from analyze_experiment.api import UnsafeOutput, write_report
     from analyze_experiment.output import OutputError, OutputNotWritable
 
     start = time.perf_counter()
-    exp = _load(experiment_dir, quiet)
+    exp = _load(experiment_dir, quiet, cache)
     con = _console(stderr=as_json)
     if not exp.analysable:
         msg = (
@@ -153,7 +200,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tupl
         return EXIT_NOTHING, 0
     _check_baselines(exp, options)
     try:
-        result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts)
+        result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts, cache=cache)
     except UnsafeOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     except OutputError as exc:  # one line, no traceback: the user can act on it
@@ -165,7 +212,12 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tupl
         for w in exp.diagnostics.warnings:
             if w.severity != "info":
                 click.echo(f"warning: {visible(w.file or '-')}: {visible(w.message)}", err=True)
-        _print_summary(con, result, exp, time.perf_counter() - start)
+        if result.unchanged:
+            con.print(f"Nothing changed since the last report (same inputs, options and version): "
+                      f"{result.out_dir / 'report.md'} left as it was. Done in {time.perf_counter() - start:.1f} s.",
+                      markup=False)
+        else:
+            _print_summary(con, result, exp, time.perf_counter() - start)
     if as_json:
         from analyze_experiment.summary import dumps
 
@@ -188,9 +240,14 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options) -> tupl
 @click.option("--strict", is_flag=True, help="Exit with status 3 when any input produced a warning (for CI).")
 @click.option("--watch", is_flag=True,
               help="Keep running: re-analyse whenever the experiment's files change (Ctrl-C stops).")
+@click.option("--no-cache", is_flag=True,
+              help="Read every input again and rebuild the report even when nothing changed.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
+              help="Where parsed inputs are kept between runs (default: OUT/.cache).")
 @stats_options
 @click.version_option(__version__, "--version", prog_name="analyze-experiment")
-def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, **stat_opts) -> None:
+def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_cache, cache_dir,
+            **stat_opts) -> None:
     """Analyse a fine-tuning sweep and write its report.
 
     EXPERIMENT_DIR holds experiment_summary.md or .yaml and one folder per run (default:
@@ -206,9 +263,9 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, **s
     fmts = ("md", "html") if formats == "both" else (formats,)
     options = _options(**stat_opts)
     if watch:
-        _watch(experiment_dir, out_dir, fmts, quiet, options)
+        _watch(experiment_dir, out_dir, fmts, quiet, options, cache_dir, no_cache)
         return
-    code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options)
+    code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir, no_cache)
     if code == EXIT_OK and strict and n_warnings:
         click.echo(f"--strict: {n_warnings} warnings", err=True)
         sys.exit(EXIT_STRICT)
@@ -216,7 +273,8 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, **s
         sys.exit(code)
 
 
-def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, options: Options) -> None:
+def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, options: Options,
+           cache_dir: Path | None = None, no_cache: bool = False) -> None:
     """Re-run the analysis whenever inputs change (a sweep still running)."""
     from analyze_experiment.watch import watch
 
@@ -224,13 +282,13 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
     out = (out_dir or root / "analysis").resolve()
 
     def once() -> None:
-        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options)
+        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options, cache_dir, no_cache)
         if code == EXIT_NOTHING:
             click.echo("Nothing to analyse yet; waiting for files to appear.", err=True)
         click.echo(f"[{time.strftime('%H:%M:%S')}] watching {root} for changes (Ctrl-C to stop)", err=True)
 
     try:
-        watch(root, once, exclude=(out,))
+        watch(root, once, exclude=(out, *((cache_dir.expanduser().resolve(),) if cache_dir else ())))
     except KeyboardInterrupt:
         click.echo("stopped watching", err=True)
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -26,6 +26,9 @@ from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.eval_consistency import missing_samples, reconcile
 from analyze_experiment.sources import inspect_log
+
+if TYPE_CHECKING:
+    from analyze_experiment.cache import Cache
 
 STAGE = "evals"
 POOL_MIN_LOGS = 8
@@ -115,7 +118,27 @@ def _block(cols: dict[str, list[Any]]) -> pa.Table | pd.DataFrame:
         return pd.DataFrame(cols)
 
 
-def _read_all(paths: list[str], workers: int | None) -> list[dict[str, Any]]:
+def _read_all(paths: list[str], workers: int | None, cache: Cache | None = None) -> list[dict[str, Any]]:
+    """Every log's read result, in order; unchanged logs come from ``cache``."""
+    if cache is None:
+        return _read_uncached(paths, workers)
+    results: list[dict[str, Any] | None] = []
+    todo: list[int] = []
+    for i, p in enumerate(paths):
+        found, value, _ = cache.get("eval", Path(p))
+        results.append(value if found else None)
+        if not found:
+            todo.append(i)
+    for i, res in zip(todo, _read_uncached([paths[i] for i in todo], workers), strict=True):
+        results[i] = res
+        if res["ok"]:  # an unreadable log is read (and warned about) again next time
+            cache.put("eval", Path(paths[i]), res)
+    return results  # type: ignore[return-value]
+
+
+def _read_uncached(paths: list[str], workers: int | None) -> list[dict[str, Any]]:
+    if not paths:
+        return []
     n = DEFAULT_WORKERS if workers is None else workers
     n = max(1, min(n, os.cpu_count() or 1, len(paths)))
     if n == 1 or len(paths) < POOL_MIN_LOGS:
@@ -345,7 +368,8 @@ def _fmt(v: Any) -> str:
 
 
 def collect_evals(
-    root: Path, files: Sequence[EvalFile], diag: Diagnostics, *, workers: int | None = None
+    root: Path, files: Sequence[EvalFile], diag: Diagnostics, *, workers: int | None = None,
+    cache: Cache | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read every log and build ``(eval_logs, eval_scores, eval_samples)``.
 
@@ -355,6 +379,8 @@ def collect_evals(
         diag: collects a warning per unreadable log, partial log and duplicate.
         workers: processes for reading (default 2; 1 = in this process). A pool is used only
             from :data:`POOL_MIN_LOGS` logs on.
+        cache: where unchanged logs' read results are kept (:mod:`analyze_experiment.cache`);
+            None reads every log.
 
     Returns:
         The three tables with the columns of ``tables.EVAL_LOGS``, ``tables.EVAL_SCORES`` and
@@ -363,7 +389,7 @@ def collect_evals(
     """
     root = Path(root)
     files = list(files)
-    reads = _read_all([str(f.path) for f in files], workers)
+    reads = _read_all([str(f.path) for f in files], workers, cache)
     logs: list[dict[str, Any]] = []
     payload: dict[int, dict[str, Any]] = {}
     for f, res in zip(files, reads, strict=True):

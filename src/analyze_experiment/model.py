@@ -115,6 +115,10 @@ class Experiment:
     """Run -> its parameters with their original types (a DataFrame column turns ints with
     gaps into floats; summary.json must say ``lora_rank: 4``, as the design does)."""
 
+    inputs: list[str] = field(default_factory=list)
+    """Absolute paths of every file read (design document, training output, evaluation logs):
+    what the report's fingerprint digests (:func:`analyze_experiment.cache.fingerprint`)."""
+
     @property
     def warnings(self) -> pd.DataFrame:
         """The ``warnings`` tidy table."""

@@ -39,6 +39,10 @@ from pathlib import Path, PurePosixPath
 TMP_PREFIX = ".analyze-experiment-tmp-"
 OLD_PREFIX = ".analyze-experiment-old-"
 MANIFEST_NAME = ".analyze-experiment-manifest.json"
+CACHE_NAME = ".cache"
+"""The tool's cache folder inside a report folder (:mod:`analyze_experiment.cache`): the tool's own,
+never listed in the manifest, never carried over as a user's file; moved into each new folder
+(:func:`move_cache`)."""
 """Inside every report folder: ``{"files": {relative path: sha256}}`` of what the tool wrote."""
 WRITE_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG, errno.EIO}
 """Errors that mean "the disk cannot take the report" (full, over quota, file too big, I/O)."""
@@ -195,6 +199,11 @@ def is_tool_name(rel: str) -> bool:
     return len(parts) == 2 and parts[1].endswith(_TOOL_DIRS.get(parts[0], ()))
 
 
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes (what the manifest records)."""
+    return _sha256(path)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -204,10 +213,13 @@ def _sha256(path: Path) -> str:
 
 
 def _files(folder: Path) -> list[str]:
-    """Every file (and symlink) under ``folder``, relative, POSIX-style, without following links."""
+    """Every file (and symlink) under ``folder``, relative, POSIX-style, without following links
+    (the cache folder left out: it is neither a report file nor a user's)."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         d = Path(dirpath)
+        if d == folder and CACHE_NAME in dirnames and not (d / CACHE_NAME).is_symlink():
+            dirnames.remove(CACHE_NAME)
         for name in filenames + [n for n in dirnames if (d / n).is_symlink()]:
             out.append((d / name).relative_to(folder).as_posix())
     return sorted(out)
@@ -295,3 +307,15 @@ def carry_over(previous: Path, new: Path, plan: CarryOver) -> set[str]:
                 raise
             shutil.copy2(src, dst)
     return kept
+
+
+def move_cache(previous: Path, new: Path) -> None:
+    """Move the cache folder of the previous report folder into the new one (a rename on the
+    same file system). A cache that cannot be moved is simply rebuilt by the next run."""
+    src = previous / CACHE_NAME
+    if not src.is_dir() or src.is_symlink() or (new / CACHE_NAME).exists():
+        return
+    try:
+        os.rename(src, new / CACHE_NAME)
+    except OSError:
+        return

@@ -13,7 +13,7 @@ import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +24,9 @@ from analyze_experiment.discover import Discovery, discover
 from analyze_experiment.evals import EvalFile, collect_evals
 from analyze_experiment.model import Design, Experiment, RunSpec
 from analyze_experiment.training import TrainingFiles, TrainingResult, find_training_files, read_training
+
+if TYPE_CHECKING:
+    from analyze_experiment.cache import Cache
 
 DESIGN_FILES = ("experiment_summary.yaml", "experiment_summary.md")
 
@@ -48,13 +51,17 @@ class NotADirectory(ValueError):
     """The path given is not an existing directory (a usage error, exit code 2)."""
 
 
-def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Experiment:
+def load(
+    path: str | os.PathLike[str] = ".", *, now: float | None = None, cache: Cache | None = None
+) -> Experiment:
     """Read an experiment directory into an :class:`Experiment`.
 
     Args:
         path: the experiment directory (holding ``experiment_summary.md``/``.yaml``), or any
             directory whose subdirectories hold runs.
         now: the time used to decide whether a log is still being written (tests pin it).
+        cache: keeps each input file's parsed result between runs (:mod:`analyze_experiment.cache`);
+            None (the default) reads every file.
 
     Returns:
         The experiment with its design, tidy tables and the warnings met on the way.
@@ -106,13 +113,18 @@ def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Exp
                 stage="discover",
             )
 
-    training = _read_all_training(root, design, found, diag, now=now)
+    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache)
     eval_files = [
         EvalFile(run=name, path=p, run_dir=loc.run_dir)
         for name, loc in found.runs.items()
         for p in loc.eval_files
     ]
-    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag)
+    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache)
+    if cache is not None:
+        cache.report(diag)
+    inputs = [str(root / n) for n in DESIGN_FILES if (root / n).is_file()]
+    inputs += [str(p) for f in jobs.values() for p in (*f.slurm_outputs, *f.disk_logs, *f.gpu_metrics, *f.seff)]
+    inputs += [str(f.path) for f in eval_files]
     diag.act(
         "READ_EVALS",
         f"Read {len(eval_logs)} evaluation logs",
@@ -142,6 +154,7 @@ def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Exp
         diagnostics=diag,
         param_names=param_names,
         run_params=run_params,
+        inputs=inputs,
     )
     diag.act(
         "LOADED",
@@ -154,15 +167,18 @@ def load(path: str | os.PathLike[str] = ".", *, now: float | None = None) -> Exp
 # --- training ----------------------------------------------------------------------------
 
 
-def _read_one(run: str, files: TrainingFiles, root: Path, now: float | None) -> tuple[TrainingResult, Diagnostics]:
+def _read_one(
+    run: str, files: TrainingFiles, root: Path, now: float | None, cache: Cache | None
+) -> tuple[TrainingResult, Diagnostics, Cache | None]:
     """Worker body: parse one run with its own collector (merged by the caller)."""
     d = Diagnostics(root=root)
-    return read_training(run, files, d, now=now), d
+    return read_training(run, files, d, now=now, cache=cache), d, cache
 
 
 def _read_all_training(
-    root: Path, design: Design, found: Discovery, diag: Diagnostics, *, now: float | None
-) -> dict[str, TrainingResult]:
+    root: Path, design: Design, found: Discovery, diag: Diagnostics, *, now: float | None,
+    cache: Cache | None = None,
+) -> tuple[dict[str, TrainingResult], dict[str, TrainingFiles]]:
     jobs: dict[str, TrainingFiles] = {}
     for name, loc in found.runs.items():
         spec = design.run(name)
@@ -175,15 +191,17 @@ def _read_all_training(
     now = time.time() if now is None else now
     if len(jobs) > 1 and size > PARALLEL_TRAINING_BYTES and (os.cpu_count() or 1) > 1:
         with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 2)) as pool:
-            futures = {name: pool.submit(_read_one, name, files, root, now) for name, files in jobs.items()}
+            futures = {name: pool.submit(_read_one, name, files, root, now, cache) for name, files in jobs.items()}
             for name, fut in futures.items():
-                res, d = fut.result()
+                res, d, worker_cache = fut.result()
                 diag.extend(d)
                 out[name] = res
+                if cache is not None and worker_cache is not None:
+                    cache.merge(worker_cache)
     else:
         for name, files in jobs.items():
-            out[name] = read_training(name, files, diag, now=now)
-    return out
+            out[name] = read_training(name, files, diag, now=now, cache=cache)
+    return out, jobs
 
 
 def _size(p: Path) -> int:

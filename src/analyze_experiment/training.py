@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
+
+if TYPE_CHECKING:
+    from analyze_experiment.cache import Cache
 
 STAGE = "training"
 T = TypeVar("T")
@@ -308,6 +311,14 @@ def _guarded(reader: Callable[[Path], T], path: Path, what: str, diag: Diagnosti
     return None
 
 
+def _cached(cache: Cache | None, kind: str, path: Path, diag: Diagnostics,
+            reader: Callable[[Path, Diagnostics], T | None]) -> T | None:
+    """``reader(path, diag)``, or its stored result and warnings when the file is unchanged."""
+    if cache is None:
+        return reader(path, diag)
+    return cache.cached_read(kind, path, diag, lambda d: reader(path, d))
+
+
 def _read_slurm(path: Path, diag: Diagnostics) -> tt.SlurmOutput | None:
     out = _guarded(tt.read_slurm_output, path, "training output", diag)
     if out is None:
@@ -458,7 +469,9 @@ _SEFF_STATUS = {
 }
 
 
-def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: float | None = None) -> TrainingResult:
+def read_training(
+    run: str, files: TrainingFiles, diag: Diagnostics, *, now: float | None = None, cache: Cache | None = None
+) -> TrainingResult:
     """Read one run's training output. Never raises for bad input: warnings go to ``diag``.
 
     Several attempts of one run (a requeued job appended to its file, several jobs' files,
@@ -469,8 +482,8 @@ def read_training(run: str, files: TrainingFiles, diag: Diagnostics, *, now: flo
     now = time.time() if now is None else now
     for path, what in files.problems:
         diag.warn(path, f"run {run}: {what}", severity="error" if "could not" in what else "warning", stage=STAGE)
-    slurms = [o for o in (_read_slurm(p, diag) for p in files.slurm_outputs) if o is not None]
-    all_disks = [d for d in (_read_disk(p, diag) for p in files.disk_logs) if d is not None]
+    slurms = [o for o in (_cached(cache, "slurm", p, diag, _read_slurm) for p in files.slurm_outputs) if o is not None]
+    all_disks = [d for d in (_cached(cache, "disk", p, diag, _read_disk) for p in files.disk_logs) if d is not None]
     all_tt = [o for o in slurms if o.looks_like_torchtune or o.events]
     _check_disk_names(run, all_tt, files, diag)
     attempts = split_attempts(all_tt, all_disks)
