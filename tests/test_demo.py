@@ -353,8 +353,14 @@ def test_main_builds_replaces_a_previous_example_and_refuses_anything_else(tmp_p
     assert dest.stat().st_mode == probe.stat().st_mode  # usual permissions, not a private temp dir
     probe.rmdir()
     (dest / "analysis").mkdir()  # what a previous analyze-experiment run leaves
+    (dest / "analysis" / "my-notes.md").write_text("keep me")
+    (dest / "README.txt").write_text("mine")
     assert demo.main([str(dest), "--layout", "early2026", "--samples", "40", "--seed", "1"]) == 0
-    assert not (dest / "analysis").exists()
+    # the builder's files are replaced; nothing it did not write is deleted
+    assert (dest / "analysis" / "my-notes.md").read_text() == "keep me"
+    assert (dest / "README.txt").read_text() == "mine"
+    assert not (dest / "experiment_summary.md").exists()
+    assert not [d for d in dest.rglob("*") if d.is_dir() and not any(d.iterdir())]  # no stale empty folders
     assert '"layout": "early2026"' in (dest / demo.MARKER).read_text()
     assert (dest / "experiment_summary.yaml").is_file() and not (dest / "experiment_summary.md").exists()
 

@@ -280,7 +280,8 @@ def test_validation_summary_of_the_overfitting_capture():
     steps = pd.DataFrame([{"step": s, **v} for s, v in disk.steps.items()])
     assert validation_summary(steps) == {
         "val/final_loss": 4.797314643859863, "val/best_loss": 4.573484420776367, "val/best_step": 16,
-        "val/evaluations": 8}
+        "val/evaluations": 8, "val/train_gap": pytest.approx(4.797314643859863 - (3.6135146617889404 + 3.2657408714294434 + 3.4018263816833496 + 3.2751834392547607) / 4),
+        "val/overfitting": True}
     assert validation_summary(steps.drop(columns="val_loss")) == {}
 
 

@@ -70,7 +70,8 @@ def build_example(dest: Path, *, layout: str = "mid2026", n_samples: int = 200, 
     """Build the example experiment in ``dest`` and return ``dest``.
 
     The directory is built next to ``dest`` and moved into place when complete, so a
-    failure never leaves half an experiment. A previous example in ``dest`` is replaced.
+    failure never leaves half an experiment. A previous example in ``dest`` is replaced; what
+    it holds that the builder did not write (an ``analysis/`` folder, notes) is kept.
 
     Args:
         dest: Directory to create (absent, empty, or a previous example).
@@ -99,12 +100,49 @@ def build_example(dest: Path, *, layout: str = "mid2026", n_samples: int = 200, 
         _build_into(tmp, layout=layout, n_samples=n_samples, seed=seed)
         _check_replaceable(dest)
         if dest.exists():
+            _carry_over(dest, tmp, _built_files(dest))
             shutil.rmtree(dest)
         tmp.rename(dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def _built_files(root: Path) -> set[str]:
+    """The relative paths the builder wrote into ``root`` (listed in its marker)."""
+    try:
+        files = json.loads((root / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {str(f) for f in files} if isinstance(files, list) else set()
+
+
+def _carry_over(old: Path, new: Path, built: set[str], rel: str = "") -> None:
+    """Move every file of the previous example that its build did not write into ``new``.
+
+    A previous example may hold things the builder never wrote: the ``analysis/`` folder of an
+    earlier ``analyze-experiment`` run (with files a user added to it) or a user's notes.
+    Only the builder's own files (``built``, from the old marker) are replaced; the rest moves
+    into the new example unchanged (where the new build has a file of the same name, the new
+    build's file wins and the old one is kept beside it as ``<name>.previous``).
+    """
+    for entry in old.iterdir():
+        path = f"{rel}{entry.name}"
+        if path in built or (not rel and entry.name == MARKER):
+            continue
+        target = new / entry.name
+        if entry.is_dir() and not entry.is_symlink() and not (target.exists() and not target.is_dir()):
+            if any(b.startswith(f"{path}/") for b in built):  # a folder the build wrote into
+                _carry_over(entry, target, built, f"{path}/")
+                continue
+            if target.is_dir():
+                _carry_over(entry, target, built, f"{path}/")
+                continue
+        if target.exists() or target.is_symlink():
+            target = new / f"{entry.name}.previous"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        entry.rename(target)
 
 
 def _check_replaceable(dest: Path) -> None:
@@ -135,7 +173,8 @@ def _build_into(root: Path, *, layout: str, n_samples: int, seed: int) -> None:
             cell = _cell(run, epoch, layout, n_samples)
             write_cell_log(words, outputs[(run.name, epoch)], cell, _eval_dir(run_dir, epoch, layout), rng)
 
-    marker = {"layout": layout, "n_samples": n_samples, "seed": seed, "version": __version__}
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    marker = {"layout": layout, "n_samples": n_samples, "seed": seed, "version": __version__, "files": files}
     (root / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
 
 

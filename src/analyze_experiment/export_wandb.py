@@ -11,7 +11,9 @@ What each run holds (docs/wandb.md has the full key list):
 * **summary**: every evaluated task x scorer x metric at the run's last evaluated checkpoint
   with its interval (``eval/<task>/<scorer>/<metric>`` plus ``…_ci_low``, ``…_ci_high``,
   ``…_stderr``, ``…_n``, ``…_epoch``), the training summary (``training/…``) and the
-  validation summary (``val/final_loss``, ``val/best_loss``, ``val/best_step``).
+  validation summary (``val/final_loss``, ``val/best_loss``, ``val/best_step``,
+  ``val/train_gap``, ``val/overfitting``); the ``val/loss`` history comes from the metric logger,
+  or from the printed ``Validation loss:`` lines where the metric logger gave none.
 * **tables**: ``eval/evaluations`` (every epoch's intervals) and ``eval/samples`` (the
   per-sample results, one row per sample x sample epoch x scorer).
 * **media**: the report's figures as images under ``plots/<name>``, drawn by the same code as
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.model import Experiment
@@ -150,20 +153,21 @@ def history_rows(steps: pd.DataFrame) -> list[tuple[int, dict[str, float]]]:
     return rows
 
 
-def validation_summary(steps: pd.DataFrame) -> dict[str, float]:
-    """Final and best validation loss of one run (empty when it logged none)."""
+def validation_summary(steps: pd.DataFrame) -> dict[str, Any]:
+    """Final and best validation loss of one run, its gap to the training loss and the
+    overfitting flag (:mod:`analyze_experiment.validation`); empty when it logged none."""
     if VAL_COLUMN not in steps.columns:
         return {}
-    v = steps[["step", VAL_COLUMN]].copy()
-    v[VAL_COLUMN] = pd.to_numeric(v[VAL_COLUMN], errors="coerce")
-    v["step"] = pd.to_numeric(v["step"], errors="coerce")
-    v = v.dropna().sort_values("step", kind="stable")
-    v = v[v[VAL_COLUMN].map(math.isfinite)]
-    if not len(v):
+    s = val.run_summary(steps)
+    if not s["val_evaluations"]:
         return {}
-    best = v.loc[v[VAL_COLUMN].idxmin()]
-    return {"val/final_loss": float(v[VAL_COLUMN].iloc[-1]), "val/best_loss": float(best[VAL_COLUMN]),
-            "val/best_step": int(best["step"]), "val/evaluations": len(v)}
+    out: dict[str, Any] = {"val/final_loss": s["val_loss_final"], "val/best_loss": s["val_loss_best"],
+                           "val/best_step": s["val_loss_best_step"], "val/evaluations": s["val_evaluations"]}
+    if s["val_train_gap"] is not None:
+        out["val/train_gap"] = s["val_train_gap"]
+    if s["overfitting"] is not None:
+        out["val/overfitting"] = s["overfitting"]
+    return out
 
 
 def eval_summary(intervals: pd.DataFrame, confidence: float) -> dict[str, Any]:

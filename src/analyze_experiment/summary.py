@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment import __version__
+from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best
 from analyze_experiment.model import Experiment
 
@@ -181,6 +182,23 @@ def _training(row: dict[str, Any]) -> dict[str, Any]:
         "n_gpus": _int(row.get("n_gpus")),
         "evidence": {"line": row.get("status_evidence"), "file": row.get("status_file")},
         "log": row.get("training_log"),
+        "validation": _validation(row),
+    }
+
+
+def _validation(row: dict[str, Any]) -> dict[str, Any] | None:
+    """Validation during training (analyze_experiment.validation); None when the run logged none."""
+    if not row.get("val_evaluations"):
+        return None
+    return {
+        "evaluations": _int(row.get("val_evaluations")),
+        "final_loss": row.get("val_loss_final"),
+        "best_loss": row.get("val_loss_best"),
+        "best_step": _int(row.get("val_loss_best_step")),
+        "gap_to_training": row.get("val_train_gap"),
+        "overfitting": row.get("overfitting"),
+        "patience": val.OVERFIT_PATIENCE,
+        "source": row.get("val_loss_source"),
     }
 
 

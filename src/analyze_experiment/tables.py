@@ -65,6 +65,14 @@ RUNS = [
     "convergence",  # one of CONVERGENCE_VERDICTS
     "training_log",  # relative path of the main training output file
     "attempts",  # training attempts found (requeued/resubmitted jobs); the last one gives status and curve
+    # validation during training (analyze_experiment.validation; None when the run logged none)
+    "val_evaluations",  # evaluations with a finite validation loss
+    "val_loss_final",  # validation loss at the last evaluation
+    "val_loss_best",  # lowest validation loss
+    "val_loss_best_step",  # global step of the lowest
+    "val_train_gap",  # final validation loss minus the mean training loss of the steps leading to it
+    "overfitting",  # bool: validation rose for the last k evaluations while training loss fell
+    "val_loss_source",  # "disklogger" | "stdout" | "slurm" (printed, 4 decimals), "+"-joined when mixed
 ]
 """Columns of ``runs``. Parameters follow as extra columns, one per parameter name
 (snake_case, e.g. ``lora_rank``, ``learning_rate``); ``Experiment.param_names`` lists them."""
@@ -84,7 +92,9 @@ TRAIN_STEPS = [
     "source",  # "disklogger" | "stdout" | "bar" | "jsonl"
 ]
 """Extra recipe-specific keys (``class_loss``, ``kd_loss``, ``rewards/chosen``,
-``val_loss`` …) are kept as additional columns."""
+``val_loss`` …) are kept as additional columns; ``val_loss_source`` says where each ``val_loss``
+came from (the metric logger's source, or ``slurm`` for a printed ``Validation loss:`` line used
+because the metric logger gave none)."""
 
 # --- train_epochs: one row per run x epoch ---------------------------------------------
 TRAIN_EPOCHS = [

@@ -22,11 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import pandas as pd
 
 from analyze_experiment import tables
+from analyze_experiment import validation as val
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
+from analyze_experiment.sources import validation as val_source
 
 if TYPE_CHECKING:
     from analyze_experiment.cache import Cache
@@ -428,6 +431,23 @@ def _merge_steps(
     return rows, warmup
 
 
+def _fill_printed_validation(run: str, step_rows: list[dict], slurms: list[tt.SlurmOutput],
+                             diag: Diagnostics) -> None:
+    """``val_loss`` from the SLURM files' ``Validation loss:`` lines where no metric logger gave it."""
+    frames = []
+    for out in slurms:
+        lines = _guarded(val_source.read_validation, out.path, "validation loss lines", diag)
+        if lines:
+            frames.append(val_source.validation_frame(run, lines))
+    printed = (pd.concat(frames).drop_duplicates("step", keep="last") if frames
+               else pd.DataFrame(columns=val_source.VALIDATION_COLUMNS))
+    filled = val.fill_from_printed(step_rows, printed, run)
+    if filled:
+        diag.act("training.validation", f"run {run}: validation loss from the printed lines",
+                 details=[diag.rel(o.path) or "" for o in slurms],
+                 result=f"{filled} evaluation(s) without a metric-logger value (4 decimals)")
+
+
 def _events_status(out: tt.SlurmOutput) -> tuple[str, str] | None:
     """Status from SLURM/failure lines of one file, with the deciding line."""
     order = [
@@ -507,6 +527,7 @@ def read_training(
     steps_per_epoch = totals[0] if totals else None
 
     step_rows, warmup = _merge_steps(run, tt_slurms, disks, steps_per_epoch, diag)
+    _fill_printed_validation(run, step_rows, tt_slurms, diag)
     epoch_rows = _epoch_rows(run, epochs_info, step_rows, ckpt_s, ckpt_epochs)
     gpu_rows = _gpu_rows(run, files.gpu_metrics, diag)
     seffs = [s for s in (_read_seff(p, diag) for p in files.seff) if s is not None]
@@ -517,6 +538,7 @@ def read_training(
     main_log = tt_slurms[-1].path if tt_slurms else (disks[-1].path if disks else None)
     summary["training_log"] = diag.rel(main_log)
     _fill_values(summary, step_rows, warmup, epochs_info, config, tt_slurms, gpu_rows, seffs)
+    summary.update(val.run_summary(pd.DataFrame(step_rows)))
     _fill_status(summary, run, files, tt_slurms, slurms, disks, seffs, now, diag)
     summary["attempts"] = attempts.count
     _note_attempts(run, attempts, summary, diag)

@@ -22,6 +22,7 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment
 from analyze_experiment.plots import _select as sel
 from analyze_experiment.plots.style import CONTROL_COLOR, run_colors
+from analyze_experiment.plots.validation import validation_figure, validation_frames
 from analyze_experiment.textsafe import visible
 
 LAYOUT = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
@@ -192,6 +193,11 @@ def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str,
         f = sel.series_frame(steps, col)
         if len(f):
             out[key] = _step_figure(f, col, ylabel, title, colors, bounds, smoothed)
+    vloss, vcurve = validation_frames(steps)
+    vfig = validation_figure(vloss, vcurve, colors, _text)
+    if vfig is not None:
+        vfig.update_layout(**LAYOUT)
+        out["validation"] = vfig
     gpu = sel.gpu_frame(experiment.gpu)
     if len(gpu):
         fig = _gpu_figure(gpu, colors)

@@ -30,6 +30,7 @@ from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.model import Experiment
 from analyze_experiment.plots import _select as sel
 from analyze_experiment.plots.style import CONTROL_COLOR, DPI, plot_style, run_colors
+from analyze_experiment.plots.validation import plot_validation, validation_frames
 
 MAX_OVERLAY = 8
 """Above this many runs the loss curves become one small panel per run."""
@@ -427,6 +428,14 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                  "dotted lines mark epoch boundaries.", "loss"),
         lambda: plot_step_series(loss, y="loss", ylabel="Training loss (per token)", title="Training loss",
                                  colors=colors, smoothed=True, boundaries=bounds)))
+    vloss, vcurve = validation_frames(steps)
+    if len(vcurve):  # only a sweep that validated has this figure (no "skipped" note otherwise)
+        plans.append((
+            PlotInfo("validation", "Validation and training loss", "training",
+                     "Validation loss at each validation (markers; open circle: the run's best) beside the training "
+                     "loss (faint); runs flagged as overfitting say so in the legend (rule in docs/training.md).",
+                     "validation"),
+            lambda: plot_validation(vloss, vcurve, colors=colors)))
     for col, name, title, ylabel in (
         ("lr", "lr", "Learning-rate schedule", "Learning rate"),
         ("tokens_per_second_per_gpu", "throughput", "Training throughput", "Tokens/s per GPU"),

@@ -140,6 +140,7 @@ def _overview(exp: Experiment) -> Section:
 def training_table(exp: Experiment) -> pd.DataFrame:
     """The fine-tuning comparison table (formatted strings)."""
     ft = exp.runs[exp.runs["type"] == "fine-tuned"]
+    has_val = "val_evaluations" in ft.columns and bool(pd.to_numeric(ft["val_evaluations"], errors="coerce").gt(0).any())
     rows = []
     for r in ft.to_dict(orient="records"):
         row = {"run": r["run"]}
@@ -159,8 +160,23 @@ def training_table(exp: Experiment) -> pd.DataFrame:
                 "converged": r.get("convergence") or "—",
             }
         )
+        if has_val:
+            row.update(_validation_cells(r))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _validation_cells(r: dict[str, Any]) -> dict[str, str]:
+    """The validation columns of one run's row (dashes when it did not validate)."""
+    if fmt.is_missing(r.get("val_evaluations")) or not r.get("val_evaluations"):
+        return {"val loss (final / best @ step)": "—", "val gap": "—", "overfitting": "—"}
+    flag = r.get("overfitting")
+    return {
+        "val loss (final / best @ step)": f"{fmt.num(r.get('val_loss_final'), 4)} / "
+                                          f"{fmt.num(r.get('val_loss_best'), 4)} @ {fmt.integer(r.get('val_loss_best_step'))}",
+        "val gap": fmt.num(r.get("val_train_gap"), 4),
+        "overfitting": "—" if flag is None or fmt.is_missing(flag) else ("yes" if flag else "no"),
+    }
 
 
 def _training(exp: Experiment, plots: Sequence[PlotLike]) -> Section:

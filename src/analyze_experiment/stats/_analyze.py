@@ -229,5 +229,5 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
                                     f"{err}); its sentences are left out of the report", stage="stats")
 
     a.findings = build_findings(a, runs=runs, variables=factors, baselines=baselines, options=options,
-                                seed_var=seed_var, on_error=skipped)
+                                seed_var=seed_var, train_steps=experiment.train_steps, on_error=skipped)
     return a

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best, Claim, Finding
 from analyze_experiment.model import Options
 from analyze_experiment.stats._format import (
@@ -626,6 +627,34 @@ def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def rule_overfitting(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``overfitting``: a run whose validation loss rose over its last k validations while its
+    training loss fell (analyze_experiment.validation). Descriptive: the flag is a rule on one
+    run's curve, not a test, so it carries no claim."""
+    runs = ctx["runs"]
+    if "overfitting" not in runs.columns:
+        return []
+    out = []
+    for r in runs[runs["overfitting"].map(lambda v: v is True or v is np.True_)].to_dict("records"):
+        steps = ctx.get("train_steps")
+        if steps is None or not len(steps):
+            continue
+        curve = val.validation_curve(steps[steps["run"] == r["run"]])
+        curve = curve[np.isfinite(curve["val_loss"].astype(float))]
+        if not len(curve):
+            continue
+        ev = val.overfit_evidence(curve)
+        out.append(_f("key_findings", "overfitting",
+                      f"{r['run']} overfits: its validation loss was lowest at step {ev['best_step']} "
+                      f"({ev['best_val']:.4f}) and stayed above it for the {ev['evaluations_after_best']} "
+                      f"validations after (last {ev['last_val']:.4f} at step {ev['last_step']}), while the training "
+                      f"loss fell from {ev['best_train']:.4f} to {ev['last_train']:.4f} (mean over the steps before "
+                      f"each validation; flag after k = {val.OVERFIT_PATIENCE} validations without improvement) — "
+                      f"a checkpoint near step {ev['best_step']} or fewer steps would likely generalise better",
+                      run=r["run"], patience=val.OVERFIT_PATIENCE, **ev))
+    return out
+
+
 TEST_NAMES = {"mcnemar_exact": "exact McNemar", "paired_permutation": "paired permutation",
               "cluster_permutation": "cluster permutation"}
 
@@ -943,7 +972,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
     rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
-    rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_summary, rule_anova_detail,
+    rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
     rule_production, rule_next_steps,
 ]
 """In report order: Key Findings lead with the best against the baseline, then the
@@ -952,7 +981,7 @@ the best, and the finer points (epochs, steps, seeds, outliers)."""
 
 
 def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], baselines: list[str],
-                   options: Options, seed_var: str | None = None,
+                   options: Options, seed_var: str | None = None, train_steps: pd.DataFrame | None = None,
                    on_error: Callable[[str, Exception], None] | None = None) -> list[Finding]:
     """Apply every rule in order; sentences end with a full stop.
 
@@ -970,7 +999,7 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
         multi = set(n_ep[n_ep > 1].index.astype(str))
     ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
            "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
-           "failed": failed_set(a.failed_runs)}
+           "failed": failed_set(a.failed_runs), "train_steps": train_steps}
     out: list[Finding] = []
     for rule in RULES:
         try:

@@ -1,0 +1,71 @@
+"""Two-class classification scorers (``match`` on "0"/"1" targets, or any two-label target set).
+
+Why: a correct/incorrect scorer on a two-label eval set is a classifier, and accuracy alone
+hides a model that answers one label for everything. For every task × scorer whose samples
+have exactly two distinct targets and right/wrong scores, each candidate gets the confusion
+matrix, the class balance, balanced accuracy, F1, precision and recall (:mod:`.binary`), and
+the number of "other" answers (neither label).
+
+The positive label is ``"1"`` when the labels are ``"0"``/``"1"``, otherwise the label that
+sorts last (``yes`` over ``no``, ``true`` over ``false``); the table names it. What the model
+answered: the scorer's verdict decides — a sample scored correct predicted its target; an
+incorrect one predicted the other label when its answer (trimmed, case as written) is that
+label, and is "other" otherwise. Sample epochs each count as one answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from analyze_experiment.stats.binary import CONFUSION, confusion, rates
+
+CLASSIFICATION = [
+    "task", "scorer", "run", "epoch", "positive_label", "negative_label", "n", "n_pos", "n_neg", "prevalence",
+    "accuracy", "balanced_accuracy", "f1", "precision", "recall", "specificity", "other", *CONFUSION,
+]
+
+
+def _labels(targets: pd.Series) -> list[str] | None:
+    labels = sorted({str(t).strip() for t in targets.dropna()})
+    if len(labels) != 2:
+        return None
+    return labels  # sorted: "0" < "1", "false" < "true", "no" < "yes": the positive is the last
+
+
+def classification_table(samples: pd.DataFrame, exclude: set[tuple[str, str]] | None = None) -> pd.DataFrame:
+    """One row per candidate of every two-class right/wrong scorer (CLASSIFICATION columns).
+
+    ``exclude``: (task, scorer) pairs reported elsewhere (risk scorers have their own table).
+    """
+    if samples is None or samples.empty or not {"target", "answer", "score"} <= set(samples.columns):
+        return pd.DataFrame(columns=CLASSIFICATION)
+    exclude = exclude or set()
+    df = samples[samples["score"].notna()].copy()
+    df["score"] = pd.to_numeric(df["score"], errors="coerce")
+    rows: list[dict[str, Any]] = []
+    for (task, scorer), fam in df.groupby(["task", "scorer"], sort=True):
+        if (str(task), str(scorer)) in exclude or not fam["score"].isin([0.0, 1.0]).all():
+            continue
+        labels = _labels(fam["target"])
+        if labels is None:
+            continue
+        neg, pos = labels
+        for (run, ep), g in fam.assign(_e=pd.to_numeric(fam["epoch"], errors="coerce").fillna(-1.0)).groupby(
+                ["run", "_e"], sort=True):
+            truth, pred = [], []
+            for t, a, s in zip(g["target"], g["answer"], g["score"], strict=True):
+                t = str(t).strip()
+                truth.append(t == pos)
+                if s == 1.0:
+                    pred.append(t == pos)
+                else:
+                    ans = None if a is None or pd.isna(a) else str(a).strip()
+                    other = neg if t == pos else pos
+                    pred.append((other == pos) if ans == other else None)
+            counts = confusion(truth, pred)
+            row = {"task": task, "scorer": scorer, "run": run, "epoch": None if ep < 0 else float(ep),
+                   "positive_label": pos, "negative_label": neg, **counts, **rates(**counts)}
+            rows.append(row)
+    return pd.DataFrame(rows, columns=CLASSIFICATION)
