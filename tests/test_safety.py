@@ -181,7 +181,8 @@ def test_interrupt_during_write_removes_its_temporary_folder(example_copy, monke
         raise KeyboardInterrupt
 
     monkeypatch.setattr(md, "render_markdown", boom)
-    result = CliRunner().invoke(analyze, [str(root), "--quiet", "--format", "md"])
+    # --no-cache: an unchanged experiment would otherwise keep its report without rendering
+    result = CliRunner().invoke(analyze, [str(root), "--quiet", "--format", "md", "--no-cache"])
     assert result.exit_code != 0  # click turns the interrupt into "Aborted!"
     assert _hash_tree(root / "analysis") == before
     assert not [p for p in root.iterdir() if p.name.startswith(TMP_PREFIX)]
