@@ -745,8 +745,8 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     Columnar so that worker processes hand back a few lists rather than thousands of dicts
     (pickling and DataFrame construction dominate otherwise). Dict-valued scores give one
     entry per key (scorer ``<scorer>/<key>``); samples without scores (errored, or not yet
-    scored) give none. Sample metadata scalars become ``meta.<key>`` columns (None where a
-    sample lacks the key).
+    scored) give none. Sample metadata scalars become ``meta.<key>`` columns and each score's
+    own metadata ``score_meta.<key>`` columns (None where a sample lacks the key).
     """
     cols: dict[str, list[Any]] = {c: [] for c in SAMPLE_COLUMNS}
     sid, sep, scr, val, raw, ans, tgt = (cols[c] for c in SAMPLE_COLUMNS)
@@ -770,6 +770,8 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
             if answer.__class__ is not str or len(answer) > 200:
                 answer = short(answer)
             items = value.items() if isinstance(value, dict) else ((None, value),)
+            smeta = sc.get("metadata")
+            row0 = n
             for sub, v in items:
                 try:  # score values repeat ("C", "I", 0.5 ...): convert each distinct one once
                     f, r, bad = seen[(v.__class__, v)]
@@ -788,6 +790,8 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
                 ans.append(answer)
                 tgt.append(target)
                 n += 1
+            if isinstance(smeta, dict) and n > row0:
+                _score_meta(meta_cols, smeta, row0, n)
         if isinstance(meta, dict) and n > start:
             for k, v in meta.items():
                 if isinstance(v, _SCALAR):
@@ -803,6 +807,27 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
         if note not in data.notes:
             data.notes.append(note)
     return cols
+
+
+def _score_meta(meta_cols: dict[str, list[Any]], smeta: dict[str, Any], start: int, stop: int) -> None:
+    """A score's own metadata as ``score_meta.<key>`` columns for rows ``start:stop``.
+
+    Scorers put their per-sample facts there (a continuous scorer's prediction and error, a
+    risk scorer's risk score, option probabilities and target), and the metrics of those
+    scorers are recomputed from them. Scalars are kept as they are; a dict or list becomes
+    compact JSON text (sorted keys would reorder option probabilities, so the order is kept).
+    """
+    for k, v in smeta.items():
+        if v is None:
+            continue
+        if not isinstance(v, _SCALAR):
+            try:
+                v = json.dumps(v, separators=(",", ":"), allow_nan=True)
+            except (TypeError, ValueError):
+                continue
+        col = meta_cols.setdefault(f"score_meta.{k}", [])
+        col.extend([None] * (start - len(col)))
+        col.extend([v] * (stop - start))
 
 
 def _note_odd_values(data: LogData, odd: dict[str, dict[str, int]]) -> None:
@@ -833,5 +858,5 @@ def sample_records(data: LogData) -> list[dict[str, Any]]:
     names = list(cols)
     rows = []
     for values in zip(*(cols[c] for c in names), strict=True):
-        rows.append({k: v for k, v in zip(names, values, strict=True) if not (k.startswith("meta.") and v is None)})
+        rows.append({k: v for k, v in zip(names, values, strict=True) if not (k.startswith(("meta.", "score_meta.")) and v is None)})
     return rows
