@@ -181,6 +181,10 @@ class Analysis:
     reported vs-best and vs-baseline rows): task, scorer, metric, a, epoch_a, b, epoch_b, diff,
     p_value, p_holm, p_adjusted, significant, family."""
 
+    references: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Each candidate against each reference number (``stats.references.REFERENCES``: value,
+    difference with its interval, the test, Holm within the ``reference:`` family)."""
+
     @property
     def claims(self) -> list[Finding]:
         """The findings that assert something, each with its registered test."""

@@ -125,6 +125,7 @@ def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
         "pareto": analysis.pareto,
         "equivalence": analysis.equivalence,
         "outliers": analysis.outliers,
+        "references": analysis.references,
     }
 
 

@@ -54,14 +54,31 @@ def stats_options(fn):
                      help="Price of one GPU-hour, to express training cost in dollars."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed of the permutation and bootstrap procedures."),
+        click.option("--reference", "references", multiple=True, metavar="NAME=VALUE",
+                     help="A number to compare against, e.g. \"Llama-3.2-1B paper=0.71\" (repeatable; "
+                          "optional ,n=N ,ci=LOW:HIGH ,task=T ,metric=M ,source=S)."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
     return fn
 
 
-def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary") -> Options:
+def _references(texts) -> list:
+    from analyze_experiment.stats.references import ReferenceError_, parse_reference
+
+    out = []
+    for t in texts or ():
+        try:
+            out.append(parse_reference(t))
+        except ReferenceError_ as err:
+            raise click.BadParameter(str(err), param_hint="--reference") from None
+    return out
+
+
+def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary",
+             references=()) -> Options:
     return Options(
+        references=_references(references),
         confidence=confidence,
         cluster_by=cluster_by,
         baselines=list(baselines),

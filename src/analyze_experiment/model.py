@@ -50,6 +50,9 @@ class Design:
     runs: list[RunSpec] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     scorers: list[str] = field(default_factory=list)
+    references: list[Any] = field(default_factory=list)
+    """``references:`` of a YAML design: numbers from elsewhere to compare the runs with
+    (:class:`~analyze_experiment.stats.references.Reference`)."""
 
     def run(self, name: str) -> RunSpec | None:
         """The design's entry for ``name`` (None when the design does not list it)."""
@@ -87,6 +90,9 @@ class Options:
     confirmatory: str = "primary"
     """``primary``: only each task's primary scorer × metric makes significance claims, the rest is
     descriptive; ``all``: every scorer × metric is confirmatory (``--confirmatory all``)."""
+    references: list[Any] = field(default_factory=list)
+    """:class:`~analyze_experiment.stats.references.Reference` numbers to compare against
+    (``--reference``), added to the design's ``references:``."""
 
 
 @dataclass

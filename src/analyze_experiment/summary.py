@@ -285,6 +285,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "seeds": _records(analysis.seeds),
             "seed_comparisons": _records(analysis.seed_comparisons),
             "noninferiority": _records(analysis.noninferiority),
+            "references": _records(analysis.references),
             "power": analysis.power,
             "confidence": analysis.confidence,
             "warnings": [

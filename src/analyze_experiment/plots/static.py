@@ -10,7 +10,7 @@ have data, writes them, and records every skipped figure in the diagnostics.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,8 +174,11 @@ def plot_final_metric(
     value: str = "value",
     ci_low: str = "ci_low",
     ci_high: str = "ci_high",
+    references: Sequence[tuple[str, float]] = (),
 ) -> Figure:
     """Horizontal bars of the metric per candidate, best on top, with CI error bars.
+
+    ``references`` (name, value) are drawn as dashed vertical lines, named in the legend.
 
     Control/baseline runs are grey, hatched and suffixed ``(control)`` so they read as
     reference points. A missing CI gives no error bar (never a zero-width one pretending
@@ -207,13 +210,33 @@ def plot_final_metric(
         ax.annotate(f"{vi:.3f}", (hi_i if not np.isnan(hi_i) else vi, yi), xytext=(4, 0),
                     textcoords="offset points", va="center", fontsize=8, gid="value")
     ax.set_yticks(y, names)
-    ax.set_xlim(min(0.0, float(np.nanmin(v))), float(right) * 1.12 if right > 0 else 1.0)
+    ref_values = [float(rv) for _, rv in references]
+    right = max([float(right), *ref_values])
+    ax.set_xlim(min(0.0, float(np.nanmin(v)), *ref_values), float(right) * 1.12 if right > 0 else 1.0)
     ax.set_xlabel(metric_label)
     ax.set_title(title)
+    handles = []
     if is_ctl.any():
-        ax.legend(handles=[Patch(facecolor=CONTROL_COLOR, hatch="//", edgecolor="black", label="control")],
-                  loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        handles.append(Patch(facecolor=CONTROL_COLOR, hatch="//", edgecolor="black", label="control"))
+    handles += _reference_lines(ax, references, vertical=True)
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
+
+
+_REF_STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1)))
+
+
+def _reference_lines(ax: plt.Axes, references: Sequence[tuple[str, float]], *, vertical: bool) -> list:
+    """Dashed lines at reference numbers (black: they are not runs); their legend handles."""
+    handles = []
+    for i, (name, value) in enumerate(references):
+        style = _REF_STYLES[i % len(_REF_STYLES)]
+        line = (ax.axvline if vertical else ax.axhline)(float(value), color="black", linestyle=style,
+                                                        linewidth=1.2, label=f"{name} ({float(value):.3g})",
+                                                        gid="reference")
+        handles.append(line)
+    return handles
 
 
 def plot_heatmap(
@@ -370,8 +393,9 @@ def plot_pareto(data: pd.DataFrame, *, colors: dict[str, str], cost: str, cost_l
 
 def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, variable: str = "variable",
                       level: str = "level", mean: str = "mean", ci_low: str = "ci_low",
-                      ci_high: str = "ci_high") -> Figure:
-    """Mean metric per level of each hyperparameter with its CI, one panel per variable."""
+                      ci_high: str = "ci_high", references: Sequence[tuple[str, float]] = ()) -> Figure:
+    """Mean metric per level of each hyperparameter with its CI, one panel per variable
+    (``references``: dashed horizontal lines on every panel)."""
     df = data[pd.to_numeric(data[mean], errors="coerce").notna()]
     if not len(df):
         raise NoData("no main effects were estimated")
@@ -391,6 +415,11 @@ def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, vari
         ax.set_xlabel(str(var))
         ax.set_title(str(var), fontsize=10)
     axes[0, 0].set_ylabel(metric_label)
+    handles = []
+    for ax in axes[0]:
+        handles = _reference_lines(ax, references, vertical=False)
+    if handles:
+        axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -460,12 +489,13 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
     for t in sel.targets(analysis):
         iv = sel.target_intervals(analysis, t)
         label = _metric_label(t, conf)
+        refs = _target_references(analysis, t)
         plans.append((PlotInfo(f"final_{t.slug}", f"{t.metric} per run — {t.name}", "evaluation",
                                f"Sorted; error bars are {conf:.0%} confidence intervals; hatched grey bars "
                                "are control runs.", f"final_{t.slug}"),
-                      lambda iv=iv, t=t, label=label: plot_final_metric(
+                      lambda iv=iv, t=t, label=label, refs=refs: plot_final_metric(
                           iv, colors=colors, controls=controls, metric_label=label,
-                          title=f"{t.metric} per run — {t.label}")))
+                          title=f"{t.metric} per run — {t.label}", references=refs)))
         hm = sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)])
         axes = sel.heatmap_axes(experiment, hm)
         plans.append((PlotInfo(f"heatmap_{t.slug}", f"{t.metric} over the sweep — {t.name}", "evaluation",
@@ -492,9 +522,19 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
         plans.append((PlotInfo(f"effects_{t.slug}", f"Main effects — {t.name}", "statistics",
                                f"Mean {t.metric} per level of each hyperparameter, averaged over the other "
                                f"variables, with {conf:.0%} CIs.", f"effects_{t.slug}"),
-                      lambda ef=ef, t=t: plot_main_effects(ef, metric_label=t.metric,
-                                                           title=f"Main effects on {t.metric} — {t.label}")))
+                      lambda ef=ef, t=t, refs=refs: plot_main_effects(
+                          ef, metric_label=t.metric, title=f"Main effects on {t.metric} — {t.label}",
+                          references=refs)))
     return plans
+
+
+def _target_references(analysis: Analysis, t: sel.Target) -> list[tuple[str, float]]:
+    """(name, value) of the reference numbers compared with target ``t``."""
+    r = analysis.references
+    if r is None or r.empty:
+        return []
+    r = r[(r["task"] == t.task) & (r["scorer"] == t.scorer) & (r["metric"] == t.metric)]
+    return [(str(n), float(v)) for n, v in r[["reference", "reference_value"]].drop_duplicates().itertuples(index=False)]
 
 
 def _heatmap_or_skip(hm: pd.DataFrame, axes: tuple[str, str, list[str]] | None, t: sel.Target) -> Figure:

@@ -410,6 +410,19 @@ def _statistics(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike]) 
             )
         )
         s.blocks.append(Table(comp, caption="Paired comparisons", name="comparisons"))
+    refs = analysis.references
+    if refs is not None and len(refs):
+        s.blocks.append(Paragraph(
+            "Each candidate against each reference number: a two-proportion test when the reference's n is "
+            "known, a test of two independent estimates when its interval is, otherwise an exact binomial "
+            "(0/1 scores) or one-sample t-test against the fixed value; Holm within each reference family "
+            "(docs/statistics.md, Reference numbers)."))
+        cols = ["reference", "source", "task", "scorer", "metric", "run", "epoch", "value", "reference_value", "diff",
+                "ci_low", "ci_high", "test", "p_value", "p_adjusted", "significant"]
+        shown = refs[[c for c in cols if c in refs.columns]]
+        if shown["source"].isna().all():
+            shown = shown.drop(columns="source")
+        s.blocks.append(Table(_format_frame(shown), caption="Runs against reference numbers", name="references"))
     if len(analysis.effects):
         s.blocks.append(Table(_format_frame(analysis.effects), caption="Main effects per variable", name="effects"))
     if len(analysis.anova):

@@ -19,6 +19,7 @@ from analyze_experiment.stats.intervals import SMALL_CLUSTERS
 from analyze_experiment.stats.outliers import group_outliers, loss_curve_outliers, suspicious_evals
 from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
 from analyze_experiment.stats.production import failed_set, noninferiority_table
+from analyze_experiment.stats.references import reference_table
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 from analyze_experiment.stats.selection import selection_adjusted
 
@@ -114,6 +115,25 @@ def _warn_few_clusters(experiment: Experiment, families: list[Family], options: 
             text += (f"; with {g} clusters the smallest attainable p-value is {floor:.3g} ≥ α = {alpha:.2g}, so "
                      "no difference can be declared significant: evaluate more clusters")
         experiment.diagnostics.warn(None, text, stage="stats")
+
+
+def _references(experiment: Experiment, a: Analysis, families: list[Family], primary: set, options: Options) -> None:
+    """Compare every candidate with the design's and ``--reference`` numbers (in place on ``a``);
+    register one family per target and warn about references that match nothing."""
+    refs = list(getattr(experiment.design, "references", []) or []) + list(options.references)
+    if not refs:
+        return
+    table, unmatched = reference_table(families, refs, primary, confidence=options.confidence)
+    for ref in unmatched:
+        have = sorted({f"{f.task}/{f.metric}" for f in families})
+        experiment.diagnostics.warn(None, f"reference {ref.name!r} (task={ref.task or 'any'}, metric="
+                                    f"{ref.metric or 'primary'}) matches no evaluated task and metric; evaluated: "
+                                    f"{', '.join(have) or 'none'}", stage="stats")
+    a.references = table
+    for _, g in table.groupby("family", sort=True):
+        a.families, _ = add_family(a.families, "reference", (str(g["task"].iloc[0]), str(g["scorer"].iloc[0]),
+                                   str(g["metric"].iloc[0])), int(g["p_value"].notna().sum()), 1 - options.confidence,
+                                   True)
 
 
 def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
@@ -221,6 +241,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         for _, g in ni.groupby("family", sort=True):
             a.families, _ = add_family(a.families, "non-inferiority", (str(g["task"].iloc[0]), str(g["scorer"].iloc[0]),
                                        str(g["metric"].iloc[0])), len(g), 1 - conf, bool(g["confirmatory"].iloc[0]))
+    _guarded(experiment, "reference numbers", lambda: _references(experiment, a, families, primary, options), None)
     if not values.empty:
         _guarded(experiment, "seed-level check of the best",
                  lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, configs), None)

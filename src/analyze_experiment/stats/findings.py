@@ -730,6 +730,9 @@ def _plan_sentences(a: Analysis) -> list[Finding]:
                 f"difference famil{'y' if n_fam == 1 else 'ies'} (Bonferroni across families), so on a sweep where "
                 "nothing differs the chance of any significant difference in this report is at most α; "
                 "equivalence and non-inferiority families hold α each")
+        if (f["kind"] == "reference").any():
+            text += ("; each reference family (runs against a number given with --reference or in the design) "
+                     "holds α too: it answers a question asked by name, not one the report went looking for")
         if len(desc):
             names = sorted({f"{r['scorer']}/{r['metric']}" for _, r in desc.iterrows()})
             text += (f". Secondary metrics ({', '.join(names)}) are described, not tested "
@@ -970,8 +973,56 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
+def _direction(a: Analysis, task: str, scorer: str, metric: str) -> str:
+    """The metric's direction from the metric registry's table (``higher`` when not known)."""
+    m = a.metrics
+    if m is None or m.empty or not {"task", "scorer", "metric", "direction"} <= set(m.columns):
+        return "higher"
+    row = m[(m["task"] == task) & (m["scorer"] == scorer) & (m["metric"] == metric)]
+    return str(row["direction"].iloc[0]) if len(row) else "higher"
+
+
+def rule_references(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``vs_reference``: the best candidate of each target against each reference number, with
+    how many candidates are significantly above and below it (Holm within the reference family)."""
+    out: list[Finding] = []
+    ref = a.references
+    if ref is None or ref.empty:
+        return out
+    bests = {(b.task, b.scorer, b.metric): b for b in a.best}
+    for (task, scorer, metric, name), g in ref.groupby(["task", "scorer", "metric", "reference"], sort=False):
+        g = g[g["p_value"].notna()] if g["p_value"].notna().any() else g
+        b = bests.get((task, scorer, metric))
+        lead = g[[b is not None and _same(r, e, (b.run, b.epoch)) for r, e in zip(g["run"], g["epoch"], strict=True)]]
+        if not len(lead):
+            continue  # no best here (a descriptive metric): the table shows the values
+        r = lead.iloc[0]
+        sig = bool(r["significant"])
+        verdict = ("significantly above" if sig and r["diff"] > 0 else "significantly below" if sig
+                   else "not significantly different from")
+        fam = a.families[a.families["family"] == r["family"]] if not a.families.empty else a.families
+        size = int(fam["size"].iloc[0]) if len(fam) else len(g)
+        lower = _direction(a, task, scorer, metric) == "lower"
+        if sig and lower:
+            verdict += " (worse: lower is better)" if r["diff"] > 0 else " (better: lower is better)"
+        src = f", {r['source']}" if isinstance(r["source"], str) and r["source"] else ""
+        above = int((g["significant"].astype(bool) & (g["diff"] > 0)).sum())
+        below = int((g["significant"].astype(bool) & (g["diff"] < 0)).sum())
+        text = (f"On {_on(ctx, task, scorer)}, the best candidate {_cand(ctx, r['run'], r['epoch'])} "
+                f"({fmt_value(metric, r['value'])}) is {verdict} the reference {name} "
+                f"({fmt_value(metric, r['reference_value'])}{src}): {fmt_diff(metric, r['diff'])} "
+                f"({fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence, True, unadjusted=True)}, {r['test']}, "
+                f"Holm p {fmt_p(r['p_adjusted'])} over the {size} tests of its reference family); {above} of "
+                f"{len(g)} candidates are significantly above it and {below} below")
+        claim = _claim(a, "difference", r["family"], r["test"], r["statistic"], r["p_value"], r["p_adjusted"], sig)
+        out.append(_f("key_findings", "vs_reference", text, claim, task=task, scorer=scorer, metric=metric,
+                      reference=name, run=r["run"], diff=r["diff"], p_adjusted=r["p_adjusted"], n_above=above,
+                      n_below=below, n=len(g)))
+    return out
+
+
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
-    rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
+    rule_no_evals, rule_best, rule_baseline, rule_references, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
     rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
     rule_production, rule_next_steps,
 ]

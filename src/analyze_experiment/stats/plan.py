@@ -40,7 +40,8 @@ Key = tuple[str, str, str]
 
 UNITS = {"checkpoints": "evaluation samples (paired)", "configurations": "training runs (seeds)",
          "effects": "training runs (seeds)", "outliers": "training runs (seeds)",
-         "equivalence": "evaluation samples (paired)", "non-inferiority": "evaluation samples (paired)"}
+         "equivalence": "evaluation samples (paired)", "non-inferiority": "evaluation samples (paired)",
+         "reference": "evaluation samples (against a fixed number)"}
 
 
 def family_name(kind: str, task: Any, scorer: Any, metric: Any, extra: str = "") -> str:
