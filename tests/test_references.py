@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from scipy import stats as sps
-from statsmodels.stats.multitest import multipletests
 from statsmodels.stats import proportion as smp
+from statsmodels.stats.multitest import multipletests
 
 from analyze_experiment.cli import analyze
 from analyze_experiment.stats.candidates import Family
@@ -151,7 +151,7 @@ def test_cli_reference_reaches_table_sentence_summary_and_figures(example_root):
     assert fam["size"] == len(refs) and fam["alpha"] == pytest.approx(0.05)
     assert "Runs against reference numbers" in report
     assert (out / "tables" / "references.csv").exists()
-    slug = next(p.stem for p in (out / "plots").glob("final_*.svg"))
+    slug = next(p.stem for p in (out / "plots").glob("final_*match*.svg"))  # the primary target
     for name in (slug, slug.replace("final_", "effects_")):
         assert 'id="reference' in (out / "plots" / f"{name}.svg").read_text(), name
 
@@ -172,3 +172,23 @@ def test_design_references_and_bad_ones_are_named(example_root):
 def test_cli_bad_reference_is_a_usage_error(example_root):
     r = CliRunner().invoke(analyze, [str(example_root), "--quiet", "--reference", "paper"])
     assert r.exit_code == 2 and "--reference" in r.output and "NAME=VALUE" in r.output
+
+
+def test_interactive_figures_draw_the_reference(example):
+    from analyze_experiment import load, stats
+    from analyze_experiment.model import Options
+    from analyze_experiment.plots.interactive import interactive_figures
+
+    exp = load(example("mid2026", 40))
+    a = stats.analyze(exp, Options(references=[parse_reference("paper=0.71")]))
+    figs = interactive_figures(exp, a)
+    primary = {(r.task, r.scorer) for r in a.references.itertuples()}
+    assert primary == {("capitalization", "match")}  # the task's primary metric only
+    drawn = set()
+    for key in [k for k in figs if k.startswith(("final_", "effects_"))]:
+        shapes = figs[key].layout.shapes
+        if any(sh.line.dash == "dash" and 0.71 in (sh.x0, sh.y0) for sh in shapes):
+            assert any("paper (0.71)" in (ann.text or "") for ann in figs[key].layout.annotations), key
+            drawn.add(key)
+    assert drawn and all("_match" in k for k in drawn), drawn
+    assert {k.split("_", 1)[0] for k in drawn} == {"final", "effects"}

@@ -72,6 +72,15 @@ def targets(analysis: Analysis) -> list[Target]:
     return out
 
 
+def target_references(analysis: Analysis, t: Target) -> list[tuple[str, float]]:
+    """(name, value) of the reference numbers compared with target ``t`` (drawn as lines)."""
+    r = analysis.references
+    if r is None or r.empty:
+        return []
+    r = r[(r["task"] == t.task) & (r["scorer"] == t.scorer) & (r["metric"] == t.metric)]
+    return [(str(n), float(v)) for n, v in r[["reference", "reference_value"]].drop_duplicates().itertuples(index=False)]
+
+
 def candidate_label(run: str, epoch: object, multi_epoch: bool) -> str:
     """``run`` or ``run @ epoch N`` when the run has several evaluated checkpoints."""
     if multi_epoch and epoch is not None and not (isinstance(epoch, float) and math.isnan(epoch)):

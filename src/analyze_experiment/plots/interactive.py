@@ -178,6 +178,18 @@ def _effects_figure(ef: pd.DataFrame, t: sel.Target) -> go.Figure:
     return fig
 
 
+def _add_references(fig: go.Figure, refs: list[tuple[str, float]], *, vertical: bool) -> None:
+    """Reference numbers as dashed black lines, named beside the line (static figures: legend)."""
+    for name, value in refs:
+        label = _text(f"{name} ({value:.3g})")
+        if vertical:
+            fig.add_vline(x=value, line_dash="dash", line_color="black", annotation_text=label,
+                          annotation_position="top")
+        else:
+            fig.add_hline(y=value, line_dash="dash", line_color="black", annotation_text=label,
+                          annotation_position="top left")
+
+
 def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str, go.Figure]:
     """Plotly figures keyed like ``PlotInfo.interactive``; figures without data are left out."""
     controls = sel.control_runs(experiment)
@@ -212,7 +224,9 @@ def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str,
         iv = sel.target_intervals(analysis, t)
         if not len(iv):
             continue
+        refs = sel.target_references(analysis, t)
         out[f"final_{t.slug}"] = _bars_figure(iv, t, colors, controls, analysis.confidence)
+        _add_references(out[f"final_{t.slug}"], refs, vertical=True)
         hm = sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)])
         axes = sel.heatmap_axes(experiment, hm)
         if axes is not None:
@@ -233,4 +247,5 @@ def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str,
             ef = ef[pd.to_numeric(ef["mean"], errors="coerce").notna()]
             if len(ef):
                 out[f"effects_{t.slug}"] = _effects_figure(ef, t)
+                _add_references(out[f"effects_{t.slug}"], refs, vertical=False)
     return out

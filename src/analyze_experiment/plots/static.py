@@ -489,7 +489,7 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
     for t in sel.targets(analysis):
         iv = sel.target_intervals(analysis, t)
         label = _metric_label(t, conf)
-        refs = _target_references(analysis, t)
+        refs = sel.target_references(analysis, t)
         plans.append((PlotInfo(f"final_{t.slug}", f"{t.metric} per run — {t.name}", "evaluation",
                                f"Sorted; error bars are {conf:.0%} confidence intervals; hatched grey bars "
                                "are control runs.", f"final_{t.slug}"),
@@ -526,15 +526,6 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                           ef, metric_label=t.metric, title=f"Main effects on {t.metric} — {t.label}",
                           references=refs)))
     return plans
-
-
-def _target_references(analysis: Analysis, t: sel.Target) -> list[tuple[str, float]]:
-    """(name, value) of the reference numbers compared with target ``t``."""
-    r = analysis.references
-    if r is None or r.empty:
-        return []
-    r = r[(r["task"] == t.task) & (r["scorer"] == t.scorer) & (r["metric"] == t.metric)]
-    return [(str(n), float(v)) for n, v in r[["reference", "reference_value"]].drop_duplicates().itertuples(index=False)]
 
 
 def _heatmap_or_skip(hm: pd.DataFrame, axes: tuple[str, str, list[str]] | None, t: sel.Target) -> Figure:
