@@ -109,7 +109,7 @@ class Finding:
 
     section: str
     """``key_findings`` | ``best_performers`` | ``recommendations`` | ``next_steps``
-    | ``statistical_summary`` | ``data_quality``."""
+    | ``statistical_summary`` | ``data_quality`` | ``retrospective``."""
     text: str
     rule: str
     """Identifier of the rule (documented in docs/statistics.md)."""
@@ -184,6 +184,10 @@ class Analysis:
     references: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Each candidate against each reference number (``stats.references.REFERENCES``: value,
     difference with its interval, the test, Holm within the ``reference:`` family)."""
+
+    next_design: dict[str, Any] = field(default_factory=dict)
+    """The follow-up sweep the retrospective drafts (an upstream ``experiment_summary.yaml``
+    mapping; :mod:`analyze_experiment.stats.retrospective`)."""
 
     @property
     def claims(self) -> list[Finding]:

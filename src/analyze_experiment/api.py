@@ -274,6 +274,18 @@ def write_report(
             if html is not None:
                 write_text(tmp / "report.html", html)
                 files.append(out / "report.html")
+        if analysis.next_design:
+            from analyze_experiment.report.build import (
+                NEXT_DESIGN_FILE,
+                RETROSPECTIVE_FILE,
+                retrospective_doc,
+            )
+            from analyze_experiment.stats.retrospective import yaml_text
+
+            write_text(tmp / RETROSPECTIVE_FILE, render_markdown(retrospective_doc(exp, analysis)))
+            reasons = [f for f in analysis.section("retrospective") if f.rule.startswith("next_")]
+            write_text(tmp / NEXT_DESIGN_FILE, yaml_text(analysis.next_design, reasons))
+            files += [out / RETROSPECTIVE_FILE, out / NEXT_DESIGN_FILE]
         files += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
         files += [out / "plots" / f"{p.name}.png" for p in plots]
         diag.act("WRITE", f"Report written to {out}", details=[str(f.relative_to(out)) for f in files])

@@ -286,6 +286,11 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "seed_comparisons": _records(analysis.seed_comparisons),
             "noninferiority": _records(analysis.noninferiority),
             "references": _records(analysis.references),
+            "retrospective": {
+                "sentences": [{"rule": f.rule, "text": f.text, "basis": f.data.get("basis", [])}
+                              for f in analysis.section("retrospective")],
+                "next_design": analysis.next_design,
+            },
             "power": analysis.power,
             "confidence": analysis.confidence,
             "warnings": [

@@ -18,7 +18,16 @@ from analyze_experiment import __version__
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
-from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+from analyze_experiment.report.doc import (
+    Bullets,
+    Code,
+    Figure,
+    KeyValues,
+    Paragraph,
+    ReportDoc,
+    Section,
+    Table,
+)
 
 SECTION_ORDER = (
     "Overview",
@@ -28,6 +37,7 @@ SECTION_ORDER = (
     "Key Findings",
     "Recommendations",
     "Next Steps",
+    "Retrospective",
     "Data Quality",
 )
 
@@ -477,6 +487,35 @@ def _data_quality(exp: Experiment) -> Section:
     return s
 
 
+RETROSPECTIVE_FILE = "retrospective.md"
+NEXT_DESIGN_FILE = "next_experiment_summary.yaml"
+
+
+def _retrospective(analysis: Analysis) -> Section:
+    """What the sweep cost and settled, and the next design (``stats/retrospective.py``)."""
+    from analyze_experiment.stats.retrospective import yaml_text
+
+    s = Section("Retrospective", anchor="retrospective")
+    items = analysis.section("retrospective")
+    facts = [f.text for f in items if not f.rule.startswith("next_")]
+    reasons = [f for f in items if f.rule.startswith("next_")]
+    if facts:
+        s.blocks.append(Bullets(facts))
+    if analysis.next_design:
+        s.blocks.append(Paragraph("The next sweep these findings call for (an experiment_summary.yaml skeleton for "
+                                  "the upstream workflow; complete its paths before scaffolding):"))
+        if reasons:
+            s.blocks.append(Bullets([f.text for f in reasons]))
+        s.blocks.append(Code(yaml_text(analysis.next_design, reasons), "yaml", NEXT_DESIGN_FILE))
+    return s
+
+
+def retrospective_doc(exp: Experiment, analysis: Analysis) -> ReportDoc:
+    """``retrospective.md``: the report's Retrospective section on its own."""
+    return ReportDoc(title=f"Retrospective: {exp.design.name}", header=KeyValues([]),
+                     sections=[_retrospective(analysis)])
+
+
 def build_doc(
     exp: Experiment,
     analysis: Analysis,
@@ -507,6 +546,7 @@ def build_doc(
             "Next Steps", "next-steps", _finding_bullets(analysis, "next_steps"),
             "No further steps suggested by the data.",
         ),
+        _retrospective(analysis),
         _data_quality(exp),
     ]
     return ReportDoc(

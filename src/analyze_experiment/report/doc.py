@@ -29,6 +29,16 @@ class Bullets:
 
 
 @dataclass
+class Code:
+    """Preformatted text shown as is (a YAML skeleton); escaped by each renderer."""
+
+    text: str
+    language: str = ""
+    name: str | None = None
+    """The file the same text is written to, when there is one (named under the block)."""
+
+
+@dataclass
 class KeyValues:
     """A definition list: label -> plain-text value (the report header)."""
 
@@ -64,7 +74,7 @@ class Section:
     """A report section; ``level`` 2 = ``##``."""
 
     title: str
-    blocks: list[Paragraph | Bullets | KeyValues | Table | Figure | Section] = field(default_factory=list)
+    blocks: list[Paragraph | Bullets | Code | KeyValues | Table | Figure | Section] = field(default_factory=list)
     level: int = 2
     anchor: str | None = None
 

@@ -24,7 +24,16 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
-from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+from analyze_experiment.report.doc import (
+    Bullets,
+    Code,
+    Figure,
+    KeyValues,
+    Paragraph,
+    ReportDoc,
+    Section,
+    Table,
+)
 from analyze_experiment.report.markdown import _is_numeric, _link_target
 from analyze_experiment.textsafe import visible
 
@@ -170,6 +179,8 @@ def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | N
             view.blocks.append(("bullets", list(b.items)))
         elif isinstance(b, KeyValues):
             view.blocks.append(("keyvalues", list(b.items)))
+        elif isinstance(b, Code):
+            view.blocks.append(("code", b))
         elif isinstance(b, Table):
             view.blocks.append(("table", _table_view(b, ids)))
         elif isinstance(b, Figure):

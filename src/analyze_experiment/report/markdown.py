@@ -18,7 +18,16 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+from analyze_experiment.report.doc import (
+    Bullets,
+    Code,
+    Figure,
+    KeyValues,
+    Paragraph,
+    ReportDoc,
+    Section,
+    Table,
+)
 from analyze_experiment.textsafe import visible
 
 TOC_MIN_SECTIONS = 4
@@ -150,6 +159,12 @@ def _block(block: object, plots_prefix: str) -> str:
         return "\n".join(f"- {escape_item(item)}" for item in block.items)
     if isinstance(block, KeyValues):
         return "\n".join(f"- **{escape_cell(k)}:** {escape_cell(v)}" for k, v in block.items)
+    if isinstance(block, Code):
+        # a fence longer than any backtick run inside: untrusted text cannot close it
+        runs = [len(m) for m in re.findall(r"`+", block.text)]
+        fence = "`" * max(3, max(runs, default=0) + 1)
+        body = f"{fence}{block.language}\n{block.text.rstrip()}\n{fence}"
+        return body + (f"\n\n*Also written to {escape_cell(block.name)}.*" if block.name else "")
     if isinstance(block, Table):
         parts = [f"**{escape_cell(block.caption)}**\n"] if block.caption else []
         if not len(block.df):

@@ -20,6 +20,7 @@ from analyze_experiment.stats.outliers import group_outliers, loss_curve_outlier
 from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
 from analyze_experiment.stats.production import failed_set, noninferiority_table
 from analyze_experiment.stats.references import reference_table
+from analyze_experiment.stats.retrospective import retrospective
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 from analyze_experiment.stats.selection import selection_adjusted
 
@@ -251,4 +252,9 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
 
     a.findings = build_findings(a, runs=runs, variables=factors, baselines=baselines, options=options,
                                 seed_var=seed_var, train_steps=experiment.train_steps, on_error=skipped)
+    retro = _guarded(experiment, "retrospective", lambda: retrospective(
+        a, runs, experiment.design, variables, seed_var, options.gpu_hour_cost), None)
+    if retro is not None:
+        a.findings += retro[0]
+        a.next_design = retro[1]
     return a

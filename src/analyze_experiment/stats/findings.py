@@ -426,11 +426,12 @@ def rule_confounded(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         return out
     alpha = 1 - a.confidence
     for (task, scorer, metric, var), g in a.effects.groupby(["task", "scorer", "metric", "variable"], sort=True):
-        if var == "epoch" or len(g) < 2 or f"{task}/{scorer}: each configuration was trained once" not in note:
+        if var == "epoch" or g["mean"].notna().sum() < 2 or f"{task}/{scorer}: each configuration was trained once" not in note:
             continue
         if not _confirmatory(a, task, scorer, metric):
             continue
-        hi, lo = g.loc[g["mean"].idxmax()], g.loc[g["mean"].idxmin()]
+        hi = g.loc[g["mean"].idxmax()]
+        lo = g.drop(index=hi.name).dropna(subset=["mean"]).loc[lambda d: d["mean"].idxmin()]  # another level on a tie
         diff = float(hi["mean"] - lo["mean"])
         iv = a.intervals[(a.intervals["task"] == task) & (a.intervals["scorer"] == scorer)
                          & (a.intervals["metric"] == metric)]
@@ -519,7 +520,10 @@ def rule_marginal(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
             continue
         if var != "epoch" and (task, scorer) in covered:
             continue
-        hi, lo = g.loc[g["mean"].idxmax()], g.loc[g["mean"].idxmin()]
+        if g["mean"].notna().sum() < 2:
+            continue
+        hi = g.loc[g["mean"].idxmax()]
+        lo = g.drop(index=hi.name).dropna(subset=["mean"]).loc[lambda d: d["mean"].idxmin()]  # another level on a tie
         out.append(_f("key_findings", "marginal_effect",
                       f"On {_on(ctx, task, scorer)}, mean {metric} by {var} ranges from {fmt_value(metric, lo['mean'])} "
                       f"({var} = {fmt_level(lo['level'])}, {fmt_ci(metric, lo['ci_low'], lo['ci_high'], a.confidence)}) to "
