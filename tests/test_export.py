@@ -174,7 +174,7 @@ def test_markdown_and_latex_to_stdout(sweep):
     exp, an = sweep
     md = export_tables(exp, an, "markdown", None, task="arc_easy")
     assert md.count("<!-- ") == 5
-    assert "&lt;script&gt;" in md and EVIL not in md
+    assert "&lt;script>" in md and EVIL not in md
     assert "0.775 (best)" in md
     tex = export_tables(exp, an, "latex", None, runs=["rank8_lr1e-05"])
     assert "% results.tex" in tex and "\\toprule" in tex

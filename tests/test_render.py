@@ -101,13 +101,13 @@ def test_markdown_tables_are_aligned():
 def test_markdown_images_relative_toc_and_no_empty_sections():
     md = render_markdown(_doc())
     assert "![Training loss](plots/loss.png)" in md
-    assert "![LR &lt;schedule&gt;](plots/lr.png)" in md
-    assert "*raw &amp; smoothed*" in md
+    assert "![LR &lt;schedule>](plots/lr.png)" in md  # only a "<" that could open a tag is escaped
+    assert "*raw & smoothed*" in md  # a bare "&" that starts no entity stays readable
     assert "- [Overview](#overview)" in md
     assert "  - [Best Performers](#best-performers)" in md
     assert "## Empty" not in md and "Empty sub" not in md
     headings = re.findall(r"^(#+) (.*)$", md, flags=re.M)
-    assert headings[0] == ("#", "Report: &lt;b&gt;sweep&lt;/b&gt;")
+    assert headings[0] == ("#", "Report: &lt;b>sweep&lt;/b>")
     assert ("###", "Best Performers") in headings
     assert md.endswith("made by analyze-experiment\n")
     short = render_markdown(_doc(n_sections=3).__class__("t", KeyValues([]), [Section("Only", [Paragraph("p")])]))
@@ -118,6 +118,15 @@ def test_markdown_line_start_specials_do_not_become_blocks():
     out = MD.render(escape("# title\n- item\n1. first\n> quote\n---"))
     assert "<h1>" not in out and "<ul>" not in out and "<ol>" not in out and "<blockquote>" not in out
     assert "<hr" not in out
+
+
+def test_comparison_signs_stay_readable_and_tags_stay_text():
+    md = escape("p < 0.001, F > 3 & n >= 10; <b>x</b> <!-- c --> <https://e.x> &copy;")
+    assert md.startswith("p < 0.001, F > 3 & n >= 10;")
+    out = MD.render(md)
+    assert "<b>" not in out and "<!--" not in out and "<a " not in out and "©" not in out
+    assert htmllib.unescape(re.sub(r"</?p>", "", out)).strip() == (
+        "p < 0.001, F > 3 & n >= 10; <b>x</b> <!-- c --> <https://e.x> &copy;")
 
 
 def test_github_slugs_deduplicate():

@@ -35,14 +35,24 @@ TOC_MIN_SECTIONS = 4
 
 _SPECIAL = re.compile(r"([\\`*\[\]{}!~])")
 _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
-_LINE_START = re.compile(r"^(\s*)(?:(\d+)([.)])(?=\s|$)|(#|[-+](?=\s|$)|[-=]+(?=\s*$)))", re.MULTILINE)
+_LINE_START = re.compile(r"^(\s*)(?:(\d+)([.)])(?=\s|$)|(#|>|[-+](?=\s|$)|[-=]+(?=\s*$)))", re.MULTILINE)
 _NUMERIC = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?(\s.*)?$|^[<>]\d")
 _MISSING = "—"
 
 
+_ENTITY_START = re.compile(r"&(?=[A-Za-z0-9#])")
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
 def escape_inline(text: object) -> str:
-    """Escape text that stays inside one line (table cells, list items, headings)."""
-    s = visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape text that stays inside one line (table cells, list items, headings).
+
+    ``<`` is escaped only where CommonMark could read the start of a tag, comment or autolink
+    (a letter, ``/``, ``!`` or ``?`` right after it) and ``&`` only where it could start an
+    entity, so "p < 0.001" stays readable in the source while ``<script>`` cannot become
+    HTML. ``>`` is only special at a line start (a quote), escaped there.
+    """
+    s = _TAG_START.sub("&lt;", _ENTITY_START.sub("&amp;", visible(text)))
     s = _SPECIAL.sub(r"\\\1", s)
     return _UNDERSCORE.sub(r"\\_", s)
 
@@ -54,7 +64,7 @@ def escape(text: object) -> str:
     reads cleanly in the source too.
 
     >>> escape("<script>alert(1)</script> *x* a_b _c_")
-    '&lt;script&gt;alert(1)&lt;/script&gt; \\\\*x\\\\* a_b \\\\_c\\\\_'
+    '&lt;script>alert(1)&lt;/script> \\\\*x\\\\* a_b \\\\_c\\\\_'
     """
     return _escape_line_starts(escape_inline(text))
 
