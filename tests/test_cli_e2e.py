@@ -8,6 +8,7 @@ Wilson interval.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import re
 import subprocess
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from inspect_ai.log import read_eval_log
@@ -211,14 +213,21 @@ def test_console_script_and_module_entry_points(example_copy):
 
 
 def test_export_csv_to_stdout(example):
+    """One stream holds one valid CSV: --table picks it; without it, a usage error lists the tables."""
     root = example("mid2026", N)
-    result = CliRunner().invoke(export, [str(root), "--format", "csv", "--task", "capitalization"])
+    result = CliRunner().invoke(export, [str(root), "--format", "csv", "--task", "capitalization", "--table", "runs"])
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
-    assert lines[0] == "# table: runs"
-    assert lines[1].startswith("run,type,model,")
-    assert sum(line.startswith("# table: ") for line in lines) >= 8
-    assert any(line.startswith("Llama-3.2-1B-Instruct_rank4_lr1e-5,fine-tuned,") for line in lines)
+    df = pd.read_csv(io.StringIO(result.stdout))
+    assert list(df.columns[:3]) == ["run", "type", "model"]
+    assert "Llama-3.2-1B-Instruct_rank4_lr1e-5" in set(df["run"])
+    result = CliRunner().invoke(export, [str(root), "--format", "csv"])
+    assert result.exit_code == 2 and "--table NAME" in result.output and "intervals" in result.output
+    result = CliRunner().invoke(export, [str(root), "--format", "csv", "--table", "nosuch"])
+    assert result.exit_code == 2 and "no table 'nosuch'" in result.output
+    md = CliRunner().invoke(export, [str(root), "--format", "md", "--table", "comparisons"])
+    assert md.exit_code == 0, md.output
+    header = md.stdout.splitlines()[3]
+    assert header.startswith("| Task") and "| Scorer" in header and "| Metric" in header
 
 
 def test_help_documents_every_option():

@@ -88,9 +88,8 @@ def test_filters_apply_to_every_table(sweep):
     assert len(comp) == 2 and all("rank8_lr1e-05" in (a, b) for a, b in zip(comp["a"], comp["b"], strict=True))
     assert all(len(df) == 0 for n, df in all_tables(exp, an, task="other").items() if "task" in df.columns)
     assert len(all_tables(exp, an, metric="f1")["intervals"]) == 0
-    text = export_tables(exp, an, "csv", None, runs=[CONTROL])
-    block = text.split("# table: intervals\n")[1].split("# table:")[0]
-    assert pd.read_csv(pd.io.common.StringIO(block))["run"].tolist() == [CONTROL]
+    text = export_tables(exp, an, "csv", None, runs=[CONTROL], table="intervals")
+    assert pd.read_csv(pd.io.common.StringIO(text))["run"].tolist() == [CONTROL]
 
 
 def _check_latex(tex: str) -> list[list[str]]:

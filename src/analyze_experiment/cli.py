@@ -23,7 +23,7 @@ EXIT_STRICT = 3
 EXIT_WRITE = 4
 """The report could not be written (disk full, quota, I/O error); the previous one is intact."""
 
-EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown", "wandb")
+EXPORT_FORMATS = ("csv", "latex", "json", "parquet", "markdown", "md", "wandb")
 
 
 def _command_line() -> str:
@@ -319,8 +319,10 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
 @click.option("--task", default=None, help="Keep only this task.")
 @click.option("--runs", default=None, metavar="A,B,…", help="Keep only these runs (comma-separated).")
 @click.option("--project", default=None, help="W&B project of --format wandb (default: the experiment's name).")
+@click.option("--table", default=None, metavar="NAME",
+              help="Only this table (needed for --format csv to stdout: one CSV per stream).")
 @stats_options
-def export(experiment_dir, fmt, out, metric, task, runs, project, **stat_opts) -> None:
+def export(experiment_dir, fmt, out, metric, task, runs, project, table, **stat_opts) -> None:
     """Export the tables as CSV, LaTeX, JSON, Parquet or markdown, or the runs as offline W&B runs.
 
     Example: analyze-experiment export path/to/experiment --format latex --task capitalization
@@ -347,7 +349,12 @@ def export(experiment_dir, fmt, out, metric, task, runs, project, **stat_opts) -
         except WandbExportError as exc:
             raise click.ClickException(str(exc)) from exc
     else:
-        result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list)
+        from analyze_experiment.export import ExportError
+
+        try:
+            result = export_tables(exp, analysis, fmt, out, metric=metric, task=task, runs=run_list, table=table)
+        except ExportError as exc:
+            raise click.UsageError(str(exc)) from None
     if isinstance(result, str):
         click.echo(result, nl=not result.endswith("\n"))
     else:

@@ -31,8 +31,9 @@ from analyze_experiment.plots._select import Target, safe_stem, targets
 from analyze_experiment.report import fmt as fm
 from analyze_experiment.report.markdown import markdown_table
 
-ExportFormat = Literal["csv", "latex", "json", "parquet", "markdown"]
-FORMATS: tuple[str, ...] = ("csv", "latex", "json", "parquet", "markdown")
+ExportFormat = Literal["csv", "latex", "json", "parquet", "markdown", "md"]
+FORMATS: tuple[str, ...] = ("csv", "latex", "json", "parquet", "markdown", "md")
+"""``md`` is ``markdown`` (the extension users type)."""
 
 
 class ExportError(ValueError):
@@ -172,13 +173,13 @@ def _comparisons_frame(analysis: Analysis, metric: str | None, task: str | None,
     rows = []
     for r in c.itertuples():
         d, ci = _ci_paren(r.diff, r.ci_low, r.ci_high)
-        rows.append({"Task": str(r.task), "Metric": str(r.metric),
+        rows.append({"Task": str(r.task), "Scorer": str(r.scorer), "Metric": str(r.metric),
                      "A": f"{r.a}" + ("" if fm.is_missing(r.epoch_a) else f" (epoch {fm.epoch(r.epoch_a)})"),
                      "B": f"{r.b}" + ("" if fm.is_missing(r.epoch_b) else f" (epoch {fm.epoch(r.epoch_b)})"),
                      "Difference": d, f"{level}% CI": ci, "Test": str(r.test).replace("_", " "),
                      "p": fm.pvalue(r.p_value), "p (Holm)": fm.pvalue(r.p_adjusted), "n": fm.integer(r.n_paired)})
-    return pd.DataFrame(rows, columns=["Task", "Metric", "A", "B", "Difference", f"{level}% CI", "Test", "p",
-                                       "p (Holm)", "n"])
+    return pd.DataFrame(rows, columns=["Task", "Scorer", "Metric", "A", "B", "Difference", f"{level}% CI", "Test",
+                                       "p", "p (Holm)", "n"])
 
 
 def _effects_frame(analysis: Analysis, metric: str | None, task: str | None) -> pd.DataFrame:
@@ -187,17 +188,19 @@ def _effects_frame(analysis: Analysis, metric: str | None, task: str | None) -> 
     rows = []
     for r in e.itertuples():
         m, ci = _ci_paren(r.mean, r.ci_low, r.ci_high)
-        rows.append({"Task": str(r.task), "Metric": str(r.metric), "Variable": str(r.variable),
+        rows.append({"Task": str(r.task), "Scorer": str(r.scorer), "Metric": str(r.metric), "Variable": str(r.variable),
                      "Level": fm.value(r.level), "Mean": m, f"{level}% CI": ci, "Runs": fm.integer(r.n_runs)})
-    return pd.DataFrame(rows, columns=["Task", "Metric", "Variable", "Level", "Mean", f"{level}% CI", "Runs"])
+    return pd.DataFrame(rows, columns=["Task", "Scorer", "Metric", "Variable", "Level", "Mean", f"{level}% CI",
+                                       "Runs"])
 
 
 def _anova_frame(analysis: Analysis, metric: str | None, task: str | None) -> pd.DataFrame:
     a = filter_table(analysis.anova, metric=metric, task=task)
-    rows = [{"Task": str(r.task), "Metric": str(r.metric), "Term": str(r.term), "df": fm.num(r.df, 0),
-             "F": fm.num(r.F, 2), "p": fm.pvalue(r.p_value), "Partial eta sq.": fm.num(r.partial_eta_sq, 3)}
+    rows = [{"Task": str(r.task), "Scorer": str(r.scorer), "Metric": str(r.metric), "Term": str(r.term),
+             "df": fm.num(r.df, 0), "F": fm.num(r.F, 2), "p": fm.pvalue(r.p_value),
+             "Partial eta sq.": fm.num(r.partial_eta_sq, 3)}
             for r in a.itertuples()]
-    return pd.DataFrame(rows, columns=["Task", "Metric", "Term", "df", "F", "p", "Partial eta sq."])
+    return pd.DataFrame(rows, columns=["Task", "Scorer", "Metric", "Term", "df", "F", "p", "Partial eta sq."])
 
 
 def _training_frame(experiment: Experiment, runs: Sequence[str] | None) -> tuple[pd.DataFrame, set[int]]:
@@ -273,6 +276,7 @@ def export_tables(
     metric: str | None = None,
     task: str | None = None,
     runs: Sequence[str] | None = None,
+    table: str | None = None,
 ) -> list[Path] | str:
     """Write the tables in one format to the folder ``out``, or return them as text.
 
@@ -284,20 +288,26 @@ def export_tables(
         metric: keep only this metric.
         task: keep only this task.
         runs: keep only these runs.
+        table: only this table (required for CSV to stdout: one stream holds one valid CSV).
 
     Returns:
         The written paths, or the text when ``out`` is None.
 
     Raises:
-        ExportError: unknown format, or Parquet without a folder.
+        ExportError: unknown format or table, Parquet without a folder, CSV to stdout without
+            ``table``.
     """
+    fmt = "markdown" if fmt == "md" else fmt
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and out is None:
         raise ExportError("Parquet is binary: give an output folder")
     files: dict[str, str | bytes] = {}
     if fmt in ("csv", "json", "parquet"):
-        tables = all_tables(experiment, analysis, metric=metric, task=task, runs=runs)
+        tables = _one_table(all_tables(experiment, analysis, metric=metric, task=task, runs=runs), table)
+        if fmt == "csv" and out is None and len(tables) > 1:
+            raise ExportError("CSV to stdout holds one table: give --table NAME (one of "
+                              f"{', '.join(tables)}) or --out FOLDER for every table")
         if fmt == "parquet":
             tidy = set(experiment.tables())
             assert out is not None
@@ -312,13 +322,18 @@ def export_tables(
         if fmt == "csv":
             files = {f"{n}.csv": df.to_csv(index=False) for n, df in tables.items()}
             if out is None:
-                return "\n".join(f"# table: {n}\n{df.to_csv(index=False)}" for n, df in tables.items())
+                return next(iter(tables.values())).to_csv(index=False)
         else:
             if out is None:
                 return _dump_json({n: _records(df) for n, df in tables.items()}).decode() + "\n"
             files = {f"{n}.json": _dump_json(_records(df)) + b"\n" for n, df in tables.items()}
     else:
         papers = paper_tables(experiment, analysis, metric=metric, task=task, runs=runs)
+        if table is not None:
+            names = [n for n, *_ in papers]
+            if table not in names:
+                raise ExportError(f"no table {table!r} in the {fmt} export; one of {', '.join(names)}")
+            papers = [p for p in papers if p[0] == table]
         if fmt == "latex":
             files = {f"{n}.tex": latex_table(df, caption=cap, label=f"tab:{safe_stem(n)}", bold=bold, numeric=num)
                      for n, cap, df, bold, num in papers}
@@ -339,6 +354,14 @@ def export_tables(
             p.write_text(content, encoding="utf-8")
         written.append(p)
     return written
+
+
+def _one_table(tables: dict[str, pd.DataFrame], table: str | None) -> dict[str, pd.DataFrame]:
+    if table is None:
+        return tables
+    if table not in tables:
+        raise ExportError(f"no table {table!r}; one of {', '.join(tables)}")
+    return {table: tables[table]}
 
 
 def _bold_md(df: pd.DataFrame, bold: dict[str, set[int]]) -> pd.DataFrame:
