@@ -167,7 +167,8 @@ def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
-    """``tables/*.csv`` (tidy + statistics) and ``data/*.parquet`` (tidy)."""
+    """``tables/*.csv`` (tidy + statistics) and ``data/*.parquet`` (tidy + statistics: typed,
+    for pandas, DuckDB and the cross-experiment catalog, :mod:`analyze_experiment.catalog`)."""
     written = []
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(parents=True, exist_ok=True)
@@ -175,7 +176,9 @@ def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
         p = out / "tables" / f"{name}.csv"
         df.to_csv(p, index=False)
         written.append(p)
-    for name, df in exp.tables().items():
+    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
+        if not len(df.columns):
+            continue
         p = out / "data" / f"{name}.parquet"
         parquet_safe(df).to_parquet(p, index=False)
         written.append(p)

@@ -407,12 +407,93 @@ def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> N
     click.echo(str(written))
 
 
+_CATALOG_OPTION = click.option(
+    "--catalog", type=click.Path(path_type=Path), default=None,
+    help="Catalog file (default: $ANALYZE_EXPERIMENT_CATALOG, else ~/.local/share/analyze-experiment/catalog.duckdb).")
+
+
+@click.command("index", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("roots", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@_CATALOG_OPTION
+def index_cmd(roots, catalog) -> None:
+    """Record every analysed experiment under ROOT... in the catalog, for `query`.
+
+    An experiment is a folder holding analysis/summary.json (run analyze-experiment on it
+    first). Indexing again refreshes it; experiments under ROOT whose report has gone are
+    dropped.
+
+    Example: analyze-experiment index ~/scratch/ck-projects
+    """
+    from analyze_experiment.catalog import CatalogError, default_catalog, index
+
+    try:
+        res = index(roots, catalog)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    for path, why in res.skipped:
+        click.echo(f"warning: {path}: {why}", err=True)
+    click.echo(f"{len(res.added)} added, {len(res.updated)} refreshed, {len(res.removed)} removed "
+               f"({catalog or default_catalog()})", err=True)
+
+
+@click.command("query", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("sql")
+@_CATALOG_OPTION
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "md"]), default="table",
+              show_default=True, help="How to print the result.")
+def query_cmd(sql, catalog, fmt) -> None:
+    """Answer SQL (DuckDB) over every indexed experiment.
+
+    Tables: experiments, runs, train_steps, eval_samples, eval_scores, eval_logs, intervals,
+    comparisons, effects, anova, seeds, pareto, … each with experiment and experiment_name
+    columns (docs/catalog.md has example queries).
+
+    Example: analyze-experiment query "SELECT task, max(value) FROM intervals GROUP BY task"
+    """
+    from analyze_experiment.catalog import CatalogError, query
+
+    try:
+        df, notes = query(sql, catalog)
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from None
+    for n in notes:
+        click.echo(f"note: {n}", err=True)
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", date_format="iso"))
+    elif fmt == "md":
+        from analyze_experiment.report.markdown import markdown_table
+
+        click.echo(markdown_table(df.astype(str)))
+    else:
+        from rich.table import Table
+
+        t = Table(show_edge=False)
+        for c in df.columns:
+            t.add_column(str(c), overflow="fold")
+        for row in df.itertuples(index=False):
+            t.add_row(*["" if _isna(v) else str(v) for v in row])
+        _console(stderr=False).print(t)
+        click.echo(f"{len(df)} row(s)", err=True)
+
+
+def _isna(v) -> bool:
+    try:
+        import pandas as pd
+
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
+SUBCOMMANDS = {"export": export, "plot": plot, "index": index_cmd, "query": query_cmd}
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``export`` or ``plot`` as first word selects that command."""
+    """Console entry point: ``export``, ``plot``, ``index`` or ``query`` as first word selects that command."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and args[0] == "export":
-        export.main(args[1:], prog_name="analyze-experiment export")
-    elif args and args[0] == "plot":
-        plot.main(args[1:], prog_name="analyze-experiment plot")
+    if args and args[0] in SUBCOMMANDS:
+        SUBCOMMANDS[args[0]].main(args[1:], prog_name=f"analyze-experiment {args[0]}")
     else:
         analyze.main(args, prog_name="analyze-experiment")

@@ -179,6 +179,13 @@ def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
     conf = {f["family"]: f["confirmatory"] for f in fams}
 
     def finish(df: pd.DataFrame, flag: str = "significant") -> None:
+        if df is not None and df.empty and len(df.columns):
+            # an empty table keeps the plan's columns: queries over many reports (the catalog)
+            # need the same schema whether or not a sweep had such tests
+            for col, dtype in (("family", object), ("confirmatory", bool), ("p_adjusted", float), (flag, bool)):
+                if col not in df.columns:
+                    df[col] = pd.Series(dtype=dtype)
+            return
         if df is None or df.empty or "family" not in df.columns:
             return
         c = np.array([bool(conf.get(f, False)) for f in df["family"]], dtype=bool)
