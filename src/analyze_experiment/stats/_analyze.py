@@ -252,8 +252,10 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
 
     a.findings = build_findings(a, runs=runs, variables=factors, baselines=baselines, options=options,
                                 seed_var=seed_var, train_steps=experiment.train_steps, on_error=skipped)
-    retro = _guarded(experiment, "retrospective", lambda: retrospective(
-        a, runs, experiment.design, variables, seed_var, options.gpu_hour_cost), None)
+    retro = None
+    if not a.intervals.empty:  # with nothing evaluated there is nothing settled to look back on
+        retro = _guarded(experiment, "retrospective", lambda: retrospective(
+            a, runs, experiment.design, variables, seed_var, options.gpu_hour_cost), None)
     if retro is not None:
         a.findings += retro[0]
         a.next_design = retro[1]
