@@ -50,6 +50,9 @@ class Design:
     runs: list[RunSpec] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     scorers: list[str] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)
+    """Metric (or ``scorer/metric``, or scorer) -> ``higher`` | ``lower`` | ``descriptive``: the
+    design's ``evaluation.metrics`` (see :mod:`analyze_experiment.metrics`)."""
     references: list[Any] = field(default_factory=list)
     """``references:`` of a YAML design: numbers from elsewhere to compare the runs with
     (:class:`~analyze_experiment.stats.references.Reference`)."""
