@@ -112,17 +112,20 @@ def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, con
     )
 
 
-def _load(path: Path, quiet: bool, cache=None):
+def _load(path: Path, quiet: bool, cache=None, executor=None):
     """Load with a spinner on an interactive terminal; usage errors exit 2."""
+    from analyze_experiment.executor import LOCAL, ExecutorError
     from analyze_experiment.pipeline import NotADirectory, load
 
     try:
         if not quiet and sys.stderr.isatty():
             with _console(True).status("Reading the experiment…"):
-                return load(path, cache=cache)
-        return load(path, cache=cache)
+                return load(path, cache=cache, executor=executor or LOCAL)
+        return load(path, cache=cache, executor=executor or LOCAL)
     except NotADirectory as exc:
         raise click.BadParameter(str(exc), param_hint="EXPERIMENT_DIR") from None
+    except ExecutorError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def _check_baselines(exp, options: Options) -> None:
@@ -196,7 +199,7 @@ def _cache_for(experiment_dir: Path, out_dir: Path | None, cache_dir: Path | Non
 
 
 def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir=None,
-                 no_cache=False) -> tuple[int, int]:
+                 no_cache=False, executor=None) -> tuple[int, int]:
     """Load, analyse, write and print once; return (exit status, warnings that are not info).
 
     Usage errors raise ``click.BadParameter``. When no report comes of it, an output folder
@@ -208,7 +211,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_d
         made = cache.folder.parent
     code = EXIT_USAGE
     try:
-        code, n = _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache)
+        code, n = _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor)
         return code, n
     finally:
         if made is not None and code != EXIT_OK and made.is_dir():
@@ -220,12 +223,13 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_d
                 shutil.rmtree(made, ignore_errors=True)
 
 
-def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache) -> tuple[int, int]:
+def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor=None
+                   ) -> tuple[int, int]:
     from analyze_experiment.api import UnsafeOutput, write_report
     from analyze_experiment.output import OutputError, OutputNotWritable
 
     start = time.perf_counter()
-    exp = _load(experiment_dir, quiet, cache)
+    exp = _load(experiment_dir, quiet, cache, executor)
     con = _console(stderr=as_json)
     if not exp.analysable:
         msg = (
@@ -284,10 +288,14 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
               help="Read every input again and rebuild the report even when nothing changed.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where parsed inputs are kept between runs (default: OUT/.cache).")
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where input files are parsed: local processes, or a Dask cluster (same results).")
+@click.option("--scheduler", metavar="ADDRESS", default=None,
+              help="Dask scheduler of --executor dask (e.g. tcp://host:8786; default: a local Dask cluster).")
 @stats_options
 @click.version_option(__version__, "--version", prog_name="analyze-experiment")
-def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_cache, cache_dir,
-            **stat_opts) -> None:
+def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_cache, cache_dir, executor,
+            scheduler, **stat_opts) -> None:
     """Analyse a fine-tuning sweep and write its report.
 
     EXPERIMENT_DIR holds experiment_summary.md or .yaml and one folder per run (default:
@@ -302,10 +310,16 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
         raise click.BadParameter(f"{out_dir} exists and is not a folder", param_hint="--out")
     fmts = ("md", "html") if formats == "both" else (formats,)
     options = _options(**stat_opts)
+    from analyze_experiment.executor import ExecutorSpec
+
+    if scheduler and executor != "dask":
+        raise click.BadParameter("--scheduler needs --executor dask", param_hint="--scheduler")
+    spec = ExecutorSpec(executor, scheduler)
     if watch:
-        _watch(experiment_dir, out_dir, fmts, quiet, options, cache_dir, no_cache)
+        _watch(experiment_dir, out_dir, fmts, quiet, options, cache_dir, no_cache, spec)
         return
-    code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir, no_cache)
+    code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir, no_cache,
+                                    spec)
     if code == EXIT_OK and strict and n_warnings:
         click.echo(f"--strict: {n_warnings} warnings", err=True)
         sys.exit(EXIT_STRICT)
@@ -314,7 +328,7 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
 
 
 def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, options: Options,
-           cache_dir: Path | None = None, no_cache: bool = False) -> None:
+           cache_dir: Path | None = None, no_cache: bool = False, executor=None) -> None:
     """Re-run the analysis whenever inputs change (a sweep still running)."""
     from analyze_experiment.watch import watch
 
@@ -322,7 +336,7 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
     out = (out_dir or root / "analysis").resolve()
 
     def once() -> None:
-        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options, cache_dir, no_cache)
+        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options, cache_dir, no_cache, executor)
         if code == EXIT_NOTHING:
             click.echo("Nothing to analyse yet; waiting for files to appear.", err=True)
         click.echo(f"[{time.strftime('%H:%M:%S')}] watching {root} for changes (Ctrl-C to stop)", err=True)

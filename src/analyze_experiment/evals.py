@@ -14,7 +14,6 @@ import math
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ import pyarrow as pa
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.eval_consistency import missing_samples, reconcile
+from analyze_experiment.executor import LOCAL, ExecutorSpec, map_ordered
 from analyze_experiment.sources import inspect_log
 
 if TYPE_CHECKING:
@@ -118,10 +118,11 @@ def _block(cols: dict[str, list[Any]]) -> pa.Table | pd.DataFrame:
         return pd.DataFrame(cols)
 
 
-def _read_all(paths: list[str], workers: int | None, cache: Cache | None = None) -> list[dict[str, Any]]:
+def _read_all(paths: list[str], workers: int | None, cache: Cache | None = None,
+              executor: ExecutorSpec = LOCAL) -> list[dict[str, Any]]:
     """Every log's read result, in order; unchanged logs come from ``cache``."""
     if cache is None:
-        return _read_uncached(paths, workers)
+        return _read_uncached(paths, workers, executor)
     results: list[dict[str, Any] | None] = []
     todo: list[int] = []
     for i, p in enumerate(paths):
@@ -129,23 +130,24 @@ def _read_all(paths: list[str], workers: int | None, cache: Cache | None = None)
         results.append(value if found else None)
         if not found:
             todo.append(i)
-    for i, res in zip(todo, _read_uncached([paths[i] for i in todo], workers), strict=True):
+    for i, res in zip(todo, _read_uncached([paths[i] for i in todo], workers, executor), strict=True):
         results[i] = res
         if res["ok"]:  # an unreadable log is read (and warned about) again next time
             cache.put("eval", Path(paths[i]), res)
     return results  # type: ignore[return-value]
 
 
-def _read_uncached(paths: list[str], workers: int | None) -> list[dict[str, Any]]:
+def _read_uncached(paths: list[str], workers: int | None, executor: ExecutorSpec = LOCAL) -> list[dict[str, Any]]:
     if not paths:
         return []
+    if executor.distributed and len(paths) > 1:  # asked for: every log is a task on the cluster
+        return map_ordered(executor, _read_one, paths, len(paths))
     n = DEFAULT_WORKERS if workers is None else workers
     n = max(1, min(n, os.cpu_count() or 1, len(paths)))
     if n == 1 or len(paths) < POOL_MIN_LOGS:
         return [_read_one(p) for p in paths]
     chunk = max(1, len(paths) // (n * 4))
-    with ProcessPoolExecutor(max_workers=n) as pool:
-        return list(pool.map(_read_one, paths, chunksize=chunk))
+    return map_ordered(executor, _read_one, paths, n, chunksize=chunk)
 
 
 # --- mapping --------------------------------------------------------------------------------
@@ -369,7 +371,7 @@ def _fmt(v: Any) -> str:
 
 def collect_evals(
     root: Path, files: Sequence[EvalFile], diag: Diagnostics, *, workers: int | None = None,
-    cache: Cache | None = None,
+    cache: Cache | None = None, executor: ExecutorSpec = LOCAL,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read every log and build ``(eval_logs, eval_scores, eval_samples)``.
 
@@ -381,6 +383,7 @@ def collect_evals(
             from :data:`POOL_MIN_LOGS` logs on.
         cache: where unchanged logs' read results are kept (:mod:`analyze_experiment.cache`);
             None reads every log.
+        executor: local processes (default) or a Dask cluster (every log one task).
 
     Returns:
         The three tables with the columns of ``tables.EVAL_LOGS``, ``tables.EVAL_SCORES`` and
@@ -389,7 +392,7 @@ def collect_evals(
     """
     root = Path(root)
     files = list(files)
-    reads = _read_all([str(f.path) for f in files], workers, cache)
+    reads = _read_all([str(f.path) for f in files], workers, cache, executor)
     logs: list[dict[str, Any]] = []
     payload: dict[int, dict[str, Any]] = {}
     for f, res in zip(files, reads, strict=True):

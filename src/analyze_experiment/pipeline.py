@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,7 @@ from analyze_experiment.design import params_from_run_name, read_design
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.discover import Discovery, discover
 from analyze_experiment.evals import EvalFile, collect_evals
+from analyze_experiment.executor import LOCAL, ExecutorSpec, pool
 from analyze_experiment.model import Design, Experiment, RunSpec
 from analyze_experiment.training import TrainingFiles, TrainingResult, find_training_files, read_training
 
@@ -52,7 +52,8 @@ class NotADirectory(ValueError):
 
 
 def load(
-    path: str | os.PathLike[str] = ".", *, now: float | None = None, cache: Cache | None = None
+    path: str | os.PathLike[str] = ".", *, now: float | None = None, cache: Cache | None = None,
+    executor: ExecutorSpec = LOCAL,
 ) -> Experiment:
     """Read an experiment directory into an :class:`Experiment`.
 
@@ -62,6 +63,8 @@ def load(
         now: the time used to decide whether a log is still being written (tests pin it).
         cache: keeps each input file's parsed result between runs (:mod:`analyze_experiment.cache`);
             None (the default) reads every file.
+        executor: where files are parsed: local processes (default) or a Dask cluster
+            (:mod:`analyze_experiment.executor`); the result is the same either way.
 
     Returns:
         The experiment with its design, tidy tables and the warnings met on the way.
@@ -113,13 +116,13 @@ def load(
                 stage="discover",
             )
 
-    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache)
+    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache, executor=executor)
     eval_files = [
         EvalFile(run=name, path=p, run_dir=loc.run_dir)
         for name, loc in found.runs.items()
         for p in loc.eval_files
     ]
-    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache)
+    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache, executor=executor)
     if cache is not None:
         cache.report(diag)
     inputs = [str(root / n) for n in DESIGN_FILES if (root / n).is_file()]
@@ -177,7 +180,7 @@ def _read_one(
 
 def _read_all_training(
     root: Path, design: Design, found: Discovery, diag: Diagnostics, *, now: float | None,
-    cache: Cache | None = None,
+    cache: Cache | None = None, executor: ExecutorSpec = LOCAL,
 ) -> tuple[dict[str, TrainingResult], dict[str, TrainingFiles]]:
     jobs: dict[str, TrainingFiles] = {}
     for name, loc in found.runs.items():
@@ -189,9 +192,10 @@ def _read_all_training(
     size = sum(_size(p) for f in jobs.values() for p in (*f.slurm_outputs, *f.disk_logs))
     out: dict[str, TrainingResult] = {}
     now = time.time() if now is None else now
-    if len(jobs) > 1 and size > PARALLEL_TRAINING_BYTES and (os.cpu_count() or 1) > 1:
-        with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 2)) as pool:
-            futures = {name: pool.submit(_read_one, name, files, root, now, cache) for name, files in jobs.items()}
+    local_pays = size > PARALLEL_TRAINING_BYTES and (os.cpu_count() or 1) > 1
+    if len(jobs) > 1 and (executor.distributed or local_pays):
+        with pool(executor, min(len(jobs), os.cpu_count() or 2)) as ex:
+            futures = {name: ex.submit(_read_one, name, files, root, now, cache) for name, files in jobs.items()}
             for name, fut in futures.items():
                 res, d, worker_cache = fut.result()
                 diag.extend(d)
