@@ -169,7 +169,9 @@ class Analysis:
     """Per task × scorer × metric: ``direction`` (higher | lower | descriptive), ``primary`` (bool),
     ``direction_source`` (registry | design | cli | default)."""
     failed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Runs whose training failed (run, status, evidence, file, step): never best or production."""
+    """Runs whose training failed (``stats.health.FAILED_RUNS``: run, status, evidence, file, step —
+    the first bad step —, steps, planned_steps, mark): never best or production, left out of every
+    estimate unless ``--include-failed``."""
     families: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The error-control plan: one row per family of tests (``stats.plan.FAMILIES``: family,
     kind, task, scorer, metric, size, alpha, correction, confirmatory, unit)."""
@@ -180,6 +182,12 @@ class Analysis:
     """Every paired checkpoint test of each family (reported or not; ``comparisons`` holds the
     reported vs-best and vs-baseline rows): task, scorer, metric, a, epoch_a, b, epoch_b, diff,
     p_value, p_holm, p_adjusted, significant, family."""
+
+    failed_ahead: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Candidates of failed runs that rank above their family's best (``stats.health.AHEAD``):
+    named "best so far" with how far their training got, never the best."""
+    include_failed: bool = False
+    """``--include-failed``: failed runs were kept in the choice of best and every estimate."""
 
     @property
     def claims(self) -> list[Finding]:

@@ -17,6 +17,7 @@ import pandas as pd
 from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best, Claim, Finding
 from analyze_experiment.model import Options
+from analyze_experiment.stats import health
 from analyze_experiment.stats._format import (
     fmt_ci,
     fmt_diff,
@@ -48,7 +49,9 @@ LOW_RESIDUAL_DF = 3
 def _cand(ctx: dict[str, Any], run: str, epoch: Any) -> str:
     """Run name, with the epoch only when the run was evaluated at several epochs."""
     ep = None if epoch is None or pd.isna(epoch) else float(epoch)
-    return label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
+    name = label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
+    mark = ctx.get("failed_marks", {}).get(str(run))  # a failed run is never named without its mark
+    return f"{name} ({mark})" if mark else name
 
 
 def _on(ctx: dict[str, Any], task: str, scorer: str) -> str:
@@ -131,7 +134,8 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
                          & (a.intervals["run"] == b.run)]
         n = int(iv["n"].iloc[0]) if len(iv) else 0
-        head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}: "
+        so_far = " (best so far)" if "did not finish" in ctx.get("failed_marks", {}).get(b.run, "") else ""
+        head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}{so_far}: "
                 f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
                 f"n = {n})")
         if b.adjusted_value is not None:
@@ -971,7 +975,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 
 
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
-    rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
+    health.rule_failed_runs, rule_no_evals, rule_best, health.rule_best_so_far, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
     rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
     rule_production, rule_next_steps,
 ]
@@ -1000,6 +1004,7 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
     ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
            "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
            "failed": failed_set(a.failed_runs), "train_steps": train_steps}
+    ctx.update(health.context(a, options.include_failed))
     out: list[Finding] = []
     for rule in RULES:
         try:
