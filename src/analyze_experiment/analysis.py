@@ -166,8 +166,10 @@ class Analysis:
     detectable paired difference at 80% power."""
     findings: list[Finding] = field(default_factory=list)
     metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Per task × scorer × metric: ``direction`` (higher | lower | descriptive), ``primary`` (bool),
-    ``direction_source`` (registry | design | cli | default)."""
+    """Per task × scorer × metric: ``direction`` (higher | lower | descriptive), ``primary`` (bool: the
+    scorer's primary metric), ``direction_source`` (registry | design | cli | default), ``kind``
+    (binary | continuous | risk | numeric), ``note``, ``family`` (compared per sample, or header
+    only) — :data:`analyze_experiment.metrics.METRICS`."""
     failed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Runs whose training failed (``stats.health.FAILED_RUNS``: run, status, evidence, file, step —
     the first bad step —, steps, planned_steps, mark): never best or production, left out of every
@@ -183,6 +185,10 @@ class Analysis:
     reported vs-best and vs-baseline rows): task, scorer, metric, a, epoch_a, b, epoch_b, diff,
     p_value, p_holm, p_adjusted, significant, family."""
 
+    continuous: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per candidate of each continuous (regression) scorer: parse rate with its Wilson CI, MAE,
+    RMSE and R² recomputed from the samples, the log header's values and whether they agree
+    (``stats.metric_families.CONTINUOUS``)."""
     failed_ahead: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Candidates of failed runs that rank above their family's best (``stats.health.AHEAD``):
     named "best so far" with how far their training got, never the best."""

@@ -199,6 +199,8 @@ def rule_best_so_far(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     ahead = a.failed_ahead
     if ahead is None or ahead.empty or ctx.get("include_failed"):
         return out
+    ranked = {(b.task, b.scorer, b.metric) for b in a.best}  # the metrics the report ranks by
+    ahead = ahead[[k in ranked for k in zip(ahead["task"], ahead["scorer"], ahead["metric"], strict=True)]]
     for (task, scorer, metric), g in ahead.groupby(["task", "scorer", "metric"], sort=True):
         r = g.iloc[0]  # ahead_of_best lists each family's candidates best first
         fr = a.failed_runs[a.failed_runs["run"] == r["run"]].iloc[0]
