@@ -123,7 +123,7 @@ def test_report_sections_and_run_log(example_copy):
     headings = [h for h in re.findall(r"^## (.+)$", md, flags=re.M)]
     assert headings == [
         "Overview", "Training Results", "Evaluation Results", "Statistical Summary",
-        "Key Findings", "Recommendations", "Next Steps", "Data Quality",
+        "Key Findings", "Recommendations", "Next Steps", "Retrospective", "Data Quality",
     ]
     assert "![Training loss](plots/loss.png)" in md
     assert (root / "analysis" / "plots" / "loss.png").stat().st_size > 1000
