@@ -220,10 +220,13 @@ def test_main_effects_one_panel_per_variable(sweep):
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["1e-05", "0.0001"]
 
 
-def test_render_plots_writes_png_150dpi_and_svg(sweep, tmp_path):
+def test_render_plots_writes_png_150dpi_and_svg_on_request(sweep, tmp_path):
     exp, an = sweep
     diag = Diagnostics()
-    infos = static.render_plots(exp, an, tmp_path, diag)
+    png_only = tmp_path / "png"
+    static.render_plots(exp, an, png_only, diag)
+    assert list(png_only.glob("*.svg")) == [] and len(list(png_only.glob("*.png"))) == 9
+    infos = static.render_plots(exp, an, tmp_path, diag, svg=True)
     names = [i.name for i in infos]
     assert names == ["loss", "lr", "throughput", "gpu", "final_arc_easy", "heatmap_arc_easy", "samples_arc_easy",
                      "pareto_arc_easy", "effects_arc_easy"]

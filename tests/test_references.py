@@ -125,7 +125,7 @@ def example_root(example_copy):
 
 
 def test_cli_reference_reaches_table_sentence_summary_and_figures(example_root):
-    r = CliRunner().invoke(analyze, [str(example_root), "--quiet", "--no-cache", "--reference",
+    r = CliRunner().invoke(analyze, [str(example_root), "--quiet", "--no-cache", "--svg", "--reference",
                                      "Llama paper=0.71,source=Smith et al. 2025", "--reference", "board=0.95,n=400"])
     assert r.exit_code == 0, r.output
     out = example_root / "analysis"

@@ -73,7 +73,7 @@ def analysed(request, example, tmp_path_factory):
     disk = request.param == "disklogger"
     root = _build(example, tmp_path_factory.mktemp(f"val-{request.param}") / "exp", disk=disk)
     with pytest.raises(SystemExit) as done:
-        main([str(root), "--quiet"])
+        main([str(root), "--quiet", "--svg"])
     assert done.value.code == 0
     out = root / "analysis"
     return request.param, out, json.loads((out / "summary.json").read_text())

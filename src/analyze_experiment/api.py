@@ -193,6 +193,7 @@ def write_report(
     command: str | None = None,
     formats: Sequence[str] = FORMATS,
     cache: Cache | None = None,
+    svg: bool = False,
 ) -> ReportResult:
     """Analyse ``experiment`` and write the report folder (default ``<experiment>/analysis``).
 
@@ -204,6 +205,7 @@ def write_report(
         formats: which reports to write: ``md`` and/or ``html``.
         cache: when given, a report whose inputs, options and version are those of the report
             already in ``out_dir`` is not rebuilt (:func:`analyze_experiment.cache.fingerprint`).
+        svg: also write every figure as SVG (``plots/<name>.svg``); PNG only by default.
 
     Returns:
         Paths written, the Analysis and the summary document.
@@ -241,7 +243,7 @@ def write_report(
     if cache is not None:
         from analyze_experiment.cache import fingerprint
 
-        digest = fingerprint(exp, {"options": options, "formats": sorted(formats), "out": str(out)})
+        digest = fingerprint(exp, {"options": options, "formats": sorted(formats), "out": str(out), "svg": svg})
         if cache.unchanged(out, digest):
             return _unchanged(exp, out, digest)
 
@@ -266,7 +268,7 @@ def write_report(
         )
     with atomic_dir(out) as tmp:
         write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
-        plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag), [])
+        plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag, svg=svg), [])
         doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
         if "md" in formats:
             write_text(tmp / "report.md", render_markdown(doc))

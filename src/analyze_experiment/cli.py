@@ -216,7 +216,7 @@ def _cache_for(experiment_dir: Path, out_dir: Path | None, cache_dir: Path | Non
 
 
 def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir=None,
-                 no_cache=False, executor=None) -> tuple[int, int]:
+                 no_cache=False, executor=None, svg=False) -> tuple[int, int]:
     """Load, analyse, write and print once; return (exit status, warnings that are not info).
 
     Usage errors raise ``click.BadParameter``. When no report comes of it, an output folder
@@ -228,7 +228,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_d
         made = cache.folder.parent
     code = EXIT_USAGE
     try:
-        code, n = _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor)
+        code, n = _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor, svg)
         return code, n
     finally:
         if made is not None and code != EXIT_OK and made.is_dir():
@@ -240,7 +240,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_d
                 shutil.rmtree(made, ignore_errors=True)
 
 
-def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor=None
+def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor=None, svg=False
                    ) -> tuple[int, int]:
     from analyze_experiment.api import UnsafeOutput, write_report
     from analyze_experiment.output import OutputError, OutputNotWritable
@@ -261,7 +261,8 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
         return EXIT_NOTHING, 0
     _check_baselines(exp, options)
     try:
-        result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts, cache=cache)
+        result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts, cache=cache,
+                              svg=svg)
     except UnsafeOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     except OutputError as exc:  # one line, no traceback: the user can act on it
@@ -309,13 +310,14 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
               help="Read every input again and rebuild the report even when nothing changed.")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None,
               help="Where parsed inputs are kept between runs (default: OUT/.cache).")
+@click.option("--svg", is_flag=True, help="Also write every figure as SVG (plots/*.svg); PNG only by default.")
 @click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
               help="Where input files are parsed: local processes, or a Dask cluster (same results).")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
               help="Dask scheduler of --executor dask (e.g. tcp://host:8786; default: a local Dask cluster).")
 @stats_options
 @click.version_option(__version__, "--version", prog_name="analyze-experiment")
-def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_cache, cache_dir, executor,
+def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_cache, cache_dir, svg, executor,
             scheduler, **stat_opts) -> None:
     """Analyse a fine-tuning sweep and write its report.
 
@@ -337,10 +339,10 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
         raise click.BadParameter("--scheduler needs --executor dask", param_hint="--scheduler")
     spec = ExecutorSpec(executor, scheduler)
     if watch:
-        _watch(experiment_dir, out_dir, fmts, quiet, options, cache_dir, no_cache, spec)
+        _watch(experiment_dir, out_dir, fmts, quiet, options, cache_dir, no_cache, spec, svg)
         return
     code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir, no_cache,
-                                    spec)
+                                    spec, svg)
     if code == EXIT_OK and strict and n_warnings:
         click.echo(f"--strict: {n_warnings} warnings or failed runs", err=True)
         sys.exit(EXIT_STRICT)
@@ -349,7 +351,7 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
 
 
 def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, options: Options,
-           cache_dir: Path | None = None, no_cache: bool = False, executor=None) -> None:
+           cache_dir: Path | None = None, no_cache: bool = False, executor=None, svg: bool = False) -> None:
     """Re-run the analysis whenever inputs change (a sweep still running)."""
     from analyze_experiment.watch import watch
 
@@ -357,7 +359,8 @@ def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, option
     out = (out_dir or root / "analysis").resolve()
 
     def once() -> None:
-        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options, cache_dir, no_cache, executor)
+        code, _ = _report_once(experiment_dir, out_dir, fmts, False, quiet, options, cache_dir, no_cache, executor,
+                               svg)
         if code == EXIT_NOTHING:
             click.echo("Nothing to analyse yet; waiting for files to appear.", err=True)
         click.echo(f"[{time.strftime('%H:%M:%S')}] watching {root} for changes (Ctrl-C to stop)", err=True)

@@ -48,7 +48,7 @@ class PlotInfo:
     """One written figure, as the report builder needs it."""
 
     name: str
-    """File stem: ``plots/<name>.png`` and ``.svg``."""
+    """File stem: ``plots/<name>.png`` (and ``.svg`` with ``--svg``)."""
     title: str
     section: str
     """``training`` | ``evaluation`` | ``statistics``."""
@@ -429,12 +429,16 @@ def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, vari
 # --- driver --------------------------------------------------------------------------------
 
 
-def save_figure(fig: Figure, plots_dir: Path, name: str) -> None:
-    """Write ``<name>.png`` (150 dpi) and ``<name>.svg`` and close the figure."""
+def save_figure(fig: Figure, plots_dir: Path, name: str, svg: bool = False) -> None:
+    """Write ``<name>.png`` (150 dpi), and ``<name>.svg`` when asked, and close the figure.
+
+    SVG is on request (``--svg``): the report shows the PNG, and the SVG copies cost about a
+    tenth of a report's CPU time on the bundled example (docs/performance.md)."""
     plots_dir.mkdir(parents=True, exist_ok=True)
     try:
         fig.savefig(plots_dir / f"{name}.png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-        fig.savefig(plots_dir / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+        if svg:
+            fig.savefig(plots_dir / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
     finally:
         plt.close(fig)
 
@@ -560,7 +564,8 @@ def _samples_figure(experiment: Experiment, iv: pd.DataFrame, t: sel.Target, bes
                                    title=f"Per-sample score distribution — {t.label}")
 
 
-def render_plots(experiment: Experiment, analysis: Analysis, plots_dir: Path, diag: Diagnostics) -> list[PlotInfo]:
+def render_plots(experiment: Experiment, analysis: Analysis, plots_dir: Path, diag: Diagnostics,
+                 svg: bool = False) -> list[PlotInfo]:
     """Draw and save every figure that has data; note each skipped one in ``diag``.
 
     Returns the written figures in report order. A figure that fails to draw for an
@@ -580,6 +585,6 @@ def render_plots(experiment: Experiment, analysis: Analysis, plots_dir: Path, di
                 diag.warn(None, f"{info.name} plot skipped: could not draw it ({type(exc).__name__}: {exc})",
                           severity="warning", stage="plots")
                 continue
-            save_figure(fig, plots_dir, info.name)
+            save_figure(fig, plots_dir, info.name, svg=svg)
             written.append(info)
     return written
