@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matplotlib.colors import to_hex
 from PIL import Image
 
@@ -61,11 +63,12 @@ def test_loss_overlay_raw_smoothed_and_epoch_boundary(sweep):
     ax = fig.axes[0]
     raw = [ln for ln in ax.lines if ln.get_gid() == "raw"]
     smooth = [ln for ln in ax.lines if ln.get_gid() == "smoothed"]
-    bounds = [ln for ln in ax.lines if ln.get_gid() == "epoch_boundary"]
+    bounds = [c for c in ax.collections if c.get_gid() == "epoch_boundary"]  # one vlines collection
     assert len(raw) == len(smooth) == 4
     assert all(ln.get_alpha() == static.RAW_ALPHA for ln in raw)
     assert all(ln.get_linewidth() > r.get_linewidth() for ln, r in zip(smooth, raw, strict=True))
-    assert [ln.get_xdata()[0] for ln in bounds] == [STEPS_PER_EPOCH]  # shared boundary drawn once
+    assert len(bounds) == 1
+    assert [seg[0][0] for seg in bounds[0].get_segments()] == [STEPS_PER_EPOCH]  # shared boundary drawn once
     labels = ax.get_legend().get_texts()
     assert sorted(t.get_text() for t in labels) == sorted(
         ["epoch boundary", "rank16_lr0.0001", "rank16_lr1e-05", "rank8_lr0.0001", "rank8_lr1e-05"])
@@ -79,6 +82,36 @@ def test_loss_overlay_raw_smoothed_and_epoch_boundary(sweep):
     np.testing.assert_allclose(sm_line.get_ydata(), expected)
     assert ax.get_xlabel() == "Global optimizer step"
     assert "loss" in ax.get_ylabel().lower()
+
+
+def test_many_runs_share_at_most_sixteen_panels_by_configuration():
+    """40 runs = 10 configurations × 4 seeds: one panel per configuration, its seeds overlaid."""
+    runs = [f"c{c}_s{s}" for c in range(10) for s in range(4)]
+    rows = [{"run": r, "epoch": 0, "step": st, "loss": 1.0 / st} for r in runs for st in range(1, 6)]
+    groups = {r: f"config = {r.split('_')[0]}" for r in runs}
+    fig = static.plot_step_series(pd.DataFrame(rows), y="loss", ylabel="loss", title="t", colors=run_colors(runs),
+                                  smoothed=False, groups=groups)
+    assert [ax.get_title() for ax in fig.axes] == [f"config = c{c}" for c in range(10)]
+    assert all(len(ax.lines) == 4 and all(ln.get_rasterized() for ln in ax.lines) for ax in fig.axes)
+    assert fig._suptitle.get_text() == "t (40 runs in 10 panels)"
+    many = [f"r{i:03d}" for i in range(100)]  # no groups: consecutive blocks, never more than 16 panels
+    rows = [{"run": r, "epoch": 0, "step": st, "loss": 1.0 / st} for r in many for st in range(1, 4)]
+    fig = static.plot_step_series(pd.DataFrame(rows), y="loss", ylabel="loss", title="t", colors=run_colors(many))
+    assert len(fig.axes) <= static.MAX_PANELS and sum(len(ax.lines) for ax in fig.axes) == 100
+    assert fig.axes[0].get_title() == "runs 1–7"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=3000), st.integers(1, 50))
+def test_minmax_downsample_keeps_ends_and_extremes(ys, buckets):
+    y = np.asarray(ys)
+    x = np.arange(len(y), dtype=float)
+    rx, ry = sel.minmax_downsample(x, y, buckets)
+    assert len(rx) <= max(len(y), 4 * buckets)
+    assert np.all(np.diff(rx) > 0)  # a subset, in x order
+    assert rx[0] == x[0] and rx[-1] == x[-1]
+    assert ry.max() == y.max() and ry.min() == y.min()  # a spike is never thinned away
+    np.testing.assert_array_equal(ry, y[rx.astype(int)])
 
 
 def test_loss_small_multiples_above_eight_runs():

@@ -6,10 +6,12 @@ Shared by the static and the interactive figures so that ``PlotInfo.interactive`
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis
@@ -130,6 +132,63 @@ def smooth(values: pd.Series) -> pd.Series:
     v = pd.to_numeric(values, errors="coerce").astype(float)
     finite = v.where(v.abs() != math.inf)
     return finite.ewm(span=smoothing_span(int(finite.notna().sum())), ignore_na=True).mean().where(finite.notna())
+
+
+def minmax_downsample(x: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``4 · buckets`` points that draw the same line at that width: the first, the
+    smallest, the largest and the last point of each bucket of consecutive x (in x order).
+
+    A 2,000-step curve drawn 1,350 pixels wide shows no more than this; a divergence spike
+    is a bucket's maximum, so it is never dropped (unlike every-k-th-point thinning).
+    """
+    n = len(x)
+    if n <= 4 * buckets:
+        return x, y
+    edges = np.linspace(0, n, buckets + 1).astype(int)
+    keep: list[int] = []
+    for lo, hi in itertools.pairwise(edges):
+        if hi <= lo:
+            continue
+        seg = y[lo:hi]
+        finite = np.isfinite(seg)
+        idx = {lo, hi - 1}
+        if finite.any():
+            idx |= {lo + int(np.nanargmin(np.where(finite, seg, np.nan))),
+                    lo + int(np.nanargmax(np.where(finite, seg, np.nan)))}
+        keep.extend(sorted(idx))
+    k = np.asarray(keep)
+    return x[k], y[k]
+
+
+def curve_groups(experiment: Experiment, runs: list[str], max_panels: int) -> dict[str, str]:
+    """Run -> panel label for small multiples of many curves: the configuration (every swept
+    parameter but the seed, so a configuration's seeds share a panel) when there are at most
+    ``max_panels`` of them, else the level of the first swept parameter that has few enough
+    levels, else consecutive blocks of runs."""
+    from analyze_experiment.stats.seeds import seed_variable
+
+    info = experiment.runs.set_index("run") if len(experiment.runs) and "run" in experiment.runs.columns else None
+    params = [p for p in experiment.param_names if info is not None and p in info.columns]
+    seed = seed_variable(params)
+    swept = [p for p in params if p != seed and info is not None and info.loc[info.index.isin(runs), p].nunique() > 1]
+
+    def label(run: str, cols: list[str]) -> str:
+        if info is None or run not in info.index:
+            return "other"
+        row = info.loc[run]
+        row = row.iloc[0] if isinstance(row, pd.DataFrame) else row
+        return ", ".join(f"{c} = {level_text(row[c])}" for c in cols)
+
+    if swept:
+        by_config = {r: label(r, swept) for r in runs}
+        if len(set(by_config.values())) <= max_panels:
+            return by_config
+        for p in swept:
+            by_level = {r: label(r, [p]) for r in runs}
+            if len(set(by_level.values())) <= max_panels:
+                return by_level
+    size = math.ceil(len(runs) / max_panels)
+    return {r: f"runs {i // size * size + 1}–{min(len(runs), (i // size + 1) * size)}" for i, r in enumerate(runs)}
 
 
 def series_frame(steps: pd.DataFrame, y: str) -> pd.DataFrame:

@@ -70,18 +70,35 @@ def _color(colors: dict[str, str], run: str) -> str:
 # --- training ------------------------------------------------------------------------------
 
 
+CURVE_BUCKETS = 350
+"""Min-max buckets per drawn curve (≤ 1,400 points): a 9-inch, 150-dpi figure is 1,350 pixels wide."""
+
+MAX_PANELS = 16
+"""Small multiples per figure: more runs share panels (grouped by configuration or by a swept
+parameter's level); the interactive chart of report.html shows every run on its own."""
+
+
 def _draw_run_curve(ax: plt.Axes, g: pd.DataFrame, x: str, y: str, color: str, label: str | None,
-                    smoothed: bool) -> None:
-    ax.plot(g[x], g[y], color=color, alpha=RAW_ALPHA if smoothed else 0.9, linewidth=0.8,
-            label="_nolegend_" if smoothed else label, gid="raw")
-    if smoothed:
-        ax.plot(g[x], sel.smooth(g[y]), color=color, linewidth=2.0, label=label, gid="smoothed")
+                    smoothed: bool, rasterized: bool = False) -> None:
+    xs = g[x].to_numpy(dtype=float)
+    ys = g[y].to_numpy(dtype=float)
+    rx, ry = sel.minmax_downsample(xs, ys, CURVE_BUCKETS)
+    ax.plot(rx, ry, color=color, alpha=RAW_ALPHA if smoothed else 0.9, linewidth=0.8,
+            label="_nolegend_" if smoothed else label, gid="raw", rasterized=rasterized)
+    if smoothed:  # smoothed over every step, then thinned for drawing
+        sx, sy = sel.minmax_downsample(xs, sel.smooth(g[y]).to_numpy(dtype=float), CURVE_BUCKETS)
+        ax.plot(sx, sy, color=color, linewidth=2.0, label=label, gid="smoothed", rasterized=rasterized)
 
 
 def _draw_boundaries(ax: plt.Axes, steps: list[float], label: bool) -> None:
-    for i, s in enumerate(sorted(set(steps))):
-        ax.axvline(s, label="epoch boundary" if (label and i == 0) else "_nolegend_", gid="epoch_boundary",
-                   **BOUNDARY_STYLE)
+    """Dotted epoch boundaries as one collection in axes-height coordinates: unlike one
+    ``axvline`` each, they never rescale shared axes (which cost ∝ panels²)."""
+    xs = sorted(set(steps))
+    if not xs:
+        return
+    ax.vlines(xs, 0, 1, transform=ax.get_xaxis_transform(), label="epoch boundary" if label else "_nolegend_",
+              gid="epoch_boundary", colors=BOUNDARY_STYLE["color"], linestyles=BOUNDARY_STYLE["linestyle"],
+              linewidths=BOUNDARY_STYLE["linewidth"])
 
 
 def plot_step_series(
@@ -96,43 +113,64 @@ def plot_step_series(
     smoothed: bool = False,
     boundaries: dict[str, list[float]] | None = None,
     max_overlay: int = MAX_OVERLAY,
+    groups: dict[str, str] | None = None,
+    max_panels: int = MAX_PANELS,
 ) -> Figure:
     """Lines of ``y`` against the global step, one colour per run.
 
     With ``smoothed`` each run is drawn twice: the raw values faint and an exponential moving
     average bold (the raw line shows the noise, the bold one the trend). Epoch boundaries are
-    dotted vertical lines. More than ``max_overlay`` runs give one small panel per run,
-    because ten overlaid noisy curves are unreadable.
+    dotted vertical lines. Curves are thinned to what the figure's width can show
+    (:func:`_select.minmax_downsample`: spikes survive). More than ``max_overlay`` runs give
+    small multiples with shared axes and rasterised lines, at most ``max_panels`` of them:
+    runs share a panel by ``groups`` (run -> label, e.g. a configuration whose seeds overlay),
+    else one panel per run while that fits.
     """
     if not len(data):
         raise NoData(f"no {y} values")
     runs = list(dict.fromkeys(data[hue].astype(str)))
     boundaries = boundaries or {}
+    by_run = dict(tuple(data.groupby(data[hue].astype(str), sort=False)))
     if len(runs) <= max_overlay:
         fig, ax = plt.subplots(figsize=(9, 4.5))
         for run in runs:
-            g = data[data[hue].astype(str) == run]
-            _draw_run_curve(ax, g, x, y, _color(colors, run), run, smoothed)
+            _draw_run_curve(ax, by_run[run], x, y, _color(colors, run), run, smoothed)
         _draw_boundaries(ax, [s for r in runs for s in boundaries.get(r, [])], label=True)
         ax.set_xlabel("Global optimizer step")
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         _legend_outside(ax, title="run")
         return fig
+    if len(runs) <= max_panels:
+        panels = {run: [run] for run in runs}
+    else:
+        groups = groups or {}
+        size = math.ceil(len(runs) / max_panels)
+        fallback = {r: f"runs {i // size * size + 1}–{min(len(runs), (i // size + 1) * size)}"
+                    for i, r in enumerate(runs)}
+        panels = {}
+        for run in runs:
+            panels.setdefault(groups.get(run) or fallback[run], []).append(run)
+        if len(panels) > max_panels:  # groups that do not fit: consecutive blocks instead
+            panels = {}
+            for run in runs:
+                panels.setdefault(fallback[run], []).append(run)
     ncols = 4
-    nrows = math.ceil(len(runs) / ncols)
+    nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), sharex=True, sharey=True,
                              squeeze=False)
-    for ax, run in zip(axes.flat, runs, strict=False):
-        g = data[data[hue].astype(str) == run]
-        _draw_run_curve(ax, g, x, y, _color(colors, run), run, smoothed)
-        _draw_boundaries(ax, boundaries.get(run, []), label=False)
-        ax.set_title(run, fontsize=9)
-    for ax in list(axes.flat)[len(runs):]:
+    for ax, (name, members) in zip(axes.flat, panels.items(), strict=False):
+        for run in members:
+            _draw_run_curve(ax, by_run[run], x, y, _color(colors, run), run, smoothed, rasterized=True)
+        _draw_boundaries(ax, [s for r in members for s in boundaries.get(r, [])], label=False)
+        ax.set_title(name, fontsize=9)
+        if len(members) > 1:
+            ax.legend(fontsize=5, loc="best", frameon=False)
+    for ax in list(axes.flat)[len(panels):]:
         fig.delaxes(ax)
     fig.supxlabel("Global optimizer step")
     fig.supylabel(ylabel)
-    fig.suptitle(title)
+    fig.suptitle(title + (f" ({len(runs)} runs in {len(panels)} panels)" if len(panels) < len(runs) else ""))
     fig.tight_layout()
     return fig
 
@@ -454,6 +492,7 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
     steps = experiment.train_steps
     bounds = sel.epoch_boundaries(steps)
     plans: list[tuple[PlotInfo, Callable[[], Figure]]] = []
+    groups = sel.curve_groups(experiment, sel.all_runs(experiment), MAX_PANELS)
     loss = sel.series_frame(steps, "loss")
     span = sel.smoothing_span(int(loss.groupby("run").size().max())) if len(loss) else 0
     plans.append((
@@ -461,7 +500,7 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                  f"Raw loss (faint) and its exponential moving average (bold, span {span} steps); "
                  "dotted lines mark epoch boundaries.", "loss"),
         lambda: plot_step_series(loss, y="loss", ylabel="Training loss (per token)", title="Training loss",
-                                 colors=colors, smoothed=True, boundaries=bounds)))
+                                 colors=colors, smoothed=True, boundaries=bounds, groups=groups)))
     vloss, vcurve = validation_frames(steps)
     if len(vcurve):  # only a sweep that validated has this figure (no "skipped" note otherwise)
         plans.append((
@@ -477,7 +516,7 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
         frame = sel.series_frame(steps, col)
         plans.append((PlotInfo(name, title, "training", None, name),
                       lambda f=frame, c=col, t=title, yl=ylabel: plot_step_series(
-                          f, y=c, ylabel=yl, title=t, colors=colors, boundaries=bounds)))
+                          f, y=c, ylabel=yl, title=t, colors=colors, boundaries=bounds, groups=groups)))
     gpu = sel.gpu_frame(experiment.gpu)
     if len(gpu):
         plans.append((PlotInfo("gpu", "GPU memory and utilisation", "training",
@@ -488,7 +527,8 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
         plans.append((PlotInfo("gpu", "Peak GPU memory", "training",
                                "Peak active memory logged by torchtune (no GPU monitor samples).", "gpu"),
                       lambda: plot_step_series(mem, y="peak_memory_active", ylabel="Peak active memory (GiB)",
-                                               title="Peak GPU memory", colors=colors, boundaries=bounds)))
+                                               title="Peak GPU memory", colors=colors, boundaries=bounds,
+                                               groups=groups)))
     conf = analysis.confidence
     best = {(b.task, b.scorer, b.metric): b for b in analysis.best}
     for t in sel.targets(analysis):
