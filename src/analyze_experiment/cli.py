@@ -338,10 +338,57 @@ def export(experiment_dir, fmt, out, metric, task, runs, project, **stat_opts) -
             click.echo(str(p), err=True)
 
 
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("experiment_dir", type=click.Path(path_type=Path))
+@click.argument("kind", metavar="KIND")
+@click.option("--task", default=None, help="Task of an evaluation figure (default: the first).")
+@click.option("--metric", default=None, help="Metric of an evaluation figure (default: the task's primary metric).")
+@click.option("--runs", default=None, metavar="A,B,…", help="Draw only these runs (comma-separated).")
+@click.option("--style", type=click.Choice(["paper", "paper-wide", "talk"]), default="paper", show_default=True,
+              help="paper: one column (3.5 in); paper-wide: two columns (7 in); talk: a 16:9 slide.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="File to write, .pdf, .png or .svg (default: KIND-STYLE.pdf in the current folder).")
+@stats_options
+def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> None:
+    """Draw one of the report's figures for a paper or a talk.
+
+    KIND is one of loss, validation, lr, throughput, gpu, final, heatmap, samples, pareto,
+    effects. The figure shows the report's own numbers (statistics over the whole sweep) in
+    a publication size, with embedded fonts and colour-blind-safe colours.
+
+    Example: analyze-experiment plot path/to/experiment final --style talk --out final.pdf
+    """
+    from analyze_experiment import stats
+    from analyze_experiment.plots.presentation import KINDS, PlotRequestError, draw, save
+
+    if kind not in KINDS:
+        raise click.BadParameter(f"{kind!r} is not a figure kind; one of: {', '.join(KINDS)}", param_hint="KIND")
+    exp = _load(experiment_dir, quiet=True)
+    if not exp.analysable:
+        click.echo(f"Nothing to plot from {exp.root}: no training output or evaluation logs.", err=True)
+        sys.exit(EXIT_NOTHING)
+    options = _options(**stat_opts)
+    _check_baselines(exp, options)
+    analysis = stats.analyze(exp, options)
+    run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
+    target = out if out is not None else Path.cwd() / f"{kind}-{style}.pdf"
+    try:
+        fig = draw(exp, analysis, kind, task=task, metric=metric, runs=run_list, style=style)
+        written = save(fig, target, style)
+    except PlotRequestError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        click.echo(f"Error: could not write {target}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_WRITE)
+    click.echo(str(written))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``export`` as first word selects the export command."""
+    """Console entry point: ``export`` or ``plot`` as first word selects that command."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "export":
         export.main(args[1:], prog_name="analyze-experiment export")
+    elif args and args[0] == "plot":
+        plot.main(args[1:], prog_name="analyze-experiment plot")
     else:
         analyze.main(args, prog_name="analyze-experiment")
