@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from analyze_experiment import __version__
+from analyze_experiment.metrics import DIRECTIONS, parse_assignments
 from analyze_experiment.model import Options
 
 EXIT_OK = 0
@@ -36,6 +37,18 @@ def _console(stderr: bool):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _assignments(what: str, allowed):
+    """A click callback: ``NAME=VALUE`` items to a dict (a bad item is a usage error)."""
+
+    def parse(ctx, param, value):
+        try:
+            return parse_assignments(value or (), what, allowed)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+
+    return parse
+
+
 def stats_options(fn):
     """Options shared by the report and export commands."""
     decorators = [
@@ -50,6 +63,14 @@ def stats_options(fn):
                           "point of an accuracy); default: half the width of the best's CI."),
         click.option("--confirmatory", type=click.Choice(["primary", "all"]), default="primary", show_default=True,
                      help="Which metrics make significance claims: each task's primary metric, or all."),
+        click.option("--metric-direction", "metric_directions", multiple=True, metavar="NAME=lower|higher|descriptive",
+                     callback=_assignments("--metric-direction", DIRECTIONS),
+                     help="Which way a metric is better (repeatable; NAME: metric, scorer/metric or scorer); wins "
+                          "over the design's evaluation.metrics and the built-in registry."),
+        click.option("--primary-metric", "primary_metrics", multiple=True, metavar="SCORER=METRIC",
+                     callback=_assignments("--primary-metric", None),
+                     help="The metric that decides 'best' for a scorer (repeatable; default: accuracy for C/I "
+                          "scorers, mae for continuous, brier_score for risk scorers)."),
         click.option("--gpu-hour-cost", type=click.FloatRange(min=0.0), default=None, metavar="USD",
                      help="Price of one GPU-hour, to express training cost in dollars."),
         click.option("--seed", type=int, default=0, show_default=True,
@@ -60,8 +81,11 @@ def stats_options(fn):
     return fn
 
 
-def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary") -> Options:
+def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary",
+             metric_directions=None, primary_metrics=None) -> Options:
     return Options(
+        metric_directions=dict(metric_directions or {}),
+        primary_metrics=dict(primary_metrics or {}),
         confidence=confidence,
         cluster_by=cluster_by,
         baselines=list(baselines),
