@@ -570,6 +570,9 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                       lambda ef=ef, t=t, refs=refs: plot_main_effects(
                           ef, metric_label=t.metric, title=f"Main effects on {t.metric} — {t.label}",
                           references=refs)))
+    from analyze_experiment.plots.scorer_plots import plan_risk_figures  # imports PlotInfo from here
+
+    plans.extend(plan_risk_figures(analysis, colors))
     return plans
 
 
