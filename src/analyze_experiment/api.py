@@ -35,6 +35,7 @@ from analyze_experiment.output import (
     write_manifest,
     write_text,
 )
+from analyze_experiment.progress import Progress, silent
 from analyze_experiment.report.build import build_doc
 from analyze_experiment.runlog import LOG_NAME, append_log, log_path, writable
 from analyze_experiment.summary import build_summary, dumps
@@ -198,6 +199,7 @@ def write_report(
     formats: Sequence[str] = FORMATS,
     cache: Cache | None = None,
     svg: bool = False,
+    progress: Progress = silent,
 ) -> ReportResult:
     """Analyse ``experiment`` and write the report folder (default ``<experiment>/analysis``).
 
@@ -210,6 +212,7 @@ def write_report(
         cache: when given, a report whose inputs, options and version are those of the report
             already in ``out_dir`` is not rebuilt (:func:`analyze_experiment.cache.fingerprint`).
         svg: also write every figure as SVG (``plots/<name>.svg``); PNG only by default.
+        progress: ``progress(stage, done, total)`` as figures are drawn (the CLI's bar).
 
     Returns:
         Paths written, the Analysis and the summary document.
@@ -272,7 +275,8 @@ def write_report(
         )
     with atomic_dir(out) as tmp:
         write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
-        plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag, svg=svg), [])
+        plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag, svg=svg,
+                                                                     progress=progress), [])
         doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
         if "md" in formats:
             write_text(tmp / "report.md", render_markdown(doc))

@@ -116,16 +116,53 @@ def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, con
     )
 
 
-def _load(path: Path, quiet: bool, cache=None, executor=None):
-    """Load with a spinner on an interactive terminal; usage errors exit 2."""
+PROGRESS_AFTER_S = 2.0
+"""The progress bar appears only once a run has taken this long (a quick run stays quiet)."""
+
+
+class _Bar:
+    """``progress(stage, done, total)`` drawn as a rich progress bar on stderr, with files/s;
+    shown from :data:`PROGRESS_AFTER_S` on, removed when the run ends."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.perf_counter()
+        self.bar = None
+        self.tasks: dict[str, tuple[int, float]] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            if time.perf_counter() - self.start < PROGRESS_AFTER_S:
+                return
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), console=_console(True),
+                                transient=True)
+            self.bar.start()
+        if stage not in self.tasks:
+            self.tasks[stage] = (self.bar.add_task(stage, total=total, rate=""), time.perf_counter())
+        task, t0 = self.tasks[stage]
+        rate = done / max(1e-9, time.perf_counter() - t0)
+        self.bar.update(task, completed=done, total=total, rate=f"{rate:.1f}/s")
+
+    def close(self) -> None:
+        """Remove the bar (before the summary is printed); safe to call twice."""
+        if self.bar is not None:
+            self.bar.stop()
+        self.bar, self.enabled = None, False
+
+
+def _load(path: Path, quiet: bool, cache=None, executor=None, progress=None):
+    """Load, drawing a progress bar on an interactive terminal; usage errors exit 2."""
     from analyze_experiment.executor import LOCAL, ExecutorError
     from analyze_experiment.pipeline import NotADirectory, load
+    from analyze_experiment.progress import silent
 
     try:
-        if not quiet and sys.stderr.isatty():
-            with _console(True).status("Reading the experiment…"):
-                return load(path, cache=cache, executor=executor or LOCAL)
-        return load(path, cache=cache, executor=executor or LOCAL)
+        return load(path, cache=cache, executor=executor or LOCAL, progress=progress or silent)
     except NotADirectory as exc:
         raise click.BadParameter(str(exc), param_hint="EXPERIMENT_DIR") from None
     except ExecutorError as exc:
@@ -242,11 +279,22 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_d
 
 def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor=None, svg=False
                    ) -> tuple[int, int]:
+    start = time.perf_counter()
+    bar = _Bar(enabled=not quiet and not as_json and sys.stderr.isatty())
+    try:
+        return _report_with(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor, svg, bar, start)
+    finally:
+        bar.close()
+
+
+def _report_with(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor, svg, bar, start
+                 ) -> tuple[int, int]:
     from analyze_experiment.api import UnsafeOutput, write_report
     from analyze_experiment.output import OutputError, OutputNotWritable
 
-    start = time.perf_counter()
-    exp = _load(experiment_dir, quiet, cache, executor)
+    exp = _load(experiment_dir, quiet, cache, executor, bar)
+    if not exp.analysable:
+        bar.close()
     con = _console(stderr=as_json)
     if not exp.analysable:
         msg = (
@@ -262,12 +310,14 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
     _check_baselines(exp, options)
     try:
         result = write_report(exp, out_dir, options=options, command=_command_line(), formats=fmts, cache=cache,
-                              svg=svg)
+                              svg=svg, progress=bar)
     except UnsafeOutput as exc:
         raise click.BadParameter(str(exc), param_hint="--out") from None
     except OutputError as exc:  # one line, no traceback: the user can act on it
         click.echo(f"Error: {exc.strerror or exc}", err=True)
         return (EXIT_USAGE if isinstance(exc, OutputNotWritable) else EXIT_WRITE), 0
+    finally:
+        bar.close()
     if not quiet:
         from analyze_experiment.textsafe import visible
 

@@ -13,7 +13,7 @@ import gc
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.eval_consistency import missing_samples, reconcile
 from analyze_experiment.executor import LOCAL, ExecutorSpec, map_ordered
+from analyze_experiment.progress import Progress, silent
 from analyze_experiment.sources import inspect_log
 
 if TYPE_CHECKING:
@@ -119,10 +120,20 @@ def _block(cols: dict[str, list[Any]]) -> pa.Table | pd.DataFrame:
 
 
 def _read_all(paths: list[str], workers: int | None, cache: Cache | None = None,
-              executor: ExecutorSpec = LOCAL) -> list[dict[str, Any]]:
+              executor: ExecutorSpec = LOCAL, progress: Progress = silent) -> list[dict[str, Any]]:
     """Every log's read result, in order; unchanged logs come from ``cache``."""
+    total = len(paths)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        progress("evaluation logs", done, total)
+
+    if not total:
+        progress("evaluation logs", 0, 0)
     if cache is None:
-        return _read_uncached(paths, workers, executor)
+        return _read_uncached(paths, workers, executor, tick)
     results: list[dict[str, Any] | None] = []
     todo: list[int] = []
     for i, p in enumerate(paths):
@@ -130,24 +141,32 @@ def _read_all(paths: list[str], workers: int | None, cache: Cache | None = None,
         results.append(value if found else None)
         if not found:
             todo.append(i)
-    for i, res in zip(todo, _read_uncached([paths[i] for i in todo], workers, executor), strict=True):
+        else:
+            tick()
+    for i, res in zip(todo, _read_uncached([paths[i] for i in todo], workers, executor, tick), strict=True):
         results[i] = res
         if res["ok"]:  # an unreadable log is read (and warned about) again next time
             cache.put("eval", Path(paths[i]), res)
     return results  # type: ignore[return-value]
 
 
-def _read_uncached(paths: list[str], workers: int | None, executor: ExecutorSpec = LOCAL) -> list[dict[str, Any]]:
+def _read_uncached(paths: list[str], workers: int | None, executor: ExecutorSpec = LOCAL,
+                   tick: Callable[[], None] | None = None) -> list[dict[str, Any]]:
     if not paths:
         return []
     if executor.distributed and len(paths) > 1:  # asked for: every log is a task on the cluster
-        return map_ordered(executor, _read_one, paths, len(paths))
+        return map_ordered(executor, _read_one, paths, len(paths), on_result=tick)
     n = DEFAULT_WORKERS if workers is None else workers
     n = max(1, min(n, os.cpu_count() or 1, len(paths)))
     if n == 1 or len(paths) < POOL_MIN_LOGS:
-        return [_read_one(p) for p in paths]
+        out = []
+        for p in paths:
+            out.append(_read_one(p))
+            if tick is not None:
+                tick()
+        return out
     chunk = max(1, len(paths) // (n * 4))
-    return map_ordered(executor, _read_one, paths, n, chunksize=chunk)
+    return map_ordered(executor, _read_one, paths, n, chunksize=chunk, on_result=tick)
 
 
 # --- mapping --------------------------------------------------------------------------------
@@ -371,7 +390,7 @@ def _fmt(v: Any) -> str:
 
 def collect_evals(
     root: Path, files: Sequence[EvalFile], diag: Diagnostics, *, workers: int | None = None,
-    cache: Cache | None = None, executor: ExecutorSpec = LOCAL,
+    cache: Cache | None = None, executor: ExecutorSpec = LOCAL, progress: Progress = silent,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Read every log and build ``(eval_logs, eval_scores, eval_samples)``.
 
@@ -392,7 +411,7 @@ def collect_evals(
     """
     root = Path(root)
     files = list(files)
-    reads = _read_all([str(f.path) for f in files], workers, cache, executor)
+    reads = _read_all([str(f.path) for f in files], workers, cache, executor, progress)
     logs: list[dict[str, Any]] = []
     payload: dict[int, dict[str, Any]] = {}
     for f, res in zip(files, reads, strict=True):

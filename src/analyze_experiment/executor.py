@@ -82,11 +82,16 @@ def pool(spec: ExecutorSpec, workers: int) -> Iterator[_CF]:
 
 
 def map_ordered(spec: ExecutorSpec, fn: Callable[..., T], items: Iterable[Any], workers: int,
-                chunksize: int = 1) -> list[T]:
-    """``[fn(x) for x in items]`` on the executor, results in the order of ``items``."""
+                chunksize: int = 1, on_result: Callable[[], None] | None = None) -> list[T]:
+    """``[fn(x) for x in items]`` on the executor, results in the order of ``items``;
+    ``on_result()`` after each result arrives (progress)."""
     items = list(items)
+    out: list[T] = []
     with pool(spec, workers) as ex:
-        if spec.distributed:
-            futures = [ex.submit(fn, x) for x in items]
-            return [f.result() for f in futures]
-        return list(ex.map(fn, items, chunksize=chunksize))
+        results = (f.result() for f in [ex.submit(fn, x) for x in items]) if spec.distributed else \
+            ex.map(fn, items, chunksize=chunksize)
+        for r in results:
+            out.append(r)
+            if on_result is not None:
+                on_result()
+    return out

@@ -23,6 +23,7 @@ from analyze_experiment.discover import Discovery, discover
 from analyze_experiment.evals import EvalFile, collect_evals
 from analyze_experiment.executor import LOCAL, ExecutorSpec, pool
 from analyze_experiment.model import Design, Experiment, RunSpec
+from analyze_experiment.progress import Progress, silent
 from analyze_experiment.training import TrainingFiles, TrainingResult, find_training_files, read_training
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ class NotADirectory(ValueError):
 
 def load(
     path: str | os.PathLike[str] = ".", *, now: float | None = None, cache: Cache | None = None,
-    executor: ExecutorSpec = LOCAL,
+    executor: ExecutorSpec = LOCAL, progress: Progress = silent,
 ) -> Experiment:
     """Read an experiment directory into an :class:`Experiment`.
 
@@ -65,6 +66,8 @@ def load(
             None (the default) reads every file.
         executor: where files are parsed: local processes (default) or a Dask cluster
             (:mod:`analyze_experiment.executor`); the result is the same either way.
+        progress: called as ``progress(stage, done, total)`` after each file read
+            (:mod:`analyze_experiment.progress`); the CLI draws its bar from it.
 
     Returns:
         The experiment with its design, tidy tables and the warnings met on the way.
@@ -116,13 +119,15 @@ def load(
                 stage="discover",
             )
 
-    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache, executor=executor)
+    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache, executor=executor,
+                                        progress=progress)
     eval_files = [
         EvalFile(run=name, path=p, run_dir=loc.run_dir)
         for name, loc in found.runs.items()
         for p in loc.eval_files
     ]
-    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache, executor=executor)
+    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache, executor=executor,
+                                                         progress=progress)
     if cache is not None:
         cache.report(diag)
     inputs = [str(root / n) for n in DESIGN_FILES if (root / n).is_file()]
@@ -180,7 +185,7 @@ def _read_one(
 
 def _read_all_training(
     root: Path, design: Design, found: Discovery, diag: Diagnostics, *, now: float | None,
-    cache: Cache | None = None, executor: ExecutorSpec = LOCAL,
+    cache: Cache | None = None, executor: ExecutorSpec = LOCAL, progress: Progress = silent,
 ) -> tuple[dict[str, TrainingResult], dict[str, TrainingFiles]]:
     jobs: dict[str, TrainingFiles] = {}
     for name, loc in found.runs.items():
@@ -196,15 +201,19 @@ def _read_all_training(
     if len(jobs) > 1 and (executor.distributed or local_pays):
         with pool(executor, min(len(jobs), os.cpu_count() or 2)) as ex:
             futures = {name: ex.submit(_read_one, name, files, root, now, cache) for name, files in jobs.items()}
-            for name, fut in futures.items():
+            for i, (name, fut) in enumerate(futures.items(), start=1):
                 res, d, worker_cache = fut.result()
+                progress("training logs", i, len(jobs))
                 diag.extend(d)
                 out[name] = res
                 if cache is not None and worker_cache is not None:
                     cache.merge(worker_cache)
     else:
-        for name, files in jobs.items():
+        for i, (name, files) in enumerate(jobs.items(), start=1):
             out[name] = read_training(name, files, diag, now=now, cache=cache)
+            progress("training logs", i, len(jobs))
+    if not jobs:
+        progress("training logs", 0, 0)
     return out, jobs
 
 

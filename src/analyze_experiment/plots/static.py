@@ -31,6 +31,7 @@ from analyze_experiment.model import Experiment
 from analyze_experiment.plots import _select as sel
 from analyze_experiment.plots.style import CONTROL_COLOR, DPI, plot_style, run_colors
 from analyze_experiment.plots.validation import plot_validation, validation_frames
+from analyze_experiment.progress import Progress, silent
 
 MAX_OVERLAY = 8
 """Above this many runs the loss curves become one small panel per run."""
@@ -608,7 +609,7 @@ def _samples_figure(experiment: Experiment, iv: pd.DataFrame, t: sel.Target, bes
 
 
 def render_plots(experiment: Experiment, analysis: Analysis, plots_dir: Path, diag: Diagnostics,
-                 svg: bool = False) -> list[PlotInfo]:
+                 svg: bool = False, progress: Progress = silent) -> list[PlotInfo]:
     """Draw and save every figure that has data; note each skipped one in ``diag``.
 
     Returns the written figures in report order. A figure that fails to draw for an
@@ -617,7 +618,9 @@ def render_plots(experiment: Experiment, analysis: Analysis, plots_dir: Path, di
     """
     written: list[PlotInfo] = []
     with plot_style():
-        for info, draw in plan_figures(experiment, analysis):
+        plans = plan_figures(experiment, analysis)
+        for i, (info, draw) in enumerate(plans, start=1):
+            progress("figures", i - 1, len(plans))
             try:
                 fig = draw()
             except NoData as exc:
@@ -630,4 +633,5 @@ def render_plots(experiment: Experiment, analysis: Analysis, plots_dir: Path, di
                 continue
             save_figure(fig, plots_dir, info.name, svg=svg)
             written.append(info)
+        progress("figures", len(plans), len(plans))
     return written
