@@ -598,7 +598,54 @@ def _isna(v) -> bool:
         return False
 
 
-SUBCOMMANDS = {"export": export, "plot": plot, "index": index_cmd, "query": query_cmd}
+@click.command("show", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("experiment_dir", type=click.Path(path_type=Path))
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV instead of a table.")
+@click.option("--md", "as_md", is_flag=True, help="Print a markdown table.")
+@stats_options
+def show_cmd(experiment_dir, as_csv, as_md, **stat_opts) -> None:
+    """The sweep at a glance: runs × changed parameters × status × primary metrics.
+
+    Parameters that are the same for every run are left out; each task's primary metric shows
+    the run's best checkpoint (★: the best of the sweep).
+
+    Example: analyze-experiment show path/to/experiment --md
+    """
+    from analyze_experiment import stats
+    from analyze_experiment.show import runs_overview
+
+    exp = _load(experiment_dir, quiet=True)
+    if not exp.analysable:
+        click.echo(f"Nothing to show in {exp.root}: no training output or evaluation logs.", err=True)
+        sys.exit(EXIT_NOTHING)
+    options = _options(**stat_opts)
+    _check_baselines(exp, options)
+    table = runs_overview(exp, stats.analyze(exp, options))
+    if as_csv:
+        click.echo(table.to_csv(index=False), nl=False)
+    elif as_md:
+        from analyze_experiment.report.markdown import markdown_table
+
+        click.echo(markdown_table(table))
+    else:
+        from rich.table import Table
+        from rich.text import Text
+
+        from analyze_experiment.plots.presentation import common_prefix
+
+        prefix = common_prefix(list(table["run"])) if len(table) else ""
+        t = Table(title=exp.design.name, show_edge=False,
+                  caption=f"run names start with {prefix}" if prefix else None)
+        for c in table.columns:
+            t.add_column(str(c), overflow="fold", no_wrap=c == "run")
+        for row in table.to_dict(orient="records"):
+            failed = str(row.get("status", "")).startswith("FAILED")
+            row["run"] = str(row["run"]).removeprefix(prefix)
+            t.add_row(*[Text(str(v), style="red" if failed else "") for v in row.values()])
+        _console(stderr=False).print(t)
+
+
+SUBCOMMANDS = {"export": export, "plot": plot, "index": index_cmd, "query": query_cmd, "show": show_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
