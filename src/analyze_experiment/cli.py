@@ -645,7 +645,46 @@ def show_cmd(experiment_dir, as_csv, as_md, **stat_opts) -> None:
         _console(stderr=False).print(t)
 
 
-SUBCOMMANDS = {"export": export, "plot": plot, "index": index_cmd, "query": query_cmd, "show": show_cmd}
+@click.command("compare", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("experiment_dir", type=click.Path(path_type=Path))
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), default=None,
+              help="Write an HTML page to this file instead of markdown to stdout.")
+@stats_options
+def compare_cmd(experiment_dir, run_a, run_b, html_out, **stat_opts) -> None:
+    """Two runs (or checkpoints, RUN@EPOCH) side by side.
+
+    Parameters that differ, training status and loss, every metric's paired difference A − B
+    with the report's own test, and the samples that flipped with input, target and both
+    answers. Markdown to stdout, or --html FILE.
+
+    Example: analyze-experiment compare path/to/experiment rank8_lr1e-4 rank32_lr1e-4@1
+    """
+    from analyze_experiment import stats
+    from analyze_experiment.compare import CompareError, compare, parse_side, to_html, to_markdown, write
+
+    exp = _load(experiment_dir, quiet=True)
+    if not exp.analysable:
+        click.echo(f"Nothing to compare in {exp.root}: no training output or evaluation logs.", err=True)
+        sys.exit(EXIT_NOTHING)
+    try:
+        sa, sb = parse_side(run_a, exp), parse_side(run_b, exp)
+    except CompareError as exc:
+        raise click.UsageError(str(exc)) from None
+    if sa == sb:
+        raise click.UsageError("A and B are the same run and checkpoint")
+    options = _options(**stat_opts)
+    _check_baselines(exp, options)
+    c = compare(exp, stats.analyze(exp, options), sa, sb)
+    if html_out is not None:
+        click.echo(str(write(to_html(c, exp), html_out)))
+    else:
+        click.echo(to_markdown(c, exp), nl=False)
+
+
+SUBCOMMANDS = {"export": export, "plot": plot, "index": index_cmd, "query": query_cmd, "show": show_cmd,
+               "compare": compare_cmd}
 
 
 def main(argv: list[str] | None = None) -> None:
