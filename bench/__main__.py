@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-BENCHES = ("bench.train", "bench.evals")
+BENCHES = ("bench.train", "bench.evals", "bench.stats")
 
 
 def main() -> int:

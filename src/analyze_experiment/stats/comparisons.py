@@ -25,7 +25,7 @@ from analyze_experiment.stats.candidates import CandKey, Family, label
 from analyze_experiment.stats.equivalence import tost_paired
 from analyze_experiment.stats.intervals import MIN_N_FOR_VERDICT, from_log_interval, mean_interval, too_small
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
-from analyze_experiment.stats.paired import align, compare
+from analyze_experiment.stats.paired import align, compare, mcnemar_matrix
 from analyze_experiment.stats.power import minimum_detectable_difference
 
 POWER = 0.8
@@ -107,13 +107,29 @@ def family_comparisons(
     others: list[float] = []
     other_rows: list[dict[str, Any]] = []
     sample_keys = list(fam.scores)
-    for i, x in enumerate(sample_keys):
-        for y in sample_keys[i + 1:]:
-            if frozenset((x, y)) not in seen:
-                r = compare(fam.scores[x], fam.scores[y], binary=fam.binary, confidence=confidence,
-                            clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
-                others.append(r.p_value)
-                other_rows.append(_pair_row(fam, x, y, r))
+    matrix = _binary_matrix(fam)
+    if matrix is not None:  # every pair at once: the same numbers as compare(), one matrix product
+        mc = mcnemar_matrix(matrix, confidence)
+        n = matrix.shape[1]
+        for i, x in enumerate(sample_keys):
+            for j in range(i + 1, len(sample_keys)):
+                y = sample_keys[j]
+                if frozenset((x, y)) not in seen:
+                    others.append(float(mc["p_value"][i, j]))
+                    other_rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": x[0],
+                                       "epoch_a": _ep(x), "b": y[0], "epoch_b": _ep(y),
+                                       "diff": float(mc["diff"][i, j]), "ci_low": float(mc["ci_low"][i, j]),
+                                       "ci_high": float(mc["ci_high"][i, j]), "test": "mcnemar_exact",
+                                       "statistic": float(mc["statistic"][i, j]),
+                                       "p_value": float(mc["p_value"][i, j]), "n_paired": n})
+    else:
+        for i, x in enumerate(sample_keys):
+            for y in sample_keys[i + 1:]:
+                if frozenset((x, y)) not in seen:
+                    r = compare(fam.scores[x], fam.scores[y], binary=fam.binary, confidence=confidence,
+                                clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
+                    others.append(r.p_value)
+                    other_rows.append(_pair_row(fam, x, y, r))
     for a, b, kind in pairs:
         r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
                     clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
@@ -157,6 +173,19 @@ def family_comparisons(
 PAIR_TESTS = ["task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "diff", "ci_low", "ci_high",
               "test", "statistic", "p_value", "p_holm", "n_paired", "family_size"]
 """Columns of ``Analysis.pair_tests`` (every pair of a checkpoint family)."""
+
+
+def _binary_matrix(fam: Family) -> np.ndarray | None:
+    """The candidates × samples 0/1 matrix when the family allows the all-pairs shortcut: 0/1
+    scores, no clusters, every candidate scored on the same samples (else None: pair by pair)."""
+    if not fam.binary or fam.clusters is not None or len(fam.scores) < 3:
+        return None
+    series = list(fam.scores.values())
+    first = series[0].index
+    if not (first.is_unique and first.is_monotonic_increasing) or any(not s.index.equals(first) for s in series[1:]):
+        return None
+    x = np.vstack([s.to_numpy(float) for s in series])
+    return x if np.isin(x, (0.0, 1.0)).all() else None
 
 
 def _pair_row(fam: Family, a: CandKey, b: CandKey, r: Any) -> dict[str, Any]:
