@@ -47,7 +47,7 @@ def test_family_results_are_identical_with_and_without_the_shortcut(monkeypatch)
 
     def run():
         rows: list[dict] = []
-        comp, eq, best, power = family_comparisons(fam, iv, ["run000"], confidence=0.95, margin=0.05,
+        comp, _eq, best, _power = family_comparisons(fam, iv, ["run000"], confidence=0.95, margin=0.05,
                                                    n_resamples=1000, seed=0, pairs_out=rows)
         return comp, pd.DataFrame(rows), best
 
