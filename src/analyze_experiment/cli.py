@@ -131,12 +131,16 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     from analyze_experiment.textsafe import visible as v
 
     con.print(f"[bold]{rich_escape(v(exp.design.name))}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
-    for b in result.analysis.best:
+    from analyze_experiment.stats.metric_findings import metric_direction, primary_best
+
+    metrics = result.analysis.metrics
+    for b in primary_best(result.analysis.best, metrics):
         where = "" if fmt.is_missing(b.epoch) else f" (epoch {fmt.epoch(b.epoch)})"
         verdict = "clear winner" if b.clear_winner else "no clear winner"
+        way = " (lower is better)" if metric_direction(metrics, b.task, b.scorer, b.metric) == "lower" else ""
         con.print(
             f"  best on {v(b.task)}/{v(b.scorer)}: {v(b.run)}{where} "
-            f"{b.metric} {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}",
+            f"{b.metric}{way} {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}",
             markup=False,
         )
     if not result.analysis.best:
