@@ -29,9 +29,9 @@ from analyze_experiment.report.doc import (
     Section,
     Table,
 )
-from analyze_experiment.report.failed import failed_section
+from analyze_experiment.report.failed import failed_note, failed_section
 from analyze_experiment.report.scorers import data_quality_notes, scorer_sections
-from analyze_experiment.stats.metric_findings import continuous_report_table
+from analyze_experiment.stats.metric_findings import continuous_report_table, metric_direction
 
 SECTION_ORDER = (
     "Overview",
@@ -381,10 +381,12 @@ def comparisons_table(analysis: Analysis) -> pd.DataFrame:
     for r in c.itertuples(index=False):
         a = r.a if fmt.is_missing(r.epoch_a) else f"{r.a} (epoch {fmt.epoch(r.epoch_a)})"
         b = r.b if fmt.is_missing(r.epoch_b) else f"{r.b} (epoch {fmt.epoch(r.epoch_b)})"
+        way = metric_direction(analysis.metrics, r.task, r.scorer, r.metric)
         rows.append(
             {
                 "task": r.task,
                 "scorer": r.scorer,
+                "metric": f"{r.metric} ({direction_text(way)})",
                 "comparison": "vs best" if r.kind == "vs_best" else "vs baseline",
                 "A": a,
                 "B": b,
@@ -573,6 +575,9 @@ def build_doc(
         _data_quality(exp),
     ]
     sections[-1].blocks.extend(data_quality_notes(analysis))
+    note = failed_note(analysis)
+    if note is not None:  # Data Quality opens with the failed runs
+        sections[-1].blocks.insert(0, note)
     return ReportDoc(
         title=f"Experiment report: {exp.design.name}",
         header=_header(exp, command),
