@@ -29,6 +29,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 import analyze_experiment
 from analyze_experiment.cli import analyze
@@ -242,6 +243,11 @@ def test_subgroup_heterogeneity_equals_scipy(binary_report):
     assert "east" in claim["text"] and claim["test"] == "anova_interaction"
     html = (out / "report.html").read_text()
     assert 'id="table-subgroups"' in html and 'id="table-subgroup_tests"' in html
+    # the report's subgroup table: one row per candidate, a Wilson interval per level
+    row = next(line for line in (out / "report.md").read_text().splitlines()
+               if line.startswith(f"| acs_employment | match  | accuracy | region   | {GOOD}")).replace("\\", "")
+    lo, hi = proportion_confint(27, 30, method="wilson")
+    assert f"0.900 [{lo:.3f}, {hi:.3f}] (n 30)" in row
     assert (out / "tables" / "subgroups.csv").exists()
 
 
