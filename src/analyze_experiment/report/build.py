@@ -338,7 +338,6 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
     if best.blocks:
         s.blocks.append(best)
     s.blocks.extend(_figures(plots, "evaluation"))
-    s.blocks.extend(scorer_sections(analysis, plots))
     used = exp.eval_logs[exp.eval_logs["used"].fillna(False).astype(bool)] if len(exp.eval_logs) else exp.eval_logs
     if len(used):
         logs = used[["run", "task", "epoch", "status", "completed_samples", "total_samples", "log"]].copy()
@@ -360,6 +359,7 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
                 links={"file": "log_path"},
             )
         )
+    s.blocks.extend(scorer_sections(analysis, plots))  # level-3 blocks: risk, two-class, subgroups
     return s
 
 

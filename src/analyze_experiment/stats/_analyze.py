@@ -212,9 +212,11 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     _guarded(experiment, "parse-failure warnings", lambda: warn_continuous(experiment, a.continuous), None)
 
     values = a.intervals[~a.intervals["run"].astype(str).isin(excluded)] if excluded else a.intervals
-    train_steps = experiment.train_steps
+    train_steps, eval_samples = experiment.train_steps, experiment.eval_samples
     if excluded and train_steps is not None and "run" in train_steps.columns:
         train_steps = train_steps[~train_steps["run"].astype(str).isin(excluded)]
+    if excluded and eval_samples is not None and "run" in eval_samples.columns:
+        eval_samples = eval_samples[~eval_samples["run"].astype(str).isin(excluded)]
     ft = runs[runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in runs.columns]]]
     configs = pd.Series(dtype=object)
     if not values.empty:
@@ -238,14 +240,15 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
                             lambda: pareto_table(values, runs, options.gpu_hour_cost), a.pareto)
         a.outliers = _guarded(experiment, "outliers", lambda: pd.concat(
             [group_outliers(values, configs, runs), loss_curve_outliers(train_steps, configs),
-             suspicious_evals(experiment.eval_samples, values, experiment.eval_logs)], ignore_index=True),
+             suspicious_evals(eval_samples, values, experiment.eval_logs)], ignore_index=True),
             a.outliers)
     # one error-control plan for the whole report, then every verdict is re-read from it
     keys = [(f.task, f.scorer, f.metric) for f in families]
     scorer_order = list(experiment.design.scorers)
     primary = primary_keys(keys, confirmatory_table(a.metrics, scorer_order), scorer_order, options.confirmatory)
     sk = _guarded(experiment, "risk, two-class and subgroup tables", lambda: scorer_tables(
-        experiment.eval_samples, experiment.eval_scores, families, a.best, primary, baselines, conf), ScorerTables())
+        experiment.eval_samples, experiment.eval_scores, families, a.best, primary, baselines, conf, excluded),
+        ScorerTables())
     a.risk, a.auc_tests, a.risk_curves = sk.risk, sk.auc_tests, sk.risk_curves
     a.classification, a.subgroups, a.subgroup_tests = sk.classification, sk.subgroups, sk.subgroup_tests
     plan_keys = primary | discrimination_keys(a.auc_tests, primary, options.confirmatory)
