@@ -73,6 +73,13 @@ EQUIVALENCE = [
     "diff", "ci_low", "ci_high", "p_tost", "equivalent",
 ]
 
+REFERENCES = [
+    "reference", "source", "task", "scorer", "metric", "run", "epoch", "value", "reference_value",
+    "reference_n", "diff", "ci_low", "ci_high", "test", "statistic", "p_value", "p_adjusted", "significant",
+    "better", "family",
+]
+"""Columns of :attr:`Analysis.references`: one row per reference number × candidate."""
+
 DIMINISHING = [
     "task", "scorer", "metric", "variable", "from_level", "to_level",
     "gain", "ci_low", "ci_high", "p_value", "significant",
@@ -213,7 +220,7 @@ class Analysis:
     include_failed: bool = False
     """``--include-failed``: failed runs were kept in the choice of best and every estimate."""
 
-    references: pd.DataFrame = field(default_factory=pd.DataFrame)
+    references: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REFERENCES))
     """Each candidate against each reference number (``stats.references.REFERENCES``: value,
     difference with its interval, the test, Holm within the ``reference:`` family)."""
 

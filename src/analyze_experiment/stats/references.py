@@ -31,15 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analyze_experiment.analysis import REFERENCES
 from analyze_experiment.stats.candidates import Family
 from analyze_experiment.stats.multiplicity import holm
-
-REFERENCES = [
-    "reference", "source", "task", "scorer", "metric", "run", "epoch", "value", "reference_value",
-    "reference_n", "diff", "ci_low", "ci_high", "test", "statistic", "p_value", "p_adjusted", "significant",
-    "better", "family",
-]
-"""Columns of :attr:`Analysis.references`: one row per reference × candidate."""
 
 
 @dataclass(frozen=True)
