@@ -116,7 +116,11 @@ def cost_facts(a: Analysis, runs: pd.DataFrame, gpu_hour_cost: float | None) -> 
         names = [str(r) for r in failed["run"]]
         fh = float(pd.to_numeric(runs.loc[runs["run"].astype(str).isin(names), "gpu_hours"], errors="coerce").sum())
         share = fh / total if total > 0 else math.nan
-        status = ", ".join(f"{r} ({s})" for r, s in zip(failed["run"], failed["status"], strict=True))
+        from analyze_experiment.stats.health import marks
+
+        mark = marks(failed)  # the same mark every other sentence naming a failed run carries
+        status = ", ".join(f"{r} ({mark.get(str(r)) or s})" for r, s in zip(failed["run"], failed["status"],
+                                                                          strict=True))
         out.append(_f("cost_failed", f"{fmt_hours(fh, unit)} ({share:.0%} of the total) went to runs that failed: "
                       f"{status}; their checkpoints answer nothing", gpu_hours=fh, share=share, runs=names))
     else:
