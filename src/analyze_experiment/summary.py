@@ -287,6 +287,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "noninferiority": _records(analysis.noninferiority),
             "power": analysis.power,
             "confidence": analysis.confidence,
+            **_facts(exp),
             "warnings": [
                 {"file": w.file, "message": w.message, "severity": w.severity, "stage": w.stage}
                 for w in exp.diagnostics.warnings
@@ -299,6 +300,21 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             },
         }
     )
+
+
+def _facts(exp: Experiment) -> dict[str, Any]:
+    """Optional keys: the design's own facts and the evaluation matrix checked against the logs
+    (present only when there is something to say; docs/summary-schema.md)."""
+    out: dict[str, Any] = {}
+    facts = getattr(exp, "facts", None)
+    if facts is not None and len(facts):
+        out["design_facts"] = [{k: r.get(k) for k in ("kind", "severity", "runs", "param", "message")}
+                               for r in facts.to_dict("records")]
+    pvf = getattr(exp, "planned_vs_found", None)
+    if pvf is not None and len(pvf):
+        out["planned_vs_found"] = [{"run": r["run"], "task": r["task"], "epoch": _epoch(r["epoch"]),
+                                    "status": r["status"], "log": r["log"]} for r in pvf.to_dict("records")]
+    return out
 
 
 def dumps(summary: dict[str, Any]) -> str:

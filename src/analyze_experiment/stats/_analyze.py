@@ -156,6 +156,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         if pw is not None:
             power.append(pw)
     a = Analysis(confidence=conf)
+    a.facts = getattr(experiment, "facts", a.facts)
     a.intervals = _concat(intervals, INTERVALS)
     a.comparisons = _concat(comparisons, COMPARISONS)
     a.equivalence = _concat(equivalence, EQUIVALENCE)
@@ -170,6 +171,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     if not values.empty:
         configs = _guarded(experiment, "seed replicate groups", lambda: config_labels(runs, variables),
                            pd.Series(dtype=object))
+        a.configs = configs
         a.seeds, a.seed_comparisons = _guarded(
             experiment, "seed statistics",
             lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
