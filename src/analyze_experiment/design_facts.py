@@ -218,12 +218,17 @@ def planned_vs_found(exp: Experiment) -> pd.DataFrame:
     if not specs:
         return pd.DataFrame(columns=PLANNED)
     planned: set[tuple[str, str, float | None]] = set()
+    any_epoch: set[tuple[str, str]] = set()
+    """Fine-tuned runs whose matrix entry names no epochs: any evaluated checkpoint is planned."""
     for r in specs:
-        eps: list[float | None] = ([float(e) for e in r.eval_epochs] if r.eval_epochs
-                                   else [None])
         for t in r.eval_tasks:
-            planned.update((r.name, t, e) for e in eps)
-    tasks = sorted({t for _, t, _ in planned})
+            if r.eval_epochs:
+                planned.update((r.name, t, float(e)) for e in r.eval_epochs)
+            elif r.type == "fine-tuned":
+                any_epoch.add((r.name, t))
+            else:
+                planned.add((r.name, t, None))
+    tasks = sorted({t for _, t, _ in planned} | {t for _, t in any_epoch})
     logs = exp.eval_logs
     found: dict[tuple[str, str, float | None], str] = {}
     if len(logs):
@@ -231,10 +236,15 @@ def planned_vs_found(exp: Experiment) -> pd.DataFrame:
         for run, task, epoch, log in zip(used["run"], used["task"], used["epoch"], used["log"], strict=True):
             t = _task_match(str(task), tasks) or str(task)
             found.setdefault((str(run), t, _epoch_key(epoch)), str(log))
-    rows = [{"run": r, "task": t, "epoch": e, "status": "missing", "log": None}
-            for (r, t, e) in sorted(planned - set(found), key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))]
-    rows += [{"run": r, "task": t, "epoch": e, "status": "unplanned", "log": found[(r, t, e)]}
-             for (r, t, e) in sorted(set(found) - planned, key=lambda k: (k[0], k[1], -1 if k[2] is None else k[2]))]
+    def order(k: tuple[str, str, float | None]) -> tuple[str, str, float]:
+        return (k[0], k[1], -1.0 if k[2] is None else k[2])
+
+    seen = {(r, t) for r, t, _ in found}
+    missing = sorted(planned - set(found), key=order)
+    missing += sorted(((r, t, None) for r, t in any_epoch - seen), key=order)
+    extra = sorted((k for k in set(found) - planned if (k[0], k[1]) not in any_epoch), key=order)
+    rows = [{"run": r, "task": t, "epoch": e, "status": "missing", "log": None} for (r, t, e) in missing]
+    rows += [{"run": r, "task": t, "epoch": e, "status": "unplanned", "log": found[(r, t, e)]} for (r, t, e) in extra]
     return pd.DataFrame(rows, columns=PLANNED)
 
 
