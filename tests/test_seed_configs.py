@@ -101,6 +101,15 @@ def test_rank_seed_sweep_best_and_production_are_configurations(copy):
     assert not any(r in nxt for r in [*SEED_RUNS, "base"])
 
 
+def test_terminal_names_the_best_configuration(copy):
+    root = copy()
+    res = CliRunner().invoke(cli_main, [str(root), "--format", "md"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "best configuration on capitalization/match: lora_rank=32 — accuracy mean 0.658" in res.output
+    assert "over 3 seeds — no clear winner" in res.output
+    assert not [line for line in res.output.splitlines() if "best" in line and "r32_seed3" in line]
+
+
 def test_rank_seed_sweep_seed_is_never_a_plot_axis(sweep):
     exp = load(sweep)
     a = analyze(exp)

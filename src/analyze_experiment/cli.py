@@ -107,9 +107,21 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     from analyze_experiment.textsafe import visible as v
 
     con.print(f"[bold]{rich_escape(v(exp.design.name))}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
+    configs = {(f.data.get("task"), f.data.get("scorer")): f for f in result.analysis.findings
+               if f.rule == "best_config"}
     for b in result.analysis.best:
         where = "" if fmt.is_missing(b.epoch) else f" (epoch {fmt.epoch(b.epoch)})"
         verdict = "clear winner" if b.clear_winner else "no clear winner"
+        cf = configs.get((b.task, b.scorer))
+        if cf is not None:  # seed replicates: the configuration is the unit, not its luckiest seed
+            d = cf.data
+            verdict = "clear winner" if d.get("clear_winner") else "no clear winner"
+            con.print(
+                f"  best configuration on {v(b.task)}/{v(b.scorer)}: {v(str(d.get('config')))} — {b.metric} mean "
+                f"{fmt.ci(d.get('mean'), d.get('ci_low'), d.get('ci_high'))} over {d.get('n_seeds')} seeds — {verdict}",
+                markup=False,
+            )
+            continue
         con.print(
             f"  best on {v(b.task)}/{v(b.scorer)}: {v(b.run)}{where} "
             f"{b.metric} {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}",
