@@ -68,13 +68,6 @@ def _row(kind: str, severity: str, runs: Sequence[str], param: str | None, messa
             "qualifier": qualifier}
 
 
-def _fine_tuned(exp: Experiment) -> pd.DataFrame:
-    runs = exp.runs
-    if runs is None or not len(runs):
-        return pd.DataFrame(columns=["run", "type"])
-    return runs[runs["type"].fillna("fine-tuned") == "fine-tuned"]
-
-
 # --- seeds ----------------------------------------------------------------------------------------
 
 
@@ -96,10 +89,6 @@ def replicate_groups(exp: Experiment) -> dict[str, list[str]]:
     from analyze_experiment.stats.seeds import config_labels
 
     labels = config_labels(exp.runs, list(exp.param_names)) if exp.param_names else pd.Series(dtype=object)
-    if labels.empty:
-        ft = _fine_tuned(exp)
-        if len(ft) >= 2:  # no parameter varies: every fine-tuned run repeats one configuration
-            labels = pd.Series("all", index=[str(r) for r in ft["run"]], dtype=object)
     groups: dict[str, list[str]] = {}
     for run, label in labels.items():
         groups.setdefault(str(label), []).append(str(run))
