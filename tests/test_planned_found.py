@@ -9,10 +9,12 @@ import re
 import shutil
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+import analyze_experiment
 from analyze_experiment._demo_plan import make_words
 from analyze_experiment.cli import analyze as cli_main
 from sweep_builder import CAPTURES, Run, build, design_yaml, training_output, write_eval
@@ -24,6 +26,8 @@ RUNS = [
     Run("base", 0.2, capture=None, epochs=(None,)),
 ]
 VARIABLES = {"lora_rank": [8, 16, 32]}
+
+SCHEMA = json.loads((Path(analyze_experiment.__file__).parent / "schema" / "summary.schema.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,9 @@ def root(sweep: Path, tmp_path: Path) -> Path:
 def _cli(root: Path) -> tuple[dict, str]:
     res = CliRunner().invoke(cli_main, [str(root), "--format", "md", "--quiet"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    return (json.loads((root / "analysis" / "summary.json").read_text()),
-            (root / "analysis" / "report.md").read_text())
+    summary = json.loads((root / "analysis" / "summary.json").read_text())
+    jsonschema.validate(summary, SCHEMA)
+    return summary, (root / "analysis" / "report.md").read_text()
 
 
 def _data_quality(md: str) -> str:

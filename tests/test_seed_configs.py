@@ -15,9 +15,11 @@ import re
 import shutil
 from pathlib import Path
 
+import jsonschema
 import pytest
 from click.testing import CliRunner
 
+import analyze_experiment
 from analyze_experiment import load
 from analyze_experiment.cli import analyze as cli_main
 from analyze_experiment.plots import _select as sel
@@ -26,6 +28,8 @@ from sweep_builder import CAPTURES, Run, build, training_output
 
 ACC = {(8, 1): 0.55, (8, 2): 0.60, (8, 3): 0.575, (32, 1): 0.625, (32, 2): 0.60, (32, 3): 0.75}
 SEED_RUNS = [f"r{r}_seed{s}" for r, s in ACC]
+
+SCHEMA = json.loads((Path(analyze_experiment.__file__).parent / "schema" / "summary.schema.json").read_text())
 
 
 def _runs(config_seed: bool = False) -> list[Run]:
@@ -53,7 +57,9 @@ def copy(sweep: Path, tmp_path: Path):
 def _cli(root: Path, *args: str) -> dict:
     res = CliRunner().invoke(cli_main, [str(root), "--format", "md", "--quiet", *args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
-    return json.loads((root / "analysis" / "summary.json").read_text())
+    summary = json.loads((root / "analysis" / "summary.json").read_text())
+    jsonschema.validate(summary, SCHEMA)
+    return summary
 
 
 def _findings(summary_root: Path) -> str:
@@ -142,6 +148,11 @@ def test_all_runs_seed_1234_qualifies_the_seed_finding_and_leads_data_quality(co
     first = dq.split("\n- ", 1)[1].splitlines()[0]
     assert first.startswith("Every seed replicate trained with seed 1234")
     assert "although the design says seeds 1, 2, 3" in first
+    bc = {b["scorer"]: b for b in summary["best_configurations"]}
+    assert bc["match"]["config"] == "lora_rank=32" and bc["match"]["n_seeds"] == 3
+    assert bc["match"]["mean"] == pytest.approx(0.6583333, abs=1e-6)
+    assert bc["match"]["runs"] == ["r32_seed1", "r32_seed2", "r32_seed3"]
+    assert bc["match"]["tied_with"] == ["lora_rank=8"] and bc["match"]["clear_winner"] is False
     facts = {f["kind"]: f for f in summary["design_facts"]}
     assert sorted(facts["same_seed"]["runs"]) == sorted(SEED_RUNS)
 

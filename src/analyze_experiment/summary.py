@@ -288,6 +288,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "power": analysis.power,
             "confidence": analysis.confidence,
             **_facts(exp),
+            **_configurations(analysis),
             "warnings": [
                 {"file": w.file, "message": w.message, "severity": w.severity, "stage": w.stage}
                 for w in exp.diagnostics.warnings
@@ -300,6 +301,17 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             },
         }
     )
+
+
+def _configurations(analysis: Analysis) -> dict[str, Any]:
+    """Optional ``best_configurations``: with seed replicates, the best configuration of each
+    task × scorer (mean and spread across seeds) — the unit "best" and "production" name."""
+    keys = ("task", "scorer", "config", "runs", "epoch", "mean", "sd", "n_seeds", "ci_low", "ci_high",
+            "clear_winner", "tied_with")
+    rows = [{k: f.data.get(k) for k in keys} for f in analysis.findings if f.rule == "best_config"]
+    for r in rows:
+        r["epoch"] = _epoch(r["epoch"])
+    return {"best_configurations": rows} if rows else {}
 
 
 def _facts(exp: Experiment) -> dict[str, Any]:
