@@ -211,7 +211,11 @@ def test_learning_rate_written_as_text_compares_as_a_number(copy, config_lr, war
         assert len(lr_warnings) == len(SEED_RUNS)
         assert "the design says learning_rate=1e-05 but the training config has optimizer.lr='2e-5'" in \
             lr_warnings[0]["message"]
-        dq = _section(_findings(root), "Data Quality")
+        md = _findings(root)
+        dq = _section(md, "Data Quality")
         assert "The training config contradicts the design's learning_rate for 6 runs" in dq
+        # the findings that name a run say what it really trained with
+        key = [line for line in _section(md, "Key Findings").splitlines() if "r32_seed3" in line]
+        assert key and all("r32_seed3 trained with learning_rate 2e-05, not the design's 1e-05" in k for k in key)
     else:
         assert lr_warnings == []

@@ -63,9 +63,9 @@ def _levels(values: Iterable[Any]) -> str:
 
 
 def _row(kind: str, severity: str, runs: Sequence[str], param: str | None, message: str,
-         qualifier: str | None) -> dict[str, Any]:
+         qualifier: str | None, detail: dict[str, str] | None = None) -> dict[str, Any]:
     return {"kind": kind, "severity": severity, "runs": list(runs), "param": param, "message": message,
-            "qualifier": qualifier}
+            "qualifier": qualifier, "detail": detail or {}}
 
 
 # --- seeds ----------------------------------------------------------------------------------------
@@ -154,9 +154,11 @@ def conflict_facts(exp: Experiment, skip_seed: bool) -> list[dict[str, Any]]:
         msg = (f"The training config contradicts the design's {param} for {len(cs)} run{'s' if len(cs) != 1 else ''} "
                f"({_names(items, 4)}): the design's value is used, so results attributed to these {param} "
                "values may belong to the config's.")
-        qual = "; ".join(f"{c['run']} trained with {param} {_level(c['config_value'])}, not the design's "
-                         f"{_level(c['value'])}" for c in cs[:3])
-        out.append(_row("param_conflict", "warning", runs, param, msg, qual))
+        qual = (f"the training config contradicts the design's {param} for {len(cs)} "
+                f"run{'s' if len(cs) != 1 else ''}")
+        detail = {c["run"]: f"{c['run']} trained with {param} {_level(c['config_value'])}, not the design's "
+                  f"{_level(c['value'])}" for c in cs}
+        out.append(_row("param_conflict", "warning", runs, param, msg, qual, detail))
     return out
 
 
@@ -387,14 +389,14 @@ SEED_RULES = frozenset({"seed_spread", "seed_comparison", "best_config", "produc
 """Findings whose meaning depends on the replicates being different seeds."""
 
 
-def _mentions(data: dict[str, Any], runs: set[str]) -> bool:
+def _mentioned(data: dict[str, Any], runs: set[str]) -> list[str]:
+    """The runs of ``runs`` a finding's data names, in the order it names them."""
+    out: list[str] = []
     for k in _RUN_KEYS:
         v = data.get(k)
-        if isinstance(v, str) and v in runs:
-            return True
-        if isinstance(v, list | tuple) and any(str(x) in runs for x in v):
-            return True
-    return False
+        items = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else []
+        out.extend(str(x) for x in items if str(x) in runs)
+    return list(dict.fromkeys(out))
 
 
 def qualifiers(facts: pd.DataFrame, rule: str, data: dict[str, Any], text: str) -> list[str]:
@@ -409,10 +411,14 @@ def qualifiers(facts: pd.DataFrame, rule: str, data: dict[str, Any], text: str) 
         runs = {str(r) for r in (f.get("runs") or [])}
         param = f.get("param")
         if f["kind"] == "same_seed":
-            hit = rule in SEED_RULES
-        else:
-            hit = _mentions(data, runs) or ((param is not None and param in (data.get("term"), data.get("variable")))
-                                            or param in (data.get("terms") or []))
-        if hit:
+            if rule in SEED_RULES:
+                out.append(q)
+            continue
+        named = _mentioned(data, runs)
+        detail = f.get("detail") or {}
+        if named and detail:  # say what the named runs really did
+            out.extend(t for t in [detail[r] for r in named if r in detail][:3] if t not in text)
+        elif named or (param is not None and (param in (data.get("term"), data.get("variable"))
+                                              or param in (data.get("terms") or []))):
             out.append(q)
     return out

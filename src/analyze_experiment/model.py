@@ -14,10 +14,11 @@ import pandas as pd
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 
-FACTS = ["kind", "severity", "runs", "param", "message", "qualifier"]
+FACTS = ["kind", "severity", "runs", "param", "message", "qualifier", "detail"]
 """Columns of ``Experiment.facts``: ``kind`` (``same_seed``, ``param_conflict``, ``name_guess``,
 ``planned_missing``, ``unplanned``, ``duplicate_log``, ``identical_curves``), the runs it concerns,
-the parameter it touches, the sentence for Data Quality and the caveat added to findings."""
+the parameter it touches, the sentence for Data Quality, the caveat added to findings and, per run,
+the caveat of a finding that names that run (``detail``: run -> text)."""
 PLANNED = ["run", "task", "epoch", "status", "log"]
 
 
