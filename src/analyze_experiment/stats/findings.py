@@ -928,6 +928,8 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     runs: pd.DataFrame = ctx["runs"]
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
     for b in a.best:
+        if _config_stats(a, ctx, b) and not _confirmatory(a, b.task, b.scorer, b.metric):
+            continue  # a secondary metric is described, not tested: no grid advice from it
         anchor, anchor_name, good, level_claim = _anchor(a, ctx, b)
         anchor_label = "the best configuration" if anchor_name.startswith("the best configuration") else "the best run"
         if anchor not in info.index:
@@ -974,7 +976,8 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         max_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
         stats = _config_stats(a, ctx, b)
         if stats:
-            out.extend(_more_seeds_configs(a, ctx, b, stats))
+            if _confirmatory(a, b.task, b.scorer, b.metric):
+                out.extend(_more_seeds_configs(a, ctx, b, stats))
         elif not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
             # seeds are trained per configuration: name configurations, never a control or base model
             names = _seed_targets(a, ctx, [r for r, _ in [(b.run, b.epoch), *_tied(a, b)]])
@@ -1057,8 +1060,13 @@ def _best_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.Con
     ci = (f", {fmt_ci(b.metric, top.ci_low, top.ci_high, a.confidence)} across seeds"
           if not math.isnan(top.ci_low) else "")
     head = f"On {_on(ctx, b.task, b.scorer)}, the best configuration is {cfgs.describe(b.metric, top, multi)}{ci}"
-    clear = bool(others) and not tied and len(rows) > 0
-    if not others:
+    confirm = _confirmatory(a, b.task, b.scorer, b.metric)
+    clear = confirm and bool(others) and not tied and len(rows) > 0
+    if not confirm:
+        tied = []
+        text = (f"{head}; {b.scorer} {b.metric} is a secondary metric here, described but not tested "
+                "(--confirmatory all makes it confirmatory)")
+    elif not others:
         text = f"{head}; there is no other configuration to compare it with"
     elif clear:
         worst = rows["p_adjusted"].max()
@@ -1073,7 +1081,7 @@ def _best_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.Con
         text += (f"; the highest single run, {_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}), is "
                  f"{seed_of} — one seed's draw, not a choice by itself")
     claim = None
-    if _confirmatory(a, b.task, b.scorer, b.metric) and len(rows):
+    if confirm and len(rows):
         claim = _welch_claim(a, cfgs.claim_row(rows), "winner", clear)
     return _f("best_performers", "best_config", text, claim, task=b.task, scorer=b.scorer, config=top.config,
               runs=top.runs, epoch=top.epoch, value=top.mean, mean=top.mean, sd=top.sd, n_seeds=top.n,
