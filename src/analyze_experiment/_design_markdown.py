@@ -23,6 +23,7 @@ from analyze_experiment._design_values import (
     parse_value,
 )
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.metrics import DIRECTIONS
 from analyze_experiment.model import Design, RunSpec
 
 try:  # the splitter markdown-it itself uses for table rows: counts cells exactly as it does
@@ -408,10 +409,35 @@ def _read_config(bullets: list[_Bullet]) -> tuple[dict[str, Any], list[str]]:
         if key in ("scorer", "scorers"):
             scorers.extend(s.strip() for s in b.value.split(",") if s.strip())
             continue
+        if key in METRIC_KEYS:  # read by _read_metrics
+            continue
         value = _config_value(b.value)
         if value is not None and key not in controls:
             controls[key] = value
     return controls, scorers
+
+
+METRIC_KEYS = ("metrics", "metric_directions", "metric_direction")
+"""Configuration bullets that declare metric directions (``- metrics: words=lower, mae=lower``)."""
+
+
+def _read_metrics(bullets: list[_Bullet], file: Path, diag: Diagnostics) -> dict[str, str]:
+    """``- metrics: NAME=lower, NAME=higher`` under ``## Configuration`` (the markdown form of the
+    YAML design's ``evaluation.metrics``); a bad item is a warning naming the file."""
+    out: dict[str, str] = {}
+    for b in bullets:
+        top = [_norm_heading(h) for h, lv in zip(b.heading_path, b.levels, strict=True) if lv == 2]
+        if top != ["configuration"] or b.key is None or normalize_param_name(b.key) not in METRIC_KEYS:
+            continue
+        for item in (s.strip() for s in re.split(r"[,;]", b.value) if s.strip()):
+            name, sep, value = item.replace(":", "=", 1).partition("=")
+            value = value.strip().strip("`").lower()
+            name = name.strip().strip("`")
+            if not sep or not name or value not in DIRECTIONS:
+                diag.warn(file, f"metrics: {item!r} is not NAME=lower|higher|descriptive; ignored", stage=STAGE)
+                continue
+            out[name] = value
+    return out
 
 
 def _read_overview(bullets: list[_Bullet], design: Design) -> None:
@@ -519,6 +545,7 @@ def parse_markdown_design(text: str, *, file: Path, fallback_name: str, diag: Di
         )
 
     design.controls, design.scorers = _read_config(bullets)
+    design.metrics = _read_metrics(bullets, file, diag)
     design.runs = runs
     design.tasks = tasks
     if not design.variables and runs:

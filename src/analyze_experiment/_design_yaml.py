@@ -28,6 +28,7 @@ from analyze_experiment._design_values import (
     parse_value,
 )
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.metrics import DIRECTIONS
 from analyze_experiment.model import Design, RunSpec
 
 STAGE = "design"
@@ -431,6 +432,29 @@ def is_template(data: Any) -> bool:
     return any(isinstance(n, str) and n in TEMPLATE_VALUES for n in [name, *run_names])
 
 
+def metric_directions(raw: Any, where: str, file: Path, diag: Diagnostics) -> dict[str, str]:
+    """``evaluation.metrics``: ``{NAME: lower|higher|descriptive}`` (or a list of ``NAME=lower``);
+    a bad entry is a warning naming the file, and is ignored."""
+    if raw is None:
+        return {}
+    items: list[tuple[Any, Any]] = []
+    if isinstance(raw, dict):
+        items = list(raw.items())
+    elif isinstance(raw, list):
+        items = [tuple(str(x).partition("=")[::2]) for x in raw]
+    else:
+        diag.warn(file, f"{where} is not a mapping of metric names to lower|higher|descriptive; ignored", stage=STAGE)
+        return {}
+    out: dict[str, str] = {}
+    for name, value in items:
+        d = str(value).strip().lower() if value is not None else ""
+        if not str(name).strip() or d not in DIRECTIONS:
+            diag.warn(file, f"{where}.{name}: {value!r} is not lower, higher or descriptive; ignored", stage=STAGE)
+            continue
+        out[str(name).strip()] = d
+    return out
+
+
 def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagnostics) -> Design:
     """A :class:`Design` from loaded YAML data (current schema and its older shapes).
 
@@ -484,6 +508,7 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
     design.tasks = _names(raw_tasks, "evaluation.tasks", file, diag) if raw_tasks is not None else []
     scorers = evaluation.get("scorers", evaluation.get("scorer"))
     design.scorers = _names(scorers, "evaluation.scorers", file, diag) if scorers is not None else []
+    design.metrics = metric_directions(evaluation.get("metrics"), "evaluation.metrics", file, diag)
     matrix_tasks = _matrix(evaluation.get("matrix"), design.runs, file, diag)
     design.tasks += [t for t in matrix_tasks if t not in design.tasks]
     if not design.variables and design.runs:

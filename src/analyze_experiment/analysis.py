@@ -166,8 +166,10 @@ class Analysis:
     detectable paired difference at 80% power."""
     findings: list[Finding] = field(default_factory=list)
     metrics: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Per task × scorer × metric: ``direction`` (higher | lower | descriptive), ``primary`` (bool),
-    ``direction_source`` (registry | design | cli | default)."""
+    """Per task × scorer × metric: ``direction`` (higher | lower | descriptive), ``primary`` (bool: the
+    scorer's primary metric), ``direction_source`` (registry | design | cli | default), ``kind``
+    (binary | continuous | risk | numeric), ``note``, ``family`` (compared per sample, or header
+    only) — :data:`analyze_experiment.metrics.METRICS`."""
     failed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Runs whose training failed (run, status, evidence, file, step): never best or production."""
     families: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -187,6 +189,11 @@ class Analysis:
     facts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """``Experiment.facts``: what the design and the files say about each other (same seed for
     every replicate, design/config conflicts …); their caveats qualify the findings they touch."""
+
+    continuous: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per candidate of each continuous (regression) scorer: parse rate with its Wilson CI, MAE,
+    RMSE and R² recomputed from the samples, the log header's values and whether they agree
+    (``stats.metric_families.CONTINUOUS``)."""
 
     @property
     def claims(self) -> list[Finding]:

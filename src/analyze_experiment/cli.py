@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from analyze_experiment import __version__
+from analyze_experiment.metrics import DIRECTIONS, parse_assignments
 from analyze_experiment.model import Options
 
 EXIT_OK = 0
@@ -36,6 +37,18 @@ def _console(stderr: bool):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+def _assignments(what: str, allowed):
+    """A click callback: ``NAME=VALUE`` items to a dict (a bad item is a usage error)."""
+
+    def parse(ctx, param, value):
+        try:
+            return parse_assignments(value or (), what, allowed)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+
+    return parse
+
+
 def stats_options(fn):
     """Options shared by the report and export commands."""
     decorators = [
@@ -50,6 +63,14 @@ def stats_options(fn):
                           "point of an accuracy); default: half the width of the best's CI."),
         click.option("--confirmatory", type=click.Choice(["primary", "all"]), default="primary", show_default=True,
                      help="Which metrics make significance claims: each task's primary metric, or all."),
+        click.option("--metric-direction", "metric_directions", multiple=True, metavar="NAME=lower|higher|descriptive",
+                     callback=_assignments("--metric-direction", DIRECTIONS),
+                     help="Which way a metric is better (repeatable; NAME: metric, scorer/metric or scorer); wins "
+                          "over the design's evaluation.metrics and the built-in registry."),
+        click.option("--primary-metric", "primary_metrics", multiple=True, metavar="SCORER=METRIC",
+                     callback=_assignments("--primary-metric", None),
+                     help="The metric that decides 'best' for a scorer (repeatable; default: accuracy for C/I "
+                          "scorers, mae for continuous, brier_score for risk scorers)."),
         click.option("--gpu-hour-cost", type=click.FloatRange(min=0.0), default=None, metavar="USD",
                      help="Price of one GPU-hour, to express training cost in dollars."),
         click.option("--seed", type=int, default=0, show_default=True,
@@ -60,8 +81,11 @@ def stats_options(fn):
     return fn
 
 
-def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary") -> Options:
+def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary",
+             metric_directions=None, primary_metrics=None) -> Options:
     return Options(
+        metric_directions=dict(metric_directions or {}),
+        primary_metrics=dict(primary_metrics or {}),
         confidence=confidence,
         cluster_by=cluster_by,
         baselines=list(baselines),
@@ -350,10 +374,57 @@ def export(experiment_dir, fmt, out, metric, task, runs, project, **stat_opts) -
             click.echo(str(p), err=True)
 
 
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("experiment_dir", type=click.Path(path_type=Path))
+@click.argument("kind", metavar="KIND")
+@click.option("--task", default=None, help="Task of an evaluation figure (default: the first).")
+@click.option("--metric", default=None, help="Metric of an evaluation figure (default: the task's primary metric).")
+@click.option("--runs", default=None, metavar="A,B,…", help="Draw only these runs (comma-separated).")
+@click.option("--style", type=click.Choice(["paper", "paper-wide", "talk"]), default="paper", show_default=True,
+              help="paper: one column (3.5 in); paper-wide: two columns (7 in); talk: a 16:9 slide.")
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="File to write, .pdf, .png or .svg (default: KIND-STYLE.pdf in the current folder).")
+@stats_options
+def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> None:
+    """Draw one of the report's figures for a paper or a talk.
+
+    KIND is one of loss, validation, lr, throughput, gpu, final, heatmap, samples, pareto,
+    effects. The figure shows the report's own numbers (statistics over the whole sweep) in
+    a publication size, with embedded fonts and colour-blind-safe colours.
+
+    Example: analyze-experiment plot path/to/experiment final --style talk --out final.pdf
+    """
+    from analyze_experiment import stats
+    from analyze_experiment.plots.presentation import KINDS, PlotRequestError, draw, save
+
+    if kind not in KINDS:
+        raise click.BadParameter(f"{kind!r} is not a figure kind; one of: {', '.join(KINDS)}", param_hint="KIND")
+    exp = _load(experiment_dir, quiet=True)
+    if not exp.analysable:
+        click.echo(f"Nothing to plot from {exp.root}: no training output or evaluation logs.", err=True)
+        sys.exit(EXIT_NOTHING)
+    options = _options(**stat_opts)
+    _check_baselines(exp, options)
+    analysis = stats.analyze(exp, options)
+    run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
+    target = out if out is not None else Path.cwd() / f"{kind}-{style}.pdf"
+    try:
+        fig = draw(exp, analysis, kind, task=task, metric=metric, runs=run_list, style=style)
+        written = save(fig, target, style)
+    except PlotRequestError as exc:
+        raise click.UsageError(str(exc)) from None
+    except OSError as exc:
+        click.echo(f"Error: could not write {target}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_WRITE)
+    click.echo(str(written))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: ``export`` as first word selects the export command."""
+    """Console entry point: ``export`` or ``plot`` as first word selects that command."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] == "export":
         export.main(args[1:], prog_name="analyze-experiment export")
+    elif args and args[0] == "plot":
+        plot.main(args[1:], prog_name="analyze-experiment plot")
     else:
         analyze.main(args, prog_name="analyze-experiment")

@@ -57,6 +57,9 @@ class Design:
     runs: list[RunSpec] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     scorers: list[str] = field(default_factory=list)
+    metrics: dict[str, str] = field(default_factory=dict)
+    """Metric (or ``scorer/metric``, or scorer) -> ``higher`` | ``lower`` | ``descriptive``: the
+    design's ``evaluation.metrics`` (see :mod:`analyze_experiment.metrics`)."""
 
     def run(self, name: str) -> RunSpec | None:
         """The design's entry for ``name`` (None when the design does not list it)."""

@@ -1,4 +1,4 @@
-"""``summary.json``: the machine-readable contract (schema_version 1, docs/summary-schema.md).
+"""``summary.json``: the machine-readable contract (schema_version 2, docs/summary-schema.md).
 
 Built from the tidy tables and the :class:`Analysis` only. Unknown values are ``null``,
 never guessed: every NaN/inf becomes ``null`` on the way out.
@@ -19,7 +19,9 @@ from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best
 from analyze_experiment.model import Experiment
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: each scorer's metric directions and primary metric (``scorers``), ``direction`` and
+``primary`` on every best, ``best`` is a primary metric's, ``continuous`` (parse rates)."""
 
 
 def clean(value: Any) -> Any:
@@ -220,6 +222,36 @@ def _best(b: Best) -> dict[str, Any]:
     )
 
 
+def _metric_info(metrics: pd.DataFrame, b: Best) -> dict[str, Any]:
+    """``direction`` and ``primary`` of a best's metric (from the metrics table)."""
+    if metrics is None or metrics.empty:
+        return {"direction": "higher", "primary": True}
+    g = metrics[(metrics["task"] == b.task) & (metrics["scorer"] == b.scorer) & (metrics["metric"] == b.metric)]
+    if g.empty:
+        return {"direction": "higher", "primary": True}
+    return {"direction": str(g["direction"].iloc[0]), "primary": bool(g["primary"].iloc[0])}
+
+
+def _scorers(metrics: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per task × scorer: its kind, primary metric (and its direction), and every metric's
+    direction with where it came from."""
+    out: list[dict[str, Any]] = []
+    if metrics is None or metrics.empty:
+        return out
+    for (task, scorer), g in metrics.groupby(["task", "scorer"], sort=True):
+        prim = g[g["primary"].astype(bool)]
+        out.append(clean({
+            "task": str(task), "scorer": str(scorer), "kind": str(g["kind"].iloc[0]),
+            "primary_metric": str(prim["metric"].iloc[0]) if len(prim) else None,
+            "direction": str(prim["direction"].iloc[0]) if len(prim) else None,
+            "metrics": {str(r["metric"]): {"direction": str(r["direction"]), "direction_source": str(r["direction_source"]),
+                                           "primary": bool(r["primary"]), "compared": bool(r.get("family", False)),
+                                           "note": r["note"] if isinstance(r["note"], str) else None}
+                        for _, r in g.iterrows()},
+        }))
+    return out
+
+
 def _primary(best: list[dict[str, Any]], tasks: list[str], scorers: list[str]) -> dict[str, Any] | None:
     """The headline ranking: the design's first task and scorer when it names them."""
     if not best:
@@ -259,7 +291,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
     for c in comparisons:
         c["epoch_a"] = _epoch(c.get("epoch_a"))
         c["epoch_b"] = _epoch(c.get("epoch_b"))
-    best_all = [_best(b) for b in analysis.best]
+    best_all = [_best(b) | _metric_info(analysis.metrics, b) for b in analysis.best]
     return clean(
         {
             "schema_version": SCHEMA_VERSION,
@@ -273,8 +305,10 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             },
             "runs": runs,
             "comparisons": comparisons,
-            "best": _primary(best_all, d.tasks, d.scorers),
+            "best": _primary([b for b in best_all if b.get("primary", True)] or best_all, d.tasks, d.scorers),
             "best_by_task": best_all,
+            "scorers": _scorers(analysis.metrics),
+            "continuous": _records(analysis.continuous),
             "effects": _records(analysis.effects),
             "anova": _records(analysis.anova),
             "pareto": _records(analysis.pareto),

@@ -84,7 +84,8 @@ def _gpu_figure(data: pd.DataFrame, colors: dict[str, str]) -> go.Figure | None:
 
 def _bars_figure(iv: pd.DataFrame, t: sel.Target, colors: dict[str, str], controls: list[str],
                  confidence: float) -> go.Figure:
-    df = iv.sort_values("value", ascending=True, kind="stable")
+    sign = -1.0 if "direction" in iv.columns and (iv["direction"] == "lower").any() else 1.0
+    df = iv.assign(_s=sign * iv["value"].astype(float)).sort_values("_s", ascending=True, kind="stable")
     fig = go.Figure()
     for _, r in df.iterrows():
         ctl = str(r["run"]) in controls

@@ -184,7 +184,8 @@ def plot_final_metric(
     df = data[pd.to_numeric(data[value], errors="coerce").notna()].copy()
     if not len(df):
         raise NoData("no metric values")
-    df = df.sort_values(value, ascending=True, kind="stable")
+    sign = -1.0 if "direction" in df.columns and (df["direction"] == "lower").any() else 1.0
+    df = df.assign(_s=sign * df[value].astype(float)).sort_values("_s", ascending=True, kind="stable")  # best on top
     v = df[value].astype(float).to_numpy()
     lo = pd.to_numeric(df[ci_low], errors="coerce").to_numpy(dtype=float)
     hi = pd.to_numeric(df[ci_high], errors="coerce").to_numpy(dtype=float)
@@ -200,7 +201,7 @@ def plot_final_metric(
             b.set_hatch("//")
     has_ci = ~(np.isnan(lo) | np.isnan(hi))
     if has_ci.any():
-        ax.errorbar(v[has_ci], y[has_ci], xerr=err[:, has_ci], fmt="none", ecolor="black", capsize=3,
+        ax.errorbar(v[has_ci], y[has_ci], xerr=np.maximum(err[:, has_ci], 0.0), fmt="none", ecolor="black", capsize=3,
                     linewidth=1)
     right = np.nanmax(np.where(np.isnan(hi), v, hi))
     for yi, vi, hi_i in zip(y, v, hi, strict=True):
@@ -385,7 +386,7 @@ def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, vari
         lo = pd.to_numeric(g[ci_low], errors="coerce").to_numpy(dtype=float)
         hi = pd.to_numeric(g[ci_high], errors="coerce").to_numpy(dtype=float)
         xs = np.arange(len(levels))
-        ax.errorbar(xs, m, yerr=np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)]), marker="o",
+        ax.errorbar(xs, m, yerr=np.maximum(np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)]), 0.0), marker="o",
                     color="#0072B2", capsize=4, linewidth=1.5)
         ax.set_xticks(xs, [sel.level_text(v) for v in levels])
         ax.set_xlabel(str(var))
@@ -517,7 +518,8 @@ def _samples_figure(experiment: Experiment, iv: pd.DataFrame, t: sel.Target, bes
     samples = sel.reduced_samples(experiment, t, iv)
     if not len(samples):
         raise NoData("no per-sample scores")
-    order = list(iv.sort_values("value", ascending=False)["label"])
+    sign = -1.0 if "direction" in iv.columns and (iv["direction"] == "lower").any() else 1.0
+    order = list(iv.assign(_s=sign * iv["value"].astype(float)).sort_values("_s", ascending=False)["label"])
     binary = bool(samples["score"].isin([0.0, 1.0]).all())
     if binary and best is not None:
         counts = iv.groupby("run")["epoch"].nunique(dropna=False)

@@ -16,9 +16,11 @@ import pandas as pd
 
 from analyze_experiment import __version__
 from analyze_experiment.analysis import Analysis
+from analyze_experiment.metrics import direction_text
 from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+from analyze_experiment.stats.metric_findings import continuous_report_table
 
 SECTION_ORDER = (
     "Overview",
@@ -239,22 +241,26 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
     for r in exp.eval_scores.itertuples(index=False):
         logs[(r.run, r.task, fmt.epoch(r.epoch), r.scorer)] = r.log
     partial = _partial_status(exp.eval_scores)
-    seen = set()
+    seen: dict[tuple[Any, ...], dict[str, Any]] = {}  # one row per candidate × scorer, a column per metric
     for r in iv.itertuples(index=False):
         key = (r.run, r.task, fmt.epoch(r.epoch), r.scorer)
-        seen.add(key)
-        rows.append(
-            {
-                "run": r.run,
-                "task": r.task,
-                "epoch": fmt.epoch(r.epoch),
-                "scorer": r.scorer,
-                f"{r.metric} [{level}% CI]": fmt.ci(r.value, r.ci_low, r.ci_high),
-                "n": _n_cell(r.n, partial.get(key)),
-                "CI method": r.method,
-                "log_path": logs.get(key),
-            }
-        )
+        way = getattr(r, "direction", "higher")
+        head = f"{r.metric} ({direction_text(way)})" if way in ("lower", "descriptive") else r.metric
+        cell = fmt.ci(r.value, r.ci_low, r.ci_high) + (" (saturated)" if bool(getattr(r, "saturated", False)) else "")
+        if key in seen:
+            seen[key][f"{head} [{level}% CI]"] = cell
+            continue
+        seen[key] = {
+            "run": r.run,
+            "task": r.task,
+            "epoch": fmt.epoch(r.epoch),
+            "scorer": r.scorer,
+            f"{head} [{level}% CI]": cell,
+            "n": _n_cell(r.n, partial.get(key)),
+            "CI method": r.method,
+            "log_path": logs.get(key),
+        }
+        rows.append(seen[key])
     # candidates the interval table does not cover (logs without per-sample scores): one row
     # each, with every metric inspect reported
     extra: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -293,6 +299,12 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
             links={"log": "log_path"},
         )
     )
+    cont = continuous_report_table(analysis)
+    if len(cont):
+        s.blocks.append(Table(cont, caption=(
+            "Continuous scorers: answers without a number are parse failures, left out of MAE, RMSE and R² "
+            f"(parse rate with its {round(analysis.confidence * 100)}% Wilson CI; MAE and RMSE: lower is better; "
+            "recomputed from the samples, the log header's values beside them)"), name="continuous"))
     best = Section("Best Performers", level=3, anchor="best-performers")
     sentences = _finding_bullets(analysis, "best_performers")
     if sentences:

@@ -16,6 +16,13 @@ from analyze_experiment.stats.effects import anova, diminishing_returns, main_ef
 from analyze_experiment.stats.equivalence import default_margin
 from analyze_experiment.stats.findings import build_findings
 from analyze_experiment.stats.intervals import SMALL_CLUSTERS
+from analyze_experiment.stats.metric_families import (
+    confirmatory_table,
+    continuous_table,
+    derive_families,
+    mark_saturated,
+    warn_continuous,
+)
 from analyze_experiment.stats.outliers import group_outliers, loss_curve_outliers, suspicious_evals
 from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
 from analyze_experiment.stats.production import failed_set, noninferiority_table
@@ -138,12 +145,15 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     variables = variables_of(experiment)
     seed_var = seed_variable(variables)
     factors = [v for v in variables if v != seed_var]
-    families = build_families(experiment, options)
+    families, metric_table = derive_families(experiment, options, build_families(experiment, options))
     _warn_few_clusters(experiment, families, options, 1 - conf)
 
     intervals, comparisons, equivalence, best, power, pair_rows = [], [], [], [], [], []
     for fam in families:
         iv = family_intervals(fam, conf)
+        if fam.direction == "descriptive":  # described (value, interval), never ranked or tested
+            intervals.append(iv)
+            continue
         comp, eq, b, pw = family_comparisons(
             fam, iv, baselines, confidence=conf, margin=_margin(fam, iv, options),
             n_resamples=options.n_permutations, seed=options.seed, pairs_out=pair_rows,
@@ -162,8 +172,11 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     a.equivalence = _concat(equivalence, EQUIVALENCE)
     a.pair_tests = pd.DataFrame(pair_rows, columns=PAIR_TESTS)
     a.best, a.power = best, power
-    if isinstance(getattr(experiment, "metrics", None), pd.DataFrame):
-        a.metrics = experiment.metrics  # the metric registry's table, when the loader provides it
+    a.metrics = metric_table
+    a.intervals = mark_saturated(a.intervals, metric_table)
+    a.continuous = _guarded(experiment, "continuous scorers", lambda: continuous_table(experiment, conf),
+                            a.continuous)
+    _guarded(experiment, "parse-failure warnings", lambda: warn_continuous(experiment, a.continuous), None)
 
     values = a.intervals
     ft = runs[runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in runs.columns]]]
@@ -192,7 +205,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     # one error-control plan for the whole report, then every verdict is re-read from it
     keys = [(f.task, f.scorer, f.metric) for f in families]
     scorer_order = list(experiment.design.scorers)
-    primary = primary_keys(keys, a.metrics, scorer_order, options.confirmatory)
+    primary = primary_keys(keys, confirmatory_table(a.metrics, scorer_order), scorer_order, options.confirmatory)
     a.families = apply_plan(a, primary, 1 - conf)
     if "p_value" in a.outliers.columns:  # keep the tested seeds that are outliers, and every other flag
         tested = a.outliers["kind"].isin(["metric", "loss", "loss_curve"])

@@ -84,7 +84,10 @@ def family_comparisons(
     alpha = 1 - confidence
     if intervals.empty:
         return pd.DataFrame(columns=COMPARISONS), pd.DataFrame(columns=EQUIVALENCE), None, None
-    ranked = intervals.sort_values(["value", "run"], ascending=[False, True], kind="stable")
+    # the best is the largest value, or the smallest for a lower-is-better metric (mae, brier_score)
+    sign = -1.0 if fam.direction == "lower" else 1.0
+    ranked = intervals.assign(_v=sign * intervals["value"]).sort_values(["_v", "run"], ascending=[False, True],
+                                                                       kind="stable").drop(columns="_v")
     best_row = ranked.iloc[0]
     best = _key(best_row)
     pairs: list[tuple[CandKey, CandKey, str]] = []

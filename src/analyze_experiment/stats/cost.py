@@ -53,6 +53,11 @@ def pareto_front(value: pd.Series, cost: pd.Series) -> pd.Series:
     return pd.Series(out, index=value.index)
 
 
+def _direction(values: pd.DataFrame, g: pd.DataFrame) -> str:
+    d = values.loc[g.index.intersection(values.index), "direction"] if "direction" in values.columns else []
+    return str(d.iloc[0]) if len(d) else "higher"
+
+
 def pareto_table(values: pd.DataFrame, runs: pd.DataFrame, gpu_hour_cost: float | None) -> pd.DataFrame:
     """One row per candidate: value, GPU-hours, dollars, and Pareto membership per family."""
     if values.empty:
@@ -68,5 +73,7 @@ def pareto_table(values: pd.DataFrame, runs: pd.DataFrame, gpu_hour_cost: float 
     df = pd.DataFrame(rows, columns=PARETO[:-1])
     df["pareto"] = False
     for _, g in df.groupby(["task", "scorer", "metric"], sort=False):
-        df.loc[g.index, "pareto"] = pareto_front(g["value"], g["gpu_hours"])
+        # a lower-is-better metric (mae, brier_score) is on the front where it is small
+        sign = -1.0 if "direction" in values.columns and _direction(values, g) == "lower" else 1.0
+        df.loc[g.index, "pareto"] = pareto_front(sign * g["value"], g["gpu_hours"])
     return df[PARETO]

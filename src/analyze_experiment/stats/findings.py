@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,12 @@ from analyze_experiment.stats._format import (
 )
 from analyze_experiment.stats.candidates import label
 from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
+from analyze_experiment.stats.metric_findings import (
+    metric_direction,
+    primary_best,
+    rule_parse_failures,
+    rule_saturated,
+)
 from analyze_experiment.stats.power import minimum_detectable_difference, samples_for_difference
 from analyze_experiment.stats.production import failed_set
 from analyze_experiment.stats.selection import p_best_text
@@ -98,8 +105,21 @@ def _claim(a: Analysis, kind: str, family: Any, test: Any, statistic: Any, p: An
                  p_adjusted=_num(p_adj), correction=correction, significant=bool(significant))
 
 
+def _direction(a: Analysis, task: Any, scorer: Any, metric: Any) -> str:
+    """``higher`` | ``lower`` | ``descriptive`` from the metrics table (default ``higher``)."""
+    return metric_direction(a.metrics, task, scorer, metric)
+
+
+def _sign(a: Analysis, task: Any, scorer: Any, metric: Any) -> float:
+    """+1 when larger is better, −1 when smaller is (so ``sign · diff > 0`` is an improvement)."""
+    return -1.0 if _direction(a, task, scorer, metric) == "lower" else 1.0
+
+
 def _confirmatory(a: Analysis, task: Any, scorer: Any, metric: Any) -> bool:
-    """Whether the plan lets this task × scorer × metric make significance claims."""
+    """Whether the plan lets this task × scorer × metric make significance claims (a
+    descriptive metric never does)."""
+    if _direction(a, task, scorer, metric) == "descriptive":
+        return False
     f = a.families
     if f.empty:
         return True
@@ -137,7 +157,9 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
                          & (a.intervals["run"] == b.run)]
         n = int(iv["n"].iloc[0]) if len(iv) else 0
-        head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the highest {b.metric}: "
+        low = _direction(a, b.task, b.scorer, b.metric) == "lower"
+        head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the "
+                f"{'lowest' if low else 'highest'} {b.metric} ({'lower' if low else 'higher'} is better): "
                 f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
                 f"n = {n})")
         if b.adjusted_value is not None:
@@ -261,9 +283,10 @@ def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     vb = _vs_baseline(a.comparisons, ctx["baselines"])
     bests = {(b.task, b.scorer, b.metric): b for b in a.best}
     for (task, scorer, metric, base), g in vb.groupby(["task", "scorer", "metric", "baseline"], sort=True):
-        better = g[g["significant"] & (g["diff"] > 0)]
-        worse = g[g["significant"] & (g["diff"] < 0)]
-        top = g.sort_values("diff", ascending=False).iloc[0]
+        sign = _sign(a, task, scorer, metric)
+        better = g[g["significant"] & (sign * g["diff"] > 0)]
+        worse = g[g["significant"] & (sign * g["diff"] < 0)]
+        top = g.assign(_s=sign * g["diff"]).sort_values("_s", ascending=False).iloc[0]
         b = bests.get((task, scorer, metric))
         lead = g[[b is not None and _same(r, e, (b.run, b.epoch)) for r, e in zip(g["run"], g["epoch"], strict=True)]]
         r = lead.iloc[0] if len(lead) else top
@@ -274,19 +297,25 @@ def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         confirm = _confirmatory(a, task, scorer, metric)
         if not confirm:
             continue  # a secondary metric is described in the tables, not tested in sentences
+        up, down = ("lower (better)", "higher (worse)") if sign < 0 else ("higher", "lower")
         verdict = ("significantly above" if r["significant"] and r["diff"] > 0 else
                    "significantly below" if r["significant"] else "not significantly different from")
+        if sign < 0 and r["significant"]:
+            verdict += " (better than)" if r["diff"] < 0 else " (worse than)"
         text = (f"On {_on(ctx, task, scorer)}, {who}, {_cand(ctx, r['run'], r['epoch'])} "
                 f"({fmt_value(metric, r['diff'] + base_v)}), is {verdict} the baseline {base} "
                 f"({fmt_value(metric, base_v)}): {fmt_diff(metric, r['diff'])} "
                 f"({fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence, True, unadjusted=True)}, "
                 f"Holm p {fmt_p(r['p_adjusted'])}); {len(better)} of {len(g)} candidates score significantly "
-                f"higher than the baseline after Holm correction")
+                f"{up} than the baseline after Holm correction")
         if len(worse):
-            text += f" and {len(worse)} significantly lower"
-        if len(lead) and not _same(top["run"], top["epoch"], (r["run"], r["epoch"])) and top["diff"] > r["diff"]:
-            text += (f"; the largest gain is {_cand(ctx, top['run'], top['epoch'])} {fmt_diff(metric, top['diff'])} "
-                     f"(Holm p {fmt_p(top['p_adjusted'])})")
+            text += f" and {len(worse)} significantly {down}"
+        if sign < 0:
+            text += f" ({metric}: lower is better)"
+        if len(lead) and not _same(top["run"], top["epoch"], (r["run"], r["epoch"])) \
+                and sign * top["diff"] > sign * r["diff"]:
+            text += (f"; the largest {'improvement' if sign < 0 else 'gain'} is {_cand(ctx, top['run'], top['epoch'])} "
+                     f"{fmt_diff(metric, top['diff'])} (Holm p {fmt_p(top['p_adjusted'])})")
         claim = (_claim(a, "difference", r["family"], r["test"], r["statistic"], r["p_value"], r["p_adjusted"],
                         r["significant"]) if confirm else None)
         out.append(_f("key_findings", "vs_baseline", text, claim, task=task, scorer=scorer, baseline=base,
@@ -556,7 +585,8 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         if not _confirmatory(a, task, scorer, metric):
             continue
         g = g.reset_index(drop=True)
-        sig = g.index[g["significant"].fillna(False).astype(bool) & (g["gain"] > 0)].tolist()
+        sign = _sign(a, task, scorer, metric)  # a gain is a fall for a lower-is-better metric
+        sig = g.index[g["significant"].fillna(False).astype(bool) & (sign * g["gain"] > 0)].tolist()
         if sig and sig[-1] < len(g) - 1:
             last = g.iloc[sig[-1]]
             nxt = g.iloc[sig[-1] + 1]
@@ -573,7 +603,7 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                           task=task, variable=var, plateau_from=last["to_level"], gain=nxt["gain"],
                           p_adjusted=nxt["p_adjusted"]))
         elif not sig and len(g) >= 2:  # one step is the vs-best contrast, already stated
-            top = g.loc[g["gain"].idxmax()]
+            top = g.loc[(sign * g["gain"]).idxmax()]
             out.append(_f("key_findings", "no_significant_step",
                           f"On {_on(ctx, task, scorer)}, no step in {var} gives a significant gain between single runs "
                           f"(largest: {fmt_level(top['from_level'])}→{fmt_level(top['to_level'])} "
@@ -830,7 +860,8 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                           f"({fmt_value(b.metric, b.value)}); no GPU-hour data to weigh cost, so the best "
                           f"candidate is the default choice", task=b.task, run=b.run, gpu_hours=None))
             continue
-        pick = known.sort_values(["gpu_hours", "value"], ascending=[True, False]).iloc[0]
+        low = _direction(a, b.task, b.scorer, b.metric) == "lower"
+        pick = known.sort_values(["gpu_hours", "value"], ascending=[True, low]).iloc[0]
         unit = gpu_unit([float(pick["gpu_hours"]), bc])
         cost = fmt_hours(pick["gpu_hours"], unit)
         if not pd.isna(pick["cost_usd"]):
@@ -1179,7 +1210,7 @@ def _anchor(a: Analysis, ctx: dict[str, Any], b: Best) -> tuple[str, str, set[st
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
     rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
     rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
-    rule_production, rule_next_steps,
+    rule_production, rule_next_steps, rule_saturated, rule_parse_failures,
 ]
 """In report order: Key Findings lead with the best against the baseline, then the
 variables that matter (largest effect first), those that do not, the candidates tied with
@@ -1207,9 +1238,12 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
            "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
            "failed": failed_set(a.failed_runs), "train_steps": train_steps}
     out: list[Finding] = []
+    # best, findings and recommendations speak of each scorer's primary metric; the other
+    # metrics' bests stay in the tables (Analysis.best), reported beside it
+    ranked = replace(a, best=primary_best(a.best, a.metrics))
     for rule in RULES:
         try:
-            found = rule(a, ctx)
+            found = rule(ranked, ctx)
         except Exception as err:
             if on_error is None:
                 raise
