@@ -219,3 +219,18 @@ def test_learning_rate_written_as_text_compares_as_a_number(copy, config_lr, war
         assert key and all("r32_seed3 trained with learning_rate 2e-05, not the design's 1e-05" in k for k in key)
     else:
         assert lr_warnings == []
+
+
+def test_seed_level_best_follows_the_metric_direction():
+    import pandas as pd
+
+    from analyze_experiment.stats.seeds import seed_tables
+
+    runs = {"a1": ("lora_rank=8", 4.0), "a2": ("lora_rank=8", 4.2), "a3": ("lora_rank=8", 4.1),
+            "b1": ("lora_rank=32", 6.0), "b2": ("lora_rank=32", 6.3), "b3": ("lora_rank=32", 6.1)}
+    values = pd.DataFrame([{"task": "t", "scorer": "continuous", "metric": "mae", "run": r, "epoch": 0.0,
+                            "value": v, "direction": "lower"} for r, (_, v) in runs.items()])
+    configs = pd.Series({r: c for r, (c, _) in runs.items()})
+    _, comp = seed_tables(values, configs, n_boot=50)
+    assert list(comp["a"]) == ["lora_rank=8"] and list(comp["b"]) == ["lora_rank=32"]
+    assert comp["diff"].iloc[0] == pytest.approx(4.1 - 6.1333333, abs=1e-6)

@@ -143,7 +143,9 @@ def seed_tables(
                           "n_seeds": len(cg), "mean": iv.value,
                           "sd": float(np.std(cg["value"], ddof=1)), "ci_low": iv.ci_low,
                           "ci_high": iv.ci_high, "runs": list(cg["run"]), "epoch": epoch})
-        best = max(groups, key=lambda c: (groups[c]["value"].mean(), c))
+        lower = "direction" in g.columns and str(g["direction"].iloc[0]) == "lower"
+        sign = -1.0 if lower else 1.0  # the best config in the metric's own direction
+        best = max(groups, key=lambda c: (sign * groups[c]["value"].mean(), c))
         fam: list[dict[str, Any]] = []
         for c, cg in groups.items():
             if c == best:
@@ -195,6 +197,12 @@ def seed_aware_best(best: list[Any], seeds: pd.DataFrame, comparisons: pd.DataFr
         if cfg is None or s.empty or cfg not in set(s["config"]):
             continue
         top = s.sort_values(["mean", "config"], ascending=[False, True]).iloc[0]
+        fam = comparisons[(comparisons["task"] == b.task) & (comparisons["scorer"] == b.scorer)
+                          & (comparisons["metric"] == b.metric)] if not comparisons.empty else comparisons
+        if b.epoch is not None and len(fam):
+            fam = fam[fam["epoch"] == b.epoch]
+        if len(fam):  # the best config as seed_tables chose it, in the metric's direction
+            top = s[s["config"] == fam["a"].iloc[0]].iloc[0] if (s["config"] == fam["a"].iloc[0]).any() else top
         if top["config"] != cfg:
             b.clear_winner = False
             b.reason += (f"; across seeds, {top['config']} has the higher mean ({top['mean']:.4g} over "
