@@ -78,7 +78,7 @@ def test_completed_with_disklogger(tmp_path: Path) -> None:
         ("local_v0.5.0_lora_cpu.out", "local_v0.5.0_lora_cpu.disklogger.txt", "completed",
          "Saving final epoch checkpoint.", 16, 4.948200225830078, 9.0),
         ("local_v0.6.1_lora_cpu_slurm_nan.out", "local_v0.6.1_lora_cpu_slurm_nan.disklogger.txt", "diverged",
-         "loss at step 8 is not finite (NaN/inf)", 8, None, 3.0),
+         "loss is not finite (NaN/inf) from step 5 (last step 8)", 8, None, 3.0),
         ("local_v0.6.1_lora_cpu_slurm_scancel.out", None, "cancelled",
          "slurmstepd-vm: error: *** JOB 3 ON vm CANCELLED AT 2026-11-26T17:27:27 ***", 67, 4.099761962890625, 23.0),
         ("local_v0.6.1_lora_cpu_slurm_timeout.out", "local_v0.6.1_lora_cpu_slurm_timeout.disklogger.txt", "timeout",

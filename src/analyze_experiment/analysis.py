@@ -171,7 +171,9 @@ class Analysis:
     (binary | continuous | risk | numeric), ``note``, ``family`` (compared per sample, or header
     only) — :data:`analyze_experiment.metrics.METRICS`."""
     failed_runs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Runs whose training failed (run, status, evidence, file, step): never best or production."""
+    """Runs whose training failed (``stats.health.FAILED_RUNS``: run, status, evidence, file, step —
+    the first bad step —, steps, planned_steps, mark): never best or production, left out of every
+    estimate unless ``--include-failed``."""
     families: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The error-control plan: one row per family of tests (``stats.plan.FAMILIES``: family,
     kind, task, scorer, metric, size, alpha, correction, confirmatory, unit)."""
@@ -194,6 +196,11 @@ class Analysis:
     """Per candidate of each continuous (regression) scorer: parse rate with its Wilson CI, MAE,
     RMSE and R² recomputed from the samples, the log header's values and whether they agree
     (``stats.metric_families.CONTINUOUS``)."""
+    failed_ahead: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Candidates of failed runs that rank above their family's best (``stats.health.AHEAD``):
+    named "best so far" with how far their training got, never the best."""
+    include_failed: bool = False
+    """``--include-failed``: failed runs were kept in the choice of best and every estimate."""
 
     @property
     def claims(self) -> list[Finding]:

@@ -75,6 +75,9 @@ def stats_options(fn):
                      help="Price of one GPU-hour, to express training cost in dollars."),
         click.option("--seed", type=int, default=0, show_default=True,
                      help="Seed of the permutation and bootstrap procedures."),
+        click.option("--include-failed", is_flag=True,
+                     help="Keep runs whose training failed (diverged, out of memory, cancelled, timed out) in the "
+                          "choice of best and production and in every estimate; the report says so."),
     ]
     for d in reversed(decorators):
         fn = d(fn)
@@ -82,8 +85,9 @@ def stats_options(fn):
 
 
 def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary",
-             metric_directions=None, primary_metrics=None) -> Options:
+             metric_directions=None, primary_metrics=None, include_failed=False) -> Options:
     return Options(
+        include_failed=include_failed,
         metric_directions=dict(metric_directions or {}),
         primary_metrics=dict(primary_metrics or {}),
         confidence=confidence,
@@ -133,8 +137,21 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     con.print(f"[bold]{rich_escape(v(exp.design.name))}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
     configs = {(f.data.get("task"), f.data.get("scorer")): f for f in result.analysis.findings
                if f.rule == "best_config"}
+    from analyze_experiment.stats.health import marks
+
+    failed = result.analysis.failed_runs
+    for r in failed.to_dict(orient="records") if len(failed) else []:
+        con.print(f"  FAILED {v(r['run'])}: {v(r['mark'])} — {v(str(r.get('evidence') or 'no evidence line'))}"
+                  + (f" ({v(r['file'])})" if isinstance(r.get("file"), str) else ""), markup=False)
+    if len(failed):
+        con.print("  failed runs are included in every estimate (--include-failed)" if result.analysis.include_failed
+                  else "  failed runs are never best or production and are left out of every estimate "
+                  "(--include-failed keeps them)", markup=False)
+    mark = marks(failed)
     for b in result.analysis.best:
         where = "" if fmt.is_missing(b.epoch) else f" (epoch {fmt.epoch(b.epoch)})"
+        if b.run in mark:
+            where += f" ({mark[b.run]}; best so far)"
         verdict = "clear winner" if b.clear_winner else "no clear winner"
         cf = configs.get((b.task, b.scorer))
         if cf is not None:  # seed replicates: the configuration is the unit, not its luckiest seed
@@ -258,7 +275,10 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
         from analyze_experiment.summary import dumps
 
         click.echo(dumps(result.summary), nl=False)
-    return EXIT_OK, sum(w.severity != "info" for w in exp.diagnostics.warnings)
+    from analyze_experiment.stats.health import failed_runs
+
+    n_failed = len(failed_runs(exp.runs))  # from the runs table: the same with an unchanged report
+    return EXIT_OK, sum(w.severity != "info" for w in exp.diagnostics.warnings) + n_failed
 
 
 @click.command(
@@ -273,7 +293,8 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
               show_default=True, help="Which report to write.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-@click.option("--strict", is_flag=True, help="Exit with status 3 when any input produced a warning (for CI).")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 3 when any input produced a warning or any run's training failed (for CI).")
 @click.option("--watch", is_flag=True,
               help="Keep running: re-analyse whenever the experiment's files change (Ctrl-C stops).")
 @click.option("--no-cache", is_flag=True,
@@ -291,7 +312,7 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
     summary.json to EXPERIMENT_DIR/analysis, and appends to analyze-experiment.log.
 
     Exit status: 0 report written (warnings allowed), 1 nothing analysable, 2 usage
-    error (including a read-only destination), 3 warnings with --strict, 4 the report
+    error (including a read-only destination), 3 warnings or failed runs with --strict, 4 the report
     could not be written (disk full; the previous report is left intact).
     """
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
@@ -303,7 +324,7 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
         return
     code, n_warnings = _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_dir, no_cache)
     if code == EXIT_OK and strict and n_warnings:
-        click.echo(f"--strict: {n_warnings} warnings", err=True)
+        click.echo(f"--strict: {n_warnings} warnings or failed runs", err=True)
         sys.exit(EXIT_STRICT)
     if code != EXIT_OK:
         sys.exit(code)

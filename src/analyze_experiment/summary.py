@@ -265,6 +265,18 @@ def _primary(best: list[dict[str, Any]], tasks: list[str], scorers: list[str]) -
     return min(best, key=rank)
 
 
+def _failed_runs(analysis: Analysis) -> list[dict[str, Any]]:
+    """Runs whose training failed (stats/health.py), each with ``excluded``: left out of best,
+    production and every estimate (false with ``--include-failed``)."""
+    fr = analysis.failed_runs
+    if fr is None or fr.empty:
+        return []
+    return [{"run": r["run"], "status": r["status"], "evidence": r.get("evidence"), "file": r.get("file"),
+             "step": _int(r.get("step")), "steps": _int(r.get("steps")), "planned_steps": _int(r.get("planned_steps")),
+             "excluded": not analysis.include_failed}
+            for r in (clean(x) for x in fr.to_dict(orient="records"))]
+
+
 def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = None) -> dict[str, Any]:
     """The summary.json document (a plain dict, JSON-safe)."""
     d = exp.design
@@ -319,6 +331,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "seeds": _records(analysis.seeds),
             "seed_comparisons": _records(analysis.seed_comparisons),
             "noninferiority": _records(analysis.noninferiority),
+            "failed_runs": _failed_runs(analysis),
             "power": analysis.power,
             "confidence": analysis.confidence,
             **_facts(exp),

@@ -752,6 +752,10 @@ def _fill_values(
         summary["final_loss_source"] = last.get("source")
         finite = [x for x in losses if math.isfinite(x)]
         summary["min_loss"] = min(finite) if finite else None
+        # the first non-finite loss, not the last step: where the run went wrong (issue 11)
+        bad = [r["step"] for r in step_rows
+               if isinstance(r.get("loss"), int | float) and not math.isfinite(r["loss"])]
+        summary["first_nonfinite_step"] = min(bad) if bad else None
     else:
         wb = next((o.wandb_summary for o in reversed(slurms) if o.wandb_summary), {})
         if _finite(wb.get("loss")):
@@ -865,7 +869,11 @@ def _decide_status(
             return "completed", decided[1], last.path
     if has_steps and summary["final_loss"] is None and summary.get("final_loss_source") != "wandb summary (rounded)":
         src = last.path if last is not None else disks[-1].path
-        return "diverged", f"loss at step {summary['steps']} is not finite (NaN/inf)", src
+        first = summary.get("first_nonfinite_step") or summary["steps"]
+        text = f"loss is not finite (NaN/inf) from step {first}"
+        if first != summary["steps"]:
+            text += f" (last step {summary['steps']})"
+        return "diverged", text, src
     if last is not None and last.final_checkpoint:
         return "completed", last.final_checkpoint, last.path
     planned = summary.get("planned_steps")

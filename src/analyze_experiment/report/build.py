@@ -20,6 +20,7 @@ from analyze_experiment.metrics import direction_text
 from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
+from analyze_experiment.report.failed import failed_section
 from analyze_experiment.stats.metric_findings import continuous_report_table
 
 SECTION_ORDER = (
@@ -241,6 +242,8 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
     for r in exp.eval_scores.itertuples(index=False):
         logs[(r.run, r.task, fmt.epoch(r.epoch), r.scorer)] = r.log
     partial = _partial_status(exp.eval_scores)
+    failed = {str(r): str(st) for r, st in zip(analysis.failed_runs.get("run", []),
+                                                 analysis.failed_runs.get("status", []), strict=True)}
     seen: dict[tuple[Any, ...], dict[str, Any]] = {}  # one row per candidate × scorer, a column per metric
     for r in iv.itertuples(index=False):
         key = (r.run, r.task, fmt.epoch(r.epoch), r.scorer)
@@ -251,7 +254,7 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
             seen[key][f"{head} [{level}% CI]"] = cell
             continue
         seen[key] = {
-            "run": r.run,
+            "run": f"{r.run} (failed: {failed[r.run]})" if r.run in failed else r.run,
             "task": r.task,
             "epoch": fmt.epoch(r.epoch),
             "scorer": r.scorer,
@@ -270,7 +273,8 @@ def evaluation_table(exp: Experiment, analysis: Analysis, link_prefix: str = "")
             continue
         row = extra.setdefault(
             key,
-            {"run": r.run, "task": r.task, "epoch": key[2], "scorer": r.scorer, "n": fmt.integer(r.n),
+            {"run": f"{r.run} (failed: {failed[r.run]})" if r.run in failed else r.run, "task": r.task,
+             "epoch": key[2], "scorer": r.scorer, "n": fmt.integer(r.n),
              "CI method": "—", "log_path": r.log},
         )
         row[f"{r.metric} (from log)"] = fmt.num(r.value)
@@ -326,6 +330,9 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
     used = exp.eval_logs[exp.eval_logs["used"].fillna(False).astype(bool)] if len(exp.eval_logs) else exp.eval_logs
     if len(used):
         logs = used[["run", "task", "epoch", "status", "completed_samples", "total_samples", "log"]].copy()
+        failed = {str(r): str(st) for r, st in zip(analysis.failed_runs.get("run", []),
+                                                     analysis.failed_runs.get("status", []), strict=True)}
+        logs["run"] = [f"{r} (failed: {failed[r]})" if r in failed else r for r in logs["run"]]
         logs["epoch"] = logs["epoch"].map(fmt.epoch)
         logs["samples"] = [
             f"{fmt.integer(c)} / {fmt.integer(t)}" for c, t in zip(logs["completed_samples"], logs["total_samples"], strict=True)
@@ -515,7 +522,9 @@ def build_doc(
     ``link_prefix`` leads from the report's folder to the experiment directory (``..`` for
     the default ``<experiment>/analysis``), so links to logs work from the report.
     """
+    failed = failed_section(analysis)
     sections = [
+        *([failed] if failed is not None else []),  # failed runs change how everything below reads
         _overview(exp),
         _training(exp, plots),
         _evaluation(exp, analysis, plots, link_prefix),

@@ -9,6 +9,7 @@ import pandas as pd
 
 from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Analysis, Best
 from analyze_experiment.model import Experiment, Options
+from analyze_experiment.stats import health
 from analyze_experiment.stats.candidates import Family, build_families, label
 from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
 from analyze_experiment.stats.cost import pareto_table
@@ -145,20 +146,30 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     variables = variables_of(experiment)
     seed_var = seed_variable(variables)
     factors = [v for v in variables if v != seed_var]
-    families, metric_table = derive_families(experiment, options, build_families(experiment, options))
+    # run health gates inference: failed runs' candidates stay in the interval table (marked in
+    # the report) but are dropped from every family before anything is ranked (stats/health.py)
+    failed_runs = health.failed_runs(runs)
+    excluded = set() if options.include_failed else failed_set(failed_runs)
+    all_families, metric_table = derive_families(experiment, options, build_families(experiment, options))
+    families = health.without(all_families, excluded)
     _warn_few_clusters(experiment, families, options, 1 - conf)
 
     intervals, comparisons, equivalence, best, power, pair_rows = [], [], [], [], [], []
+    for fam in all_families:
+        if excluded:
+            intervals.append(family_intervals(fam, conf))
     for fam in families:
         iv = family_intervals(fam, conf)
         if fam.direction == "descriptive":  # described (value, interval), never ranked or tested
-            intervals.append(iv)
+            if not excluded:
+                intervals.append(iv)
             continue
         comp, eq, b, pw = family_comparisons(
             fam, iv, baselines, confidence=conf, margin=_margin(fam, iv, options),
             n_resamples=options.n_permutations, seed=options.seed, pairs_out=pair_rows,
         )
-        intervals.append(iv)
+        if not excluded:
+            intervals.append(iv)
         comparisons.append(comp)
         equivalence.append(eq)
         if b is not None:
@@ -172,13 +183,17 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     a.equivalence = _concat(equivalence, EQUIVALENCE)
     a.pair_tests = pd.DataFrame(pair_rows, columns=PAIR_TESTS)
     a.best, a.power = best, power
+    a.failed_runs, a.include_failed = failed_runs, options.include_failed
     a.metrics = metric_table
     a.intervals = mark_saturated(a.intervals, metric_table)
     a.continuous = _guarded(experiment, "continuous scorers", lambda: continuous_table(experiment, conf),
                             a.continuous)
     _guarded(experiment, "parse-failure warnings", lambda: warn_continuous(experiment, a.continuous), None)
 
-    values = a.intervals
+    values = a.intervals[~a.intervals["run"].astype(str).isin(excluded)] if excluded else a.intervals
+    train_steps = experiment.train_steps
+    if excluded and train_steps is not None and "run" in train_steps.columns:
+        train_steps = train_steps[~train_steps["run"].astype(str).isin(excluded)]
     ft = runs[runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in runs.columns]]]
     configs = pd.Series(dtype=object)
     if not values.empty:
@@ -199,7 +214,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         a.pareto = _guarded(experiment, "cost and Pareto front",
                             lambda: pareto_table(values, runs, options.gpu_hour_cost), a.pareto)
         a.outliers = _guarded(experiment, "outliers", lambda: pd.concat(
-            [group_outliers(values, configs, runs), loss_curve_outliers(experiment.train_steps, configs),
+            [group_outliers(values, configs, runs), loss_curve_outliers(train_steps, configs),
              suspicious_evals(experiment.eval_samples, values, experiment.eval_logs)], ignore_index=True),
             a.outliers)
     # one error-control plan for the whole report, then every verdict is re-read from it
@@ -217,8 +232,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         fam = fam_by_key[(b.task, b.scorer, b.metric)]
         comp = a.comparisons[(a.comparisons["task"] == b.task) & (a.comparisons["scorer"] == b.scorer)
                              & (a.comparisons["metric"] == b.metric)] if not a.comparisons.empty else a.comparisons
-        iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
-                         & (a.intervals["metric"] == b.metric)]
+        iv = values[(values["task"] == b.task) & (values["scorer"] == b.scorer) & (values["metric"] == b.metric)]
         nb = best_record(fam, iv, comp, 1 - conf, b)
         if (b.task, b.scorer, b.metric) not in primary:
             nb.clear_winner = False
@@ -228,6 +242,8 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
                  None)
         rebuilt.append(nb)
     a.best = rebuilt
+    a.failed_ahead = _guarded(experiment, "failed runs ahead of the best",
+                              lambda: health.ahead_of_best(families, a.intervals, a.best, excluded), a.failed_ahead)
     a.noninferiority = _guarded(experiment, "non-inferiority tests", lambda: noninferiority_table(
         families, a.best, margin=options.margin, alpha=1 - conf, confirmatory=primary,
         failed=failed_set(a.failed_runs)), a.noninferiority)

@@ -20,6 +20,7 @@ from analyze_experiment.analysis import Analysis, Best, Claim, Finding
 from analyze_experiment.design_facts import qualifiers
 from analyze_experiment.model import Options
 from analyze_experiment.stats import configs as cfgs
+from analyze_experiment.stats import health
 from analyze_experiment.stats._format import (
     fmt_ci,
     fmt_diff,
@@ -57,7 +58,9 @@ LOW_RESIDUAL_DF = 3
 def _cand(ctx: dict[str, Any], run: str, epoch: Any) -> str:
     """Run name, with the epoch only when the run was evaluated at several epochs."""
     ep = None if epoch is None or pd.isna(epoch) else float(epoch)
-    return label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
+    name = label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
+    mark = ctx.get("failed_marks", {}).get(str(run))  # a failed run is never named without its mark
+    return f"{name} ({mark})" if mark else name
 
 
 def _on(ctx: dict[str, Any], task: str, scorer: str) -> str:
@@ -158,8 +161,9 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                          & (a.intervals["run"] == b.run)]
         n = int(iv["n"].iloc[0]) if len(iv) else 0
         low = _direction(a, b.task, b.scorer, b.metric) == "lower"
+        so_far = " (best so far)" if "did not finish" in ctx.get("failed_marks", {}).get(b.run, "") else ""
         head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the "
-                f"{'lowest' if low else 'highest'} {b.metric} ({'lower' if low else 'higher'} is better): "
+                f"{'lowest' if low else 'highest'} {b.metric} ({'lower' if low else 'higher'} is better){so_far}: "
                 f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
                 f"n = {n})")
         if b.adjusted_value is not None:
@@ -1208,7 +1212,7 @@ def _anchor(a: Analysis, ctx: dict[str, Any], b: Best) -> tuple[str, str, set[st
 
 
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
-    rule_no_evals, rule_best, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
+    health.rule_failed_runs, rule_no_evals, rule_best, health.rule_best_so_far, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
     rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
     rule_production, rule_next_steps, rule_saturated, rule_parse_failures,
 ]
@@ -1237,6 +1241,7 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
     ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
            "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
            "failed": failed_set(a.failed_runs), "train_steps": train_steps}
+    ctx.update(health.context(a, options.include_failed))
     out: list[Finding] = []
     # best, findings and recommendations speak of each scorer's primary metric; the other
     # metrics' bests stay in the tables (Analysis.best), reported beside it
