@@ -149,7 +149,8 @@ def test_risk_metrics_equal_sklearn_and_the_header(risk):
         assert row["auc"] == pytest.approx(roc_auc_score(y, p))
         assert row["brier"] == pytest.approx(header["brier_score"])
         assert row["auc"] == pytest.approx(header["auc_score"])
-        assert row["ece"] == pytest.approx(header["risk_calibration_error"])
+        assert row["risk_calibration_error"] == pytest.approx(header["risk_calibration_error"])
+        assert row["ece"] == pytest.approx(header["expected_calibration_error"])
         # a direct ECE: 10 bins (lo, hi], 0 in the first
         pa, ya = np.array(p), np.array(y)
         direct = 0.0
@@ -157,7 +158,7 @@ def test_risk_metrics_equal_sklearn_and_the_header(risk):
             m = ((pa > b / 10) & (pa <= (b + 1) / 10)) | ((b == 0) & (pa == 0))
             if m.any():
                 direct += m.mean() * abs(pa[m].mean() - ya[m].mean())
-        assert row["ece"] == pytest.approx(direct)
+        assert row["risk_calibration_error"] == pytest.approx(direct)
         sq = (pa - ya) ** 2
         half = stats.t.ppf(0.975, len(sq) - 1) * sq.std(ddof=1) / math.sqrt(len(sq))
         assert row["brier_ci_low"] == pytest.approx(sq.mean() - half)

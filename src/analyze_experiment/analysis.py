@@ -191,6 +191,24 @@ class Analysis:
     facts: pd.DataFrame = field(default_factory=pd.DataFrame)
     """``Experiment.facts``: what the design and the files say about each other (same seed for
     every replicate, design/config conflicts …); their caveats qualify the findings they touch."""
+    risk: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per candidate of every risk scorer (``stats.risk.RISK_TABLE``): n, unreadable outputs,
+    class balance, Brier with its CI, AUC with DeLong's CI, ECE, risk calibration error, mean
+    risk, the rates at 0.5 and the confusion counts."""
+    auc_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """DeLong's paired AUC test for every pair of candidates of a risk scorer
+    (``stats.risk.AUC_TESTS`` + family, confirmatory, p_adjusted, significant)."""
+    risk_curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """ROC points and reliability bins per risk candidate (``stats.scorer_kinds.RISK_CURVES``)."""
+    classification: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per candidate of every two-class right/wrong scorer (``stats.classification.CLASSIFICATION``):
+    confusion counts, class balance, accuracy, balanced accuracy, F1, precision, recall, "other"."""
+    subgroups: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Each confirmatory family's value per level of each sample category
+    (``stats.scorer_kinds.SUBGROUP_COLUMNS``), with inspect's ``grouped`` header value beside it."""
+    subgroup_tests: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Heterogeneity of the best's gain across the levels of each category
+    (``stats.subgroups.SUBGROUP_TESTS`` + family, confirmatory, p_adjusted, significant)."""
 
     continuous: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Per candidate of each continuous (regression) scorer: parse rate with its Wilson CI, MAE,

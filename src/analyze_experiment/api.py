@@ -43,6 +43,9 @@ T = TypeVar("T")
 
 FORMATS = ("md", "html")
 
+SCORER_TABLES = ("risk", "auc_tests", "risk_curves", "classification", "subgroups", "subgroup_tests")
+"""Tables of the scorer kinds (stats/scorer_kinds.py), written only when a sweep has them."""
+
 OUTPUT_MARKER = ".analyze-experiment-output"
 """Written into every output folder: only a folder holding it (or an empty one) is replaced."""
 
@@ -125,6 +128,7 @@ def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
         "pareto": analysis.pareto,
         "equivalence": analysis.equivalence,
         "outliers": analysis.outliers,
+        **{name: getattr(analysis, name) for name in SCORER_TABLES if len(getattr(analysis, name, ()))},
     }
 
 

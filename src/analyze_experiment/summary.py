@@ -304,7 +304,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
         c["epoch_a"] = _epoch(c.get("epoch_a"))
         c["epoch_b"] = _epoch(c.get("epoch_b"))
     best_all = [_best(b) | _metric_info(analysis.metrics, b) for b in analysis.best]
-    return clean(
+    doc = clean(
         {
             "schema_version": SCHEMA_VERSION,
             "experiment": {
@@ -348,6 +348,34 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             },
         }
     )
+    doc.update(clean(scorer_summary(analysis)))
+    return doc
+
+
+def _table(df: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Rows of a scorer-kind table with epochs as 0-based integers (null for base models)."""
+    rows = _records(df) if df is not None and len(df) else []
+    for r in rows:
+        for k in ("epoch", "epoch_a", "epoch_b"):
+            if k in r:
+                r[k] = _epoch(r[k])
+    return rows
+
+
+def scorer_summary(analysis: Analysis) -> dict[str, Any]:
+    """The optional keys ``risk``, ``classification`` and ``subgroups`` (only when the sweep has
+    such scorers or categories; docs/summary-schema.md)."""
+    out: dict[str, Any] = {}
+    risk = getattr(analysis, "risk", None)
+    if risk is not None and len(risk):
+        out["risk"] = {"candidates": _table(risk), "auc_tests": _table(getattr(analysis, "auc_tests", None))}
+    cls = getattr(analysis, "classification", None)
+    if cls is not None and len(cls):
+        out["classification"] = _table(cls)
+    sub = getattr(analysis, "subgroups", None)
+    if sub is not None and len(sub):
+        out["subgroups"] = {"levels": _table(sub), "tests": _table(getattr(analysis, "subgroup_tests", None))}
+    return out
 
 
 def _configurations(analysis: Analysis) -> dict[str, Any]:

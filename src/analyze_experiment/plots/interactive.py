@@ -21,6 +21,7 @@ from plotly.subplots import make_subplots
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment
 from analyze_experiment.plots import _select as sel
+from analyze_experiment.plots.scorer_plots import risk_interactive
 from analyze_experiment.plots.style import CONTROL_COLOR, run_colors
 from analyze_experiment.plots.validation import validation_figure, validation_frames
 from analyze_experiment.textsafe import visible
@@ -235,4 +236,5 @@ def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str,
             ef = ef[pd.to_numeric(ef["mean"], errors="coerce").notna()]
             if len(ef):
                 out[f"effects_{t.slug}"] = _effects_figure(ef, t)
+    out.update(risk_interactive(analysis, colors))
     return out

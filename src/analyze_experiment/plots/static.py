@@ -496,6 +496,9 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                                f"variables, with {conf:.0%} CIs.", f"effects_{t.slug}"),
                       lambda ef=ef, t=t: plot_main_effects(ef, metric_label=t.metric,
                                                            title=f"Main effects on {t.metric} — {t.label}")))
+    from analyze_experiment.plots.scorer_plots import plan_risk_figures  # imports PlotInfo from here
+
+    plans.extend(plan_risk_figures(analysis, colors))
     return plans
 
 

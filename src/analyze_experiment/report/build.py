@@ -21,6 +21,7 @@ from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
 from analyze_experiment.report.failed import failed_section
+from analyze_experiment.report.scorers import data_quality_notes, scorer_sections
 from analyze_experiment.stats.metric_findings import continuous_report_table
 
 SECTION_ORDER = (
@@ -327,6 +328,7 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
     if best.blocks:
         s.blocks.append(best)
     s.blocks.extend(_figures(plots, "evaluation"))
+    s.blocks.extend(scorer_sections(analysis, plots))
     used = exp.eval_logs[exp.eval_logs["used"].fillna(False).astype(bool)] if len(exp.eval_logs) else exp.eval_logs
     if len(used):
         logs = used[["run", "task", "epoch", "status", "completed_samples", "total_samples", "log"]].copy()
@@ -543,6 +545,7 @@ def build_doc(
         ),
         _data_quality(exp),
     ]
+    sections[-1].blocks.extend(data_quality_notes(analysis))
     return ReportDoc(
         title=f"Experiment report: {exp.design.name}",
         header=_header(exp, command),

@@ -27,6 +27,7 @@ from analyze_experiment.stats.metric_families import (
 from analyze_experiment.stats.outliers import group_outliers, loss_curve_outliers, suspicious_evals
 from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
 from analyze_experiment.stats.production import failed_set, noninferiority_table
+from analyze_experiment.stats.scorer_kinds import ScorerTables, discrimination_keys, scorer_tables
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 from analyze_experiment.stats.selection import selection_adjusted
 
@@ -221,7 +222,12 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     keys = [(f.task, f.scorer, f.metric) for f in families]
     scorer_order = list(experiment.design.scorers)
     primary = primary_keys(keys, confirmatory_table(a.metrics, scorer_order), scorer_order, options.confirmatory)
-    a.families = apply_plan(a, primary, 1 - conf)
+    sk = _guarded(experiment, "risk, two-class and subgroup tables", lambda: scorer_tables(
+        experiment.eval_samples, experiment.eval_scores, families, a.best, primary, baselines, conf), ScorerTables())
+    a.risk, a.auc_tests, a.risk_curves = sk.risk, sk.auc_tests, sk.risk_curves
+    a.classification, a.subgroups, a.subgroup_tests = sk.classification, sk.subgroups, sk.subgroup_tests
+    plan_keys = primary | discrimination_keys(a.auc_tests, primary, options.confirmatory)
+    a.families = apply_plan(a, plan_keys, 1 - conf)
     if "p_value" in a.outliers.columns:  # keep the tested seeds that are outliers, and every other flag
         tested = a.outliers["kind"].isin(["metric", "loss", "loss_curve"])
         sig = a.outliers.get("significant", pd.Series(False, index=a.outliers.index))

@@ -1211,6 +1211,154 @@ def _anchor(a: Analysis, ctx: dict[str, Any], b: Best) -> tuple[str, str, set[st
     return top.runs[0], "the best configuration (", good, claim
 
 
+# --- scorer kinds: risk, two-class and subgroup rules (tables from stats/scorer_kinds.py) -------
+IMBALANCED = 0.4
+"""``class_imbalance`` fires when the eval set's minority class is below this share."""
+
+
+def _auc_pair(ctx: dict[str, Any], r: pd.Series, conf: float) -> str:
+    return (f"{_cand(ctx, r['a'], r['epoch_a'])} AUC {r['auc_a']:.3f} vs {_cand(ctx, r['b'], r['epoch_b'])} "
+            f"{r['auc_b']:.3f} (difference {r['diff']:+.3f}, unadjusted {conf:.0%} CI {r['ci_low']:+.3f} to "
+            f"{r['ci_high']:+.3f}, DeLong z = {r['statistic']:.2f}, Holm p {fmt_p(r['p_adjusted'])}, paired over "
+            f"{int(r['n_paired'])} samples)")
+
+
+def rule_auc_differences(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``auc_difference`` (a DeLong test that survives Holm in its discrimination family: one
+    sentence per pair, at most MAX_PAIR_SENTENCES per family) and ``auc_not_distinguishable``
+    (the other pairs of the family, in one sentence)."""
+    t = getattr(a, "auc_tests", None)
+    out: list[Finding] = []
+    if t is None or t.empty or "significant" not in t.columns:
+        return out
+    for (task, scorer), g in t.groupby(["task", "scorer"], sort=True):
+        if not g["confirmatory"].astype(bool).any():
+            continue
+        g = g.sort_values(["p_adjusted", "diff"], ascending=[True, False])
+        sig = g[g["significant"].astype(bool)]
+        for _, r in sig.head(MAX_PAIR_SENTENCES).iterrows():
+            out.append(_f("key_findings", "auc_difference",
+                          f"On {_on(ctx, task, scorer)}, {_cand(ctx, r['a'], r['epoch_a'])} separates positives from "
+                          f"negatives better than {_cand(ctx, r['b'], r['epoch_b'])}: {_auc_pair(ctx, r, a.confidence)}",
+                          _claim(a, "difference", r.get("family"), "delong", r["statistic"], r["p_value"],
+                                 r["p_adjusted"], True),
+                          task=task, scorer=scorer, a=r["a"], b=r["b"], auc_a=r["auc_a"], auc_b=r["auc_b"],
+                          diff=r["diff"], p_value=r["p_value"], p_adjusted=r["p_adjusted"]))
+        if len(sig) > MAX_PAIR_SENTENCES:
+            out.append(_f("key_findings", "auc_difference_more",
+                          f"On {_on(ctx, task, scorer)}, {len(sig) - MAX_PAIR_SENTENCES} more AUC differences are "
+                          "significant after Holm correction (AUC comparison table)",
+                          task=task, scorer=scorer, n=len(sig) - MAX_PAIR_SENTENCES))
+        rest = g[~g["significant"].astype(bool)]
+        if len(rest):
+            r0 = rest.iloc[0]
+            items = "; ".join(_auc_pair(ctx, r, a.confidence) for _, r in rest.head(MAX_TIED_LISTED).iterrows())
+            more = len(rest) - min(len(rest), MAX_TIED_LISTED)
+            out.append(_f("key_findings", "auc_not_distinguishable",
+                          f"On {_on(ctx, task, scorer)}, {_plural(len(rest), 'pair')} of candidates "
+                          f"{'has' if len(rest) == 1 else 'have'} AUCs not significantly different after Holm "
+                          f"correction (not evidence that they are equal): {items}"
+                          + (f"; and {more} more in the AUC comparison table" if more else ""),
+                          _claim(a, "difference", r0.get("family"), "delong", r0["statistic"], r0["p_value"],
+                                 r0["p_adjusted"], False),
+                          task=task, scorer=scorer, a=[str(x) for x in rest["a"]], b=[str(x) for x in rest["b"]],
+                          p_adjusted=[float(x) for x in rest["p_adjusted"]]))
+    return out
+
+
+def _gain_text(metric: str, gains: dict[str, float], sign: float) -> str:
+    """Per-level differences, largest improvement first (``sign``: −1 when lower is better)."""
+    return ", ".join(f"{fmt_diff(metric, v)} in {k}" for k, v in sorted(gains.items(), key=lambda kv: -sign * kv[1]))
+
+
+def rule_heterogeneity(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``gain_heterogeneous`` (the best's gain over a candidate differs across the levels of a
+    sample category: one-way ANOVA of the paired differences, significant after Holm in its
+    heterogeneity family) and ``gain_homogeneous`` (no evidence that it differs; not evidence
+    that it is the same)."""
+    t = getattr(a, "subgroup_tests", None)
+    out: list[Finding] = []
+    if t is None or t.empty or "significant" not in t.columns:
+        return out
+    from analyze_experiment.stats.scorer_kinds import gains as level_gains
+
+    for _, r in t.sort_values(["p_adjusted", "key"]).iterrows():
+        if not bool(r["confirmatory"]):
+            continue
+        metric = str(r["metric"])
+        g = level_gains(r)
+        sign = _sign(a, r["task"], r["scorer"], metric)
+        worst = min(g, key=lambda k: sign * g[k]) if g else r["gain_low_level"]
+        way = " (lower is better)" if sign < 0 else ""
+        who = f"{_cand(ctx, r['a'], r['epoch_a'])} over {_cand(ctx, r['b'], r['epoch_b'])}{way}"
+        test = (f"one-way ANOVA of the paired differences across {int(r['n_levels'])} levels, F({int(r['df1'])}, "
+                f"{int(r['df2'])}) = {r['statistic']:.2f}, Holm p {fmt_p(r['p_adjusted'])}")
+        claim = _claim(a, "difference", r.get("family"), "anova_interaction", r["statistic"], r["p_value"],
+                       r["p_adjusted"], bool(r["significant"]))
+        data = dict(task=r["task"], scorer=r["scorer"], metric=metric, key=r["key"], a=r["a"], b=r["b"], gains=g,
+                    p_value=r["p_value"], p_adjusted=r["p_adjusted"])
+        if bool(r["significant"]):
+            out.append(_f("key_findings", "gain_heterogeneous",
+                          f"On {_on(ctx, r['task'], r['scorer'])}, the {metric} gain of {who} is not the same in "
+                          f"every {r['key']}: {_gain_text(metric, g, sign)} ({test}); the average gain hides the "
+                          f"{worst} subgroup", claim, **data))
+        else:
+            out.append(_f("statistical_summary", "gain_homogeneous",
+                          f"On {_on(ctx, r['task'], r['scorer'])}, no evidence that the {metric} gain of {who} "
+                          f"differs across {r['key']}: {_gain_text(metric, g, sign)} ({test}); not evidence that it is "
+                          "the same (few samples per level give the test little power)", claim, **data))
+    return out
+
+
+def _share(k: float, n: float) -> str:
+    return f"{k / n:.0%}" if n else "n/a"
+
+
+def rule_scorer_quality(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """Data-quality notes of risk and two-class scorers (descriptive, no test):
+    ``unparsed_risk`` (outputs a risk scorer could not read as a probability), ``other_answers``
+    (two-class answers that are neither label), ``class_imbalance`` (an eval set whose minority
+    class is below IMBALANCED, and the candidates that answer one label only)."""
+    out: list[Finding] = []
+    risk = getattr(a, "risk", None)
+    cls = getattr(a, "classification", None)
+    if risk is not None and not risk.empty:
+        for _, r in risk[risk["n_unparsed"] > 0].iterrows():
+            out.append(_f("data_quality", "unparsed_risk",
+                          f"{_cand(ctx, r['run'], r['epoch'])} on {_on(ctx, r['task'], r['scorer'])}: "
+                          f"{int(r['n_unparsed'])} of {int(r['n'])} outputs ({_share(r['n_unparsed'], r['n'])}) could "
+                          "not be read as a probability; they are left out of Brier, AUC and ECE and count as wrong "
+                          "in the rates at 0.5", run=r["run"], task=r["task"], scorer=r["scorer"],
+                          n_unparsed=r["n_unparsed"], n=r["n"]))
+    if cls is not None and not cls.empty:
+        for _, r in cls[cls["other"] > 0].iterrows():
+            out.append(_f("data_quality", "other_answers",
+                          f"{_cand(ctx, r['run'], r['epoch'])} on {_on(ctx, r['task'], r['scorer'])}: "
+                          f"{int(r['other'])} of {int(r['n'])} answers ({_share(r['other'], r['n'])}) are neither "
+                          f"'{r['negative_label']}' nor '{r['positive_label']}'; they count as wrong",
+                          run=r["run"], task=r["task"], scorer=r["scorer"], other=r["other"], n=r["n"]))
+    frames = [(f, lab) for f, lab in ((risk, "risk"), (cls, "classification")) if f is not None and not f.empty]
+    for f, _kind in frames:
+        for (task, scorer), g in f.groupby(["task", "scorer"], sort=True):
+            prev = float(g["prevalence"].iloc[0])
+            if math.isnan(prev) or min(prev, 1 - prev) >= IMBALANCED:
+                continue
+            pos = str(g["positive_label"].iloc[0])
+            neg = str(g["negative_label"].iloc[0]) if "negative_label" in g.columns else "not " + pos
+            major, share = (neg, 1 - prev) if prev < 0.5 else (pos, prev)
+            text = (f"The eval set of {_on(ctx, task, scorer)} is imbalanced: {prev:.0%} of its "
+                    f"{int(g['n'].iloc[0])} samples are '{pos}', so always answering '{major}' scores "
+                    f"{share:.0%} accuracy; balanced accuracy and F1 (classification table) do not reward it")
+            one = [r for _, r in g.iterrows() if (r["tp"] + r["fp"] == 0) != (r["tn"] + r["fn"] == 0)]
+            if one:
+                text += "; " + ", ".join(
+                    f"{_cand(ctx, r['run'], r['epoch'])} never predicts '{pos if r['tp'] + r['fp'] == 0 else neg}' "
+                    f"(accuracy {r['accuracy']:.0%}, balanced accuracy {r['balanced_accuracy']:.0%})" for r in one)
+            out.append(_f("data_quality", "class_imbalance", text, task=task, scorer=scorer, prevalence=prev,
+                          one_label=[str(r["run"]) for r in one]))
+    return out
+
+
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
     health.rule_failed_runs, rule_no_evals, rule_best, health.rule_best_so_far, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
     rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
@@ -1219,6 +1367,7 @@ RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
 """In report order: Key Findings lead with the best against the baseline, then the
 variables that matter (largest effect first), those that do not, the candidates tied with
 the best, and the finer points (epochs, steps, seeds, outliers)."""
+RULES += [rule_auc_differences, rule_heterogeneity, rule_scorer_quality]  # risk, two-class and subgroup tables
 
 
 def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], baselines: list[str],

@@ -7,6 +7,9 @@ Every p-value the report can turn into a "significant" sentence belongs to a nam
 - ``configurations`` — seed-level Welch tests between configurations (every pair counts);
 - ``effects`` — seed-level ANOVA terms (only with run-level replication);
 - ``outliers`` — leave-one-out tests among ≥ 5 seeds of a configuration (and of their training loss).
+- ``discrimination`` — DeLong's paired AUC tests between candidates of a risk scorer;
+- ``heterogeneity`` — whether the best's gain differs across the levels of a sample category
+  (both from stats/scorer_kinds.py).
 
 Holm (1979) adjusts within each family; the report's level α is split equally over the
 confirmatory difference families (Bonferroni across families), so the chance that a report
@@ -33,14 +36,19 @@ from analyze_experiment.stats.multiplicity import holm
 FAMILIES = ["family", "kind", "task", "scorer", "metric", "size", "alpha", "correction", "confirmatory", "unit"]
 """Columns of :attr:`Analysis.families`: one row per family of tests."""
 
-DIFFERENCE_KINDS = ("checkpoints", "configurations", "effects", "outliers")
+DIFFERENCE_KINDS = ("checkpoints", "configurations", "effects", "outliers", "discrimination", "heterogeneity")
 """Families whose claims assert a difference; they share the report's α."""
 
 Key = tuple[str, str, str]
 
 UNITS = {"checkpoints": "evaluation samples (paired)", "configurations": "training runs (seeds)",
          "effects": "training runs (seeds)", "outliers": "training runs (seeds)",
-         "equivalence": "evaluation samples (paired)", "non-inferiority": "evaluation samples (paired)"}
+         "equivalence": "evaluation samples (paired)", "non-inferiority": "evaluation samples (paired)",
+         "discrimination": "evaluation samples (paired)", "heterogeneity": "evaluation samples (paired)"}
+
+EXTRA_TABLES = (("auc_tests", "discrimination"), ("subgroup_tests", "heterogeneity"))
+"""Tables of stats/scorer_kinds.py whose rows carry ``p_holm`` (Holm within their family) and
+``family_size``: DeLong's paired AUC tests and the heterogeneity tests of subgroups."""
 
 
 def family_name(kind: str, task: Any, scorer: Any, metric: Any, extra: str = "") -> str:
@@ -168,6 +176,11 @@ def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
             idx = [i for i, kk in zip(out.index, key, strict=True) if kk == k]
             name = add("outliers", k, int(tested.loc[idx].sum()))
             out.loc[[i for i in idx if tested.loc[i]], "family"] = name
+    for tbl, kind in EXTRA_TABLES:
+        df = getattr(a, tbl, None)
+        if df is None or df.empty:
+            continue
+        df["family"] = [add(kind, key_of(r), int(r["family_size"])) for _, r in df.iterrows()]
     diff_fams = [f for f in fams if f["kind"] in DIFFERENCE_KINDS and f["confirmatory"]]
     n_fam = max(1, len(diff_fams))
     for f in fams:
@@ -187,7 +200,8 @@ def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
         df["p_adjusted"] = padj
         df[flag] = [bool(ci and not math.isnan(p) and p < alpha) for ci, p in zip(c, padj, strict=True)]
 
-    for df in (a.comparisons, a.pair_tests, a.seed_comparisons, a.anova, a.outliers):
+    for df in (a.comparisons, a.pair_tests, a.seed_comparisons, a.anova, a.outliers,
+               *(getattr(a, t, None) for t, _ in EXTRA_TABLES)):
         finish(df)
     if dm is not None and not dm.empty and "family" in dm.columns:
         run_level = dm["test"] == "paired_t_runs"

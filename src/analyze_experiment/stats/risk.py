@@ -13,9 +13,12 @@ metric, without an interval, and cannot be compared between runs. From the sampl
   the t interval of the per-sample squared errors (they are independent across samples);
 * **AUC** — discrimination alone, with DeLong's interval (:mod:`.delong`), and DeLong's
   paired test between runs on the same samples;
-* **ECE** — expected calibration error of the risk: 10 equal-width bins of p over [0, 1],
-  each right-closed ``(lo, hi]`` with p = 0 in the first bin (the scorers' own binning), the
-  weighted mean of |mean p − share positive| per bin;
+* **risk calibration error** — calibration of the risk itself: 10 equal-width bins of p over
+  [0, 1], each right-closed ``(lo, hi]`` with p = 0 in the first bin (the scorers' own
+  binning), the weighted mean of |mean p − share positive| per bin;
+* **ECE** — expected calibration error of the *confidence*, as the scorers' header defines
+  it: the same bins over max(p, 1 − p) (the probability of the label predicted at 0.5),
+  weighted mean of |mean confidence − share correct|;
 * thresholded rates at 0.5 and the confusion matrix (:mod:`.binary`), the eval set's class
   balance, and the count of unreadable outputs (left out of Brier, AUC and ECE, counted as
   "other" — wrong — in the thresholded rates).
@@ -48,7 +51,7 @@ RISK_SAMPLES = ["run", "task", "epoch", "scorer", "sample_id", "risk", "y", "pos
 RISK_TABLE = [
     "task", "scorer", "run", "epoch", "n", "n_parsed", "n_unparsed", "n_pos", "n_neg", "prevalence",
     "positive_label", "brier", "brier_ci_low", "brier_ci_high", "auc", "auc_se", "auc_ci_low", "auc_ci_high",
-    "ece", "mean_risk", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "specificity", *CONFUSION,
+    "ece", "risk_calibration_error", "mean_risk", "accuracy", "balanced_accuracy", "f1", "precision", "recall", "specificity", *CONFUSION,
 ]
 
 AUC_TESTS = [
@@ -134,6 +137,14 @@ def ece(risk: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
     return float(total)
 
 
+def confidence_ece(risk: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE of the confidence max(p, 1 − p) against being right at the 0.5 threshold."""
+    risk, y = np.asarray(risk, float), np.asarray(y, float)
+    conf = np.maximum(risk, 1.0 - risk)
+    right = ((risk >= THRESHOLD).astype(float) == y).astype(float)
+    return ece(conf, right, n_bins)
+
+
 def reliability(risk: np.ndarray, y: np.ndarray, n_bins: int = ECE_BINS) -> pd.DataFrame:
     """Per non-empty bin: its range, mean predicted risk, observed share positive and count."""
     risk, y = np.asarray(risk, float), np.asarray(y, float)
@@ -161,7 +172,9 @@ def candidate_risk(g: pd.DataFrame, confidence: float = 0.95) -> dict[str, Any]:
     brier, lo, hi = _mean_ci((r - y) ** 2, confidence)
     row: dict[str, Any] = {"n_parsed": len(ok), "n_unparsed": int((~g["parsed"]).sum()),
                            "positive_label": str(g["positive"].iloc[0]), "brier": brier,
-                           "brier_ci_low": lo, "brier_ci_high": hi, "ece": ece(r, y) if len(r) else math.nan,
+                           "brier_ci_low": lo, "brier_ci_high": hi,
+                           "ece": confidence_ece(r, y) if len(r) else math.nan,
+                           "risk_calibration_error": ece(r, y) if len(r) else math.nan,
                            "mean_risk": float(r.mean()) if len(r) else math.nan,
                            "auc": math.nan, "auc_se": math.nan, "auc_ci_low": math.nan, "auc_ci_high": math.nan}
     if len(ok) and 0 < y.sum() < len(y):

@@ -1,0 +1,152 @@
+"""ROC curves and reliability diagrams of risk scorers, one line per candidate.
+
+The points come from :attr:`Analysis.risk_curves` (computed by stats/scorer_kinds.py) and
+the AUC shown in the legend from :attr:`Analysis.risk`; nothing is recomputed here. Static
+figures follow :mod:`.static` (``plot_*`` returns a Figure, :func:`plan_risk_figures` gives
+(info, draw) pairs); :func:`risk_interactive` gives the plotly versions for report.html.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import plotly.graph_objects as go
+from matplotlib.figure import Figure
+
+from analyze_experiment.analysis import Analysis
+from analyze_experiment.plots._select import safe_stem
+from analyze_experiment.plots.style import CONTROL_COLOR
+from analyze_experiment.textsafe import visible
+
+SECTION = "risk"
+"""``PlotInfo.section``: the report shows these figures in its Risk Scorers block."""
+
+DIAGONAL = {"color": "#999999", "linestyle": "--", "linewidth": 1.0}
+STYLES = ["-", (0, (6, 2)), (0, (1, 1.5)), "-.", (0, (3, 1, 1, 1, 1, 1))]
+"""Line styles cycled over candidates, so curves that coincide (same ranking) stay visible."""
+
+
+def _label(run: Any, epoch: Any) -> str:
+    return str(run) if epoch is None or pd.isna(epoch) else f"{run} (epoch {int(float(epoch))})"
+
+
+def risk_targets(analysis: Analysis) -> list[tuple[str, str, str]]:
+    """(task, scorer, file-name slug) of every risk scorer with curves."""
+    c = getattr(analysis, "risk_curves", None)
+    if c is None or not len(c):
+        return []
+    pairs = sorted({(str(t), str(s)) for t, s in zip(c["task"], c["scorer"], strict=True)})
+    return [(t, s, safe_stem(f"{t}_{s}")) for t, s in pairs]
+
+
+def _candidates(analysis: Analysis, task: str, scorer: str, curve: str) -> list[tuple[str, pd.DataFrame, str]]:
+    """(legend label, points, run) per candidate, with its AUC or ECE in the label."""
+    c = analysis.risk_curves
+    c = c[(c["task"] == task) & (c["scorer"] == scorer) & (c["curve"] == curve)]
+    r = analysis.risk
+    out = []
+    for (run, ep), g in c.assign(_e=c["epoch"].map(lambda e: -1.0 if e is None or pd.isna(e) else float(e))).groupby(
+            ["run", "_e"], sort=True):
+        epoch = None if ep < 0 else ep
+        row = r[(r["task"] == task) & (r["scorer"] == scorer) & (r["run"] == run)
+                & (r["epoch"].map(lambda e: -1.0 if e is None or pd.isna(e) else float(e)) == ep)]
+        name = _label(run, epoch)
+        if len(row):
+            x = row.iloc[0]
+            name += f" (AUC {x['auc']:.3f})" if curve == "roc" else f" (risk cal. error {x['risk_calibration_error']:.3f})"
+        out.append((name, g, str(run)))
+    return out
+
+
+def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
+    """Empirical ROC curve of each candidate; the diagonal is a model that cannot rank."""
+    from analyze_experiment.plots.static import NoData
+
+    cands = _candidates(analysis, task, scorer, "roc")
+    if not cands:
+        raise NoData("no candidate has both classes among its readable outputs")
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    ax.plot([0, 1], [0, 1], label="chance", gid="diagonal", **DIAGONAL)
+    for i, (name, g, run) in enumerate(cands):
+        ax.plot(g["x"], g["y"], color=colors.get(run, CONTROL_COLOR), linewidth=2.0,
+                linestyle=STYLES[i % len(STYLES)], label=name, gid="roc")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("False positive rate")
+    ax.set_ylabel("True positive rate")
+    ax.set_title(f"ROC curves — {task} / {scorer}")
+    ax.legend(loc="lower right")
+    return fig
+
+
+def plot_reliability(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
+    """Share positive against mean predicted risk per bin; the diagonal is perfect calibration."""
+    from analyze_experiment.plots.static import NoData
+
+    cands = _candidates(analysis, task, scorer, "reliability")
+    if not cands:
+        raise NoData("no readable risk scores")
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    ax.plot([0, 1], [0, 1], label="perfect calibration", gid="diagonal", **DIAGONAL)
+    for i, (name, g, run) in enumerate(cands):
+        ax.plot(g["x"], g["y"], marker="o", color=colors.get(run, CONTROL_COLOR), linewidth=1.5,
+                linestyle=STYLES[i % len(STYLES)], label=name, gid="reliability")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("Mean predicted risk (10 equal-width bins)")
+    ax.set_ylabel("Observed share positive")
+    ax.set_title(f"Reliability — {task} / {scorer}")
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plan_risk_figures(analysis: Analysis, colors: dict[str, str]) -> list[tuple[Any, Callable[[], Figure]]]:
+    """(PlotInfo, draw) for the ROC and reliability figure of every risk scorer."""
+    from analyze_experiment.plots.static import PlotInfo
+
+    plans: list[tuple[Any, Callable[[], Figure]]] = []
+    for task, scorer, slug in risk_targets(analysis):
+        plans.append((PlotInfo(f"roc_{slug}", f"ROC curves — {task} / {scorer}", SECTION,
+                               "One line per candidate over its readable outputs; AUC in the legend (DeLong "
+                               "intervals and paired tests in the tables above).", f"roc_{slug}"),
+                      lambda t=task, s=scorer: plot_roc(analysis, t, s, colors=colors)))
+        plans.append((PlotInfo(f"reliability_{slug}", f"Reliability diagram — {task} / {scorer}", SECTION,
+                               "Per bin of predicted risk (10 equal-width bins; empty bins left out): the mean "
+                               "risk against the observed share of positives; on the diagonal a risk means what "
+                               "it says.", f"reliability_{slug}"),
+                      lambda t=task, s=scorer: plot_reliability(analysis, t, s, colors=colors)))
+    return plans
+
+
+def _text(s: object) -> str:
+    return html.escape(visible(s), quote=True)
+
+
+def risk_interactive(analysis: Analysis, colors: dict[str, str]) -> dict[str, go.Figure]:
+    """Plotly versions of the ROC and reliability figures, keyed like their PlotInfo."""
+    out: dict[str, go.Figure] = {}
+    layout = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
+              "legend": {"title": {"text": "run"}}, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
+    for task, scorer, slug in risk_targets(analysis):
+        for curve, xlab, ylab, title in (
+                ("roc", "false positive rate", "true positive rate", "ROC curves"),
+                ("reliability", "mean predicted risk", "observed share positive", "Reliability")):
+            cands = _candidates(analysis, task, scorer, curve)
+            if not cands:
+                continue
+            fig = go.Figure()
+            fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="diagonal", hoverinfo="skip",
+                                     line={"color": "#999999", "dash": "dash", "width": 1}))
+            for name, g, run in cands:
+                fig.add_trace(go.Scatter(
+                    x=g["x"], y=g["y"], mode="lines" if curve == "roc" else "lines+markers", name=_text(name),
+                    line={"color": colors.get(run, CONTROL_COLOR), "width": 2},
+                    hovertemplate=f"{_text(name)}<br>{xlab} %{{x:.3f}}<br>{ylab} %{{y:.3f}}<extra></extra>"))
+            fig.update_layout(title=_text(f"{title} — {task} / {scorer}"), xaxis_title=xlab, yaxis_title=ylab,
+                              **layout)
+            out[f"{curve}_{slug}"] = fig
+    return out
