@@ -82,7 +82,7 @@ def _copy(tmp: Path, design: str | None = None) -> Path:
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     tmp = tmp_path_factory.mktemp("cont")
-    return _cli(CONT, tmp / "out")
+    return _cli(_copy(tmp), tmp / "out")
 
 
 def _logs() -> dict[str, list]:
@@ -191,14 +191,15 @@ def test_summary_schema_v2_direction_and_primary(default_run: tuple[dict, str]) 
 
 
 def test_direction_from_cli_flips_the_best(tmp_path: Path) -> None:
-    lower, _ = _cli(CONT, tmp_path / "lo", "--metric-direction", "words=lower")
-    higher, _ = _cli(CONT, tmp_path / "hi", "--metric-direction", "words=higher")
+    root = _copy(tmp_path)
+    lower, _ = _cli(root, tmp_path / "lo", "--metric-direction", "words=lower")
+    higher, _ = _cli(root, tmp_path / "hi", "--metric-direction", "words=higher")
     assert _best(lower, "verbosity", "words")["run"] == GOOD  # one word per answer
     assert _best(higher, "verbosity", "words")["run"] == BASE  # eight words per answer
     src = {s["scorer"]: s for s in lower["scorers"]}["verbosity"]["metrics"]["words"]
     assert (src["direction"], src["direction_source"]) == ("lower", "cli")
     # declaring a registry metric the other way flips its best too
-    flipped, report = _cli(CONT, tmp_path / "mae", "--metric-direction", "mae=higher")
+    flipped, report = _cli(root, tmp_path / "mae", "--metric-direction", "mae=higher")
     assert _best(flipped, "continuous_scorer", "mae")["run"] == BASE
     assert "has the highest mae (higher is better)" in report
 
@@ -226,7 +227,7 @@ def test_markdown_design_declares_directions(tmp_path: Path) -> None:
 
 
 def test_primary_metric_override_and_saturation(tmp_path: Path) -> None:
-    summary, report = _cli(CONT, tmp_path / "p", "--primary-metric", "continuous_scorer=parse_rate")
+    summary, report = _cli(_copy(tmp_path), tmp_path / "p", "--primary-metric", "continuous_scorer=parse_rate")
     assert summary["best"]["metric"] == "parse_rate"
     sc = {s["scorer"]: s for s in summary["scorers"]}["continuous_scorer"]
     assert sc["primary_metric"] == "parse_rate" and sc["metrics"]["mae"]["primary"] is False
@@ -269,3 +270,35 @@ def test_risk_scorer_brier_family_is_lower_is_better() -> None:
     comp = a.comparisons[a.comparisons["metric"] == "brier_score"]
     assert set(comp["test"]) == {"paired_permutation"}
     assert "checkpoints: acs_income/stated_risk/brier_score" in set(a.families["family"])
+
+
+def test_seed_level_best_config_follows_the_direction() -> None:
+    import pandas as pd
+
+    from analyze_experiment.stats.seeds import seed_tables
+
+    rng = np.random.default_rng(2)
+    rows, cfg = [], {}
+    for c, mu in (("A", 4.0), ("B", 6.0)):
+        for s in range(3):
+            run = f"{c}{s}"
+            rows.append({"task": "t", "scorer": "reg", "metric": "mae", "run": run, "epoch": 0.0,
+                         "value": mu + rng.normal(0, 0.1), "direction": "lower"})
+            cfg[run] = f"cfg={c}"
+    _, comp = seed_tables(pd.DataFrame(rows), pd.Series(cfg), n_boot=100)
+    assert (comp["a"] == "cfg=A").all() and (comp["diff"] < 0).all()  # the lower MAE is the best config
+
+
+def test_header_disagreeing_with_samples_is_a_warning_naming_the_log() -> None:
+    exp = load(CONT)
+    sc = exp.eval_scores
+    hit = (sc["run"] == GOOD) & (sc["metric"] == "mae")
+    exp.eval_scores.loc[hit, "value"] = 3.0  # as if the header had been computed on other samples
+    a = run_stats(exp, Options(n_permutations=500))
+    row = a.continuous.set_index("run").loc[GOOD]
+    assert row["mae"] == pytest.approx(4.0) and row["header_mae"] == 3.0 and not row["header_agrees"]
+    warns = [w for w in exp.diagnostics.warnings if "disagree with the log header" in w.message]
+    assert [w.file for w in warns] == [f"{GOOD}/eval/logs/acs_age.eval"]
+    assert "mae 4 vs 3" in warns[0].message
+    # the ranking uses the samples, not the header
+    assert next(b for b in a.best if b.metric == "mae").value == pytest.approx(4.0)

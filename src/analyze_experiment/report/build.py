@@ -22,7 +22,7 @@ from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
 from analyze_experiment.report.failed import failed_section
 from analyze_experiment.report.scorers import data_quality_notes, scorer_sections
-from analyze_experiment.stats.metric_findings import continuous_report_table
+from analyze_experiment.stats.metric_findings import continuous_report_table, metric_direction
 
 SECTION_ORDER = (
     "Overview",
@@ -371,10 +371,12 @@ def comparisons_table(analysis: Analysis) -> pd.DataFrame:
     for r in c.itertuples(index=False):
         a = r.a if fmt.is_missing(r.epoch_a) else f"{r.a} (epoch {fmt.epoch(r.epoch_a)})"
         b = r.b if fmt.is_missing(r.epoch_b) else f"{r.b} (epoch {fmt.epoch(r.epoch_b)})"
+        way = metric_direction(analysis.metrics, r.task, r.scorer, r.metric)
         rows.append(
             {
                 "task": r.task,
                 "scorer": r.scorer,
+                "metric": f"{r.metric} ({direction_text(way)})",
                 "comparison": "vs best" if r.kind == "vs_best" else "vs baseline",
                 "A": a,
                 "B": b,

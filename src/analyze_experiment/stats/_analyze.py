@@ -16,7 +16,7 @@ from analyze_experiment.stats.cost import pareto_table
 from analyze_experiment.stats.effects import anova, diminishing_returns, main_effects
 from analyze_experiment.stats.equivalence import default_margin
 from analyze_experiment.stats.findings import build_findings
-from analyze_experiment.stats.intervals import SMALL_CLUSTERS
+from analyze_experiment.stats.intervals import SMALL_CLUSTERS, bounded_rows, is_proportion
 from analyze_experiment.stats.metric_families import (
     confirmatory_table,
     continuous_table,
@@ -207,6 +207,9 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
             (a.seeds, a.seed_comparisons))
         a.effects = _guarded(experiment, "main effects",
                              lambda: main_effects(values, ft, factors, conf, families, configs), a.effects)
+        # a mean of accuracies is an accuracy: its interval stays in [0, 1] (issue 11)
+        proportions = {(f.task, f.scorer, f.metric) for f in families if is_proportion(f.metric, f.binary)}
+        a.seeds, a.effects = bounded_rows(a.seeds, proportions), bounded_rows(a.effects, proportions)
         a.anova, a.anova_note = _guarded(experiment, "ANOVA", lambda: anova(values, ft, factors, families),
                                          (a.anova, None))
         a.diminishing = _guarded(experiment, "diminishing returns", lambda: diminishing_returns(

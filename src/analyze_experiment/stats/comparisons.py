@@ -23,7 +23,13 @@ from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Bes
 from analyze_experiment.stats._format import fmt_diff, fmt_p
 from analyze_experiment.stats.candidates import CandKey, Family, label
 from analyze_experiment.stats.equivalence import tost_paired
-from analyze_experiment.stats.intervals import MIN_N_FOR_VERDICT, from_log_interval, mean_interval, too_small
+from analyze_experiment.stats.intervals import (
+    MIN_N_FOR_VERDICT,
+    bounded,
+    from_log_interval,
+    mean_interval,
+    too_small,
+)
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
 from analyze_experiment.stats.paired import align, compare
 from analyze_experiment.stats.power import minimum_detectable_difference
@@ -41,12 +47,14 @@ def family_intervals(fam: Family, confidence: float) -> pd.DataFrame:
         x = s.to_numpy(float)
         binary = bool(np.isin(x, (0.0, 1.0)).all())
         iv = mean_interval(x, binary=binary, clusters=None if cl is None else cl.to_numpy(), confidence=confidence)
+        iv = bounded(iv, fam.metric, fam.binary)  # an accuracy never leaves [0, 1], whatever the method
         rows.append(_row(fam, key, iv, binary))
     for key, d in fam.from_log.items():
         if key in fam.scores:
             continue
         iv = from_log_interval(d["value"], d["stderr"], d["n"], d.get("metric", fam.metric), confidence,
                                binary=fam.binary)
+        iv = bounded(iv, fam.metric, fam.binary)
         rows.append(_row(fam, key, iv, fam.binary))
     return pd.DataFrame(rows, columns=INTERVALS)
 

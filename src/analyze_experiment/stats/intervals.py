@@ -25,6 +25,51 @@ PROPORTION_METRICS = ("accuracy",)
 """inspect-ai metrics that are a share of 0/1 (or C/P/I) scores: Wilson intervals, within [0, 1]."""
 
 
+def is_proportion(metric: str, binary: bool) -> bool:
+    """A metric that is a share in [0, 1]: 0/1 scores, or an inspect-ai proportion such as
+    ``accuracy`` over C/P/I scores (partial credit 0.5) or over averaged sample epochs."""
+    return bool(binary) or metric in PROPORTION_METRICS
+
+
+def within_unit(lo: float, hi: float) -> tuple[float, float]:
+    """An interval for a proportion intersected with [0, 1].
+
+    A t interval of 2 C/P/I scores (1, 0.5) is 0.75 ± 12.7 × 0.25 = [−2.43, 3.93] (issue 11);
+    the proportion cannot leave [0, 1], so intersecting the interval with [0, 1] keeps its
+    coverage and says what it can: anything from 0 to 1. NaN stays NaN.
+    """
+    lo = lo if math.isnan(lo) else min(max(lo, 0.0), 1.0)
+    hi = hi if math.isnan(hi) else min(max(hi, 0.0), 1.0)
+    return lo, hi
+
+
+def bounded(iv: Interval, metric: str, binary: bool) -> Interval:
+    """``iv`` kept inside [0, 1] when the metric is a proportion (:func:`is_proportion`)."""
+    if not is_proportion(metric, binary) or not (0.0 <= iv.value <= 1.0):
+        return iv
+    lo, hi = within_unit(iv.ci_low, iv.ci_high)
+    if (lo, hi) == (iv.ci_low, iv.ci_high) or (math.isnan(lo) and math.isnan(iv.ci_low)):
+        return iv
+    return Interval(iv.value, iv.stderr, lo, hi, iv.n, iv.n_clusters, iv.method)
+
+
+def bounded_rows(df: pd.DataFrame, proportions: set[tuple[str, str, str]]) -> pd.DataFrame:
+    """``ci_low``/``ci_high`` of the rows of a task × scorer × metric table (seeds, effects)
+    whose metric is a proportion kept inside [0, 1]: a t interval over 2 or 3 seeds' accuracies
+    easily leaves it."""
+    if df is None or df.empty or not proportions or not {"task", "scorer", "metric", "ci_low", "ci_high"} <= set(df.columns):
+        return df
+    keys = list(zip(df["task"].astype(str), df["scorer"].astype(str), df["metric"].astype(str), strict=True))
+    mask = np.array([k in proportions for k in keys], dtype=bool)
+    if not mask.any():
+        return df
+    out = df.copy()
+    for col in ("ci_low", "ci_high"):
+        vals = pd.to_numeric(out.loc[mask, col], errors="coerce")
+        out.loc[mask, col] = vals.clip(lower=0.0, upper=1.0)
+    return out
+
+
 def too_small(n: float | None) -> bool:
     """Whether ``n`` samples are too few for a verdict (:data:`MIN_N_FOR_VERDICT`)."""
     return n is None or pd.isna(n) or int(n) < MIN_N_FOR_VERDICT

@@ -137,14 +137,15 @@ def seed_tables(
         groups = {c: cg.sort_values("run") for c, cg in g.groupby("config", sort=True) if len(cg) >= 2}
         if not groups:
             continue
+        # the best config has the largest seed mean, the smallest for a lower-is-better metric
+        direction = str(g["direction"].iloc[0]) if "direction" in g.columns else "higher"
+        sign = -1.0 if direction == "lower" else 1.0
         for c, cg in groups.items():
             iv = t_interval(cg["value"].to_numpy(float), confidence)
             srows.append({"task": task, "scorer": scorer, "metric": metric, "config": c,
                           "n_seeds": len(cg), "mean": iv.value,
                           "sd": float(np.std(cg["value"], ddof=1)), "ci_low": iv.ci_low,
-                          "ci_high": iv.ci_high, "runs": list(cg["run"]), "epoch": epoch})
-        lower = "direction" in g.columns and str(g["direction"].iloc[0]) == "lower"
-        sign = -1.0 if lower else 1.0  # the best config in the metric's own direction
+                          "ci_high": iv.ci_high, "runs": list(cg["run"]), "epoch": epoch, "direction": direction})
         best = max(groups, key=lambda c: (sign * groups[c]["value"].mean(), c))
         fam: list[dict[str, Any]] = []
         for c, cg in groups.items():
@@ -175,7 +176,7 @@ def seed_tables(
                          significant=bool(not math.isnan(pa) and pa < alpha),
                          family_size=int(np.sum(~np.isnan(p))))
             crows.extend(fam)
-    return (pd.DataFrame(srows, columns=[*SEEDS, "epoch"]),
+    return (pd.DataFrame(srows, columns=[*SEEDS, "epoch", "direction"]),
             pd.DataFrame(crows, columns=[*SEED_COMPARISONS, "p_holm", "family_size"]))
 
 
@@ -196,16 +197,12 @@ def seed_aware_best(best: list[Any], seeds: pd.DataFrame, comparisons: pd.DataFr
             s = s[s["epoch"] == b.epoch]
         if cfg is None or s.empty or cfg not in set(s["config"]):
             continue
-        top = s.sort_values(["mean", "config"], ascending=[False, True]).iloc[0]
-        fam = comparisons[(comparisons["task"] == b.task) & (comparisons["scorer"] == b.scorer)
-                          & (comparisons["metric"] == b.metric)] if not comparisons.empty else comparisons
-        if b.epoch is not None and len(fam):
-            fam = fam[fam["epoch"] == b.epoch]
-        if len(fam):  # the best config as seed_tables chose it, in the metric's direction
-            top = s[s["config"] == fam["a"].iloc[0]].iloc[0] if (s["config"] == fam["a"].iloc[0]).any() else top
+        low = "direction" in s.columns and (s["direction"] == "lower").any()
+        top = s.assign(_m=(-1.0 if low else 1.0) * s["mean"]).sort_values(["_m", "config"], ascending=[False, True]).iloc[0]
         if top["config"] != cfg:
             b.clear_winner = False
-            b.reason += (f"; across seeds, {top['config']} has the higher mean ({top['mean']:.4g} over "
+            b.reason += (f"; across seeds, {top['config']} has the {'lower' if low else 'higher'} mean "
+                         f"({top['mean']:.4g} over "
                          f"{int(top['n_seeds'])} seeds) than this run's config {cfg}")
             continue
         c = comparisons[(comparisons["task"] == b.task) & (comparisons["scorer"] == b.scorer)
