@@ -131,10 +131,19 @@ def test_failed_run_that_would_be_best_is_listed_first_and_never_best(reports, b
     assert len(above) == 1 and "neither the best nor a production candidate" in above[0]
     if bad == "nan":
         assert "would rank first" in above[0] and "first non-finite loss at step 5" in above[0]
-    # every sentence naming charlie outside the Failed Runs section is that one
+    # outside the Failed Runs section charlie is named only by that sentence, the Key Findings'
+    # opening sentence and the Next Steps' re-run: never in a comparison, an effect or a pick
     body = md.split("## Overview", 1)[1]
     named = [s for s in sentences(body) if re.search(r"\bcharlie\b", s)]
-    assert named == above
+    key = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
+    assert sentences(key)[0].startswith("1 run failed during training: charlie (failed")
+    assert "left out of the best, the production pick and every estimate below" in sentences(key)[0]
+    nxt = md.split("## Next Steps", 1)[1].split("\n## ", 1)[0]
+    (rerun,) = [s for s in sentences(nxt) if "charlie" in s]
+    assert rerun.startswith("Re-run the failed runs")
+    assert sorted(named) == sorted([above[0], sentences(key)[0], rerun])
+    dq = md.split("## Data Quality", 1)[1]
+    assert dq.lstrip().startswith(f"1 run failed during training — charlie ({status}) — and is left out")
 
 
 @pytest.mark.parametrize(("bad", "done"), [("timeout", "171/16,000"), ("scancel", "67/16,000")])
@@ -159,6 +168,9 @@ def test_include_failed_puts_it_back_and_the_report_says_so(reports):
     assert named and all("did not finish (171/16,000 steps)" in s for s in named)
     best = [s for s in named if "has the highest accuracy" in s]
     assert len(best) == 1 and "best so far" in best[0]
+    key = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
+    assert sentences(key)[0].startswith("1 run failed during training: charlie (failed: timeout; did not finish")
+    assert "--include-failed keeps it in the choice of best and production and in every estimate" in sentences(key)[0]
     assert "(failed: timeout; did not finish (171/16,000 steps); best so far)" in stdout
     assert "included in every estimate (--include-failed)" in stdout
 

@@ -29,6 +29,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 import analyze_experiment
 from analyze_experiment.cli import analyze
@@ -242,4 +243,36 @@ def test_subgroup_heterogeneity_equals_scipy(binary_report):
     assert "east" in claim["text"] and claim["test"] == "anova_interaction"
     html = (out / "report.html").read_text()
     assert 'id="table-subgroups"' in html and 'id="table-subgroup_tests"' in html
+    # the report's subgroup table: one row per candidate, a Wilson interval per level
+    row = next(line for line in (out / "report.md").read_text().splitlines()
+               if line.startswith(f"| acs_employment | match  | accuracy | region   | {GOOD}")).replace("\\", "")
+    lo, hi = proportion_confint(27, 30, method="wilson")
+    assert f"0.900 [{lo:.3f}, {hi:.3f}] (n 30)" in row
     assert (out / "tables" / "subgroups.csv").exists()
+
+
+def test_grouped_header_values_stand_in_for_a_log_without_samples(tmp_path):
+    """A log whose samples are gone (rewritten by inspect-ai without them) still shows inspect's
+    grouped per-region values in the subgroup table, without an interval and without a test."""
+    from inspect_ai.log import write_eval_log
+
+    src = tmp_path / "binary"
+    shutil.copytree(SWEEP / "binary", src)
+    path = next((src / BASE).glob("eval/logs/*.eval"))
+    log = read_eval_log(str(path))
+    header = {k: m.value for k, m in log.results.scores[0].metrics.items()}
+    log.samples = None
+    write_eval_log(log, str(path))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(analyze, [str(src), "--out", str(out), "--json", "--quiet"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    jsonschema.validate(summary, SCHEMA)
+    rows = [r for r in summary["subgroups"]["levels"] if r["run"] == BASE]
+    assert {r["level"]: r["value"] for r in rows} == pytest.approx({k: header[k] for k in ("north", "south", "east")})
+    assert {r["source"] for r in rows} == {"log header"} and all(r["ci_low"] is None for r in rows)
+    assert {r["key"] for r in rows} == {"region"}  # the header's groups are the samples' region levels
+    # the base model has no per-sample scores: the gain is measured against the other run
+    tests = summary["subgroups"]["tests"]
+    assert [(t["a"], t["b"]) for t in tests] == [(GOOD, SHARP)]
+    assert BASE not in {r["run"] for r in summary["classification"]}

@@ -20,7 +20,7 @@ from analyze_experiment.metrics import direction_text
 from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
-from analyze_experiment.report.failed import failed_section
+from analyze_experiment.report.failed import failed_note, failed_section
 from analyze_experiment.report.scorers import data_quality_notes, scorer_sections
 from analyze_experiment.stats.metric_findings import continuous_report_table, metric_direction
 
@@ -328,7 +328,6 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
     if best.blocks:
         s.blocks.append(best)
     s.blocks.extend(_figures(plots, "evaluation"))
-    s.blocks.extend(scorer_sections(analysis, plots))
     used = exp.eval_logs[exp.eval_logs["used"].fillna(False).astype(bool)] if len(exp.eval_logs) else exp.eval_logs
     if len(used):
         logs = used[["run", "task", "epoch", "status", "completed_samples", "total_samples", "log"]].copy()
@@ -350,6 +349,7 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
                 links={"file": "log_path"},
             )
         )
+    s.blocks.extend(scorer_sections(analysis, plots))  # level-3 blocks: risk, two-class, subgroups
     return s
 
 
@@ -548,6 +548,9 @@ def build_doc(
         _data_quality(exp),
     ]
     sections[-1].blocks.extend(data_quality_notes(analysis))
+    note = failed_note(analysis)
+    if note is not None:  # Data Quality opens with the failed runs
+        sections[-1].blocks.insert(0, note)
     return ReportDoc(
         title=f"Experiment report: {exp.design.name}",
         header=_header(exp, command),

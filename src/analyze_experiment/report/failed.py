@@ -52,3 +52,16 @@ def failed_section(analysis: Analysis) -> Section | None:
         s.blocks.append(Bullets(sentences))
     s.blocks.append(Table(table, caption="Runs whose training failed", name="failed_runs"))
     return s
+
+
+def failed_note(analysis: Analysis) -> Paragraph | None:
+    """The first paragraph of Data Quality when runs failed: where they are listed."""
+    fr = analysis.failed_runs
+    if fr is None or fr.empty:
+        return None
+    n = len(fr)
+    how = ("included in every estimate (--include-failed)" if analysis.include_failed
+           else "left out of the best, the production pick and every estimate")
+    runs = ", ".join(f"{r} ({st})" for r, st in zip(fr["run"], fr["status"], strict=True))
+    return Paragraph(f"{n} run{'s' if n != 1 else ''} failed during training — {runs} — and "
+                     f"{'are' if n != 1 else 'is'} {how}; evidence in Failed Runs, at the top of this report.")

@@ -97,18 +97,30 @@ def classification_table(analysis: Analysis) -> pd.DataFrame:
 
 
 def subgroups_table(analysis: Analysis) -> pd.DataFrame:
-    """Each candidate's value per level of each category (inspect's grouped value beside it)."""
+    """One row per candidate × category, one column per level: ``value [CI] (n)``.
+
+    A value read only from inspect's grouped header metric (the candidate has no per-sample
+    rows) is marked ``(log header)``; the long table with both values is tables/subgroups.csv.
+    """
     s = analysis.subgroups
-    level = round(analysis.confidence * 100)
-    rows = []
+    rows: dict[tuple[Any, ...], dict[str, str]] = {}
+    levels: dict[tuple[Any, ...], list[str]] = {}
     for x in s.sort_values(["task", "scorer", "metric", "key", "run", "level"], kind="stable").itertuples(index=False):
-        rows.append({
-            "task": x.task, "scorer": x.scorer, "metric": x.metric, "category": x.key, "level": x.level,
-            "candidate": _cand(x.run, x.epoch), "n": fmt.integer(x.n),
-            f"value [{level}% CI]": fmt.ci(x.value, x.ci_low, x.ci_high),
-            "inspect grouped": fmt.num(x.header_value), "source": x.source,
-        })
-    return pd.DataFrame(rows)
+        group = (x.task, x.scorer, x.metric, x.key)
+        key = (*group, _cand(x.run, x.epoch))
+        row = rows.setdefault(key, {"task": str(x.task), "scorer": str(x.scorer), "metric": str(x.metric),
+                                    "category": str(x.key), "candidate": key[-1]})
+        cell = fmt.ci(x.value, x.ci_low, x.ci_high)
+        cell += " (log header)" if x.source == "log header" else f" (n {fmt.integer(x.n)})"
+        row[str(x.level)] = cell
+        lv = levels.setdefault(group, [])
+        if str(x.level) not in lv:
+            lv.append(str(x.level))
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame(list(rows.values())).fillna("—")
+    order = ["task", "scorer", "metric", "category", "candidate"]
+    return df[order + [c for c in df.columns if c not in order]]
 
 
 def subgroup_tests_table(analysis: Analysis) -> pd.DataFrame:
@@ -170,7 +182,8 @@ def scorer_sections(analysis: Analysis, plots: Sequence[PlotLike] = ()) -> list[
             "inspect's grouped metrics from the log header). The heterogeneity test asks whether the best's gain is "
             "the same in every level: a one-way ANOVA of the per-sample paired differences across levels, Holm "
             "within the family."))
-        s.blocks.append(Table(subgroups_table(analysis), caption="Primary metric per subgroup", name="subgroups"))
+        s.blocks.append(Table(subgroups_table(analysis), name="subgroups",
+                              caption=f"Primary metric per subgroup ({level}% CI; Wilson for 0/1 scores)"))
         if not _empty(getattr(analysis, "subgroup_tests", None)):
             s.blocks.append(Table(subgroup_tests_table(analysis), caption="Is the gain the same in every subgroup?",
                                   name="subgroup_tests"))

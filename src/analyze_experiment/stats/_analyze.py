@@ -226,7 +226,8 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     scorer_order = list(experiment.design.scorers)
     primary = primary_keys(keys, confirmatory_table(a.metrics, scorer_order), scorer_order, options.confirmatory)
     sk = _guarded(experiment, "risk, two-class and subgroup tables", lambda: scorer_tables(
-        experiment.eval_samples, experiment.eval_scores, families, a.best, primary, baselines, conf), ScorerTables())
+        experiment.eval_samples, experiment.eval_scores, families, a.best, primary, baselines, conf, excluded),
+        ScorerTables())
     a.risk, a.auc_tests, a.risk_curves = sk.risk, sk.auc_tests, sk.risk_curves
     a.classification, a.subgroups, a.subgroup_tests = sk.classification, sk.subgroups, sk.subgroup_tests
     plan_keys = primary | discrimination_keys(a.auc_tests, primary, options.confirmatory)

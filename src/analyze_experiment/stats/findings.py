@@ -1360,9 +1360,10 @@ def rule_scorer_quality(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 
 
 RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
-    health.rule_failed_runs, rule_no_evals, rule_best, health.rule_best_so_far, rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
+    health.rule_failed_runs, health.rule_failed_key, rule_no_evals, rule_best, health.rule_best_so_far,
+    rule_baseline, rule_anova_effect, rule_anova_no_effect, rule_confounded, rule_pairs,
     rule_epoch, rule_marginal, rule_diminishing, rule_seeds, rule_outliers, rule_overfitting, rule_summary, rule_anova_detail,
-    rule_production, rule_next_steps, rule_saturated, rule_parse_failures,
+    rule_production, rule_next_steps, health.rule_rerun_failed, rule_saturated, rule_parse_failures,
 ]
 """In report order: Key Findings lead with the best against the baseline, then the
 variables that matter (largest effect first), those that do not, the candidates tied with

@@ -222,3 +222,50 @@ def rule_best_so_far(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                             "best_run": r["best_run"], "status": status, "steps": _int(fr["steps"]),
                             "planned_steps": _int(fr["planned_steps"])}))
     return out
+
+
+def _names(fr: pd.DataFrame) -> str:
+    items = [f"{r['run']} ({r['mark'] if isinstance(r.get('mark'), str) else 'failed: ' + str(r['status'])})"
+             for r in fr.to_dict(orient="records")]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def rule_failed_key(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``failed_runs_excluded`` / ``failed_runs_included``: Key Findings open with the failed
+    runs and what was done with them, so no later sentence is read without it."""
+    fr = a.failed_runs
+    if fr is None or fr.empty:
+        return []
+    n = len(fr)
+    subject = f"{n} run{'s' if n != 1 else ''} failed during training: {_names(fr)}"
+    if ctx.get("include_failed"):
+        return [Finding("key_findings", f"{subject}; --include-failed keeps {'them' if n != 1 else 'it'} in the choice "
+                        "of best and production and in every estimate below", "failed_runs_included",
+                        {"runs": [str(r) for r in fr["run"]]})]
+    return [Finding("key_findings", f"{subject}; {'they are' if n != 1 else 'it is'} left out of the best, the "
+                    "production pick and every estimate below (--include-failed puts failed runs back)",
+                    "failed_runs_excluded", {"runs": [str(r) for r in fr["run"]]})]
+
+
+def rule_rerun_failed(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+    """``rerun_failed``: the failed runs' configurations have not been measured; name each with
+    what stopped it (runs cut short: how far they got)."""
+    fr = a.failed_runs
+    if fr is None or fr.empty:
+        return []
+    parts = []
+    for r in fr.to_dict(orient="records"):
+        status = str(r["status"])
+        done = progress(r.get("steps"), r.get("planned_steps"))
+        if status in ("timeout", "cancelled") and done:
+            parts.append(f"{r['run']} ({_WHAT[status]} and {done}: resume it from a saved checkpoint or give it "
+                         "more time)")
+        elif status == "diverged":
+            step = _int(r.get("step"))
+            parts.append(f"{r['run']} (its loss went non-finite{f' at step {step}' if step is not None else ''}: "
+                         "check its learning rate and precision, then re-run)")
+        else:
+            parts.append(f"{r['run']} ({_WHAT.get(status, status)}: see its evidence in Failed Runs)")
+    text = ("Re-run the failed runs before drawing conclusions about their configurations, which this sweep did "
+            "not measure: " + "; ".join(parts))
+    return [Finding("next_steps", text, "rerun_failed", {"runs": [str(r) for r in fr["run"]]})]

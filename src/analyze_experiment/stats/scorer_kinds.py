@@ -201,15 +201,22 @@ def subgroup_tables(samples: pd.DataFrame, scores: pd.DataFrame | None, families
 
 
 def scorer_tables(samples: pd.DataFrame, scores: pd.DataFrame | None, families: list[Family], best: list[Best],
-                  confirmatory: set[Key], baselines: list[str], confidence: float = 0.95) -> ScorerTables:
-    """Every table of this stage from the per-sample table and the header scores."""
+                  confirmatory: set[Key], baselines: list[str], confidence: float = 0.95,
+                  excluded: set[str] | None = None) -> ScorerTables:
+    """Every table of this stage from the per-sample table and the header scores.
+
+    ``excluded``: failed runs (stats/health.py). Their rows stay in the descriptive tables
+    (risk, two-class, curves) but never enter a test: the AUC tests leave them out, and the
+    subgroup tests read ``families``, from which they are already dropped.
+    """
     out = ScorerTables()
     if samples is None or samples.empty:
         return out
     rs = risk_samples(samples)
     if len(rs):
         out.risk = risk_table(rs, confidence)
-        out.auc_tests = auc_tests(rs, confidence)
+        tested = rs[~rs["run"].astype(str).isin(excluded or set())]
+        out.auc_tests = auc_tests(tested, confidence) if len(tested) else out.auc_tests
         out.risk_curves = risk_curves(rs)
     out.classification = classification_table(samples, exclude=set(risk_scorers(samples)))
     out.subgroups, out.subgroup_tests = subgroup_tables(samples, scores, families, best, confirmatory, baselines,
