@@ -302,3 +302,17 @@ def test_header_disagreeing_with_samples_is_a_warning_naming_the_log() -> None:
     assert "mae 4 vs 3" in warns[0].message
     # the ranking uses the samples, not the header
     assert next(b for b in a.best if b.metric == "mae").value == pytest.approx(4.0)
+
+
+def test_declarations_that_name_nothing_are_warnings() -> None:
+    exp = load(CONT)
+    exp.design.metrics = {"wrods": "lower"}
+    opts = Options(n_permutations=500, metric_directions={"maee": "higher"},
+                   primary_metrics={"continous_scorer": "rmse", "continuous_scorer": "nope"})
+    a = run_stats(exp, opts)
+    msgs = [w.message for w in exp.diagnostics.warnings]
+    assert any(m.startswith("--metric-direction: maee names no metric") for m in msgs)
+    assert any(m.startswith("the design's evaluation.metrics: wrods names no metric") for m in msgs)
+    assert any(m.startswith("--primary-metric continous_scorer=rmse: no scorer") for m in msgs)
+    assert any(m.startswith("--primary-metric continuous_scorer=nope") and "mae is used" in m for m in msgs)
+    assert next(b for b in a.best if b.scorer == "continuous_scorer" and b.metric == "mae").run == GOOD

@@ -235,7 +235,32 @@ def derive_families(experiment: Experiment, options: Options,
         out.extend(derived)
     table = reg.metrics_table(rows)
     table["family"] = [bool(r.get("family")) for r in rows]
+    _warn_unmatched(experiment, options, design_dirs, table)
     return out, table
+
+
+def _warn_unmatched(experiment: Experiment, options: Options, design_dirs: dict[str, str],
+                    table: pd.DataFrame) -> None:
+    """A declared direction or primary metric that names nothing evaluated is a typo the user
+    must hear about: a warning (the analysis goes on without it)."""
+    if table.empty:
+        return
+    scorers = set(table["scorer"].astype(str))
+    names = scorers | set(table["metric"].astype(str)) | {f"{s}/{m}" for s, m in
+                                                          zip(table["scorer"], table["metric"], strict=True)}
+    lower = {n.lower() for n in names}
+    for what, declared in (("--metric-direction", options.metric_directions),
+                           ("the design's evaluation.metrics", design_dirs)):
+        for name in declared:
+            if str(name).lower() not in lower:
+                experiment.diagnostics.warn(None, f"{what}: {name} names no metric or scorer of the evaluations "
+                                            f"(metrics: {', '.join(sorted(set(table['metric'].astype(str))))}); "
+                                            "ignored", stage="stats")
+    for scorer in options.primary_metrics:
+        if scorer not in scorers:
+            experiment.diagnostics.warn(None, f"--primary-metric {scorer}={options.primary_metrics[scorer]}: no "
+                                        f"scorer {scorer} was evaluated (scorers: {', '.join(sorted(scorers))}); "
+                                        "ignored", stage="stats")
 
 
 def continuous_table(experiment: Experiment, confidence: float = 0.95) -> pd.DataFrame:
