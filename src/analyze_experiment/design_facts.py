@@ -348,7 +348,9 @@ def check_facts(exp: Experiment, eval_paths: Sequence[Path] = ()) -> pd.DataFram
     """Fill ``exp.facts`` and ``exp.planned_vs_found``; warn for each fact a user must act on.
 
     Design/config conflicts were already warned run by run when they were read; the
-    ``same_seed`` fact is warned once when no per-run warning said it.
+    ``same_seed`` fact is warned once when no per-run warning said it; planned-but-missing,
+    unplanned evaluations and duplicate logs are warned; identical loss curves are stated in
+    Data Quality and qualify the findings, without a warning.
     """
     diag = exp.diagnostics
     rows: list[dict[str, Any]] = []
@@ -373,10 +375,9 @@ def check_facts(exp: Experiment, eval_paths: Sequence[Path] = ()) -> pd.DataFram
         rows.append(_row("duplicate_log", "warning", runs, None, msg,
                          f"the log of {_names(runs, 3)} is a byte-for-byte copy" if len(runs) > 1 else None))
         diag.warn(rel[0], msg, stage=STAGE)
-    for f in identical_curve_facts(exp, seed is not None):
-        rows.append(f)
-        logs = exp.runs.loc[exp.runs["run"].isin(f["runs"]), "training_log"].dropna().tolist() if len(exp.runs) else []
-        diag.warn(logs[0] if logs else None, f["message"], stage=STAGE)
+    # identical curves are a fact of Data Quality (and a caveat on the findings naming the runs),
+    # not a reading problem: they do not count as warnings (--strict)
+    rows.extend(identical_curve_facts(exp, seed is not None))
     exp.facts = pd.DataFrame(rows, columns=FACTS)
     return exp.facts
 
@@ -406,16 +407,16 @@ def qualifiers(facts: pd.DataFrame, rule: str, data: dict[str, Any], text: str) 
     out: list[str] = []
     for f in facts.to_dict("records"):
         q = f.get("qualifier")
-        if not q or q in text:
+        if not isinstance(q, str) or not q or q in text:  # a missing qualifier is NaN in the frame
             continue
-        runs = {str(r) for r in (f.get("runs") or [])}
-        param = f.get("param")
+        runs = {str(r) for r in (f.get("runs") if isinstance(f.get("runs"), list | tuple) else [])}
+        param = f.get("param") if isinstance(f.get("param"), str) else None
         if f["kind"] == "same_seed":
             if rule in SEED_RULES:
                 out.append(q)
             continue
         named = _mentioned(data, runs)
-        detail = f.get("detail") or {}
+        detail = f.get("detail") if isinstance(f.get("detail"), dict) else {}
         if named and detail:  # say what the named runs really did
             out.extend(t for t in [detail[r] for r in named if r in detail][:3] if t not in text)
         elif named or (param is not None and (param in (data.get("term"), data.get("variable"))

@@ -324,7 +324,11 @@ def _cross_check(
             got = _lookup(res.config, dotted)
             if key == "seed" and got is None:
                 got, dotted = res.summary.get("train_seed"), "local seed"
-            if got is None or _same(got, params[key]):
+            if got is None:
+                continue
+            if _same(got, params[key]):
+                if source == "run name" and sources is not None:
+                    sources[key] = "training config"  # the name's guess is what the config recorded
                 continue
             value = params[key]
             if source == "run name":
