@@ -215,3 +215,25 @@ def test_failed_run_is_out_of_effects_seeds_outliers_and_pareto_unless_included(
     assert any(bad in runs for runs in with_failed.seeds["runs"])
     assert set(with_failed.effects["n_runs"]) == {4}
     assert [b.run for b in with_failed.best] == [bad]
+
+
+def test_run_stopped_before_its_first_step_takes_planned_steps_from_the_config(tmp_path):
+    """The time limit hit while the model was loading: no progress bar, so the steps per epoch
+    come from the config's ``max_steps_per_epoch`` (the real timeout capture, cut before its
+    first step, with the cap set to 5)."""
+    from analyze_experiment.diagnostics import Diagnostics
+    from analyze_experiment.stats.health import failed_runs
+    from analyze_experiment.training import find_training_files, read_training
+
+    raw = (TT / CAPTURES["timeout"][0]).read_bytes()
+    head = raw[: raw.index(b"1|1|Loss")]
+    cancel = raw[raw.rindex(b"slurmstepd"):]
+    run = tmp_path / "charlie"
+    run.mkdir()
+    (run / "slurm-2.out").write_bytes(head.replace(b"max_steps_per_epoch: null", b"max_steps_per_epoch: 5") + b"\n"
+                                      + cancel)
+    res = read_training("charlie", find_training_files(run), Diagnostics(root=tmp_path), now=4_000_000_000.0)
+    s = res.summary
+    assert (s["status"], s["steps"], s["planned_epochs"], s["planned_steps"]) == ("timeout", None, 2000, 10000)
+    fr = failed_runs(pd.DataFrame([{"run": "charlie", **s}]))
+    assert fr["mark"].tolist() == ["failed: timeout; did not finish (0/10,000 steps)"]

@@ -768,6 +768,10 @@ def _fill_values(
     totals = [i.total for _, i in sorted(epochs_info.items()) if i.total]
     if planned_epochs and totals:
         summary["planned_steps"] = planned_epochs * totals[0]
+    elif (planned_epochs and isinstance(config.get("max_steps_per_epoch"), int)
+          and not isinstance(config["max_steps_per_epoch"], bool) and config["max_steps_per_epoch"] > 0):
+        # stopped before the first progress bar: the config's cap is the only steps-per-epoch known
+        summary["planned_steps"] = planned_epochs * config["max_steps_per_epoch"]
     complete = sum(1 for i in epochs_info.values() if i.complete)
     summary["epochs_done"] = complete if epochs_info else None
     # training time: sum of the bar's per-epoch elapsed, else SLURM's wall time

@@ -192,9 +192,11 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     _guarded(experiment, "parse-failure warnings", lambda: warn_continuous(experiment, a.continuous), None)
 
     values = a.intervals[~a.intervals["run"].astype(str).isin(excluded)] if excluded else a.intervals
-    train_steps = experiment.train_steps
+    train_steps, eval_samples = experiment.train_steps, experiment.eval_samples
     if excluded and train_steps is not None and "run" in train_steps.columns:
         train_steps = train_steps[~train_steps["run"].astype(str).isin(excluded)]
+    if excluded and eval_samples is not None and "run" in eval_samples.columns:
+        eval_samples = eval_samples[~eval_samples["run"].astype(str).isin(excluded)]
     ft = runs[runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in runs.columns]]]
     configs = pd.Series(dtype=object)
     if not values.empty:
@@ -219,7 +221,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
                             lambda: pareto_table(values, runs, options.gpu_hour_cost), a.pareto)
         a.outliers = _guarded(experiment, "outliers", lambda: pd.concat(
             [group_outliers(values, configs, runs), loss_curve_outliers(train_steps, configs),
-             suspicious_evals(experiment.eval_samples, values, experiment.eval_logs)], ignore_index=True),
+             suspicious_evals(eval_samples, values, experiment.eval_logs)], ignore_index=True),
             a.outliers)
     # one error-control plan for the whole report, then every verdict is re-read from it
     keys = [(f.task, f.scorer, f.metric) for f in families]

@@ -1344,7 +1344,8 @@ def rule_scorer_quality(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
             if math.isnan(prev) or min(prev, 1 - prev) >= IMBALANCED:
                 continue
             pos = str(g["positive_label"].iloc[0])
-            neg = str(g["negative_label"].iloc[0]) if "negative_label" in g.columns else "not " + pos
+            neg = (str(g["negative_label"].iloc[0]) if "negative_label" in g.columns
+                   else {"1": "0", "yes": "no", "true": "false"}.get(pos.lower(), f"not {pos}"))
             major, share = (neg, 1 - prev) if prev < 0.5 else (pos, prev)
             text = (f"The eval set of {_on(ctx, task, scorer)} is imbalanced: {prev:.0%} of its "
                     f"{int(g['n'].iloc[0])} samples are '{pos}', so always answering '{major}' scores "
