@@ -121,6 +121,8 @@ def test_failed_run_that_would_be_best_is_listed_first_and_never_best(reports, b
     # its evaluation stays in the tables, marked; it is out of every comparison and estimate
     iv = pd.read_csv(out / "tables" / "intervals.csv")
     assert iv.loc[iv["run"] == "charlie", "value"].tolist() == [pytest.approx(0.85)]
+    fr_csv = pd.read_csv(out / "tables" / "failed_runs.csv")
+    assert fr_csv[["run", "status"]].values.tolist() == [["charlie", status]]
     assert f"charlie (failed: {status})" in md
     comps = pd.read_csv(out / "tables" / "comparisons.csv")
     assert not (comps[["a", "b"]] == "charlie").any().any()

@@ -117,6 +117,9 @@ class ReportResult:
 
 def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
     """The statistics tables by name (for CSV output and exports)."""
+    from analyze_experiment.stats.health import FAILED_RUNS
+
+    failed = analysis.failed_runs
     return {
         "intervals": analysis.intervals,
         "comparisons": analysis.comparisons,
@@ -128,6 +131,7 @@ def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
         "pareto": analysis.pareto,
         "equivalence": analysis.equivalence,
         "outliers": analysis.outliers,
+        "failed_runs": failed if len(failed.columns) else pd.DataFrame(columns=FAILED_RUNS),
         **{name: getattr(analysis, name) for name in SCORER_TABLES if len(getattr(analysis, name, ()))},
     }
 
