@@ -174,19 +174,22 @@ def test_parameters_from_run_names_say_so_and_yield_to_the_config(copy, tmp_path
     src = copy()
     root = tmp_path / "no-design"
     root.mkdir()
-    for r in SEED_RUNS:  # rank8_seed1 …: both parameters readable from the name
-        shutil.copytree(src / r, root / r.replace("r8_", "rank8_").replace("r32_", "rank32_"))
+    for r in SEED_RUNS:  # rank8_seed1_wd0.1 …: every parameter readable from the name
+        wd = "_wd0.1" if r.startswith("r8_") else "_wd0.01"
+        shutil.copytree(src / r, root / (r.replace("r8_", "rank8_").replace("r32_", "rank32_") + wd))
     shutil.copytree(src / "base", root / "base")
     summary = _cli(root)
     messages = [w["message"] for w in summary["warnings"]]
     assert not any("the design says" in m for m in messages)
-    seed_warn = [m for m in messages if "rank32_seed3" in m and "seed" in m]
+    seed_warn = [m for m in messages if "rank32_seed3_wd0.01" in m and "seed" in m]
     assert any("seed=3 is from the run name, but the training config has seed=1234; the training config's value "
                "is used" in m for m in seed_warn)
     runs = {r["name"]: r for r in summary["runs"]}
-    assert runs["rank32_seed3"]["params"]["lora_rank"] == 32
+    assert runs["rank32_seed3_wd0.01"]["params"]["lora_rank"] == 32
     dq = _section(_findings(root), "Data Quality")
-    assert "lora_rank of rank32_seed1" in dq and "is from the run name (no design document" in dq
+    # lora_rank is confirmed by the training config; weight_decay is known from the names only
+    assert "weight_decay of rank32_seed1_wd0.01" in dq and "is from the run name (no design document" in dq
+    assert "lora_rank of" not in dq
     # the config's seed won, so these runs are repeats of one seed per configuration
     assert "Every seed replicate trained with seed 1234" in dq
     assert "although the run names say seeds 1, 2, 3" in dq

@@ -172,8 +172,7 @@ def name_guess_facts(exp: Experiment) -> list[dict[str, Any]]:
     out = []
     for param, runs in sorted(by_param.items()):
         design = "no design document" if not exp.has_design_doc else "not in the design"
-        msg = (f"{param} of {_names(sorted(runs))} is from the run name ({design}, and the training config "
-               "does not record it).")
+        msg = f"{param} of {_names(sorted(runs))} is from the run name ({design}; not read from a training config)."
         out.append(_row("name_guess", "info", sorted(runs), param, msg, f"{param} values are from the run names"))
     return out
 
