@@ -57,3 +57,32 @@ def example_copy(example, tmp_path) -> Callable[..., Path]:
         return dest
 
     return make
+
+
+# --- the fixtures are inputs: no test may write into them ----------------------------------------
+_FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _fixture_files() -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(_FIXTURES)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in _FIXTURES.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        session.config._fixture_files = _fixture_files()  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a test created, changed or deleted a file under tests/fixtures (the tool
+    must treat inputs as read-only; a test that runs it on a fixture in place breaks that)."""
+    before = getattr(session.config, "_fixture_files", None)
+    if before is None:
+        return
+    after = _fixture_files()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if changed:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(f"tests/fixtures was modified by the test run: {', '.join(changed[:10])}", red=True)

@@ -239,7 +239,8 @@ def test_primary_metric_override_and_saturation(tmp_path: Path) -> None:
 def test_bad_cli_values_are_usage_errors(tmp_path: Path) -> None:
     for args in (["--metric-direction", "words=sideways"], ["--metric-direction", "words"],
                  ["--primary-metric", "continuous_scorer"]):
-        result = CliRunner().invoke(analyze, [str(CONT), "--out", str(tmp_path / "x"), *args])
+        root = _copy(tmp_path / args[1].replace("=", "_"))  # the fixture itself is never written to
+        result = CliRunner().invoke(analyze, [str(root), "--out", str(tmp_path / "x"), *args])
         assert result.exit_code == 2, result.output
 
 

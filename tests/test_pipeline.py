@@ -24,8 +24,13 @@ def test_missing_and_undeclared_runs_are_reported(example_copy):
     assert runs.loc[RUN, "status"] == "missing"
     extra = "Llama-3.2-1B-Instruct_rank8_lr1e-4"
     assert runs.loc[extra, "on_disk"] and not runs.loc[extra, "in_design"]
-    assert runs.loc[extra, "lora_rank"] == 8  # parameters read from the name
+    # a value guessed from the name never overrides the one the training config recorded (issue 11)
+    assert runs.loc[extra, "lora_rank"] == 4
+    assert runs.loc[extra, "learning_rate"] == pytest.approx(1e-4)  # from the name, the config agrees
     messages = [w.message for w in exp.diagnostics.warnings]
+    assert any(f"run '{extra}': lora_rank=8 is from the run name, but the training config has model.lora_rank=4; "
+               "the training config's value is used" in m for m in messages)
+    assert exp.param_sources[extra]["lora_rank"] == "training config"
     assert any(RUN in m and "in the design but has no directory" in m for m in messages)
     assert any(extra in m and "not in the design" in m for m in messages)
 
@@ -37,7 +42,7 @@ def test_training_config_that_contradicts_the_design_is_a_warning(example_copy):
     assert "  lora_rank: 16\n" in text
     slurm.write_text(text.replace("  lora_rank: 16\n", "  lora_rank: 32\n", 1))
     exp = ae.load(root)
-    hits = [w for w in exp.diagnostics.warnings if "lora_rank" in w.message]
+    hits = [w for w in exp.diagnostics.warnings if "lora_rank" in w.message and w.stage == "training"]
     assert len(hits) == 1
     assert hits[0].file == f"{RUN}/artifacts/slurm-4.out"
     assert "design says lora_rank=16" in hits[0].message and "model.lora_rank=32" in hits[0].message

@@ -160,3 +160,13 @@ def test_yaml_file_is_written_only_with_a_design(tmp_path, example):
     assert planned[0]["text"] == "No design document listed the planned runs; all 5 runs found were analysed."
     assert Path(root / "analysis" / "next_experiment_summary.yaml").exists() == bool(
         summary["retrospective"]["next_design"])
+
+
+def test_redundant_runs_cost_from_the_design_facts():
+    a = Analysis()
+    runs = pd.DataFrame({"run": ["s1", "s2", "s3", "x"], "type": ["fine-tuned"] * 4, "gpu_hours": [1.0, 1.0, 1.0, 1.0]})
+    facts = pd.DataFrame([{"kind": "same_seed", "severity": "warning", "runs": ["s1", "s2", "s3"], "param": "seed",
+                           "message": "m", "qualifier": "q", "detail": {}}])
+    red = [f for f in cost_facts(a, runs, None, facts) if f.rule == "cost_redundant"]
+    assert len(red) == 1 and red[0].data["runs"] == ["s2", "s3"] and red[0].data["share"] == pytest.approx(0.5)
+    assert "repeated another replicate's seed" in red[0].text

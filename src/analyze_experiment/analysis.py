@@ -191,6 +191,13 @@ class Analysis:
     """Every paired checkpoint test of each family (reported or not; ``comparisons`` holds the
     reported vs-best and vs-baseline rows): task, scorer, metric, a, epoch_a, b, epoch_b, diff,
     p_value, p_holm, p_adjusted, significant, family."""
+    configs: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    """Fine-tuned run -> its configuration label (``lora_rank=32``): runs sharing a label are
+    seed replicates, and "best", "production" and "more seeds" name configurations
+    (:mod:`analyze_experiment.stats.configs`)."""
+    facts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """``Experiment.facts``: what the design and the files say about each other (same seed for
+    every replicate, design/config conflicts …); their caveats qualify the findings they touch."""
     risk: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Per candidate of every risk scorer (``stats.risk.RISK_TABLE``): n, unreadable outputs,
     class balance, Brier with its CI, AUC with DeLong's CI, ECE, risk calibration error, mean

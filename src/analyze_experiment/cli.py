@@ -194,6 +194,9 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     from analyze_experiment.stats.health import marks
     from analyze_experiment.stats.metric_findings import metric_direction, primary_best
 
+    configs = {(f.data.get("task"), f.data.get("scorer")): f for f in result.analysis.findings
+               if f.rule == "best_config"}
+
     failed = result.analysis.failed_runs
     for r in failed.to_dict(orient="records") if len(failed) else []:
         con.print(f"  FAILED {v(r['run'])}: {v(r['mark'])} — {v(str(r.get('evidence') or 'no evidence line'))}"
@@ -210,6 +213,16 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
             where += f" ({mark[b.run]}; best so far)"
         verdict = "clear winner" if b.clear_winner else "no clear winner"
         way = " (lower is better)" if metric_direction(metrics, b.task, b.scorer, b.metric) == "lower" else ""
+        cf = configs.get((b.task, b.scorer))
+        if cf is not None:  # seed replicates: the configuration is the unit, not its luckiest seed
+            d = cf.data
+            verdict = "clear winner" if d.get("clear_winner") else "no clear winner"
+            con.print(
+                f"  best configuration on {v(b.task)}/{v(b.scorer)}: {v(str(d.get('config')))} — {b.metric} mean "
+                f"{fmt.ci(d.get('mean'), d.get('ci_low'), d.get('ci_high'))} over {d.get('n_seeds')} seeds{way} — {verdict}",
+                markup=False,
+            )
+            continue
         con.print(
             f"  best on {v(b.task)}/{v(b.scorer)}: {v(b.run)}{where} "
             f"{b.metric}{way} {fmt.ci(b.value, b.ci_low, b.ci_high)} — {verdict}",

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analyze_experiment import tables
+from analyze_experiment._design_values import coerce_value
 from analyze_experiment.design import params_from_run_name, read_design
+from analyze_experiment.design_facts import check_facts
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.discover import Discovery, discover
 from analyze_experiment.evals import EvalFile, collect_evals
@@ -142,7 +144,7 @@ def load(
         ),
     )
 
-    runs, param_names, run_params = _runs_table(design, found, training, diag)
+    runs, param_names, run_params, param_sources, conflicts = _runs_table(design, found, training, diag)
     steps = tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))
     epochs = tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs))
     gpu = tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu))
@@ -163,7 +165,10 @@ def load(
         param_names=param_names,
         run_params=run_params,
         inputs=inputs,
+        param_sources=param_sources,
+        param_conflicts=conflicts,
     )
+    check_facts(exp, [f.path for f in eval_files])
     diag.act(
         "LOADED",
         f"{len(runs)} runs, {len(steps)} training steps, {len(eval_scores)} eval metric values",
@@ -229,17 +234,22 @@ def _size(p: Path) -> int:
 
 def _runs_table(
     design: Design, found: Discovery, training: dict[str, TrainingResult], diag: Diagnostics
-) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]]]:
+) -> tuple[pd.DataFrame, list[str], dict[str, dict[str, Any]], dict[str, dict[str, str]], list[dict[str, Any]]]:
     records: list[dict[str, Any]] = []
     all_params: dict[str, dict[str, Any]] = {}
+    sources: dict[str, dict[str, str]] = {}
+    conflicts: list[dict[str, Any]] = []
     for name, loc in found.runs.items():
         spec = design.run(name)
+        source = "design"
         if spec is None:
             spec = RunSpec(name=name, params=params_from_run_name(name))
+            source = "run name"
             if name.endswith("_base"):
                 spec.type = "control"
         params = dict(spec.params)
         all_params[name] = params
+        sources[name] = dict.fromkeys(params, source)
         rec: dict[str, Any] = {
             "run": name,
             "type": spec.type,
@@ -251,7 +261,7 @@ def _runs_table(
         res = training.get(name)
         if res is not None:
             rec.update(res.summary)
-            _cross_check(name, params, res, diag)
+            conflicts.extend(_cross_check(name, params, res, diag, source=source, sources=sources[name]))
         records.append(rec)
 
     param_names = _param_names(design, all_params)
@@ -261,7 +271,7 @@ def _runs_table(
     runs = tables.frame(tables.RUNS, records)
     for col in ("in_design", "on_disk"):
         runs[col] = runs[col].astype(bool)
-    return runs, param_names, all_params
+    return runs, param_names, all_params, sources, conflicts
 
 
 def _param_names(design: Design, all_params: dict[str, dict[str, Any]]) -> list[str]:
@@ -289,6 +299,15 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
+    """Whether a design value and a config value are the same setting.
+
+    Numbers written as text compare as numbers: YAML 1.1 reads ``lr: 1e-5`` (no dot) as the
+    string ``"1e-5"`` while torchtune reads it as a float, and designs quote values (``"0.0001"``).
+
+    >>> _same("1e-5", 1e-05), _same(1e-05, "1.0e-05"), _same("2e-5", 1e-5), _same(8, "8")
+    (True, True, False, True)
+    """
+    a, b = coerce_value(a), coerce_value(b)
     if isinstance(a, bool) or isinstance(b, bool):
         return a == b
     if isinstance(a, int | float) and isinstance(b, int | float):
@@ -296,20 +315,48 @@ def _same(a: Any, b: Any) -> bool:
     return str(a) == str(b)
 
 
-def _cross_check(run: str, params: dict[str, Any], res: TrainingResult, diag: Diagnostics) -> None:
-    """Warn when the training config disagrees with the design (a mislabelled run is a wrong number)."""
-    if not res.config:
-        return
+def _cross_check(
+    run: str, params: dict[str, Any], res: TrainingResult, diag: Diagnostics, *, source: str = "design",
+    sources: dict[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Warn when the training config disagrees with the design or the run name; return the conflicts.
+
+    A mislabelled run is a wrong number. A value the design states is kept (and the conflict
+    leads the report's Data Quality section); a value only guessed from the run's name never
+    overrides what the training config recorded: the config's value replaces it in ``params``.
+    The seed is checked against the seed the training really used (torchtune's ``Setting
+    manual seed`` line) when the config does not state one.
+    """
+    out: list[dict[str, Any]] = []
+    if not res.config and res.summary.get("train_seed") is None:
+        return out
     for key, paths in CONFIG_KEYS.items():
         if key not in params:
             continue
         for dotted in paths:
             got = _lookup(res.config, dotted)
-            if got is not None and not _same(got, params[key]):
-                diag.warn(
-                    res.summary.get("training_log"),
-                    f"run {run!r}: the design says {key}={params[key]!r} but the training config has "
-                    f"{dotted}={got!r}; the design's value is used",
-                    stage="training",
-                )
-
+            if key == "seed" and got is None:
+                got, dotted = res.summary.get("train_seed"), "local seed"
+            if got is None:
+                continue
+            if _same(got, params[key]):
+                if source == "run name" and sources is not None:
+                    sources[key] = "training config"  # the name's guess is what the config recorded
+                continue
+            value = params[key]
+            if source == "run name":
+                used = coerce_value(got)
+                params[key] = used
+                if sources is not None:
+                    sources[key] = "training config"
+                text = (f"run {run!r}: {key}={value!r} is from the run name, but the training config has "
+                        f"{dotted}={got!r}; the training config's value is used")
+            else:
+                used = value
+                text = (f"run {run!r}: the design says {key}={value!r} but the training config has "
+                        f"{dotted}={got!r}; the design's value is used")
+            diag.warn(res.summary.get("training_log"), text, stage="training")
+            out.append({"run": run, "param": key, "value": value, "source": source, "config_key": dotted,
+                        "config_value": coerce_value(got), "used": used,
+                        "file": res.summary.get("training_log")})
+    return out

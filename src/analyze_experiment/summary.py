@@ -340,6 +340,8 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
             "failed_runs": _failed_runs(analysis),
             "power": analysis.power,
             "confidence": analysis.confidence,
+            **_facts(exp),
+            **_configurations(analysis),
             "warnings": [
                 {"file": w.file, "message": w.message, "severity": w.severity, "stage": w.stage}
                 for w in exp.diagnostics.warnings
@@ -379,6 +381,32 @@ def scorer_summary(analysis: Analysis) -> dict[str, Any]:
     sub = getattr(analysis, "subgroups", None)
     if sub is not None and len(sub):
         out["subgroups"] = {"levels": _table(sub), "tests": _table(getattr(analysis, "subgroup_tests", None))}
+    return out
+
+
+def _configurations(analysis: Analysis) -> dict[str, Any]:
+    """Optional ``best_configurations``: with seed replicates, the best configuration of each
+    task × scorer (mean and spread across seeds) — the unit "best" and "production" name."""
+    keys = ("task", "scorer", "config", "runs", "epoch", "mean", "sd", "n_seeds", "ci_low", "ci_high",
+            "clear_winner", "tied_with")
+    rows = [{k: f.data.get(k) for k in keys} for f in analysis.findings if f.rule == "best_config"]
+    for r in rows:
+        r["epoch"] = _epoch(r["epoch"])
+    return {"best_configurations": rows} if rows else {}
+
+
+def _facts(exp: Experiment) -> dict[str, Any]:
+    """Optional keys: the design's own facts and the evaluation matrix checked against the logs
+    (present only when there is something to say; docs/summary-schema.md)."""
+    out: dict[str, Any] = {}
+    facts = getattr(exp, "facts", None)
+    if facts is not None and len(facts):
+        out["design_facts"] = [{k: r.get(k) for k in ("kind", "severity", "runs", "param", "message")}
+                               for r in facts.to_dict("records")]
+    pvf = getattr(exp, "planned_vs_found", None)
+    if pvf is not None and len(pvf):
+        out["planned_vs_found"] = [{"run": r["run"], "task": r["task"], "epoch": _epoch(r["epoch"]),
+                                    "status": r["status"], "log": r["log"]} for r in pvf.to_dict("records")]
     return out
 
 

@@ -74,6 +74,7 @@ RUNS = [
     "overfitting",  # bool: validation rose for the last k evaluations while training loss fell
     "val_loss_source",  # "disklogger" | "stdout" | "slurm" (printed, 4 decimals), "+"-joined when mixed
     "first_nonfinite_step",  # first global step whose training loss is NaN/inf (a diverged run's first bad step)
+    "train_seed",  # seed the training really used (torchtune's "Setting manual seed" line, else config seed)
 ]
 """Columns of ``runs``. Parameters follow as extra columns, one per parameter name
 (snake_case, e.g. ``lora_rank``, ``learning_rate``); ``Experiment.param_names`` lists them."""

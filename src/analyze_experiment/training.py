@@ -541,6 +541,7 @@ def read_training(
     summary.update(val.run_summary(pd.DataFrame(step_rows)))
     _fill_status(summary, run, files, tt_slurms, slurms, disks, seffs, now, diag)
     summary["attempts"] = attempts.count
+    summary["train_seed"] = _train_seed(tt_slurms, config)
     _note_attempts(run, attempts, summary, diag)
     diag.act(
         "training.read",
@@ -549,6 +550,16 @@ def read_training(
         result=f"status {summary['status']}, {len(step_rows)} steps",
     )
     return TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+
+
+def _train_seed(slurms: list[tt.SlurmOutput], config: dict[str, Any]) -> int | None:
+    """The seed the last attempt trained with: torchtune's ``Setting manual seed`` line, else the
+    config's ``seed`` (a design's seeds mean nothing if every run really used one seed)."""
+    for o in reversed(slurms):
+        if o.local_seed is not None:
+            return o.local_seed
+    seed = config.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 @dataclass

@@ -262,9 +262,48 @@ def with_params(experiment: Experiment, df: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=[p for p in params if p in df.columns]).merge(extra, on="run", how="left")
 
 
+def _seed_var(experiment: Experiment) -> str | None:
+    from analyze_experiment.stats.seeds import seed_variable
+
+    return seed_variable(list(experiment.param_names))
+
+
+def pool_seeds(experiment: Experiment, df: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """One row per configuration × epoch: seed replicates pooled (mean, t interval across seeds).
+
+    A seed is never an axis of a sweep figure: a cell is a configuration, and its value is
+    the mean of its seeds (``n_seeds`` > 1) with the interval across seeds; a configuration
+    trained once keeps its own value and interval.
+    """
+    seed = _seed_var(experiment)
+    params = [p for p in experiment.param_names if p in df.columns and p != seed]
+    if not len(df) or not params:
+        return df
+    from analyze_experiment.stats.intervals import t_interval
+
+    d = df.assign(_ep=pd.to_numeric(df["epoch"], errors="coerce").fillna(-1.0) if "epoch" in df.columns else -1.0)
+    rows = []
+    for _, g in d.groupby([*params, "_ep"], sort=True, dropna=False):
+        vals = pd.to_numeric(g["value"], errors="coerce").dropna().to_numpy(float)
+        r = g.iloc[0].to_dict()
+        if len(vals) >= 2:
+            ti = t_interval(vals, confidence)
+            r.update(value=float(vals.mean()), ci_low=ti.ci_low, ci_high=ti.ci_high)
+        r["n_seeds"] = len(g)
+        r["run"] = ", ".join(sorted(g["run"].astype(str)))
+        rows.append(r)
+    out = pd.DataFrame(rows).drop(columns=["_ep"])
+    return out.drop(columns=[seed]) if seed and seed in out.columns else out
+
+
 def heatmap_axes(experiment: Experiment, df: pd.DataFrame) -> tuple[str, str, list[str]] | None:
-    """(x variable, y variable, facet variables) for a heatmap, or None when < 2 vary."""
-    varying = [p for p in experiment.param_names if p in df.columns and df[p].dropna().nunique() > 1]
+    """(x variable, y variable, facet variables) for a heatmap, or None when < 2 vary.
+
+    The seed is never an axis or a facet: replicates are pooled into their configuration
+    (:func:`pool_seeds`)."""
+    seed = _seed_var(experiment)
+    varying = [p for p in experiment.param_names
+               if p != seed and p in df.columns and df[p].dropna().nunique() > 1]
     if len(varying) < 2:
         return None
     facets = varying[2:]

@@ -229,7 +229,8 @@ def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str,
         refs = sel.target_references(analysis, t)
         out[f"final_{t.slug}"] = _bars_figure(iv, t, colors, controls, analysis.confidence)
         _add_references(out[f"final_{t.slug}"], refs, vertical=True)
-        hm = sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)])
+        hm = sel.pool_seeds(experiment, sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)]),
+                            analysis.confidence)
         axes = sel.heatmap_axes(experiment, hm)
         if axes is not None:
             out[f"heatmap_{t.slug}"] = _heatmap_figure(hm, axes, t)

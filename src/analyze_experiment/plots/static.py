@@ -542,7 +542,8 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                       lambda iv=iv, t=t, label=label, refs=refs: plot_final_metric(
                           iv, colors=colors, controls=controls, metric_label=label,
                           title=f"{t.metric} per run — {t.label}", references=refs)))
-        hm = sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)])
+        hm = sel.pool_seeds(experiment, sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)]),
+                            conf)
         axes = sel.heatmap_axes(experiment, hm)
         plans.append((PlotInfo(f"heatmap_{t.slug}", f"{t.metric} over the sweep — {t.name}", "evaluation",
                                f"Cell: {t.metric} and ± half-width of its {conf:.0%} CI.", f"heatmap_{t.slug}"),

@@ -485,8 +485,34 @@ def _bullets_section(title: str, anchor: str, items: list[str], empty: str) -> S
 # --- data quality ---------------------------------------------------------------------------------
 
 
+FACT_ORDER = ("same_seed", "param_conflict", "identical_curves", "duplicate_log", "planned_missing", "unplanned",
+              "name_guess")
+"""Data Quality leads with what changes what the numbers mean, most consequential first."""
+
+
+def _facts_blocks(exp: Experiment) -> list[Any]:
+    """The design's own facts (``Experiment.facts``) and the planned-vs-found table."""
+    out: list[Any] = []
+    f = getattr(exp, "facts", None)
+    if f is not None and len(f):
+        order = {k: i for i, k in enumerate(FACT_ORDER)}
+        rows = sorted(f.to_dict("records"), key=lambda r: order.get(r["kind"], len(order)))
+        out.append(Paragraph("What the design, the training output and the logs say about each other, and how it "
+                             "changes what the numbers mean (the findings it touches carry the caveat):"))
+        out.append(Bullets([str(r["message"]) for r in rows]))
+    pvf = getattr(exp, "planned_vs_found", None)
+    if pvf is not None and len(pvf):
+        t = pvf.copy()
+        t["epoch"] = t["epoch"].map(fmt.epoch)
+        t["status"] = t["status"].map({"missing": "planned, not found", "unplanned": "found, not planned"})
+        out.append(Table(t.fillna("—").astype(str), caption="Evaluation matrix: planned vs found",
+                         name="planned_vs_found"))
+    return out
+
+
 def _data_quality(exp: Experiment) -> Section:
     s = Section("Data Quality", anchor="data-quality")
+    s.blocks.extend(_facts_blocks(exp))
     w = exp.warnings
     if not len(w):
         s.blocks.append(Paragraph("Every file found was read without problems."))

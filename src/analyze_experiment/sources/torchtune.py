@@ -71,6 +71,9 @@ STEP_RE = re.compile(r"Step (?P<step>\d+) \| (?P<rest>[^\r\n]*)")
 _KV_RE = re.compile(r"([^\s:|]{1,200}):(\S{1,400})(\s|$)")
 _BANNER_RE = re.compile(r"Running (?P<recipe>\w+) with resolved config:")
 _WRITING_RE = re.compile(r"Writing logs to (?P<path>\S+)")
+_SEED_RE = re.compile(r"Setting manual seed to local seed (?P<seed>\d+)")
+"""torchtune's ``set_seed``: the seed the process really used (the config's ``seed`` + rank, or a
+random one when the config says ``seed: null``)."""
 _MEMORY_RE = re.compile(
     r"(?P<device>\b\w{1,16}) peak memory (?P<kind>allocation|alloc|reserved|active): (?P<value>[\d.]+) (?P<unit>GiB|GB)"
 )
@@ -187,6 +190,8 @@ class SlurmOutput:
     recipe: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     config_error: str | None = None
+    local_seed: int | None = None
+    """The seed rank 0 really used (``Setting manual seed to local seed N``; None when not printed)."""
     memory_init: dict[str, float] = field(default_factory=dict)
     checkpoints: list[Checkpoint] = field(default_factory=list)
     checkpoint_s: dict[int, float] = field(default_factory=dict)
@@ -754,6 +759,10 @@ class _LineParser:
                 out.wandb_summary[m.group("key")] = parse_value(m.group("value"))
                 return
             self.in_wandb = False
+        sm = _SEED_RE.search(body)
+        if sm and (rm is None or rm.group("r") == "0"):
+            out.local_seed = int(sm.group("seed"))
+            return
         m = _BANNER_RE.search(body)
         if m:
             # a banner after training output or an end message starts a new attempt; the

@@ -199,6 +199,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
         if pw is not None:
             power.append(pw)
     a = Analysis(confidence=conf)
+    a.facts = getattr(experiment, "facts", a.facts)
     a.intervals = _concat(intervals, INTERVALS)
     a.comparisons = _concat(comparisons, COMPARISONS)
     a.equivalence = _concat(equivalence, EQUIVALENCE)
@@ -222,6 +223,7 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     if not values.empty:
         configs = _guarded(experiment, "seed replicate groups", lambda: config_labels(runs, variables),
                            pd.Series(dtype=object))
+        a.configs = configs
         a.seeds, a.seed_comparisons = _guarded(
             experiment, "seed statistics",
             lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
@@ -296,7 +298,8 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     retro = None
     if not a.intervals.empty:  # with nothing evaluated there is nothing settled to look back on
         retro = _guarded(experiment, "retrospective", lambda: retrospective(
-            a, runs, experiment.design, variables, seed_var, options.gpu_hour_cost), None)
+            a, runs, experiment.design, variables, seed_var, options.gpu_hour_cost,
+            getattr(experiment, "facts", None), getattr(experiment, "planned_vs_found", None)), None)
     if retro is not None:
         a.findings += retro[0]
         a.next_design = retro[1]

@@ -17,7 +17,9 @@ import pandas as pd
 
 from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best, Claim, Finding
+from analyze_experiment.design_facts import qualifiers
 from analyze_experiment.model import Options
+from analyze_experiment.stats import configs as cfgs
 from analyze_experiment.stats import health
 from analyze_experiment.stats._format import (
     fmt_ci,
@@ -151,6 +153,10 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     test is the least significant best-vs-runner-up test of the checkpoint family."""
     out = []
     for b in a.best:
+        stats = _config_stats(a, ctx, b)
+        if stats:  # seed replicates: the configuration is the unit of "best"
+            out.append(_best_config(a, ctx, b, stats))
+            continue
         iv = a.intervals[(a.intervals["task"] == b.task) & (a.intervals["scorer"] == b.scorer)
                          & (a.intervals["run"] == b.run)]
         n = int(iv["n"].iloc[0]) if len(iv) else 0
@@ -229,8 +235,10 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         r0 = tied[0][0]
         shown = [t for _, t in tied[:MAX_TIED_LISTED]]
         more = len(tied) - len(shown)
+        best_word = ("the highest single run" if cfgs.replicated(a) and cfgs.config_of(a, r0["a"])
+                     else "the best")
         text = (f"On {_on(ctx, r0['task'], r0['scorer'])}, {_plural(len(tied), 'candidate')} "
-                f"{'is' if len(tied) == 1 else 'are'} within the noise of the best, "
+                f"{'is' if len(tied) == 1 else 'are'} within the noise of {best_word}, "
                 f"{_cand(ctx, r0['a'], r0['epoch_a'])} (not significantly worse after Holm correction, paired over "
                 f"{int(r0['n_paired'])} samples; not evidence that they are equal): {'; '.join(shown)}")
         if more:
@@ -287,6 +295,8 @@ def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         lead = g[[b is not None and _same(r, e, (b.run, b.epoch)) for r, e in zip(g["run"], g["epoch"], strict=True)]]
         r = lead.iloc[0] if len(lead) else top
         who = "the best candidate" if len(lead) else "the candidate with the largest gain"
+        if len(lead) and cfgs.replicated(a) and cfgs.config_of(a, r["run"]):  # one seed is not "the best"
+            who = f"the highest single run (one seed of {cfgs.config_of(a, r['run'])})"
         base_v = _interval_value(a, task, scorer, base, None)
         confirm = _confirmatory(a, task, scorer, metric)
         if not confirm:
@@ -617,13 +627,20 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     """``seed_spread`` (largest seed SD per family) and ``seed_comparison`` (Welch, P(A>B))."""
     out: list[Finding] = []
+    same = _same_seed(a)
     for (task, scorer, metric), g in a.seeds.groupby(["task", "scorer", "metric"], sort=True):
         r = g.loc[g["sd"].idxmax()]
-        out.append(_f("key_findings", "seed_spread",
-                      f"On {_on(ctx, task, scorer)}, seed-to-seed variation is up to SD {fmt_diff(metric, r['sd']).lstrip('+')} "
-                      f"({r['config']}: mean {fmt_value(metric, r['mean'])} over {int(r['n_seeds'])} seeds, "
-                      f"{fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence)})",
-                      task=task, config=r["config"], sd=r["sd"], n_seeds=int(r["n_seeds"])))
+        detail = (f"{r['config']}: mean {fmt_value(metric, r['mean'])} over {int(r['n_seeds'])} "
+                  f"{'runs' if same else 'seeds'}, {fmt_ci(metric, r['ci_low'], r['ci_high'], a.confidence)}")
+        sd = fmt_diff(metric, r["sd"]).lstrip("+")
+        if same is not None:  # the design's own facts: the "seeds" were one seed
+            text = (f"On {_on(ctx, task, scorer)}, {same}; the spread between repeats of one configuration, up to "
+                    f"SD {sd} ({detail}), is run-to-run nondeterminism, not seed-to-seed variation")
+        else:
+            text = f"On {_on(ctx, task, scorer)}, seed-to-seed variation is up to SD {sd} ({detail})"
+        out.append(_f("key_findings", "seed_spread", text,
+                      task=task, config=r["config"], sd=r["sd"], n_seeds=int(r["n_seeds"]),
+                      seed_variation_measurable=same is None))
     sc = a.seed_comparisons
     for _, r in sc.iterrows() if not sc.empty else []:
         metric = r["metric"]
@@ -642,6 +659,15 @@ def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                       task=r["task"], a=r["a"], b=r["b"],
                       diff=r["diff"], p_adjusted=r["p_adjusted"], p_a_gt_b=r["p_a_gt_b"]))
     return out
+
+
+def _same_seed(a: Analysis) -> str | None:
+    """The ``same_seed`` fact's caveat (every replicate trained with one seed), else None."""
+    f = a.facts
+    if f is None or not len(f) or "kind" not in f.columns:
+        return None
+    g = f[f["kind"] == "same_seed"]
+    return str(g["qualifier"].iloc[0]) if len(g) else None
 
 
 def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
@@ -815,7 +841,13 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     failed = ctx.get("failed", set())
     ni_all = a.noninferiority
     for b in a.best:
-        if not _confirmatory(a, b.task, b.scorer, b.metric) or b.run in failed:
+        if not _confirmatory(a, b.task, b.scorer, b.metric):
+            continue
+        stats = _config_stats(a, ctx, b)
+        if stats:  # seed replicates: production names a configuration, never one lucky seed
+            out.extend(_production_config(a, ctx, b, stats))
+            continue
+        if b.run in failed:
             continue
         fam = a.pareto[(a.pareto["task"] == b.task) & (a.pareto["scorer"] == b.scorer)
                        & (a.pareto["metric"] == b.metric)]
@@ -938,9 +970,12 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     runs: pd.DataFrame = ctx["runs"]
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
     for b in a.best:
-        if b.run not in info.index:
+        if _config_stats(a, ctx, b) and not _confirmatory(a, b.task, b.scorer, b.metric):
+            continue  # a secondary metric is described, not tested: no grid advice from it
+        anchor, anchor_name, good, level_claim = _anchor(a, ctx, b)
+        anchor_label = "the best configuration" if anchor_name.startswith("the best configuration") else "the best run"
+        if anchor not in info.index:
             continue
-        good = {b.run} | {k[0] for k in _tied(a, b)}
         an = a.anova[(a.anova["task"] == b.task) & (a.anova["scorer"] == b.scorer)]
         null_terms = set(an.loc[~(an["p_value"] < 1 - a.confidence), "term"])
         for var in ctx["variables"]:
@@ -948,7 +983,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 continue
             lv = pd.to_numeric(info[var], errors="coerce").dropna()
             levels = sorted(set(lv))
-            best_level = pd.to_numeric(pd.Series([info.loc[b.run, var]]), errors="coerce").iloc[0]
+            best_level = pd.to_numeric(pd.Series([info.loc[anchor, var]]), errors="coerce").iloc[0]
             if len(levels) < 2 or pd.isna(best_level):
                 continue
             i = levels.index(best_level)
@@ -960,20 +995,20 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                 mid = _midpoint(lo, hi)
                 if neighbour_good and mid is not None and var not in null_terms:
                     out.append(_f("next_steps", "untested_level",
-                                  f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: the best ({_cand(ctx, b.run, b.epoch)}, "
+                                  f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: {anchor_name}"
                                   f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
                                   f"significantly different, and nothing between them was tested",
-                                  _runs_claim(a, b, set(lv.index[lv == levels[j]].astype(str))),
+                                  level_claim(set(lv.index[lv == levels[j]].astype(str))),
                                   task=b.task, variable=var, level=mid, between=[lo, hi]))
             if i in (0, len(levels) - 1):
                 j = 1 if i == 0 else len(levels) - 2
                 if not any(r in good for r in lv.index[lv == levels[j]]):
                     side = "below" if i == 0 else "above"
                     out.append(_f("next_steps", "edge_of_grid",
-                                  f"On {_on(ctx, b.task, b.scorer)} the best run has {var} = {fmt_level(levels[i])}, the edge of the tested range "
+                                  f"On {_on(ctx, b.task, b.scorer)} {anchor_label} has {var} = {fmt_level(levels[i])}, the edge of the tested range "
                                   f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
                                   f"significantly worse: test {side} {fmt_level(levels[i])}",
-                                  _runs_claim(a, b, set(lv.index[lv == levels[j]].astype(str))),
+                                  level_claim(set(lv.index[lv == levels[j]].astype(str))),
                                   task=b.task, variable=var, edge=levels[i]))
     power = {(p["task"], p["scorer"]): p for p in a.power}
     for b in a.best:
@@ -981,16 +1016,22 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         mdd = p["mdd"] if p else math.nan
         seeds = a.seeds[(a.seeds["task"] == b.task)] if not a.seeds.empty else a.seeds
         max_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
-        if not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
-            # seeds are trained per run (config), not per checkpoint: name each run once
-            top = ", ".join(list(dict.fromkeys(r for r, _ in [(b.run, b.epoch), *_tied(a, b)]))[:3])
-            out.append(_f("next_steps", "more_seeds",
-                          f"On {_on(ctx, b.task, b.scorer)}, {_plural(len(b.tied_with), 'candidate')} cannot be "
-                          f"separated from the best (minimum detectable difference "
-                          f"{fmt_diff(b.metric, mdd).lstrip('+')} for one uncorrected paired test) and configs "
-                          f"have at most {_plural(max_seeds, 'seed')}: run {FEW_SEEDS} seeds of {top} to tell training "
-                          "noise from real differences", task=b.task, mdd=mdd, max_seeds=max_seeds,
-                          n_tied=len(b.tied_with)))
+        stats = _config_stats(a, ctx, b)
+        if stats:
+            if _confirmatory(a, b.task, b.scorer, b.metric):
+                out.extend(_more_seeds_configs(a, ctx, b, stats))
+        elif not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
+            # seeds are trained per configuration: name configurations, never a control or base model
+            names = _seed_targets(a, ctx, [r for r, _ in [(b.run, b.epoch), *_tied(a, b)]])
+            if names:
+                out.append(_f("next_steps", "more_seeds",
+                              f"On {_on(ctx, b.task, b.scorer)}, {_plural(len(b.tied_with), 'candidate')} cannot be "
+                              f"separated from the best (minimum detectable difference "
+                              f"{fmt_diff(b.metric, mdd).lstrip('+')} for one uncorrected paired test) and configs "
+                              f"have at most {_plural(max_seeds, 'seed')}: run {FEW_SEEDS} seeds of "
+                              f"{_join(names[:3], ' and')} to tell training noise from real differences",
+                              task=b.task, mdd=mdd, max_seeds=max_seeds, n_tied=len(b.tied_with),
+                              configs=names[:3]))
         margin = ctx["margin"]
         if margin is None:
             eq = a.equivalence
@@ -1058,6 +1099,171 @@ def rule_references(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                       reference=name, run=r["run"], diff=r["diff"], p_adjusted=r["p_adjusted"], n_above=above,
                       n_below=below, n=len(g)))
     return out
+
+
+# --- configurations (seed replicates pooled) ------------------------------------------------
+
+
+def _config_stats(a: Analysis, ctx: dict[str, Any], b: Best) -> list[cfgs.ConfigStat]:
+    """The family's configurations across seeds (empty without seed replicates)."""
+    return cfgs.config_stats(a, b.task, b.scorer, b.metric, exclude=ctx.get("failed", set()), runs=ctx["runs"])
+
+
+def _multi_epoch(stats: list[cfgs.ConfigStat]) -> bool:
+    return len({s.epoch for s in stats}) > 1
+
+
+def _welch_claim(a: Analysis, row: dict[str, Any] | None, kind: str, significant: bool) -> Claim | None:
+    if row is None:
+        return None
+    return _claim(a, kind, row.get("family"), "welch", row.get("t"), row.get("p_value"), row.get("p_adjusted"),
+                  significant)
+
+
+def _tied_text(a: Analysis, b: Best, top: cfgs.ConfigStat, tied: list[str], stats: list[cfgs.ConfigStat]) -> str:
+    """"lora_rank=8 (3 seeds: mean …; diff of seed means …, Welch Holm p = …)" per tied configuration."""
+    rows = cfgs.welch_rows(a, b.task, b.scorer, b.metric, top)
+    by = {s.config: s for s in stats if s.epoch == top.epoch}
+    items = []
+    for name in tied[:MAX_TIED_LISTED]:
+        r = rows[rows["b"] == name]
+        desc = cfgs.describe(b.metric, by[name]) if name in by else name
+        if len(r) and not pd.isna(r["p_adjusted"].iloc[0]):
+            desc += (f", diff of seed means {fmt_diff(b.metric, -float(r['diff'].iloc[0]))}, Welch Holm p "
+                     f"{fmt_p(r['p_adjusted'].iloc[0])}")
+        else:
+            desc += ", no seed-level test"
+        items.append(desc)
+    return "; ".join(items)
+
+
+def _best_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.ConfigStat]) -> Finding:
+    """``best_config``: with seed replicates the best is a configuration — mean and SD across
+    its seeds, tested against every other configuration across seeds (Welch, Holm); the
+    highest single run is named only as one seed's draw."""
+    top = cfgs.best_config(stats)
+    assert top is not None
+    multi = _multi_epoch(stats)
+    others = [s for s in stats if s.config != top.config and s.epoch == top.epoch]
+    tied = cfgs.not_separated(a, b.task, b.scorer, b.metric, top, stats)
+    rows = cfgs.welch_rows(a, b.task, b.scorer, b.metric, top)
+    ci = (f", {fmt_ci(b.metric, top.ci_low, top.ci_high, a.confidence)} across seeds"
+          if not math.isnan(top.ci_low) else "")
+    head = f"On {_on(ctx, b.task, b.scorer)}, the best configuration is {cfgs.describe(b.metric, top, multi)}{ci}"
+    confirm = _confirmatory(a, b.task, b.scorer, b.metric)
+    clear = confirm and bool(others) and not tied and len(rows) > 0
+    if not confirm:
+        tied = []
+        text = (f"{head}; {b.scorer} {b.metric} is a secondary metric here, described but not tested "
+                "(--confirmatory all makes it confirmatory)")
+    elif not others:
+        text = f"{head}; there is no other configuration to compare it with"
+    elif clear:
+        worst = rows["p_adjusted"].max()
+        text = (f"{head}; it is a clear winner: it scores significantly better than every other configuration "
+                f"across seeds (Welch, Holm p {fmt_p(worst)})")
+    else:
+        text = (f"{head}, but it is not a clear winner: across seeds it is not distinguishable from "
+                f"{_tied_text(a, b, top, tied, stats)}")
+    top_cfg = cfgs.config_of(a, b.run)
+    if len(top.runs) > 1 or b.run not in top.runs:
+        seed_of = f"one seed of {top_cfg}" if top_cfg else "a single run"
+        text += (f"; the highest single run, {_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}), is "
+                 f"{seed_of} — one seed's draw, not a choice by itself")
+    claim = None
+    if confirm and len(rows):
+        claim = _welch_claim(a, cfgs.claim_row(rows), "winner", clear)
+    return _f("best_performers", "best_config", text, claim, task=b.task, scorer=b.scorer, config=top.config,
+              runs=top.runs, epoch=top.epoch, value=top.mean, mean=top.mean, sd=top.sd, n_seeds=top.n,
+              ci_low=top.ci_low, ci_high=top.ci_high, tied_with=tied, clear_winner=clear, best_run=b.run,
+              best_run_value=b.value)
+
+
+def _production_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.ConfigStat]) -> list[Finding]:
+    """``production_config`` with seed replicates: the configuration with the best mean across
+    seeds (failed runs left out), its cost per run, and whether the seed-level tests settle it."""
+    top = cfgs.best_config(stats)
+    if top is None:
+        return []
+    multi = _multi_epoch(stats)
+    cost = None
+    if not math.isnan(top.gpu_hours):
+        cost = f"{fmt_hours(top.gpu_hours, gpu_unit([top.gpu_hours]))} per run"
+    tied = cfgs.not_separated(a, b.task, b.scorer, b.metric, top, stats)
+    rows = cfgs.welch_rows(a, b.task, b.scorer, b.metric, top)
+    text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {cfgs.describe(b.metric, top, multi, cost=cost)} "
+            f"— the best mean across seeds")
+    others = [s for s in stats if s.config != top.config and s.epoch == top.epoch]
+    if others and not tied and len(rows):
+        text += (f", significantly better than every other configuration (Welch, Holm p "
+                 f"{fmt_p(rows['p_adjusted'].max())})")
+        claim = _welch_claim(a, cfgs.claim_row(rows), "difference", True)
+    elif tied:
+        text += (f"; the seeds do not settle the choice: it is not distinguishable from "
+                 f"{_tied_text(a, b, top, tied, stats)}; pick by cost or run more seeds")
+        closest = rows[rows["b"].isin(tied)] if len(rows) else rows
+        claim = _welch_claim(a, cfgs.claim_row(closest), "difference", False)
+    else:
+        claim = None
+    return [_f("recommendations", "production_config", text, claim, task=b.task, config=top.config,
+               runs=top.runs, epoch=top.epoch, value=top.mean, sd=top.sd, n_seeds=top.n,
+               gpu_hours=None if math.isnan(top.gpu_hours) else top.gpu_hours, tied_with=tied)]
+
+
+def _more_seeds_configs(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.ConfigStat]) -> list[Finding]:
+    """``more_seeds`` with replicates: the best configuration and those it cannot be told from,
+    by name — never a seed replicate, a control or a base model."""
+    top = cfgs.best_config(stats)
+    if top is None:
+        return []
+    tied = cfgs.not_separated(a, b.task, b.scorer, b.metric, top, stats)
+    by = {s.config: s for s in stats if s.epoch == top.epoch}
+    have = min(by[c].n for c in [top.config, *tied] if c in by)
+    if not tied or have >= FEW_SEEDS:
+        return []
+    names = [top.config, *tied][:3]
+    return [_f("next_steps", "more_seeds",
+               f"On {_on(ctx, b.task, b.scorer)}, the best configuration {top.config} cannot be told from "
+               f"{_join(tied[:2], ' or')} across seeds with {_plural(have, 'seed')} each: run {FEW_SEEDS} distinct seeds of "
+               f"each of {_join(names, ' and')} to tell training noise from real differences",
+               task=b.task, configs=names, max_seeds=have)]
+
+
+def _seed_targets(a: Analysis, ctx: dict[str, Any], runs: list[str]) -> list[str]:
+    """Configurations to run more seeds of: fine-tuned, not a baseline, each named once
+    (``lora_rank=32 (run r32)`` when the run has a configuration label)."""
+    info = ctx["runs"].set_index("run") if len(ctx["runs"]) else pd.DataFrame()
+    out: list[str] = []
+    for r in dict.fromkeys(runs):
+        if r in ctx["baselines"] or r in ctx.get("failed", set()):
+            continue
+        if len(info) and r in info.index and "type" in info.columns and str(info.loc[r, "type"]) != "fine-tuned":
+            continue
+        cfg = cfgs.config_of(a, r)
+        out.append(f"{cfg} ({r})" if cfg and cfg != "all" else r)
+    return out
+
+
+def _anchor(a: Analysis, ctx: dict[str, Any], b: Best) -> tuple[str, str, set[str], Callable[[set[str]], Claim | None]]:
+    """What the grid suggestions start from: the best configuration with seed replicates
+    (its runs, and the runs of configurations not shown worse across seeds), else the best
+    checkpoint and the candidates tied with it."""
+    stats = _config_stats(a, ctx, b)
+    top = cfgs.best_config(stats) if stats else None
+    if top is None:
+        return (b.run, f"the best ({_cand(ctx, b.run, b.epoch)}, ", {b.run} | {k[0] for k in _tied(a, b)},
+                lambda runs: _runs_claim(a, b, runs))
+    tied = set(cfgs.not_separated(a, b.task, b.scorer, b.metric, top, stats))
+    good = set(top.runs) | {str(r) for r, c in a.configs.items() if c in tied}
+    rows = cfgs.welch_rows(a, b.task, b.scorer, b.metric, top)
+
+    def claim(runs: set[str]) -> Claim | None:
+        names = {str(a.configs.get(r)) for r in runs if r in a.configs.index}
+        g = rows[rows["b"].isin(names)] if len(rows) else rows
+        r = cfgs.claim_row(g)
+        return _welch_claim(a, r, "difference", bool(r["significant"])) if r else None
+
+    return top.runs[0], "the best configuration (", good, claim
 
 
 # --- scorer kinds: risk, two-class and subgroup rules (tables from stats/scorer_kinds.py) -------
@@ -1255,7 +1461,11 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
             on_error(rule.__name__.removeprefix("rule_"), err)
             continue
         for f in found:
-            text = f.text if f.text.endswith(".") else f.text + "."
+            text = f.text
+            caveats = qualifiers(a.facts, f.rule, f.data, text)
+            if caveats:  # the design's own facts qualify every finding they touch
+                text = text.rstrip(".") + f" (caveat: {'; '.join(caveats)})"
+            text = text if text.endswith(".") else text + "."
             out.append(Finding(f.section, text, f.rule, {k: _plain(v) for k, v in f.data.items()}, f.claim))
     return out
 

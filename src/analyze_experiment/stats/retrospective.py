@@ -91,8 +91,9 @@ def _primary_findings(a: Analysis) -> list[Finding]:
     return out
 
 
-def cost_facts(a: Analysis, runs: pd.DataFrame, gpu_hour_cost: float | None) -> list[Finding]:
-    """Total training cost, and the share spent on failed runs."""
+def cost_facts(a: Analysis, runs: pd.DataFrame, gpu_hour_cost: float | None,
+               facts: pd.DataFrame | None = None) -> list[Finding]:
+    """Total training cost, and the shares spent on failed and on redundant runs."""
     out: list[Finding] = []
     if runs is None or runs.empty or "gpu_hours" not in runs.columns:
         return out
@@ -126,6 +127,29 @@ def cost_facts(a: Analysis, runs: pd.DataFrame, gpu_hour_cost: float | None) -> 
     else:
         out.append(_f("cost_failed", f"None of the {fmt_hours(total, unit)} went to failed runs (0 runs failed)",
                       gpu_hours=0.0, share=0.0, runs=[]))
+    out += _redundant_cost(runs, facts, total, unit)
+    return out
+
+
+def _redundant_cost(runs: pd.DataFrame, facts: pd.DataFrame | None, total: float, unit: Any) -> list[Finding]:
+    """GPU time of runs that repeated another's training: identical loss curves (all but the
+    first of each group), and seed replicates that all used one seed (all but one per run set).
+    From the design facts Data Quality states (``design_facts.py``)."""
+    if facts is None or facts.empty or "kind" not in facts.columns:
+        return []
+    hours = pd.to_numeric(runs.set_index("run")["gpu_hours"], errors="coerce") if "run" in runs.columns else None
+    out = []
+    for kind, why in (("identical_curves", "have a loss curve identical to another run's"),
+                      ("same_seed", "repeated another replicate's seed")):
+        groups = [list(r) for r in facts.loc[facts["kind"] == kind, "runs"] if isinstance(r, list | tuple)]
+        extra = sorted({str(r) for g in groups for r in g[1:]})
+        if not extra or hours is None:
+            continue
+        h = float(hours.reindex(extra).sum())
+        share = h / total if total > 0 else math.nan
+        out.append(_f("cost_redundant", f"{fmt_hours(h, unit)} ({share:.0%} of the total) went to {len(extra)} "
+                      f"run(s) that {why} ({', '.join(extra[:6])}{', …' if len(extra) > 6 else ''}): "
+                      "they add no independent evidence", gpu_hours=h, share=share, runs=extra, fact=kind))
     return out
 
 
@@ -330,24 +354,32 @@ def yaml_text(doc: dict[str, Any], reasons: list[Finding]) -> str:
     return "\n".join(head) + "\n\n" + body
 
 
-def planned_facts(runs: pd.DataFrame, design: Design) -> list[Finding]:
-    """Runs the design planned against the runs found on disk."""
+def planned_facts(runs: pd.DataFrame, design: Design, planned: pd.DataFrame | None = None) -> list[Finding]:
+    """Runs the design planned against the runs found on disk, and evaluations (run × task ×
+    epoch) planned but missing or found but not planned (``Experiment.planned_vs_found``)."""
     if not design.runs:
         n = int(runs["run"].nunique()) if runs is not None and not runs.empty and "run" in runs.columns else 0
         return [_f("planned_vs_ran", f"No design document listed the planned runs; all {n} runs found were analysed",
                    planned=0, missing=[], unplanned=[])]
-    planned = [r.name for r in design.runs]
+    planned_runs = [r.name for r in design.runs]
     on_disk = set()
     if runs is not None and not runs.empty and "on_disk" in runs.columns:
         on_disk = {str(r) for r, d in zip(runs["run"], runs["on_disk"], strict=True) if bool(d)}
-    missing = [r for r in planned if r not in on_disk]
-    extra = sorted(on_disk - set(planned))
-    text = f"The design planned {len(planned)} runs; {len(planned) - len(missing)} were found"
+    missing = [r for r in planned_runs if r not in on_disk]
+    extra = sorted(on_disk - set(planned_runs))
+    text = f"The design planned {len(planned_runs)} runs; {len(planned_runs) - len(missing)} were found"
     if missing:
         text += f"; missing: {', '.join(missing)}"
     if extra:
         text += f"; found but not planned: {', '.join(extra)}"
-    return [_f("planned_vs_ran", text, planned=len(planned), missing=missing, unplanned=extra)]
+    out = [_f("planned_vs_ran", text, planned=len(planned_runs), missing=missing, unplanned=extra)]
+    if planned is not None and "status" in planned.columns and any(r.eval_tasks for r in design.runs):
+        st = planned["status"].astype(str)
+        n_missing, n_unplanned = int((st == "missing").sum()), int((st == "unplanned").sum())
+        out.append(_f("planned_evals", f"{n_missing} evaluation(s) the design's matrix planned (run × task × epoch) "
+                      f"are missing and {n_unplanned} found were not planned (Data Quality lists them)",
+                      missing=n_missing, unplanned=n_unplanned))
+    return out
 
 
 def variable_facts(a: Analysis, variables: list[str], seed_var: str | None) -> list[Finding]:
@@ -365,10 +397,12 @@ def variable_facts(a: Analysis, variables: list[str], seed_var: str | None) -> l
 
 
 def retrospective(a: Analysis, runs: pd.DataFrame, design: Design, variables: list[str], seed_var: str | None,
-                  gpu_hour_cost: float | None) -> tuple[list[Finding], dict[str, Any]]:
-    """Every retrospective sentence and the next design's mapping."""
-    out = cost_facts(a, runs, gpu_hour_cost)
+                  gpu_hour_cost: float | None, facts: pd.DataFrame | None = None,
+                  planned: pd.DataFrame | None = None) -> tuple[list[Finding], dict[str, Any]]:
+    """Every retrospective sentence and the next design's mapping (``facts`` and ``planned``:
+    the experiment's design facts and planned-vs-found table)."""
+    out = cost_facts(a, runs, gpu_hour_cost, facts)
     out += variable_facts(a, variables, seed_var)
-    out += planned_facts(runs, design)
+    out += planned_facts(runs, design, planned)
     doc, reasons = next_design(a, runs, design, variables, seed_var)
     return out + reasons, doc
