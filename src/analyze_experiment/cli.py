@@ -169,6 +169,20 @@ def _load(path: Path, quiet: bool, cache=None, executor=None, progress=None):
         raise click.UsageError(str(exc)) from None
 
 
+def _analysed(experiment_dir: Path, verb: str, stat_opts: dict):
+    """Load and analyse for a subcommand (export, plot, show, compare): exit 1 when there is
+    nothing to ``verb``, usage errors for bad options or baselines. Returns (experiment, analysis)."""
+    from analyze_experiment import stats
+
+    exp = _load(experiment_dir, quiet=True)
+    if not exp.analysable:
+        click.echo(f"Nothing to {verb} in {exp.root}: no training output or evaluation logs.", err=True)
+        sys.exit(EXIT_NOTHING)
+    options = _options(**stat_opts)
+    _check_baselines(exp, options)
+    return exp, stats.analyze(exp, options)
+
+
 def _check_baselines(exp, options: Options) -> None:
     """``--baseline`` must name runs of the experiment: an unknown one would silently drop
     every baseline comparison (issue 11). A usage error listing the runs known."""
@@ -454,18 +468,11 @@ def export(experiment_dir, fmt, out, metric, task, runs, project, table, **stat_
 
     Example: analyze-experiment export path/to/experiment --format latex --task capitalization
     """
-    from analyze_experiment import stats
     from analyze_experiment.export import export_tables
 
     if fmt == "parquet" and out is None:
         raise click.BadParameter("parquet needs --out FOLDER", param_hint="--out")
-    exp = _load(experiment_dir, quiet=True)
-    if not exp.analysable:
-        click.echo(f"Nothing to export from {exp.root}: no training output or evaluation logs.", err=True)
-        sys.exit(EXIT_NOTHING)
-    options = _options(**stat_opts)
-    _check_baselines(exp, options)
-    analysis = stats.analyze(exp, options)
+    exp, analysis = _analysed(experiment_dir, "export", stat_opts)
     run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
     if fmt == "wandb":  # offline W&B runs under OUT/wandb/ (default: the experiment directory)
         from analyze_experiment.export_wandb import WandbExportError, export_wandb
@@ -509,18 +516,11 @@ def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> N
 
     Example: analyze-experiment plot path/to/experiment final --style talk --out final.pdf
     """
-    from analyze_experiment import stats
     from analyze_experiment.plots.presentation import KINDS, PlotRequestError, draw, save
 
     if kind not in KINDS:
         raise click.BadParameter(f"{kind!r} is not a figure kind; one of: {', '.join(KINDS)}", param_hint="KIND")
-    exp = _load(experiment_dir, quiet=True)
-    if not exp.analysable:
-        click.echo(f"Nothing to plot from {exp.root}: no training output or evaluation logs.", err=True)
-        sys.exit(EXIT_NOTHING)
-    options = _options(**stat_opts)
-    _check_baselines(exp, options)
-    analysis = stats.analyze(exp, options)
+    exp, analysis = _analysed(experiment_dir, "plot", stat_opts)
     run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
     target = out if out is not None else Path.cwd() / f"{kind}-{style}.pdf"
     try:
@@ -627,16 +627,10 @@ def show_cmd(experiment_dir, as_csv, as_md, **stat_opts) -> None:
 
     Example: analyze-experiment show path/to/experiment --md
     """
-    from analyze_experiment import stats
     from analyze_experiment.show import runs_overview
 
-    exp = _load(experiment_dir, quiet=True)
-    if not exp.analysable:
-        click.echo(f"Nothing to show in {exp.root}: no training output or evaluation logs.", err=True)
-        sys.exit(EXIT_NOTHING)
-    options = _options(**stat_opts)
-    _check_baselines(exp, options)
-    table = runs_overview(exp, stats.analyze(exp, options))
+    exp, analysis = _analysed(experiment_dir, "show", stat_opts)
+    table = runs_overview(exp, analysis)
     if as_csv:
         click.echo(table.to_csv(index=False), nl=False)
     elif as_md:
@@ -677,22 +671,16 @@ def compare_cmd(experiment_dir, run_a, run_b, html_out, **stat_opts) -> None:
 
     Example: analyze-experiment compare path/to/experiment rank8_lr1e-4 rank32_lr1e-4@1
     """
-    from analyze_experiment import stats
     from analyze_experiment.compare import CompareError, compare, parse_side, to_html, to_markdown, write
 
-    exp = _load(experiment_dir, quiet=True)
-    if not exp.analysable:
-        click.echo(f"Nothing to compare in {exp.root}: no training output or evaluation logs.", err=True)
-        sys.exit(EXIT_NOTHING)
+    exp, analysis = _analysed(experiment_dir, "compare", stat_opts)
     try:
         sa, sb = parse_side(run_a, exp), parse_side(run_b, exp)
     except CompareError as exc:
         raise click.UsageError(str(exc)) from None
     if sa == sb:
         raise click.UsageError("A and B are the same run and checkpoint")
-    options = _options(**stat_opts)
-    _check_baselines(exp, options)
-    c = compare(exp, stats.analyze(exp, options), sa, sb)
+    c = compare(exp, analysis, sa, sb)
     if html_out is not None:
         click.echo(str(write(to_html(c, exp), html_out)))
     else:

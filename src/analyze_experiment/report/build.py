@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
@@ -25,6 +25,7 @@ from analyze_experiment.report.doc import (
     Figure,
     KeyValues,
     Paragraph,
+    PlotLike,
     ReportDoc,
     Section,
     Table,
@@ -44,16 +45,6 @@ SECTION_ORDER = (
     "Retrospective",
     "Data Quality",
 )
-
-
-class PlotLike(Protocol):
-    """What the report needs to know of a rendered plot."""
-
-    name: str
-    title: str
-    section: str
-    caption: str | None
-    interactive: str | None
 
 
 def _figures(plots: Sequence[PlotLike], section: str) -> list[Figure]:

@@ -10,6 +10,7 @@ only its own text there.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pandas as pd
 
@@ -87,3 +88,13 @@ class ReportDoc:
     header: KeyValues
     sections: list[Section]
     footer: str | None = None
+
+
+class PlotLike(Protocol):
+    """What the report needs to know of a rendered plot (``plots.static.PlotInfo`` is one)."""
+
+    name: str
+    title: str
+    section: str
+    caption: str | None
+    interactive: str | None

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report import fmt
-from analyze_experiment.report.doc import Bullets, Figure, Paragraph, Section, Table
-
-
-class PlotLike(Protocol):
-    """What a figure block needs to know of a rendered plot."""
-
-    name: str
-    title: str
-    section: str
-    caption: str | None
-    interactive: str | None
-
+from analyze_experiment.report.doc import Bullets, Figure, Paragraph, PlotLike, Section, Table
 
 RISK_PLOTS = "risk"
 """``PlotInfo.section`` of the ROC and reliability figures (shown in the risk block)."""
