@@ -321,3 +321,28 @@ def test_production_config_says_when_the_baseline_is_as_good():
     assert p.data["run"] == "base" and p.data["gpu_hours"] == 0
     assert "fine-tuning did not pay for its cost here" in p.text
     assert res.best[0].run == "base" and "the best (" in p.text
+
+
+def test_a_gap_too_small_for_any_practical_seed_count_says_so():
+    """One run per configuration and a 0.3 pp gap against a 2.9 pp SE: the seeds a test would
+    need run to four digits, and the sentence says the gap is too small to be worth testing."""
+    from analyze_experiment.stats.findings import PRACTICAL_SEEDS, rule_confounded
+
+    a = Analysis()
+    a.anova_note = "qa/match: each configuration was trained once (full grid of 4 cells × 1 run(s))"
+    a.effects = pd.DataFrame([
+        {"task": "qa", "scorer": "match", "metric": "accuracy", "variable": "lora_rank", "level": lv, "mean": m,
+         "ci_low": m - 0.05, "ci_high": m + 0.05, "n_runs": 2, "n_samples": 400}
+        for lv, m in ((4, 0.725), (16, 0.728))])
+    a.intervals = pd.DataFrame({"task": ["qa"] * 4, "scorer": ["match"] * 4, "metric": ["accuracy"] * 4,
+                                "stderr": [0.029] * 4})
+    ctx = {"multi_scorer": set(), "multi_epoch": set()}
+    (f,) = rule_confounded(a, ctx)
+    need = f.data["seeds_needed"]
+    assert need > PRACTICAL_SEEDS
+    assert f"would take at least {int(need):,} seeds per configuration" in f.text
+    assert f.text.endswith("so it is too small to be worth a seed sweep")
+    a.effects.loc[1, "mean"] = 0.825  # a 10 pp gap: a handful of seeds
+    (g,) = rule_confounded(a, ctx)
+    assert g.data["seeds_needed"] <= PRACTICAL_SEEDS
+    assert f"at least {int(g.data['seeds_needed'])} seeds per configuration" in g.text

@@ -51,6 +51,10 @@ WIDE_CI_FACTOR = 2.0
 """``larger_eval_set`` fires when the best's CI half-width exceeds this × margin."""
 FEW_SEEDS = 5
 """``more_seeds`` fires without a clear winner when configs have fewer seeds than this."""
+PRACTICAL_SEEDS = 20
+"""``effect_confounded``: a gap that would take more seeds per configuration than this to test is
+called too small to be worth a seed sweep (the Retrospective fixes such a variable)."""
+
 LOW_RESIDUAL_DF = 3
 """ANOVA sentences warn of little power below this many residual degrees of freedom."""
 
@@ -481,14 +485,20 @@ def rule_confounded(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         sd = float(pd.to_numeric(iv["stderr"], errors="coerce").median()) if len(iv) else math.nan
         per_level = max(1, round(float(g["n_runs"].mean())))
         need = seeds_needed(diff, sd, per_level, alpha)
-        need_txt = (f"at least {int(need)} seeds per configuration (more if run-to-run noise exceeds the "
-                    f"evaluation's own SE of {fmt_diff(metric, sd).lstrip('+')})") if not math.isnan(need) else             "several seeds per configuration"
+        se_txt = fmt_diff(metric, sd).lstrip("+")
+        if not math.isnan(need) and need > PRACTICAL_SEEDS:
+            tail = (f"a gap this small would take at least {int(need):,} seeds per configuration to test against "
+                    f"the evaluation's own SE of {se_txt} alone, so it is too small to be worth a seed sweep")
+        elif not math.isnan(need):
+            tail = (f"at least {int(need)} seeds per configuration (more if run-to-run noise exceeds the "
+                    f"evaluation's own SE of {se_txt}) would let a seed-level test answer it")
+        else:
+            tail = "several seeds per configuration would let a seed-level test answer it"
         out.append(_f("key_findings", "effect_confounded",
                       f"On {_on(ctx, task, scorer)}, whether {var} matters is not tested: each configuration was "
                       f"trained once, so the {fmt_diff(metric, diff)} gap between {var} = {fmt_level(hi['level'])} "
-                      f"and {fmt_level(lo['level'])} is confounded with training noise; {need_txt} would let a "
-                      "seed-level test answer it", task=task, variable=var, diff=diff, seeds_needed=need,
-                      sd_eval=sd))
+                      f"and {fmt_level(lo['level'])} is confounded with training noise; {tail}", task=task,
+                      variable=var, diff=diff, seeds_needed=need, sd_eval=sd))
     return out
 
 
@@ -970,7 +980,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     runs: pd.DataFrame = ctx["runs"]
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
     for b in a.best:
-        if _config_stats(a, ctx, b) and not _confirmatory(a, b.task, b.scorer, b.metric):
+        if not _confirmatory(a, b.task, b.scorer, b.metric):
             continue  # a secondary metric is described, not tested: no grid advice from it
         anchor, anchor_name, good, level_claim = _anchor(a, ctx, b)
         anchor_label = "the best configuration" if anchor_name.startswith("the best configuration") else "the best run"
@@ -1012,6 +1022,8 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                                   task=b.task, variable=var, edge=levels[i]))
     power = {(p["task"], p["scorer"]): p for p in a.power}
     for b in a.best:
+        if not _confirmatory(a, b.task, b.scorer, b.metric):
+            continue  # nor seed or eval-set advice: nothing was tested on it
         p = power.get((b.task, b.scorer))
         mdd = p["mdd"] if p else math.nan
         seeds = a.seeds[(a.seeds["task"] == b.task)] if not a.seeds.empty else a.seeds
