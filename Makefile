@@ -37,7 +37,7 @@ browser:
 
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check src tests
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests
