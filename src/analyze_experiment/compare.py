@@ -20,6 +20,7 @@ from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
 from analyze_experiment.report.markdown import escape, escape_cell, markdown_table
 from analyze_experiment.sources.inspect_log import read_log, short
+from analyze_experiment.stats.metric_findings import metric_direction
 
 MAX_FLIPS = 50
 """Flipped samples listed per task × scorer (the count says how many there are in all)."""
@@ -110,20 +111,12 @@ def _same_epoch(x: Any, y: float | None) -> bool:
     return (fmt.is_missing(x) and y is None) or (not fmt.is_missing(x) and y is not None and float(x) == y)
 
 
-def _direction(a: Analysis, task: str, scorer: str, metric: str) -> str:
-    m = a.metrics
-    if m is None or m.empty or "direction" not in m.columns:
-        return "higher"
-    row = m[(m["task"] == task) & (m["scorer"] == scorer) & (m["metric"] == metric)]
-    return str(row["direction"].iloc[0]) if len(row) else "higher"
-
-
 def _metrics(a: Analysis, sa: Side, sb: Side) -> tuple[pd.DataFrame, dict[tuple[str, str], tuple[Any, Any]]]:
     """Per task × scorer × metric: both values, the paired difference a − b and its registered test."""
     iv, pt = a.intervals, a.pair_tests
     rows, epochs = [], {}
     for (task, scorer, metric), g in iv.groupby(["task", "scorer", "metric"], sort=True):
-        direction = _direction(a, str(task), str(scorer), str(metric))
+        direction = metric_direction(a.metrics, task, scorer, metric)
         ea, eb = _epoch_of(sa, g, direction), _epoch_of(sb, g, direction)
         ra = g[(g["run"].astype(str) == sa.run) & g["epoch"].map(lambda e, ea=ea: _same_epoch(e, ea))]
         rb = g[(g["run"].astype(str) == sb.run) & g["epoch"].map(lambda e, eb=eb: _same_epoch(e, eb))]

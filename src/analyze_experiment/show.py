@@ -17,6 +17,7 @@ import pandas as pd
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
+from analyze_experiment.stats.metric_findings import metric_direction
 
 
 def changed_params(exp: Experiment) -> list[str]:
@@ -38,14 +39,6 @@ def _primary_keys(a: Analysis) -> list[tuple[str, str, str]]:
         if keys:
             return keys
     return list(dict.fromkeys((b.task, b.scorer, b.metric) for b in a.best))
-
-
-def _direction(a: Analysis, key: tuple[str, str, str]) -> str:
-    m = a.metrics
-    if m is None or m.empty or "direction" not in m.columns:
-        return "higher"
-    row = m[(m["task"] == key[0]) & (m["scorer"] == key[1]) & (m["metric"] == key[2])]
-    return str(row["direction"].iloc[0]) if len(row) else "higher"
 
 
 def runs_overview(exp: Experiment, a: Analysis) -> pd.DataFrame:
@@ -76,7 +69,7 @@ def runs_overview(exp: Experiment, a: Analysis) -> pd.DataFrame:
         for key in keys:
             col = f"{key[1]} {key[2]}" if tasks.count(key[0]) > 1 else key[2]
             col = f"{key[0]} {col}" if multi_task else col
-            direction = _direction(a, key)
+            direction = metric_direction(a.metrics, *key)
             col += " ↓" if direction == "lower" else " ↑" if direction == "higher" else ""
             g = iv[(iv["run"].astype(str) == run) & (iv["task"] == key[0]) & (iv["scorer"] == key[1])
                    & (iv["metric"] == key[2])] if len(iv) else iv

@@ -1065,15 +1065,6 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def _direction(a: Analysis, task: str, scorer: str, metric: str) -> str:
-    """The metric's direction from the metric registry's table (``higher`` when not known)."""
-    m = a.metrics
-    if m is None or m.empty or not {"task", "scorer", "metric", "direction"} <= set(m.columns):
-        return "higher"
-    row = m[(m["task"] == task) & (m["scorer"] == scorer) & (m["metric"] == metric)]
-    return str(row["direction"].iloc[0]) if len(row) else "higher"
-
-
 def rule_references(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     """``vs_reference``: the best candidate of each target against each reference number, with
     how many candidates are significantly above and below it (Holm within the reference family)."""
