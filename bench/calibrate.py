@@ -38,7 +38,7 @@ from scipy import stats
 
 import analyze_experiment as ae
 from analyze_experiment import tables
-from analyze_experiment.model import Design, Experiment, Options, RunSpec
+from analyze_experiment.experiment import Design, Experiment, Options, RunSpec
 
 ALPHA = 0.05
 DIFFERENCE_KINDS = {"difference", "effect", "winner", "outlier"}

@@ -127,7 +127,7 @@ def main() -> dict:
     from inspect_ai.analysis import samples_df
 
     from analyze_experiment.diagnostics import Diagnostics
-    from analyze_experiment.evals import EvalFile, collect_evals
+    from analyze_experiment.ingest.evals import EvalFile, collect_evals
 
     root = WORK / "logs"
     files = [EvalFile(p.stem, p, None) for p in logs]

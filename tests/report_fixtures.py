@@ -18,7 +18,7 @@ import pandas as pd
 from analyze_experiment import tables
 from analyze_experiment.analysis import Analysis, Best, Finding
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Design, Experiment, RunSpec
+from analyze_experiment.experiment import Design, Experiment, RunSpec
 
 EVIL = "<script>alert(1)</script>"
 TASK = "arc_easy"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from analyze_experiment import tables
-from analyze_experiment.model import Design, Experiment, RunSpec
+from analyze_experiment.experiment import Design, Experiment, RunSpec
 
 
 def make_experiment(

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from analyze_experiment._demo_evals import CellLog, write_cell_log
-from analyze_experiment._demo_plan import capitalize, make_words
+from analyze_experiment.demo.evals import CellLog, write_cell_log
+from analyze_experiment.demo.plan import capitalize, make_words
 
 TT = Path(__file__).parent / "fixtures" / "torchtune"
 CAPTURES = ("local_v0.6.1_lora_cpu_slurm_completed", "local_v0.3.1_lora_cpu", "local_v0.4.0_lora_cpu")

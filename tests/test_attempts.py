@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 from analyze_experiment.cli import analyze
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.ingest.training import find_training_files, read_training
 from analyze_experiment.sources import torchtune as tt
-from analyze_experiment.training import find_training_files, read_training
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 LATER = 4_000_000_000.0

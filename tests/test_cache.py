@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analyze_experiment import cache as cache_mod
-from analyze_experiment.cache import Cache
 from analyze_experiment.cli import analyze
-from analyze_experiment.pipeline import load
+from analyze_experiment.ingest import cache as cache_mod
+from analyze_experiment.ingest.cache import Cache
+from analyze_experiment.ingest.load import load
 
 N = 40
 NOW = 2_000_000_000.0  # long after the example's files were written: no run counts as running

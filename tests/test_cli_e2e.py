@@ -23,8 +23,8 @@ from inspect_ai.log import read_eval_log
 from statsmodels.stats.proportion import proportion_confint
 
 import analyze_experiment
-from analyze_experiment._demo_plan import RUNS, planted_accuracy
 from analyze_experiment.cli import analyze, export
+from analyze_experiment.demo.plan import RUNS, planted_accuracy
 
 DATA = Path(analyze_experiment.__file__).parent / "data" / "torchtune"
 SCHEMA = json.loads((Path(analyze_experiment.__file__).parent / "schema" / "summary.schema.json").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from analyze_experiment import load, stats
+from analyze_experiment import analyze, load
 from analyze_experiment.cli import compare_cmd
 from analyze_experiment.compare import compare, parse_side
 
@@ -14,7 +14,7 @@ B = "Llama-3.2-1B-Instruct_rank4_lr1e-5"
 
 def test_metrics_are_the_reports_tests_and_flips_are_recounted(example):
     exp = load(example("mid2026", 40))
-    a = stats.analyze(exp)
+    a = analyze(exp)
     c = compare(exp, a, parse_side(f"{A}@1", exp), parse_side(f"{B}@0", exp))
     assert c.params["parameter"].tolist() == ["learning_rate"]
     row = c.metrics[c.metrics["scorer"] == "match"].iloc[0]

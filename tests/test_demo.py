@@ -20,8 +20,8 @@ from markdown_it import MarkdownIt
 from scipy import stats
 
 from analyze_experiment import demo
-from analyze_experiment._demo_plan import MODEL, RUNS, TASK, DemoRun, planted_accuracy
-from analyze_experiment._demo_training import GPU_METRICS_HEADER, read_capture
+from analyze_experiment.demo.plan import MODEL, RUNS, TASK, DemoRun, planted_accuracy
+from analyze_experiment.demo.training import GPU_METRICS_HEADER, read_capture
 
 FT_RUNS = [r for r in RUNS if not r.is_control]
 CONTROL = next(r for r in RUNS if r.is_control)

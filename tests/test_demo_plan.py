@@ -11,7 +11,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyze_experiment._demo_plan import (
+from analyze_experiment.demo.plan import (
     RUNS,
     WRONG_MIX,
     capitalize,
@@ -21,7 +21,7 @@ from analyze_experiment._demo_plan import (
     planted_count,
     wrong_answer,
 )
-from analyze_experiment._demo_training import render_capture
+from analyze_experiment.demo.training import render_capture
 
 words_st = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=14)
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyze_experiment.design import read_design
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Design
+from analyze_experiment.experiment import Design
+from analyze_experiment.ingest.design import read_design
 
 FIXTURES = Path(__file__).parent / "fixtures" / "design"
 

@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyze_experiment.cli import analyze
-from analyze_experiment.design import read_design
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.ingest.design import read_design
 
 GOOD = {"name": "rank8_lr1e-4", "type": "fine-tuned", "model": "Llama", "parameters": {"lora_rank": 8, "lr": "1e-4"}}
 

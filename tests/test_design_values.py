@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyze_experiment.design import (
+from analyze_experiment.ingest.design import (
     normalize_param_name,
     normalize_run_type,
     params_from_run_name,

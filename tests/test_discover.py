@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from analyze_experiment.design import read_design
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.discover import Discovery, discover
-from analyze_experiment.model import Design, RunSpec
+from analyze_experiment.experiment import Design, RunSpec
+from analyze_experiment.ingest.design import read_design
+from analyze_experiment.ingest.discover import Discovery, discover
 
 FIXTURES = Path(__file__).parent / "fixtures" / "design"
 

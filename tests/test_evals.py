@@ -14,7 +14,7 @@ from inspect_ai.log import read_eval_log
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.evals import EvalFile, collect_evals, epoch_of, task_name
+from analyze_experiment.ingest.evals import EvalFile, collect_evals, epoch_of, task_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "evals"
 LOGS = FIXTURES / "logs"
@@ -254,7 +254,7 @@ def test_blocks_with_mixed_metadata_types_are_kept() -> None:
     """Metadata mixing numbers and text cannot be an Arrow column: kept as objects, values intact."""
     import pyarrow as pa
 
-    from analyze_experiment import evals
+    from analyze_experiment.ingest import evals
 
     base = {"sample_id": ["1", "2"], "sample_epoch": [1, 1], "scorer": ["m", "m"], "score": [1.0, 0.0],
             "value_raw": ["C", "I"], "answer": ["a", "b"], "target": ["a", "a"]}  # fmt: skip

@@ -22,7 +22,8 @@ import pytest
 from wandb.proto import wandb_internal_pb2 as pb
 from wandb.sdk.internal import datastore
 
-from analyze_experiment import load, stats
+from analyze_experiment import analyze, load
+from analyze_experiment.experiment import Options
 from analyze_experiment.export_wandb import (
     WandbExportError,
     export_wandb,
@@ -30,7 +31,6 @@ from analyze_experiment.export_wandb import (
     project_name,
     validation_summary,
 )
-from analyze_experiment.model import Options
 from analyze_experiment.sources.torchtune import read_disk_log
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
@@ -118,7 +118,7 @@ def _with_validation(src: Path, dest: Path) -> Path:
 def exported(example, tmp_path_factory):
     root = _with_validation(example("mid2026"), tmp_path_factory.mktemp("wandb") / "exp")
     exp = load(root)
-    an = stats.analyze(exp, Options())
+    an = analyze(exp, Options())
     dirs = export_wandb(exp, an, tmp_path_factory.mktemp("wandb-out"), plots=False)
     return exp, an, dirs
 
@@ -303,15 +303,15 @@ _CALLER_SCRIPT = """
 import sys
 from pathlib import Path
 import wandb
-from analyze_experiment import load, stats
+from analyze_experiment import analyze, load
 from analyze_experiment.export_wandb import export_wandb
-from analyze_experiment.model import Options
+from analyze_experiment.experiment import Options
 
 root, out, user_dir, run = sys.argv[1:]
 exp = load(Path(root))
 user = wandb.init(project="mine", dir=user_dir, mode="offline",
                   settings=wandb.Settings(silent=True, console="off", disable_git=True))
-(d,) = export_wandb(exp, stats.analyze(exp, Options()), Path(out), plots=False, runs=[run])
+(d,) = export_wandb(exp, analyze(exp, Options()), Path(out), plots=False, runs=[run])
 assert wandb.run is user, "the caller's run is no longer the current run"
 user.log({"x": 1.5}, step=3)
 user.finish()
@@ -358,10 +358,10 @@ def test_cli_export_offline_with_plots(example, tmp_path):
     assert {r["run"].project for r in runs.values()} == {"my-proj"}
     # the report's figures, drawn from the same analysis, as images
     from analyze_experiment.diagnostics import Diagnostics
-    from analyze_experiment.plots.static import render_plots
+    from analyze_experiment.report.plots.static import render_plots
 
     exp = load(root)
-    infos = render_plots(exp, stats.analyze(exp, Options()), tmp_path / "plots", Diagnostics())
+    infos = render_plots(exp, analyze(exp, Options()), tmp_path / "plots", Diagnostics())
     assert infos
     for r in runs.values():
         media = {k: v for row in r["history"].values() for k, v in row.items() if k.startswith("plots/")}

@@ -16,8 +16,8 @@ from tests.fuzz.corpus import generate, zip_bomb_stream
 from tests.fuzz.run_full import KEEPER, corpus_for, load_one, plan, run_one
 
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.ingest.training import _gpu_rows
 from analyze_experiment.sources import gpu
-from analyze_experiment.training import _gpu_rows
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_summary_of_a_run_with_intervals_but_no_header_metrics():
     from types import SimpleNamespace
 
     from analyze_experiment import analysis, tables
-    from analyze_experiment.summary import _run_evals
+    from analyze_experiment.report.summary_json import _run_evals
 
     scores = tables.frame(tables.EVAL_SCORES, [
         {"run": "r", "task": "t", "epoch": 0, "scorer": "match", "metric": "accuracy", "value": 0.8,

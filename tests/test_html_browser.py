@@ -31,10 +31,10 @@ def _require_browser():
 def page_report(tmp_path_factory):
     """report.html of the generated sweep (one run named <script>…) opened in Chromium."""
     sync_playwright = _require_browser()
-    from analyze_experiment.plots.interactive import interactive_figures
-    from analyze_experiment.plots.static import render_plots
     from analyze_experiment.report.build import build_doc
     from analyze_experiment.report.html import render_html
+    from analyze_experiment.report.plots.interactive import interactive_figures
+    from analyze_experiment.report.plots.static import render_plots
 
     out = tmp_path_factory.mktemp("report")
     exp = make_experiment(evil=True)

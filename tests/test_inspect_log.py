@@ -308,7 +308,7 @@ def test_value_to_float_unknown_is_nan_not_zero() -> None:
 def test_bad_files_warn_and_the_rest_is_read(tmp_path: Path) -> None:
     """Through collect_evals: one error warning per bad file, naming it; good logs still used."""
     from analyze_experiment.diagnostics import Diagnostics
-    from analyze_experiment.evals import EvalFile, collect_evals
+    from analyze_experiment.ingest.evals import EvalFile, collect_evals
 
     bad = bad_files(tmp_path)
     good = tmp_path / "good.eval"

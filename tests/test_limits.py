@@ -18,10 +18,10 @@ import pytest
 from tests.fuzz.corpus import _big_line_stream, zip_bomb_stream
 
 from analyze_experiment import load
-from analyze_experiment.design import MAX_DESIGN_BYTES, read_design
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.discover import WEIGHT_SUFFIXES, discover
-from analyze_experiment.model import Design
+from analyze_experiment.experiment import Design
+from analyze_experiment.ingest.design import MAX_DESIGN_BYTES, read_design
+from analyze_experiment.ingest.discover import WEIGHT_SUFFIXES, discover
 from analyze_experiment.sources import inspect_log
 from analyze_experiment.sources import torchtune as tt
 

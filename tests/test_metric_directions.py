@@ -28,12 +28,12 @@ from sklearn.metrics import brier_score_loss
 from statsmodels.stats.contingency_tables import mcnemar
 
 from analyze_experiment import load
-from analyze_experiment._design_markdown import parse_markdown_design
 from analyze_experiment.cli import analyze
+from analyze_experiment.conclude import analyze as run_stats
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.experiment import Options
+from analyze_experiment.ingest.design_markdown import parse_markdown_design
 from analyze_experiment.metrics import resolve_direction
-from analyze_experiment.model import Options
-from analyze_experiment.stats import analyze as run_stats
 
 SWEEP = Path(__file__).parent / "fixtures" / "evals" / "scorer_sweep"
 CONT = SWEEP / "continuous"

@@ -146,7 +146,7 @@ def test_disk_full_while_writing_keeps_the_previous_report(tmp_path, monkeypatch
     if where == "parquet":
         monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
     elif where == "markdown":
-        import analyze_experiment.api as api
+        import analyze_experiment.write as api
 
         real = api.write_text
 

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 import analyze_experiment as ae
-from analyze_experiment.pipeline import NotADirectory
+from analyze_experiment.ingest.load import NotADirectory
 
 N = 40
 RUN = "Llama-3.2-1B-Instruct_rank16_lr1e-4"

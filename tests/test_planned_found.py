@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 import analyze_experiment
-from analyze_experiment._demo_plan import make_words
 from analyze_experiment.cli import analyze as cli_main
+from analyze_experiment.demo.plan import make_words
 from sweep_builder import CAPTURES, Run, build, design_yaml, training_output, write_eval
 
 RUNS = [

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from PIL import Image
 from pypdf import PdfReader
 
-from analyze_experiment import load, stats
+from analyze_experiment import analyze, load
 from analyze_experiment.cli import plot
-from analyze_experiment.plots.presentation import STYLES, common_prefix
+from analyze_experiment.report.plots.presentation import STYLES, common_prefix
 
 N = 40
 
@@ -26,7 +26,7 @@ N = 40
 def built(example):
     root = example("mid2026", N)
     exp = load(root)
-    return root, exp, stats.analyze(exp)
+    return root, exp, analyze(exp)
 
 
 def _fonts(reader: PdfReader) -> list[dict]:

@@ -15,11 +15,11 @@ from PIL import Image
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Design, Experiment
-from analyze_experiment.plots import _select as sel
-from analyze_experiment.plots import static
-from analyze_experiment.plots.interactive import interactive_figures
-from analyze_experiment.plots.style import CONTROL_COLOR, OKABE_ITO, plot_style, run_colors
+from analyze_experiment.experiment import Design, Experiment
+from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots import static
+from analyze_experiment.report.plots.interactive import interactive_figures
+from analyze_experiment.report.plots.style import CONTROL_COLOR, OKABE_ITO, plot_style, run_colors
 from report_fixtures import CONTROL, EVIL, N_SAMPLES, STEPS_PER_EPOCH, make_analysis, make_experiment, wald
 
 
@@ -336,7 +336,7 @@ def test_targets_unique_slugs_and_names_for_two_scorers():
 
 
 def test_interactive_long_runs_are_thinned_but_smoothed_on_every_step():
-    from analyze_experiment.plots.interactive import MAX_POINTS
+    from analyze_experiment.report.plots.interactive import MAX_POINTS
 
     n = 5000
     steps = pd.DataFrame({"run": "r", "epoch": 0, "step": np.arange(1, n + 1), "loss": np.linspace(2, 1, n) % 1.3})

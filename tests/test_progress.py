@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from analyze_experiment import load, stats
+from analyze_experiment import analyze, load
 from analyze_experiment.cli import _Bar
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.plots.static import render_plots
+from analyze_experiment.report.plots.static import render_plots
 
 
 def test_load_and_render_report_every_unit_of_work(example, tmp_path):
@@ -21,7 +21,7 @@ def test_load_and_render_report_every_unit_of_work(example, tmp_path):
     assert by_stage["training logs"] == [(i, n_train) for i in range(1, n_train + 1)]
     assert by_stage["evaluation logs"] == [(i, n_logs) for i in range(1, n_logs + 1)]
     drawn: list[tuple[str, int, int]] = []
-    infos = render_plots(exp, stats.analyze(exp), tmp_path, Diagnostics(), progress=lambda *c: drawn.append(c))
+    infos = render_plots(exp, analyze(exp), tmp_path, Diagnostics(), progress=lambda *c: drawn.append(c))
     total = drawn[-1][2]
     assert drawn[-1] == ("figures", total, total) and [d for _, d, _ in drawn] == list(range(total + 1))
     assert len(infos) <= total

@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats as sps
 
-from analyze_experiment import stats
 from analyze_experiment.cli import analyze
-from analyze_experiment.model import Options
+from analyze_experiment.conclude import analyze as conclude
+from analyze_experiment.experiment import Options
 from analyze_experiment.stats.intervals import bounded_rows, within_unit
 from stats_synth import grid, make_experiment
 
@@ -62,7 +62,7 @@ def test_seed_and_effect_intervals_of_an_accuracy_stay_in_unit_interval():
     """Two seeds per configuration at ~97%: a t interval with 1 degree of freedom leaves [0, 1]."""
     accs, params = grid([4, 16], [1e-4], lambda r, lr: 0.97 if r == 16 else 0.9, seeds=2)
     exp = make_experiment(accs, params=params, n=60, seed=11)
-    a = stats.analyze(exp, Options(n_permutations=300, n_bootstrap=100))
+    a = conclude(exp, Options(n_permutations=300, n_bootstrap=100))
     assert len(a.seeds) == 2
     raw = []
     for runs in a.seeds["runs"]:

@@ -183,15 +183,15 @@ def test_html_escapes_and_links():
 
 
 def test_html_is_self_contained(tmp_path):
-    from analyze_experiment.plots.interactive import interactive_figures
     from analyze_experiment.report.build import build_doc
+    from analyze_experiment.report.plots.interactive import interactive_figures
 
     exp = make_experiment(evil=True)
     an = make_analysis(exp)
     plots = tmp_path / "plots"
     plots.mkdir()
     (plots / "samples_arc_easy.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    from analyze_experiment.plots.static import PlotInfo
+    from analyze_experiment.report.plots.static import PlotInfo
 
     infos = [PlotInfo("loss", "Training loss", "training", None, "loss"),
              PlotInfo("samples_arc_easy", "Per-sample", "evaluation", None, None)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from analyze_experiment import tables
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.model import Design, Experiment
+from analyze_experiment.experiment import Design, Experiment
 from analyze_experiment.report.build import evaluation_table
 
 

@@ -79,7 +79,7 @@ def test_next_design_rules_on_known_findings():
     """Fixed findings in, the exact next design out: edge extended geometrically, an untested
     gap too small to test fixed at the production pick's level, seeds from the power need."""
     from analyze_experiment.analysis import Best, Finding
-    from analyze_experiment.model import Design, RunSpec
+    from analyze_experiment.experiment import Design, RunSpec
     from analyze_experiment.stats.retrospective import next_design
 
     a = Analysis()

@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analyze_experiment import stats
 from analyze_experiment.cli import analyze
-from analyze_experiment.model import Options
+from analyze_experiment.conclude import analyze as conclude
+from analyze_experiment.experiment import Options
 from stats_synth import grid, make_experiment
 
 TT = Path(__file__).parent / "fixtures" / "torchtune"
@@ -204,7 +204,7 @@ def test_failed_run_is_out_of_effects_seeds_outliers_and_pareto_unless_included(
     bad = "rank16_lr0.0001_seed0"
     exp.runs.loc[exp.runs["run"] == bad, ["status", "status_evidence", "steps", "planned_steps"]] = [
         "diverged", "loss is not finite (NaN/inf) from step 5 (last step 8)", 8, 8]
-    a = stats.analyze(exp, Options(n_permutations=500, n_bootstrap=200))
+    a = conclude(exp, Options(n_permutations=500, n_bootstrap=200))
     assert a.failed_runs["run"].tolist() == [bad]
     assert bad in set(a.intervals["run"])
     assert all(b.run != bad for b in a.best)
@@ -216,7 +216,7 @@ def test_failed_run_is_out_of_effects_seeds_outliers_and_pareto_unless_included(
     assert runs_per_level == {("learning_rate", 1e-5): 4, ("learning_rate", 1e-4): 3, ("lora_rank", 4.0): 4,
                               ("lora_rank", 16.0): 3}  # 4 runs per level, the failed one left out
     assert bad not in set(a.outliers.get("run", pd.Series(dtype=object)))
-    with_failed = stats.analyze(exp, Options(n_permutations=500, n_bootstrap=200, include_failed=True))
+    with_failed = conclude(exp, Options(n_permutations=500, n_bootstrap=200, include_failed=True))
     assert with_failed.include_failed and with_failed.failed_runs["run"].tolist() == [bad]
     assert any(bad in runs for runs in with_failed.seeds["runs"])
     assert set(with_failed.effects["n_runs"]) == {4}
@@ -228,8 +228,8 @@ def test_run_stopped_before_its_first_step_takes_planned_steps_from_the_config(t
     come from the config's ``max_steps_per_epoch`` (the real timeout capture, cut before its
     first step, with the cap set to 5)."""
     from analyze_experiment.diagnostics import Diagnostics
+    from analyze_experiment.ingest.training import find_training_files, read_training
     from analyze_experiment.stats.health import failed_runs
-    from analyze_experiment.training import find_training_files, read_training
 
     raw = (TT / CAPTURES["timeout"][0]).read_bytes()
     head = raw[: raw.index(b"1|1|Loss")]

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 import analyze_experiment
 from analyze_experiment import load
 from analyze_experiment.cli import analyze as cli_main
-from analyze_experiment.plots import _select as sel
-from analyze_experiment.stats import analyze
+from analyze_experiment.conclude import analyze
+from analyze_experiment.report.plots import _select as sel
 from sweep_builder import CAPTURES, Run, build, training_output
 
 ACC = {(8, 1): 0.55, (8, 2): 0.60, (8, 3): 0.575, (32, 1): 0.625, (32, 2): 0.60, (32, 3): 0.75}

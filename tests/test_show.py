@@ -7,7 +7,7 @@ import io
 import pandas as pd
 from click.testing import CliRunner
 
-from analyze_experiment import load, stats
+from analyze_experiment import analyze, load
 from analyze_experiment.cli import main, show_cmd
 from analyze_experiment.show import runs_overview
 
@@ -20,7 +20,7 @@ def test_csv_has_changed_params_status_and_each_runs_best_checkpoint(example):
     assert list(df.columns[:4]) == ["run", "type", "lora_rank", "learning_rate"]
     assert "epochs" not in df.columns and "batch_size" not in df.columns  # the same for every run
     exp = load(root)
-    a = stats.analyze(exp)
+    a = analyze(exp)
     iv = a.intervals[(a.intervals["scorer"] == "match") & (a.intervals["metric"] == "accuracy")]
     for run, g in iv.groupby("run"):
         cell = df.loc[df["run"] == run, "match accuracy ↑"].iloc[0]
@@ -34,7 +34,7 @@ def test_csv_has_changed_params_status_and_each_runs_best_checkpoint(example):
 
 def test_failed_runs_are_marked(example):
     exp = load(example("mid2026", 40))
-    a = stats.analyze(exp)
+    a = analyze(exp)
     run = exp.runs.loc[exp.runs["type"] == "fine-tuned", "run"].iloc[0]
     a.failed_runs = pd.DataFrame({"run": [run], "status": ["diverged"]})
     table = runs_overview(exp, a)

@@ -11,8 +11,8 @@ from statsmodels.stats.proportion import proportion_confint
 
 from analyze_experiment import tables
 from analyze_experiment.analysis import COMPARISONS, INTERVALS
-from analyze_experiment.model import Design, Experiment, Options
-from analyze_experiment.stats import analyze
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Design, Experiment, Options
 from stats_synth import grid, make_experiment
 
 FAST = Options(n_permutations=1000, n_bootstrap=300)

@@ -13,9 +13,9 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 from statsmodels.stats.power import TTestIndPower, TTestPower
 
-from analyze_experiment.model import Options
-from analyze_experiment.stats import analyze
-from analyze_experiment.stats._format import fmt_ci, fmt_hours, gpu_unit
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Options
+from analyze_experiment.formatting import fmt_ci, fmt_hours, gpu_unit
 from analyze_experiment.stats.effects import blocked_anova
 from stats_synth import demo_like, grid, make_experiment
 

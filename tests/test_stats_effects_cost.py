@@ -10,8 +10,8 @@ from scipy import stats
 from statsmodels.stats.anova import anova_lm
 
 from analyze_experiment import tables
-from analyze_experiment.model import Options
-from analyze_experiment.stats import analyze
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Options
 from analyze_experiment.stats.cost import candidate_cost, pareto_front
 from analyze_experiment.stats.effects import anova, grid_status
 from stats_synth import grid, make_experiment

@@ -9,9 +9,9 @@ import pytest
 
 from analyze_experiment import tables
 from analyze_experiment.analysis import COMPARISONS, OUTLIERS, Analysis, Best
-from analyze_experiment.model import Design, Experiment, Options
-from analyze_experiment.stats import analyze
-from analyze_experiment.stats.findings import build_findings
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Design, Experiment, Options
+from analyze_experiment.report.findings import build_findings
 from stats_synth import grid, make_experiment
 
 FAST = Options(n_permutations=1000, n_bootstrap=300, gpu_hour_cost=2.5)
@@ -326,7 +326,7 @@ def test_production_config_says_when_the_baseline_is_as_good():
 def test_a_gap_too_small_for_any_practical_seed_count_says_so():
     """One run per configuration and a 0.3 pp gap against a 2.9 pp SE: the seeds a test would
     need run to four digits, and the sentence says the gap is too small to be worth testing."""
-    from analyze_experiment.stats.findings import PRACTICAL_SEEDS, rule_confounded
+    from analyze_experiment.report.findings import PRACTICAL_SEEDS, rule_confounded
 
     a = Analysis()
     a.anova_note = "qa/match: each configuration was trained once (full grid of 4 cells × 1 run(s))"

@@ -17,8 +17,9 @@ from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.weightstats import DescrStatsW
 
 from analyze_experiment import tables
-from analyze_experiment.model import Options
-from analyze_experiment.stats import analyze
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Options
+from analyze_experiment.report.summary_json import build_summary, dumps
 from analyze_experiment.stats.equivalence import (
     default_margin,
     noninferiority_paired,
@@ -28,7 +29,6 @@ from analyze_experiment.stats.intervals import clustered_se, cr2_se, mean_interv
 from analyze_experiment.stats.paired import adaptive_sign_flip, compare, mcnemar_exact, mcnemar_exact_ci
 from analyze_experiment.stats.plan import primary_keys
 from analyze_experiment.stats.selection import selection_adjusted
-from analyze_experiment.summary import build_summary, dumps
 from stats_synth import grid, make_experiment
 
 FAST = Options(n_permutations=1000, n_bootstrap=200)

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyze_experiment import tables
-from analyze_experiment.model import Design, Experiment, Options
-from analyze_experiment.stats import analyze
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Design, Experiment, Options
 
 FAST = Options(n_permutations=200, n_bootstrap=100)
 

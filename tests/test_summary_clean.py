@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment.report import fmt
-from analyze_experiment.summary import clean, dumps
+from analyze_experiment.report.summary_json import clean, dumps
 
 
 def test_clean_turns_unknowns_into_null():

@@ -12,7 +12,7 @@ import pytest
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.training import (
+from analyze_experiment.ingest.training import (
     RUNNING_WINDOW_S,
     TrainingFiles,
     convergence_verdict,
@@ -249,7 +249,7 @@ def test_find_training_files_layouts(tmp_path: Path) -> None:
 
 
 def test_find_is_bounded(tmp_path: Path, monkeypatch) -> None:
-    import analyze_experiment.training as training
+    import analyze_experiment.ingest.training as training
 
     monkeypatch.setattr(training, "MAX_DIR_ENTRIES", 50)
     for i in range(200):

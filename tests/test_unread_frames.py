@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from analyze_experiment.cli import analyze
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.ingest.training import find_training_files, read_training
 from analyze_experiment.sources import torchtune as tt
-from analyze_experiment.training import find_training_files, read_training
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 COMPLETED = (FIX / "local_v0.6.1_lora_cpu_slurm_completed.out").read_bytes()

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.training import find_training_files, read_training
+from analyze_experiment.ingest.training import find_training_files, read_training
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analyze_experiment.watch import snapshot, watch
+from analyze_experiment.ingest.watch import snapshot, watch
 
 
 def test_snapshot_skips_outputs_weights_and_hidden(tmp_path):

@@ -19,10 +19,10 @@ from analyze_experiment._version import __version__
 
 if TYPE_CHECKING:
     from analyze_experiment.analysis import Analysis
-    from analyze_experiment.api import ReportResult, write_report
-    from analyze_experiment.model import Design, Experiment, Options, RunSpec
-    from analyze_experiment.pipeline import load
-    from analyze_experiment.stats import analyze
+    from analyze_experiment.conclude import analyze
+    from analyze_experiment.experiment import Design, Experiment, Options, RunSpec
+    from analyze_experiment.ingest.load import load
+    from analyze_experiment.write import ReportResult, write_report
 
 __all__ = [
     "Analysis",
@@ -38,15 +38,15 @@ __all__ = [
 ]
 
 _LAZY = {
-    "load": "analyze_experiment.pipeline",
-    "write_report": "analyze_experiment.api",
-    "ReportResult": "analyze_experiment.api",
-    "analyze": "analyze_experiment.stats",
+    "load": "analyze_experiment.ingest.load",
+    "write_report": "analyze_experiment.write",
+    "ReportResult": "analyze_experiment.write",
+    "analyze": "analyze_experiment.conclude",
     "Analysis": "analyze_experiment.analysis",
-    "Design": "analyze_experiment.model",
-    "Experiment": "analyze_experiment.model",
-    "Options": "analyze_experiment.model",
-    "RunSpec": "analyze_experiment.model",
+    "Design": "analyze_experiment.experiment",
+    "Experiment": "analyze_experiment.experiment",
+    "Options": "analyze_experiment.experiment",
+    "RunSpec": "analyze_experiment.experiment",
 }
 
 

@@ -1,7 +1,7 @@
 """The results of the statistics stage, as tables the report, plots and summary.json read.
 
 :func:`analyze_experiment.stats.analyze` builds an :class:`Analysis` from an
-:class:`~analyze_experiment.model.Experiment`; plots and reports never recompute a
+:class:`~analyze_experiment.experiment.Experiment`; plots and reports never recompute a
 statistic, they only format these tables.
 
 The unit compared is a *candidate*: one run evaluated at one checkpoint epoch on one task

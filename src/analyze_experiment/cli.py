@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 
 from analyze_experiment import __version__
+from analyze_experiment.experiment import Options
 from analyze_experiment.metrics import DIRECTIONS, parse_assignments
-from analyze_experiment.model import Options
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -158,7 +158,7 @@ class _Bar:
 def _load(path: Path, quiet: bool, cache=None, executor=None, progress=None):
     """Load, drawing a progress bar on an interactive terminal; usage errors exit 2."""
     from analyze_experiment.executor import LOCAL, ExecutorError
-    from analyze_experiment.pipeline import NotADirectory, load
+    from analyze_experiment.ingest.load import NotADirectory, load
     from analyze_experiment.progress import silent
 
     try:
@@ -172,7 +172,7 @@ def _load(path: Path, quiet: bool, cache=None, executor=None, progress=None):
 def _analysed(experiment_dir: Path, verb: str, stat_opts: dict):
     """Load and analyse for a subcommand (export, plot, show, compare): exit 1 when there is
     nothing to ``verb``, usage errors for bad options or baselines. Returns (experiment, analysis)."""
-    from analyze_experiment import stats
+    from analyze_experiment.conclude import analyze
 
     exp = _load(experiment_dir, quiet=True)
     if not exp.analysable:
@@ -180,7 +180,7 @@ def _analysed(experiment_dir: Path, verb: str, stat_opts: dict):
         sys.exit(EXIT_NOTHING)
     options = _options(**stat_opts)
     _check_baselines(exp, options)
-    return exp, stats.analyze(exp, options)
+    return exp, analyze(exp, options)
 
 
 def _check_baselines(exp, options: Options) -> None:
@@ -205,8 +205,8 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
     from analyze_experiment.textsafe import visible as v
 
     con.print(f"[bold]{rich_escape(v(exp.design.name))}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
+    from analyze_experiment.report.metric_findings import metric_direction, primary_best
     from analyze_experiment.stats.health import marks
-    from analyze_experiment.stats.metric_findings import metric_direction, primary_best
 
     configs = {(f.data.get("task"), f.data.get("scorer")): f for f in result.analysis.findings
                if f.rule == "best_config"}
@@ -260,8 +260,8 @@ def _cache_for(experiment_dir: Path, out_dir: Path | None, cache_dir: Path | Non
     """The cache to use: ``--cache-dir``, else ``.cache`` inside the output folder — unless that
     folder holds something that is not ours (the report is then refused, and nothing may be
     created inside it first)."""
-    from analyze_experiment.api import _ours
-    from analyze_experiment.cache import CACHE_DIR_NAME, Cache
+    from analyze_experiment.ingest.cache import CACHE_DIR_NAME, Cache
+    from analyze_experiment.write import _ours
 
     if no_cache:
         return None
@@ -299,7 +299,7 @@ def _report_once(experiment_dir, out_dir, fmts, as_json, quiet, options, cache_d
         return code, n
     finally:
         if made is not None and code != EXIT_OK and made.is_dir():
-            from analyze_experiment.cache import CACHE_DIR_NAME
+            from analyze_experiment.ingest.cache import CACHE_DIR_NAME
 
             if {p.name for p in made.iterdir()} <= {CACHE_DIR_NAME}:
                 import shutil
@@ -319,8 +319,8 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
 
 def _report_with(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor, svg, bar, start
                  ) -> tuple[int, int]:
-    from analyze_experiment.api import UnsafeOutput, write_report
     from analyze_experiment.output import OutputError, OutputNotWritable
+    from analyze_experiment.write import UnsafeOutput, write_report
 
     exp = _load(experiment_dir, quiet, cache, executor, bar)
     if not exp.analysable:
@@ -361,7 +361,7 @@ def _report_with(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, 
         else:
             _print_summary(con, result, exp, time.perf_counter() - start)
     if as_json:
-        from analyze_experiment.summary import dumps
+        from analyze_experiment.report.summary_json import dumps
 
         click.echo(dumps(result.summary), nl=False)
     from analyze_experiment.stats.health import failed_runs
@@ -433,7 +433,7 @@ def analyze(experiment_dir, out_dir, formats, as_json, quiet, strict, watch, no_
 def _watch(experiment_dir: Path, out_dir: Path | None, fmts, quiet: bool, options: Options,
            cache_dir: Path | None = None, no_cache: bool = False, executor=None, svg: bool = False) -> None:
     """Re-run the analysis whenever inputs change (a sweep still running)."""
-    from analyze_experiment.watch import watch
+    from analyze_experiment.ingest.watch import watch
 
     root = experiment_dir.resolve()
     out = (out_dir or root / "analysis").resolve()
@@ -516,7 +516,7 @@ def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> N
 
     Example: analyze-experiment plot path/to/experiment final --style talk --out final.pdf
     """
-    from analyze_experiment.plots.presentation import KINDS, PlotRequestError, draw, save
+    from analyze_experiment.report.plots.presentation import KINDS, PlotRequestError, draw, save
 
     if kind not in KINDS:
         raise click.BadParameter(f"{kind!r} is not a figure kind; one of: {', '.join(KINDS)}", param_hint="KIND")
@@ -641,7 +641,7 @@ def show_cmd(experiment_dir, as_csv, as_md, **stat_opts) -> None:
         from rich.table import Table
         from rich.text import Text
 
-        from analyze_experiment.plots.presentation import common_prefix
+        from analyze_experiment.report.plots.presentation import common_prefix
 
         prefix = common_prefix(list(table["run"])) if len(table) else ""
         t = Table(title=exp.design.name, show_edge=False,

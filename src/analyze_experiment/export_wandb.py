@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Experiment
+from analyze_experiment.experiment import Experiment
+from analyze_experiment.ingest import validation as val
 
 if TYPE_CHECKING:  # the optional extra; imported on use with an install hint
     import wandb  # noqa: F401
@@ -155,7 +155,7 @@ def history_rows(steps: pd.DataFrame) -> list[tuple[int, dict[str, float]]]:
 
 def validation_summary(steps: pd.DataFrame) -> dict[str, Any]:
     """Final and best validation loss of one run, its gap to the training loss and the
-    overfitting flag (:mod:`analyze_experiment.validation`); empty when it logged none."""
+    overfitting flag (:mod:`analyze_experiment.ingest.validation`); empty when it logged none."""
     if VAL_COLUMN not in steps.columns:
         return {}
     s = val.run_summary(steps)
@@ -240,7 +240,7 @@ def _figures(experiment: Experiment, analysis: Analysis, enabled: bool) -> Itera
     if not enabled:
         yield []
         return
-    from analyze_experiment.plots.static import render_plots
+    from analyze_experiment.report.plots.static import render_plots
 
     with tempfile.TemporaryDirectory(prefix="analyze-experiment-wandb-") as tmp:
         infos = render_plots(experiment, analysis, Path(tmp), Diagnostics())

@@ -40,7 +40,7 @@ TMP_PREFIX = ".analyze-experiment-tmp-"
 OLD_PREFIX = ".analyze-experiment-old-"
 MANIFEST_NAME = ".analyze-experiment-manifest.json"
 CACHE_NAME = ".cache"
-"""The tool's cache folder inside a report folder (:mod:`analyze_experiment.cache`): the tool's own,
+"""The tool's cache folder inside a report folder (:mod:`analyze_experiment.ingest.cache`): the tool's own,
 never listed in the manifest, never carried over as a user's file; moved into each new folder
 (:func:`move_cache`)."""
 """Inside every report folder: ``{"files": {relative path: sha256}}`` of what the tool wrote."""

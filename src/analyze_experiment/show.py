@@ -15,9 +15,9 @@ from typing import Any
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.model import Experiment
+from analyze_experiment.experiment import Experiment
 from analyze_experiment.report import fmt
-from analyze_experiment.stats.metric_findings import metric_direction
+from analyze_experiment.report.metric_findings import metric_direction
 
 
 def changed_params(exp: Experiment) -> list[str]:

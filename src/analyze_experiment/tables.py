@@ -65,7 +65,7 @@ RUNS = [
     "convergence",  # one of CONVERGENCE_VERDICTS
     "training_log",  # relative path of the main training output file
     "attempts",  # training attempts found (requeued/resubmitted jobs); the last one gives status and curve
-    # validation during training (analyze_experiment.validation; None when the run logged none)
+    # validation during training (analyze_experiment.ingest.validation; None when the run logged none)
     "val_evaluations",  # evaluations with a finite validation loss
     "val_loss_final",  # validation loss at the last evaluation
     "val_loss_best",  # lowest validation loss

@@ -16,8 +16,8 @@ import pandas as pd
 
 from analyze_experiment import __version__
 from analyze_experiment.analysis import Analysis
+from analyze_experiment.experiment import Experiment
 from analyze_experiment.metrics import direction_text
-from analyze_experiment.model import Experiment
 from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import (
     Bullets,
@@ -31,8 +31,8 @@ from analyze_experiment.report.doc import (
     Table,
 )
 from analyze_experiment.report.failed import failed_note, failed_section
+from analyze_experiment.report.metric_findings import continuous_report_table, metric_direction
 from analyze_experiment.report.scorers import data_quality_notes, scorer_sections
-from analyze_experiment.stats.metric_findings import continuous_report_table, metric_direction
 
 SECTION_ORDER = (
     "Overview",

@@ -5,7 +5,7 @@ Jinja2 with autoescaping renders every string of the document as text, so a run 
 through :func:`analyze_experiment.textsafe.visible` (Jinja's ``finalize``), so line breaks and
 bidi overrides (U+202E) in a name are shown as escapes, never obeyed. The only markup inserted unescaped is
 generated here: plotly's chart divs (their labels are escaped by
-:mod:`analyze_experiment.plots.interactive`, their JSON by plotly) and plotly.js itself,
+:mod:`analyze_experiment.report.plots.interactive`, their JSON by plotly) and plotly.js itself,
 embedded inline from the installed package. A Content-Security-Policy forbids any
 network request, so a page opened offline or on an air-gapped cluster behaves the same.
 """

@@ -1,10 +1,6 @@
-"""Statistics: intervals, paired tests with multiplicity correction, seeds, effects, cost
-and the findings the report states (methods and references in docs/statistics.md).
+"""Statistics, numbers only: intervals, paired tests with multiplicity correction, seeds,
+effects, cost (methods and references in docs/statistics.md).
 
-    from analyze_experiment.stats import analyze
-    analysis = analyze(experiment, Options(confidence=0.95, margin=0.01))
+Nothing here writes prose or imports the report: :mod:`analyze_experiment.conclude` runs these
+procedures over an experiment and :mod:`analyze_experiment.report.findings` words the results.
 """
-
-from analyze_experiment.stats._analyze import analyze
-
-__all__ = ["analyze"]

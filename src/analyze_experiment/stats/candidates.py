@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.model import Experiment, Options
+from analyze_experiment.experiment import Experiment, Options
 
 CandKey = tuple[str, float | None]
 """(run, 0-based epoch or None for control/base models)."""

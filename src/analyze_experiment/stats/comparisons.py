@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Best
-from analyze_experiment.stats._format import fmt_diff, fmt_p
+from analyze_experiment.formatting import fmt_diff, fmt_p
 from analyze_experiment.stats.candidates import CandKey, Family, label
 from analyze_experiment.stats.equivalence import tost_paired
 from analyze_experiment.stats.intervals import (

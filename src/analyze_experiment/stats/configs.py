@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.stats._format import fmt_diff, fmt_value
+from analyze_experiment.formatting import fmt_diff, fmt_value
 from analyze_experiment.stats.intervals import t_interval
 
 

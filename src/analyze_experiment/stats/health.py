@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis, Finding
-from analyze_experiment.stats._format import fmt_ci, fmt_value
+from analyze_experiment.formatting import fmt_ci, fmt_value
 from analyze_experiment.stats.candidates import Family, label
 
 FAILED_STATUSES = ("diverged", "oom", "cuda_oom", "failed", "cancelled", "timeout")

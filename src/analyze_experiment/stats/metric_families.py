@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment import metrics as reg
-from analyze_experiment.model import Experiment, Options
+from analyze_experiment.experiment import Experiment, Options
 from analyze_experiment.stats.candidates import CandKey, Family, epoch_key
 from analyze_experiment.stats.intervals import wilson
 from analyze_experiment.stats.risk import risk_samples, risk_scorers

@@ -35,8 +35,8 @@ import pandas as pd
 import yaml
 
 from analyze_experiment.analysis import Analysis, Finding
-from analyze_experiment.model import Design
-from analyze_experiment.stats._format import fmt_hours, fmt_level, fmt_usd, gpu_unit
+from analyze_experiment.experiment import Design
+from analyze_experiment.formatting import fmt_hours, fmt_level, fmt_usd, gpu_unit
 
 MIN_SEEDS = 3
 MAX_SEEDS = 10

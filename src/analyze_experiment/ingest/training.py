@@ -25,14 +25,14 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment import tables
-from analyze_experiment import validation as val
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.ingest import validation as val
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
 from analyze_experiment.sources import validation as val_source
 
 if TYPE_CHECKING:
-    from analyze_experiment.cache import Cache
+    from analyze_experiment.ingest.cache import Cache
 
 STAGE = "training"
 T = TypeVar("T")

@@ -3,7 +3,7 @@
 Static (matplotlib) and interactive (plotly) versions of the same picture: the training loss
 faint, the validation loss as markers joined by a line, one colour per run, an open marker on
 each run's best validation and a cross on the runs flagged as overfitting
-(:mod:`analyze_experiment.validation`). Only runs that validated are drawn.
+(:mod:`analyze_experiment.ingest.validation`). Only runs that validated are drawn.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
-from analyze_experiment import validation as val
-from analyze_experiment.plots import _select as sel
-from analyze_experiment.plots.style import CONTROL_COLOR
+from analyze_experiment.ingest import validation as val
+from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.style import CONTROL_COLOR
 
 TRAIN_ALPHA = 0.35
 

@@ -27,11 +27,11 @@ from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Experiment
-from analyze_experiment.plots import _select as sel
-from analyze_experiment.plots.style import CONTROL_COLOR, DPI, plot_style, run_colors
-from analyze_experiment.plots.validation import plot_validation, validation_frames
+from analyze_experiment.experiment import Experiment
 from analyze_experiment.progress import Progress, silent
+from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.style import CONTROL_COLOR, DPI, plot_style, run_colors
+from analyze_experiment.report.plots.validation import plot_validation, validation_frames
 
 MAX_OVERLAY = 8
 """Above this many runs the loss curves become one small panel per run."""
@@ -55,7 +55,7 @@ class PlotInfo:
     """``training`` | ``evaluation`` | ``statistics``."""
     caption: str | None = None
     interactive: str | None = None
-    """Key into :func:`analyze_experiment.plots.interactive.interactive_figures`."""
+    """Key into :func:`analyze_experiment.report.plots.interactive.interactive_figures`."""
 
 
 def _legend_outside(ax: plt.Axes, **kw: object) -> None:
@@ -572,7 +572,7 @@ def plan_figures(experiment: Experiment, analysis: Analysis) -> list[tuple[PlotI
                       lambda ef=ef, t=t, refs=refs: plot_main_effects(
                           ef, metric_label=t.metric, title=f"Main effects on {t.metric} — {t.label}",
                           references=refs)))
-    from analyze_experiment.plots.scorer_plots import plan_risk_figures  # imports PlotInfo from here
+    from analyze_experiment.report.plots.scorer_plots import plan_risk_figures  # imports PlotInfo from here
 
     plans.extend(plan_risk_figures(analysis, colors))
     return plans

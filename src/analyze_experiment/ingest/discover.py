@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Design
+from analyze_experiment.experiment import Design
 
 STAGE = "discover"
 

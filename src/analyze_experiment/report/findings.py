@@ -15,13 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best, Claim, Finding
-from analyze_experiment.design_facts import qualifiers
-from analyze_experiment.model import Options
-from analyze_experiment.stats import configs as cfgs
-from analyze_experiment.stats import health
-from analyze_experiment.stats._format import (
+from analyze_experiment.experiment import Options
+from analyze_experiment.formatting import (
     fmt_ci,
     fmt_diff,
     fmt_hours,
@@ -31,14 +27,18 @@ from analyze_experiment.stats._format import (
     fmt_value,
     gpu_unit,
 )
-from analyze_experiment.stats.candidates import label
-from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
-from analyze_experiment.stats.metric_findings import (
+from analyze_experiment.ingest import validation as val
+from analyze_experiment.ingest.design_facts import qualifiers
+from analyze_experiment.report.metric_findings import (
     metric_direction,
     primary_best,
     rule_parse_failures,
     rule_saturated,
 )
+from analyze_experiment.stats import configs as cfgs
+from analyze_experiment.stats import health
+from analyze_experiment.stats.candidates import label
+from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
 from analyze_experiment.stats.power import minimum_detectable_difference, samples_for_difference
 from analyze_experiment.stats.production import failed_set
 from analyze_experiment.stats.selection import p_best_text
@@ -703,7 +703,7 @@ def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 
 def rule_overfitting(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     """``overfitting``: a run whose validation loss rose over its last k validations while its
-    training loss fell (analyze_experiment.validation). Descriptive: the flag is a rule on one
+    training loss fell (analyze_experiment.ingest.validation). Descriptive: the flag is a rule on one
     run's curve, not a test, so it carries no claim."""
     runs = ctx["runs"]
     if "overfitting" not in runs.columns:

@@ -8,14 +8,14 @@ from typing import TypeVar
 import pandas as pd
 
 from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Analysis, Best
-from analyze_experiment.model import Experiment, Options
+from analyze_experiment.experiment import Experiment, Options
+from analyze_experiment.report.findings import build_findings
 from analyze_experiment.stats import health
 from analyze_experiment.stats.candidates import Family, build_families, label
 from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
 from analyze_experiment.stats.cost import pareto_table
 from analyze_experiment.stats.effects import anova, diminishing_returns, main_effects
 from analyze_experiment.stats.equivalence import default_margin
-from analyze_experiment.stats.findings import build_findings
 from analyze_experiment.stats.intervals import SMALL_CLUSTERS, bounded_rows, is_proportion
 from analyze_experiment.stats.metric_families import (
     confirmatory_table,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyze_experiment._demo_plan import MODEL, PROMPT, RUNS, SYSTEM_PROMPT, TASK
+from analyze_experiment.demo.plan import MODEL, PROMPT, RUNS, SYSTEM_PROMPT, TASK
 
 SCRATCH = "/scratch/gpfs/jdoe"
 REPO = "/home/jdoe/cruijff_kit"

@@ -9,7 +9,7 @@ the report it came from.
 
 Sizes: ``paper`` is one column of a two-column paper (3.5 in, the ACL/NeurIPS/IEEE column),
 ``paper-wide`` spans both columns (7.0 in), ``talk`` fills a 16:9 slide (13.33 × 7.5 in).
-Colours stay Okabe–Ito (colour-blind safe, :mod:`analyze_experiment.plots.style`).
+Colours stay Okabe–Ito (colour-blind safe, :mod:`analyze_experiment.report.plots.style`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.model import Experiment
-from analyze_experiment.plots import _select as sel
-from analyze_experiment.plots.static import NoData, PlotInfo, plan_figures
-from analyze_experiment.plots.style import RC
+from analyze_experiment.experiment import Experiment
+from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.static import NoData, PlotInfo, plan_figures
+from analyze_experiment.report.plots.style import RC
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 import pandas as pd
 
-from analyze_experiment.model import FACTS, PLANNED, Experiment
+from analyze_experiment.experiment import FACTS, PLANNED, Experiment
 
 STAGE = "design facts"
 MIN_CURVE_STEPS = 3

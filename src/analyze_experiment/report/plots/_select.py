@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.model import Experiment
+from analyze_experiment.experiment import Experiment
 
 
 @dataclass(frozen=True)

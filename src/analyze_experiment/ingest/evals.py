@@ -23,13 +23,13 @@ import pyarrow as pa
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.eval_consistency import missing_samples, reconcile
 from analyze_experiment.executor import LOCAL, ExecutorSpec, map_ordered
+from analyze_experiment.ingest.eval_consistency import missing_samples, reconcile
 from analyze_experiment.progress import Progress, silent
 from analyze_experiment.sources import inspect_log
 
 if TYPE_CHECKING:
-    from analyze_experiment.cache import Cache
+    from analyze_experiment.ingest.cache import Cache
 
 STAGE = "evals"
 POOL_MIN_LOGS = 8
@@ -400,7 +400,7 @@ def collect_evals(
         diag: collects a warning per unreadable log, partial log and duplicate.
         workers: processes for reading (default 2; 1 = in this process). A pool is used only
             from :data:`POOL_MIN_LOGS` logs on.
-        cache: where unchanged logs' read results are kept (:mod:`analyze_experiment.cache`);
+        cache: where unchanged logs' read results are kept (:mod:`analyze_experiment.ingest.cache`);
             None reads every log.
         executor: local processes (default) or a Dask cluster (every log one task).
 

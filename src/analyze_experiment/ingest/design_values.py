@@ -142,7 +142,7 @@ RUN_TYPE_ALIASES: dict[str, str] = {
 
 
 def normalize_run_type(text: Any) -> str | None:
-    """The run type in the vocabulary of :class:`~analyze_experiment.model.RunSpec`.
+    """The run type in the vocabulary of :class:`~analyze_experiment.experiment.RunSpec`.
 
     ``None`` when the text is not a known spelling (the caller warns and decides).
 

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from analyze_experiment import stats
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.cache import Cache
-from analyze_experiment.model import Experiment, Options
+from analyze_experiment.conclude import analyze
+from analyze_experiment.experiment import Experiment, Options
+from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.output import (
     CACHE_NAME,
     MANIFEST_NAME,
@@ -37,8 +37,8 @@ from analyze_experiment.output import (
 )
 from analyze_experiment.progress import Progress, silent
 from analyze_experiment.report.build import build_doc
+from analyze_experiment.report.summary_json import build_summary, dumps
 from analyze_experiment.runlog import LOG_NAME, append_log, log_path, writable
-from analyze_experiment.summary import build_summary, dumps
 
 T = TypeVar("T")
 
@@ -214,17 +214,17 @@ def write_report(
         command: the command line, recorded in the report for reproducibility.
         formats: which reports to write: ``md`` and/or ``html``.
         cache: when given, a report whose inputs, options and version are those of the report
-            already in ``out_dir`` is not rebuilt (:func:`analyze_experiment.cache.fingerprint`).
+            already in ``out_dir`` is not rebuilt (:func:`analyze_experiment.ingest.cache.fingerprint`).
         svg: also write every figure as SVG (``plots/<name>.svg``); PNG only by default.
         progress: ``progress(stage, done, total)`` as figures are drawn (the CLI's bar).
 
     Returns:
         Paths written, the Analysis and the summary document.
     """
-    from analyze_experiment.plots.interactive import interactive_figures
-    from analyze_experiment.plots.static import render_plots
     from analyze_experiment.report.html import render_html
     from analyze_experiment.report.markdown import render_markdown
+    from analyze_experiment.report.plots.interactive import interactive_figures
+    from analyze_experiment.report.plots.static import render_plots
 
     exp = experiment
     diag = exp.diagnostics
@@ -252,13 +252,13 @@ def write_report(
 
     digest = None
     if cache is not None:
-        from analyze_experiment.cache import fingerprint
+        from analyze_experiment.ingest.cache import fingerprint
 
         digest = fingerprint(exp, {"options": options, "formats": sorted(formats), "out": str(out), "svg": svg})
         if cache.unchanged(out, digest):
             return _unchanged(exp, out, digest)
 
-    analysis = stats.analyze(exp, options)
+    analysis = analyze(exp, options)
     diag.act(
         "ANALYSE",
         f"Statistics at {options.confidence:.0%} confidence",

@@ -16,15 +16,15 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from analyze_experiment._design_checks import param_problem
-from analyze_experiment._design_values import (
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.experiment import Design, RunSpec
+from analyze_experiment.ingest.design_checks import param_problem
+from analyze_experiment.ingest.design_values import (
     normalize_param_name,
     normalize_run_type,
     parse_value,
 )
-from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.metrics import DIRECTIONS
-from analyze_experiment.model import Design, RunSpec
 
 try:  # the splitter markdown-it itself uses for table rows: counts cells exactly as it does
     from markdown_it.rules_block.table import escapedSplit as _split_row

@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis, Best, Finding
+from analyze_experiment.formatting import fmt_value
 from analyze_experiment.metrics import direction_text
-from analyze_experiment.stats._format import fmt_value
 from analyze_experiment.stats.candidates import label
 
 

@@ -19,17 +19,17 @@ from typing import Any
 
 import yaml
 
-from analyze_experiment._design_checks import describe, name_problem, param_problem, text_problem
-from analyze_experiment._design_markdown import derive_variables
-from analyze_experiment._design_values import (
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.experiment import Design, RunSpec
+from analyze_experiment.ingest.design_checks import describe, name_problem, param_problem, text_problem
+from analyze_experiment.ingest.design_markdown import derive_variables
+from analyze_experiment.ingest.design_values import (
     coerce_value,
     normalize_param_name,
     normalize_run_type,
     parse_value,
 )
-from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.metrics import DIRECTIONS
-from analyze_experiment.model import Design, RunSpec
 
 STAGE = "design"
 

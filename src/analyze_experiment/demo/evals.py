@@ -29,7 +29,7 @@ from inspect_ai.scorer import Scorer, includes, match
 from inspect_ai.solver import chain, generate, system_message
 from inspect_ai.tool import ToolChoice, ToolInfo
 
-from analyze_experiment._demo_plan import PROMPT, SYSTEM_PROMPT, TASK, capitalize
+from analyze_experiment.demo.plan import PROMPT, SYSTEM_PROMPT, TASK, capitalize
 
 MOCK_MODEL = "mockllm/model"
 _PLACEHOLDER = "@@demo-output-{id}@@"

@@ -18,7 +18,7 @@ An entry is one file: a magic line, the SHA-256 of the payload, then the payload
 pickle written by this module). An entry whose digest or key does not match is discarded
 with an info note and the input is read again: a cache is never trusted over the file.
 The default folder is ``<output folder>/.cache`` (moved into each new report folder by
-:mod:`analyze_experiment.api` and never listed in the manifest), or ``--cache-dir``.
+:mod:`analyze_experiment.write` and never listed in the manifest), or ``--cache-dir``.
 """
 
 from __future__ import annotations
@@ -44,12 +44,10 @@ PARSER_VERSION = 1
 """Bumped whenever a parser's output changes meaning; every cached entry is then re-read."""
 _MAGIC = b"analyze-experiment-cache 1\n"
 _PARSER_SOURCES = (
-    "sources/torchtune.py",
-    "sources/inspect_log.py",
-    "sources/gpu.py",
-    "eval_consistency.py",
-    "evals.py",
-    "training.py",
+    "sources/**/*.py",
+    "ingest/eval_consistency.py",
+    "ingest/evals.py",
+    "ingest/training.py",
     "tables.py",
 )
 """The modules whose code decides a parsed result: a change to any invalidates every entry."""
@@ -57,13 +55,15 @@ _PARSER_SOURCES = (
 
 @lru_cache(maxsize=1)
 def _source_digest() -> str:
-    base = Path(__file__).parent
+    base = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for rel in _PARSER_SOURCES:
-        try:
-            h.update((base / rel).read_bytes())
-        except OSError:
-            h.update(rel.encode())
+    for pattern in _PARSER_SOURCES:
+        for path in sorted(base.glob(pattern)) or [base / pattern]:
+            try:
+                h.update(path.relative_to(base).as_posix().encode())
+                h.update(path.read_bytes())
+            except OSError:
+                h.update(pattern.encode())
     return h.hexdigest()[:16]
 
 

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from analyze_experiment._demo_design import (
+from analyze_experiment._version import __version__
+from analyze_experiment.demo.design import (
     ERAS,
     SCRATCH,
     TASK_SCRIPT,
@@ -48,10 +49,9 @@ from analyze_experiment._demo_design import (
     summary_markdown,
     summary_yaml,
 )
-from analyze_experiment._demo_evals import CellLog, write_cell_log
-from analyze_experiment._demo_plan import MODEL, RUNS, TASK, DemoRun, completions, make_words
-from analyze_experiment._demo_training import gpu_metrics_csv, render_capture
-from analyze_experiment._version import __version__
+from analyze_experiment.demo.evals import CellLog, write_cell_log
+from analyze_experiment.demo.plan import MODEL, RUNS, TASK, DemoRun, completions, make_words
+from analyze_experiment.demo.training import gpu_metrics_csv, render_capture
 
 LAYOUTS = ("mid2026", "early2026", "oct2025")
 MARKER = ".analyze-experiment-demo"
@@ -265,6 +265,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Analyse it with: analyze-experiment {dest}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-from analyze_experiment._design_values import PARAM_ALIASES, RUN_NAME_TOKENS
+from analyze_experiment.ingest.design_values import PARAM_ALIASES, RUN_NAME_TOKENS
 
 NUMERIC_PARAMS = frozenset({*PARAM_ALIASES.values(), *RUN_NAME_TOKENS.values(), "max_steps_per_epoch"})
 """Parameters that are numbers by definition (``lora_rank``, ``learning_rate``, ``batch_size``,
@@ -84,7 +84,7 @@ def text_problem(value: Any) -> str | None:
 def param_problem(key: str, value: Any) -> str | None:
     """Why ``value`` cannot be the value of parameter ``key`` of one run (None when it can).
 
-    ``key`` is already normalised (:func:`~analyze_experiment._design_values.normalize_param_name`).
+    ``key`` is already normalised (:func:`~analyze_experiment.ingest.design_values.normalize_param_name`).
 
     >>> param_problem("lora_rank", 8), param_problem("lora_rank", "eight"), param_problem("dataset", [1])
     (None, "is 'eight', not a number", 'is a list, not a single value')

@@ -133,16 +133,16 @@ class Experiment:
 
     inputs: list[str] = field(default_factory=list)
     """Absolute paths of every file read (design document, training output, evaluation logs):
-    what the report's fingerprint digests (:func:`analyze_experiment.cache.fingerprint`)."""
+    what the report's fingerprint digests (:func:`analyze_experiment.ingest.cache.fingerprint`)."""
     param_sources: dict[str, dict[str, str]] = field(default_factory=dict)
     """Run -> parameter -> where its value came from: ``design``, ``run name`` (a guess from the
     directory name) or ``training config`` (the config overrode a name's guess)."""
     param_conflicts: list[dict[str, Any]] = field(default_factory=list)
     """Design/run-name values the training config contradicts (run, param, value, source,
-    config_key, config_value, used, file); see :mod:`analyze_experiment.design_facts`."""
+    config_key, config_value, used, file); see :mod:`analyze_experiment.ingest.design_facts`."""
     facts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FACTS))
     """What the design, the training output and the logs say about each other that changes what the
-    numbers mean (:func:`analyze_experiment.design_facts.check_facts`): one row per fact."""
+    numbers mean (:func:`analyze_experiment.ingest.design_facts.check_facts`): one row per fact."""
     planned_vs_found: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PLANNED))
     """The design's evaluation matrix against the logs: run, task, epoch, status (``missing``:
     planned, no log; ``unplanned``: a log nobody planned), log."""

@@ -2,7 +2,7 @@
 
 Two document formats exist: ``experiment_summary.md`` (Oct–Nov 2025, markdown tables)
 and ``experiment_summary.yaml`` (from late Nov 2025 on). Both are read into the same
-:class:`~analyze_experiment.model.Design`, with parameter names normalised so that runs
+:class:`~analyze_experiment.experiment.Design`, with parameter names normalised so that runs
 of either era carry the same keys (``LoRA Rank`` and ``lora_rank`` -> ``lora_rank``,
 ``Learning Rate`` and ``lr`` -> ``learning_rate``). Run-directory names are the
 fallback source of parameters (:func:`params_from_run_name`).
@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyze_experiment._design_markdown import parse_markdown_design
-from analyze_experiment._design_values import (
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.experiment import Design
+from analyze_experiment.ingest.design_markdown import parse_markdown_design
+from analyze_experiment.ingest.design_values import (
     NOT_APPLICABLE,
     PARAM_ALIASES,
     RUN_NAME_TOKENS,
@@ -25,15 +27,13 @@ from analyze_experiment._design_values import (
     params_from_run_name,
     parse_value,
 )
-from analyze_experiment._design_yaml import (
+from analyze_experiment.ingest.design_yaml import (
     DuplicateKey,
     YamlRefused,
     is_template,
     load_yaml,
     parse_yaml_design,
 )
-from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.model import Design
 
 __all__ = [
     "MARKDOWN_NAME",

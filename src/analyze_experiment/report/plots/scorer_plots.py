@@ -18,8 +18,8 @@ import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.plots._select import safe_stem
-from analyze_experiment.plots.style import CONTROL_COLOR
+from analyze_experiment.report.plots._select import safe_stem
+from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.textsafe import visible
 
 SECTION = "risk"
@@ -64,7 +64,7 @@ def _candidates(analysis: Analysis, task: str, scorer: str, curve: str) -> list[
 
 def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
     """Empirical ROC curve of each candidate; the diagonal is a model that cannot rank."""
-    from analyze_experiment.plots.static import NoData
+    from analyze_experiment.report.plots.static import NoData
 
     cands = _candidates(analysis, task, scorer, "roc")
     if not cands:
@@ -85,7 +85,7 @@ def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, st
 
 def plot_reliability(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
     """Share positive against mean predicted risk per bin; the diagonal is perfect calibration."""
-    from analyze_experiment.plots.static import NoData
+    from analyze_experiment.report.plots.static import NoData
 
     cands = _candidates(analysis, task, scorer, "reliability")
     if not cands:
@@ -106,7 +106,7 @@ def plot_reliability(analysis: Analysis, task: str, scorer: str, *, colors: dict
 
 def plan_risk_figures(analysis: Analysis, colors: dict[str, str]) -> list[tuple[Any, Callable[[], Figure]]]:
     """(PlotInfo, draw) for the ROC and reliability figure of every risk scorer."""
-    from analyze_experiment.plots.static import PlotInfo
+    from analyze_experiment.report.plots.static import PlotInfo
 
     plans: list[tuple[Any, Callable[[], Figure]]] = []
     for task, scorer, slug in risk_targets(analysis):

@@ -1,6 +1,6 @@
 """Interactive (plotly) versions of the report figures, for ``report.html``.
 
-Same data and colours as :mod:`analyze_experiment.plots.static`; hovering shows the values,
+Same data and colours as :mod:`analyze_experiment.report.plots.static`; hovering shows the values,
 clicking a legend entry hides or shows a run. Keys match ``PlotInfo.interactive``.
 
 Plotly interprets a small HTML subset in every label (``<b>``, ``<br>``, ``<a href>``), and
@@ -19,11 +19,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.model import Experiment
-from analyze_experiment.plots import _select as sel
-from analyze_experiment.plots.scorer_plots import risk_interactive
-from analyze_experiment.plots.style import CONTROL_COLOR, run_colors
-from analyze_experiment.plots.validation import validation_figure, validation_frames
+from analyze_experiment.experiment import Experiment
+from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.scorer_plots import risk_interactive
+from analyze_experiment.report.plots.style import CONTROL_COLOR, run_colors
+from analyze_experiment.report.plots.validation import validation_figure, validation_frames
 from analyze_experiment.textsafe import visible
 
 LAYOUT = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},

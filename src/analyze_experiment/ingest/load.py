@@ -17,19 +17,24 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from analyze_experiment import tables
-from analyze_experiment._design_values import coerce_value
-from analyze_experiment.design import params_from_run_name, read_design
-from analyze_experiment.design_facts import check_facts
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.discover import Discovery, discover
-from analyze_experiment.evals import EvalFile, collect_evals
 from analyze_experiment.executor import LOCAL, ExecutorSpec, pool
-from analyze_experiment.model import Design, Experiment, RunSpec
+from analyze_experiment.experiment import Design, Experiment, RunSpec
+from analyze_experiment.ingest.design import params_from_run_name, read_design
+from analyze_experiment.ingest.design_facts import check_facts
+from analyze_experiment.ingest.design_values import coerce_value
+from analyze_experiment.ingest.discover import Discovery, discover
+from analyze_experiment.ingest.evals import EvalFile, collect_evals
+from analyze_experiment.ingest.training import (
+    TrainingFiles,
+    TrainingResult,
+    find_training_files,
+    read_training,
+)
 from analyze_experiment.progress import Progress, silent
-from analyze_experiment.training import TrainingFiles, TrainingResult, find_training_files, read_training
 
 if TYPE_CHECKING:
-    from analyze_experiment.cache import Cache
+    from analyze_experiment.ingest.cache import Cache
 
 DESIGN_FILES = ("experiment_summary.yaml", "experiment_summary.md")
 
@@ -64,7 +69,7 @@ def load(
         path: the experiment directory (holding ``experiment_summary.md``/``.yaml``), or any
             directory whose subdirectories hold runs.
         now: the time used to decide whether a log is still being written (tests pin it).
-        cache: keeps each input file's parsed result between runs (:mod:`analyze_experiment.cache`);
+        cache: keeps each input file's parsed result between runs (:mod:`analyze_experiment.ingest.cache`);
             None (the default) reads every file.
         executor: where files are parsed: local processes (default) or a Dask cluster
             (:mod:`analyze_experiment.executor`); the result is the same either way.

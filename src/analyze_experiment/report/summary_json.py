@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from analyze_experiment import __version__
-from analyze_experiment import validation as val
 from analyze_experiment.analysis import Analysis, Best
-from analyze_experiment.model import Experiment
+from analyze_experiment.experiment import Experiment
+from analyze_experiment.ingest import validation as val
 
 SCHEMA_VERSION = 2
 """2: each scorer's metric directions and primary metric (``scorers``), ``direction`` and
@@ -189,7 +189,7 @@ def _training(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validation(row: dict[str, Any]) -> dict[str, Any] | None:
-    """Validation during training (analyze_experiment.validation); None when the run logged none."""
+    """Validation during training (analyze_experiment.ingest.validation); None when the run logged none."""
     if not row.get("val_evaluations"):
         return None
     return {
