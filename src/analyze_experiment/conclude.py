@@ -12,6 +12,7 @@ import pandas as pd
 from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Analysis, Best
 from analyze_experiment.experiment import Experiment, Options
 from analyze_experiment.report.findings import build_findings
+from analyze_experiment.report.retrospective import retrospective
 from analyze_experiment.stats import health
 from analyze_experiment.stats.candidates import Family, build_families, label
 from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
@@ -30,7 +31,6 @@ from analyze_experiment.stats.outliers import group_outliers, loss_curve_outlier
 from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
 from analyze_experiment.stats.production import failed_set, noninferiority_table
 from analyze_experiment.stats.references import reference_table
-from analyze_experiment.stats.retrospective import retrospective
 from analyze_experiment.stats.scorer_kinds import ScorerTables, discrimination_keys, scorer_tables
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 from analyze_experiment.stats.selection import selection_adjusted

@@ -231,7 +231,7 @@ def _write_retrospective(exp: Experiment, analysis: Analysis, tmp: Path, out: Pa
         return []
     from analyze_experiment.report.build import NEXT_DESIGN_FILE, RETROSPECTIVE_FILE, retrospective_doc
     from analyze_experiment.report.markdown import render_markdown
-    from analyze_experiment.stats.retrospective import yaml_text
+    from analyze_experiment.report.retrospective import yaml_text
 
     write_text(tmp / RETROSPECTIVE_FILE, render_markdown(retrospective_doc(exp, analysis)))
     reasons = [f for f in analysis.section("retrospective") if f.rule.startswith("next_")]
