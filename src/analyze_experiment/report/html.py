@@ -23,6 +23,7 @@ import jinja2
 import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
+from pandas import NA
 
 from analyze_experiment.report.doc import (
     Bullets,
@@ -135,7 +136,7 @@ def _table_view(t: Table, ids: _Ids) -> TableView:
     hidden = set(t.links.values()) - set(t.links)
     cols = [c for c in t.df.columns if c not in hidden]
     def text(v: object) -> str:
-        return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+        return "" if v is None or v is NA or (isinstance(v, float) and v != v) else str(v)
     rows = []
     for i in range(len(t.df)):
         row = []
