@@ -179,9 +179,14 @@ def _template(path: Path, words: tuple[str, ...]) -> None:
 
 def _derive(template: str, root: str, n: int, indices: list[int]) -> None:
     """Write the logs of runs ``indices`` (-1: the control) from the template log."""
+    import inspect_ai._util.zipfile as inspect_zip
     from inspect_ai.log import read_eval_log, recompute_metrics, write_eval_log
     from inspect_ai.scorer import CORRECT, INCORRECT
     from shortuuid import uuid
+
+    # inspect-ai compresses each zip member with a 12-thread zstd compressor; on a busy
+    # 2-core machine the threads cost more than they save. Same format, one thread.
+    inspect_zip._ZSTD_THREADS = 0
 
     log = read_eval_log(template)
     samples = log.samples or []
