@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.conclude import analyze
 from analyze_experiment.experiment import Experiment, Options
 from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.output import (
@@ -36,8 +35,6 @@ from analyze_experiment.output import (
     write_text,
 )
 from analyze_experiment.progress import Progress, silent
-from analyze_experiment.report.build import build_doc
-from analyze_experiment.report.summary_json import build_summary, dumps
 from analyze_experiment.runlog import LOG_NAME, append_log, log_path, writable
 
 T = TypeVar("T")
@@ -221,11 +218,6 @@ def write_report(
     Returns:
         Paths written, the Analysis and the summary document.
     """
-    from analyze_experiment.report.html import render_html
-    from analyze_experiment.report.markdown import render_markdown
-    from analyze_experiment.report.plots.interactive import interactive_figures
-    from analyze_experiment.report.plots.static import render_plots
-
     exp = experiment
     diag = exp.diagnostics
     options = options or Options()
@@ -257,6 +249,16 @@ def write_report(
         digest = fingerprint(exp, {"options": options, "formats": sorted(formats), "out": str(out), "svg": svg})
         if cache.unchanged(out, digest):
             return _unchanged(exp, out, digest)
+
+    # Imported here, not at the top: an unchanged report (above) needs neither the statistics
+    # nor the renderers, and importing them (scipy, statsmodels, matplotlib) is most of its cost.
+    from analyze_experiment.conclude import analyze
+    from analyze_experiment.report.build import build_doc
+    from analyze_experiment.report.html import render_html
+    from analyze_experiment.report.markdown import render_markdown
+    from analyze_experiment.report.plots.interactive import interactive_figures
+    from analyze_experiment.report.plots.static import render_plots
+    from analyze_experiment.report.summary_json import build_summary, dumps
 
     analysis = analyze(exp, options)
     diag.act(

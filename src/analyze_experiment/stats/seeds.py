@@ -15,9 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from analyze_experiment.stats.intervals import t_interval
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
 
 SEED_NAME = re.compile(r"(^|_)(random_)?seeds?$", re.IGNORECASE)
@@ -68,6 +66,7 @@ def welch(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, f
 
     SE = √(s²ₐ/nₐ + s²ᵦ/nᵦ); Welch–Satterthwaite degrees of freedom.
     """
+    from scipy import stats  # here: config_labels runs while reading, which needs no scipy
     a, b = np.asarray(a, float), np.asarray(b, float)
     na, nb = len(a), len(b)
     diff = float(a.mean() - b.mean())
@@ -123,6 +122,7 @@ def seed_tables(
     config is chosen after seeing the data), of which the best-vs-other rows are reported.
     """
     from analyze_experiment.analysis import SEEDS
+    from analyze_experiment.stats.intervals import t_interval  # here: see welch
 
     if values.empty or configs.empty:
         return pd.DataFrame(columns=[*SEEDS, "epoch"]), pd.DataFrame(columns=SEED_COMPARISONS)
