@@ -150,14 +150,14 @@ class Cache:
             files.append((k["path"], k["size"], k["mtime_ns"]))
         return {"kind": kind, "name": name, "files": files, "extra": extra, "parser": parser_version()}
 
-    def get_group(self, kind: str, name: str, paths: Iterable[Path], extra: Any = None
+    def get_group(self, kind: str, name: str, paths: list[Path], extra: Any = None
                   ) -> tuple[bool, Any, list[Warning_]]:
         """``(found, value, warnings)`` of a result derived from several files (one run's
-        training output): valid only while every file keeps its size and ``mtime_ns``."""
+        training output): valid only while every file keeps its size and ``mtime_ns``. The
+        hit and miss counts are left to the caller (they count files, not groups)."""
         key = self._group_key(kind, name, paths, extra)
         entry = self._entry(kind, Path(name))
         if key is None or not entry.exists():
-            self.misses += 1
             return False, None, []
         try:
             raw = entry.read_bytes()
@@ -168,18 +168,15 @@ class Cache:
                 raise ValueError("checksum mismatch")
             data = pickle.loads(payload)
             stored = data["key"]
-        except Exception as exc:  # as in get(): never trusted, read again
-            self.discarded.append((name, f"{type(exc).__name__}: {exc}"[:200]))
+        except Exception as exc:  # as in get(): never trusted, the files are used instead
+            self.discarded.append((str(paths[0]) if paths else name, f"{type(exc).__name__}: {exc}"[:200]))
             _unlink(entry)
-            self.misses += 1
             return False, None, []
         if stored != key:
-            self.misses += 1
             return False, None, []
-        self.hits += 1
         return True, data["value"], list(data["warnings"])
 
-    def put_group(self, kind: str, name: str, paths: Iterable[Path], value: Any, warnings: Iterable[Warning_] = (),
+    def put_group(self, kind: str, name: str, paths: list[Path], value: Any, warnings: Iterable[Warning_] = (),
                   extra: Any = None) -> None:
         """Store a result derived from several files (see :meth:`get_group`)."""
         key = self._group_key(kind, name, paths, extra)

@@ -511,6 +511,7 @@ def read_training(
     extra = (str(diag.root), [str(p) for p in paths])
     found, value, warnings = cache.get_group("run", f"{diag.root}\0{run}", paths, extra)
     if found and value.summary.get("status") != "running":
+        cache.hits += len(files.slurm_outputs) + len(files.disk_logs)  # the files the per-file cache counts
         diag.warnings.extend(warnings)
         _act_read(run, files, value, diag)
         return value

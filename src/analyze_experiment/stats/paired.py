@@ -275,12 +275,15 @@ def compare(
     clusters: pd.Series | None = None,
     n_resamples: int = 10_000,
     seed: int = 0,
+    describe_only: bool = False,
 ) -> Paired:
     """Compare per-sample scores of two candidates (Series indexed by sample id).
 
     Binary scores without clusters: exact McNemar. Otherwise a sign-flip permutation
     test — at the cluster level (signs flipped per cluster sum) when clusters are given,
-    because flipping single samples would ignore their dependence.
+    because flipping single samples would ignore their dependence. ``describe_only``: the
+    difference and its interval without a test (test ``descriptive``, p NaN) — for a caller
+    that reports no p-value, the 10,000 sign patterns would be drawn for nothing.
     """
     x, y, ids = align(a, b)
     n = len(x)
@@ -300,6 +303,8 @@ def compare(
         return Paired(math.nan, math.nan, math.nan, math.nan, "none", math.nan, math.nan, 0, None, None, corr)
     sd = float(np.std(d, ddof=1)) if n > 1 else math.nan
     alpha = 1 - confidence
+    if describe_only:
+        return Paired(diff, se, lo, hi, "descriptive", math.nan, math.nan, n, a_only, b_only, corr, sd_diff=sd)
     if is_binary and cl is None:
         assert a_only is not None and b_only is not None
         p = mcnemar_exact(a_only, b_only)
