@@ -36,7 +36,7 @@ MAX_HOVER_CHARS = 120
 """Answers and targets longer than this are cut in the hover box (the table has them whole)."""
 
 
-def _best_label(analysis: Analysis, t: sel.Target, iv: pd.DataFrame) -> str | None:
+def best_label(analysis: Analysis, t: sel.Target, iv: pd.DataFrame) -> str | None:
     best = next((b for b in analysis.best if (b.task, b.scorer, b.metric) == (t.task, t.scorer, t.metric)), None)
     if best is None or not len(iv):
         return None
@@ -51,14 +51,14 @@ def candidate_order(iv: pd.DataFrame) -> list[str]:
 
 
 def partner(iv: pd.DataFrame, best: str, controls: list[str]) -> tuple[str, str] | None:
-    """(label, role) the best is compared with sample by sample: the best-scoring baseline
-    (control run), else the runner-up."""
+    """(label, role) the best is compared with sample by sample in the flipped-samples table:
+    the runner-up, the closest contender (where the best's lead comes from); the best-scoring
+    baseline (control run) when there is no other candidate."""
     order = [c for c in candidate_order(iv) if c != best]
     runs = dict(zip(iv["label"], iv["run"].astype(str), strict=False))
-    ctl = [c for c in order if runs.get(c) in set(controls)]
-    if ctl:
-        return ctl[0], "baseline"
-    return (order[0], "runner-up") if order else None
+    if order:
+        return order[0], ("baseline" if runs.get(order[0]) in set(controls) else "runner-up")
+    return None
 
 
 def samples_spec(t: sel.Target, iv: pd.DataFrame, samples: pd.DataFrame, analysis: Analysis,
@@ -69,7 +69,7 @@ def samples_spec(t: sel.Target, iv: pd.DataFrame, samples: pd.DataFrame, analysi
     if not len(samples):
         return FigureSpec(name, title, "evaluation", None, skip="no per-sample scores")
     order = candidate_order(iv)
-    best = _best_label(analysis, t, iv)
+    best = best_label(analysis, t, iv)
     levels = sel.discrete_levels(samples["score"])
     if levels is not None and set(levels) <= {0.0, 1.0} and best is not None:
         other = partner(iv, best, list(controls))
@@ -269,16 +269,16 @@ def _text(s: object, limit: int | None = None) -> str:
 def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> go.Figure:
     """The agreement matrix for report.html: hover shows sample id, target, answer and outcome."""
     m, _ = agreement_matrix(data, best, order)
-    first = data.drop_duplicates(["label", "sample_id"]).set_index(["label", "sample_id"])
-    hover = []
-    for r in m.index:
-        row = []
-        for sid in m.columns:
-            v = m.loc[r, sid]
-            outcome = "not scored" if pd.isna(v) else ("correct" if v >= 0.5 else "wrong")
-            row.append(f"sample {_text(sid)}<br>target: {_text(_cell(first, r, sid, 'target'), MAX_HOVER_CHARS)}"
-                       f"<br>answer: {_text(_cell(first, r, sid, 'answer'), MAX_HOVER_CHARS)}<br>{outcome}")
-        hover.append(row)
+    first = data.drop_duplicates(["label", "sample_id"])
+    answers = first.pivot(index="label", columns="sample_id", values="answer").reindex(index=m.index, columns=m.columns)
+    targets = first.drop_duplicates("sample_id").set_index("sample_id")["target"].reindex(m.columns)
+    target_text = {sid: _text("" if pd.isna(v) else v, MAX_HOVER_CHARS) for sid, v in targets.items()}
+    outcome = np.where(np.isnan(m.to_numpy(dtype=float)), "not scored",
+                       np.where(m.to_numpy(dtype=float) >= 0.5, "correct", "wrong"))
+    hover = [[f"sample {_text(sid)}<br>target: {target_text[sid]}<br>answer: "
+              f"{_text('' if pd.isna(a) else a, MAX_HOVER_CHARS)}<br>{o}"
+              for sid, a, o in zip(m.columns, answers.loc[r], outcome[i], strict=True)]
+             for i, r in enumerate(m.index)]
     ylabels = [_text(f"{r} (best)" if r == best else r) for r in m.index]
     fig = go.Figure(go.Heatmap(
         z=m.to_numpy(dtype=float), x=[_text(c) for c in m.columns], y=ylabels, customdata=np.array(hover, dtype=object),
