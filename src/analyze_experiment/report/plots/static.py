@@ -384,23 +384,37 @@ def plot_heatmap(
     return fig
 
 
+PARETO_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p")
+"""One marker shape per candidate (cycled), so two checkpoints of one run — same colour —
+stay apart in the legend. Names go in the legend, not beside the points, where they piled up
+on candidates of similar cost."""
+
+
+def pareto_scatter(data: pd.DataFrame, *, colors: dict[str, str], cost: str, ax: plt.Axes | None = None,
+                   value: str = "value", label: str = "label") -> plt.Axes:
+    """One point per candidate (metric against cost), the Pareto-optimal ones joined by a dashed
+    step line (returns the Axes)."""
+    ax = ax if ax is not None else plt.gca()
+    for i, (_, r) in enumerate(data.iterrows()):
+        ax.scatter(float(r[cost]), float(r[value]), color=_color(colors, str(r["run"])), s=55,
+                   marker=PARETO_MARKERS[i % len(PARETO_MARKERS)], edgecolor="black", linewidth=0.5, zorder=3,
+                   label=str(r[label]))
+    front = data[data["pareto"].fillna(False).astype(bool)].sort_values(cost)
+    if len(front):
+        ax.plot(front[cost].astype(float), front[value].astype(float), drawstyle="steps-post", color="black",
+                linewidth=1.2, linestyle="--", label="Pareto front", gid="pareto_front")
+    return ax
+
+
 def plot_pareto(data: pd.DataFrame, *, colors: dict[str, str], cost: str, cost_label: str, metric_label: str,
                 title: str, value: str = "value", label: str = "label") -> Figure:
-    """Metric against training cost per candidate; the Pareto-optimal ones joined by a step line."""
+    """:func:`pareto_scatter` with axis labels and the legend beside the plot."""
     df = data[pd.to_numeric(data[value], errors="coerce").notna()
               & pd.to_numeric(data[cost], errors="coerce").notna()].copy()
     if not len(df):
         raise NoData(f"no candidate has both a metric value and a {cost}")
     fig, ax = plt.subplots(figsize=(8, 5))
-    for _, r in df.iterrows():
-        ax.scatter(float(r[cost]), float(r[value]), color=_color(colors, str(r["run"])), s=50,
-                   edgecolor="black", linewidth=0.5, zorder=3, label=str(r[label]))
-        ax.annotate(str(r[label]), (float(r[cost]), float(r[value])), xytext=(5, 4), textcoords="offset points",
-                    fontsize=7)
-    front = df[df["pareto"].fillna(False).astype(bool)].sort_values(cost)
-    if len(front):
-        ax.plot(front[cost].astype(float), front[value].astype(float), drawstyle="steps-post", color="black",
-                linewidth=1.2, linestyle="--", label="Pareto front", gid="pareto_front")
+    pareto_scatter(df, colors=colors, cost=cost, ax=ax, value=value, label=label)
     ax.set_xlabel(cost_label)
     ax.set_ylabel(metric_label)
     ax.set_title(title)
