@@ -319,23 +319,33 @@ def _reference_lines(ax: plt.Axes, references: Sequence[tuple[str, float]], *, v
     return handles
 
 
-def plot_heatmap(
-    data: pd.DataFrame,
-    *,
-    x: str,
-    y: str,
-    facets: list[str],
-    metric_label: str,
-    title: str,
-    value: str = "value",
-    ci_low: str = "ci_low",
-    ci_high: str = "ci_high",
-) -> Figure:
-    """The metric over two swept variables, each cell annotated ``value`` and ``±half-width``.
+def heatmap_panel(data: pd.DataFrame, *, x: str, y: str, xs: list[object], ys: list[object], vmin: float,
+                  vmax: float, ax: plt.Axes | None = None, value: str = "value", half: str = "_half") -> plt.Axes:
+    """One panel of the sweep heatmap (returns the Axes): ``value`` over the ``xs`` × ``ys``
+    levels, each cell annotated with the value and ``±`` its ``half`` (CI half-width)."""
+    ax = ax if ax is not None else plt.gca()
+    grid = np.full((len(ys), len(xs)), np.nan)
+    halves = np.full_like(grid, np.nan)
+    for _, r in data.iterrows():
+        i, j = ys.index(r[y]), xs.index(r[x])
+        grid[i, j], halves[i, j] = r[value], r[half]
+    ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
+    for i, j in zip(*np.nonzero(~np.isnan(grid)), strict=True):
+        txt = f"{grid[i, j]:.3f}" + ("" if np.isnan(halves[i, j]) else f"\n±{halves[i, j]:.3f}")
+        shade = (grid[i, j] - vmin) / (vmax - vmin)
+        ax.text(j, i, txt, ha="center", va="center", fontsize=8, gid="cell", color="black" if shade > 0.6 else "white")
+    ax.set_xticks(range(len(xs)), [sel.level_text(v) for v in xs])
+    ax.set_yticks(range(len(ys)), [sel.level_text(v) for v in ys])
+    ax.set_xlabel(x)
+    ax.grid(False)
+    return ax
 
-    One panel per combination of ``facets`` (the other varying variables, and the checkpoint
-    epoch when several were evaluated), all on one colour scale so panels compare.
-    """
+
+def plot_heatmap(data: pd.DataFrame, *, x: str, y: str, facets: list[str], metric_label: str, title: str,
+                 value: str = "value", ci_low: str = "ci_low", ci_high: str = "ci_high") -> Figure:
+    """The metric over two swept variables (:func:`heatmap_panel`), one panel per combination of
+    ``facets`` (the other varying variables, and the checkpoint epoch when several were
+    evaluated), all on one colour scale so panels compare."""
     df = data[pd.to_numeric(data[value], errors="coerce").notna() & data[x].notna() & data[y].notna()].copy()
     if not len(df):
         raise NoData("no metric values with both swept variables known")
@@ -350,36 +360,17 @@ def plot_heatmap(
     nrows = math.ceil(len(groups) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * len(xs) * ncols + 2.5, 1.0 * len(ys) * nrows + 1.8),
                              squeeze=False)
-    image = None
     for k, (ax, (key, g)) in enumerate(zip(axes.flat, groups, strict=False)):
-        grid = np.full((len(ys), len(xs)), np.nan)
-        half = np.full_like(grid, np.nan)
-        for _, r in g.iterrows():
-            i, j = ys.index(r[y]), xs.index(r[x])
-            grid[i, j], half[i, j] = r[value], r["_half"]
-        image = ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
-        for i in range(len(ys)):
-            for j in range(len(xs)):
-                if np.isnan(grid[i, j]):
-                    continue
-                txt = f"{grid[i, j]:.3f}" + ("" if np.isnan(half[i, j]) else f"\n±{half[i, j]:.3f}")
-                shade = (grid[i, j] - vmin) / (vmax - vmin)
-                ax.text(j, i, txt, ha="center", va="center", fontsize=8, gid="cell",
-                        color="black" if shade > 0.6 else "white")
-        ax.set_xticks(range(len(xs)), [sel.level_text(v) for v in xs])
-        ax.set_yticks(range(len(ys)), [sel.level_text(v) for v in ys])
-        ax.set_xlabel(x)
+        heatmap_panel(g, x=x, y=y, xs=xs, ys=ys, vmin=vmin, vmax=vmax, ax=ax, value=value)
         if k % ncols == 0:
             ax.set_ylabel(y)
-        ax.grid(False)
         if facets:
             keys = key if isinstance(key, tuple) else (key,)
             ax.set_title(", ".join(f"{f}={sel.level_text(k)}" for f, k in zip(facets, keys, strict=True)),
                          fontsize=9)
     for ax in list(axes.flat)[len(groups):]:
         fig.delaxes(ax)
-    if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), label=metric_label, shrink=0.9)
+    fig.colorbar(axes.flat[0].images[0], ax=axes.ravel().tolist(), label=metric_label, shrink=0.9)
     fig.suptitle(title)
     return fig
 
