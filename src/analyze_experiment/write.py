@@ -207,17 +207,21 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     from analyze_experiment.report.html import render_html
     from analyze_experiment.report.markdown import render_markdown
     from analyze_experiment.report.plots.interactive import interactive_figures
-    from analyze_experiment.report.plots.static import render_plots
+    from analyze_experiment.report.plots.plan import plan_figures
+    from analyze_experiment.report.plots.specs import start_plots
 
     files: list[Path] = []
-    plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", exp.diagnostics, svg=svg,
-                                                             progress=progress), [])
+    # figures are drawn in worker processes while this one builds the interactive charts
+    specs = _guard(exp, "the plots", lambda: plan_figures(exp, analysis), [])
+    job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress)
+    figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
+               if "html" in formats else {})
+    plots = _guard(exp, "the plots", job.result, [])
     doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
     if "md" in formats:
         write_text(tmp / "report.md", render_markdown(doc))
         files.append(out / "report.md")
     if "html" in formats:
-        figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis), {})
         html = _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
         if html is not None:
             write_text(tmp / "report.html", html)
