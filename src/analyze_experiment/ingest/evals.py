@@ -482,6 +482,7 @@ def collect_evals(
     eval_scores = tables.frame(tables.EVAL_SCORES, score_rows)
     eval_samples = _ordered(tables.EVAL_SAMPLES, sample_blocks)
     tables.typed(eval_samples)  # (eval_logs and eval_scores: typed by tables.frame)
+    eval_samples = tables.compact(eval_samples)
     diag.act(
         "read evaluation logs",
         f"{len(files)} logs, {int(eval_logs['used'].sum())} used",
