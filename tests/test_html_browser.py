@@ -146,9 +146,9 @@ def test_hostile_run_name_is_text(page_report):
     state, _req, _con, _err, dialogs, _path = page_report
     assert dialogs == []
     assert state["evil_cells"] >= 4  # runs, training, status and evaluation tables
-    # plotly.js, the sorter and the dashboard script, the shared plotly template and the run
-    # parameters (JSON), and one JSON block per chart: no script per figure
-    assert state["script_tags"] == 3 + 2 + state["n_charts"]
+    # plotly.js (packed) and its unpacker, the sorter and the dashboard script, the shared plotly
+    # template and the run parameters (JSON), and one JSON block per chart: no script per figure
+    assert state["script_tags"] == 4 + 2 + state["n_charts"]
 
 
 def test_no_sideways_scroll_and_every_last_column_reachable(page_report):

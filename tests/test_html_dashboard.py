@@ -19,7 +19,13 @@ from analyze_experiment.report.build import build_doc
 from analyze_experiment.report.cells import cell_text, human_header
 from analyze_experiment.report.dashboard import annotate, metric_choices
 from analyze_experiment.report.doc import Figure, KeyValues, MetricChoice, ReportDoc, Section, Table
-from analyze_experiment.report.html import DISPLAY_POINTS, _thin, bundle_trace_types, render_html
+from analyze_experiment.report.html import (
+    DISPLAY_POINTS,
+    _thin,
+    bundle_trace_types,
+    render_html,
+    unpack_plotlyjs,
+)
 from analyze_experiment.report.plots.interactive import interactive_figures
 from analyze_experiment.report.plots.static import PlotInfo
 from report_fixtures import CONTROL, METRIC, SCORER, TASK, make_analysis, make_experiment, run_name
@@ -212,7 +218,9 @@ def test_plotly_js_once_from_the_vendored_partial_bundle():
     figures = interactive_figures(exp, analysis)
     infos = [PlotInfo(key, key, "training", None, key) for key in figures]
     out = render_html(build_doc(exp, analysis, infos), figures, None)
-    assert out.count("plotly.js (cartesian - minified) v4.1.1") == 1
+    assert out.count('id="plotly-js"') == 1  # embedded once, compressed
+    js = unpack_plotlyjs(out)
+    assert js == (html_mod.ASSETS / "plotly-cartesian.min.js").read_text(encoding="utf-8")  # unchanged
     assert out.count("Plotly.newPlot") == 1  # one drawing function for every chart
     used = {t.type or "scatter" for f in figures.values() for t in f.data}
     assert used and used <= bundle_trace_types()
@@ -233,7 +241,8 @@ def test_a_trace_type_missing_from_the_bundle_brings_the_full_bundle():
     doc = ReportDoc("t", KeyValues([]), [Section("S", [Figure(
         "polar", "Polar", interactive="polar")])])
     out = render_html(doc, {"polar": go.Figure(go.Scatterpolar(r=[1, 2], theta=[0, 90]))}, None)
-    assert "plotly.js (cartesian" not in out and "plotly.js v4.1.1" in out
+    js = unpack_plotlyjs(out)
+    assert "plotly.js (cartesian" not in js and "plotly.js v4.1.1" in js
 
 
 def test_long_curves_are_thinned_keeping_spikes_and_breaks():
@@ -269,4 +278,6 @@ def test_a_hundred_long_runs_fit_in_the_page_budget():
     out = render_html(ReportDoc("t", KeyValues([]), [Section("S", fig_blocks)]), figs, None)
     raw = sum(len(t.x) * 16 for f in figs.values() for t in f.data)
     assert raw > 25_000_000
-    assert len(out.encode()) < 1_500_000 + 1_600_000  # the bundle plus ~1.6 MB for 400 lines
+    assert len(out.encode()) < 1_600_000  # the packed bundle (0.66 MB) and 20,000 points per chart
+    loss = json.loads(out.split('id="fig-loss-data">')[1].split("</script>")[0])
+    assert len(loss["data"]) == 200 and all(t["x"]["dtype"] == "i4" and t["y"]["dtype"] == "f4" for t in loss["data"])

@@ -13,6 +13,7 @@ network request, so a page opened offline or on an air-gapped cluster behaves th
 from __future__ import annotations
 
 import base64
+import gzip
 import html
 import re
 from dataclasses import dataclass, field
@@ -142,6 +143,12 @@ DISPLAY_POINTS = 300
 each of ``DISPLAY_POINTS / 2`` equal slices of it, in step order, so spikes survive (a stride
 would skip them). The PNGs and tables keep every step."""
 
+FIGURE_POINTS = 20_000
+"""At most this many points per chart: with many runs each line gets fewer (never under
+:data:`MIN_LINE_POINTS`), since a hundred overlaid lines cannot show more on a screen anyway."""
+
+MIN_LINE_POINTS = 60
+
 
 @lru_cache(maxsize=1)
 def _bundle() -> tuple[str, frozenset[str]]:
@@ -160,14 +167,23 @@ def bundle_trace_types() -> frozenset[str]:
 
 @lru_cache(maxsize=2)
 def _plotlyjs(full: bool = False) -> Markup:
-    """The vendored partial bundle, or the full one that ships with plotly when a figure needs
-    a trace type the partial one lacks (or the package data is missing): the page always draws."""
+    """plotly.js, gzip-compressed and base64-encoded (1.5 MB -> 0.66 MB): the vendored partial
+    bundle, or the full one that ships with plotly when a figure needs a trace type the partial
+    one lacks (or the package data is missing), so the page always draws. The page unpacks it
+    with the browser's own ``DecompressionStream`` (no network, no library)."""
     text, _types = _bundle()
-    if text and not full:
-        return Markup(text)
-    from plotly.offline import get_plotlyjs
+    if not text or full:
+        from plotly.offline import get_plotlyjs
 
-    return Markup(get_plotlyjs())
+        text = get_plotlyjs()
+    packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)  # mtime 0: same bytes every run
+    return Markup(base64.b64encode(packed).decode("ascii"))
+
+
+def unpack_plotlyjs(page: str) -> str:
+    """The plotly.js a rendered page embeds, as text (for tests and audits)."""
+    m = re.search(r'<script type="application/octet-stream" id="plotly-js"[^>]*>([^<]*)</script>', page)
+    return gzip.decompress(base64.b64decode(m.group(1))).decode("utf-8") if m else ""
 
 
 class _Ids:
@@ -236,6 +252,8 @@ def _display_figure(fig: go.Figure) -> go.Figure:
     """A copy of ``fig`` with long numeric lines thinned (:data:`DISPLAY_POINTS`) and stored as
     32-bit floats: what a screen can show, at a fraction of the page's size."""
     out = go.Figure(fig)
+    n_lines = sum(1 for tr in out.data if tr.type in ("scatter", None) and tr.y is not None and len(tr.y) > 1)
+    per_line = max(MIN_LINE_POINTS, min(DISPLAY_POINTS, FIGURE_POINTS // max(1, n_lines)))
     for tr in out.data:
         if tr.type not in ("scatter", None) or "markers" in str(tr.mode or "lines") or tr.x is None or tr.y is None:
             continue
@@ -244,9 +262,9 @@ def _display_figure(fig: go.Figure) -> go.Figure:
             y = np.asarray(tr.y, dtype=float)
         except (TypeError, ValueError):
             continue  # categorical axis: nothing to thin
-        if len(x) != len(y) or len(y) <= DISPLAY_POINTS:
+        if len(x) != len(y) or len(y) <= per_line:
             continue
-        x, y = _thin(x, y)
+        x, y = _thin(x, y, per_line)
         xs = x.astype(np.int32) if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and np.abs(x).max() < 2**31 \
             else x.astype(np.float32)
         tr.update(x=xs, y=y.astype(np.float32))
