@@ -80,6 +80,9 @@ class Figure:
     metric: str | None = None
     """The task, scorer and metric the figure shows, when it shows one (the HTML report's
     metric switch hides figures of the metrics not chosen)."""
+    element_id: str | None = None
+    """Id of the figure's element in report.html when it must be findable by name (the
+    per-sample agreement matrix is ``agreement-matrix``); else one is derived from ``name``."""
 
 
 @dataclass

@@ -308,7 +308,7 @@ class _Charts:
 
 def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
                  charts: _Charts) -> FigureView:
-    fid = ids(f"fig-{f.name}")
+    fid = ids(f.element_id or f"fig-{f.name}")
     view = FigureView(fid, f.title, f.caption, task=f.task, scorer=f.scorer, metric=f.metric)
     fig = figures.get(f.interactive) if f.interactive else None
     if fig is not None:
