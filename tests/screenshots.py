@@ -111,10 +111,17 @@ def measure(page: Any) -> dict[str, Any]:
 
 
 def _shot_element(page: Any, selector: str, path: Path, max_height: int = 1400) -> bool:
-    el = page.locator(selector).first
+    """A screenshot of the first *shown* element matching ``selector`` (one a metric switch hides
+    is skipped; one in a folded section is unfolded first)."""
+    if not page.locator(selector).count():
+        return False
+    page.evaluate("sel => { const el = document.querySelector(sel);"
+                  " for (let d = el; d; d = d.parentElement) { if (d.tagName === 'DETAILS') d.open = true; } }",
+                  selector)
+    el = page.locator(f"{selector} >> visible=true").first
     if not el.count():
         return False
-    el.scroll_into_view_if_needed()
+    el.scroll_into_view_if_needed(timeout=10_000)
     box = el.bounding_box()
     if box is None or box["height"] < 1:
         return False
@@ -154,7 +161,7 @@ def capture(html: Path, out: Path) -> dict[str, Any]:
                 sel = f"#{tables[0]['id']}"
                 page.evaluate(f"document.querySelector('{sel}').closest('.table-wrap').scrollLeft = 1e6")
                 shots["wide-table"] = _shot_element(page, f".table-block:has({sel})", out / "wide-table.png")
-            shots["agreement-matrix"] = _shot_element(page, "#agreement-matrix", out / "agreement-matrix.png")
+            shots["agreement-matrix"] = _shot_element(page, "[id^='agreement-matrix']", out / "agreement-matrix.png")
             page.evaluate("window.scrollTo(0, 3000)")
             page.wait_for_timeout(200)
             facts["toc_top_after_scroll"] = page.evaluate(
