@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean schema
+.PHONY: venv dev demo test test-fast lint bench fuzz browser calibrate golden clean schema
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,7 +37,11 @@ browser:
 
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check src tests
-	$(BIN)/python -m pytest -n 2 --dist worksteal -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=10
+
+## The quick subset used while landing a change (no end-to-end, browser or simulation tests).
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m "not slow"
 
 ## Regenerate the summary.json JSON Schema from its pydantic models (a test checks it is current).
 schema: $(STAMP)
