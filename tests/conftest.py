@@ -22,6 +22,11 @@ import pytest
 
 from analyze_experiment import demo
 
+# Figures are drawn in this process in the tests (the CLI's default is worker processes): with
+# two xdist workers each forking drawing processes, the suite paid about 0.5 s of CPU per report
+# for no gain. tests/test_plot_views.py checks the worker processes write the same bytes.
+os.environ.setdefault("ANALYZE_EXPERIMENT_PLOT_WORKERS", "1")
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX: each worker builds its own examples
