@@ -119,8 +119,11 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     # collapse stale redraws: consecutive frames whose 8 bytes before "|Loss" are equal
     if len(lpos) > 1:
         key = u64[lpos - 9]
+        # the 8 bytes hold a whole ``|{step}`` only when the byte before them is not a digit:
+        # steps of 8 or more digits that end alike are not the same step
+        long = a[lpos - 10] - np.uint8(48) <= 9
         keep = np.ones(len(lpos), bool)
-        keep[:-1] = key[1:] != key[:-1]
+        keep[:-1] = (key[1:] != key[:-1]) | long[1:] | long[:-1]
         # a frame glued to the next one is kept whole (its segment may hold other text)
         kept_idx = np.flatnonzero(keep)
         lpos = lpos[kept_idx]

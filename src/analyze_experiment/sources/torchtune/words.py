@@ -124,7 +124,7 @@ def _parse_decimals_loop(a: np.ndarray, start: np.ndarray, width: int) -> tuple[
         c = a[start + j]
         colon = c == 58
         term |= active & colon
-        active &= ~colon
+        active &= ~(colon | (c == 10) | (c == 13))  # a line break before the ':' cuts the value
         if not active.any():
             break
         d = c - np.uint8(48)
@@ -155,7 +155,7 @@ def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[n
     could be a double rounding (extended result on a float64 midpoint). Those rows, and every
     row that is not a plain unsigned decimal (``nan``, ``inf``, ``-1.5``, ``1e-05``, odd text),
     come back with ``exact=False`` for Python's ``float``. Returns (values, exact,
-    terminated), ``terminated`` meaning a ``:`` ended the text within ``width`` bytes.
+    terminated), ``terminated`` meaning a ``:`` ended the text within ``width`` bytes, before any line break.
 
     The usual loss form ``d.`` plus at most 17 decimals is read as three 8-byte words per
     row (a byte matrix for the checks, :func:`_swar8` for the digits); other rows go
