@@ -8,6 +8,8 @@ input (only for a path that is not a directory, which is a usage error).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
 import time
@@ -18,7 +20,7 @@ import pandas as pd
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.executor import LOCAL, ExecutorSpec, pool
+from analyze_experiment.executor import LOCAL, ExecutorSpec, map_ordered
 from analyze_experiment.experiment import Design, Experiment, RunSpec
 from analyze_experiment.ingest.design import params_from_run_name, read_design
 from analyze_experiment.ingest.design_facts import check_facts
@@ -186,11 +188,11 @@ def load(
 
 
 def _read_one(
-    run: str, files: TrainingFiles, root: Path, now: float | None, cache: Cache | None
+    root: Path, now: float | None, cache: Cache | None, job: tuple[str, TrainingFiles]
 ) -> tuple[TrainingResult, Diagnostics, Cache | None]:
     """Worker body: parse one run with its own collector (merged by the caller)."""
     d = Diagnostics(root=root)
-    return read_training(run, files, d, now=now, cache=cache), d, cache
+    return read_training(job[0], job[1], d, now=now, cache=cache), d, cache
 
 
 def _read_all_training(
@@ -209,15 +211,15 @@ def _read_all_training(
     now = time.time() if now is None else now
     local_pays = size > PARALLEL_TRAINING_BYTES and (os.cpu_count() or 1) > 1
     if len(jobs) > 1 and (executor.distributed or local_pays):
-        with pool(executor, min(len(jobs), os.cpu_count() or 2)) as ex:
-            futures = {name: ex.submit(_read_one, name, files, root, now, cache) for name, files in jobs.items()}
-            for i, (name, fut) in enumerate(futures.items(), start=1):
-                res, d, worker_cache = fut.result()
-                progress("training logs", i, len(jobs))
-                diag.extend(d)
-                out[name] = res
-                if cache is not None and worker_cache is not None:
-                    cache.merge(worker_cache)
+        done = itertools.count(1)
+        results = map_ordered(executor, functools.partial(_read_one, root, now, cache), list(jobs.items()),
+                              min(len(jobs), os.cpu_count() or 2),
+                              on_result=lambda: progress("training logs", next(done), len(jobs)))
+        for name, (res, d, worker_cache) in zip(jobs, results, strict=True):
+            diag.extend(d)
+            out[name] = res
+            if cache is not None and worker_cache is not None:
+                cache.merge(worker_cache)
     else:
         for i, (name, files) in enumerate(jobs.items(), start=1):
             out[name] = read_training(name, files, diag, now=now, cache=cache)

@@ -27,6 +27,7 @@ import pandas as pd
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.ingest import validation as val
+from analyze_experiment.ingest.discover import Problem, Walker, skip_dir
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
 from analyze_experiment.sources import validation as val_source
@@ -41,8 +42,6 @@ RUNNING_WINDOW_S = 1800.0
 MAX_DIR_ENTRIES = 20_000
 """Directory entries looked at per run when searching for training output."""
 MAX_DEPTH = 4
-SKIP_EXTENSIONS = {".pt", ".bin", ".safetensors", ".pth", ".ckpt", ".gguf", ".npz", ".npy", ".model", ".arrow"}
-SKIP_DIRS = {"eval", "wandb", ".git", "__pycache__", "mlruns", "tensorboard"}
 
 # convergence rule (docs/training.md)
 CONV_MIN_STEPS = 20
@@ -88,72 +87,27 @@ class TrainingResult:
 
 
 # ---- finding files ---------------------------------------------------------------------------
-@dataclass
-class _Search:
-    """State of one run's file search: the entry budget, directories entered, what went wrong."""
+def _problems(out: list[tuple[Path, str]]) -> Problem:
+    """A walker's problems as (path, what happened), for :func:`read_training` to warn about."""
 
-    boundary: Path
-    """Real path of the experiment directory: symlinks may not lead outside it."""
-    budget: int = MAX_DIR_ENTRIES
-    visited: set[Path] = field(default_factory=set)
-    problems: list[tuple[Path, str]] = field(default_factory=list)
+    def problem(kind: str, path: Path, detail: str) -> None:
+        if kind == "unlistable":
+            out.append((path, f"the directory could not be read ({detail}); training output in it was not looked for"))
+        elif kind == "symlink":
+            what = "points outside the experiment directory" if detail == "points outside" else detail
+            out.append((path, f"the symlink {what}; not followed"))
+        elif kind == "alias" and path.is_symlink():
+            out.append((path, "the symlink leads to a directory already read (loop or alias); not read again"))
+        elif kind == "unexaminable":
+            out.append((path, f"could not be examined ({detail}); skipped"))
 
-
-def _follow(entry: os.DirEntry[str], search: _Search) -> bool:
-    """Whether a symlink may be followed (docs/inputs.md): inside the experiment, not broken, no loop."""
-    try:
-        target = Path(entry.path).resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        looped = isinstance(exc, RuntimeError) or "loop" in str(exc).lower()
-        search.problems.append((Path(entry.path), f"the symlink {'loops' if looped else 'is broken'}; not followed"))
-        return False
-    if not target.is_relative_to(search.boundary):
-        search.problems.append((Path(entry.path), "the symlink points outside the experiment directory; not followed"))
-        return False
-    return True
+    return problem
 
 
-def _walk(root: Path, search: _Search, depth: int = 0) -> list[Path]:
-    """Files under ``root`` (bounded by the search budget and MAX_DEPTH), skipping weights and eval dirs."""
-    found: list[Path] = []
-    try:
-        real = root.resolve()
-    except (OSError, RuntimeError):
-        real = root
-    if real in search.visited:
-        if depth and root.is_symlink():
-            search.problems.append((root, "the symlink leads to a directory already read (loop or alias); not read "
-                                          "again"))
-        return found
-    search.visited.add(real)
-    try:
-        with os.scandir(root) as it:
-            entries = []
-            for entry in it:
-                search.budget -= 1
-                if search.budget < 0:
-                    break
-                entries.append(entry)
-    except OSError as exc:
-        search.problems.append((root, f"the directory could not be read ({exc.strerror or exc}); training output "
-                                      "in it was not looked for"))
-        return found
-    for entry in sorted(entries, key=lambda e: e.name):
-        try:
-            if entry.is_symlink() and not _follow(entry, search):
-                continue
-            if entry.is_dir():
-                if entry.name in SKIP_DIRS or depth + 1 > MAX_DEPTH:
-                    continue
-                found.extend(_walk(Path(entry.path), search, depth + 1))
-            elif entry.is_file():
-                if Path(entry.name).suffix.lower() in SKIP_EXTENSIONS:
-                    continue
-                found.append(Path(entry.path))
-        except OSError as exc:
-            search.problems.append((Path(entry.path), f"could not be examined ({exc.strerror or exc}); skipped"))
-            continue
-    return found
+def _not_training_dir(name: str) -> bool:
+    """Folders never searched for training output: the skipped ones and ``eval/`` (its logs are found
+    by discovery)."""
+    return skip_dir(name) or name == "eval"
 
 
 def _fingerprint(path: Path) -> tuple[int, str] | None:
@@ -204,7 +158,8 @@ def find_training_files(
     boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
     with contextlib.suppress(OSError, RuntimeError):
         boundary = boundary.resolve()
-    search = _Search(boundary)
+    problems: list[tuple[Path, str]] = []
+    walker = Walker(boundary, _problems(problems), max_entries=MAX_DIR_ENTRIES, boundary=boundary)
     files: list[Path] = []
     for root in roots:
         try:
@@ -212,8 +167,8 @@ def find_training_files(
         except OSError:
             exists = True  # let the listing say why it cannot be read
         if exists:
-            files.extend(_walk(root, search))
-    out = TrainingFiles(problems=search.problems)
+            files.extend(walker.files(root, max_depth=MAX_DEPTH, prune=_not_training_dir))
+    out = TrainingFiles(problems=problems)
     prints: set[tuple[int, str]] = set()
     sniffed = 0
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
