@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from analyze_experiment import executor
 from analyze_experiment.sources import torchtune as tt
 from analyze_experiment.sources.torchtune import reader
@@ -43,6 +45,7 @@ def test_a_large_slurm_file_is_read_through_map_ordered(monkeypatch) -> None:
     assert par.bar_loss.tolist() == seq.bar_loss.tolist()
 
 
+@pytest.mark.slow
 def test_runs_read_in_worker_processes_equal_runs_read_here(example, monkeypatch) -> None:
     import pandas as pd
 

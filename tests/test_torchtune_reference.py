@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -52,8 +53,12 @@ def captures(draw) -> str:
     text = ""
     kinds = st.sampled_from(["frame", "frame", "frame", "stale", "jump", "epoch", "step", "glued", "log", "bad",
                              "cut", "huge"])
+    readable = False  # the last tagged frame was read: a stale redraw may repeat it
     for kind in draw(st.lists(kinds, min_size=1, max_size=40)):
         sep, prefix = draw(separators), draw(prefixes)
+        if kind == "stale" and not readable:
+            kind = "frame"
+        readable = kind in ("frame", "jump", "epoch", "glued", "stale") or (readable and kind in ("step", "log"))
         if kind in ("frame", "jump", "epoch", "glued", "stale"):
             if kind == "jump":
                 step += 10 ** draw(st.integers(1, 8))
@@ -142,6 +147,19 @@ def test_a_loss_cut_by_a_line_break_is_not_read_across_it() -> None:
                               b"\r1|7|Loss: 3.5: 30%|#| 3/8 [00:03<00:05,  1.03s/it]\n")
     assert out.bar_step.tolist() == [5, 7]
     assert (out.undecoded_frames, out.first_undecoded) == (1, "1|6|Loss: 2.5")
+
+
+@pytest.mark.parametrize("lead", [b"", b"x"])
+def test_an_unreadable_frame_redrawn_at_once_is_still_named(lead: bytes) -> None:
+    """The scanner folds a run of redraws that share the 8 bytes before ``|Loss`` before decoding
+    (the last stands for them all), so an unreadable frame redrawn at once is counted once or per
+    redraw depending on the bytes before it — but always counted and named. The reference counts
+    every frame, which is why the generator above redraws only frames that can be read."""
+    frame = b"1|6|Loss: abc: 10%|#| 1/8 [00:01<00:07,  1.03s/it]"
+    out = tt.read_slurm_bytes(b"\r" + lead + frame + b"\r" + lead + frame + b"\n")
+    assert 1 <= out.undecoded_frames <= 2
+    assert out.first_undecoded == (lead + frame).decode()
+    assert read_reference(b"\r" + lead + frame + b"\r" + lead + frame + b"\n").undecoded == 2
 
 
 def test_reference_names_what_it_cannot_read() -> None:
