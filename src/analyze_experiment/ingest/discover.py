@@ -349,13 +349,13 @@ def _discovery_walker(root: Path, diag: Diagnostics, max_files: int) -> Walker:
     return walker
 
 
-def _ck_out_dirs(scanner: Walker, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, Path]]:
+def _ck_out_dirs(walker: Walker, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, Path]]:
     for e in entries:
         if (
             e.name.startswith(CK_OUT_PREFIX)
             and len(e.name) > len(CK_OUT_PREFIX)
             and _is_dir(e)
-            and scanner.usable(e)
+            and walker.usable(e)
         ):
             yield e.name[len(CK_OUT_PREFIX) :], Path(e.path)
 
@@ -403,79 +403,98 @@ def discover(root: Path, design: Design, diag: Diagnostics, *, max_files: int = 
         mismatches between design and disk.
     """
     root = Path(root)
-    scanner = _discovery_walker(root, diag, max_files)
-    scanner.enter(root)
+    walker = _discovery_walker(root, diag, max_files)
+    walker.enter(root)
     designed = [r.name for r in design.runs]
-    designed_set = set(designed)
+    top = _read_top(walker, root, set(designed), diag)
+    evals, per_cell, flat_eval = _find_evals(walker, top)
+    runs, in_design_only, on_disk_only = _locations(designed, top, evals)
+    _warn_mismatches(design, diag, in_design_only, set(top.run_dirs) | set(top.ck_out), top.stray_slurm)
+    layout, why = _layout(design, top.names, top.kinds, per_cell, flat_eval, bool(top.ck_out))
+    _log(diag, root, walker, top, runs, f"layout: {layout} ({why})", bool(designed))
+    return Discovery(layout=layout, runs=runs, in_design_only=in_design_only, on_disk_only=on_disk_only)
 
-    top = scanner.entries(root)
-    root_names = {e.name for e in top}
-    run_dirs: dict[str, Path] = {}
-    kinds: dict[str, _DirKind] = {}
-    ck_out: dict[str, list[Path]] = {}
-    ignored: list[str] = []
-    others: list[tuple[str, Path]] = []
-    stray_slurm = [e.name for e in top if _SLURM_OUT.match(e.name) and _is_file(e)]
 
-    for name, path in _ck_out_dirs(scanner, top):
-        ck_out.setdefault(name, []).append(path)
-    for e in top:
+@dataclass
+class _Top:
+    """What the listing of the experiment directory and of each child says."""
+
+    names: set[str]
+    run_dirs: dict[str, Path] = field(default_factory=dict)
+    kinds: dict[str, _DirKind] = field(default_factory=dict)
+    ck_out: dict[str, list[Path]] = field(default_factory=dict)
+    """Run → its ``ck-out-<run>`` directories (at the top or in an outputs folder)."""
+    ignored: list[str] = field(default_factory=list)
+    others: list[tuple[str, Path]] = field(default_factory=list)
+    """Folders that are neither runs nor ignored (outputs folders holding ``ck-out-*``)."""
+    stray_slurm: list[str] = field(default_factory=list)
+
+
+def _read_top(walker: Walker, root: Path, designed: set[str], diag: Diagnostics) -> _Top:
+    """Classify every child of the experiment directory: run, ignored, or another folder."""
+    entries = walker.entries(root)
+    top = _Top(names={e.name for e in entries},
+               stray_slurm=[e.name for e in entries if _SLURM_OUT.match(e.name) and _is_file(e)])
+    for name, path in _ck_out_dirs(walker, entries):
+        top.ck_out.setdefault(name, []).append(path)
+    for e in entries:
         if e.name.startswith(".") or e.name in IGNORED_DIRS or e.name.startswith(CK_OUT_PREFIX):
             if _is_dir(e) and not e.name.startswith(CK_OUT_PREFIX):
-                ignored.append(e.name)
+                top.ignored.append(e.name)
             continue
         linked_dir = e.is_symlink() and (_is_dir(e) or not os.path.exists(e.path))
-        if (linked_dir and not scanner.usable(e)) or not _is_dir(e):
+        if (linked_dir and not walker.usable(e)) or not _is_dir(e):
             continue
         path = Path(e.path)
-        if not scanner.enter(path):
-            diag.warn(
-                path,
-                f"'{scanner.rel(path)}' is a symlink to a directory already read; not read again",
-                stage=STAGE,
-            )
+        if not walker.enter(path):
+            diag.warn(path, f"'{walker.rel(path)}' is a symlink to a directory already read; not read again",
+                      stage=STAGE)
             continue
-        kind = _classify(scanner.entries(path))
+        kind = _classify(walker.entries(path))
         if kind.report:
-            ignored.append(e.name)
-            continue
-        if kind.is_run or e.name in designed_set:
-            run_dirs[e.name] = path
-            kinds[e.name] = kind
+            top.ignored.append(e.name)
+        elif kind.is_run or e.name in designed:
+            top.run_dirs[e.name] = path
+            top.kinds[e.name] = kind
         else:
-            others.append((e.name, path))
-    for _name, path in others:  # outputs folders holding ck-out-<run> directories
-        for run, ck in _ck_out_dirs(scanner, scanner.entries(path)):
-            ck_out.setdefault(run, []).append(ck)
+            top.others.append((e.name, path))
+    for _name, path in top.others:  # outputs folders holding ck-out-<run> directories
+        for run, ck in _ck_out_dirs(walker, walker.entries(path)):
+            top.ck_out.setdefault(run, []).append(ck)
+    return top
 
+
+def _find_evals(walker: Walker, top: _Top) -> tuple[dict[str, list[Path]], bool, bool]:
+    """Each run's eval logs; whether any sit in per-cell folders, and any in ``<run>/eval/logs``."""
     evals: dict[str, list[Path]] = {}
     per_cell = flat_eval = False
-    for name, path in run_dirs.items():
-        if kinds[name].eval:
-            files, cell = _eval_files(scanner, path / EVAL_DIR)
+    for name, path in top.run_dirs.items():
+        if top.kinds[name].eval:
+            files, cell = _eval_files(walker, path / EVAL_DIR)
             evals[name] = files
             per_cell = per_cell or cell
             flat_eval = flat_eval or any(p.parent == path / EVAL_DIR / LOGS_DIR for p in files)
+    return evals, per_cell, flat_eval
 
-    on_disk = set(run_dirs) | set(ck_out)
-    extra = sorted(on_disk - designed_set)
+
+def _locations(designed: list[str], top: _Top, evals: dict[str, list[Path]]
+               ) -> tuple[dict[str, RunLocation], list[str], list[str]]:
+    """The runs in design order then on-disk-only runs sorted; the designed runs with nothing on
+    disk; the runs on disk the design does not list."""
+    extra = sorted((set(top.run_dirs) | set(top.ck_out)) - set(designed))
     runs: dict[str, RunLocation] = {}
     for name in [*designed, *extra]:
-        if name in runs:
-            continue
-        runs[name] = RunLocation(
-            name=name,
-            run_dir=run_dirs.get(name),
-            training_dirs=sorted(ck_out.get(name, [])),
-            eval_files=evals.get(name, []),
-        )
-    in_design_only = [
-        n
-        for n in designed
-        if runs[n].run_dir is None and not runs[n].training_dirs and not runs[n].eval_files
-    ]
-    on_disk_only = extra if designed else []
+        if name not in runs:
+            runs[name] = RunLocation(name=name, run_dir=top.run_dirs.get(name),
+                                     training_dirs=sorted(top.ck_out.get(name, [])), eval_files=evals.get(name, []))
+    in_design_only = [n for n in designed
+                      if runs[n].run_dir is None and not runs[n].training_dirs and not runs[n].eval_files]
+    return runs, in_design_only, extra if designed else []
 
+
+def _warn_mismatches(design: Design, diag: Diagnostics, in_design_only: list[str], on_disk: set[str],
+                     stray_slurm: list[str]) -> None:
+    """Near-miss names between design and disk, and SLURM files outside any run."""
     for name in in_design_only:
         close = difflib.get_close_matches(name, sorted(on_disk), n=1, cutoff=0.85)
         if close:
@@ -496,26 +515,26 @@ def discover(root: Path, design: Design, diag: Diagnostics, *, max_files: int = 
             stage=STAGE,
         )
 
-    layout, why = _layout(design, root_names, kinds, per_cell, flat_eval, bool(ck_out))
-    details = [f"layout: {layout} ({why})"]
+
+def _log(diag: Diagnostics, root: Path, walker: Walker, top: _Top, runs: dict[str, RunLocation], layout: str,
+         designed: bool) -> None:
+    """The discovery's entry in the action log: layout, each run's files, what was left aside."""
+    details = [layout]
     if not designed:
-        details.append(
-            "the design lists no runs: every directory with training or evaluation output is a run"
-        )
+        details.append("the design lists no runs: every directory with training or evaluation output is a run")
     details += [
         f"{n}: run dir {'yes' if loc.run_dir else 'no'}, {len(loc.training_dirs)} checkpoint dir(s), "
         f"{len(loc.eval_files)} eval log(s)"
         for n, loc in runs.items()
     ]
-    if ignored:
-        details.append(f"ignored folders: {', '.join(ignored)}")
-    if others:
-        details.append(f"folders without run output: {', '.join(n for n, _ in others)}")
+    if top.ignored:
+        details.append(f"ignored folders: {', '.join(top.ignored)}")
+    if top.others:
+        details.append(f"folders without run output: {', '.join(n for n, _ in top.others)}")
     diag.act(
         "DISCOVER_FILES",
         f"Looked for runs in {root.name}",
         details=details,
         result=f"{len(runs)} runs, {sum(len(r.eval_files) for r in runs.values())} eval logs, "
-        f"{scanner.seen:,} directory entries listed",
+        f"{walker.seen:,} directory entries listed",
     )
-    return Discovery(layout=layout, runs=runs, in_design_only=in_design_only, on_disk_only=on_disk_only)

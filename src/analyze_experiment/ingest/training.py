@@ -142,33 +142,10 @@ def _job_key(path: Path) -> tuple[int, float, str]:
     return (int(m.group(1)) if m else -1, mtime, path.as_posix())
 
 
-def find_training_files(
-    run_dir: Path | None, extra_dirs: Sequence[Path] = (), *, experiment: Path | None = None
-) -> TrainingFiles:
-    """Find a run's training output in all three layouts.
-
-    ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
-    counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
-    skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
-    MAX_DIR_ENTRIES directory entries are looked at. Symlinks are followed only while they
-    stay inside ``experiment`` (default: the run directory's parent); a directory that cannot
-    be read and a symlink not followed are kept in ``problems`` for a warning.
-    """
-    roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
-    boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
-    with contextlib.suppress(OSError, RuntimeError):
-        boundary = boundary.resolve()
-    problems: list[tuple[Path, str]] = []
-    walker = Walker(boundary, _problems(problems), max_entries=MAX_DIR_ENTRIES, boundary=boundary)
-    files: list[Path] = []
-    for root in roots:
-        try:
-            exists = root.is_dir()
-        except OSError:
-            exists = True  # let the listing say why it cannot be read
-        if exists:
-            files.extend(walker.files(root, max_depth=MAX_DEPTH, prune=_not_training_dir))
-    out = TrainingFiles(problems=problems)
+def _sort_into(files: list[Path], out: TrainingFiles) -> TrainingFiles:
+    """Each file into its kind (DiskLogger, GPU metrics, seff, SLURM output — a ``.log``/``.txt``
+    only when it looks like torchtune output); a symlink to a file already found and an
+    identical copy (same name, size and ends) are the same file, counted once."""
     prints: set[tuple[int, str]] = set()
     sniffed = 0
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
@@ -203,6 +180,36 @@ def find_training_files(
                 continue
             prints.add((name, *fp))
         bucket.append(path)
+    return out
+
+
+def find_training_files(
+    run_dir: Path | None, extra_dirs: Sequence[Path] = (), *, experiment: Path | None = None
+) -> TrainingFiles:
+    """Find a run's training output in all three layouts.
+
+    ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
+    counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
+    skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
+    MAX_DIR_ENTRIES directory entries are looked at. Symlinks are followed only while they
+    stay inside ``experiment`` (default: the run directory's parent); a directory that cannot
+    be read and a symlink not followed are kept in ``problems`` for a warning.
+    """
+    roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
+    boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
+    with contextlib.suppress(OSError, RuntimeError):
+        boundary = boundary.resolve()
+    problems: list[tuple[Path, str]] = []
+    walker = Walker(boundary, _problems(problems), max_entries=MAX_DIR_ENTRIES, boundary=boundary)
+    files: list[Path] = []
+    for root in roots:
+        try:
+            exists = root.is_dir()
+        except OSError:
+            exists = True  # let the listing say why it cannot be read
+        if exists:
+            files.extend(walker.files(root, max_depth=MAX_DEPTH, prune=_not_training_dir))
+    out = _sort_into(files, TrainingFiles(problems=problems))
     out.slurm_outputs.sort(key=_job_key)
     out.disk_logs.sort(key=lambda p: (int(re.sub(r"\D", "", p.stem) or 0), p.as_posix()))
     return out
@@ -464,20 +471,8 @@ def read_training(
     attempts = split_attempts(all_tt, all_disks)
     tt_slurms, disks = attempts.final_slurms, attempts.final_disks
 
-    config: dict[str, Any] = {}
-    recipe = None
-    for o in tt_slurms:
-        if o.config:
-            config = o.config
-        recipe = o.recipe or recipe
-
-    epochs_info: dict[int, tt.EpochInfo] = {}
-    ckpt_s: dict[int, float] = {}
-    ckpt_epochs: set[int] = set()
-    for o in tt_slurms:
-        epochs_info.update(o.epochs)
-        ckpt_s.update(o.checkpoint_s)
-        ckpt_epochs.update(c.epoch for c in o.checkpoints if c.epoch is not None and c.kind != "Recipe")
+    config, recipe = _config(tt_slurms)
+    epochs_info, ckpt_s, ckpt_epochs = _epoch_facts(tt_slurms)
     totals = [i.total for _, i in sorted(epochs_info.items()) if i.total]
     steps_per_epoch = totals[0] if totals else None
 
@@ -505,6 +500,30 @@ def read_training(
         result=f"status {summary['status']}, {len(step_rows)} steps",
     )
     return TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+
+
+def _config(slurms: list[tt.SlurmOutput]) -> tuple[dict[str, Any], str | None]:
+    """The resolved config and recipe of the newest file that printed them."""
+    config: dict[str, Any] = {}
+    recipe = None
+    for o in slurms:
+        if o.config:
+            config = o.config
+        recipe = o.recipe or recipe
+    return config, recipe
+
+
+def _epoch_facts(slurms: list[tt.SlurmOutput]) -> tuple[dict[int, tt.EpochInfo], dict[int, float], set[int]]:
+    """What the bar says of each epoch, the seconds spent saving each epoch's checkpoint, and the
+    epochs with a model or adapter checkpoint (later files win)."""
+    epochs_info: dict[int, tt.EpochInfo] = {}
+    ckpt_s: dict[int, float] = {}
+    ckpt_epochs: set[int] = set()
+    for o in slurms:
+        epochs_info.update(o.epochs)
+        ckpt_s.update(o.checkpoint_s)
+        ckpt_epochs.update(c.epoch for c in o.checkpoints if c.epoch is not None and c.kind != "Recipe")
+    return epochs_info, ckpt_s, ckpt_epochs
 
 
 def _train_seed(slurms: list[tt.SlurmOutput], config: dict[str, Any]) -> int | None:

@@ -694,43 +694,49 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
             n = len({str(s.get("id")) for s in data.samples if key in (s.get("scores") or {})}) or None
         if n is None and isinstance(results.get("completed_samples"), int):
             n = results["completed_samples"]  # no stored samples (older logs, log_samples off)
-        metrics = sc.get("metrics") or {}
-        rows = []
-        for key, m in metrics.items():
-            if not isinstance(m, dict):
-                continue
-            name = m.get("name") or key
-            group = m.get("group")
-            value = m.get("value")
-            if isinstance(value, float) and not math.isfinite(value) and (math.isinf(value) or name != "stderr"):
-                non_finite.append(f"{label}/{f'{group}/{name}' if group else name} = {value}")
-                value = None
-            rows.append(
-                {
-                    "scorer": label,
-                    "metric": f"{group}/{name}" if group else name,
-                    "value": float(value) if isinstance(value, int | float) else math.nan,
-                    "stderr": math.nan,
-                    "n": n,
-                    "reducer": sc.get("reducer"),
-                    "_plain": not group and name != "stderr",
-                }
-            )
-        err = metrics.get("stderr")
-        if isinstance(err, dict) and isinstance(err.get("value"), int | float) and math.isfinite(err["value"]):
-            for r in rows:
-                if r["_plain"]:
-                    r["stderr"] = float(err["value"])
-                    break
-        for r in rows:
-            del r["_plain"]
-        out.extend(rows)
+        out.extend(_metric_rows(sc, label, n, non_finite))
     if non_finite:
         note = (f"header metric(s) that are not finite ({', '.join(non_finite[:4])}): left empty, never "
                 "used as a value")
         if note not in data.problems:
             data.problems.append(note)
     return out
+
+
+def _metric_rows(sc: dict[str, Any], label: str, n: int | None, non_finite: list[str]) -> list[dict[str, Any]]:
+    """The rows of one scorer's metrics; ``stderr`` also copied onto its first plain metric. A
+    metric that is not finite is left empty and named in ``non_finite``."""
+    metrics = sc.get("metrics") or {}
+    rows = []
+    for key, m in metrics.items():
+        if not isinstance(m, dict):
+            continue
+        name = m.get("name") or key
+        group = m.get("group")
+        value = m.get("value")
+        if isinstance(value, float) and not math.isfinite(value) and (math.isinf(value) or name != "stderr"):
+            non_finite.append(f"{label}/{f'{group}/{name}' if group else name} = {value}")
+            value = None
+        rows.append(
+            {
+                "scorer": label,
+                "metric": f"{group}/{name}" if group else name,
+                "value": float(value) if isinstance(value, int | float) else math.nan,
+                "stderr": math.nan,
+                "n": n,
+                "reducer": sc.get("reducer"),
+                "_plain": not group and name != "stderr",
+            }
+        )
+    err = metrics.get("stderr")
+    if isinstance(err, dict) and isinstance(err.get("value"), int | float) and math.isfinite(err["value"]):
+        for r in rows:
+            if r["_plain"]:
+                r["stderr"] = float(err["value"])
+                break
+    for r in rows:
+        del r["_plain"]
+    return rows
 
 
 _SCALAR = (str, int, float, bool)
@@ -743,7 +749,9 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     """Per-sample scores as columns (one entry per sample x sample-epoch x scorer).
 
     Columnar so that worker processes hand back a few lists rather than thousands of dicts
-    (pickling and DataFrame construction dominate otherwise). Dict-valued scores give one
+    (pickling and DataFrame construction dominate otherwise). One loop on purpose: its body runs
+    once per sample x scorer (millions in a large sweep), where a function call per row would
+    cost more than the row itself. Dict-valued scores give one
     entry per key (scorer ``<scorer>/<key>``); samples without scores (errored, or not yet
     scored) give none. Sample metadata scalars become ``meta.<key>`` columns and each score's
     own metadata ``score_meta.<key>`` columns (None where a sample lacks the key).
@@ -837,18 +845,15 @@ def _note_odd_values(data: LogData, odd: dict[str, dict[str, int]]) -> None:
         items = sorted(kinds.items(), key=lambda kv: -kv[1])
         return ", ".join(f"{k} ×{c}" for k, c in items[:5]) + (", …" if len(items) > 5 else "")
 
-    if odd["non_finite"]:
-        total = sum(odd["non_finite"].values())
-        note = (f"{total} sample score(s) are not finite numbers ({listing(odd['non_finite'])}): rejected, "
-                "left out of the per-sample scores")
-        if note not in data.problems:
-            data.problems.append(note)
-    if odd["unknown"]:
-        total = sum(odd["unknown"].values())
-        note = (f"{total} sample score(s) are not score values ({listing(odd['unknown'])}): left out of the "
-                "per-sample scores (inspect-ai's own metrics count them as 0)")
-        if note not in data.problems:
-            data.problems.append(note)
+    for kind, what, after in (
+        ("non_finite", "are not finite numbers", "rejected, left out of the per-sample scores"),
+        ("unknown", "are not score values",
+         "left out of the per-sample scores (inspect-ai's own metrics count them as 0)"),
+    ):
+        if odd[kind]:
+            note = f"{sum(odd[kind].values())} sample score(s) {what} ({listing(odd[kind])}): {after}"
+            if note not in data.problems:
+                data.problems.append(note)
 
 
 def sample_records(data: LogData) -> list[dict[str, Any]]:

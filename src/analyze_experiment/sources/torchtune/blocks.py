@@ -26,7 +26,9 @@ def _process_block(
     losses: list[np.ndarray],
     scratch: tuple[np.ndarray, np.ndarray],
 ) -> int | None:
-    """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block."""
+    """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block.
+
+    Returns the 1-based epoch of the block's last frame (``last_epoch`` when it has none)."""
     blk = _scan_block(data, size, scratch)
     other = None
     if parser.other_rank_line or _has_rank_prefix(data, size, blk.seg_starts):
@@ -40,20 +42,37 @@ def _process_block(
     # lines over the cap inside one read chunk (longer ones are cut while reading)
     out.long_lines += int(np.count_nonzero(blk.seg_ends - blk.seg_starts > MAX_SEGMENT))
     if len(blk.step):
-        # keep only the last frame of each run of equal steps (stale redraws), bounded memory
-        keep = np.ones(len(blk.step), bool)
-        keep[:-1] = blk.step[1:] != blk.step[:-1]
-        if steps and len(steps[-1]) and steps[-1][-1] == blk.step[0]:  # a step redrawn across blocks
-            steps[-1], epochs[-1], losses[-1] = steps[-1][:-1], epochs[-1][:-1], losses[-1][:-1]
-        steps.append(blk.step[keep])
-        epochs.append(blk.epoch[keep])
-        losses.append(blk.loss[keep])
-        # bounded memory with linear work: dedupe once the pieces since the last time at least
-        # match the deduped prefix (re-concatenating the prefix every 64 blocks was quadratic)
-        if len(steps) > 64 and sum(len(x) for x in steps[1:]) >= len(steps[0]):
-            s, e, lo = _dedupe_last(np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses))
-            steps[:], epochs[:], losses[:] = [s], [e], [lo]
-    # epoch timing: frames that reach 100 %, and the last frame of the block
+        _keep_steps(blk, steps, epochs, losses)
+    _note_epoch_timing(out, data, blk)
+    if len(blk.step):
+        _note_restarts(out, parser, blk, offset)
+    _feed_text(parser, data, size, offset, blk, other, last_epoch)
+    if len(blk.pos):
+        parser.frame_before = offset + int(blk.pos[-1]) - _PAD
+    if len(blk.epoch):
+        return int(blk.epoch[-1])
+    return last_epoch
+
+
+def _keep_steps(blk: _Block, steps: list[np.ndarray], epochs: list[np.ndarray], losses: list[np.ndarray]) -> None:
+    """Append the block's curve to the pieces so far, keeping only the last frame of each run of
+    equal steps (stale redraws); memory stays bounded."""
+    keep = np.ones(len(blk.step), bool)
+    keep[:-1] = blk.step[1:] != blk.step[:-1]
+    if steps and len(steps[-1]) and steps[-1][-1] == blk.step[0]:  # a step redrawn across blocks
+        steps[-1], epochs[-1], losses[-1] = steps[-1][:-1], epochs[-1][:-1], losses[-1][:-1]
+    steps.append(blk.step[keep])
+    epochs.append(blk.epoch[keep])
+    losses.append(blk.loss[keep])
+    # bounded memory with linear work: dedupe once the pieces since the last time at least
+    # match the deduped prefix (re-concatenating the prefix every 64 blocks was quadratic)
+    if len(steps) > 64 and sum(len(x) for x in steps[1:]) >= len(steps[0]):
+        s, e, lo = _dedupe_last(np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses))
+        steps[:], epochs[:], losses[:] = [s], [e], [lo]
+
+
+def _note_epoch_timing(out: SlurmOutput, data: bytearray, blk: _Block) -> None:
+    """Epoch totals and elapsed times: frames that reach 100 %, and the last frame of the block."""
     starts, ends = blk.seg_starts, blk.seg_ends
     for k in blk.full_segs.tolist():
         s, e = int(starts[k]), int(ends[k])
@@ -62,28 +81,27 @@ def _process_block(
         k = int(np.searchsorted(starts, blk.pos[-1], "right")) - 1
         s, e = int(starts[k]), int(ends[k])
         _note_epoch_frames(out, data[s:e].decode("utf-8", "replace"), last=True)
-    if len(blk.step):
-        _note_restarts(out, parser, blk, offset)
-    # text segments, in file order, each told the epoch of the last frame before it
+
+
+def _feed_text(parser: _LineParser, data: bytearray, size: int, offset: int, blk: _Block,
+               other: np.ndarray | None, last_epoch: int | None) -> None:
+    """The block's text segments to the line parser, in file order, each told the epoch of the
+    last frame before it (``other``: segments of ranks other than 0)."""
+    if not blk.text_segments:
+        return
     frame_before = parser.frame_before
-    if blk.text_segments:
-        seg_starts = np.fromiter((s for s, _ in blk.text_segments), np.int64, len(blk.text_segments))
-        idx = np.searchsorted(blk.pos, seg_starts) - 1
-        for (s, e), k in zip(blk.text_segments, idx.tolist(), strict=True):
-            seg = data[s:e]
-            if s < _PAD or _is_plain_bar(seg):  # s < _PAD: the previous block's last bytes
-                continue
-            cur = int(blk.epoch[k]) if k >= 0 else last_epoch
-            parser.frame_before = offset + int(blk.pos[k]) - _PAD if k >= 0 else frame_before
-            term = data[e : e + 1] == b"\n" and e < size - _PAD
-            blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
-            rank_other = other is not None and bool(other[int(np.searchsorted(blk.seg_starts, s))])
-            parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before, rank_other)
-    if len(blk.pos):
-        parser.frame_before = offset + int(blk.pos[-1]) - _PAD
-    if len(blk.epoch):
-        return int(blk.epoch[-1])
-    return last_epoch
+    seg_starts = np.fromiter((s for s, _ in blk.text_segments), np.int64, len(blk.text_segments))
+    idx = np.searchsorted(blk.pos, seg_starts) - 1
+    for (s, e), k in zip(blk.text_segments, idx.tolist(), strict=True):
+        seg = data[s:e]
+        if s < _PAD or _is_plain_bar(seg):  # s < _PAD: the previous block's last bytes
+            continue
+        cur = int(blk.epoch[k]) if k >= 0 else last_epoch
+        parser.frame_before = offset + int(blk.pos[k]) - _PAD if k >= 0 else frame_before
+        term = data[e : e + 1] == b"\n" and e < size - _PAD
+        blank_before = data[s - 2 : s] == b"\n\n" or data[s - 3 : s] == b"\n\r\n"
+        rank_other = other is not None and bool(other[int(np.searchsorted(blk.seg_starts, s))])
+        parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before, rank_other)
 
 
 def _other_rank_segments(data: bytearray, size: int, blk: _Block, parser: _LineParser) -> np.ndarray:

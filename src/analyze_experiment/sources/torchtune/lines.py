@@ -5,7 +5,7 @@ from the bar frames that reach 100 %."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import yaml
 
@@ -149,96 +149,149 @@ class _LineParser:
             self._finish_config()
 
     def _line(self, line: str, offset: int, bar_epoch: int | None, terminated: bool) -> None:
-        out = self.out
+        """One line of text: the first reading that claims it wins, in this order (an end
+        message is never read as anything else; a ``Step`` line ends the wandb summary)."""
         rm = _RANK_RE.match(line)
         if rm:
-            out.ranks.add(int(rm.group("r")))
+            self.out.ranks.add(int(rm.group("r")))
         body = _LOGGER_PREFIX_RE.sub("", line, count=1)
-        ev = classify_line(line)
-        if ev is not None:
-            out.events.append((offset, ev))
-            self.output_since = True
+        if self._event(line, offset) or ("Step " in body and self._step(body, offset, terminated)):
             return
-        if "Step " in body:
-            parsed = parse_step_line(body, terminated=terminated)
-            if parsed:
-                step, values = parsed
-                if self.last_stdout_step is not None and step < self.last_stdout_step:
-                    out.restarts.append((self.last_stdout_offset, offset))
-                self.last_stdout_step, self.last_stdout_offset = step, offset
-                out.stdout_steps.setdefault(step, {}).update(values)
-                self.output_since = True
-                return
-        if self.in_wandb:
-            m = _WANDB_KV_RE.match(body)
-            if m:
-                out.wandb_summary[m.group("key")] = parse_value(m.group("value"))
-                return
-            self.in_wandb = False
+        if self._wandb_value(body):
+            return
         sm = _SEED_RE.search(body)
         if sm and (rm is None or rm.group("r") == "0"):
-            out.local_seed = int(sm.group("seed"))
+            self.out.local_seed = int(sm.group("seed"))
             return
-        m = _BANNER_RE.search(body)
+        for read in _READERS:
+            if read(self, body, offset, bar_epoch):
+                return
+
+    def _event(self, line: str, offset: int) -> bool:
+        ev = classify_line(line)
+        if ev is None:
+            return False
+        self.out.events.append((offset, ev))
+        self.output_since = True
+        return True
+
+    def _step(self, body: str, offset: int, terminated: bool) -> bool:
+        parsed = parse_step_line(body, terminated=terminated)
+        if not parsed:
+            return False
+        step, values = parsed
+        if self.last_stdout_step is not None and step < self.last_stdout_step:
+            self.out.restarts.append((self.last_stdout_offset, offset))
+        self.last_stdout_step, self.last_stdout_offset = step, offset
+        self.out.stdout_steps.setdefault(step, {}).update(values)
+        self.output_since = True
+        return True
+
+    def _wandb_value(self, body: str) -> bool:
+        """A ``key value`` line of the wandb run summary (any other line ends the summary)."""
+        if not self.in_wandb:
+            return False
+        m = _WANDB_KV_RE.match(body)
         if m:
-            # a banner after training output or an end message starts a new attempt; the
-            # banners of several ranks at the start of one job do not
-            if self.output_since or (self.frame_before is not None and self.frame_before >= self.boundary):
-                out.attempt_starts.append(offset)
-                self.boundary, self.output_since = offset, False
-                self.last_stdout_step = None
-            if out.recipe is None:
-                out.recipe = m.group("recipe")
-            self.in_config = True
-            self.config_started = False
-            return
-        if _WANDB_SUMMARY_RE.search(body):
-            self.in_wandb = True
-            return
+            self.out.wandb_summary[m.group("key")] = parse_value(m.group("value"))
+            return True
+        self.in_wandb = False
+        return False
+
+    def _banner(self, body: str, offset: int, bar_epoch: int | None) -> bool:
+        m = _BANNER_RE.search(body)
+        if not m:
+            return False
+        # a banner after training output or an end message starts a new attempt; the
+        # banners of several ranks at the start of one job do not
+        if self.output_since or (self.frame_before is not None and self.frame_before >= self.boundary):
+            self.out.attempt_starts.append(offset)
+            self.boundary, self.output_since = offset, False
+            self.last_stdout_step = None
+        if self.out.recipe is None:
+            self.out.recipe = m.group("recipe")
+        self.in_config = True
+        self.config_started = False
+        return True
+
+    def _wandb_start(self, body: str, offset: int, bar_epoch: int | None) -> bool:
+        if not _WANDB_SUMMARY_RE.search(body):
+            return False
+        self.in_wandb = True
+        return True
+
+    def _disk_log(self, body: str, offset: int, bar_epoch: int | None) -> bool:
         m = _WRITING_RE.search(body)
         if m:
-            out.disk_log_names.append(m.group("path"))
-            return
+            self.out.disk_log_names.append(m.group("path"))
+        return m is not None
+
+    def _memory(self, body: str, offset: int, bar_epoch: int | None) -> bool:
         m = _MEMORY_RE.search(body)
         if m:
-            out.memory_init[{"allocation": "alloc"}.get(m.group("kind"), m.group("kind"))] = float(m.group("value")) * _UNIT_GIB[m.group("unit")]
-            return
+            kind = {"allocation": "alloc"}.get(m.group("kind"), m.group("kind"))
+            self.out.memory_init[kind] = float(m.group("value")) * _UNIT_GIB[m.group("unit")]
+        return m is not None
+
+    def _checkpoint(self, body: str, offset: int, bar_epoch: int | None) -> bool:
+        """A saved checkpoint; its 0-based epoch from the path, else from the bar."""
         m = _CKPT_SIZE_RE.search(body) or _CKPT_DIR_RE.search(body)
-        if m:
-            path = m.group("path")
-            pm = _EPOCH_IN_PATH_RE.search(path.rstrip("/"))
-            epoch = None
-            if pm and "recipe_state" not in path:
-                epoch = int(pm.group("e") or pm.group("e2"))
-                if epoch < 0:
-                    epoch = None
-            if epoch is None and bar_epoch is not None:
-                epoch = bar_epoch - 1
-            kind = m.groupdict().get("kind") or "Model"
-            size = m.groupdict().get("size")
-            gib = float(size) * _UNIT_GIB[m.group("unit")] if size else None
-            out.checkpoints.append(Checkpoint(kind, path, gib, epoch))
-            if kind != "Recipe" and epoch is not None:
-                self.ckpt_epoch = epoch
-            return
-        if _CKPT_START_RE.search(body):
-            self.ckpt_epoch = bar_epoch - 1 if bar_epoch is not None else None
-            return
+        if not m:
+            return False
+        path = m.group("path")
+        pm = _EPOCH_IN_PATH_RE.search(path.rstrip("/"))
+        epoch = None
+        if pm and "recipe_state" not in path:
+            epoch = int(pm.group("e") or pm.group("e2"))
+            if epoch < 0:
+                epoch = None
+        if epoch is None and bar_epoch is not None:
+            epoch = bar_epoch - 1
+        kind = m.groupdict().get("kind") or "Model"
+        size = m.groupdict().get("size")
+        gib = float(size) * _UNIT_GIB[m.group("unit")] if size else None
+        self.out.checkpoints.append(Checkpoint(kind, path, gib, epoch))
+        if kind != "Recipe" and epoch is not None:
+            self.ckpt_epoch = epoch
+        return True
+
+    def _checkpoint_start(self, body: str, offset: int, bar_epoch: int | None) -> bool:
+        if not _CKPT_START_RE.search(body):
+            return False
+        self.ckpt_epoch = bar_epoch - 1 if bar_epoch is not None else None
+        return True
+
+    def _checkpoint_time(self, body: str, offset: int, bar_epoch: int | None) -> bool:
         m = _CKPT_TIME_RE.search(body)
-        if m:
-            seconds = float(m.group("s") or m.group("s2"))
-            epoch = self.ckpt_epoch if self.ckpt_epoch is not None else (bar_epoch - 1 if bar_epoch else None)
-            if epoch is not None:
-                out.checkpoint_s[epoch] = out.checkpoint_s.get(epoch, 0.0) + seconds
-            return
-        if _FINAL_RE.search(body):
-            out.final_checkpoint = body.strip()[:300]
-            out.final_checkpoint_offset = offset
-            return
+        if not m:
+            return False
+        seconds = float(m.group("s") or m.group("s2"))
+        epoch = self.ckpt_epoch if self.ckpt_epoch is not None else (bar_epoch - 1 if bar_epoch else None)
+        if epoch is not None:
+            self.out.checkpoint_s[epoch] = self.out.checkpoint_s.get(epoch, 0.0) + seconds
+        return True
+
+    def _final(self, body: str, offset: int, bar_epoch: int | None) -> bool:
+        if not _FINAL_RE.search(body):
+            return False
+        self.out.final_checkpoint = body.strip()[:300]
+        self.out.final_checkpoint_offset = offset
+        return True
+
+    def _nproc(self, body: str, offset: int, bar_epoch: int | None) -> bool:
         m = _NPROC_RE.search(body)
         if m:
-            out.n_gpus = int(m.group("n") or m.group("n2"))
-            out.n_gpus_source = "torchrun nproc_per_node"
+            self.out.n_gpus = int(m.group("n") or m.group("n2"))
+            self.out.n_gpus_source = "torchrun nproc_per_node"
+        return m is not None
+
+
+_READERS: tuple[Callable[[_LineParser, str, int, int | None], bool], ...] = (
+    _LineParser._banner, _LineParser._wandb_start, _LineParser._disk_log, _LineParser._memory,
+    _LineParser._checkpoint, _LineParser._checkpoint_start, _LineParser._checkpoint_time, _LineParser._final,
+    _LineParser._nproc,
+)
+"""The line readers after events, Step lines, the wandb summary and the seed, in order."""
 
 
 def _bar_frames_in(text: str) -> Iterator[re.Match[str]]:

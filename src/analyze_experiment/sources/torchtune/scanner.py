@@ -106,66 +106,102 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     np.equal(a, 13, out=s2)
     np.logical_or(s1, s2, out=s1)
     starts, ends = _segments(a, s1, s2)
-    n_l = int(np.count_nonzero(np.equal(a, 76, out=s2)))  # 'L'
+    fidx, frames_all, at_starts = _locate_tags(a, u64, starts, s2)
+    lpos, kept_idx = _collapse_redraws(a, u64, frames_all)
+    dec = _decode(data, a, u64, lpos)
+    good = dec.good
+    lpos, kept_idx = lpos[good], kept_idx[good]
+    text_segments = _text_segments(a, starts, ends, fidx, len(frames_all), at_starts, lpos,
+                                   dec.ks[good] + 1 + dec.ke[good], kept_idx)
+    full_segs = _full_segments(a, u64, starts, s1, s2)
+    return _Block(lpos, dec.step[good], dec.epoch[good], dec.loss[good], text_segments, len(frames_all), starts,
+                  ends, full_segs, dec.undecoded, dec.cut)
+
+
+def _locate_tags(a: np.ndarray, u64: np.ndarray, starts: np.ndarray, mark: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Every ``|Loss: `` tag of the block: (segment of each, position of its ``L``, whether all of
+    them open their segment). ``mark`` is scratch (left holding the ``L`` bytes)."""
+    n_l = int(np.count_nonzero(np.equal(a, 76, out=mark)))  # 'L'
     fidx, lpos = _frames_at_starts(a, u64, starts)
-    at_starts = len(lpos) == n_l  # every "|Loss: " of the block opens a segment
-    if not at_starts:
-        cand = np.flatnonzero(s2)
-        cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
-        lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG]
-        fidx = np.searchsorted(starts, lpos, "right") - 1
-    frames_all = lpos
-    kept_idx = None  # index into frames_all of each frame kept
-    # collapse stale redraws: consecutive frames whose 8 bytes before "|Loss" are equal
-    if len(lpos) > 1:
-        key = u64[lpos - 9]
-        # the 8 bytes hold a whole ``|{step}`` only when the byte before them is not a digit:
-        # steps of 8 or more digits that end alike are not the same step
-        long = a[lpos - 10] - np.uint8(48) <= 9
-        keep = np.ones(len(lpos), bool)
-        keep[:-1] = (key[1:] != key[:-1]) | long[1:] | long[:-1]
-        # a frame glued to the next one is kept whole (its segment may hold other text)
-        kept_idx = np.flatnonzero(keep)
-        lpos = lpos[kept_idx]
-    q = lpos - 1
-    step, ks, epoch, ke, pipe = _desc_ints(a, u64, q)
+    if len(lpos) == n_l:  # every "|Loss: " of the block opens a segment
+        return fidx, lpos, True
+    cand = np.flatnonzero(mark)
+    cand = cand[(cand > _PAD // 2) & (cand < len(a) - _LOSS_WIDTH - 8)]
+    lpos = cand[(u64[cand - 1] & _MASK7) == _LOSS_TAG]
+    return np.searchsorted(starts, lpos, "right") - 1, lpos, False
+
+
+def _collapse_redraws(a: np.ndarray, u64: np.ndarray, lpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Stale redraws collapsed: consecutive frames whose 8 bytes before ``|Loss`` are equal keep
+    only the last. Returns the frames kept and their indices among all frames."""
+    if len(lpos) < 2:
+        return lpos, np.arange(len(lpos))
+    key = u64[lpos - 9]
+    # the 8 bytes hold a whole ``|{step}`` only when the byte before them is not a digit:
+    # steps of 8 or more digits that end alike are not the same step
+    long = a[lpos - 10] - np.uint8(48) <= 9
+    keep = np.ones(len(lpos), bool)
+    keep[:-1] = (key[1:] != key[:-1]) | long[1:] | long[:-1]
+    kept_idx = np.flatnonzero(keep)
+    return lpos[kept_idx], kept_idx
+
+
+@dataclass
+class _Decoded:
+    """Step, epoch and loss of each frame, and which frames could not be read."""
+
+    good: np.ndarray
+    step: np.ndarray
+    epoch: np.ndarray
+    ks: np.ndarray
+    """Digits of the step."""
+    ke: np.ndarray
+    """Digits of the epoch."""
+    loss: np.ndarray
+    undecoded: np.ndarray
+    """Positions of frames that could not be decoded."""
+    cut: np.ndarray
+    """Positions of frames whose loss has no ``:`` after it on its line."""
+
+
+def _decode(data: bytes | bytearray, a: np.ndarray, u64: np.ndarray, lpos: np.ndarray) -> _Decoded:
+    """Decode the description of each frame: word operations, then Python's ``float`` for the rare
+    loss the word path cannot read exactly."""
+    step, ks, epoch, ke, pipe = _desc_ints(a, u64, lpos - 1)
     good = (ks > 0) & (ks < _STEP_DIGITS) & pipe & (ke > 0) & (ke < _EPOCH_DIGITS)
     loss, exact, term = parse_decimals(a, lpos + 6, _LOSS_WIDTH)
     good &= term
-    slow = np.flatnonzero(good & ~exact)
-    for i in slow.tolist():
+    for i in np.flatnonzero(good & ~exact).tolist():
         v0 = int(lpos[i]) + 6
-        text = data[v0 : data.find(b":", v0)]
         try:
-            loss[i] = float(text)
+            loss[i] = float(data[v0 : data.find(b":", v0)])
         except ValueError:
             good[i] = False
     # frames found by their "|Loss: " tag that could not be decoded are counted, never lost without
     # a word; a frame whose loss is cut (no ':' after it) is only incomplete, unless more follows
     shape = (ks > 0) & pipe & (ke > 0)
-    undecoded = np.flatnonzero(~good & (term | ~shape))
-    cut = np.flatnonzero(~good & ~term & shape)
-    if kept_idx is None:
-        kept_idx = np.arange(len(lpos))
-    bad_pos = lpos[undecoded]
-    cut_pos = lpos[cut]
-    lpos, step, epoch, ks, ke, loss = lpos[good], step[good], epoch[good], ks[good], ke[good], loss[good]
-    kept_idx = kept_idx[good]
+    return _Decoded(good, step, epoch, ks, ke, loss, lpos[~good & (term | ~shape)], lpos[~good & ~term & shape])
 
-    # segments and which of them need line-level parsing
+
+def _text_segments(a: np.ndarray, starts: np.ndarray, ends: np.ndarray, fidx: np.ndarray, n_frames: int,
+                   at_starts: bool, lpos: np.ndarray, desc_len: np.ndarray, kept_idx: np.ndarray
+                   ) -> list[tuple[int, int]]:
+    """The segments the line parser must read: those without a frame, and those whose frames have
+    other text glued before, between or after them (``lpos``/``desc_len``: the frames read)."""
     nseg = len(ends)
     has_bar = np.zeros(nseg, bool)
     dirty = np.zeros(nseg, bool)
-    if len(frames_all):
+    if n_frames:
         has_bar[fidx] = True
-    if len(frames_all) and not at_starts:  # (at segment starts: one clean-started frame per segment)
+    if n_frames and not at_starts:  # (at segment starts: one clean-started frame per segment)
         if len(fidx) > 1:  # several frames in one segment: the later ones are glued on
             dup = np.zeros(len(fidx), bool)
             dup[1:] = fidx[1:] == fidx[:-1]
             dirty[fidx[dup]] = True
         if len(lpos):
             sidx = fidx[kept_idx]
-            frame_start = lpos - 1 - ks - 1 - ke
+            frame_start = lpos - 1 - desc_len
             clean_start = (frame_start == starts[sidx]) | (a[frame_start - 1] == 58)
             dirty[sidx[~clean_start]] = True
     bar_segs = np.flatnonzero(has_bar)
@@ -182,9 +218,13 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
         clean_end = non_trail.any(axis=1) & (last_char == 93)  # ']'
         dirty[bar_segs[~clean_end]] = True
     need = np.flatnonzero(~has_bar | dirty)
-    text_segments = list(zip(starts[need].tolist(), ends[need].tolist(), strict=True))
+    return list(zip(starts[need].tolist(), ends[need].tolist(), strict=True))
 
-    # segments holding "100%|" (epoch ends): a '%' with a '1' three bytes before it, then checked
+
+def _full_segments(a: np.ndarray, u64: np.ndarray, starts: np.ndarray, s1: np.ndarray, s2: np.ndarray
+                   ) -> np.ndarray:
+    """Segments holding ``100%|`` (epoch ends): a '%' with a '1' three bytes before it, then checked
+    (``s1``, ``s2``: scratch)."""
     np.equal(a, 37, out=s1)
     np.equal(a, 49, out=s2)
     np.logical_and(s1[3:], s2[:-3], out=s1[3:])
@@ -192,8 +232,7 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     hits = np.flatnonzero(s1) - 3
     hits = hits[hits < len(u64)]
     hits = hits[(u64[hits] & _MASK5) == _FULL_TAG]
-    full_segs = np.unique(np.searchsorted(starts, hits, "right") - 1)
-    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs, bad_pos, cut_pos)
+    return np.unique(np.searchsorted(starts, hits, "right") - 1)
 
 
 _TRAIL_CHARS = np.zeros(256, bool)

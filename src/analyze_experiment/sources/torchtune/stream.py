@@ -36,6 +36,10 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
 
     ``carry`` is the unfinished last line of the previous chunk; each block handed on ends at
     a line break, so no frame or line is ever split between two blocks.
+
+    Longer than most functions here on purpose: the carry, the skip state of an over-long line
+    and the two bytes before the block are one state, changed together at each step of the loop;
+    split across functions they would have to travel as a bundle of in/out arguments.
     """
     parser = _LineParser(out)
     steps: list[np.ndarray] = []
