@@ -138,13 +138,26 @@ def _collapse_redraws(a: np.ndarray, u64: np.ndarray, lpos: np.ndarray) -> tuple
     if len(lpos) < 2:
         return lpos, np.arange(len(lpos))
     key = u64[lpos - 9]
-    # the 8 bytes hold a whole ``|{step}`` only when the byte before them is not a digit:
-    # steps of 8 or more digits that end alike are not the same step
+    same = key[1:] == key[:-1]
+    # the 8 bytes hold a whole ``|{step}`` only when the byte before them is not a digit: steps
+    # of 8 or more digits that end alike are compared whole (they may differ in a higher digit)
     long = a[lpos - 10] - np.uint8(48) <= 9
+    for i in np.flatnonzero(same & (long[1:] | long[:-1])).tolist():  # rare: compared in full
+        same[i] = _description(a, int(lpos[i])) == _description(a, int(lpos[i + 1]))
     keep = np.ones(len(lpos), bool)
-    keep[:-1] = (key[1:] != key[:-1]) | long[1:] | long[:-1]
+    keep[:-1] = ~same
     kept_idx = np.flatnonzero(keep)
     return lpos[kept_idx], kept_idx
+
+
+def _description(a: np.ndarray, lpos: int) -> bytes:
+    """The ``{epoch}|{step}`` before the tag whose ``L`` is at ``lpos`` (digit runs taken whole)."""
+    i = lpos - 1  # the '|' of "|Loss"
+    for _ in range(2):
+        i -= 1
+        while i > 0 and 48 <= a[i] <= 57:
+            i -= 1
+    return a[i + 1 : lpos - 1].tobytes()
 
 
 @dataclass
