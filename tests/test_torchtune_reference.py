@@ -166,3 +166,20 @@ def test_reference_names_what_it_cannot_read() -> None:
     ref = read_reference(b"\r1|5|Loss: 1.5:\r12345678901|6|Loss: 2.5:\r1|7|Loss: abc:\r1|8|Loss: 4.5")
     assert ref.bar == {5: (1, 1.5)}
     assert (ref.undecoded, ref.first_undecoded, ref.pending_cut) == (2, "12345678901|6|Loss: 2.5:", "1|8|Loss: 4.5")
+
+
+def test_stale_redraws_of_short_steps_are_folded_without_the_slow_comparison(monkeypatch) -> None:
+    """Steps of up to 7 digits sit whole in the 8-byte key: their redraws fold by one compare (the
+    digit-by-digit comparison is only for 8+ digits; running it per frame made reading 6× slower)."""
+    from analyze_experiment.sources.torchtune import scanner
+
+    def refuse(a, lpos):
+        raise AssertionError("compared in full")
+
+    monkeypatch.setattr(scanner, "_description", refuse)
+    steps = [7, 12, 123, 1234, 12345, 123456, 1234567]
+    frames = "".join(f"\r{e}|{s}|Loss: 1.5: 10%|#| 1/8 [00:01<00:07,  1.03s/it]" * 2
+                     for s in steps for e in (3, 12345))
+    out = tt.read_slurm_bytes(frames.encode() + b"\n")
+    assert out.bar_step.tolist() == steps
+    assert out.bar_frames == 4 * len(steps)

@@ -139,9 +139,9 @@ def _collapse_redraws(a: np.ndarray, u64: np.ndarray, lpos: np.ndarray) -> tuple
         return lpos, np.arange(len(lpos))
     key = u64[lpos - 9]
     same = key[1:] == key[:-1]
-    # the 8 bytes hold a whole ``|{step}`` only when the byte before them is not a digit: steps
-    # of 8 or more digits that end alike are compared whole (they may differ in a higher digit)
-    long = a[lpos - 10] - np.uint8(48) <= 9
+    # the 8 bytes hold a whole ``|{step}`` unless they are all digits: steps of 8 or more
+    # digits that end alike are compared whole (they may differ in a higher digit)
+    long = _non_digits(key) == 0
     for i in np.flatnonzero(same & (long[1:] | long[:-1])).tolist():  # rare: compared in full
         same[i] = _description(a, int(lpos[i])) == _description(a, int(lpos[i + 1]))
     keep = np.ones(len(lpos), bool)
