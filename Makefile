@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean
+.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean schema
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -39,11 +39,17 @@ test: $(DEV_STAMP) browser
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -n 2 --dist worksteal -q
 
+## Regenerate the summary.json JSON Schema from its pydantic models (a test checks it is current).
+schema: $(STAMP)
+	$(BIN)/python -c "from analyze_experiment.report.summary_model import write_schema; write_schema()"
+
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests
 
+## Benchmarks (docs/performance.md); BENCH_SIZES=10,100,1000 adds the 1,000-run sweep (about an hour to build once).
+BENCH_SIZES ?= 10,100
 bench: $(DEV_STAMP)
-	$(BIN)/python -m bench
+	BENCH_SIZES=$(BENCH_SIZES) $(BIN)/python -m bench
 
 ## Refresh tests/golden/ (the bundled example's outputs) after an intended change to the report.
 golden: $(DEV_STAMP)

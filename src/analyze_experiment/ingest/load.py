@@ -108,7 +108,7 @@ def load(
         design=design,
         has_design_doc=has_doc,
         runs=runs,
-        train_steps=tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps)),
+        train_steps=tables.compact(tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))),
         train_epochs=tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs)),
         gpu=tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu)),
         eval_logs=eval_logs,
