@@ -86,8 +86,9 @@ def captures(draw) -> str:
             ]))
         elif kind == "bad":  # a description or loss the format does not allow: counted, never read
             step += 1
-            desc = draw(st.sampled_from([f"{epoch}|{step}", f"{draw(huge)}|{step}", f"{epoch}|{draw(huge)}",
-                                         f"x|{step}", f"{epoch}|x", f"{epoch}"]))
+            # each names its own step: the scanner folds a redraw of the same description (tested below)
+            desc = draw(st.sampled_from([f"{epoch}|{step}", f"{draw(huge)}|{step}", f"{epoch}|{10**9 + step}",
+                                         f"x|{step}", f"{epoch}|x{step}", f"{step}"]))
             text += f"{sep}{prefix}{desc}|Loss: {draw(bad_losses)}{tail(step, 8)}"
         elif kind == "cut":  # killed while writing the loss: the line ends inside it
             step += 1
