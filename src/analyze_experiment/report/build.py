@@ -19,6 +19,7 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.metrics import direction_text
 from analyze_experiment.report import fmt
+from analyze_experiment.report.dashboard import annotate
 from analyze_experiment.report.doc import (
     Bullets,
     Code,
@@ -597,7 +598,7 @@ def build_doc(
     note = failed_note(analysis)
     if note is not None:  # Data Quality opens with the failed runs
         sections[-1].blocks.insert(0, note)
-    return ReportDoc(
+    doc = ReportDoc(
         title=f"Experiment report: {exp.design.name}",
         header=_header(exp, command),
         sections=sections,
@@ -606,3 +607,4 @@ def build_doc(
             "summary.json the machine-readable summary; in Python, analyze_experiment.load(path)."
         ),
     )
+    return annotate(doc, exp, analysis)  # row flags, run parameters, metric choices for report.html
