@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.report import fmt
+from analyze_experiment import formatting as fmt
 from analyze_experiment.report.summary_json import clean, dumps
 
 

@@ -29,6 +29,7 @@ from analyze_experiment.report.doc import (
     Code,
     Figure,
     KeyValues,
+    LinkedBullets,
     Paragraph,
     ReportDoc,
     Section,
@@ -87,6 +88,7 @@ class SectionView:
     level: int
     blocks: list[tuple[str, Any]] = field(default_factory=list)
     subsections: list[SectionView] = field(default_factory=list)
+    appendix: bool = False
 
 
 def _finalize(value: Any) -> Any:
@@ -165,11 +167,30 @@ def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | Non
     return view
 
 
-def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids) -> SectionView:
-    view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)))
+def _target_id(target: str, tables: set[str]) -> str:
+    """The element id a link target gets (a table's ``table-<name>``, a section's anchor), as
+    :class:`_Ids` makes it (first use: no suffix)."""
+    base = f"table-{target}" if target in tables else target
+    return re.sub(r"[^a-z0-9_-]+", "-", base.lower()).strip("-") or "x"
+
+
+def _table_names(sections: list[Section]) -> set[str]:
+    out: set[str] = set()
+    for s in sections:
+        for b in s.blocks:
+            if isinstance(b, Table) and b.name:
+                out.add(b.name)
+            elif isinstance(b, Section):
+                out |= _table_names([b])
+    return out
+
+
+def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
+                  tables: set[str] | None = None) -> SectionView:
+    view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)), appendix=s.appendix)
     for b in s.blocks:
         if isinstance(b, Section):
-            sub = _section_view(b, figures, plots_dir, ids)
+            sub = _section_view(b, figures, plots_dir, ids, tables)
             if sub.blocks or sub.subsections:
                 view.blocks.append(("section", sub))
                 view.subsections.append(sub)
@@ -177,6 +198,9 @@ def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | N
             view.blocks.append(("paragraph", b.text))
         elif isinstance(b, Bullets):
             view.blocks.append(("bullets", list(b.items)))
+        elif isinstance(b, LinkedBullets):
+            view.blocks.append(("linked", [[(text, None if target is None else _target_id(target, tables or set()))
+                                            for text, target in item] for item in b.items]))
         elif isinstance(b, KeyValues):
             view.blocks.append(("keyvalues", list(b.items)))
         elif isinstance(b, Code):
@@ -206,7 +230,8 @@ def render_html(doc: ReportDoc, figures: dict[str, go.Figure] | None = None, plo
     figures = figures or {}
     ids = _Ids()
     ids("contents")
-    sections = [v for v in (_section_view(s, figures, plots_dir, ids) for s in doc.sections)
+    tables = _table_names(doc.sections)
+    sections = [v for v in (_section_view(s, figures, plots_dir, ids, tables) for s in doc.sections)
                 if v.blocks or v.subsections]
     has_chart = any(f.interactive in figures for f in _all_figures(doc.sections) if f.interactive)
     return _env().get_template("report.html.j2").render(

@@ -18,6 +18,7 @@ from analyze_experiment import __version__
 from analyze_experiment.analysis import Analysis, Best
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.ingest import validation as val
+from analyze_experiment.report.story import story_summary
 
 SCHEMA_VERSION = 2
 """2: each scorer's metric directions and primary metric (``scorers``), ``direction`` and
@@ -355,6 +356,7 @@ def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = 
         }
     )
     doc.update(clean(scorer_summary(analysis)))
+    doc.update(clean(story_summary(analysis)))
     return doc
 
 
