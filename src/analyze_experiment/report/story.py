@@ -36,6 +36,10 @@ QUESTIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
 key finding of a rule not listed here joins the variables question (the finer points)."""
 
 
+OPENING = frozenset({"failed_key"})
+"""Key findings stated before the questions: what changes how every answer below reads."""
+
+
 def question_of(rule: str) -> str:
     """The short id of the question a finding rule answers (``best``, ``baseline``, …)."""
     for _, qid, rules in QUESTIONS:
@@ -132,9 +136,6 @@ def bottom_line_section(a: Analysis) -> Section | None:
     return Section("Bottom Line", [LinkedBullets(items)], anchor="bottom-line") if items else None
 
 
-HYPOTHESIS_COLUMNS = ("expected", "on", "read from", "evidence", "verdict")
-
-
 def question_section(question: str | None, hypothesis: str | None, variables: list[str], a: Analysis) -> Section | None:
     """``## Question and Hypothesis``: each expectation the design states, its evidence and verdict
     (``hypothesis_verdict`` findings), or why none could be read."""
@@ -143,18 +144,7 @@ def question_section(question: str | None, hypothesis: str | None, variables: li
         return None
     s = Section("Question and Hypothesis", anchor="question-and-hypothesis")
     if found:
-        rows = []
-        for f in found:
-            d = f.data
-            source = {"yaml": "the design's hypotheses list"}.get(str(d.get("source")), f"the {d.get('source')} text")
-            if d.get("unsure"):
-                source += f" (unsure: {d['unsure']})"
-            rows.append({"expected": d.get("expectation"), "on": f"{d.get('task')} ({d.get('scorer')} {d.get('metric')})",
-                         "read from": source, "evidence": f"{d.get('why')}; {d.get('evidence')}",
-                         "verdict": d.get("verdict")})
-        s.blocks.append(Table(pd.DataFrame(rows, columns=list(HYPOTHESIS_COLUMNS)).astype(str),
-                              caption="The design's expectations, answered from the registered tests",
-                              name="hypotheses"))
+        s.blocks.append(Bullets([f.text for f in found]))
     if hypothesis and not any(f.data.get("source") in ("hypothesis", "yaml") for f in found):
         s.blocks.append(Paragraph(
             f"The hypothesis names none of the swept variables ({', '.join(variables) or 'none'}), so it is not "
@@ -169,6 +159,10 @@ def key_findings_section(a: Analysis) -> Section:
     s = Section("Key Findings", anchor="key-findings")
     story = [f for f in a.findings if f.section in ("best_performers", "key_findings") and on_lead(a, f, keys)]
     story = [f for f in story if not _restated(f, story)]
+    opening = [f.text for f in story if f.rule in OPENING]
+    if opening:  # failed runs change how every finding below reads
+        s.blocks.append(Bullets(opening))
+    story = [f for f in story if f.rule not in OPENING]
     for title, qid, _ in QUESTIONS:
         texts = [f.text for f in story if question_of(f.rule) == qid]
         if texts:
