@@ -29,14 +29,14 @@ QUESTIONS: tuple[tuple[str, str, frozenset[str]], ...] = (
         "anova_effect", "anova_no_effect", "effect_confounded", "marginal_effect", "diminishing_returns",
         "no_significant_step", "epoch_effect", "seed_comparison", "seed_spread", "gain_heterogeneous"})),
     ("Was training healthy", "health", frozenset({
-        "failed_key", "failed_run", "outlier", "suspicious_eval", "overfitting", "saturated", "parse_failures",
+        "failed_runs_excluded", "failed_runs_included", "outlier", "suspicious_eval", "overfitting", "saturated", "parse_failures",
         "no_evals"})),
 )
 """Key Findings' questions, in order: title, short id, and the finding rules that answer each. A
 key finding of a rule not listed here joins the variables question (the finer points)."""
 
 
-OPENING = frozenset({"failed_key"})
+OPENING = frozenset({"failed_runs_excluded", "failed_runs_included"})
 """Key findings stated before the questions: what changes how every answer below reads."""
 
 
