@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser calibrate clean
+.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,10 @@ lint: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m bench
+
+## Refresh tests/golden/ (the bundled example's outputs) after an intended change to the report.
+golden: $(DEV_STAMP)
+	$(BIN)/python -m tests.golden
 
 fuzz: $(DEV_STAMP)
 	$(BIN)/python -m tests.fuzz.run_full
