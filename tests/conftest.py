@@ -86,3 +86,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:
             tr.write_line(f"tests/fixtures was modified by the test run: {', '.join(changed[:10])}", red=True)
+
+
+# --- which tests are slow -------------------------------------------------------------------------
+# End-to-end tests (the CLI or the whole pipeline on a built example), browser tests and statistical
+# simulations are marked ``slow``: ``pytest -m "not slow"`` is then the quick unit subset (used while
+# landing a change, together with tests/test_golden.py, which runs the whole pipeline once), and
+# ``make test`` runs everything.
+_SLOW_FILES = frozenset({
+    "test_attempts.py", "test_cache.py", "test_calibration.py", "test_catalog.py", "test_cli_e2e.py",
+    "test_compare.py", "test_demo.py", "test_design_types.py", "test_eval_faults.py", "test_executor.py",
+    "test_export.py", "test_export_wandb.py", "test_golden.py", "test_html_browser.py",
+    "test_metric_directions.py", "test_output_faults.py", "test_pipeline.py", "test_planned_found.py",
+    "test_plot_command.py", "test_plots.py", "test_progress.py", "test_proportion_intervals.py",
+    "test_references.py", "test_retrospective.py", "test_run_health.py", "test_safety.py",
+    "test_scorer_kinds_cli.py", "test_seed_configs.py", "test_show.py", "test_stats_simulation.py",
+    "test_unread_frames.py", "test_unreadable.py", "test_untrusted.py",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in _SLOW_FILES:
+            item.add_marker(pytest.mark.slow)

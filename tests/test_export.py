@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyze_experiment.export import ExportError, all_tables, export_tables, latex_escape
-from analyze_experiment.write import parquet_safe
+from analyze_experiment.export import ExportError, all_tables, export_tables, latex_escape, parquet_safe
 from report_fixtures import CONTROL, EVIL, make_analysis, make_experiment
 
 

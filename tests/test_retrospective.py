@@ -18,7 +18,7 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.cli import analyze
 from analyze_experiment.report.doc import Code, KeyValues, ReportDoc, Section
 from analyze_experiment.report.markdown import render_markdown
-from analyze_experiment.stats.retrospective import cost_facts
+from analyze_experiment.report.retrospective import cost_facts
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_next_design_rules_on_known_findings():
     gap too small to test fixed at the production pick's level, seeds from the power need."""
     from analyze_experiment.analysis import Best, Finding
     from analyze_experiment.experiment import Design, RunSpec
-    from analyze_experiment.stats.retrospective import next_design
+    from analyze_experiment.report.retrospective import next_design
 
     a = Analysis()
     a.best = [Best("qa", "match", "accuracy", "r16_lr4", 1.0, 0.9, 0.85, 0.95, False, "")]

@@ -233,7 +233,7 @@ class Analysis:
 
     next_design: dict[str, Any] = field(default_factory=dict)
     """The follow-up sweep the retrospective drafts (an upstream ``experiment_summary.yaml``
-    mapping; :mod:`analyze_experiment.stats.retrospective`)."""
+    mapping; :mod:`analyze_experiment.report.retrospective`)."""
 
     @property
     def claims(self) -> list[Finding]:

@@ -264,14 +264,14 @@ def _cache_for(experiment_dir: Path, out_dir: Path | None, cache_dir: Path | Non
     folder holds something that is not ours (the report is then refused, and nothing may be
     created inside it first)."""
     from analyze_experiment.ingest.cache import CACHE_DIR_NAME, Cache
-    from analyze_experiment.write import _ours
+    from analyze_experiment.output import is_previous_report
 
     if no_cache:
         return None
     if cache_dir is not None:
         return Cache(cache_dir.expanduser().resolve())
     out = (out_dir if out_dir is not None else experiment_dir / "analysis").expanduser()
-    if not experiment_dir.is_dir() or (out.is_dir() and any(out.iterdir()) and not _ours(out)):
+    if not experiment_dir.is_dir() or (out.is_dir() and any(out.iterdir()) and not is_previous_report(out)):
         return None
     if out.exists() and not out.is_dir():
         return None
@@ -322,8 +322,8 @@ def _report_cached(experiment_dir, out_dir, fmts, as_json, quiet, options, cache
 
 def _report_with(experiment_dir, out_dir, fmts, as_json, quiet, options, cache, executor, svg, bar, start
                  ) -> tuple[int, int]:
-    from analyze_experiment.output import OutputError, OutputNotWritable
-    from analyze_experiment.write import UnsafeOutput, write_report
+    from analyze_experiment.output import OutputError, OutputNotWritable, UnsafeOutput
+    from analyze_experiment.write import write_report
 
     exp = _load(experiment_dir, quiet, cache, executor, bar)
     if not exp.analysable:

@@ -1,8 +1,10 @@
-"""The statistics stage: :func:`analyze` builds an :class:`Analysis` from an Experiment."""
+"""Conclusions: run every statistical procedure over the experiment, register each claim in one
+error-control plan, and have report/findings word them. :func:`analyze` builds the :class:`Analysis`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import pandas as pd
@@ -10,6 +12,7 @@ import pandas as pd
 from analyze_experiment.analysis import COMPARISONS, EQUIVALENCE, INTERVALS, Analysis, Best
 from analyze_experiment.experiment import Experiment, Options
 from analyze_experiment.report.findings import build_findings
+from analyze_experiment.report.retrospective import retrospective
 from analyze_experiment.stats import health
 from analyze_experiment.stats.candidates import Family, build_families, label
 from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
@@ -28,7 +31,6 @@ from analyze_experiment.stats.outliers import group_outliers, loss_curve_outlier
 from analyze_experiment.stats.plan import add_family, apply_plan, primary_keys
 from analyze_experiment.stats.production import failed_set, noninferiority_table
 from analyze_experiment.stats.references import reference_table
-from analyze_experiment.stats.retrospective import retrospective
 from analyze_experiment.stats.scorer_kinds import ScorerTables, discrimination_keys, scorer_tables
 from analyze_experiment.stats.seeds import config_labels, seed_aware_best, seed_tables, seed_variable
 from analyze_experiment.stats.selection import selection_adjusted
@@ -156,6 +158,41 @@ def _references(experiment: Experiment, a: Analysis, families: list[Family], pri
                                    True)
 
 
+@dataclass
+class _Sweep:
+    """What every step of :func:`analyze` reads: the experiment seen once, failed runs known."""
+
+    experiment: Experiment
+    options: Options
+    runs: pd.DataFrame
+    baselines: list[str]
+    variables: list[str]
+    seed_var: str | None
+    excluded: set[str]
+    """Failed runs, left out of every family unless ``--include-failed``."""
+    all_families: list[Family]
+    families: list[Family]
+    """The families that decide: ``all_families`` without the failed runs' candidates."""
+    metric_table: pd.DataFrame
+    failed_runs: pd.DataFrame
+    values: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Intervals of the runs that decide."""
+    configs: pd.Series = field(default_factory=lambda: pd.Series(dtype=object))
+    primary: set = field(default_factory=set)
+    """The confirmatory task × scorer × metric keys."""
+
+    @property
+    def factors(self) -> list[str]:
+        return [v for v in self.variables if v != self.seed_var]
+
+    @property
+    def alpha(self) -> float:
+        return 1 - self.options.confidence
+
+    def guarded(self, what: str, fn: Callable[[], T], default: T) -> T:
+        return _guarded(self.experiment, what, fn, default)
+
+
 def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     """Every statistic of the report, computed once from the experiment's tidy tables.
 
@@ -164,6 +201,11 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     without evaluations gives an empty Analysis whose findings say so. Permutation and
     bootstrap results are reproducible with ``options.seed``.
 
+    The steps, in order: the families and their paired tests; the sweep-level tables (seeds,
+    effects, ANOVA, cost, outliers); one error-control plan for the whole report; the best of
+    each family re-read from that plan; the tests that need the best (non-inferiority,
+    references, seeds); last the sentences, worded from the registered claims.
+
     Args:
         experiment: the loaded experiment.
         options: analysis settings (confidence, clusters, baselines, margin, cost, seed).
@@ -171,149 +213,183 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     Returns:
         The :class:`~analyze_experiment.analysis.Analysis`.
     """
-    options = options or Options()
-    conf = options.confidence
+    s = _sweep(experiment, options or Options())
+    a = _family_tests(s)
+    _sweep_tables(s, a)
+    _error_control(s, a)
+    a.best = [_reread_best(s, a, b) for b in a.best]
+    _tests_of_the_best(s, a)
+    _words(s, a)
+    return a
+
+
+def _sweep(experiment: Experiment, options: Options) -> _Sweep:
+    """Runs, baselines, variables and families. Run health gates inference: failed runs'
+    candidates stay in the interval table (marked in the report) but are dropped from every
+    family before anything is ranked (stats/health.py)."""
     runs = _runs(experiment)
-    baselines = baseline_runs(experiment, options)
     variables = variables_of(experiment)
-    seed_var = seed_variable(variables)
-    factors = [v for v in variables if v != seed_var]
-    # run health gates inference: failed runs' candidates stay in the interval table (marked in
-    # the report) but are dropped from every family before anything is ranked (stats/health.py)
     failed_runs = health.failed_runs(runs)
     excluded = set() if options.include_failed else failed_set(failed_runs)
     all_families, metric_table = derive_families(experiment, options, build_families(experiment, options))
     families = health.without(all_families, excluded)
-    _warn_few_clusters(experiment, families, options, 1 - conf)
+    _warn_few_clusters(experiment, families, options, 1 - options.confidence)
+    return _Sweep(experiment, options, runs, baseline_runs(experiment, options), variables,
+                  seed_variable(variables), excluded, all_families, families, metric_table, failed_runs)
 
+
+def _family_tests(s: _Sweep) -> Analysis:
+    """Intervals of every family; paired comparisons, equivalence and the best of each ranked one."""
+    conf, options = s.options.confidence, s.options
     intervals, comparisons, equivalence, best, power, pair_rows = [], [], [], [], [], []
-    for fam in all_families:
-        if excluded:
-            intervals.append(family_intervals(fam, conf))
-    for fam in families:
+    if s.excluded:  # every candidate keeps its interval; only the deciding families are tested
+        intervals += [family_intervals(fam, conf) for fam in s.all_families]
+    for fam in s.families:
         iv = family_intervals(fam, conf)
+        if not s.excluded:
+            intervals.append(iv)
         if fam.direction == "descriptive":  # described (value, interval), never ranked or tested
-            if not excluded:
-                intervals.append(iv)
             continue
         comp, eq, b, pw = family_comparisons(
-            fam, iv, baselines, confidence=conf, margin=_margin(fam, iv, options),
+            fam, iv, s.baselines, confidence=conf, margin=_margin(fam, iv, options),
             n_resamples=options.n_permutations, seed=options.seed, pairs_out=pair_rows,
         )
-        if not excluded:
-            intervals.append(iv)
         comparisons.append(comp)
         equivalence.append(eq)
-        if b is not None:
-            best.append(b)
-        if pw is not None:
-            power.append(pw)
+        best += [b] if b is not None else []
+        power += [pw] if pw is not None else []
     a = Analysis(confidence=conf)
-    a.facts = getattr(experiment, "facts", a.facts)
+    a.facts = getattr(s.experiment, "facts", a.facts)
     a.intervals = _concat(intervals, INTERVALS)
     a.comparisons = _concat(comparisons, COMPARISONS)
     a.equivalence = _concat(equivalence, EQUIVALENCE)
     a.pair_tests = pd.DataFrame(pair_rows, columns=PAIR_TESTS)
     a.best, a.power = best, power
-    a.failed_runs, a.include_failed = failed_runs, options.include_failed
-    a.metrics = metric_table
-    a.intervals = mark_saturated(a.intervals, metric_table)
-    a.continuous = _guarded(experiment, "continuous scorers", lambda: continuous_table(experiment, conf),
-                            a.continuous)
-    _guarded(experiment, "parse-failure warnings", lambda: warn_continuous(experiment, a.continuous), None)
+    a.failed_runs, a.include_failed = s.failed_runs, options.include_failed
+    a.metrics = s.metric_table
+    a.intervals = mark_saturated(a.intervals, s.metric_table)
+    a.continuous = s.guarded("continuous scorers", lambda: continuous_table(s.experiment, conf), a.continuous)
+    s.guarded("parse-failure warnings", lambda: warn_continuous(s.experiment, a.continuous), None)
+    s.values = a.intervals[~a.intervals["run"].astype(str).isin(s.excluded)] if s.excluded else a.intervals
+    return a
 
-    values = a.intervals[~a.intervals["run"].astype(str).isin(excluded)] if excluded else a.intervals
-    train_steps, eval_samples = experiment.train_steps, experiment.eval_samples
-    if excluded and train_steps is not None and "run" in train_steps.columns:
-        train_steps = train_steps[~train_steps["run"].astype(str).isin(excluded)]
-    if excluded and eval_samples is not None and "run" in eval_samples.columns:
-        eval_samples = eval_samples[~eval_samples["run"].astype(str).isin(excluded)]
-    ft = runs[runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in runs.columns]]]
-    configs = pd.Series(dtype=object)
-    if not values.empty:
-        configs = _guarded(experiment, "seed replicate groups", lambda: config_labels(runs, variables),
-                           pd.Series(dtype=object))
-        a.configs = configs
-        a.seeds, a.seed_comparisons = _guarded(
-            experiment, "seed statistics",
-            lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
-            (a.seeds, a.seed_comparisons))
-        a.effects = _guarded(experiment, "main effects",
-                             lambda: main_effects(values, ft, factors, conf, families, configs), a.effects)
-        # a mean of accuracies is an accuracy: its interval stays in [0, 1] (issue 11)
-        proportions = {(f.task, f.scorer, f.metric) for f in families if is_proportion(f.metric, f.binary)}
-        a.seeds, a.effects = bounded_rows(a.seeds, proportions), bounded_rows(a.effects, proportions)
-        a.anova, a.anova_note = _guarded(experiment, "ANOVA", lambda: anova(values, ft, factors, families),
-                                         (a.anova, None))
-        a.diminishing = _guarded(experiment, "diminishing returns", lambda: diminishing_returns(
-            families, values, ft, factors, confidence=conf, n_resamples=options.n_permutations,
-            seed=options.seed), a.diminishing)
-        a.pareto = _guarded(experiment, "cost and Pareto front",
-                            lambda: pareto_table(values, runs, options.gpu_hour_cost), a.pareto)
-        a.outliers = _guarded(experiment, "outliers", lambda: pd.concat(
-            [group_outliers(values, configs, runs), loss_curve_outliers(train_steps, configs),
-             suspicious_evals(eval_samples, values, experiment.eval_logs)], ignore_index=True),
-            a.outliers)
-    # one error-control plan for the whole report, then every verdict is re-read from it
-    keys = [(f.task, f.scorer, f.metric) for f in families]
-    scorer_order = list(experiment.design.scorers)
-    primary = primary_keys(keys, confirmatory_table(a.metrics, scorer_order), scorer_order, options.confirmatory)
-    sk = _guarded(experiment, "risk, two-class and subgroup tables", lambda: scorer_tables(
-        experiment.eval_samples, experiment.eval_scores, families, a.best, primary, baselines, conf, excluded),
-        ScorerTables())
+
+def _without_failed(frame: pd.DataFrame | None, excluded: set[str]) -> pd.DataFrame | None:
+    if excluded and frame is not None and "run" in frame.columns:
+        return frame[~frame["run"].astype(str).isin(excluded)]
+    return frame
+
+
+def _sweep_tables(s: _Sweep, a: Analysis) -> None:
+    """Seed replicates, main effects, ANOVA, diminishing returns, cost and outliers (in place)."""
+    if s.values.empty:
+        return
+    conf, options, values, factors = s.options.confidence, s.options, s.values, s.factors
+    train_steps = _without_failed(s.experiment.train_steps, s.excluded)
+    eval_samples = _without_failed(s.experiment.eval_samples, s.excluded)
+    ft = s.runs[s.runs["type"] == "fine-tuned"][["run", *[v for v in factors if v in s.runs.columns]]]
+    s.configs = configs = s.guarded("seed replicate groups", lambda: config_labels(s.runs, s.variables),
+                                    pd.Series(dtype=object))
+    a.configs = configs
+    a.seeds, a.seed_comparisons = s.guarded(
+        "seed statistics",
+        lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
+        (a.seeds, a.seed_comparisons))
+    a.effects = s.guarded("main effects", lambda: main_effects(values, ft, factors, conf, s.families, configs),
+                          a.effects)
+    # a mean of accuracies is an accuracy: its interval stays in [0, 1] (issue 11)
+    proportions = {(f.task, f.scorer, f.metric) for f in s.families if is_proportion(f.metric, f.binary)}
+    a.seeds, a.effects = bounded_rows(a.seeds, proportions), bounded_rows(a.effects, proportions)
+    a.anova, a.anova_note = s.guarded("ANOVA", lambda: anova(values, ft, factors, s.families), (a.anova, None))
+    a.diminishing = s.guarded("diminishing returns", lambda: diminishing_returns(
+        s.families, values, ft, factors, confidence=conf, n_resamples=options.n_permutations,
+        seed=options.seed), a.diminishing)
+    a.pareto = s.guarded("cost and Pareto front", lambda: pareto_table(values, s.runs, options.gpu_hour_cost),
+                         a.pareto)
+    a.outliers = s.guarded("outliers", lambda: pd.concat(
+        [group_outliers(values, configs, s.runs), loss_curve_outliers(train_steps, configs),
+         suspicious_evals(eval_samples, values, s.experiment.eval_logs)], ignore_index=True), a.outliers)
+
+
+def _error_control(s: _Sweep, a: Analysis) -> None:
+    """One error-control plan for the whole report (every verdict is re-read from it); the
+    scorer-kind tables (risk, two-class, subgroups) first, as their tests join the plan."""
+    keys = [(f.task, f.scorer, f.metric) for f in s.families]
+    scorer_order = list(s.experiment.design.scorers)
+    s.primary = primary = primary_keys(keys, confirmatory_table(a.metrics, scorer_order), scorer_order,
+                                       s.options.confirmatory)
+    sk = s.guarded("risk, two-class and subgroup tables", lambda: scorer_tables(
+        s.experiment.eval_samples, s.experiment.eval_scores, s.families, a.best, primary, s.baselines,
+        s.options.confidence, s.excluded), ScorerTables())
     a.risk, a.auc_tests, a.risk_curves = sk.risk, sk.auc_tests, sk.risk_curves
     a.classification, a.subgroups, a.subgroup_tests = sk.classification, sk.subgroups, sk.subgroup_tests
-    plan_keys = primary | discrimination_keys(a.auc_tests, primary, options.confirmatory)
-    a.families = apply_plan(a, plan_keys, 1 - conf)
+    plan_keys = primary | discrimination_keys(a.auc_tests, primary, s.options.confirmatory)
+    a.families = apply_plan(a, plan_keys, s.alpha)
     if "p_value" in a.outliers.columns:  # keep the tested seeds that are outliers, and every other flag
         tested = a.outliers["kind"].isin(["metric", "loss", "loss_curve"])
         sig = a.outliers.get("significant", pd.Series(False, index=a.outliers.index))
         a.outliers = a.outliers[~tested | sig.fillna(False).astype(bool)].reset_index(drop=True)
-    fam_by_key = {(f.task, f.scorer, f.metric): f for f in families}
-    rebuilt = []
-    for b in a.best:
-        fam = fam_by_key[(b.task, b.scorer, b.metric)]
-        comp = a.comparisons[(a.comparisons["task"] == b.task) & (a.comparisons["scorer"] == b.scorer)
-                             & (a.comparisons["metric"] == b.metric)] if not a.comparisons.empty else a.comparisons
-        iv = values[(values["task"] == b.task) & (values["scorer"] == b.scorer) & (values["metric"] == b.metric)]
-        nb = best_record(fam, iv, comp, 1 - conf, b)
-        if (b.task, b.scorer, b.metric) not in primary:
-            nb.clear_winner = False
-            nb.reason = (f"{b.scorer} {b.metric} is a secondary metric here, described but not tested "
-                         "(--confirmatory all makes it confirmatory)")
-        _guarded(experiment, "winner's curse adjustment", lambda fam=fam, nb=nb: _adjust_selection(fam, nb, options),
-                 None)
-        rebuilt.append(nb)
-    a.best = rebuilt
-    a.failed_ahead = _guarded(experiment, "failed runs ahead of the best",
-                              lambda: health.ahead_of_best(families, a.intervals, a.best, excluded), a.failed_ahead)
-    a.noninferiority = _guarded(experiment, "non-inferiority tests", lambda: noninferiority_table(
-        families, a.best, margin=options.margin, alpha=1 - conf, confirmatory=primary,
+
+
+def _reread_best(s: _Sweep, a: Analysis, b: Best) -> Best:
+    """The best of one family re-read from the plan's adjusted p-values; a secondary metric is
+    described, never a winner; the winner's-curse adjustment added."""
+    key = (b.task, b.scorer, b.metric)
+    fam = {(f.task, f.scorer, f.metric): f for f in s.families}[key]
+    comp = a.comparisons
+    if not comp.empty:
+        comp = comp[(comp["task"] == b.task) & (comp["scorer"] == b.scorer) & (comp["metric"] == b.metric)]
+    v = s.values
+    iv = v[(v["task"] == b.task) & (v["scorer"] == b.scorer) & (v["metric"] == b.metric)]
+    nb = best_record(fam, iv, comp, s.alpha, b)
+    if key not in s.primary:
+        nb.clear_winner = False
+        nb.reason = (f"{b.scorer} {b.metric} is a secondary metric here, described but not tested "
+                     "(--confirmatory all makes it confirmatory)")
+    s.guarded("winner's curse adjustment", lambda: _adjust_selection(fam, nb, s.options), None)
+    return nb
+
+
+def _tests_of_the_best(s: _Sweep, a: Analysis) -> None:
+    """Failed runs that would rank first, non-inferiority of cheaper runs, reference numbers and
+    the seed-level check of the best — each registered as its own family."""
+    a.failed_ahead = s.guarded("failed runs ahead of the best",
+                               lambda: health.ahead_of_best(s.families, a.intervals, a.best, s.excluded),
+                               a.failed_ahead)
+    a.noninferiority = s.guarded("non-inferiority tests", lambda: noninferiority_table(
+        s.families, a.best, margin=s.options.margin, alpha=s.alpha, confirmatory=s.primary,
         failed=failed_set(a.failed_runs)), a.noninferiority)
     ni = a.noninferiority
     if not ni.empty:
         for _, g in ni.groupby("family", sort=True):
-            a.families, _ = add_family(a.families, "non-inferiority", (str(g["task"].iloc[0]), str(g["scorer"].iloc[0]),
-                                       str(g["metric"].iloc[0])), len(g), 1 - conf, bool(g["confirmatory"].iloc[0]))
-    _guarded(experiment, "reference numbers", lambda: _references(experiment, a, families, primary, options), None)
-    if not values.empty:
-        _guarded(experiment, "seed-level check of the best",
-                 lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, configs), None)
+            key = (str(g["task"].iloc[0]), str(g["scorer"].iloc[0]), str(g["metric"].iloc[0]))
+            a.families, _ = add_family(a.families, "non-inferiority", key, len(g), s.alpha,
+                                       bool(g["confirmatory"].iloc[0]))
+    s.guarded("reference numbers", lambda: _references(s.experiment, a, s.families, s.primary, s.options), None)
+    if not s.values.empty:
+        s.guarded("seed-level check of the best",
+                  lambda: seed_aware_best(a.best, a.seeds, a.seed_comparisons, s.configs), None)
+
+
+def _words(s: _Sweep, a: Analysis) -> None:
+    """The findings, worded by report/findings.py from the registered claims, then the
+    retrospective (what the sweep settled, what it cost, the next design)."""
+    experiment = s.experiment
+
     def skipped(rule: str, err: Exception) -> None:
         experiment.diagnostics.warn(None, f"statistics: findings rule {rule} failed ({type(err).__name__}: "
                                     f"{err}); its sentences are left out of the report", stage="stats")
 
     from analyze_experiment.ingest.design_hypotheses import design_hypotheses
 
-    a.findings = build_findings(a, runs=runs, variables=factors, baselines=baselines, options=options,
-                                seed_var=seed_var, train_steps=experiment.train_steps, on_error=skipped,
-                                hypotheses=design_hypotheses(experiment.design, _levels(experiment, factors)))
-    retro = None
-    if not a.intervals.empty:  # with nothing evaluated there is nothing settled to look back on
-        retro = _guarded(experiment, "retrospective", lambda: retrospective(
-            a, runs, experiment.design, variables, seed_var, options.gpu_hour_cost,
-            getattr(experiment, "facts", None), getattr(experiment, "planned_vs_found", None)), None)
+    a.findings = build_findings(a, runs=s.runs, variables=s.factors, baselines=s.baselines, options=s.options,
+                                seed_var=s.seed_var, train_steps=experiment.train_steps, on_error=skipped,
+                                hypotheses=design_hypotheses(experiment.design, _levels(experiment, s.factors)))
+    if a.intervals.empty:  # with nothing evaluated there is nothing settled to look back on
+        return
+    retro = s.guarded("retrospective", lambda: retrospective(
+        a, s.runs, experiment.design, s.variables, s.seed_var, s.options.gpu_hour_cost,
+        getattr(experiment, "facts", None), getattr(experiment, "planned_vs_found", None)), None)
     if retro is not None:
         a.findings += retro[0]
         a.next_design = retro[1]
-    return a

@@ -29,11 +29,66 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.report.markdown import markdown_table
 from analyze_experiment.report.plots._select import Target, safe_stem, targets
-from analyze_experiment.write import analysis_tables, parquet_safe
 
 ExportFormat = Literal["csv", "latex", "json", "parquet", "markdown", "md"]
 FORMATS: tuple[str, ...] = ("csv", "latex", "json", "parquet", "markdown", "md")
 """``md`` is ``markdown`` (the extension users type)."""
+
+SCORER_TABLES = ("risk", "auc_tests", "risk_curves", "classification", "subgroups", "subgroup_tests")
+"""Tables of the scorer kinds (stats/scorer_kinds.py), written only when a sweep has them."""
+
+
+def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
+    """The statistics tables by name (for CSV output and exports)."""
+    from analyze_experiment.stats.health import FAILED_RUNS
+
+    failed = analysis.failed_runs
+    return {
+        "intervals": analysis.intervals,
+        "comparisons": analysis.comparisons,
+        "seeds": analysis.seeds,
+        "seed_comparisons": analysis.seed_comparisons,
+        "effects": analysis.effects,
+        "anova": analysis.anova,
+        "diminishing": analysis.diminishing,
+        "pareto": analysis.pareto,
+        "equivalence": analysis.equivalence,
+        "outliers": analysis.outliers,
+        "references": analysis.references,
+        "failed_runs": failed if len(failed.columns) else pd.DataFrame(columns=FAILED_RUNS),
+        **{name: getattr(analysis, name) for name in SCORER_TABLES if len(getattr(analysis, name, ()))},
+    }
+
+
+def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns with mixed types become strings (Parquet wants one type per column)."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            kinds = {type(v) for v in out[c].dropna()}
+            if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
+                out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+    return out
+
+
+def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
+    """``tables/*.csv`` (tidy + statistics) and ``data/*.parquet`` (tidy + statistics: typed,
+    for pandas, DuckDB and the cross-experiment catalog, :mod:`analyze_experiment.catalog`)."""
+    written = []
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
+        p = out / "tables" / f"{name}.csv"
+        df.to_csv(p, index=False)
+        written.append(p)
+    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
+        if not len(df.columns):
+            continue
+        p = out / "data" / f"{name}.parquet"
+        parquet_safe(df).to_parquet(p, index=False)
+        written.append(p)
+    return written
+
 
 
 class ExportError(ValueError):

@@ -35,6 +35,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from analyze_experiment.experiment import Experiment
 
 TMP_PREFIX = ".analyze-experiment-tmp-"
 OLD_PREFIX = ".analyze-experiment-old-"
@@ -319,3 +323,61 @@ def move_cache(previous: Path, new: Path) -> None:
         os.rename(src, new / CACHE_NAME)
     except OSError:
         return
+
+
+# --- which folders may be replaced ------------------------------------------------------------
+OUTPUT_MARKER = ".analyze-experiment-output"
+"""Written into every output folder: only a folder holding it (or an empty one) is replaced."""
+
+
+class UnsafeOutput(ValueError):
+    """The output folder would replace something that is not ours (a usage error)."""
+
+
+def is_previous_report(folder: Path) -> bool:
+    """A previous report: our marker, or a summary.json we wrote."""
+    if (folder / OUTPUT_MARKER).exists() or (folder / MANIFEST_NAME).exists():
+        return True
+    if {p.name for p in folder.iterdir()} <= {CACHE_NAME}:
+        return True  # only our cache (made by the reading stage before the first report)
+    try:
+        import json
+
+        return json.loads((folder / "summary.json").read_text())["generated_by"]["tool"] == "analyze-experiment"
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def check_out_dir(exp: Experiment, out: Path) -> None:
+    """Refuse output folders whose replacement would destroy inputs or a user's files.
+
+    The folder is swapped out wholesale, so it must not be the experiment (or hold it), must
+    not be inside a run directory (inputs stay untouched), and must be absent, empty, or a
+    previous report of ours.
+    """
+    root = exp.root.resolve()
+    out = out.resolve()
+    if out == root or root.is_relative_to(out):
+        raise UnsafeOutput(f"{out} contains the experiment itself; choose a folder for the report only")
+    run_dirs = [root / d for d in exp.runs["run_dir"].dropna()] if len(exp.runs) else []
+    for d in run_dirs:
+        if out.is_relative_to(d.resolve()):
+            raise UnsafeOutput(f"{out} is inside the run directory {d.name}; run directories are inputs")
+    if out.is_dir() and any(out.iterdir()) and not is_previous_report(out):
+        names = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        raise UnsafeOutput(
+            f"{out} is not empty ({shown}) and was not written by analyze-experiment; nothing was changed. "
+            "Choose a new or empty folder"
+        )
+    existing = out.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    from analyze_experiment.runlog import writable
+
+    if not writable(existing):
+        where = "the experiment directory" if out.parent == root else "the folder"
+        raise OutputNotWritable(
+            13, f"{where} {existing} is read-only: cannot write the report to {out}; "
+            "choose a writable folder with --out DIR"
+        )

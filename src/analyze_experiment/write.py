@@ -15,20 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pandas as pd
-
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.conclude import analyze
 from analyze_experiment.experiment import Experiment, Options
+from analyze_experiment.export import write_tables
 from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.output import (
-    CACHE_NAME,
-    MANIFEST_NAME,
+    OUTPUT_MARKER,
     READ_ONLY_ERRNOS,
     WRITE_ERRNOS,
-    OutputNotWritable,
+    CarryOver,
     atomic_dir,
     carry_over,
+    check_out_dir,
     find_user_files,
     move_cache,
     read_manifest,
@@ -44,64 +43,6 @@ T = TypeVar("T")
 
 FORMATS = ("md", "html")
 
-SCORER_TABLES = ("risk", "auc_tests", "risk_curves", "classification", "subgroups", "subgroup_tests")
-"""Tables of the scorer kinds (stats/scorer_kinds.py), written only when a sweep has them."""
-
-OUTPUT_MARKER = ".analyze-experiment-output"
-"""Written into every output folder: only a folder holding it (or an empty one) is replaced."""
-
-
-class UnsafeOutput(ValueError):
-    """The output folder would replace something that is not ours (a usage error)."""
-
-
-def _ours(folder: Path) -> bool:
-    """A previous report: our marker, or a summary.json we wrote."""
-    if (folder / OUTPUT_MARKER).exists() or (folder / MANIFEST_NAME).exists():
-        return True
-    if {p.name for p in folder.iterdir()} <= {CACHE_NAME}:
-        return True  # only our cache (made by the reading stage before the first report)
-    try:
-        import json
-
-        return json.loads((folder / "summary.json").read_text())["generated_by"]["tool"] == "analyze-experiment"
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def check_out_dir(exp: Experiment, out: Path) -> None:
-    """Refuse output folders whose replacement would destroy inputs or a user's files.
-
-    The folder is swapped out wholesale, so it must not be the experiment (or hold it), must
-    not be inside a run directory (inputs stay untouched), and must be absent, empty, or a
-    previous report of ours.
-    """
-    root = exp.root.resolve()
-    out = out.resolve()
-    if out == root or root.is_relative_to(out):
-        raise UnsafeOutput(f"{out} contains the experiment itself; choose a folder for the report only")
-    run_dirs = [root / d for d in exp.runs["run_dir"].dropna()] if len(exp.runs) else []
-    for d in run_dirs:
-        if out.is_relative_to(d.resolve()):
-            raise UnsafeOutput(f"{out} is inside the run directory {d.name}; run directories are inputs")
-    if out.is_dir() and any(out.iterdir()) and not _ours(out):
-        names = sorted(p.name for p in out.iterdir())
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        raise UnsafeOutput(
-            f"{out} is not empty ({shown}) and was not written by analyze-experiment; nothing was changed. "
-            "Choose a new or empty folder"
-        )
-    existing = out.parent
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not writable(existing):
-        where = "the experiment directory" if out.parent == root else "the folder"
-        raise OutputNotWritable(
-            13, f"{where} {existing} is read-only: cannot write the report to {out}; "
-            "choose a writable folder with --out DIR"
-        )
-
-
 @dataclass
 class ReportResult:
     """What :func:`write_report` produced."""
@@ -114,28 +55,6 @@ class ReportResult:
     unchanged: bool = False
     """Nothing changed since the report in ``out_dir`` was written (same inputs, options and
     version): it was left exactly as it was, ``analysis`` is None and ``summary`` is read back."""
-
-
-def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
-    """The statistics tables by name (for CSV output and exports)."""
-    from analyze_experiment.stats.health import FAILED_RUNS
-
-    failed = analysis.failed_runs
-    return {
-        "intervals": analysis.intervals,
-        "comparisons": analysis.comparisons,
-        "seeds": analysis.seeds,
-        "seed_comparisons": analysis.seed_comparisons,
-        "effects": analysis.effects,
-        "anova": analysis.anova,
-        "diminishing": analysis.diminishing,
-        "pareto": analysis.pareto,
-        "equivalence": analysis.equivalence,
-        "outliers": analysis.outliers,
-        "references": analysis.references,
-        "failed_runs": failed if len(failed.columns) else pd.DataFrame(columns=FAILED_RUNS),
-        **{name: getattr(analysis, name) for name in SCORER_TABLES if len(getattr(analysis, name, ()))},
-    }
 
 
 def _guard(exp: Experiment, what: str, fn: Callable[[], T], default: T) -> T:
@@ -162,36 +81,6 @@ def _internal_error(exp: Experiment, what: str, exc: Exception) -> None:
         severity="error",
         stage="report",
     )
-
-
-def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Object columns with mixed types become strings (Parquet wants one type per column)."""
-    out = df.copy()
-    for c in out.columns:
-        if out[c].dtype == object:
-            kinds = {type(v) for v in out[c].dropna()}
-            if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
-                out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
-    return out
-
-
-def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
-    """``tables/*.csv`` (tidy + statistics) and ``data/*.parquet`` (tidy + statistics: typed,
-    for pandas, DuckDB and the cross-experiment catalog, :mod:`analyze_experiment.catalog`)."""
-    written = []
-    (out / "tables").mkdir(parents=True, exist_ok=True)
-    (out / "data").mkdir(parents=True, exist_ok=True)
-    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
-        p = out / "tables" / f"{name}.csv"
-        df.to_csv(p, index=False)
-        written.append(p)
-    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
-        if not len(df.columns):
-            continue
-        p = out / "data" / f"{name}.parquet"
-        parquet_safe(df).to_parquet(p, index=False)
-        written.append(p)
-    return written
 
 
 def write_report(
@@ -221,34 +110,12 @@ def write_report(
     Returns:
         Paths written, the Analysis and the summary document.
     """
-    from analyze_experiment.report.html import render_html
-    from analyze_experiment.report.markdown import render_markdown
-    from analyze_experiment.report.plots.interactive import interactive_figures
-    from analyze_experiment.report.plots.static import render_plots
-
     exp = experiment
-    diag = exp.diagnostics
     options = options or Options()
-    out = Path(out_dir) if out_dir is not None else exp.root / "analysis"
-    out = out.resolve()
+    out = (Path(out_dir) if out_dir is not None else exp.root / "analysis").resolve()
     check_out_dir(exp, out)
     keep = find_user_files(out)
-    for rel in keep.foreign:
-        diag.warn(
-            out / rel,
-            f"{rel} in the report folder was not written by analyze-experiment: carried over into the new "
-            "report folder unchanged",
-            severity="info",
-            stage="output",
-        )
-    for rel, copy in keep.edited.items():
-        diag.warn(
-            out / rel,
-            f"{rel} was edited since analyze-experiment wrote it: the edited version is kept as {copy}, "
-            f"{rel} is written afresh",
-            severity="warning",
-            stage="output",
-        )
+    _announce_user_files(exp, out, keep)
 
     digest = None
     if cache is not None:
@@ -258,8 +125,51 @@ def write_report(
         if cache.unchanged(out, digest):
             return _unchanged(exp, out, digest)
 
+    analysis = _analyse(exp, options)
+    log_file = _log_destination(exp, out)
+    with atomic_dir(out) as tmp:
+        write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
+        files = _write_documents(exp, analysis, tmp, out, command=command, formats=formats, svg=svg,
+                                 progress=progress)
+        summary = build_summary(exp, analysis, command=command)
+        write_text(tmp / "summary.json", dumps(summary))
+        files.append(out / "summary.json")
+        if log_file.parent == out:
+            append_log(tmp / LOG_NAME, exp.diagnostics)
+        _carry_user_files(out, tmp, keep)
+        move_cache(out, tmp)
+    if log_file.parent != out:
+        problem = append_log(log_file, exp.diagnostics)
+        if problem:
+            exp.diagnostics.warn(None, problem, stage="output")
+    if cache is not None and digest is not None:
+        cache.remember(out, digest)
+    return ReportResult(out_dir=out, analysis=analysis, summary=summary, files=files, log_file=log_file)
+
+
+def _announce_user_files(exp: Experiment, out: Path, keep: CarryOver) -> None:
+    """Say which files in the old report folder are the user's: they survive the swap."""
+    for rel in keep.foreign:
+        exp.diagnostics.warn(
+            out / rel,
+            f"{rel} in the report folder was not written by analyze-experiment: carried over into the new "
+            "report folder unchanged",
+            severity="info",
+            stage="output",
+        )
+    for rel, copy in keep.edited.items():
+        exp.diagnostics.warn(
+            out / rel,
+            f"{rel} was edited since analyze-experiment wrote it: the edited version is kept as {copy}, "
+            f"{rel} is written afresh",
+            severity="warning",
+            stage="output",
+        )
+
+
+def _analyse(exp: Experiment, options: Options) -> Analysis:
     analysis = analyze(exp, options)
-    diag.act(
+    exp.diagnostics.act(
         "ANALYSE",
         f"Statistics at {options.confidence:.0%} confidence",
         result=(
@@ -267,64 +177,76 @@ def write_report(
             f"{len(analysis.findings)} findings"
         ),
     )
-    files: list[Path] = []
-    log_file = log_path(exp.root)
-    if not writable(log_file.parent):
-        log_file = out / LOG_NAME
-        diag.warn(
-            None,
-            f"{exp.root} is read-only: {LOG_NAME} is written to the output folder instead",
-            severity="info",
-            stage="output",
-        )
-    with atomic_dir(out) as tmp:
-        write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
-        plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", diag, svg=svg,
-                                                                     progress=progress), [])
-        doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
-        if "md" in formats:
-            write_text(tmp / "report.md", render_markdown(doc))
-            files.append(out / "report.md")
-        if "html" in formats:
-            figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis), {})
-            html = _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
-            if html is not None:
-                write_text(tmp / "report.html", html)
-                files.append(out / "report.html")
-        if analysis.next_design:
-            from analyze_experiment.report.build import (
-                NEXT_DESIGN_FILE,
-                RETROSPECTIVE_FILE,
-                retrospective_doc,
-            )
-            from analyze_experiment.stats.retrospective import yaml_text
+    return analysis
 
-            write_text(tmp / RETROSPECTIVE_FILE, render_markdown(retrospective_doc(exp, analysis)))
-            reasons = [f for f in analysis.section("retrospective") if f.rule.startswith("next_")]
-            write_text(tmp / NEXT_DESIGN_FILE, yaml_text(analysis.next_design, reasons))
-            files += [out / RETROSPECTIVE_FILE, out / NEXT_DESIGN_FILE]
-        files += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
-        files += [out / "plots" / f"{p.name}.png" for p in plots]
-        diag.act("WRITE", f"Report written to {out}", details=[str(f.relative_to(out)) for f in files])
-        summary = build_summary(exp, analysis, command=command)
-        write_text(tmp / "summary.json", dumps(summary))
-        files.append(out / "summary.json")
-        if log_file.parent == out:
-            append_log(tmp / LOG_NAME, diag)
-        # looked at again now: a file the user saved while the report was being built is kept too
-        late = find_user_files(out)
-        keep.foreign += [f for f in late.foreign if f not in keep.foreign]
-        keep.edited.update({k: v for k, v in late.edited.items() if k not in keep.edited})
-        kept = carry_over(out, tmp, keep)
-        write_manifest(tmp, exclude=kept)
-        move_cache(out, tmp)
-    if log_file.parent != out:
-        problem = append_log(log_file, diag)
-        if problem:
-            diag.warn(None, problem, stage="output")
-    if cache is not None and digest is not None:
-        cache.remember(out, digest)
-    return ReportResult(out_dir=out, analysis=analysis, summary=summary, files=files, log_file=log_file)
+
+def _log_destination(exp: Experiment, out: Path) -> Path:
+    """``analyze-experiment.log`` beside the experiment, or in the report folder when the
+    experiment is read-only (inputs are never written; the log must still exist)."""
+    log_file = log_path(exp.root)
+    if writable(log_file.parent):
+        return log_file
+    exp.diagnostics.warn(
+        None,
+        f"{exp.root} is read-only: {LOG_NAME} is written to the output folder instead",
+        severity="info",
+        stage="output",
+    )
+    return out / LOG_NAME
+
+
+def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, *, command: str | None,
+                     formats: Sequence[str], svg: bool, progress: Progress) -> list[Path]:
+    """Figures, report.md/.html, the retrospective and the tables into the staging folder
+    ``tmp``; returns their final paths under ``out``. A failing optional part (a figure, the
+    HTML page) is recorded in Data Quality and left out; the rest is written."""
+    from analyze_experiment.report.html import render_html
+    from analyze_experiment.report.markdown import render_markdown
+    from analyze_experiment.report.plots.interactive import interactive_figures
+    from analyze_experiment.report.plots.static import render_plots
+
+    files: list[Path] = []
+    plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", exp.diagnostics, svg=svg,
+                                                             progress=progress), [])
+    doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
+    if "md" in formats:
+        write_text(tmp / "report.md", render_markdown(doc))
+        files.append(out / "report.md")
+    if "html" in formats:
+        figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis), {})
+        html = _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
+        if html is not None:
+            write_text(tmp / "report.html", html)
+            files.append(out / "report.html")
+    files += _write_retrospective(exp, analysis, tmp, out)
+    files += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
+    files += [out / "plots" / f"{p.name}.png" for p in plots]
+    exp.diagnostics.act("WRITE", f"Report written to {out}", details=[str(f.relative_to(out)) for f in files])
+    return files
+
+
+def _write_retrospective(exp: Experiment, analysis: Analysis, tmp: Path, out: Path) -> list[Path]:
+    """retrospective.md and the proposed next design, when the analysis proposes one."""
+    if not analysis.next_design:
+        return []
+    from analyze_experiment.report.build import NEXT_DESIGN_FILE, RETROSPECTIVE_FILE, retrospective_doc
+    from analyze_experiment.report.markdown import render_markdown
+    from analyze_experiment.report.retrospective import yaml_text
+
+    write_text(tmp / RETROSPECTIVE_FILE, render_markdown(retrospective_doc(exp, analysis)))
+    reasons = [f for f in analysis.section("retrospective") if f.rule.startswith("next_")]
+    write_text(tmp / NEXT_DESIGN_FILE, yaml_text(analysis.next_design, reasons))
+    return [out / RETROSPECTIVE_FILE, out / NEXT_DESIGN_FILE]
+
+
+def _carry_user_files(out: Path, tmp: Path, keep: CarryOver) -> None:
+    """Carry the user's files into the new folder (looked at again now: a file saved while
+    the report was being built is kept too) and write the manifest of what is ours."""
+    late = find_user_files(out)
+    keep.foreign += [f for f in late.foreign if f not in keep.foreign]
+    keep.edited.update({k: v for k, v in late.edited.items() if k not in keep.edited})
+    kept = carry_over(out, tmp, keep)
+    write_manifest(tmp, exclude=kept)
 
 
 def _unchanged(exp: Experiment, out: Path, digest: str) -> ReportResult:

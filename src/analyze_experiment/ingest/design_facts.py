@@ -86,7 +86,7 @@ def _claimed_seeds(exp: Experiment) -> dict[str, tuple[Any, str]]:
 
 def replicate_groups(exp: Experiment) -> dict[str, list[str]]:
     """Configuration label -> its fine-tuned runs, for configurations with ≥ 2 runs."""
-    from analyze_experiment.stats.seeds import config_labels
+    from analyze_experiment.ingest.configurations import config_labels
 
     labels = config_labels(exp.runs, list(exp.param_names)) if exp.param_names else pd.Series(dtype=object)
     groups: dict[str, list[str]] = {}

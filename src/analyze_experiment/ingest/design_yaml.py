@@ -500,7 +500,7 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
     elif controls is not None:
         diag.warn(file, "controls is not a mapping; ignored", stage=STAGE)
     design.runs = _runs(data.get("runs"), file, diag)
-    from analyze_experiment.stats.references import design_references
+    from analyze_experiment.ingest.references import design_references
 
     design.references, problems = design_references(data.get("references"))
     for problem in problems:

@@ -522,8 +522,8 @@ NEXT_DESIGN_FILE = "next_experiment_summary.yaml"
 
 
 def _retrospective(analysis: Analysis) -> Section:
-    """What the sweep cost and settled, and the next design (``stats/retrospective.py``)."""
-    from analyze_experiment.stats.retrospective import yaml_text
+    """What the sweep cost and settled, and the next design (``report/retrospective.py``)."""
+    from analyze_experiment.report.retrospective import yaml_text
 
     s = Section("Retrospective", anchor="retrospective")
     items = analysis.section("retrospective")

@@ -29,6 +29,7 @@ from analyze_experiment.formatting import (
 )
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.ingest.design_facts import qualifiers
+from analyze_experiment.report import health_findings as health
 from analyze_experiment.report.bottom_line import bottom_line
 from analyze_experiment.report.hypotheses import rule_hypotheses
 from analyze_experiment.report.metric_findings import (
@@ -38,7 +39,6 @@ from analyze_experiment.report.metric_findings import (
     rule_saturated,
 )
 from analyze_experiment.stats import configs as cfgs
-from analyze_experiment.stats import health
 from analyze_experiment.stats.candidates import label
 from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
 from analyze_experiment.stats.power import minimum_detectable_difference, samples_for_difference

@@ -12,7 +12,24 @@ holding large frames).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+
+def _step(p: np.ndarray, adjust: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply a step-wise correction to the sorted non-NaN p-values and put them back in place.
+
+    ``adjust`` receives the ascending p-values (ties in input order) and returns the adjusted
+    ones in the same order; NaN p-values stay NaN and are not counted in m.
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if len(ok):
+        order = ok[np.argsort(p[ok], kind="stable")]
+        out[order] = adjust(p[order])
+    return out
 
 
 def holm(p: np.ndarray) -> np.ndarray:
@@ -20,15 +37,11 @@ def holm(p: np.ndarray) -> np.ndarray:
 
     NaN p-values stay NaN and are not counted in m.
     """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    if len(ok):
-        order = ok[np.argsort(p[ok], kind="stable")]
-        m = len(order)
-        adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
-        out[order] = np.maximum.accumulate(adj)
-    return out
+    def step_down(s: np.ndarray) -> np.ndarray:
+        m = len(s)
+        return np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * s))
+
+    return _step(p, step_down)
 
 
 def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
@@ -36,12 +49,9 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
 
     NaN p-values stay NaN and are not counted in m.
     """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    if len(ok):
-        order = ok[np.argsort(p[ok], kind="stable")]
-        m = len(order)
-        q = p[order] * m / np.arange(1, m + 1)
-        out[order] = np.minimum(1.0, np.minimum.accumulate(q[::-1])[::-1])
-    return out
+    def step_up(s: np.ndarray) -> np.ndarray:
+        m = len(s)
+        q = s * m / np.arange(1, m + 1)
+        return np.minimum(1.0, np.minimum.accumulate(q[::-1])[::-1])
+
+    return _step(p, step_up)

@@ -10,17 +10,18 @@ probability of improvement P(A > B) with a bootstrap CI (Agarwal et al. 2021).
 from __future__ import annotations
 
 import math
-import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analyze_experiment.ingest.configurations import (  # noqa: F401 - re-exported
+    config_labels,
+    seed_variable,
+)
 from analyze_experiment.stats.intervals import t_interval
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
-
-SEED_NAME = re.compile(r"(^|_)(random_)?seeds?$", re.IGNORECASE)
 
 SEED_COMPARISONS = [
     "task", "scorer", "metric", "epoch", "a", "b", "n_a", "n_b", "diff", "ci_low", "ci_high",
@@ -28,39 +29,6 @@ SEED_COMPARISONS = [
     "p_a_gt_b", "p_a_gt_b_low", "p_a_gt_b_high",
 ]
 MIN_SEEDS_FOR_PROB = 5
-
-
-def seed_variable(param_names: list[str]) -> str | None:
-    """The parameter that names the seed (``seed``, ``random_seed``, ``data_seed`` …)."""
-    for p in param_names:
-        if SEED_NAME.search(p):
-            return p
-    return None
-
-
-def _fmt_value(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:
-        return str(int(v))
-    return str(v)
-
-
-def config_labels(runs: pd.DataFrame, param_names: list[str]) -> pd.Series:
-    """Run -> config label (``k=v, k=v`` over the parameters that vary, except the seed).
-
-    Only fine-tuned runs get a label (``all`` when only the seed varies); runs sharing a
-    label are replicates.
-    """
-    if runs is None or runs.empty or not param_names:
-        return pd.Series(dtype=object)
-    seed = seed_variable(param_names)
-    ft = runs[runs["type"].fillna("fine-tuned") == "fine-tuned"] if "type" in runs.columns else runs
-    keys = [p for p in param_names if p != seed and p in ft.columns and ft[p].nunique() > 1]
-    out = {}
-    for _, r in ft.iterrows():
-        parts = [f"{k}={_fmt_value(r[k])}" for k in keys if not pd.isna(r[k])]
-        if parts or seed:
-            out[str(r["run"])] = ", ".join(parts) if parts else "all"
-    return pd.Series(out, dtype=object)
 
 
 def welch(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
