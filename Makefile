@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean
+.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean schema
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ browser:
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -n 2 --dist worksteal -q
+
+## Regenerate the summary.json JSON Schema from its pydantic models (a test checks it is current).
+schema: $(STAMP)
+	$(BIN)/python -c "from analyze_experiment.report.summary_model import write_schema; write_schema()"
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests

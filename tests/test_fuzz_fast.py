@@ -148,7 +148,7 @@ def test_summary_of_a_run_with_intervals_but_no_header_metrics():
         {"run": "r", "task": "t", "epoch": 0, "scorer": "includes", "metric": "accuracy", "value": 0.7,
          "stderr": 0.15, "ci_low": 0.4, "ci_high": 0.9, "method": "wilson", "n": 10},
     ])
-    out = _run_evals(SimpleNamespace(eval_scores=scores), SimpleNamespace(intervals=intervals), "r")
+    out = [e.model_dump() for e in _run_evals(SimpleNamespace(eval_scores=scores), SimpleNamespace(intervals=intervals), "r")]
     assert [(e["scorer"], e["n_samples"], e["metrics"]["accuracy"]["value"]) for e in out] == [
         ("match", 10, 0.8), ("includes", 10, 0.7)]
     assert out[1]["metrics"]["accuracy"]["ci_low"] == 0.4 and out[1]["log"] is None

@@ -215,26 +215,7 @@ def next_design(a: Analysis, runs: pd.DataFrame, design: Design, variables: list
             sentences.append(_f("next_fixed", f"Fix {v} at {fmt_level(pick_level)} (the production pick's level): {why}",
                                 basis, variable=v, level=pick_level, status=st))
             continue
-        nums = [float(x) for x in levels if isinstance(x, int | float) and not isinstance(x, bool)]
-        new = list(levels)
-        for f in findings:
-            if f.rule == "edge_of_grid" and f.data.get("variable") == v and nums:
-                ext = _extend(nums, float(f.data["edge"]))
-                if ext is not None and ext not in new:
-                    new.append(ext)
-                    sentences.append(_f("next_extend", f"Extend {v} to {fmt_level(ext)}: the best run sits at the "
-                                        f"edge of the tested range ({fmt_level(f.data['edge'])})", [f], variable=v,
-                                        level=ext))
-            if f.rule == "untested_level" and f.data.get("variable") == v and f.data.get("level") is not None:
-                mid = float(f"{float(f.data['level']):.3g}")
-                if mid not in new:
-                    new.append(mid)
-                    sentences.append(_f("next_between", f"Add {v} = {fmt_level(mid)}: the levels around the best "
-                                        "could not be told apart and nothing between them was tested", [f],
-                                        variable=v, level=mid))
-        if all(isinstance(x, int | float) and not isinstance(x, bool) for x in new):
-            new = sorted(new)
-        new_vars[v] = plain(new)
+        new_vars[v] = plain(_new_levels(v, levels, findings, sentences))
         if st == "matters":
             sentences.append(_f("next_keep", f"Keep varying {v} over {_levels_text(new_vars[v])}: it matters across "
                                 "training runs", basis, variable=v, status=st))
@@ -245,14 +226,46 @@ def next_design(a: Analysis, runs: pd.DataFrame, design: Design, variables: list
     sentences.append(_f("next_seeds", f"Train {seeds} seeds per configuration: " + _seed_reason(a, findings, seeds),
                         [f for f in findings if f.rule in ("effect_confounded", "more_seeds", "seed_variation")],
                         seeds=seeds))
-    n_eval = next((f.data.get("n_needed") for f in findings if f.rule == "larger_eval_set"
-                   and f.data.get("n_needed") is not None and not math.isnan(float(f.data["n_needed"]))), None)
-    if n_eval is not None:
-        basis = [f for f in findings if f.rule == "larger_eval_set"]
-        sentences.append(_f("next_eval_set", f"Evaluate on at least {int(n_eval):,} samples per task", basis,
-                            n_samples=int(n_eval)))
+    n_eval = _eval_set_size(findings, sentences)
     doc = _yaml_mapping(design, runs, new_vars, fixed, seeds, n_eval, seed_var)
     return doc, sentences
+
+
+def _new_levels(v: str, levels: list[Any], findings: list[Finding], sentences: list[Finding]) -> list[Any]:
+    """The variable's levels for the next sweep: the tested ones, plus one beyond the edge the
+    best sits at, plus one between levels that could not be told apart (each with its sentence)."""
+    nums = [float(x) for x in levels if isinstance(x, int | float) and not isinstance(x, bool)]
+    new = list(levels)
+    for f in findings:
+        if f.rule == "edge_of_grid" and f.data.get("variable") == v and nums:
+            ext = _extend(nums, float(f.data["edge"]))
+            if ext is not None and ext not in new:
+                new.append(ext)
+                sentences.append(_f("next_extend", f"Extend {v} to {fmt_level(ext)}: the best run sits at the "
+                                    f"edge of the tested range ({fmt_level(f.data['edge'])})", [f], variable=v,
+                                    level=ext))
+        if f.rule == "untested_level" and f.data.get("variable") == v and f.data.get("level") is not None:
+            mid = float(f"{float(f.data['level']):.3g}")
+            if mid not in new:
+                new.append(mid)
+                sentences.append(_f("next_between", f"Add {v} = {fmt_level(mid)}: the levels around the best "
+                                    "could not be told apart and nothing between them was tested", [f],
+                                    variable=v, level=mid))
+    if all(isinstance(x, int | float) and not isinstance(x, bool) for x in new):
+        new = sorted(new)
+    return new
+
+
+def _eval_set_size(findings: list[Finding], sentences: list[Finding]) -> int | None:
+    """Samples per task the power analysis asks for, with its sentence (None: no such advice)."""
+    n_eval = next((f.data.get("n_needed") for f in findings if f.rule == "larger_eval_set"
+                   and f.data.get("n_needed") is not None and not math.isnan(float(f.data["n_needed"]))), None)
+    if n_eval is None:
+        return None
+    basis = [f for f in findings if f.rule == "larger_eval_set"]
+    sentences.append(_f("next_eval_set", f"Evaluate on at least {int(n_eval):,} samples per task", basis,
+                        n_samples=int(n_eval)))
+    return n_eval
 
 
 def _levels_text(levels: list[Any]) -> str:

@@ -183,60 +183,88 @@ def derive_families(experiment: Experiment, options: Options,
         key = (fam.task, fam.scorer)
         h = _header(scores, *key)
         header_metrics = list(dict.fromkeys(h["metric"].astype(str))) if not h.empty else []
-        derived: list[Family] = []
         if key in cont or {"mae", "parse_rate"} <= set(header_metrics):
-            kind = "continuous"
-            cs = continuous_samples(samples, *key) if key in cont else pd.DataFrame()
-            if not cs.empty:
-                mae = _family(fam, "mae", False, _series(cs, "abs_error"))
-                parse = _family(fam, "parse_rate", False, _series(cs, "parsed"))
-                parse.binary = all(bool(np.isin(s.to_numpy(), (0.0, 1.0)).all()) for s in parse.scores.values())
-                derived = [mae, parse]
-            else:
-                derived = [_family(fam, "mae", False, {}), _family(fam, "parse_rate", False, {})]
-            for d in derived:
-                _from_log(d, h, d.metric)
-            derived = [d for d in derived if d.candidates()]
+            kind, derived = "continuous", _continuous_families(fam, samples if key in cont else None, h)
         elif key in risk:
-            kind = "risk"
-            g = rs[(rs["task"] == fam.task) & (rs["scorer"] == fam.scorer) & rs["parsed"]].copy()
-            g["sq_error"] = (g["risk"] - g["y"]) ** 2
-            brier = _family(fam, "brier_score", False, _series(g, "sq_error"))
-            _from_log(brier, h, "brier_score")
-            derived = [fam] + ([brier] if brier.candidates() else [])
+            kind, derived = "risk", _risk_families(fam, rs, h)
         else:
-            kind = "binary" if fam.binary else "numeric"
-            if not fam.binary and fam.metric == "mean":
-                name = _header_name(fam, h)
-                if name is not None:
-                    fam.metric = name
-            derived = [fam]
+            kind, derived = ("binary" if fam.binary else "numeric"), [_named_from_header(fam, h)]
         names = [d.metric for d in derived]
         names_all = names + [m for m in header_metrics if m not in names and m not in NOT_METRICS]
-        primary = options.primary_metrics.get(fam.scorer) or reg.default_primary(kind, names)
-        if primary not in names_all:
-            experiment.diagnostics.warn(None, f"--primary-metric {fam.scorer}={primary}: {fam.task}/{fam.scorer} "
-                                        f"has no metric {primary} (it has {', '.join(names_all)}); "
-                                        f"{reg.default_primary(kind, names)} is used", stage="stats")
-            primary = reg.default_primary(kind, names)
-        for m in names_all:
-            binary = kind == "binary" or (fam.binary and m == fam.metric)
-            direction, source, note = reg.resolve_direction(fam.scorer, m, binary=binary,
-                                                            cli=options.metric_directions, design=design_dirs)
-            rows.append({"task": fam.task, "scorer": fam.scorer, "metric": m, "direction": direction,
-                         "primary": m == primary, "direction_source": source, "kind": kind, "note": note,
-                         "family": m in names})
-            if note and m in names and direction == reg.DESCRIPTIVE:
-                experiment.diagnostics.warn(None, note, stage="stats")
+        primary = _primary(experiment, options, fam, kind, names, names_all)
+        fam_rows = _metric_rows(experiment, options, design_dirs, fam, kind, names, names_all, primary)
+        rows += fam_rows
+        direction = {r["metric"]: r["direction"] for r in fam_rows}
         for d in derived:
-            d.direction = next(r["direction"] for r in rows
-                               if (r["task"], r["scorer"], r["metric"]) == (d.task, d.scorer, d.metric))
+            d.direction = direction[d.metric]
         derived.sort(key=lambda d: (d.metric != primary, names.index(d.metric)))
         out.extend(derived)
     table = reg.metrics_table(rows)
     table["family"] = [bool(r.get("family")) for r in rows]
     _warn_unmatched(experiment, options, design_dirs, table)
     return out, table
+
+
+def _continuous_families(fam: Family, samples: pd.DataFrame | None, h: pd.DataFrame) -> list[Family]:
+    """MAE over the parsed answers and the parse rate, per sample when the samples carry the
+    scorer's metadata, else from the log headers."""
+    cs = continuous_samples(samples, fam.task, fam.scorer) if samples is not None else pd.DataFrame()
+    if not cs.empty:
+        mae = _family(fam, "mae", False, _series(cs, "abs_error"))
+        parse = _family(fam, "parse_rate", False, _series(cs, "parsed"))
+        parse.binary = all(bool(np.isin(s.to_numpy(), (0.0, 1.0)).all()) for s in parse.scores.values())
+        derived = [mae, parse]
+    else:
+        derived = [_family(fam, "mae", False, {}), _family(fam, "parse_rate", False, {})]
+    for d in derived:
+        _from_log(d, h, d.metric)
+    return [d for d in derived if d.candidates()]
+
+
+def _risk_families(fam: Family, rs: pd.DataFrame, h: pd.DataFrame) -> list[Family]:
+    """The scorer's own family plus the Brier score (squared error of the parsed risks)."""
+    g = rs[(rs["task"] == fam.task) & (rs["scorer"] == fam.scorer) & rs["parsed"]].copy()
+    g["sq_error"] = (g["risk"] - g["y"]) ** 2
+    brier = _family(fam, "brier_score", False, _series(g, "sq_error"))
+    _from_log(brier, h, "brier_score")
+    return [fam] + ([brier] if brier.candidates() else [])
+
+
+def _named_from_header(fam: Family, h: pd.DataFrame) -> Family:
+    """A numeric scorer's ``mean`` takes the metric name its log header gives it."""
+    if not fam.binary and fam.metric == "mean":
+        name = _header_name(fam, h)
+        if name is not None:
+            fam.metric = name
+    return fam
+
+
+def _primary(experiment: Experiment, options: Options, fam: Family, kind: str, names: list[str],
+             names_all: list[str]) -> str:
+    """``--primary-metric`` for the scorer when it names one of its metrics, else the kind's default."""
+    primary = options.primary_metrics.get(fam.scorer) or reg.default_primary(kind, names)
+    if primary not in names_all:
+        experiment.diagnostics.warn(None, f"--primary-metric {fam.scorer}={primary}: {fam.task}/{fam.scorer} "
+                                    f"has no metric {primary} (it has {', '.join(names_all)}); "
+                                    f"{reg.default_primary(kind, names)} is used", stage="stats")
+        primary = reg.default_primary(kind, names)
+    return primary
+
+
+def _metric_rows(experiment: Experiment, options: Options, design_dirs: dict[str, str], fam: Family, kind: str,
+                 names: list[str], names_all: list[str], primary: str) -> list[dict[str, Any]]:
+    """One METRICS row per metric of the scorer, with its direction and where that came from."""
+    rows = []
+    for m in names_all:
+        binary = kind == "binary" or (fam.binary and m == fam.metric)
+        direction, source, note = reg.resolve_direction(fam.scorer, m, binary=binary,
+                                                        cli=options.metric_directions, design=design_dirs)
+        rows.append({"task": fam.task, "scorer": fam.scorer, "metric": m, "direction": direction,
+                     "primary": m == primary, "direction_source": source, "kind": kind, "note": note,
+                     "family": m in names})
+        if note and m in names and direction == reg.DESCRIPTIVE:
+            experiment.diagnostics.warn(None, note, stage="stats")
+    return rows
 
 
 def _warn_unmatched(experiment: Experiment, options: Options, design_dirs: dict[str, str],

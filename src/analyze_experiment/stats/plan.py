@@ -99,6 +99,34 @@ def _holm_by(df: pd.DataFrame, p_col: str, group: pd.Series) -> np.ndarray:
     return out
 
 
+class _Registry:
+    """The families named so far, in the order the report lists them."""
+
+    def __init__(self, confirmatory: set[Key]) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.confirmatory = confirmatory
+
+    def add(self, kind: str, key: Key, size: int, extra: str = "") -> str:
+        name = family_name(kind, *key, extra)
+        if not any(f["family"] == name for f in self.rows):
+            self.rows.append({"family": name, "kind": kind, "task": key[0], "scorer": key[1], "metric": key[2],
+                              "size": int(size), "alpha": math.nan, "correction": "holm",
+                              "confirmatory": key in self.confirmatory or key[0] == "",
+                              "unit": UNITS.get(kind, "")})
+        return name
+
+    def is_confirmatory(self) -> dict[str, bool]:
+        return {f["family"]: f["confirmatory"] for f in self.rows}
+
+
+def _key_of(r: pd.Series) -> Key:
+    return (str(r["task"]), str(r["scorer"]), str(r["metric"]))
+
+
+def _size(df: pd.DataFrame, r: pd.Series) -> int:
+    return int(r["family_size"]) if "family_size" in df.columns and not pd.isna(r.get("family_size")) else 1
+
+
 def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
     """Name each test's family, Holm within it, split α over the difference families.
 
@@ -109,131 +137,137 @@ def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
     ``confirmatory``, ``p_adjusted`` and ``significant`` (``equivalent`` for TOST). Returns the
     FAMILIES table.
     """
-    fams: list[dict[str, Any]] = []
+    reg = _Registry(confirmatory)
+    _pair_families(a, reg)
+    _effect_family(a, reg)
+    _outlier_families(a.outliers, reg)
+    for tbl, kind in EXTRA_TABLES:
+        df = getattr(a, tbl, None)
+        if df is not None and not df.empty:
+            df["family"] = [reg.add(kind, _key_of(r), int(r["family_size"])) for _, r in df.iterrows()]
+    n_fam = _split_alpha(reg.rows, alpha)
+    conf = reg.is_confirmatory()
+    for df in (a.comparisons, a.pair_tests, a.seed_comparisons, a.anova, a.outliers,
+               *(getattr(a, t, None) for t, _ in EXTRA_TABLES)):
+        _verdicts(df, conf, n_fam, alpha)
+    dm = a.diminishing
+    if dm is not None and not dm.empty and "family" in dm.columns:
+        run_level = dm["test"] == "paired_t_runs"
+        if run_level.any():
+            sub = dm[run_level].copy()
+            _verdicts(sub, conf, n_fam, alpha)
+            for col in ("confirmatory", "p_adjusted", "significant"):
+                dm.loc[sub.index, col] = sub[col]
+        _checkpoint_steps(dm, a.pair_tests)
+    _equivalence_family(a.equivalence, reg, conf, confirmatory, alpha)
+    return pd.DataFrame(reg.rows, columns=FAMILIES)
 
-    def key_of(r: pd.Series) -> Key:
-        return (str(r["task"]), str(r["scorer"]), str(r["metric"]))
 
-    def add(kind: str, key: Key, size: int, extra: str = "") -> str:
-        name = family_name(kind, *key, extra)
-        if not any(f["family"] == name for f in fams):
-            fams.append({"family": name, "kind": kind, "task": key[0], "scorer": key[1], "metric": key[2],
-                         "size": int(size), "alpha": math.nan, "correction": "holm",
-                         "confirmatory": key in confirmatory or key[0] == "", "unit": UNITS.get(kind, "")})
-        return name
-
-    # checkpoints: the family size counts every pair, reported or not
+def _pair_families(a: Any, reg: _Registry) -> None:
+    """Checkpoints (every pair counts in the family size, reported or not) and configurations."""
     for tbl in ("comparisons", "pair_tests"):
         df = getattr(a, tbl)
         if df is None or df.empty:
             continue
         if "p_holm" not in df.columns:
             df["p_holm"] = df["p_adjusted"]
-        names = []
-        for _, r in df.iterrows():
-            size = int(r["family_size"]) if "family_size" in df.columns and not pd.isna(r.get("family_size")) else 1
-            names.append(add("checkpoints", key_of(r), size))
-        df["family"] = names
+        df["family"] = [reg.add("checkpoints", _key_of(r), _size(df, r)) for _, r in df.iterrows()]
     sc = a.seed_comparisons
     if sc is not None and not sc.empty:
-        names = []
-        for _, r in sc.iterrows():
-            ep = "" if pd.isna(r.get("epoch")) else f" @ epoch {int(r['epoch'])}"
-            size = int(r["family_size"]) if "family_size" in sc.columns and not pd.isna(r.get("family_size")) else 1
-            names.append(add("configurations", key_of(r), size, ep))
-        sc["family"] = names
+        sc["family"] = [reg.add("configurations", _key_of(r), _size(sc, r),
+                                "" if pd.isna(r.get("epoch")) else f" @ epoch {int(r['epoch'])}")
+                        for _, r in sc.iterrows()]
         if "p_holm" not in sc.columns:
             sc["p_holm"] = sc["p_adjusted"]
-    # effects: seed-level ANOVA terms and run-level epoch tests share one family per key
-    effect_tests: list[tuple[pd.DataFrame, Any, Key, float]] = []
+
+
+def _effect_family(a: Any, reg: _Registry) -> None:
+    """Seed-level ANOVA terms and run-level epoch tests share one family per key."""
+    tests: list[tuple[pd.DataFrame, Any, Key, float]] = []
     an = a.anova
     if an is not None and not an.empty:
         an["family"] = None
         an["p_holm"] = math.nan
-        for i, r in an[an["p_value"].notna()].iterrows():
-            effect_tests.append((an, i, key_of(r), float(r["p_value"])))
+        tests += [(an, i, _key_of(r), float(r["p_value"])) for i, r in an[an["p_value"].notna()].iterrows()]
     dm = a.diminishing
     if dm is not None and not dm.empty and "test" in dm.columns:
         dm["family"] = None
         if "p_holm" not in dm.columns:
             dm["p_holm"] = math.nan
-        for i, r in dm[dm["test"] == "paired_t_runs"].iterrows():
-            effect_tests.append((dm, i, key_of(r), float(r["p_value"])))
-    for k in dict.fromkeys(t[2] for t in effect_tests):
-        group = [t for t in effect_tests if t[2] == k]
-        name = add("effects", k, len(group))
+        tests += [(dm, i, _key_of(r), float(r["p_value"])) for i, r in dm[dm["test"] == "paired_t_runs"].iterrows()]
+    for k in dict.fromkeys(t[2] for t in tests):
+        group = [t for t in tests if t[2] == k]
+        name = reg.add("effects", k, len(group))
         for (df, i, _, _), ph in zip(group, holm(np.array([t[3] for t in group], float)), strict=True):
             df.loc[i, "family"] = name
             df.loc[i, "p_holm"] = float(ph)
-    out = a.outliers
-    if out is not None and not out.empty and "p_value" in out.columns:
-        tested = out["p_value"].notna()
-        key = [("", "training", "loss") if pd.isna(r.get("metric")) or r.get("metric") is None
-               else (str(r["task"]), str(r["scorer"]), str(r["metric"])) for _, r in out.iterrows()]
-        out["family"] = None
-        grp = pd.Series(["\0".join(k) for k in key], index=out.index)
-        out["p_holm"] = _holm_by(out, "p_value", grp)
-        for k in dict.fromkeys(k for k, t in zip(key, tested, strict=True) if t):
-            idx = [i for i, kk in zip(out.index, key, strict=True) if kk == k]
-            name = add("outliers", k, int(tested.loc[idx].sum()))
-            out.loc[[i for i in idx if tested.loc[i]], "family"] = name
-    for tbl, kind in EXTRA_TABLES:
-        df = getattr(a, tbl, None)
-        if df is None or df.empty:
-            continue
-        df["family"] = [add(kind, key_of(r), int(r["family_size"])) for _, r in df.iterrows()]
-    diff_fams = [f for f in fams if f["kind"] in DIFFERENCE_KINDS and f["confirmatory"]]
-    n_fam = max(1, len(diff_fams))
+
+
+def _outlier_families(out: pd.DataFrame | None, reg: _Registry) -> None:
+    """Leave-one-out seed tests: one family per metric (training loss has its own)."""
+    if out is None or out.empty or "p_value" not in out.columns:
+        return
+    tested = out["p_value"].notna()
+    key = [("", "training", "loss") if pd.isna(r.get("metric")) or r.get("metric") is None
+           else (str(r["task"]), str(r["scorer"]), str(r["metric"])) for _, r in out.iterrows()]
+    out["family"] = None
+    out["p_holm"] = _holm_by(out, "p_value", pd.Series(["\0".join(k) for k in key], index=out.index))
+    for k in dict.fromkeys(k for k, t in zip(key, tested, strict=True) if t):
+        idx = [i for i, kk in zip(out.index, key, strict=True) if kk == k]
+        name = reg.add("outliers", k, int(tested.loc[idx].sum()))
+        out.loc[[i for i in idx if tested.loc[i]], "family"] = name
+
+
+def _split_alpha(fams: list[dict[str, Any]], alpha: float) -> int:
+    """α split equally over the confirmatory difference families; returns their number."""
+    n_fam = max(1, len([f for f in fams if f["kind"] in DIFFERENCE_KINDS and f["confirmatory"]]))
     for f in fams:
         f["alpha"] = alpha / n_fam if f["confirmatory"] else math.nan
         f["correction"] = "holm" if n_fam == 1 else f"holm × {n_fam} families (Bonferroni across families)"
         if not f["confirmatory"]:
             f["correction"] = "none (descriptive: not a confirmatory metric)"
-    conf = {f["family"]: f["confirmatory"] for f in fams}
+    return n_fam
 
-    def finish(df: pd.DataFrame, flag: str = "significant") -> None:
-        if df is not None and df.empty and len(df.columns):
-            # an empty table keeps the plan's columns: queries over many reports (the catalog)
-            # need the same schema whether or not a sweep had such tests
-            for col, dtype in (("family", object), ("confirmatory", bool), ("p_adjusted", float), (flag, bool)):
-                if col not in df.columns:
-                    df[col] = pd.Series(dtype=dtype)
-            return
-        if df is None or df.empty or "family" not in df.columns:
-            return
-        c = np.array([bool(conf.get(f, False)) for f in df["family"]], dtype=bool)
-        ph = df["p_holm"].to_numpy(float)
-        padj = np.where(c, np.minimum(1.0, ph * n_fam), ph)
-        df["confirmatory"] = c
-        df["p_adjusted"] = padj
-        df[flag] = [bool(ci and not math.isnan(p) and p < alpha) for ci, p in zip(c, padj, strict=True)]
 
-    for df in (a.comparisons, a.pair_tests, a.seed_comparisons, a.anova, a.outliers,
-               *(getattr(a, t, None) for t, _ in EXTRA_TABLES)):
-        finish(df)
-    if dm is not None and not dm.empty and "family" in dm.columns:
-        run_level = dm["test"] == "paired_t_runs"
-        if run_level.any():
-            sub = dm[run_level].copy()
-            finish(sub)
-            for col in ("confirmatory", "p_adjusted", "significant"):
-                dm.loc[sub.index, col] = sub[col]
-        _checkpoint_steps(dm, a.pair_tests)
-    eq = a.equivalence
-    if eq is not None and not eq.empty:
-        names = [add("equivalence", key_of(r), 0) for _, r in eq.iterrows()]
-        eq["family"] = names
-        for f in fams:
-            if f["kind"] == "equivalence":
-                f["size"] = names.count(f["family"])
-                f["alpha"] = alpha if f["confirmatory"] else math.nan
-                f["correction"] = "holm" if f["confirmatory"] else "none (descriptive: not a confirmatory metric)"
-        eq["p_adjusted"] = _holm_by(eq, "p_tost", eq["family"])
-        eq["confirmatory"] = [bool(conf.get(f, False)) or key_of(r) in confirmatory
-                              for f, (_, r) in zip(eq["family"], eq.iterrows(), strict=True)]
-        eq["equivalent"] = [bool(c and not math.isnan(p) and p < alpha)
-                            for c, p in zip(eq["confirmatory"], eq["p_adjusted"], strict=True)]
-    return pd.DataFrame(fams, columns=FAMILIES)
+def _verdicts(df: pd.DataFrame | None, conf: dict[str, bool], n_fam: int, alpha: float,
+              flag: str = "significant") -> None:
+    """``confirmatory``, ``p_adjusted`` = min(1, F · p_holm) and the verdict of each row."""
+    if df is not None and df.empty and len(df.columns):
+        # an empty table keeps the plan's columns: queries over many reports (the catalog)
+        # need the same schema whether or not a sweep had such tests
+        for col, dtype in (("family", object), ("confirmatory", bool), ("p_adjusted", float), (flag, bool)):
+            if col not in df.columns:
+                df[col] = pd.Series(dtype=dtype)
+        return
+    if df is None or df.empty or "family" not in df.columns:
+        return
+    c = np.array([bool(conf.get(f, False)) for f in df["family"]], dtype=bool)
+    ph = df["p_holm"].to_numpy(float)
+    padj = np.where(c, np.minimum(1.0, ph * n_fam), ph)
+    df["confirmatory"] = c
+    df["p_adjusted"] = padj
+    df[flag] = [bool(ci and not math.isnan(p) and p < alpha) for ci, p in zip(c, padj, strict=True)]
+
+
+def _equivalence_family(eq: pd.DataFrame | None, reg: _Registry, conf: dict[str, bool], confirmatory: set[Key],
+                        alpha: float) -> None:
+    """TOST against the best: its own family per key at the full α (a wrong "equivalent" is a
+    different error from a wrong "better"), Holm within. ``conf``: the difference families'
+    confirmatory flags, as the verdicts read them."""
+    if eq is None or eq.empty:
+        return
+    names = [reg.add("equivalence", _key_of(r), 0) for _, r in eq.iterrows()]
+    eq["family"] = names
+    for f in reg.rows:
+        if f["kind"] == "equivalence":
+            f["size"] = names.count(f["family"])
+            f["alpha"] = alpha if f["confirmatory"] else math.nan
+            f["correction"] = "holm" if f["confirmatory"] else "none (descriptive: not a confirmatory metric)"
+    eq["p_adjusted"] = _holm_by(eq, "p_tost", eq["family"])
+    eq["confirmatory"] = [bool(conf.get(f, False)) or _key_of(r) in confirmatory
+                          for f, (_, r) in zip(eq["family"], eq.iterrows(), strict=True)]
+    eq["equivalent"] = [bool(c and not math.isnan(p) and p < alpha)
+                        for c, p in zip(eq["confirmatory"], eq["p_adjusted"], strict=True)]
 
 
 def _checkpoint_steps(dm: pd.DataFrame, pairs: pd.DataFrame) -> None:
