@@ -244,8 +244,10 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
         )
     if not result.analysis.best:
         con.print("  no evaluation results to rank")
-    for f in result.analysis.section("bottom_line"):  # the rest of the report's bottom line
-        if f.rule not in ("bottom_best", "bottom_none", "bottom_failed"):  # said above
+    bottom = [f for f in result.analysis.section("bottom_line") if f.rule not in ("bottom_none", "bottom_failed")]
+    if bottom:  # the report's bottom line (failed runs are listed above)
+        con.print("Bottom line:", markup=False)
+        for f in bottom:
             con.print(f"  {v(f.text)}", markup=False)
     n_warn = len(exp.diagnostics.warnings)
     con.print(f"  {n_warn} warning{'s' if n_warn != 1 else ''} (see Data Quality in the report)")
