@@ -46,8 +46,10 @@ schema: $(STAMP)
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests
 
+## Benchmarks (docs/performance.md); BENCH_SIZES=10,100,1000 adds the 1,000-run sweep (about an hour to build once).
+BENCH_SIZES ?= 10,100
 bench: $(DEV_STAMP)
-	$(BIN)/python -m bench
+	BENCH_SIZES=$(BENCH_SIZES) $(BIN)/python -m bench
 
 ## Refresh tests/golden/ (the bundled example's outputs) after an intended change to the report.
 golden: $(DEV_STAMP)

@@ -80,15 +80,16 @@ def test_touch_edit_and_parser_version_invalidate(example_copy, tmp_path, monkey
 def test_corrupt_entry_is_discarded_with_an_info_note(example_copy, tmp_path):
     root = example_copy("mid2026", N)
     load(root, now=NOW, cache=Cache(tmp_path / "c"))
-    entries = sorted((tmp_path / "c").rglob("*.bin"))
-    victim = entries[0]
+    files = _inputs(root)
+    victim = sorted((tmp_path / "c" / "eval").glob("*.bin"))[0]  # one evaluation log's entry
     raw = bytearray(victim.read_bytes())
     raw[-10] ^= 0xFF  # one flipped byte in the payload
     victim.write_bytes(bytes(raw))
-    (entries[1]).write_bytes(b"garbage")
+    # one run's whole training result: its files' own entries are used instead (and still valid)
+    sorted((tmp_path / "c" / "run").glob("*.bin"))[0].write_bytes(b"garbage")
     c = Cache(tmp_path / "c")
     exp = load(root, now=NOW, cache=c)
-    assert c.misses == 2 and c.hits == len(entries) - 2
+    assert c.misses == 1 and c.hits == len(files) - 1
     notes = [w for w in exp.diagnostics.warnings if w.stage == "cache"]
     assert len(notes) == 2 and {w.severity for w in notes} == {"info"}
     assert any("checksum mismatch" in w.message for w in notes)

@@ -19,6 +19,7 @@ from analyze_experiment.experiment import Design, Experiment
 from analyze_experiment.report.plots import _select as sel
 from analyze_experiment.report.plots import static
 from analyze_experiment.report.plots.interactive import interactive_figures
+from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.style import CONTROL_COLOR, OKABE_ITO, plot_style, run_colors
 from report_fixtures import CONTROL, EVIL, N_SAMPLES, STEPS_PER_EPOCH, make_analysis, make_experiment, wald
 
@@ -36,9 +37,9 @@ def sweep():
 
 
 def _draw(name: str, exp: Experiment, an: Analysis):
-    plans = {info.name: draw for info, draw in static.plan_figures(exp, an)}
+    plans = {spec.name: spec for spec in plan_figures(exp, an)}
     with plot_style():
-        return plans[name]()
+        return plans[name].draw()
 
 
 def test_run_colors_stable_and_grey_controls():
@@ -292,7 +293,7 @@ def test_one_varying_variable_skips_heatmap_and_no_cost_skips_pareto():
     exp.param_names = ["lora_rank"]
     an = make_analysis(exp)
     an.pareto = an.pareto.assign(gpu_hours=math.nan)
-    plans = {info.name: (info, draw) for info, draw in static.plan_figures(exp, an)}
+    plans = {spec.name: (spec.info, spec.draw) for spec in plan_figures(exp, an)}
     with pytest.raises(static.NoData, match="fewer than two swept variables vary"):
         plans["heatmap_arc_easy"][1]()
     with pytest.raises(static.NoData, match="no candidate has both a metric value and a gpu_hours"):
@@ -309,7 +310,8 @@ def test_interactive_escapes_names_and_toggles_runs():
     an = make_analysis(exp)
     figs = interactive_figures(exp, an)
     assert set(figs) == {"loss", "lr", "throughput", "gpu", "final_arc_easy", "heatmap_arc_easy",
-                         "pareto_arc_easy", "effects_arc_easy"}
+                         "samples_arc_easy", "pareto_arc_easy", "effects_arc_easy"}
+    assert EVIL not in figs["samples_arc_easy"].to_html(full_html=False, include_plotlyjs=False)
     loss = figs["loss"]
     assert len(loss.data) == 8
     evil = [tr for tr in loss.data if "script" in tr.name]

@@ -200,3 +200,20 @@ def frame(columns: list[str], records: Iterable[Mapping[str, Any]] | None = None
             df[c] = pd.Series(dtype="object")
     extra = [c for c in df.columns if c not in columns]
     return df[columns + extra]
+
+
+CATEGORICAL = ("run", "task", "scorer", "log", "value_raw", "source")
+"""Columns of the long tables that repeat a few values over many rows (a 1,000-run sweep has
+2 M sample rows and 1,000 run names): stored as pandas categoricals, one copy of each string."""
+
+
+def compact(df: pd.DataFrame, columns: Iterable[str] = CATEGORICAL) -> pd.DataFrame:
+    """``df`` with ``columns`` (those present, holding strings) as categoricals. The values are
+    unchanged — comparisons, grouping (observed categories only), CSV and Parquet output read
+    the same — at a fraction of the memory."""
+    for c in columns:
+        if (c in df.columns and len(df) and not isinstance(df[c].dtype, pd.CategoricalDtype)
+                and pd.api.types.infer_dtype(df[c], skipna=True) == "string"):  # strings (and gaps) only
+            df[c] = df[c].astype("category")
+    return df
+

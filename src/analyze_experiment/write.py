@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.conclude import analyze
 from analyze_experiment.experiment import Experiment, Options
-from analyze_experiment.export import write_tables
 from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.output import (
     OUTPUT_MARKER,
@@ -35,8 +33,6 @@ from analyze_experiment.output import (
     write_text,
 )
 from analyze_experiment.progress import Progress, silent
-from analyze_experiment.report.build import build_doc
-from analyze_experiment.report.summary_json import build_summary, dumps
 from analyze_experiment.runlog import LOG_NAME, append_log, log_path, writable
 
 T = TypeVar("T")
@@ -125,6 +121,10 @@ def write_report(
         if cache.unchanged(out, digest):
             return _unchanged(exp, out, digest)
 
+    # Imported here, not at the top: an unchanged report (above) needs neither the statistics
+    # nor the renderers, and importing them (scipy, statsmodels, matplotlib) is most of its cost.
+    from analyze_experiment.report.summary_json import build_summary, dumps
+
     analysis = _analyse(exp, options)
     log_file = _log_destination(exp, out)
     with atomic_dir(out) as tmp:
@@ -168,6 +168,8 @@ def _announce_user_files(exp: Experiment, out: Path, keep: CarryOver) -> None:
 
 
 def _analyse(exp: Experiment, options: Options) -> Analysis:
+    from analyze_experiment.conclude import analyze  # here: see write_report
+
     analysis = analyze(exp, options)
     exp.diagnostics.act(
         "ANALYSE",
@@ -200,20 +202,26 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     """Figures, report.md/.html, the retrospective and the tables into the staging folder
     ``tmp``; returns their final paths under ``out``. A failing optional part (a figure, the
     HTML page) is recorded in Data Quality and left out; the rest is written."""
+    from analyze_experiment.export import write_tables
+    from analyze_experiment.report.build import build_doc
     from analyze_experiment.report.html import render_html
     from analyze_experiment.report.markdown import render_markdown
     from analyze_experiment.report.plots.interactive import interactive_figures
-    from analyze_experiment.report.plots.static import render_plots
+    from analyze_experiment.report.plots.plan import plan_figures
+    from analyze_experiment.report.plots.specs import start_plots
 
     files: list[Path] = []
-    plots = _guard(exp, "the plots", lambda: render_plots(exp, analysis, tmp / "plots", exp.diagnostics, svg=svg,
-                                                             progress=progress), [])
+    # figures are drawn in worker processes while this one builds the interactive charts
+    specs = _guard(exp, "the plots", lambda: plan_figures(exp, analysis), [])
+    job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress)
+    figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
+               if "html" in formats else {})
+    plots = _guard(exp, "the plots", job.result, [])
     doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
     if "md" in formats:
         write_text(tmp / "report.md", render_markdown(doc))
         files.append(out / "report.md")
     if "html" in formats:
-        figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis), {})
         html = _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
         if html is not None:
             write_text(tmp / "report.html", html)

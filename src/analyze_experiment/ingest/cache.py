@@ -141,6 +141,58 @@ class Cache:
         except (OSError, pickle.PicklingError, TypeError, AttributeError):
             return
 
+    def _group_key(self, kind: str, name: str, paths: Iterable[Path], extra: Any) -> dict[str, Any] | None:
+        files = []
+        for p in paths:
+            k = self._key(kind, Path(p).absolute())
+            if k is None:
+                return None
+            files.append((k["path"], k["size"], k["mtime_ns"]))
+        return {"kind": kind, "name": name, "files": files, "extra": extra, "parser": parser_version()}
+
+    def get_group(self, kind: str, name: str, paths: list[Path], extra: Any = None
+                  ) -> tuple[bool, Any, list[Warning_]]:
+        """``(found, value, warnings)`` of a result derived from several files (one run's
+        training output): valid only while every file keeps its size and ``mtime_ns``. The
+        hit and miss counts are left to the caller (they count files, not groups)."""
+        key = self._group_key(kind, name, paths, extra)
+        entry = self._entry(kind, Path(name))
+        if key is None or not entry.exists():
+            return False, None, []
+        try:
+            raw = entry.read_bytes()
+            if not raw.startswith(_MAGIC):
+                raise ValueError("not a cache entry")
+            digest, payload = raw[len(_MAGIC):len(_MAGIC) + 64], raw[len(_MAGIC) + 65:]
+            if hashlib.sha256(payload).hexdigest().encode() != digest:
+                raise ValueError("checksum mismatch")
+            data = pickle.loads(payload)
+            stored = data["key"]
+        except Exception as exc:  # as in get(): never trusted, the files are used instead
+            self.discarded.append((str(paths[0]) if paths else name, f"{type(exc).__name__}: {exc}"[:200]))
+            _unlink(entry)
+            return False, None, []
+        if stored != key:
+            return False, None, []
+        return True, data["value"], list(data["warnings"])
+
+    def put_group(self, kind: str, name: str, paths: list[Path], value: Any, warnings: Iterable[Warning_] = (),
+                  extra: Any = None) -> None:
+        """Store a result derived from several files (see :meth:`get_group`)."""
+        key = self._group_key(kind, name, paths, extra)
+        if key is not None:
+            self._write(self._entry(kind, Path(name)), {"key": key, "value": value, "warnings": list(warnings)})
+
+    def _write(self, entry: Path, data: dict[str, Any]) -> None:
+        try:
+            payload = pickle.dumps(data, protocol=5)
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = entry.with_name(f"{entry.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_bytes(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            os.replace(tmp, entry)
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            return
+
     def cached_read(self, kind: str, path: Path, diag: Diagnostics, read: Callable[[Diagnostics], Any]) -> Any:
         """The parsed result of ``path``: from the cache when valid, else ``read(sub_diag)``
         (stored unless it returned None). Warnings go to ``diag`` either way."""

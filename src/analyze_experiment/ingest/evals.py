@@ -483,6 +483,7 @@ def collect_evals(
     eval_samples = _ordered(tables.EVAL_SAMPLES, sample_blocks)
     for df in (eval_logs, eval_scores, eval_samples):
         df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype("float64")
+    eval_samples = tables.compact(eval_samples)
     diag.act(
         "read evaluation logs",
         f"{len(files)} logs, {int(eval_logs['used'].sum())} used",

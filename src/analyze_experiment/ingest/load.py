@@ -150,7 +150,7 @@ def load(
     )
 
     runs, param_names, run_params, param_sources, conflicts = _runs_table(design, found, training, diag)
-    steps = tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))
+    steps = tables.compact(tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps)))
     epochs = tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs))
     gpu = tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu))
 

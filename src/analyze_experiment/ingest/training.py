@@ -502,6 +502,38 @@ def read_training(
     now = time.time() if now is None else now
     for path, what in files.problems:
         diag.warn(path, f"run {run}: {what}", severity="error" if "could not" in what else "warning", stage=STAGE)
+    if cache is None:
+        return _read_training(run, files, diag, now=now, cache=None)
+    # The whole run's result, valid while none of its files changed: merging a cached run's
+    # steps again costs 20x what loading this entry does. A run still counted as running is
+    # decided again (its status changes with the clock alone).
+    paths = [*files.slurm_outputs, *files.disk_logs, *files.gpu_metrics, *files.seff]
+    extra = (str(diag.root), [str(p) for p in paths])
+    found, value, warnings = cache.get_group("run", f"{diag.root}\0{run}", paths, extra)
+    if found and value.summary.get("status") != "running":
+        cache.hits += len(files.slurm_outputs) + len(files.disk_logs)  # the files the per-file cache counts
+        diag.warnings.extend(warnings)
+        _act_read(run, files, value, diag)
+        return value
+    sub = Diagnostics(root=diag.root)
+    result = _read_training(run, files, sub, now=now, cache=cache)
+    diag.extend(sub)
+    cache.put_group("run", f"{diag.root}\0{run}", paths, result, sub.warnings, extra)
+    return result
+
+
+def _act_read(run: str, files: TrainingFiles, result: TrainingResult, diag: Diagnostics) -> None:
+    diag.act(
+        "training.read",
+        f"run {run}: read training output",
+        details=[diag.rel(p) or "" for p in [*files.slurm_outputs, *files.disk_logs, *files.gpu_metrics]],
+        result=f"status {result.summary['status']}, {len(result.steps)} steps",
+    )
+
+
+def _read_training(
+    run: str, files: TrainingFiles, diag: Diagnostics, *, now: float, cache: Cache | None
+) -> TrainingResult:
     slurms = [o for o in (_cached(cache, "slurm", p, diag, _read_slurm) for p in files.slurm_outputs) if o is not None]
     all_disks = [d for d in (_cached(cache, "disk", p, diag, _read_disk) for p in files.disk_logs) if d is not None]
     all_tt = [o for o in slurms if o.looks_like_torchtune or o.events]
@@ -543,13 +575,9 @@ def read_training(
     summary["attempts"] = attempts.count
     summary["train_seed"] = _train_seed(tt_slurms, config)
     _note_attempts(run, attempts, summary, diag)
-    diag.act(
-        "training.read",
-        f"run {run}: read training output",
-        details=[diag.rel(p) or "" for p in [*files.slurm_outputs, *files.disk_logs, *files.gpu_metrics]],
-        result=f"status {summary['status']}, {len(step_rows)} steps",
-    )
-    return TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+    result = TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+    _act_read(run, files, result, diag)
+    return result
 
 
 def _train_seed(slurms: list[tt.SlurmOutput], config: dict[str, Any]) -> int | None:

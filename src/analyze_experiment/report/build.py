@@ -31,6 +31,7 @@ from analyze_experiment.report.doc import (
     Table,
 )
 from analyze_experiment.report.failed import failed_note, failed_section
+from analyze_experiment.report.flipped import with_flipped_samples
 from analyze_experiment.report.metric_findings import continuous_report_table, metric_direction
 from analyze_experiment.report.scorers import data_quality_notes, scorer_sections
 from analyze_experiment.report.story import bottom_line_section, key_findings_section, question_section
@@ -56,7 +57,8 @@ APPENDIX_FROM = "Overview"
 
 def _figures(plots: Sequence[PlotLike], section: str) -> list[Figure]:
     return [
-        Figure(name=p.name, title=p.title, caption=p.caption, interactive=p.interactive)
+        Figure(name=p.name, title=p.title, caption=p.caption, interactive=p.interactive,
+               element_id=getattr(p, "element_id", None))
         for p in plots
         if p.section == section
     ]
@@ -318,7 +320,7 @@ def _evaluation(exp: Experiment, analysis: Analysis, plots: Sequence[PlotLike], 
             "Continuous scorers: answers without a number are parse failures, left out of MAE, RMSE and R² "
             f"(parse rate with its {round(analysis.confidence * 100)}% Wilson CI; MAE and RMSE: lower is better; "
             "recomputed from the samples, the log header's values beside them)"), name="continuous"))
-    s.blocks.extend(_figures(plots, "evaluation"))
+    s.blocks.extend(with_flipped_samples(exp, analysis, _figures(plots, "evaluation")))
     used = exp.eval_logs[exp.eval_logs["used"].fillna(False).astype(bool)] if len(exp.eval_logs) else exp.eval_logs
     if len(used):
         logs = used[["run", "task", "epoch", "status", "completed_samples", "total_samples", "log"]].copy()

@@ -80,6 +80,9 @@ class Figure:
     caption: str | None = None
     interactive: str | None = None
     """Key of an interactive (plotly) version of the same figure, for the HTML report."""
+    element_id: str | None = None
+    """Id of the figure's element in report.html when it must be findable by name (the
+    per-sample agreement matrix is ``agreement-matrix``); else one is derived from ``name``."""
 
 
 @dataclass

@@ -152,7 +152,7 @@ def _table_view(t: Table, ids: _Ids) -> TableView:
 
 
 def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids) -> FigureView:
-    fid = ids(f"fig-{f.name}")
+    fid = ids(f.element_id or f"fig-{f.name}")
     view = FigureView(fid, f.title, f.caption)
     fig = figures.get(f.interactive) if f.interactive else None
     if fig is not None:

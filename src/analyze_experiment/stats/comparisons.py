@@ -31,7 +31,7 @@ from analyze_experiment.stats.intervals import (
     too_small,
 )
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
-from analyze_experiment.stats.paired import align, compare, mcnemar_matrix
+from analyze_experiment.stats.paired import align, compare, mcnemar_matrix, sign_flip_all_pairs
 from analyze_experiment.stats.power import minimum_detectable_difference
 
 POWER = 0.8
@@ -130,6 +130,20 @@ def family_comparisons(
                                        "ci_high": float(mc["ci_high"][i, j]), "test": "mcnemar_exact",
                                        "statistic": float(mc["statistic"][i, j]),
                                        "p_value": float(mc["p_value"][i, j]), "n_paired": n})
+    elif (cont := _continuous_matrix(fam, confidence, n_resamples, seed)) is not None:
+        # the unreported pairs' permutation tests at once (stats.paired.sign_flip_all_pairs)
+        n = len(fam.scores[sample_keys[0]])
+        for i, x in enumerate(sample_keys):
+            for j in range(i + 1, len(sample_keys)):
+                y = sample_keys[j]
+                if frozenset((x, y)) not in seen:
+                    others.append(float(cont["p_value"][i, j]))
+                    other_rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": x[0],
+                                       "epoch_a": _ep(x), "b": y[0], "epoch_b": _ep(y),
+                                       "diff": float(cont["diff"][i, j]), "ci_low": float(cont["ci_low"][i, j]),
+                                       "ci_high": float(cont["ci_high"][i, j]), "test": "paired_permutation",
+                                       "statistic": float(cont["statistic"][i, j]),
+                                       "p_value": float(cont["p_value"][i, j]), "n_paired": n})
     else:
         for i, x in enumerate(sample_keys):
             for y in sample_keys[i + 1:]:
@@ -194,6 +208,22 @@ def _binary_matrix(fam: Family) -> np.ndarray | None:
         return None
     x = np.vstack([s.to_numpy(float) for s in series])
     return x if np.isin(x, (0.0, 1.0)).all() else None
+
+
+def _continuous_matrix(fam: Family, confidence: float, n_resamples: int, seed: int) -> dict[str, np.ndarray] | None:
+    """All pairs' permutation tests (:func:`sign_flip_all_pairs`) when the family allows it:
+    scores that are not all 0/1 (those take McNemar), no clusters, at least 3 candidates, every
+    candidate scored on the same samples. None otherwise (pair by pair)."""
+    if fam.clusters is not None or len(fam.scores) < 3:
+        return None
+    series = list(fam.scores.values())
+    first = series[0].index
+    if not (first.is_unique and first.is_monotonic_increasing) or any(not s.index.equals(first) for s in series[1:]):
+        return None
+    x = np.vstack([s.to_numpy(float) for s in series])
+    if fam.binary and np.isin(x, (0.0, 1.0)).all():
+        return None
+    return sign_flip_all_pairs(x, confidence, n_resamples=n_resamples, seed=seed)
 
 
 def _pair_row(fam: Family, a: CandKey, b: CandKey, r: Any) -> dict[str, Any]:

@@ -430,8 +430,10 @@ def _step(fam: Family, var: str, lo: Any, hi: Any, at_lo: list, at_hi: list, con
     if a.empty or b.empty:
         return None
     single = len(at_lo) == 1 and len(at_hi) == 1
+    # only a step between two single checkpoints reports a p-value (below): the others need the
+    # gain and its interval, not a permutation test whose p would be thrown away
     res = compare(a, b, binary=fam.binary and single, confidence=confidence,
-                  clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
+                  clusters=fam.clusters, n_resamples=n_resamples, seed=seed, describe_only=not single)
     if res.n_paired == 0:
         return None
     lo_v = int(lo) if float(lo).is_integer() else lo

@@ -206,6 +206,66 @@ def sign_flip_test(d: np.ndarray, *, n_resamples: int = 10_000, seed: int = 0) -
     return (float(d.mean()), float(min(1.0, (hits + 1) / (n_resamples + 1))))
 
 
+def sign_flip_all_pairs(x: np.ndarray, confidence: float = 0.95, *, n_resamples: int = 10_000,
+                        seed: int = 0) -> dict[str, np.ndarray] | None:
+    """:func:`compare`'s paired permutation test for every pair of rows of ``x`` (candidates ×
+    the same samples, no clusters), as k × k arrays (upper triangle: row − column).
+
+    Pair by pair, each test draws the same sign matrix S (B × n) and sums S·(xᵢ − xⱼ); here
+    T = S·Xᵀ is computed once (B × k) and each pair's statistics are Tᵢ − Tⱼ, so the all-pairs
+    family of k candidates costs one matrix product and k²/2 vector comparisons instead of
+    k²/2 matrix–vector products. The difference, its interval, the ties tolerance and the
+    p-value are those of :func:`compare`; the few pairs whose Monte Carlo p sits near α (which
+    :func:`adaptive_sign_flip` redraws) and ties at rounding level are re-tested pair by pair.
+    None when the test would be exact (n ≤ :data:`EXACT_MAX_N`): the caller goes pair by pair.
+    """
+    x = np.asarray(x, dtype=float)
+    k, n = x.shape
+    if n <= 1 or (n <= EXACT_MAX_N and 2**n <= n_resamples) or not np.isfinite(x).all():
+        return None
+    alpha = 1 - confidence
+    iu, ju = np.triu_indices(k, 1)
+    shape = (k, k)
+    diff, lo, hi, sd, obs, tol = (np.full(shape, np.nan) for _ in range(6))
+    zero = np.zeros(shape, bool)
+    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    for i in range(k - 1):  # per pair exactly as compare() computes them (same floating-point order)
+        d = x[i] - x[i + 1:]
+        mean = d.mean(axis=1)
+        sdd = np.std(d, axis=1, ddof=1)
+        se = sdd / math.sqrt(n)
+        diff[i, i + 1:], sd[i, i + 1:] = mean, sdd
+        lo[i, i + 1:], hi[i, i + 1:] = mean - t * se, mean + t * se
+        obs[i, i + 1:] = np.abs(d.sum(axis=1))
+        tol[i, i + 1:] = 1e-9 * np.abs(d).sum(axis=1)
+        zero[i, i + 1:] = (d == 0).all(axis=1)
+    hits = np.zeros(shape, np.int64)
+    near = np.zeros(shape, bool)
+    for signs in _sign_chunks(n, n_resamples, seed):
+        tt = signs.astype(float) @ x.T  # B_chunk × k
+        for i in range(k - 1):
+            stat = np.abs(tt[:, [i]] - tt[:, i + 1:])
+            edge = obs[i, i + 1:] - tol[i, i + 1:]
+            hits[i, i + 1:] += (stat >= edge).sum(axis=0)
+            # a statistic within rounding of the edge could compare the other way pair by pair
+            near[i, i + 1:] |= (np.abs(stat - edge) <= 1e-12 * (np.abs(edge) + 1.0)).any(axis=0)
+    p = np.minimum(1.0, (hits + 1) / (n_resamples + 1))
+    mc = np.sqrt(p * (1 - p) / n_resamples)
+    b = np.full(shape, n_resamples, np.int64)
+    p[zero], mc[zero], b[zero] = 1.0, 0.0, 0
+    redo = (near | (np.abs(p - alpha) < NEAR_ALPHA_SE * mc)) & ~zero
+    for i, j in zip(*np.nonzero(np.triu(redo, 1)), strict=True):
+        _, p[i, j], mc[i, j], b[i, j] = adaptive_sign_flip(x[i] - x[j], n_resamples=n_resamples, seed=seed,
+                                                           alpha=alpha)
+    diff[zero], lo[zero], hi[zero] = 0.0, 0.0, 0.0
+    mask = np.zeros(shape, bool)
+    mask[iu, ju] = True
+    for arr in (p, mc, diff, lo, hi, sd):
+        arr[~mask] = np.nan
+    return {"diff": diff, "ci_low": lo, "ci_high": hi, "statistic": diff, "p_value": p, "p_mc_se": mc,
+            "n_resamples": b, "sd_diff": sd}
+
+
 def compare(
     a: pd.Series,
     b: pd.Series,
@@ -215,12 +275,15 @@ def compare(
     clusters: pd.Series | None = None,
     n_resamples: int = 10_000,
     seed: int = 0,
+    describe_only: bool = False,
 ) -> Paired:
     """Compare per-sample scores of two candidates (Series indexed by sample id).
 
     Binary scores without clusters: exact McNemar. Otherwise a sign-flip permutation
     test — at the cluster level (signs flipped per cluster sum) when clusters are given,
-    because flipping single samples would ignore their dependence.
+    because flipping single samples would ignore their dependence. ``describe_only``: the
+    difference and its interval without a test (test ``descriptive``, p NaN) — for a caller
+    that reports no p-value, the 10,000 sign patterns would be drawn for nothing.
     """
     x, y, ids = align(a, b)
     n = len(x)
@@ -240,6 +303,8 @@ def compare(
         return Paired(math.nan, math.nan, math.nan, math.nan, "none", math.nan, math.nan, 0, None, None, corr)
     sd = float(np.std(d, ddof=1)) if n > 1 else math.nan
     alpha = 1 - confidence
+    if describe_only:
+        return Paired(diff, se, lo, hi, "descriptive", math.nan, math.nan, n, a_only, b_only, corr, sd_diff=sd)
     if is_binary and cl is None:
         assert a_only is not None and b_only is not None
         p = mcnemar_exact(a_only, b_only)

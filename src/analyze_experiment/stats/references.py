@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
 from analyze_experiment.analysis import REFERENCES
 from analyze_experiment.ingest.references import (  # noqa: F401 - re-exported: where the tests are
@@ -52,6 +51,7 @@ def matching(ref: Reference, keys: list[tuple[str, str, str]], primary: set[tupl
 
 def _one(fam: Family, key: Any, ref: Reference, z: float, conf: float) -> dict[str, Any]:
     """Value, difference, interval and test of one candidate against ``ref``."""
+    from scipy import stats as sps  # here: reading a design needs no scipy
     x = fam.scores.get(key)
     if x is not None and len(x):
         x = pd.to_numeric(x, errors="coerce").dropna().to_numpy(float)
@@ -121,6 +121,7 @@ def reference_table(families: list[Family], references: list[Reference], primary
     Returns the table (columns :data:`REFERENCES`) and the references that matched no
     evaluated task × scorer × metric (the caller warns about them).
     """
+    from scipy import stats as sps  # here: reading a design needs no scipy
     z = float(sps.norm.ppf(0.5 + confidence / 2))
     by_key = {(f.task, f.scorer, f.metric): f for f in families}
     rows: list[dict[str, Any]] = []

@@ -314,13 +314,14 @@ def heatmap_axes(experiment: Experiment, df: pd.DataFrame) -> tuple[str, str, li
 
 
 def reduced_samples(experiment: Experiment, t: Target, labels: pd.DataFrame) -> pd.DataFrame:
-    """Per candidate x sample: the mean score over inspect's sample epochs, with its label.
+    """Per candidate x sample: the mean score over inspect's sample epochs, with its label, and
+    the first sample epoch's answer and target (what the per-sample view shows on hover).
 
     ``labels`` is :func:`target_intervals` output; it fixes which candidates exist and their
     names.
     """
     s = experiment.eval_samples
-    cols = ["label", "run", "epoch", "sample_id", "score"]
+    cols = ["label", "run", "epoch", "sample_id", "score", "answer", "target"]
     if not len(s) or not len(labels):
         return pd.DataFrame(columns=cols)
     s = s[(s["task"] == t.task) & (s["scorer"] == t.scorer)].copy()
@@ -330,9 +331,110 @@ def reduced_samples(experiment: Experiment, t: Target, labels: pd.DataFrame) -> 
         return pd.DataFrame(columns=cols)
     s["epoch"] = pd.to_numeric(s["epoch"], errors="coerce").fillna(-1)
     s["sample_id"] = s["sample_id"].astype(str)
-    red = s.groupby(["run", "epoch", "sample_id"], sort=False)["score"].mean().reset_index()
+    for c in ("answer", "target"):
+        if c not in s.columns:
+            s[c] = None
+    red = s.groupby(["run", "epoch", "sample_id"], sort=False).agg(
+        score=("score", "mean"), answer=("answer", "first"), target=("target", "first")).reset_index()
     lab = labels[["run", "epoch", "label"]].copy()
     lab["epoch"] = pd.to_numeric(lab["epoch"], errors="coerce").fillna(-1)
     red = red.merge(lab, on=["run", "epoch"], how="inner")
     red["epoch"] = red["epoch"].where(red["epoch"] >= 0)
     return red[cols]
+
+
+EVENT_STATUSES = {"diverged": "loss not finite", "timeout": "time limit"}
+"""Run statuses marked on the training curves, with their legend wording."""
+
+
+def run_events(experiment: Experiment) -> pd.DataFrame:
+    """``run, step, kind, value`` of what ended a run early, to mark on its curves.
+
+    ``diverged``: the first global step whose loss is NaN/inf (``first_nonfinite_step``), at the
+    last finite loss before it — the curve stops there and the marker says why. ``timeout``:
+    the last step the run reached before the time limit stopped it.
+    """
+    cols = ["run", "step", "kind", "value"]
+    runs, steps = experiment.runs, experiment.train_steps
+    if not len(runs) or "status" not in runs.columns:
+        return pd.DataFrame(columns=cols)
+    loss = series_frame(steps, "loss")
+    rows = []
+    for r in runs[runs["status"].isin(list(EVENT_STATUSES))].itertuples(index=False):
+        run, status = str(r.run), str(r.status)
+        at = getattr(r, "first_nonfinite_step", None) if status == "diverged" else getattr(r, "steps", None)
+        g = loss[loss["run"].astype(str) == run]
+        if at is None or pd.isna(at):
+            if not len(g):
+                continue
+            at = g["step"].max()
+        before = g[g["step"] <= float(at)]
+        value = float(before["loss"].iloc[-1]) if len(before) else math.nan
+        rows.append({"run": run, "step": float(at), "kind": status, "value": value})
+    return pd.DataFrame(rows, columns=cols)
+
+
+def scale_floor(samples: pd.DataFrame, metric: str) -> float:
+    """Where a metric's axis starts: 0, or the lowest score a rubric can give (1 on a 1–5 scale).
+
+    A bar drawn from 0 on a 1–5 scale shows a fifth of its length for nothing; the floor is the
+    smallest per-sample score when every score is a whole number of at least 1 (a rubric), and
+    the metric is a mean of those scores (not a share, count or spread)."""
+    if not len(samples) or metric.lower() in {"accuracy", "stderr", "std", "var", "count"}:
+        return 0.0
+    s = pd.to_numeric(samples["score"], errors="coerce").dropna()
+    if not len(s) or (s != s.round()).any() or s.min() < 1 or s.nunique() > 11:
+        return 0.0
+    return float(s.min())
+
+
+def discrete_levels(scores: pd.Series, max_levels: int = 11) -> list[float] | None:
+    """The score levels when a scorer gives a few fixed values (0/0.5/1, 1–5), else None."""
+    s = pd.to_numeric(scores, errors="coerce").dropna()
+    levels = sorted(s.unique().tolist())
+    if not levels or len(levels) > max_levels:
+        return None
+    if not all(float(v * 2).is_integer() for v in levels):  # halves at most: 0/0.5/1, 1–5, 1–10
+        return None
+    return [float(v) for v in levels]
+
+
+def complete_grid(df: pd.DataFrame, x: str, y: str,
+                  facets: list[str]) -> tuple[pd.DataFrame, tuple[str, str, list[str]], str]:
+    """The heatmap rows restricted to panels whose x × y grid is complete, and a note on what was left out.
+
+    A panel with a hole reads as a missing configuration when the run simply was not evaluated
+    at that checkpoint. When some checkpoint epoch was evaluated for every configuration, the
+    panels are those epochs; when none was, each configuration's last evaluated checkpoint
+    makes the panel. Any panel still holding a hole (a sweep that did not run every
+    combination) is left out; with none complete the frame comes back empty and the note
+    says why.
+    """
+    cells = df[x].dropna().nunique() * df[y].dropna().nunique()
+    other = [f for f in facets if f != "epoch"]
+    notes = []
+    if "epoch" in facets:
+        d = df.assign(_ep=pd.to_numeric(df["epoch"], errors="coerce"))
+        per_epoch = d.groupby("_ep")[[x, y]].apply(lambda g: len(g.drop_duplicates()))
+        full = [e for e, n in per_epoch.items() if n == cells]
+        if full:
+            dropped = sorted(set(per_epoch.index) - set(full))
+            df = d[d["_ep"].isin(full)].drop(columns="_ep")
+            if dropped:
+                notes.append(f"Epoch {', '.join(str(int(e)) for e in dropped)} left out: not every configuration "
+                             "was evaluated there.")
+        else:
+            df = d.sort_values("_ep").groupby([x, y, *other], dropna=False).tail(1).drop(columns="_ep")
+            facets = other
+            notes.append("Each configuration at its last evaluated checkpoint (no checkpoint was evaluated for all).")
+    if len(df) and facets:
+        sizes = df.groupby(facets, dropna=False)[[x, y]].apply(lambda g: len(g.drop_duplicates()))
+        keep = [k for k, n in sizes.items() if n == cells]
+        if len(keep) < len(sizes):
+            df = df[df.set_index(facets).index.isin(keep)]
+            notes.append(f"{len(sizes) - len(keep)} of {len(sizes)} panels left out: their {x} × {y} grid has holes.")
+    elif len(df) and len(df[[x, y]].drop_duplicates()) < cells:
+        df = df.iloc[0:0]
+    if not len(df):
+        return df, (x, y, facets), f"no complete {x} × {y} grid: the sweep did not run every combination"
+    return df, (x, y, facets), " ".join(notes)

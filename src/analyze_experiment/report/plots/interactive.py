@@ -22,8 +22,9 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.report.plots import _select as sel
 from analyze_experiment.report.plots.scorer_plots import risk_interactive
+from analyze_experiment.report.plots.specs import NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR, run_colors
-from analyze_experiment.report.plots.validation import validation_figure, validation_frames
+from analyze_experiment.report.plots.validation import validation_figure
 from analyze_experiment.textsafe import visible
 
 LAYOUT = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
@@ -83,8 +84,8 @@ def _gpu_figure(data: pd.DataFrame, colors: dict[str, str]) -> go.Figure | None:
     return fig
 
 
-def _bars_figure(iv: pd.DataFrame, t: sel.Target, colors: dict[str, str], controls: list[str],
-                 confidence: float) -> go.Figure:
+def _bars_figure(iv: pd.DataFrame, title: str, metric_label: str, colors: dict[str, str],
+                 controls: list[str]) -> go.Figure:
     sign = -1.0 if "direction" in iv.columns and (iv["direction"] == "lower").any() else 1.0
     df = iv.assign(_s=sign * iv["value"].astype(float)).sort_values("_s", ascending=True, kind="stable")
     fig = go.Figure()
@@ -98,18 +99,17 @@ def _bars_figure(iv: pd.DataFrame, t: sel.Target, colors: dict[str, str], contro
             marker={"color": colors.get(str(r["run"]), CONTROL_COLOR), "pattern": {"shape": "/" if ctl else ""}},
             error_x={"type": "data", "symmetric": False, "array": [float(hi - r["value"]) if has_ci else 0],
                      "arrayminus": [float(r["value"] - lo) if has_ci else 0], "visible": bool(has_ci)},
-            hovertemplate=(f"{name}<br>{_text(t.metric)} %{{x:.3f}}"
-                           + (f"<br>{confidence:.0%} CI [{lo:.3f}, {hi:.3f}]" if has_ci else "")
+            hovertemplate=(f"{name}<br>%{{x:.3f}}"
+                           + (f"<br>CI [{lo:.3f}, {hi:.3f}]" if has_ci else "")
                            + f"<br>n = {r['n']}<extra></extra>"),
         ))
-    fig.update_layout(title=_text(f"{t.metric} per run — {t.label}"), barmode="overlay",
-                      xaxis_title=_text(f"{t.metric} ({confidence:.0%} CI)"), showlegend=True,
+    fig.update_layout(title=_text(title), barmode="overlay", xaxis_title=_text(metric_label), showlegend=True,
                       height=max(300, 40 * len(df) + 150),
                       **{**LAYOUT, "legend": {"title": {"text": "run"}, "traceorder": "reversed"}})
     return fig
 
 
-def _heatmap_figure(hm: pd.DataFrame, axes: tuple[str, str, list[str]], t: sel.Target) -> go.Figure:
+def _heatmap_figure(hm: pd.DataFrame, axes: tuple[str, str, list[str]], metric_label: str, title: str) -> go.Figure:
     x, y, facets = axes
     df = hm[pd.to_numeric(hm["value"], errors="coerce").notna() & hm[x].notna() & hm[y].notna()].copy()
     df["_half"] = (pd.to_numeric(df["ci_high"], errors="coerce") - pd.to_numeric(df["ci_low"], errors="coerce")) / 2
@@ -130,16 +130,17 @@ def _heatmap_figure(hm: pd.DataFrame, axes: tuple[str, str, list[str]], t: sel.T
             text[a, b] = f"{r['value']:.3f}" + ("" if pd.isna(r["_half"]) else f"<br>±{r['_half']:.3f}")
         fig.add_trace(go.Heatmap(z=z, x=[sel.level_text(v) for v in xs], y=[sel.level_text(v) for v in ys],
                                  text=text, texttemplate="%{text}", colorscale="Viridis", zmin=zmin, zmax=zmax,
-                                 showscale=i == len(groups), colorbar={"title": {"text": _text(t.metric)}},
+                                 showscale=i == len(groups), colorbar={"title": {"text": _text(metric_label)}},
                                  hovertemplate=f"{_text(x)}=%{{x}}<br>{_text(y)}=%{{y}}<br>%{{text}}<extra></extra>"),
                       row=1, col=i)
         fig.update_xaxes(title_text=_text(x), type="category", row=1, col=i)
     fig.update_yaxes(title_text=_text(y), type="category", row=1, col=1)
-    fig.update_layout(title=_text(t.label), **{k: v for k, v in LAYOUT.items() if k != "legend"})
+    fig.update_layout(title=_text(title), **{k: v for k, v in LAYOUT.items() if k != "legend"})
     return fig
 
 
-def _pareto_figure(pa: pd.DataFrame, t: sel.Target, cost: str, cost_label: str, colors: dict[str, str]) -> go.Figure:
+def _pareto_figure(pa: pd.DataFrame, cost: str, cost_label: str, metric_label: str, title: str,
+                   colors: dict[str, str]) -> go.Figure:
     fig = go.Figure()
     for _, r in pa.iterrows():
         name = _text(r["label"])
@@ -147,18 +148,17 @@ def _pareto_figure(pa: pd.DataFrame, t: sel.Target, cost: str, cost_label: str, 
                                  marker={"color": colors.get(str(r["run"]), CONTROL_COLOR), "size": 11,
                                          "line": {"color": "black", "width": 0.5}},
                                  hovertemplate=f"{name}<br>{_text(cost_label)} %{{x:.3g}}<br>"
-                                               f"{_text(t.metric)} %{{y:.3f}}<extra></extra>"))
+                                               f"{_text(metric_label)} %{{y:.3f}}<extra></extra>"))
     front = pa[pa["pareto"].fillna(False).astype(bool)].sort_values(cost)
     if len(front):
         fig.add_trace(go.Scatter(x=front[cost].astype(float), y=front["value"].astype(float), mode="lines",
                                  line={"shape": "hv", "dash": "dash", "color": "black"}, name="Pareto front",
                                  hoverinfo="skip"))
-    fig.update_layout(title=_text(f"{t.metric} vs training cost — {t.label}"), xaxis_title=_text(cost_label),
-                      yaxis_title=_text(t.metric), **LAYOUT)
+    fig.update_layout(title=_text(title), xaxis_title=_text(cost_label), yaxis_title=_text(metric_label), **LAYOUT)
     return fig
 
 
-def _effects_figure(ef: pd.DataFrame, t: sel.Target) -> go.Figure:
+def _effects_figure(ef: pd.DataFrame, metric_label: str, title: str) -> go.Figure:
     variables = list(dict.fromkeys(ef["variable"]))
     fig = make_subplots(rows=1, cols=len(variables), shared_yaxes=True,
                         subplot_titles=[_text(v) for v in variables])
@@ -175,8 +175,8 @@ def _effects_figure(ef: pd.DataFrame, t: sel.Target) -> go.Figure:
                      "arrayminus": (m - pd.to_numeric(g["ci_low"], errors="coerce")).fillna(0).tolist()},
             hovertemplate=f"{_text(var)}=%{{x}}<br>mean %{{y:.3f}}<extra></extra>"), row=1, col=i)
         fig.update_xaxes(title_text=_text(var), type="category", row=1, col=i)
-    fig.update_yaxes(title_text=_text(t.metric), row=1, col=1)
-    fig.update_layout(title=_text(f"Main effects on {t.metric} — {t.label}"), **LAYOUT)
+    fig.update_yaxes(title_text=_text(metric_label), row=1, col=1)
+    fig.update_layout(title=_text(title), **LAYOUT)
     return fig
 
 
@@ -192,64 +192,86 @@ def _add_references(fig: go.Figure, refs: list[tuple[str, float]], *, vertical: 
                           annotation_position="top left")
 
 
-def interactive_figures(experiment: Experiment, analysis: Analysis) -> dict[str, go.Figure]:
-    """Plotly figures keyed like ``PlotInfo.interactive``; figures without data are left out."""
-    controls = sel.control_runs(experiment)
-    colors = run_colors(sel.all_runs(experiment), controls)
-    steps = experiment.train_steps
-    bounds = sel.epoch_boundaries(steps)
+def _step_spec(data: pd.DataFrame, *, y: str, ylabel: str, title: str, colors: dict[str, str],
+               boundaries: dict[str, list[float]] | None = None, smoothed: bool = False,
+               events: pd.DataFrame | None = None, **_: object) -> go.Figure:
+    fig = _step_figure(data, y, ylabel, title, colors, boundaries or {}, smoothed)
+    if events is not None and len(events) and y == "loss":
+        for kind, g in events.groupby("kind", sort=True):
+            label = sel.EVENT_STATUSES.get(str(kind), str(kind))
+            fig.add_trace(go.Scatter(
+                x=g["step"], y=g["value"], mode="markers", name=_text(label),
+                marker={"symbol": "x" if kind == "diverged" else "line-ns-open", "size": 13, "line": {"width": 2},
+                        "color": [colors.get(str(r), CONTROL_COLOR) for r in g["run"]]},
+                customdata=[_text(r) for r in g["run"]],
+                hovertemplate=f"%{{customdata}}<br>{_text(label)} at step %{{x}}<extra></extra>"))
+    return fig
+
+
+def _final_spec(data: pd.DataFrame, *, colors: dict[str, str], controls: list[str], title: str,
+                metric_label: str, references: list[tuple[str, float]], floor: float = 0.0, **_: object) -> go.Figure:
+    fig = _bars_figure(data, title, metric_label, colors, controls)
+    if floor:
+        fig.update_xaxes(range=[floor, float(pd.to_numeric(data["ci_high"], errors="coerce").fillna(data["value"]).max())
+                                * 1.05])
+    _add_references(fig, references, vertical=True)
+    return fig
+
+
+def _effects_spec(data: pd.DataFrame, *, metric_label: str, title: str, references: list[tuple[str, float]],
+                  **_: object) -> go.Figure:
+    ef = data[pd.to_numeric(data["mean"], errors="coerce").notna()]
+    fig = _effects_figure(ef, metric_label, title)
+    _add_references(fig, references, vertical=False)
+    return fig
+
+
+def _adapters() -> dict[object, object]:
+    from analyze_experiment.report.plots import samples, static
+    from analyze_experiment.report.plots.validation import plot_validation_frames
+
+    return {
+        static.plot_step_series: _step_spec,
+        static.plot_gpu: lambda d, colors, **_: _gpu_figure(d, colors),
+        static.plot_final_metric: _final_spec,
+        static.plot_heatmap: lambda d, x, y, facets, metric_label, title, **_: _heatmap_figure(
+            d, (x, y, facets), metric_label, title),
+        static.plot_pareto: lambda d, colors, cost, cost_label, metric_label, title, **_: _pareto_figure(
+            d[pd.to_numeric(d[cost], errors="coerce").notna() & pd.to_numeric(d["value"], errors="coerce").notna()],
+            cost, cost_label, metric_label, title, colors),
+        static.plot_main_effects: _effects_spec,
+        plot_validation_frames: lambda d, colors, **_: _validation(d, colors),
+        samples.plot_sample_agreement: samples.agreement_figure,
+        samples.plot_score_proportions: samples.proportions_figure,
+    }
+
+
+def _validation(data: tuple[pd.DataFrame, pd.DataFrame], colors: dict[str, str]) -> go.Figure | None:
+    fig = validation_figure(data[0], data[1], colors, _text)
+    if fig is not None:
+        fig.update_layout(**LAYOUT)
+    return fig
+
+
+def interactive_figures(experiment: Experiment, analysis: Analysis, specs: list | None = None) -> dict[str, go.Figure]:
+    """Plotly figures keyed like ``PlotInfo.interactive``; figures without data are left out.
+
+    Drawn from the same figure specs as the PNGs (:func:`.plan.plan_figures`: pass ``specs``
+    when they are planned already), so both show the same prepared data."""
+    from analyze_experiment.report.plots.plan import plan_figures
+
+    specs = plan_figures(experiment, analysis) if specs is None else specs
+    adapters = _adapters()
     out: dict[str, go.Figure] = {}
-    for key, col, title, ylabel, smoothed in (
-        ("loss", "loss", "Training loss", "loss", True),
-        ("lr", "lr", "Learning-rate schedule", "learning rate", False),
-        ("throughput", "tokens_per_second_per_gpu", "Training throughput", "tokens/s per GPU", False),
-    ):
-        f = sel.series_frame(steps, col)
-        if len(f):
-            out[key] = _step_figure(f, col, ylabel, title, colors, bounds, smoothed)
-    vloss, vcurve = validation_frames(steps)
-    vfig = validation_figure(vloss, vcurve, colors, _text)
-    if vfig is not None:
-        vfig.update_layout(**LAYOUT)
-        out["validation"] = vfig
-    gpu = sel.gpu_frame(experiment.gpu)
-    if len(gpu):
-        fig = _gpu_figure(gpu, colors)
-        if fig is not None:
-            out["gpu"] = fig
-    else:
-        mem = sel.series_frame(steps, "peak_memory_active")
-        if len(mem):
-            out["gpu"] = _step_figure(mem, "peak_memory_active", "peak active memory (GiB)", "Peak GPU memory",
-                                      colors, bounds, False)
-    for t in sel.targets(analysis):
-        iv = sel.target_intervals(analysis, t)
-        if not len(iv):
+    for spec in specs:
+        fn = adapters.get(spec.builder)
+        if spec.skip is not None or spec.interactive is None or fn is None:
             continue
-        refs = sel.target_references(analysis, t)
-        out[f"final_{t.slug}"] = _bars_figure(iv, t, colors, controls, analysis.confidence)
-        _add_references(out[f"final_{t.slug}"], refs, vertical=True)
-        hm = sel.pool_seeds(experiment, sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)]),
-                            analysis.confidence)
-        axes = sel.heatmap_axes(experiment, hm)
-        if axes is not None:
-            out[f"heatmap_{t.slug}"] = _heatmap_figure(hm, axes, t)
-        pa = analysis.pareto
-        if len(pa):
-            pa = pa[(pa["task"] == t.task) & (pa["scorer"] == t.scorer) & (pa["metric"] == t.metric)]
-            use_usd = pd.to_numeric(pa["cost_usd"], errors="coerce").notna().any()
-            cost, label = ("cost_usd", "Training cost (USD)") if use_usd else ("gpu_hours", "Training cost (GPU-hours)")
-            pa = pa[pd.to_numeric(pa[cost], errors="coerce").notna() & pd.to_numeric(pa["value"], errors="coerce").notna()]
-            pa = pa.merge(iv[["run", "epoch", "label"]], on=["run", "epoch"], how="left")
-            pa["label"] = pa["label"].fillna(pa["run"].astype(str))
-            if len(pa):
-                out[f"pareto_{t.slug}"] = _pareto_figure(pa, t, cost, label, colors)
-        ef = analysis.effects
-        if len(ef):
-            ef = ef[(ef["task"] == t.task) & (ef["scorer"] == t.scorer) & (ef["metric"] == t.metric)]
-            ef = ef[pd.to_numeric(ef["mean"], errors="coerce").notna()]
-            if len(ef):
-                out[f"effects_{t.slug}"] = _effects_figure(ef, t)
-                _add_references(out[f"effects_{t.slug}"], refs, vertical=False)
-    out.update(risk_interactive(analysis, colors))
+        try:
+            fig = fn(spec.data, **spec.options)  # type: ignore[operator]
+        except NoData:
+            continue
+        if fig is not None:
+            out[spec.interactive] = fig
+    out.update(risk_interactive(analysis, run_colors(sel.all_runs(experiment), sel.control_runs(experiment))))
     return out

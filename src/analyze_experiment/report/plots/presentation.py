@@ -28,7 +28,8 @@ from matplotlib.figure import Figure
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.report.plots import _select as sel
-from analyze_experiment.report.plots.static import NoData, PlotInfo, plan_figures
+from analyze_experiment.report.plots.plan import plan_figures
+from analyze_experiment.report.plots.specs import NoData
 from analyze_experiment.report.plots.style import RC
 
 
@@ -227,12 +228,11 @@ def draw(experiment: Experiment, analysis: Analysis, kind: str, *, task: str | N
         name = f"{kind}_{sel.targets(analysis)[0].slug}" if sel.targets(analysis) else kind
     st = STYLES[style]
     with mpl.rc_context(_rc(st)):
-        plans: dict[str, tuple[PlotInfo, object]] = {info.name: (info, fn) for info, fn in plan_figures(experiment,
-                                                                                                         analysis)}
+        plans = {spec.name: spec for spec in plan_figures(experiment, analysis)}
         if name not in plans:
             raise PlotRequestError(f"this experiment has no {kind} figure (nothing to draw it from)")
         try:
-            fig = plans[name][1]()  # type: ignore[operator]
+            fig = plans[name].draw()
         except NoData as exc:
             raise PlotRequestError(f"no {kind} figure: {exc}") from None
         prefix = common_prefix(known_runs(experiment, analysis))

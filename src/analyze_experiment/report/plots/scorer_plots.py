@@ -3,13 +3,13 @@
 The points come from :attr:`Analysis.risk_curves` (computed by stats/scorer_kinds.py) and
 the AUC shown in the legend from :attr:`Analysis.risk`; nothing is recomputed here. Static
 figures follow :mod:`.static` (``plot_*`` returns a Figure, :func:`plan_risk_figures` gives
-(info, draw) pairs); :func:`risk_interactive` gives the plotly versions for report.html.
+figure specs); :func:`risk_interactive` gives the plotly versions for report.html.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots._select import safe_stem
+from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.textsafe import visible
 
@@ -64,8 +65,6 @@ def _candidates(analysis: Analysis, task: str, scorer: str, curve: str) -> list[
 
 def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
     """Empirical ROC curve of each candidate; the diagonal is a model that cannot rank."""
-    from analyze_experiment.report.plots.static import NoData
-
     cands = _candidates(analysis, task, scorer, "roc")
     if not cands:
         raise NoData("no candidate has both classes among its readable outputs")
@@ -85,8 +84,6 @@ def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, st
 
 def plot_reliability(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
     """Share positive against mean predicted risk per bin; the diagonal is perfect calibration."""
-    from analyze_experiment.report.plots.static import NoData
-
     cands = _candidates(analysis, task, scorer, "reliability")
     if not cands:
         raise NoData("no readable risk scores")
@@ -104,22 +101,38 @@ def plot_reliability(analysis: Analysis, task: str, scorer: str, *, colors: dict
     return fig
 
 
-def plan_risk_figures(analysis: Analysis, colors: dict[str, str]) -> list[tuple[Any, Callable[[], Figure]]]:
-    """(PlotInfo, draw) for the ROC and reliability figure of every risk scorer."""
-    from analyze_experiment.report.plots.static import PlotInfo
+def _risk_tables(analysis: Analysis, task: str, scorer: str) -> SimpleNamespace:
+    """The rows of ``risk_curves`` and ``risk`` for one scorer: what its figures need, small
+    enough to send to a drawing process."""
+    c, r = analysis.risk_curves, analysis.risk
+    return SimpleNamespace(risk_curves=c[(c["task"] == task) & (c["scorer"] == scorer)],
+                           risk=r[(r["task"] == task) & (r["scorer"] == scorer)] if len(r) else r)
 
-    plans: list[tuple[Any, Callable[[], Figure]]] = []
+
+def plan_risk_figures(analysis: Analysis, colors: dict[str, str]) -> list[FigureSpec]:
+    """The ROC and reliability figure of every risk scorer, as specs."""
+    specs: list[FigureSpec] = []
     for task, scorer, slug in risk_targets(analysis):
-        plans.append((PlotInfo(f"roc_{slug}", f"ROC curves — {task} / {scorer}", SECTION,
-                               "One line per candidate over its readable outputs; AUC in the legend (DeLong "
-                               "intervals and paired tests in the tables above).", f"roc_{slug}"),
-                      lambda t=task, s=scorer: plot_roc(analysis, t, s, colors=colors)))
-        plans.append((PlotInfo(f"reliability_{slug}", f"Reliability diagram — {task} / {scorer}", SECTION,
-                               "Per bin of predicted risk (10 equal-width bins; empty bins left out): the mean "
-                               "risk against the observed share of positives; on the diagonal a risk means what "
-                               "it says.", f"reliability_{slug}"),
-                      lambda t=task, s=scorer: plot_reliability(analysis, t, s, colors=colors)))
-    return plans
+        data = _risk_tables(analysis, task, scorer)
+        opts = {"task": task, "scorer": scorer, "colors": colors}
+        specs.append(FigureSpec(
+            f"roc_{slug}", f"ROC curves — {task} / {scorer}", SECTION, _roc, data, opts,
+            caption="One line per candidate over its readable outputs; AUC in the legend (DeLong intervals and "
+                    "paired tests in the tables above).", interactive=f"roc_{slug}"))
+        specs.append(FigureSpec(
+            f"reliability_{slug}", f"Reliability diagram — {task} / {scorer}", SECTION, _reliability, data, opts,
+            caption="Per bin of predicted risk (10 equal-width bins; empty bins left out): the mean risk against the "
+                    "observed share of positives; on the diagonal a risk means what it says.",
+            interactive=f"reliability_{slug}"))
+    return specs
+
+
+def _roc(data: SimpleNamespace, *, task: str, scorer: str, colors: dict[str, str]) -> Figure:
+    return plot_roc(data, task, scorer, colors=colors)  # type: ignore[arg-type]
+
+
+def _reliability(data: SimpleNamespace, *, task: str, scorer: str, colors: dict[str, str]) -> Figure:
+    return plot_reliability(data, task, scorer, colors=colors)  # type: ignore[arg-type]
 
 
 def _text(s: object) -> str:

@@ -72,6 +72,12 @@ def plot_validation(loss: pd.DataFrame, curve: pd.DataFrame, *, colors: dict[str
     return fig
 
 
+def plot_validation_frames(data: tuple[pd.DataFrame, pd.DataFrame], *, colors: dict[str, str]) -> Figure:
+    """:func:`plot_validation` over :func:`validation_frames` output (a figure spec's data)."""
+    loss, curve = data
+    return plot_validation(loss, curve, colors=colors)
+
+
 def validation_figure(loss: pd.DataFrame, curve: pd.DataFrame, colors: dict[str, str],
                       text: object = str) -> go.Figure | None:
     """The interactive version; None when no run validated. ``text`` escapes labels."""

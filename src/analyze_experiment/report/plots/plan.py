@@ -1,0 +1,164 @@
+"""Which figures the report shows, each as a :class:`~.specs.FigureSpec`.
+
+Planning prepares every figure's data once (:mod:`._select` holds the preparation steps) and
+decides what has nothing to show; drawing is the builders' job (:mod:`.static`,
+:mod:`.samples`, :mod:`.validation`, :mod:`.scorer_plots`). One parameter can be followed
+from here to the function that draws it without leaving these two places.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pandas as pd
+
+from analyze_experiment.analysis import Analysis
+from analyze_experiment.experiment import Experiment
+from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots import samples as smp
+from analyze_experiment.report.plots import static
+from analyze_experiment.report.plots.specs import FigureSpec
+from analyze_experiment.report.plots.style import run_colors
+from analyze_experiment.report.plots.validation import plot_validation_frames, validation_frames
+
+STEP_SERIES = (
+    ("lr", "lr", "Learning-rate schedule", "Learning rate"),
+    ("tokens_per_second_per_gpu", "throughput", "Training throughput", "Tokens/s per GPU"),
+)
+
+
+def plan_figures(experiment: Experiment, analysis: Analysis) -> list[FigureSpec]:
+    """Every figure the report can show, in report order; ``skip`` set where there is no data."""
+    controls = sel.control_runs(experiment)
+    colors = run_colors(sel.all_runs(experiment), controls)
+    specs = _training_specs(experiment, colors)
+    for t in sel.targets(analysis):
+        specs += _target_specs(experiment, analysis, t, colors, controls)
+    from analyze_experiment.report.plots.scorer_plots import plan_risk_figures
+
+    specs += plan_risk_figures(analysis, colors)
+    return _element_ids(specs)
+
+
+def _element_ids(specs: list[FigureSpec]) -> list[FigureSpec]:
+    """The agreement matrices' HTML ids: ``agreement-matrix``, then ``agreement-matrix-2``, …"""
+    out, n = [], 0
+    for s in specs:
+        if s.builder is smp.plot_sample_agreement and s.skip is None:
+            n += 1
+            s = replace(s, element_id=smp.ELEMENT_ID if n == 1 else f"{smp.ELEMENT_ID}-{n}")
+        out.append(s)
+    return out
+
+
+def _training_specs(experiment: Experiment, colors: dict[str, str]) -> list[FigureSpec]:
+    steps = experiment.train_steps
+    common = {"colors": colors, "boundaries": sel.epoch_boundaries(steps),
+              "groups": sel.curve_groups(experiment, sel.all_runs(experiment), static.MAX_PANELS),
+              "events": sel.run_events(experiment)}
+    loss = sel.series_frame(steps, "loss")
+    span = sel.smoothing_span(int(loss.groupby("run").size().max())) if len(loss) else 0
+    specs = [FigureSpec(
+        "loss", "Training loss", "training", static.plot_step_series, loss,
+        {**common, "y": "loss", "ylabel": "Training loss (per token)", "title": "Training loss", "smoothed": True},
+        caption=f"Raw loss (faint) and its exponential moving average (bold, span {span} steps); dotted lines "
+                "mark epoch boundaries; a cross marks a run's first non-finite loss, a bar a run stopped by "
+                "the time limit.",
+        interactive="loss", skip=None if len(loss) else "no loss values")]
+    vloss, vcurve = validation_frames(steps)
+    if len(vcurve):  # only a sweep that validated has this figure (no "skipped" note otherwise)
+        specs.append(FigureSpec(
+            "validation", "Validation and training loss", "training", plot_validation_frames, (vloss, vcurve),
+            {"colors": colors},
+            caption="Validation loss at each validation (markers; open circle: the run's best) beside the training "
+                    "loss (faint); runs flagged as overfitting say so in the legend (rule in docs/training.md).",
+            interactive="validation"))
+    for col, name, title, ylabel in STEP_SERIES:
+        frame = sel.series_frame(steps, col)
+        specs.append(FigureSpec(name, title, "training", static.plot_step_series, frame,
+                                {**common, "y": col, "ylabel": ylabel, "title": title}, interactive=name,
+                                skip=None if len(frame) else f"no {col} values"))
+    gpu = sel.gpu_frame(experiment.gpu)
+    if len(gpu):
+        specs.append(FigureSpec("gpu", "GPU memory and utilisation", "training", static.plot_gpu, gpu,
+                                {"colors": colors}, interactive="gpu",
+                                caption="From the GPU monitor samples; memory is the maximum over a node's GPUs."))
+    else:
+        mem = sel.series_frame(steps, "peak_memory_active")
+        specs.append(FigureSpec(
+            "gpu", "Peak GPU memory", "training", static.plot_step_series, mem,
+            {**common, "y": "peak_memory_active", "ylabel": "Peak active memory (GiB)", "title": "Peak GPU memory"},
+            caption="Peak active memory logged by torchtune (no GPU monitor samples).", interactive="gpu",
+            skip=None if len(mem) else "no peak_memory_active values"))
+    return specs
+
+
+def _target_specs(experiment: Experiment, analysis: Analysis, t: sel.Target, colors: dict[str, str],
+                  controls: list[str]) -> list[FigureSpec]:
+    conf = analysis.confidence
+    iv = sel.target_intervals(analysis, t)
+    refs = sel.target_references(analysis, t)
+    label = f"{t.metric} ({t.scorer}; bars: {conf:.0%} CI)"
+    samples = sel.reduced_samples(experiment, t, iv)
+    specs = [FigureSpec(
+        f"final_{t.slug}", f"{t.metric} per run — {t.name}", "evaluation", static.plot_final_metric, iv,
+        {"colors": colors, "controls": controls, "metric_label": label, "references": refs,
+         "title": f"{t.metric} per run — {t.label}", "floor": sel.scale_floor(samples, t.metric)},
+        caption=f"Sorted; error bars are {conf:.0%} confidence intervals; hatched grey bars are control runs.",
+        interactive=f"final_{t.slug}", skip=None if len(iv) else "no metric values")]
+    specs.append(_heatmap_spec(experiment, analysis, t, iv, controls))
+    specs.append(smp.samples_spec(t, iv, samples, analysis, colors, controls))
+    specs.append(_pareto_spec(analysis, t, iv, colors))
+    ef = analysis.effects
+    if len(ef):
+        ef = ef[(ef["task"] == t.task) & (ef["scorer"] == t.scorer) & (ef["metric"] == t.metric)]
+    has = len(ef) and pd.to_numeric(ef["mean"], errors="coerce").notna().any()
+    specs.append(FigureSpec(
+        f"effects_{t.slug}", f"Main effects — {t.name}", "statistics", static.plot_main_effects, ef,
+        {"metric_label": t.metric, "title": f"Main effects on {t.metric} — {t.label}", "references": refs},
+        caption=f"Mean {t.metric} per level of each hyperparameter, averaged over the other variables, with "
+                f"{conf:.0%} CIs.", interactive=f"effects_{t.slug}",
+        skip=None if has else "no main effects were estimated"))
+    return specs
+
+
+def _heatmap_spec(experiment: Experiment, analysis: Analysis, t: sel.Target, iv: pd.DataFrame,
+                  controls: list[str]) -> FigureSpec:
+    conf = analysis.confidence
+    hm = sel.pool_seeds(experiment, sel.with_params(experiment, iv[~iv["run"].astype(str).isin(controls)]), conf)
+    axes = sel.heatmap_axes(experiment, hm)
+    skip, note = None, ""
+    if axes is None:
+        skip = "fewer than two swept variables vary across runs with scores"
+    else:
+        hm, axes, note = sel.complete_grid(hm, *axes)
+        if not len(hm):
+            skip = note
+    x, y, facets = axes if axes is not None else ("", "", [])
+    return FigureSpec(
+        f"heatmap_{t.slug}", f"{t.metric} over the sweep — {t.name}", "evaluation", static.plot_heatmap, hm,
+        {"x": x, "y": y, "facets": facets, "metric_label": t.metric, "title": t.label},
+        caption=f"Cell: {t.metric} and ± half-width of its {conf:.0%} CI." + (f" {note}" if note and not skip else ""),
+        interactive=f"heatmap_{t.slug}", skip=skip)
+
+
+def _pareto_spec(analysis: Analysis, t: sel.Target, iv: pd.DataFrame, colors: dict[str, str]) -> FigureSpec:
+    pa = analysis.pareto
+    if len(pa):
+        pa = pa[(pa["task"] == t.task) & (pa["scorer"] == t.scorer) & (pa["metric"] == t.metric)].copy()
+    use_usd = len(pa) and pd.to_numeric(pa["cost_usd"], errors="coerce").notna().any()
+    cost, cost_label = ("cost_usd", "Training cost (USD)") if use_usd else ("gpu_hours", "Training cost (GPU-hours)")
+    skip = None
+    if len(pa):
+        pa = pa.merge(iv[["run", "epoch", "label"]], on=["run", "epoch"], how="left")
+        pa["label"] = pa["label"].fillna(pa["run"].astype(str))
+        if not (pd.to_numeric(pa["value"], errors="coerce").notna() & pd.to_numeric(pa[cost], errors="coerce").notna()).any():
+            skip = f"no candidate has both a metric value and a {cost}"
+    else:
+        skip = "no training cost is known for any evaluated run"
+    return FigureSpec(
+        f"pareto_{t.slug}", f"{t.metric} vs training cost — {t.name}", "evaluation", static.plot_pareto, pa,
+        {"colors": colors, "cost": cost, "cost_label": cost_label, "metric_label": t.metric,
+         "title": f"{t.metric} vs training cost — {t.label}"},
+        caption="Dashed line: candidates no other candidate beats on both metric and cost.",
+        interactive=f"pareto_{t.slug}", skip=skip)

@@ -1,0 +1,207 @@
+"""Figures as data, and the driver that draws them in worker processes.
+
+A :class:`FigureSpec` is everything needed to draw one report figure: the prepared data, the
+module-level function that draws it and that function's options. Because a spec holds no
+closure it can be pickled, so :func:`start_plots` hands the specs to worker processes
+(:func:`analyze_experiment.executor.pool`) and the report goes on with its other work while
+they draw. Whether a figure has anything to show is decided while planning (``skip``), so
+the list of figures the report shows is known before a single one is drawn.
+
+Output is the same whichever process draws a figure: Agg renders deterministically and the
+PNG carries no time stamp or software tag.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.progress import Progress, silent
+
+WORKERS_ENV = "ANALYZE_EXPERIMENT_PLOT_WORKERS"
+"""Environment variable fixing the number of drawing processes (``1``: draw in this process,
+the plain single-process render the benchmark compares against)."""
+
+MAX_WORKERS = 4
+"""More processes than this cost more in start-up and memory than they save on a report's
+dozen figures."""
+
+
+class NoData(Exception):
+    """A figure has nothing to show; the message says why (it goes to Data Quality)."""
+
+
+@dataclass
+class PlotInfo:
+    """One written figure, as the report builder needs it."""
+
+    name: str
+    """File stem: ``plots/<name>.png`` (and ``.svg`` with ``--svg``)."""
+    title: str
+    section: str
+    """``training`` | ``evaluation`` | ``statistics`` | ``risk``."""
+    caption: str | None = None
+    interactive: str | None = None
+    """Key into :func:`analyze_experiment.report.plots.interactive.interactive_figures`."""
+    element_id: str | None = None
+    """Id the HTML report gives the figure's container (the agreement matrix: ``agreement-matrix``)."""
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One report figure as data: ``builder(data, **options)`` returns a matplotlib Figure.
+
+    ``builder`` must be a module-level function (specs travel to worker processes);
+    ``skip`` says why there is nothing to draw when planning already knows it.
+    """
+
+    name: str
+    title: str
+    section: str
+    builder: Callable[..., Any] | None
+    data: Any = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    caption: str | None = None
+    interactive: str | None = None
+    skip: str | None = None
+    element_id: str | None = None
+
+    @property
+    def info(self) -> PlotInfo:
+        return PlotInfo(self.name, self.title, self.section, self.caption, self.interactive, self.element_id)
+
+    def draw(self) -> Any:
+        """The matplotlib Figure (raises :class:`NoData` when there is nothing to show)."""
+        if self.skip is not None:
+            raise NoData(self.skip)
+        if self.builder is None:
+            raise NoData("no static version of this figure")
+        return self.builder(self.data, **self.options)
+
+
+def save_figure(fig: Any, plots_dir: Path, name: str, svg: bool = False) -> None:
+    """Write ``<name>.png`` (150 dpi), and ``<name>.svg`` when asked, and close the figure.
+
+    SVG is on request (``--svg``): the report shows the PNG, and the SVG copies cost about a
+    tenth of a report's CPU time on the bundled example (docs/performance.md). The PNG is
+    compressed at zlib level 1: level 6 (Pillow's default) costs a fifth of a figure's
+    drawing time for files a few per cent smaller."""
+    import matplotlib.pyplot as plt
+
+    from analyze_experiment.report.plots.style import DPI
+
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(plots_dir / f"{name}.png", dpi=DPI, bbox_inches="tight", metadata={"Software": None},
+                    pil_kwargs={"compress_level": 1})
+        if svg:
+            fig.savefig(plots_dir / f"{name}.svg", bbox_inches="tight", metadata={"Date": None})
+    finally:
+        plt.close(fig)
+
+
+def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool) -> tuple[str, str]:
+    """Draw one spec and write its files: ``("ok", "")``, ``("nodata", why)`` or ``("error", what)``.
+
+    Runs in a worker process; never raises, so one odd figure cannot cost the others."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window (the library may run on a cluster node)
+    import matplotlib.pyplot as plt
+
+    from analyze_experiment.report.plots.style import plot_style
+
+    with plot_style():
+        try:
+            fig = spec.draw()
+        except NoData as exc:
+            return "nodata", str(exc)
+        except Exception as exc:  # a drawing bug on odd data must not stop the report
+            plt.close("all")
+            return "error", f"{type(exc).__name__}: {exc}"
+        try:
+            save_figure(fig, plots_dir, spec.name, svg=svg)
+        except Exception as exc:  # e.g. a full disk: the report says which figure is missing
+            return "error", f"{type(exc).__name__}: {exc}"
+    return "ok", ""
+
+
+def plot_workers(n_figures: int) -> int:
+    """Drawing processes for ``n_figures``: :data:`WORKERS_ENV` if set, else one per core up to
+    :data:`MAX_WORKERS`; 1 means this process."""
+    env = os.environ.get(WORKERS_ENV, "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return min(int(env), max(1, n_figures))
+    return max(1, min(n_figures, os.cpu_count() or 1, MAX_WORKERS))
+
+
+class PlotJob:
+    """Figures being drawn; :meth:`result` waits for them and records what was skipped.
+
+    Started by :func:`start_plots`; the caller does other work meanwhile. ``result`` must be
+    called once (it shuts the worker processes down)."""
+
+    def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
+                 progress: Progress, workers: int) -> None:
+        self.diag = diag
+        self.progress = progress
+        self.specs = list(specs)
+        self._pool = None
+        self._futures: list[Future | tuple[str, str]] = []
+        drawn = [s for s in self.specs if s.skip is None]
+        if workers > 1 and len(drawn) > 1:
+            from analyze_experiment.executor import LOCAL, pool
+
+            self._ctx = pool(LOCAL, min(workers, len(drawn)))
+            self._pool = self._ctx.__enter__()
+        for s in self.specs:
+            if s.skip is not None:
+                self._futures.append(("nodata", s.skip))
+            elif self._pool is not None:
+                self._futures.append(self._pool.submit(draw_and_save, s, plots_dir, svg))
+            else:
+                self._futures.append(_Deferred(s, plots_dir, svg))  # type: ignore[arg-type]
+
+    def result(self) -> list[PlotInfo]:
+        """The figures written, in report order."""
+        written: list[PlotInfo] = []
+        total = len(self.specs)
+        try:
+            for i, (spec, fut) in enumerate(zip(self.specs, self._futures, strict=True)):
+                self.progress("figures", i, total)
+                status, message = fut.result() if isinstance(fut, (Future, _Deferred)) else fut
+                if status == "nodata":
+                    self.diag.warn(None, f"{spec.name} plot skipped: {message}", severity="info", stage="plots")
+                elif status == "error":
+                    self.diag.warn(None, f"{spec.name} plot skipped: could not draw it ({message})",
+                                   severity="warning", stage="plots")
+                else:
+                    written.append(spec.info)
+            self.progress("figures", total, total)
+        finally:
+            if self._pool is not None:
+                self._ctx.__exit__(None, None, None)
+                self._pool = None
+        return written
+
+
+class _Deferred:
+    """A figure drawn in this process when its result is asked for (single-process render)."""
+
+    def __init__(self, spec: FigureSpec, plots_dir: Path, svg: bool) -> None:
+        self.args = (spec, plots_dir, svg)
+
+    def result(self) -> tuple[str, str]:
+        return draw_and_save(*self.args)
+
+
+def start_plots(specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, *, svg: bool = False,
+                progress: Progress = silent, workers: int | None = None) -> PlotJob:
+    """Start drawing ``specs`` into ``plots_dir`` (worker processes unless ``workers`` is 1)."""
+    n = len([s for s in specs if s.skip is None])
+    return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers)
