@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import jsonschema
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
@@ -213,3 +214,19 @@ def test_the_example_report_tells_its_story_first(example_copy):
     assert "table-evaluation" in targets and set(targets) <= ids
     assert "It beats the baseline" in res.output or "is not significantly different from the baseline" in res.output
     assert "Expected: learning_rate 1e-4 better than 1e-5" in res.output
+
+
+def test_bottom_line_keeps_every_task_within_ten_lines():
+    """Six tasks: each keeps its best line, the first ones their tests too, never more than 10 lines."""
+    accs = {"a": 0.6, "b": 0.75, "base": 0.3}
+    params = {"a": {"lora_rank": 8}, "b": {"lora_rank": 32}, "base": {}}
+    tasks = [f"t{i}" for i in range(6)]
+    exps = [make_experiment(accs, params=params, controls=("base",), n=80, seed=i, task=t) for i, t in enumerate(tasks)]
+    exp = exps[0]
+    exp.eval_samples = pd.concat([e.eval_samples for e in exps], ignore_index=True)
+    exp.design.tasks = tasks
+    lines = analyze(exp, FAST).section("bottom_line")
+    assert len(lines) == 10
+    assert [f.data["task"] for f in lines if f.rule == "bottom_best"] == tasks
+    assert [f.rule for f in lines[:3]] == ["bottom_best", "bottom_baseline", "bottom_runner_up"]
+    assert lines[-1].rule == "bottom_next"

@@ -110,13 +110,13 @@ def _runner_up(a: Analysis, b: Best, multi: set[str], key: dict[str, Any]) -> li
     sig = bool(r["significant"])
     n_tied = int((~g["significant"].astype(bool)).sum())
     name = _cand(r["b"], r["epoch_b"], multi)
-    head = f"Runner-up {name} is {fmt_diff(b.metric, abs(float(r['diff']))).lstrip('+')} behind"
+    gap = f"{fmt_diff(b.metric, abs(float(r['diff']))).lstrip('+')} behind"
     if sig:
         tail = ": a clear winner"
-        test = f"significantly, Holm p {fmt_p(r['p_adjusted'])}"
+        test = f"{gap} (significantly, Holm p {fmt_p(r['p_adjusted'])})"
     else:
         tail = (f": no clear winner ({n_tied} candidate{'s' if n_tied != 1 else ''} within the noise of the best)")
-        test = f"not significantly, Holm p {fmt_p(r['p_adjusted'])}"
+        test = f"{gap} (not significantly, Holm p {fmt_p(r['p_adjusted'])})"
     fam = r.get("family")
     correction = "none"
     if isinstance(fam, str) and not a.families.empty:
@@ -128,7 +128,7 @@ def _runner_up(a: Analysis, b: Best, multi: set[str], key: dict[str, Any]) -> li
                       statistic=None if pd.isna(r["statistic"]) else float(r["statistic"]),
                       p_value=float(r["p_value"]), p_adjusted=float(r["p_adjusted"]), correction=correction,
                       significant=sig)
-    return [_line("bottom_runner_up", [(f"{head} (", None), (test, "comparisons"), (f"){tail}", None)], claim,
+    return [_line("bottom_runner_up", [(f"Runner-up {name} is ", None), (test, "comparisons"), (tail, None)], claim,
                   **key, runner_up=str(r["b"]), diff=float(r["diff"]), p_adjusted=float(r["p_adjusted"]),
                   significant=sig)]
 
