@@ -1,15 +1,21 @@
-"""Shared fixtures: the bundled example experiment, built once per session in each layout.
+"""Shared fixtures: the bundled example experiment, built once per session in each layout, and
+its report, made once per session by the real command line.
 
 The example is real input: captured torchtune output and evaluation logs written by
 inspect-ai itself. Tests that write into an experiment (the CLI writes ``analysis/``)
 work on a private copy (``example_copy``), so xdist workers never disturb each other.
+A whole report costs seconds of CPU (mostly its figures); tests that only read the report of
+the unchanged example share one (``analysed``) instead of each making their own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -29,6 +35,15 @@ def _session_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
+@contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path`` (shared by every xdist worker of the session)."""
+    with path.open("w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
     """``example(layout, n_samples=40, seed=1)`` -> a built example (read it, never write it)."""
@@ -36,12 +51,65 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
 
     def make(layout: str = "mid2026", n_samples: int = 40, seed: int = 1) -> Path:
         dest = base / f"demo-example-{layout}-{n_samples}-{seed}"
-        with (base / f"{dest.name}.lock").open("w") as lock:
-            if fcntl is not None:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+        with _locked(base / f"{dest.name}.lock"):
             if not demo.is_example(dest):
                 demo.build_example(dest, layout=layout, n_samples=n_samples, seed=seed)
         return dest
+
+    return make
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A built example and the report the real CLI made of it (``analyze-experiment ROOT``)."""
+
+    root: Path
+    """The experiment; its report is in ``root / "analysis"``. Read it, never write it."""
+    pristine: Path
+    """The example it is a copy of, as built: what the inputs must still equal."""
+    exit_code: int
+    stdout: str
+    """The terminal summary."""
+    stderr: str
+    json: str
+    """stdout of a second run, ``--json --quiet`` on the unchanged experiment: summary.json."""
+
+    @property
+    def out(self) -> Path:
+        return self.root / "analysis"
+
+
+@pytest.fixture(scope="session")
+def analysed(example, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Analysed]:
+    """``analysed(layout, n_samples=40, seed=1)`` -> the example's report, made once per session.
+
+    The first run is the plain command a user types (terminal summary, both report formats, the
+    cache); the second asks for ``--json`` and, nothing having changed, prints the summary of the
+    report just written (tests/test_cache.py shows that equals a fresh run's)."""
+    from click.testing import CliRunner
+
+    from analyze_experiment.cli import analyze
+
+    base = _session_base(tmp_path_factory)
+
+    def make(layout: str = "mid2026", n_samples: int = 40, seed: int = 1) -> Analysed:
+        pristine = example(layout, n_samples, seed)
+        dest = base / f"analysed-{layout}-{n_samples}-{seed}"
+        record = dest / "cli.json"
+        with _locked(base / f"{dest.name}.lock"):
+            if not record.is_file():
+                shutil.rmtree(dest, ignore_errors=True)
+                root = dest / "experiment"
+                shutil.copytree(pristine, root, symlinks=True)
+                first = CliRunner().invoke(analyze, [str(root)], catch_exceptions=False)
+                again = CliRunner().invoke(analyze, [str(root), "--json", "--quiet"], catch_exceptions=False)
+                data = {"exit_code": first.exit_code, "stdout": first.stdout, "stderr": first.stderr,
+                        "json": again.stdout if again.exit_code == 0 else ""}
+                tmp = record.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data), encoding="utf-8")
+                tmp.replace(record)
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return Analysed(root=dest / "experiment", pristine=pristine, **data)
 
     return make
 
@@ -101,11 +169,18 @@ _SLOW_FILES = frozenset({
     "test_plot_command.py", "test_plots.py", "test_progress.py", "test_proportion_intervals.py",
     "test_references.py", "test_retrospective.py", "test_run_health.py", "test_safety.py",
     "test_scorer_kinds_cli.py", "test_seed_configs.py", "test_show.py", "test_stats_simulation.py",
-    "test_unread_frames.py", "test_unreadable.py", "test_untrusted.py",
+    "test_unread_frames.py", "test_unreadable.py", "test_untrusted.py", "test_validation_e2e.py",
+})
+_SLOW_TESTS = frozenset({  # single slow tests in otherwise quick files (2-6 s of CPU each)
+    "test_discover.py::test_ten_thousand_files_and_the_file_budget",
+    "test_fuzz_fast.py::test_every_mutant_loads_and_unreadable_files_are_named",
+    "test_fuzz_fast.py::test_whole_cli_over_the_fullest_experiment",
+    "test_stats_blocked.py::test_blocked_anova_on_0_1_scores_holds_its_level_under_no_effect",
+    "test_stats_robustness.py::test_analyze_never_raises_on_odd_tables",
 })
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if item.path.name in _SLOW_FILES:
+        if item.path.name in _SLOW_FILES or f"{item.path.name}::{item.originalname}" in _SLOW_TESTS:
             item.add_marker(pytest.mark.slow)

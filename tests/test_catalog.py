@@ -21,18 +21,18 @@ DROPPED = "Llama-3.2-1B-Instruct_rank16_lr1e-4"
 
 
 @pytest.fixture(scope="module")
-def two(example, tmp_path_factory):
-    """Sweep A (the example) and sweep B (the example without one run, another name), analysed."""
+def two(example, analysed, tmp_path_factory):
+    """Sweep A (the example with its report, copied) and sweep B (the example without one run,
+    another name), analysed here."""
     root = tmp_path_factory.mktemp("cat") / "projects"
     a, b = root / "cap" / "sweep_a", root / "cap" / "nested" / "sweep_b"
-    shutil.copytree(example("mid2026", 40), a, symlinks=True)
+    shutil.copytree(analysed("mid2026", 40).root, a, symlinks=True)
     shutil.copytree(example("mid2026", 40), b, symlinks=True)
     shutil.rmtree(b / DROPPED)
     design = b / "experiment_summary.yaml"
     design.write_text(design.read_text().replace("cap_lora_rank_lr_2026-05-12", "sweep_b"))
-    for d in (a, b):
-        r = CliRunner().invoke(analyze, [str(d), "--quiet", "--no-cache"])
-        assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(analyze, [str(b), "--quiet", "--no-cache"])
+    assert r.exit_code == 0, r.output
     (root / "not_analysed").mkdir()
     return root, a, b
 

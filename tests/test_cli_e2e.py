@@ -53,12 +53,12 @@ def _hash_tree(root: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_cli_reports_each_layout(example_copy, layout):
-    root = example_copy(layout, N)
-    before = _hash_tree(root)
-    code, out, err = _run_cli([str(root), "--json", "--quiet"])
-    assert code == 0, err
-    summary = json.loads(out)
+def test_cli_reports_each_layout(analysed, layout):
+    done = analysed(layout, N)
+    root = done.root
+    assert done.exit_code == 0, done.stderr
+    summary = json.loads(done.json)
+    assert summary == json.loads((root / "analysis" / "summary.json").read_text())
     jsonschema.validate(summary, SCHEMA)
     assert summary["experiment"]["layout"] == layout
 
@@ -98,15 +98,15 @@ def test_cli_reports_each_layout(example_copy, layout):
     for name in ("report.md", "report.html", "summary.json", "tables/runs.csv", "data/eval_samples.parquet"):
         assert (out_dir / name).is_file(), name
     after = {k: v for k, v in _hash_tree(root).items() if not k.startswith("analysis/") and "analyze-experiment.log" not in k}
-    assert after == before
+    assert after == _hash_tree(done.pristine)
 
 
-def test_eval_value_matches_inspect_reader(example_copy):
+def test_eval_value_matches_inspect_reader(analysed):
     """One accuracy cross-checked against inspect-ai's own reader of the same log."""
-    root = example_copy("mid2026", N)
-    code, out, _ = _run_cli([str(root), "--json", "--quiet", "--format", "md"])
-    assert code == 0
-    summary = json.loads(out)
+    done = analysed("mid2026", N)
+    root = done.root
+    assert done.exit_code == 0
+    summary = json.loads(done.json)
     run = next(r for r in summary["runs"] if r["name"].endswith("rank16_lr1e-4"))
     ev = next(e for e in run["evals"] if e["scorer"] == "match" and e["epoch"] == 1)
     log = read_eval_log(str(root / ev["log"]))
@@ -115,10 +115,10 @@ def test_eval_value_matches_inspect_reader(example_copy):
     assert ev["metrics"]["accuracy"]["value"] == pytest.approx(log.results.scores[0].metrics["accuracy"].value)
 
 
-def test_report_sections_and_run_log(example_copy):
-    root = example_copy("early2026", N)
-    code, _, err = _run_cli([str(root), "--quiet"])
-    assert code == 0, err
+def test_report_sections_and_run_log(analysed):
+    done = analysed("early2026", N)
+    root = done.root
+    assert done.exit_code == 0, done.stderr
     md = (root / "analysis" / "report.md").read_text()
     headings = [h for h in re.findall(r"^## (.+)$", md, flags=re.M)]
     assert headings == [  # the story, then the appendix
@@ -138,10 +138,10 @@ def test_report_sections_and_run_log(example_copy):
     assert links and all((root / "analysis" / link).resolve().is_file() for link in links)
 
 
-def test_terminal_summary_names_best_run_and_report(example_copy):
-    root = example_copy("mid2026", N)
-    code, out, _ = _run_cli([str(root)])
-    assert code == 0
+def test_terminal_summary_names_best_run_and_report(analysed):
+    done = analysed("mid2026", N)
+    root, out = done.root, done.stdout
+    assert done.exit_code == 0
     assert "best on capitalization/match: " in out
     assert "no clear winner" in out or "clear winner" in out
     assert f"Report: {root / 'analysis' / 'report.md'}" in out

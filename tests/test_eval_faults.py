@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from inspect_ai.log import read_eval_log
 from statsmodels.stats.proportion import proportion_confint
 
 from analyze_experiment import load
-from analyze_experiment.cli import analyze
 from analyze_experiment.sources import inspect_log
+from cli_helpers import cli
 
 FAULTS = Path(__file__).parent / "fixtures" / "evals" / "faults"
 
@@ -35,13 +34,6 @@ def experiment(root: Path, runs: dict[str, str]) -> Path:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(FAULTS / fixture, dst)
     return root
-
-
-def cli(*args: object) -> tuple[int, str, str]:
-    res = CliRunner().invoke(analyze, [str(a) for a in args])
-    assert "Traceback" not in res.output + res.stderr, res.output + res.stderr
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    return res.exit_code, res.stdout, res.stderr
 
 
 def warnings_for(summary: dict, fixture: str) -> list[dict]:

@@ -42,14 +42,10 @@ def test_dask_tables_equal_local_tables(example, cluster):
     assert [w.message for w in local.diagnostics.warnings] == [w.message for w in remote.diagnostics.warnings]
 
 
-def test_cli_report_on_dask_equals_local(example_copy, cluster):
-    a, b = example_copy("mid2026", 40), None
-    b = a.parent / "copy"
-    import shutil
-
-    shutil.copytree(a, b, symlinks=True)
-    r = CliRunner().invoke(analyze, [str(a), "--quiet", "--no-cache"])
-    assert r.exit_code == 0, r.output
+def test_cli_report_on_dask_equals_local(analysed, example_copy, cluster):
+    local = analysed("mid2026", 40)  # the report made locally, shared with other tests
+    assert local.exit_code == 0, local.stderr
+    a, b = local.root, example_copy("mid2026", 40)
     r = CliRunner().invoke(analyze, [str(b), "--quiet", "--no-cache", "--executor", "dask", "--scheduler",
                                      cluster.scheduler_address])
     assert r.exit_code == 0, r.output

@@ -24,8 +24,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from analyze_experiment.cli import analyze, export
+from analyze_experiment.cli import export
 from analyze_experiment.output import MANIFEST_NAME, TMP_PREFIX, find_user_files, is_tool_name
+from cli_helpers import invoke as cli
 
 FAULTS = Path(__file__).parent / "fixtures" / "evals" / "faults"
 RUNS = {"rank8_lr1e-5": "base12.eval", "rank16_lr1e-5": "contra_src.eval"}
@@ -37,13 +38,6 @@ def experiment(root: Path, runs: dict[str, str] = RUNS) -> Path:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(FAULTS / fixture, dst)
     return root
-
-
-def cli(*args: object):
-    res = CliRunner().invoke(analyze, [str(a) for a in args])
-    assert "Traceback" not in res.output, res.output
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    return res
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from analyze_experiment.cli import analyze
 from analyze_experiment.conclude import analyze as conclude
 from analyze_experiment.experiment import Options
+from cli_helpers import cli
 from stats_synth import grid, make_experiment
 
 TT = Path(__file__).parent / "fixtures" / "torchtune"
@@ -53,13 +52,6 @@ def sweep(root: Path, bad: str | None) -> Path:
             shutil.copy(TT / disk, d / disk_name)
         shutil.copy(EV / f"{log}.eval", d / "eval" / "logs" / f"{log}.eval")
     return root
-
-
-def cli(*args: object) -> tuple[int, str, str]:
-    res = CliRunner().invoke(analyze, [str(a) for a in args])
-    assert "Traceback" not in res.output + res.stderr, res.output + res.stderr
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    return res.exit_code, res.stdout, res.stderr
 
 
 def sentences(md: str) -> list[str]:

@@ -168,11 +168,12 @@ def test_files_growing_while_the_tool_reads_them(example_copy, example):
     assert run["training"]["steps"] >= 4
 
 
-def test_interrupt_during_write_removes_its_temporary_folder(example_copy, monkeypatch):
+def test_interrupt_during_write_removes_its_temporary_folder(analysed, tmp_path, monkeypatch):
     """An exception while writing (here: a bug simulated in the markdown renderer) leaves
     the previous report and no temporary folder."""
-    root = example_copy("mid2026", N)
-    assert _cli([root, "--quiet", "--format", "md"]).exit_code == 0
+    previous = analysed("mid2026", N)  # an experiment with its report, as the CLI left it
+    root = tmp_path / "mid2026-experiment"
+    shutil.copytree(previous.root, root, symlinks=True)
     before = _hash_tree(root / "analysis")
 
     import analyze_experiment.report.markdown as md
@@ -183,7 +184,7 @@ def test_interrupt_during_write_removes_its_temporary_folder(example_copy, monke
     monkeypatch.setattr(md, "render_markdown", boom)
     # --no-cache: an unchanged experiment would otherwise keep its report without rendering
     result = CliRunner().invoke(analyze, [str(root), "--quiet", "--format", "md", "--no-cache"])
-    assert result.exit_code != 0  # click turns the interrupt into "Aborted!"
+    assert result.exit_code != 0 and "Aborted!" in result.output  # click's word for the interrupt
     assert _hash_tree(root / "analysis") == before
     assert not [p for p in root.iterdir() if p.name.startswith(TMP_PREFIX)]
     assert os.listdir(root / "analysis")

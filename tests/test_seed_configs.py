@@ -54,6 +54,19 @@ def copy(sweep: Path, tmp_path: Path):
     return make
 
 
+@pytest.fixture(scope="module")
+def reported(sweep: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, str]:
+    """The unchanged sweep's report and terminal summary, made once for the tests that only read
+    them: (experiment root, summary.json, stdout)."""
+    root = tmp_path_factory.mktemp("rank-seed-reported") / "sweep"
+    shutil.copytree(sweep, root)
+    res = CliRunner().invoke(cli_main, [str(root), "--format", "md"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((root / "analysis" / "summary.json").read_text())
+    jsonschema.validate(summary, SCHEMA)
+    return root, summary, res.stdout
+
+
 def _cli(root: Path, *args: str) -> dict:
     res = CliRunner().invoke(cli_main, [str(root), "--format", "md", "--quiet", *args], catch_exceptions=False)
     assert res.exit_code == 0, res.output
@@ -86,9 +99,8 @@ def _retrain(root: Path, run: Run) -> None:
 # --- item 2: configurations, not seeds ---------------------------------------------------------
 
 
-def test_rank_seed_sweep_best_and_production_are_configurations(copy):
-    root = copy()
-    _cli(root)
+def test_rank_seed_sweep_best_and_production_are_configurations(reported):
+    root, _, _ = reported
     md = _findings(root)
     best = _section(md, "Key Findings")
     rec = _section(md, "Recommendations")
@@ -107,13 +119,11 @@ def test_rank_seed_sweep_best_and_production_are_configurations(copy):
     assert not any(r in nxt for r in [*SEED_RUNS, "base"])
 
 
-def test_terminal_names_the_best_configuration(copy):
-    root = copy()
-    res = CliRunner().invoke(cli_main, [str(root), "--format", "md"], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    assert "best configuration on capitalization/match: lora_rank=32 — accuracy mean 0.658" in res.output
-    assert "over 3 seeds — no clear winner" in res.output
-    assert not [line for line in res.output.splitlines() if "best" in line and "r32_seed3" in line]
+def test_terminal_names_the_best_configuration(reported):
+    _, _, out = reported
+    assert "best configuration on capitalization/match: lora_rank=32 — accuracy mean 0.658" in out
+    assert "over 3 seeds — no clear winner" in out
+    assert not [line for line in out.splitlines() if "best" in line and "r32_seed3" in line]
 
 
 def test_rank_seed_sweep_seed_is_never_a_plot_axis(sweep):
@@ -133,9 +143,8 @@ def test_rank_seed_sweep_seed_is_never_a_plot_axis(sweep):
 # --- item 3: the design's own facts ------------------------------------------------------------
 
 
-def test_all_runs_seed_1234_qualifies_the_seed_finding_and_leads_data_quality(copy):
-    root = copy()
-    summary = _cli(root)
+def test_all_runs_seed_1234_qualifies_the_seed_finding_and_leads_data_quality(reported):
+    root, summary, _ = reported
     md = _findings(root)
     key = _section(md, "Key Findings")
     assert "seed-to-seed variation is up to" not in key
