@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean schema
+.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean schema screenshots vendor-plotly
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,20 @@ browser:
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "chromium not installed: the browser test will be skipped"; \
 	  else echo "chromium not found and cannot be installed here: the browser test will be skipped"; fi; }
+
+## PNGs of the demo's report.html (first screen, findings, a wide table, the agreement matrix) in
+## headless Chromium, with its layout checked (no sideways scroll, no overlapping text).
+SCREENSHOTS_DIR ?= build/screenshots
+screenshots: $(DEV_STAMP) browser
+	$(BIN)/python tests/screenshots.py $(SCREENSHOTS_DIR)
+
+## Re-vendor plotly.js's cartesian partial bundle at the version the installed plotly expects.
+vendor-plotly: $(STAMP)
+	@v=$$($(BIN)/python -c "import plotly.offline as o; print(o.get_plotlyjs_version())"); \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack -q plotly.js-cartesian-dist-min@$$v >/dev/null && tar xzf *.tgz) && \
+	  cp $$tmp/package/plotly-cartesian.min.js src/analyze_experiment/report/assets/ && \
+	  cp $$tmp/package/LICENSE src/analyze_experiment/report/assets/plotly.js-LICENSE.txt && rm -rf $$tmp && \
+	  echo "plotly.js-cartesian-dist-min $$v vendored"
 
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check src tests

@@ -1,13 +1,18 @@
 """The HTML report in a real headless Chromium: no network, no console errors, charts draw,
-tables sort, hostile run names stay text."""
+tables sort, hostile run names stay text; the layout holds at 1,280 px (nothing scrolls the
+page sideways, every table's last column is visible or reachable by the table's own scroll,
+the contents stay in view), flagged rows are highlighted, and the metric switch and the run
+filter hide what they should."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from report_fixtures import EVIL, make_analysis, make_experiment
+from report_fixtures import EVIL, make_analysis, make_experiment, run_name
+from screenshots import VIEWPORT, defects, measure
 
 pytestmark = pytest.mark.browser
 
@@ -15,6 +20,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ALLOWED_SCHEMES = ("file:", "data:", "about:", "blob:")
+FAILED = run_name(8, 1e-5)
 
 
 def _require_browser():
@@ -39,6 +45,7 @@ def page_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     exp = make_experiment(evil=True)
     analysis = make_analysis(exp)
+    analysis.failed_runs = pd.DataFrame({"run": [FAILED], "status": ["diverged"]})
     plots = render_plots(exp, analysis, out / "plots", exp.diagnostics)
     doc = build_doc(exp, analysis, plots, command="analyze-experiment sweep")
     html_path = out / "report.html"
@@ -49,7 +56,7 @@ def page_report(tmp_path_factory):
         # A fresh profile per run: no cached state, extensions or sync can make a request for us.
         context = p.chromium.launch_persistent_context(
             str(out / "chromium-profile"), executable_path=CHROMIUM, args=ARGS, headless=True,
-            service_workers="block")
+            service_workers="block", viewport=VIEWPORT)
         try:
             page = context.new_page()
             page.on("request", lambda r: requests.append(r.url))
@@ -81,6 +88,30 @@ def page_report(tmp_path_factory):
             state["aria"] = header.get_attribute("aria-sort")
             header.click()
             state["desc"] = page.evaluate(cells.format(i=idx))
+            state["layout"] = measure(page)
+            page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+            page.wait_for_timeout(300)
+            state["layout_open"] = measure(page)
+            page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight / 2)")
+            page.wait_for_timeout(100)
+            state["toc"] = page.evaluate("(() => { const n = document.getElementById('contents');"
+                                         " return [getComputedStyle(n).position, n.getBoundingClientRect().top,"
+                                         " n.getBoundingClientRect().bottom > 0, scrollY]; })()")
+            state["flags"] = page.evaluate(
+                "Array.from(document.querySelectorAll('#table-evaluation tbody tr')).filter(r => r.className)"
+                ".map(r => [r.className, r.dataset.run, r.cells[2].textContent,"
+                " getComputedStyle(r.cells[0]).backgroundColor, getComputedStyle(r.cells[0], '::after').content])")
+            state["plain_bg"] = page.evaluate(
+                "getComputedStyle(document.querySelector('#table-evaluation tbody tr:not([class]) td')).backgroundColor")
+            rows = "document.querySelectorAll('#table-training tbody tr:not(.off-filter)').length"
+            state["rows_all"] = page.evaluate(rows)
+            page.select_option("select[data-param='lora_rank']", "16")
+            state["rows_16"] = page.evaluate(rows)
+            state["count_16"] = page.text_content("#run-count")
+            state["visible_traces_16"] = page.evaluate(
+                "document.getElementById('fig-loss-chart').data.filter(t => t.visible !== false).map(t => t.name)")
+            page.select_option("select[data-param='lora_rank']", "")
+            state["rows_back"] = page.evaluate(rows)
         finally:
             context.close()
     return state, requests, console_errors, page_errors, dialogs, html_path
@@ -115,4 +146,53 @@ def test_hostile_run_name_is_text(page_report):
     state, _req, _con, _err, dialogs, _path = page_report
     assert dialogs == []
     assert state["evil_cells"] >= 4  # runs, training, status and evaluation tables
-    assert state["script_tags"] == 1 + 1 + state["n_charts"]  # plotly.js, sorter, one per chart
+    # plotly.js (packed) and its unpacker, the sorter and the dashboard script, the shared plotly
+    # template and the run parameters (JSON), and one JSON block per chart: no script per figure
+    assert state["script_tags"] == 4 + 2 + state["n_charts"]
+
+
+def test_no_sideways_scroll_and_every_last_column_reachable(page_report):
+    state = page_report[0]
+    for layout in (state["layout"], state["layout_open"]):
+        assert layout["innerWidth"] == 1280
+        assert layout["scrollWidth"] <= layout["innerWidth"]
+        assert defects({**layout, "errors": []}) == []
+        assert len(layout["tables"]) >= 4
+        assert all(t["reached"] for t in layout["tables"]), layout["tables"]
+    # the folded appendix holds tables too: opening it shows more of them, and they fit as well
+    assert len(state["layout_open"]["tables"]) > len(state["layout"]["tables"])
+    wide = [t for t in state["layout_open"]["tables"] if not t["visible"]]
+    assert all(t["scrolls"] for t in wide)
+
+
+def test_contents_stay_in_view(page_report):
+    position, top, shown, scrolled = page_report[0]["toc"]
+    assert scrolled > 1000  # the page was scrolled far down …
+    assert position == "sticky" and top == 0 and shown  # … and the contents are still at the top
+
+
+def test_best_and_failed_rows_are_highlighted(page_report):
+    state = page_report[0]
+    by_class = {}
+    for cls, run, _epoch, bg, label in state["flags"]:
+        by_class.setdefault(cls, []).append((run, bg, label))
+    best = page_report[0]["layout"]
+    assert best["best"] >= 1 and best["failed"] >= 1
+    # the evaluation table's best row is the analysis' best candidate (rank16_lr0.0001 @ epoch 1 here)
+    analysis = make_analysis(make_experiment(evil=True))
+    [(run, bg, label)] = by_class["best"]
+    assert run == analysis.best[0].run
+    assert "best" in label and bg != state["plain_bg"]
+    failed = by_class["failed"] + by_class.get("failed baseline", [])
+    assert {r for r, _bg, _label in failed} == {FAILED}
+    assert all("failed" in label and bg not in (state["plain_bg"], by_class["best"][0][1]) for _r, bg, label in failed)
+
+
+def test_run_filter_hides_rows_and_traces(page_report):
+    state = page_report[0]
+    assert state["rows_all"] == 4  # four fine-tuned runs
+    assert state["rows_16"] == 2  # rank 16: two learning rates
+    assert state["count_16"].strip() == "2 of 5 runs shown"
+    assert state["rows_back"] == 4
+    names = set(state["visible_traces_16"])
+    assert run_name(16, 1e-5) in names and run_name(8, 1e-5) not in names

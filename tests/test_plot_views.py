@@ -295,3 +295,25 @@ def test_a_figure_that_fails_in_a_worker_is_skipped_with_a_warning(tmp_path):
 def test_static_module_keeps_its_public_names():
     assert static.render_plots and static.NoData and static.PlotInfo and static.save_figure
     assert METRIC == "accuracy" and STEPS_PER_EPOCH == 40
+
+
+def test_html_only_report_draws_no_png_it_does_not_show(example_copy):
+    """``--format html``: every figure with an interactive chart is drawn by the page, so no PNG
+    is written for it; report.md's PNGs come back with ``--format both``. The real CLI."""
+    from click.testing import CliRunner
+
+    from analyze_experiment.cli import analyze as analyze_cmd
+
+    root = example_copy()
+    res = CliRunner().invoke(analyze_cmd, [str(root), "--format", "html", "-q", "--no-cache"])
+    assert res.exit_code == 0, res.output
+    out = root / "analysis"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="agreement-matrix"' in page and 'id="fig-loss"' in page and "<img src=\"data:image/png" not in page
+    assert list((out / "plots").glob("*.png")) == []
+    res = CliRunner().invoke(analyze_cmd, [str(root), "--format", "both", "-q", "--no-cache"])
+    assert res.exit_code == 0, res.output
+    pngs = sorted(p.stem for p in (out / "plots").glob("*.png"))
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert pngs and all(f"plots/{n}.png" in md for n in pngs)
+    assert {"loss", "gpu"} <= set(pngs) and any(n.startswith("samples_") for n in pngs)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
 from analyze_experiment.report.doc import Bullets, Figure, KeyValues, Paragraph, ReportDoc, Section, Table
-from analyze_experiment.report.html import render_html
+from analyze_experiment.report.html import render_html, unpack_plotlyjs
 from analyze_experiment.report.markdown import (
     escape,
     escape_cell,
@@ -177,7 +177,9 @@ def test_html_escapes_and_links():
     assert [t.get("data-type") for t in ths] == [None, "num", None]
     imgs = [a["src"] for tag, a in parsed.tags if tag == "img"]
     assert imgs == ["plots/lr.png"]  # no plots_dir: relative link; loss is interactive
-    assert html.count('class="plotly-graph-div"') == 1
+    assert html.count('<div class="chart" id=') == 1  # drawn from its JSON by the page's one script
+    assert html.count("<script type=\"application/json\" id=\"fig-loss-data\">") == 1
+    assert "&lt;script&gt;" not in html.split('id="fig-loss-data">')[1].split("</script>")[0]  # JSON: \u0026lt;
     assert "Empty sub" not in html and ">Empty<" not in html
     assert "made by analyze-experiment" in text
 
@@ -196,7 +198,9 @@ def test_html_is_self_contained(tmp_path):
     infos = [PlotInfo("loss", "Training loss", "training", None, "loss"),
              PlotInfo("samples_arc_easy", "Per-sample", "evaluation", None, None)]
     html = render_html(build_doc(exp, an, infos), interactive_figures(exp, an), plots)
-    assert "Plotly.newPlot" in html and len(html) > 3_000_000  # plotly.js inline
+    # the partial bundle inline, compressed: 0.66 MB of the page instead of the full bundle's 4.8 MB
+    assert "Plotly.newPlot" in html and "plotly.js (cartesian - minified) v4.1.1" in unpack_plotlyjs(html)
+    assert html.count('id="plotly-js"') == 1 and 600_000 < len(html) < 1_200_000
     assert EVIL not in html
     # plotly.js mentions map-tile URLs in strings it never fetches here; check the markup itself.
     parsed = _parse(re.sub(r"(<script[^>]*>).*?(</script>)", r"\1\2", html, flags=re.S))

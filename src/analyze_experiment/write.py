@@ -211,11 +211,14 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     from analyze_experiment.report.plots.specs import start_plots
 
     files: list[Path] = []
-    # figures are drawn in worker processes while this one builds the interactive charts
     specs = _guard(exp, "the plots", lambda: plan_figures(exp, analysis), [])
-    job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress)
-    figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
-               if "html" in formats else {})
+    if "md" in formats or svg:  # PNGs drawn in worker processes while this one builds the charts
+        job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress)
+        figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
+                   if "html" in formats else {})
+    else:  # report.html alone: a PNG only for the figures it has no interactive chart of
+        figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
+        job = start_plots(specs, tmp / "plots", exp.diagnostics, progress=progress, shown=set(figures))
     plots = _guard(exp, "the plots", job.result, [])
     doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
     if "md" in formats:
@@ -228,7 +231,7 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
             files.append(out / "report.html")
     files += _write_retrospective(exp, analysis, tmp, out)
     files += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
-    files += [out / "plots" / f"{p.name}.png" for p in plots]
+    files += [out / "plots" / f"{p.name}.png" for p in plots if (tmp / "plots" / f"{p.name}.png").is_file()]
     exp.diagnostics.act("WRITE", f"Report written to {out}", details=[str(f.relative_to(out)) for f in files])
     return files
 

@@ -19,6 +19,7 @@ from analyze_experiment import formatting as fmt
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.metrics import direction_text
+from analyze_experiment.report.dashboard import annotate
 from analyze_experiment.report.doc import (
     Bullets,
     Code,
@@ -586,13 +587,13 @@ def build_doc(
         _data_quality(exp),
     ]
     for sec in appendix:
-        sec.appendix = True
+        sec.after_story = True
     sections = [sec for sec in story if sec is not None] + appendix
     sections[-1].blocks.extend(data_quality_notes(analysis))
     note = failed_note(analysis)
     if note is not None:  # Data Quality opens with the failed runs
         sections[-1].blocks.insert(0, note)
-    return ReportDoc(
+    doc = ReportDoc(
         title=f"Experiment report: {exp.design.name}",
         header=_header(exp, command),
         sections=sections,
@@ -601,3 +602,4 @@ def build_doc(
             "summary.json the machine-readable summary; in Python, analyze_experiment.load(path)."
         ),
     )
+    return annotate(doc, exp, analysis)  # row flags, run parameters, metric choices for report.html

@@ -69,6 +69,13 @@ class Table:
     links: dict[str, str] = field(default_factory=dict)
     """Column name -> column of ``df`` holding a relative path each cell links to
     (e.g. ``{"log": "log_path"}``); the path column itself is not shown."""
+    row_flags: list[tuple[str, ...]] = field(default_factory=list)
+    """Per row (empty: none), what makes the row stand out: ``best``, ``failed``,
+    ``significant``, ``baseline``. The HTML report highlights flagged rows; set by
+    :func:`analyze_experiment.report.dashboard.annotate` from the Analysis, never from cell text."""
+    row_runs: list[str | None] = field(default_factory=list)
+    """Per row (empty: none), the run the row is about, so the HTML report's parameter filter
+    can hide it."""
 
 
 @dataclass
@@ -80,6 +87,11 @@ class Figure:
     caption: str | None = None
     interactive: str | None = None
     """Key of an interactive (plotly) version of the same figure, for the HTML report."""
+    task: str | None = None
+    scorer: str | None = None
+    metric: str | None = None
+    """The task, scorer and metric the figure shows, when it shows one (the HTML report's
+    metric switch hides figures of the metrics not chosen)."""
     element_id: str | None = None
     """Id of the figure's element in report.html when it must be findable by name (the
     per-sample agreement matrix is ``agreement-matrix``); else one is derived from ``name``."""
@@ -95,8 +107,10 @@ class Section:
     level: int = 2
     anchor: str | None = None
     appendix: bool = False
-    """Part of the appendix (tables, figures and tests behind the story), after the findings: the
-    renderers mark where it starts."""
+    """Reference material (detailed statistics, file lists): folded away in the HTML report."""
+    after_story: bool = False
+    """Part of the appendix — the tables, figures and tests behind the story, after Next Steps:
+    the renderers mark where it starts (``appendix`` above says what the HTML folds away)."""
 
 
 @dataclass
@@ -107,6 +121,20 @@ class ReportDoc:
     header: KeyValues
     sections: list[Section]
     footer: str | None = None
+    run_params: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Run -> parameter -> formatted level, for the HTML report's filter by parameter."""
+    metric_choices: list[MetricChoice] = field(default_factory=list)
+    """The task × scorer × metric combinations a reader can switch between (HTML report)."""
+
+
+@dataclass(frozen=True)
+class MetricChoice:
+    """One option of the metric switch: ``primary`` marks the metric the claims are made on."""
+
+    task: str
+    scorer: str
+    metric: str
+    primary: bool = False
 
 
 class PlotLike(Protocol):

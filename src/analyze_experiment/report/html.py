@@ -13,6 +13,8 @@ network request, so a page opened offline or on an air-gapped cluster behaves th
 from __future__ import annotations
 
 import base64
+import gzip
+import html
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -20,16 +22,19 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 from markupsafe import Markup
 
+from analyze_experiment.report.cells import cell_text, human_header
 from analyze_experiment.report.doc import (
     Bullets,
     Code,
     Figure,
     KeyValues,
     LinkedBullets,
+    MetricChoice,
     Paragraph,
     ReportDoc,
     Section,
@@ -58,6 +63,18 @@ class Cell:
 
 
 @dataclass
+class RowView:
+    """One table row: its cells, its highlight flags, and what the filters match it on."""
+
+    cells: list[Cell]
+    flags: tuple[str, ...] = ()
+    run: str | None = None
+    task: str | None = None
+    scorer: str | None = None
+    metric: str | None = None
+
+
+@dataclass
 class TableView:
     """A table ready for the template."""
 
@@ -65,18 +82,22 @@ class TableView:
     caption: str | None
     headers: list[str]
     numeric: list[bool]
-    rows: list[list[Cell]]
+    rows: list[RowView]
 
 
 @dataclass
 class FigureView:
-    """A figure: an interactive chart, or an image (data URI or relative path)."""
+    """A figure: an interactive chart (its JSON, drawn by the page's script), or an image."""
 
     id: str
     title: str
     caption: str | None
     chart: Markup | None = None
     img_src: str | None = None
+    height: int = 450
+    task: str | None = None
+    scorer: str | None = None
+    metric: str | None = None
 
 
 @dataclass
@@ -89,6 +110,7 @@ class SectionView:
     blocks: list[tuple[str, Any]] = field(default_factory=list)
     subsections: list[SectionView] = field(default_factory=list)
     appendix: bool = False
+    after_story: bool = False
 
 
 def _finalize(value: Any) -> Any:
@@ -111,11 +133,59 @@ def _env() -> jinja2.Environment:
     )
 
 
-@lru_cache(maxsize=1)
-def _plotlyjs() -> Markup:
-    from plotly.offline import get_plotlyjs
+ASSETS = Path(__file__).parent / "assets"
+PLOTLY_BUNDLE = ASSETS / "plotly-cartesian.min.js"
+"""plotly.js's *cartesian* partial bundle from the npm registry (``plotly.js-cartesian-dist-min``,
+the version the installed plotly package expects; licence beside it): scatter, bar, heatmap,
+box, histogram, violin and pie, a third of the full bundle's 4.8 MB. The report draws only
+those."""
 
-    return Markup(get_plotlyjs())
+DISPLAY_POINTS = 300
+"""A line with more points than this is thinned for the page: the lowest and highest value of
+each of ``DISPLAY_POINTS / 2`` equal slices of it, in step order, so spikes survive (a stride
+would skip them). The PNGs and tables keep every step."""
+
+FIGURE_POINTS = 20_000
+"""At most this many points per chart: with many runs each line gets fewer (never under
+:data:`MIN_LINE_POINTS`), since a hundred overlaid lines cannot show more on a screen anyway."""
+
+MIN_LINE_POINTS = 60
+
+
+@lru_cache(maxsize=1)
+def _bundle() -> tuple[str, frozenset[str]]:
+    """The vendored bundle's text and the trace types it registers ("" if the package data
+    is missing, e.g. a source tree copied without it)."""
+    if not PLOTLY_BUNDLE.is_file():
+        return "", frozenset()
+    text = PLOTLY_BUNDLE.read_text(encoding="utf-8")
+    return text, frozenset(re.findall(r'moduleType:"trace",name:"(\w+)"', text))
+
+
+def bundle_trace_types() -> frozenset[str]:
+    """The trace types the vendored plotly.js bundle can draw."""
+    return _bundle()[1]
+
+
+@lru_cache(maxsize=2)
+def _plotlyjs(full: bool = False) -> Markup:
+    """plotly.js, gzip-compressed and base64-encoded (1.5 MB -> 0.66 MB): the vendored partial
+    bundle, or the full one that ships with plotly when a figure needs a trace type the partial
+    one lacks (or the package data is missing), so the page always draws. The page unpacks it
+    with the browser's own ``DecompressionStream`` (no network, no library)."""
+    text, _types = _bundle()
+    if not text or full:
+        from plotly.offline import get_plotlyjs
+
+        text = get_plotlyjs()
+    packed = gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)  # mtime 0: same bytes every run
+    return Markup(base64.b64encode(packed).decode("ascii"))
+
+
+def unpack_plotlyjs(page: str) -> str:
+    """The plotly.js a rendered page embeds, as text (for tests and audits)."""
+    m = re.search(r'<script type="application/octet-stream" id="plotly-js"[^>]*>([^<]*)</script>', page)
+    return gzip.decompress(base64.b64decode(m.group(1))).decode("utf-8") if m else ""
 
 
 class _Ids:
@@ -133,31 +203,118 @@ class _Ids:
         return out
 
 
+_NOTE = re.compile(r" \(.*\)$")
+
+
 def _table_view(t: Table, ids: _Ids) -> TableView:
     hidden = set(t.links.values()) - set(t.links)
     cols = [c for c in t.df.columns if c not in hidden]
-    def text(v: object) -> str:
-        return "" if v is None or (isinstance(v, float) and v != v) else str(v)
     rows = []
     for i in range(len(t.df)):
-        row = []
+        cells = []
         for c in cols:
             href = None
             if c in t.links and t.links[c] in t.df.columns:
-                href = _link_target(text(t.df[t.links[c]].iloc[i]))
-            row.append(Cell(text(t.df[c].iloc[i]), href))
+                href = _link_target(cell_text(t.df[t.links[c]].iloc[i]))
+            cells.append(Cell(cell_text(t.df[c].iloc[i]), href))
+        row = RowView(cells, t.row_flags[i] if i < len(t.row_flags) else (),
+                      t.row_runs[i] if i < len(t.row_runs) else None)
+        if "task" in t.df.columns and "scorer" in t.df.columns:
+            row.task, row.scorer = cell_text(t.df["task"].iloc[i]), cell_text(t.df["scorer"].iloc[i])
+            if "metric" in t.df.columns:  # "accuracy (higher is better)" -> accuracy
+                row.metric = _NOTE.sub("", cell_text(t.df["metric"].iloc[i]))
         rows.append(row)
-    numeric = [_is_numeric([text(v) for v in t.df[c]]) for c in cols]
-    return TableView(ids(f"table-{t.name or 'table'}"), t.caption, [str(c) for c in cols], numeric, rows)
+    numeric = [_is_numeric([cell_text(v) for v in t.df[c]]) for c in cols]
+    return TableView(ids(f"table-{t.name or 'table'}"), t.caption, [human_header(c) for c in cols], numeric, rows)
 
 
-def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids) -> FigureView:
+def _thin(x: np.ndarray, y: np.ndarray, points: int = DISPLAY_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``points`` points of a line: each slice's lowest and highest value, in order.
+
+    Non-finite values (a diverged run) are kept where they are, so the line still breaks there.
+    """
+    n = len(y)
+    if n <= points:
+        return x, y
+    slices = np.array_split(np.arange(n), points // 2)
+    keep: list[int] = []
+    for idx in slices:
+        seg = y[idx]
+        bad = idx[~np.isfinite(seg)]
+        good = idx[np.isfinite(seg)]
+        picks = set(bad[:1].tolist())
+        if len(good):
+            picks |= {int(good[np.argmin(y[good])]), int(good[np.argmax(y[good])])}
+        keep.extend(sorted(picks))
+    k = np.array(sorted(set(keep)), dtype=int)
+    return x[k], y[k]
+
+
+def _display_figure(fig: go.Figure) -> go.Figure:
+    """A copy of ``fig`` with long numeric lines thinned (:data:`DISPLAY_POINTS`) and stored as
+    32-bit floats: what a screen can show, at a fraction of the page's size."""
+    out = go.Figure(fig)
+    n_lines = sum(1 for tr in out.data if tr.type in ("scatter", None) and tr.y is not None and len(tr.y) > 1)
+    per_line = max(MIN_LINE_POINTS, min(DISPLAY_POINTS, FIGURE_POINTS // max(1, n_lines)))
+    for tr in out.data:
+        if tr.type not in ("scatter", None) or "markers" in str(tr.mode or "lines") or tr.x is None or tr.y is None:
+            continue
+        try:
+            x = np.asarray(tr.x, dtype=float)
+            y = np.asarray(tr.y, dtype=float)
+        except (TypeError, ValueError):
+            continue  # categorical axis: nothing to thin
+        if len(x) != len(y) or len(y) <= per_line:
+            continue
+        x, y = _thin(x, y, per_line)
+        xs = x.astype(np.int32) if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and np.abs(x).max() < 2**31 \
+            else x.astype(np.float32)
+        tr.update(x=xs, y=y.astype(np.float32))
+    return out
+
+
+def _json_for_script(obj: Any) -> Markup:
+    """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left to
+    end the element or start a comment."""
+    text = pio.json.to_json_plotly(obj)
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)
+
+
+class _Charts:
+    """Each figure's data and layout as JSON; plotly's template (7 KB of styling) stored once
+    for all figures that share it."""
+
+    def __init__(self, runs: set[str]) -> None:
+        self.templates: list[str] = []
+        self.runs = runs
+        self.types: set[str] = set()
+
+    def payload(self, fig: go.Figure) -> tuple[Markup, int]:
+        d = _display_figure(fig).to_plotly_json()
+        self.types |= {str(t.get("type") or "scatter") for t in d.get("data", [])}
+        layout = dict(d.get("layout") or {})
+        template = pio.json.to_json_plotly(layout.pop("template", {}))
+        if template not in self.templates:
+            self.templates.append(template)
+        trace_runs = [html.unescape(str(t.get("legendgroup") or t.get("name") or "")) for t in d.get("data", [])]
+        body = {"data": d.get("data", []), "layout": layout, "template": self.templates.index(template),
+                "runs": [r if r in self.runs else None for r in trace_runs]}
+        height = layout.get("height")
+        return _json_for_script(body), int(height) if isinstance(height, (int, float)) and height > 0 else 450
+
+    def templates_json(self) -> Markup:
+        text = "[" + ",".join(self.templates) + "]"
+        return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
+                 charts: _Charts) -> FigureView:
     fid = ids(f.element_id or f"fig-{f.name}")
-    view = FigureView(fid, f.title, f.caption)
+    view = FigureView(fid, f.title, f.caption, task=f.task, scorer=f.scorer, metric=f.metric)
     fig = figures.get(f.interactive) if f.interactive else None
     if fig is not None:
-        view.chart = Markup(pio.to_html(fig, full_html=False, include_plotlyjs=False, config=PLOTLY_CONFIG,
-                                        div_id=f"{fid}-chart", default_width="100%"))
+        view.chart, view.height = charts.payload(fig)
         return view
     png = plots_dir / f"{f.name}.png" if plots_dir is not None else None
     if png is not None and png.is_file():
@@ -186,11 +343,12 @@ def _table_names(sections: list[Section]) -> set[str]:
 
 
 def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
-                  tables: set[str] | None = None) -> SectionView:
-    view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)), appendix=s.appendix)
+                  charts: _Charts, tables: set[str] | None = None) -> SectionView:
+    view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)), appendix=s.appendix,
+                       after_story=s.after_story)
     for b in s.blocks:
         if isinstance(b, Section):
-            sub = _section_view(b, figures, plots_dir, ids, tables)
+            sub = _section_view(b, figures, plots_dir, ids, charts, tables)
             if sub.blocks or sub.subsections:
                 view.blocks.append(("section", sub))
                 view.subsections.append(sub)
@@ -208,10 +366,44 @@ def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | N
         elif isinstance(b, Table):
             view.blocks.append(("table", _table_view(b, ids)))
         elif isinstance(b, Figure):
-            view.blocks.append(("figure", _figure_view(b, figures, plots_dir, ids)))
+            view.blocks.append(("figure", _figure_view(b, figures, plots_dir, ids, charts)))
         else:
             raise TypeError(f"unknown report block {type(b).__name__}")
     return view
+
+
+def _switches(doc: ReportDoc) -> list[dict[str, Any]]:
+    """One metric switch per task that has several task × scorer × metric choices; the
+    primary one selected."""
+    by_task: dict[str, list[MetricChoice]] = {}
+    for c in doc.metric_choices:
+        by_task.setdefault(c.task, []).append(c)
+    out = []
+    for task, choices in by_task.items():
+        if len(choices) < 2:
+            continue
+        chosen = next((c for c in choices if c.primary), choices[0])
+        out.append({"task": task, "choices": choices, "selected": choices.index(chosen)})
+    return out
+
+
+def _filters(doc: ReportDoc) -> list[dict[str, Any]]:
+    """One select per parameter with at least two levels among the runs."""
+    levels: dict[str, list[str]] = {}
+    for params in doc.run_params.values():
+        for k, v in params.items():
+            levels.setdefault(k, [])
+            if v not in levels[k]:
+                levels[k].append(v)
+    return [{"param": k, "label": human_header(k), "id": f"filter-{i}", "levels": sorted(v, key=_level_key)}
+            for i, (k, v) in enumerate(levels.items()) if len(v) > 1]
+
+
+def _level_key(v: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(v), v)
+    except ValueError:
+        return (1, 0.0, v)
 
 
 def render_html(doc: ReportDoc, figures: dict[str, go.Figure] | None = None, plots_dir: Path | None = None) -> str:
@@ -229,23 +421,15 @@ def render_html(doc: ReportDoc, figures: dict[str, go.Figure] | None = None, plo
     """
     figures = figures or {}
     ids = _Ids()
-    ids("contents")
+    for reserved in ("contents", "plotly-templates", "run-params", "run-count"):
+        ids(reserved)
+    charts = _Charts(set(doc.run_params))
     tables = _table_names(doc.sections)
-    sections = [v for v in (_section_view(s, figures, plots_dir, ids, tables) for s in doc.sections)
+    sections = [v for v in (_section_view(s, figures, plots_dir, ids, charts, tables) for s in doc.sections)
                 if v.blocks or v.subsections]
-    has_chart = any(f.interactive in figures for f in _all_figures(doc.sections) if f.interactive)
     return _env().get_template("report.html.j2").render(
         title=doc.title, header=list(doc.header.items), sections=sections, footer=doc.footer, csp=CSP,
-        plotlyjs=_plotlyjs() if has_chart else None,
+        plotlyjs=_plotlyjs(not charts.types <= bundle_trace_types()) if charts.templates else None, templates=charts.templates_json(),
+        config=_json_for_script(PLOTLY_CONFIG), switches=_switches(doc), filters=_filters(doc),
+        run_params=_json_for_script(doc.run_params), n_runs=len(doc.run_params),
     )
-
-
-def _all_figures(sections: list[Section]) -> list[Figure]:
-    out: list[Figure] = []
-    for s in sections:
-        for b in s.blocks:
-            if isinstance(b, Figure):
-                out.append(b)
-            elif isinstance(b, Section):
-                out.extend(_all_figures([b]))
-    return out

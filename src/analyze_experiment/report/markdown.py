@@ -264,7 +264,7 @@ def render_markdown(doc: ReportDoc, *, plots_prefix: str = "plots/") -> str:
     targets = anchors(sections, dict(slugs))
     opened = False
     for s in sections:
-        if s.appendix and not opened:
+        if s.after_story and not opened:
             parts.extend(["---", f"*{escape_cell(APPENDIX_NOTE)}*"])
             opened = True
         parts.extend(_section(s, slugs, plots_prefix, targets))

@@ -685,52 +685,54 @@ def score_records(data: LogData) -> list[dict[str, Any]]:
     out = []
     non_finite: list[str] = []
     for sc in scores:
-        if not isinstance(sc, dict):
-            continue
-        label = _scorer_label(sc, sample_keys)
-        n = sc.get("scored_samples")
-        if n is None:
-            key = sc.get("name")
-            n = len({str(s.get("id")) for s in data.samples if key in (s.get("scores") or {})}) or None
-        if n is None and isinstance(results.get("completed_samples"), int):
-            n = results["completed_samples"]  # no stored samples (older logs, log_samples off)
-        metrics = sc.get("metrics") or {}
-        rows = []
-        for key, m in metrics.items():
-            if not isinstance(m, dict):
-                continue
-            name = m.get("name") or key
-            group = m.get("group")
-            value = m.get("value")
-            if isinstance(value, float) and not math.isfinite(value) and (math.isinf(value) or name != "stderr"):
-                non_finite.append(f"{label}/{f'{group}/{name}' if group else name} = {value}")
-                value = None
-            rows.append(
-                {
-                    "scorer": label,
-                    "metric": f"{group}/{name}" if group else name,
-                    "value": float(value) if isinstance(value, int | float) else math.nan,
-                    "stderr": math.nan,
-                    "n": n,
-                    "reducer": sc.get("reducer"),
-                    "_plain": not group and name != "stderr",
-                }
-            )
-        err = metrics.get("stderr")
-        if isinstance(err, dict) and isinstance(err.get("value"), int | float) and math.isfinite(err["value"]):
-            for r in rows:
-                if r["_plain"]:
-                    r["stderr"] = float(err["value"])
-                    break
-        for r in rows:
-            del r["_plain"]
-        out.extend(rows)
+        if isinstance(sc, dict):
+            label = _scorer_label(sc, sample_keys)
+            out.extend(_metric_rows(sc, label, _scored_n(sc, data, results), non_finite))
     if non_finite:
         note = (f"header metric(s) that are not finite ({', '.join(non_finite[:4])}): left empty, never "
                 "used as a value")
         if note not in data.problems:
             data.problems.append(note)
     return out
+
+
+def _scored_n(sc: dict[str, Any], data: LogData, results: dict[str, Any]) -> int | None:
+    """The scorer's sample count: ``scored_samples``, else the stored samples it scored, else
+    the log's completed samples (older logs, or ``log_samples`` off)."""
+    n = sc.get("scored_samples")
+    if n is None:
+        key = sc.get("name")
+        n = len({str(s.get("id")) for s in data.samples if key in (s.get("scores") or {})}) or None
+    if n is None and isinstance(results.get("completed_samples"), int):
+        n = results["completed_samples"]
+    return n
+
+
+def _metric_rows(sc: dict[str, Any], label: str, n: int | None, non_finite: list[str]) -> list[dict[str, Any]]:
+    """The scorer's metrics as rows; a non-finite value is left empty and named in ``non_finite``
+    (a NaN stderr of a constant score is expected and not named)."""
+    metrics = sc.get("metrics") or {}
+    rows = []
+    plain: list[bool] = []
+    for key, m in metrics.items():
+        if not isinstance(m, dict):
+            continue
+        name = m.get("name") or key
+        group = m.get("group")
+        value = m.get("value")
+        if isinstance(value, float) and not math.isfinite(value) and (math.isinf(value) or name != "stderr"):
+            non_finite.append(f"{label}/{f'{group}/{name}' if group else name} = {value}")
+            value = None
+        rows.append({"scorer": label, "metric": f"{group}/{name}" if group else name,
+                     "value": float(value) if isinstance(value, int | float) else math.nan,
+                     "stderr": math.nan, "n": n, "reducer": sc.get("reducer")})
+        plain.append(not group and name != "stderr")
+    err = metrics.get("stderr")
+    if isinstance(err, dict) and isinstance(err.get("value"), int | float) and math.isfinite(err["value"]):
+        first = next((r for r, p in zip(rows, plain, strict=True) if p), None)
+        if first is not None:
+            first["stderr"] = float(err["value"])
+    return rows
 
 
 _SCALAR = (str, int, float, bool)
@@ -747,6 +749,10 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     entry per key (scorer ``<scorer>/<key>``); samples without scores (errored, or not yet
     scored) give none. Sample metadata scalars become ``meta.<key>`` columns and each score's
     own metadata ``score_meta.<key>`` columns (None where a sample lacks the key).
+
+    Long on purpose: this is the innermost loop of evaluation ingest (one pass per score of
+    every sample); the appends are inlined and distinct values converted once, because a helper
+    call per row costs more than the rest of the loop (docs/performance.md).
     """
     cols: dict[str, list[Any]] = {c: [] for c in SAMPLE_COLUMNS}
     sid, sep, scr, val, raw, ans, tgt = (cols[c] for c in SAMPLE_COLUMNS)

@@ -13,8 +13,9 @@ PNG carries no time stamp or software tag.
 
 from __future__ import annotations
 
+import gc
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,25 +148,31 @@ class PlotJob:
     called once (it shuts the worker processes down)."""
 
     def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
-                 progress: Progress, workers: int) -> None:
+                 progress: Progress, workers: int, shown: Collection[str] = ()) -> None:
         self.diag = diag
         self.progress = progress
         self.specs = list(specs)
         self._pool = None
         self._futures: list[Future | tuple[str, str]] = []
-        drawn = [s for s in self.specs if s.skip is None]
+        drawn = [s for s in self.specs if s.skip is None and s.interactive not in shown]
         if workers > 1 and len(drawn) > 1:
             from analyze_experiment.executor import LOCAL, pool
 
             self._ctx = pool(LOCAL, min(workers, len(drawn)))
             self._pool = self._ctx.__enter__()
+            gc.freeze()  # forked workers inherit the tables as frozen: their collector never walks
+            # (and so never copies) the parent's pages; unfrozen once the workers are started
         for s in self.specs:
             if s.skip is not None:
                 self._futures.append(("nodata", s.skip))
+            elif s.interactive in shown:  # the page draws it: no PNG
+                self._futures.append(("ok", ""))
             elif self._pool is not None:
                 self._futures.append(self._pool.submit(draw_and_save, s, plots_dir, svg))
             else:
                 self._futures.append(_Deferred(s, plots_dir, svg))  # type: ignore[arg-type]
+        if self._pool is not None:
+            gc.unfreeze()
 
     def result(self) -> list[PlotInfo]:
         """The figures written, in report order."""
@@ -201,7 +208,10 @@ class _Deferred:
 
 
 def start_plots(specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, *, svg: bool = False,
-                progress: Progress = silent, workers: int | None = None) -> PlotJob:
-    """Start drawing ``specs`` into ``plots_dir`` (worker processes unless ``workers`` is 1)."""
-    n = len([s for s in specs if s.skip is None])
-    return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers)
+                progress: Progress = silent, workers: int | None = None, shown: Collection[str] = ()) -> PlotJob:
+    """Start drawing ``specs`` into ``plots_dir`` (worker processes unless ``workers`` is 1).
+
+    ``shown``: interactive keys the report draws itself (report.html without report.md): those
+    figures count as written but get no PNG — only the figures the report shows are drawn."""
+    n = len([s for s in specs if s.skip is None and s.interactive not in shown])
+    return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers, shown)
