@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 import numpy as np
+from pandas import NA
 
 MISSING = "—"
 """How every unknown value reads, in a sentence or a table cell."""
@@ -23,14 +24,14 @@ MISSING = "—"
 
 def fmt_value(metric: str, v: float | None) -> str:
     """85.0% for accuracies, 3 significant digits otherwise; ``—`` for unknown."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if is_missing(v):
         return MISSING
     return f"{v * 100:.1f}%" if metric == "accuracy" else f"{v:.3g}"
 
 
 def fmt_diff(metric: str, d: float | None) -> str:
     """Signed difference: percentage points for accuracies."""
-    if d is None or math.isnan(d):
+    if is_missing(d):
         return MISSING
     return f"{d * 100:+.1f} pp" if metric == "accuracy" else f"{d:+.3g}"
 
@@ -44,7 +45,7 @@ def fmt_ci(metric: str, lo: float | None, hi: float | None, conf: float, diff: b
     that excludes 0 for a significant result.
     """
     head = f"{'unadjusted ' if unadjusted else ''}{conf:.0%} CI"
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
+    if is_missing(lo) or is_missing(hi):
         return f"{head} {MISSING}"
     if metric == "accuracy":
         unit = " pp" if diff else "%"
@@ -94,7 +95,7 @@ def fmt_hours(h: float | None, unit: tuple[str, float] | None = None) -> str:
     """GPU time to 3 significant digits (whole numbers from 100) in ``unit`` (default: chosen
     from ``h`` itself)."""
     name, size = unit or gpu_unit(h)
-    if h is None or math.isnan(h):
+    if is_missing(h):
         return MISSING
     v = h / size
     return f"{v:,.0f} {name}" if abs(v) >= 100 else f"{v:.3g} {name}"
@@ -102,7 +103,7 @@ def fmt_hours(h: float | None, unit: tuple[str, float] | None = None) -> str:
 
 def fmt_usd(x: float | None) -> str:
     """Dollars: cents above $1, 3 significant digits below."""
-    if x is None or math.isnan(x):
+    if is_missing(x):
         return MISSING
     return f"${x:,.2f}" if x >= 1 else f"${x:.3g}"
 
@@ -112,7 +113,7 @@ def fmt_usd(x: float | None) -> str:
 
 def is_missing(x: Any) -> bool:
     """True for None/NaN/NA (anything the report shows as an em dash)."""
-    if x is None:
+    if x is None or x is NA:
         return True
     try:
         return bool(x != x) or (isinstance(x, float) and math.isinf(x))

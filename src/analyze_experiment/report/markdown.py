@@ -132,7 +132,7 @@ def markdown_table(df: pd.DataFrame, links: dict[str, str] | None = None) -> str
     links = links or {}
     hidden = set(links.values()) - set(links)
     cols = [c for c in df.columns if c not in hidden]
-    raw = {c: ["" if v is None or (isinstance(v, float) and v != v) else str(v) for v in df[c]] for c in cols}
+    raw = {c: ["" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in df[c]] for c in cols}
     cells: dict[str, list[str]] = {}
     for c in cols:
         out = []
