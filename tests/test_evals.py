@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 import shutil
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def test_early_2026_layout_metadata_and_model_name(tmp_path: Path) -> None:
     ]
     assert row(logs, "Llama-3.2-1B_rank4/eval/logs/x.eval")[["epoch", "epoch_source"]].tolist() == [1.0, "model_name"]
     base = row(logs, "Llama-3.2-1B_base/eval/logs/x.eval")
-    assert math.isnan(base["epoch"]) and pd.isna(base["epoch_source"]) and base["finetuned"] is False
+    assert pd.isna(base["epoch"]) and pd.isna(base["epoch_source"]) and base["finetuned"] is False
 
 
 def test_mid_2026_per_cell_layout(tmp_path: Path) -> None:
@@ -92,7 +91,7 @@ def test_mid_2026_per_cell_layout(tmp_path: Path) -> None:
     assert got.loc["rank8/eval/capitalization_epoch1/logs/a.eval"].tolist() == [
         "rank8", "capitalization", 1.0, "cell_dir", True]  # fmt: skip
     b = got.loc["base/eval/capitalization/logs/a.eval"]
-    assert math.isnan(b["epoch"]) and pd.isna(b["epoch_source"])
+    assert pd.isna(b["epoch"]) and pd.isna(b["epoch_source"])
     # vis_label suffix mapped back to the base task; metadata epoch wins over the cell name
     assert got.loc["rank4/eval/capitalization_rank4_epoch2/logs/a.eval"].tolist() == [
         "rank4", "capitalization", 2.0, "metadata", True]  # fmt: skip

@@ -161,7 +161,7 @@ def test_headers_read_as_words_and_lists_as_items(sweep):
     assert cell_text(["a", "b"]) == "a, b"
     assert cell_text(np.array([1, 2])) == "1, 2"
     assert cell_text({"y", "x"}) == "x, y"
-    assert cell_text(float("nan")) == "" and cell_text(None) == ""
+    assert cell_text(float("nan")) == "" and cell_text(None) == "" and cell_text(pd.NA) == ""
     doc = ReportDoc("t", KeyValues([]), [Section("S", [Table(pd.DataFrame(
         {"tied_with": [["r1", "r2"]], "p_value": ["0.01"]}), name="x")])])
     out = render_html(doc, {}, None)

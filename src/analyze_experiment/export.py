@@ -67,7 +67,7 @@ def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
         if out[c].dtype == object:
             kinds = {type(v) for v in out[c].dropna()}
             if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
-                out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+                out[c] = out[c].map(lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v))
     return out
 
 

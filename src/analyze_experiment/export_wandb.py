@@ -181,8 +181,8 @@ def eval_summary(intervals: pd.DataFrame, confidence: float) -> dict[str, Any]:
     if not len(intervals):
         return out
     iv = intervals.copy()
-    iv["_epoch_order"] = pd.to_numeric(iv["epoch"], errors="coerce").fillna(-1)
-    iv = iv.sort_values("_epoch_order", kind="stable")
+    iv["_epoch_order"] = pd.to_numeric(iv["epoch"], errors="coerce")
+    iv = iv.sort_values("_epoch_order", kind="stable", na_position="first")  # base model first
     for (task, scorer, metric), g in iv.groupby(["task", "scorer", "metric"], sort=True, dropna=False):
         last = g.iloc[-1]
         key = f"eval/{task}/{scorer}/{metric}"

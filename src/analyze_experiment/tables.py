@@ -9,32 +9,27 @@ Conventions shared by all tables:
 
 * ``run`` is the run name (directory name under the experiment, or the design's name).
 * ``epoch`` is the **0-based** checkpoint epoch (``epoch_0`` = after the first epoch),
-  in training *and* evaluation tables; ``None``/NaN for base/control models.
+  in training *and* evaluation tables: a nullable integer (``Int64``), ``<NA>`` for
+  base/control models. Group with :func:`by_epoch` (a missing epoch is a group of its own, no
+  sentinel value) and select with :func:`at_epoch`.
 * Unknown values are NaN/None, never guessed.
 * Paths are relative to the experiment directory (POSIX separators).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal, get_args
 
 import pandas as pd
 
 RUN_TYPES = ("fine-tuned", "control", "eval-only")
 
-RUN_STATUSES = (
-    "completed",
-    "timeout",
-    "cancelled",
-    "oom",
-    "cuda_oom",
-    "diverged",
-    "failed",
-    "running",
-    "missing",
-)
-"""Closed vocabulary of a run's training status (see docs/training.md)."""
+RunStatus = Literal["completed", "timeout", "cancelled", "oom", "cuda_oom", "diverged", "failed", "running", "missing"]
+"""A run's training status (see docs/training.md)."""
+
+RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
+"""Closed vocabulary of a run's training status, in the order of :data:`RunStatus`."""
 
 CONVERGENCE_VERDICTS = ("converged", "still improving", "oscillating", "diverged", "too short to tell")
 
@@ -174,6 +169,15 @@ EVAL_SAMPLES = [
 
 WARNINGS = ["file", "severity", "stage", "message"]
 
+DTYPES: dict[str, str] = {
+    "epoch": "Int64",
+    "step": "Int64",
+    "sample_epoch": "Int64",
+}
+"""Column dtypes, the same in every table that has the column: epochs and steps are whole
+numbers that may be unknown (a base model has no epoch), so nullable integers — never floats
+with NaN, which printed as ``1.0`` and needed a sentinel to be grouped."""
+
 TABLES: dict[str, list[str]] = {
     "runs": RUNS,
     "train_steps": TRAIN_STEPS,
@@ -199,7 +203,44 @@ def frame(columns: list[str], records: Iterable[Mapping[str, Any]] | None = None
         if c not in df.columns:
             df[c] = pd.Series(dtype="object")
     extra = [c for c in df.columns if c not in columns]
-    return df[columns + extra]
+    return typed(df[columns + extra])
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with every column of :data:`DTYPES` it has cast to its declared dtype (in place).
+
+    >>> typed(pd.DataFrame({"epoch": [1.0, None]}))["epoch"].tolist()
+    [1, <NA>]
+    """
+    for c, dtype in DTYPES.items():
+        if c in df.columns and df[c].dtype != dtype:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(dtype)
+    return df
+
+
+def by_epoch(df: pd.DataFrame, keys: Sequence[str], *, epoch: str = "epoch", sort: bool = True) -> Any:
+    """``df.groupby(keys)`` in which a missing epoch (a base/control model) is a group of its
+    own; rows missing any *other* key are left out, as a plain groupby does.
+
+    >>> df = pd.DataFrame({"run": ["b", "a", "a"], "epoch": pd.array([None, 0, 1], dtype="Int64")})
+    >>> [k for k, _ in by_epoch(df, ["run", "epoch"])]
+    [('a', 0), ('a', 1), ('b', <NA>)]
+    """
+    others = [k for k in keys if k != epoch]
+    d = df.dropna(subset=others) if others else df
+    return d.groupby(list(keys), sort=sort, dropna=False)
+
+
+def at_epoch(epochs: pd.Series, epoch: Any) -> pd.Series:
+    """Boolean mask of ``epochs`` equal to ``epoch``; a missing epoch matches the missing ones.
+
+    >>> at_epoch(pd.Series(pd.array([0, None], dtype="Int64")), None).tolist()
+    [False, True]
+    """
+    e = pd.to_numeric(epochs, errors="coerce")
+    if epoch is None or pd.isna(epoch):
+        return e.isna()
+    return (e == float(epoch)).fillna(False).astype(bool)
 
 
 CATEGORICAL = ("run", "task", "scorer", "log", "value_raw", "source")

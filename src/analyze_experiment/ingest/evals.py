@@ -481,8 +481,7 @@ def collect_evals(
     eval_logs = tables.frame(tables.EVAL_LOGS, logs)
     eval_scores = tables.frame(tables.EVAL_SCORES, score_rows)
     eval_samples = _ordered(tables.EVAL_SAMPLES, sample_blocks)
-    for df in (eval_logs, eval_scores, eval_samples):
-        df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype("float64")
+    tables.typed(eval_samples)  # (eval_logs and eval_scores: typed by tables.frame)
     eval_samples = tables.compact(eval_samples)
     diag.act(
         "read evaluation logs",

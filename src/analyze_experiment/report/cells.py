@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from pandas import NA
+
 WORDS = {
     "ci_low": "CI low", "ci_high": "CI high", "p_value": "p", "p_adjusted": "adjusted p", "p_holm": "Holm p",
     "p_tost": "TOST p", "q_value": "BH q", "reference_value": "reference", "eta_sq": "η²", "omega_sq": "ω²",
@@ -40,8 +42,9 @@ def human_header(name: object) -> str:
 
 
 def cell_text(v: object) -> str:
-    """A cell's text: empty for a missing value, a list's items joined by commas."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    """A cell's text: empty for a missing value (None, NaN, ``pd.NA``), a list's items joined
+    by commas."""
+    if v is None or v is NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, (list, tuple, set, frozenset)) or (hasattr(v, "tolist") and not isinstance(v, str)
                                                         and isinstance(v.tolist(), list)):

@@ -42,6 +42,7 @@ from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
 from analyze_experiment.stats.power import minimum_detectable_difference, samples_for_difference
 from analyze_experiment.stats.production import failed_set
 from analyze_experiment.stats.selection import p_best_text
+from analyze_experiment.tables import at_epoch
 
 MAX_PAIR_SENTENCES = 3
 """At most this many ``equivalent`` sentences per family."""
@@ -213,7 +214,7 @@ def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
             if r["significant"]:
                 continue
             e = eq[(eq["task"] == r["task"]) & (eq["scorer"] == r["scorer"]) & (eq["b"] == r["b"])
-                   & (eq["epoch_b"].fillna(-1) == (-1 if pd.isna(r["epoch_b"]) else r["epoch_b"]))]
+                   & at_epoch(eq["epoch_b"], r["epoch_b"])]
             if len(e) and bool(e["equivalent"].iloc[0]):
                 if n_eq >= MAX_PAIR_SENTENCES:
                     continue
@@ -1444,8 +1445,7 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
         multi_scorer = set(n_sc[n_sc > 1].index.astype(str))
     multi = set()
     if not a.intervals.empty:
-        ep = a.intervals.assign(_e=pd.to_numeric(a.intervals["epoch"], errors="coerce").fillna(-1))
-        n_ep = ep.groupby("run")["_e"].nunique()
+        n_ep = a.intervals.groupby("run")["epoch"].nunique(dropna=False)
         multi = set(n_ep[n_ep > 1].index.astype(str))
     ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
            "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,

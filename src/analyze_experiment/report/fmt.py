@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pandas import NA
+
 
 def is_missing(x: Any) -> bool:
     """True for None/NaN/NA (anything the report shows as an em dash)."""
-    if x is None:
+    if x is None or x is NA:
         return True
     try:
         return bool(x != x) or (isinstance(x, float) and math.isinf(x))

@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from analyze_experiment.tables import RUN_STATUSES
+from analyze_experiment.tables import RunStatus
 
 SCHEMA_VERSION = 2
 """2: each scorer's metric directions and primary metric (``scorers``), ``direction`` and
@@ -112,7 +112,6 @@ Str = Annotated[str | None, BeforeValidator(_known)]
 Bool = Annotated[bool | None, BeforeValidator(_known)]
 
 Direction = Literal["higher", "lower", "descriptive"]
-RunStatus = Literal[RUN_STATUSES]  # type: ignore[valid-type]
 
 
 class _Model(BaseModel):

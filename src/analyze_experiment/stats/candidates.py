@@ -12,10 +12,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from analyze_experiment.experiment import Experiment, Options
+from analyze_experiment.tables import by_epoch
 
 CandKey = tuple[str, float | None]
 """(run, 0-based epoch or None for control/base models)."""
@@ -73,17 +73,14 @@ def reduce_samples(samples: pd.DataFrame, cluster_by: str | None) -> pd.DataFram
     df = samples.copy()
     df["score"] = pd.to_numeric(df["score"], errors="coerce")
     df = df[df["score"].notna()]
-    df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype(float)
+    df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype(float)  # NaN: base/control
     df["sample_id"] = df["sample_id"].astype(str)
     ccol = f"meta.{cluster_by}" if cluster_by else None
     df["cluster"] = df[ccol].astype(object) if ccol and ccol in df.columns else None
-    df["epoch"] = df["epoch"].fillna(-1.0)  # groupby-safe sentinel for "no epoch"
     out = df.groupby(["run", "task", "epoch", "scorer", "sample_id"], sort=True, dropna=False).agg(
         score=("score", "mean"), cluster=("cluster", "first")
     )
-    out = out.reset_index()
-    out["epoch"] = out["epoch"].where(out["epoch"] >= 0, np.nan)
-    return out
+    return out.reset_index()
 
 
 def _log_metric(rows: pd.DataFrame, preferred: str | None) -> pd.Series | None:
@@ -117,9 +114,8 @@ def build_families(experiment: Experiment, options: Options) -> list[Family]:
     if scores is not None and not scores.empty:
         sc = scores.copy()
         sc["value"] = pd.to_numeric(sc["value"], errors="coerce")
-        sc["epoch"] = pd.to_numeric(sc["epoch"], errors="coerce").astype(float).fillna(-1.0)
-        for (run, task, ep, scorer), g in sc.groupby(["run", "task", "epoch", "scorer"], sort=True):
-            key: CandKey = (str(run), None if ep < 0 else float(ep))
+        for (run, task, ep, scorer), g in by_epoch(sc, ["run", "task", "epoch", "scorer"]):
+            key: CandKey = (str(run), epoch_key(ep))
             fam = fams.get((str(task), str(scorer)))
             if fam is not None and key in fam.scores:
                 continue

@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 
 from analyze_experiment.stats.binary import CONFUSION, confusion, rates
+from analyze_experiment.stats.candidates import epoch_key
+from analyze_experiment.tables import by_epoch
 
 CLASSIFICATION = [
     "task", "scorer", "run", "epoch", "positive_label", "negative_label", "n", "n_pos", "n_neg", "prevalence",
@@ -52,8 +54,7 @@ def classification_table(samples: pd.DataFrame, exclude: set[tuple[str, str]] | 
         if labels is None:
             continue
         neg, pos = labels
-        for (run, ep), g in fam.assign(_e=pd.to_numeric(fam["epoch"], errors="coerce").fillna(-1.0)).groupby(
-                ["run", "_e"], sort=True):
+        for (run, ep), g in by_epoch(fam, ["run", "epoch"]):
             truth, pred = [], []
             for t, a, s in zip(g["target"], g["answer"], g["score"], strict=True):
                 t = str(t).strip()
@@ -65,7 +66,7 @@ def classification_table(samples: pd.DataFrame, exclude: set[tuple[str, str]] | 
                     other = neg if t == pos else pos
                     pred.append((other == pos) if ans == other else None)
             counts = confusion(truth, pred)
-            row = {"task": task, "scorer": scorer, "run": run, "epoch": None if ep < 0 else float(ep),
+            row = {"task": task, "scorer": scorer, "run": run, "epoch": epoch_key(ep),
                    "positive_label": pos, "negative_label": neg, **counts, **rates(**counts)}
             rows.append(row)
     return pd.DataFrame(rows, columns=CLASSIFICATION)

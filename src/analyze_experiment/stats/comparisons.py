@@ -116,6 +116,7 @@ def family_comparisons(
     other_rows: list[dict[str, Any]] = []
     sample_keys = list(fam.scores)
     matrix = _binary_matrix(fam)
+    cont = None if matrix is not None else _continuous_matrix(fam, confidence, n_resamples, seed)
     if matrix is not None:  # every pair at once: the same numbers as compare(), one matrix product
         mc = mcnemar_matrix(matrix, confidence)
         n = matrix.shape[1]
@@ -130,7 +131,7 @@ def family_comparisons(
                                        "ci_high": float(mc["ci_high"][i, j]), "test": "mcnemar_exact",
                                        "statistic": float(mc["statistic"][i, j]),
                                        "p_value": float(mc["p_value"][i, j]), "n_paired": n})
-    elif (cont := _continuous_matrix(fam, confidence, n_resamples, seed)) is not None:
+    elif cont is not None:
         # the unreported pairs' permutation tests at once (stats.paired.sign_flip_all_pairs)
         n = len(fam.scores[sample_keys[0]])
         for i, x in enumerate(sample_keys):
@@ -152,9 +153,14 @@ def family_comparisons(
                                 clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
                     others.append(r.p_value)
                     other_rows.append(_pair_row(fam, x, y, r))
+    index = {k: i for i, k in enumerate(sample_keys)}
     for a, b, kind in pairs:
+        perm = None
+        if cont is not None:  # this pair's test is in the matrix (two-sided: the same either way round)
+            i, j = sorted((index[a], index[b]))
+            perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
         r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
-                    clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
+                    clusters=fam.clusters, n_resamples=n_resamples, seed=seed, permutation=perm)
         rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
                      "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "kind": kind,
                      "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,

@@ -20,7 +20,9 @@ import pandas as pd
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.formatting import fmt_diff, fmt_value
+from analyze_experiment.stats.candidates import epoch_key
 from analyze_experiment.stats.intervals import t_interval
+from analyze_experiment.tables import by_epoch
 
 
 @dataclass
@@ -77,17 +79,17 @@ def config_stats(a: Analysis, task: str, scorer: str, metric: str, *, exclude: s
         cost = {str(r): float(h) for r, h in zip(runs["run"], pd.to_numeric(runs["gpu_hours"], errors="coerce"),
                                                    strict=True)}
     iv = iv.assign(_cfg=iv["run"].astype(str).map(a.configs),
-                   _ep=pd.to_numeric(iv["epoch"], errors="coerce").fillna(-1.0),
+                   _ep=pd.to_numeric(iv["epoch"], errors="coerce"),
                    _v=pd.to_numeric(iv["value"], errors="coerce"))
     out: list[ConfigStat] = []
-    for (cfg, ep), g in iv.dropna(subset=["_v"]).groupby(["_cfg", "_ep"], sort=True):
+    for (cfg, ep), g in by_epoch(iv.dropna(subset=["_v"]), ["_cfg", "_ep"], epoch="_ep"):
         vals = g.sort_values("run")["_v"].to_numpy(float)
         run_names = sorted(g["run"].astype(str))
         ti = t_interval(vals, a.confidence) if len(vals) >= 2 else None
         hours = [cost.get(r, math.nan) for r in run_names]
         known = [h for h in hours if not math.isnan(h)]
         out.append(ConfigStat(
-            config=str(cfg), runs=run_names, epoch=None if ep < 0 else float(ep), mean=float(vals.mean()),
+            config=str(cfg), runs=run_names, epoch=epoch_key(ep), mean=float(vals.mean()),
             sd=float(np.std(vals, ddof=1)) if len(vals) >= 2 else math.nan,
             ci_low=ti.ci_low if ti else math.nan, ci_high=ti.ci_high if ti else math.nan,
             gpu_hours=float(np.mean(known)) if known else math.nan, values=list(vals)))

@@ -41,8 +41,8 @@ def final_epoch_values(values: pd.DataFrame) -> pd.DataFrame:
     if values.empty:
         return values
     v = values.copy()
-    v["_ep"] = pd.to_numeric(v["epoch"], errors="coerce").fillna(-1.0)
-    v = v.sort_values("_ep").groupby(["task", "scorer", "metric", "run"], sort=True).tail(1)
+    v["_ep"] = pd.to_numeric(v["epoch"], errors="coerce")
+    v = v.sort_values("_ep", na_position="first").groupby(["task", "scorer", "metric", "run"], sort=True).tail(1)
     return v.drop(columns="_ep").sort_values(["task", "scorer", "metric", "run"]).reset_index(drop=True)
 
 

@@ -27,8 +27,9 @@ from typing import Any
 import pandas as pd
 
 from analyze_experiment.stats.candidates import Family
+from analyze_experiment.tables import RunStatus
 
-FAILED_STATUSES = ("diverged", "oom", "cuda_oom", "failed", "cancelled", "timeout")
+FAILED_STATUSES: tuple[RunStatus, ...] = ("diverged", "oom", "cuda_oom", "failed", "cancelled", "timeout")
 """Training statuses (tables.RUN_STATUSES) that make a run a failed run. ``running`` and
 ``missing`` are not failures: a run still going, or one without training output."""
 

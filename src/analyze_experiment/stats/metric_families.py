@@ -36,6 +36,7 @@ from analyze_experiment.experiment import Experiment, Options
 from analyze_experiment.stats.candidates import CandKey, Family, epoch_key
 from analyze_experiment.stats.intervals import wilson
 from analyze_experiment.stats.risk import risk_samples, risk_scorers
+from analyze_experiment.tables import at_epoch, by_epoch
 
 PRED, TRUTH, ERROR = "score_meta.prediction", "score_meta.target_value", "score_meta.error"
 NOT_METRICS = {"stderr", "std", "var", "count"}
@@ -73,11 +74,9 @@ def continuous_scorers(samples: pd.DataFrame) -> list[tuple[str, str]]:
 def _reduce(df: pd.DataFrame, cols: dict[str, tuple[str, str]]) -> pd.DataFrame:
     """One row per run × epoch × sample id (sample epochs averaged; epoch NaN kept)."""
     d = df.copy()
-    d["epoch"] = pd.to_numeric(d["epoch"], errors="coerce").astype(float).fillna(-1.0)
+    d["epoch"] = pd.to_numeric(d["epoch"], errors="coerce").astype(float)
     d["sample_id"] = d["sample_id"].astype(str)
-    out = d.groupby(["run", "epoch", "sample_id"], sort=True).agg(**cols).reset_index()
-    out["epoch"] = out["epoch"].where(out["epoch"] >= 0, np.nan)
-    return out
+    return by_epoch(d, ["run", "epoch", "sample_id"]).agg(**cols).reset_index()
 
 
 def continuous_samples(samples: pd.DataFrame, task: str, scorer: str) -> pd.DataFrame:
@@ -101,10 +100,10 @@ def continuous_samples(samples: pd.DataFrame, task: str, scorer: str) -> pd.Data
 
 def _series(df: pd.DataFrame, col: str) -> dict[CandKey, pd.Series]:
     out: dict[CandKey, pd.Series] = {}
-    for (run, ep), g in df.assign(_e=df["epoch"].fillna(-1.0)).groupby(["run", "_e"], sort=True):
+    for (run, ep), g in by_epoch(df, ["run", "epoch"]):
         s = g.set_index("sample_id")[col].astype(float).dropna()
         if len(s):
-            out[(str(run), epoch_key(None if ep < 0 else ep))] = s
+            out[(str(run), epoch_key(ep))] = s
     return out
 
 
@@ -114,15 +113,13 @@ def _header(scores: pd.DataFrame, task: str, scorer: str) -> pd.DataFrame:
         return h
     h = h.copy()
     h["value"] = pd.to_numeric(h["value"], errors="coerce")
-    h["_e"] = pd.to_numeric(h["epoch"], errors="coerce").astype(float).fillna(-1.0)
     return h
 
 
 def _header_value(h: pd.DataFrame, key: CandKey, metric: str) -> float:
     if h.empty:
         return math.nan
-    ep = -1.0 if key[1] is None else float(key[1])
-    g = h[(h["run"].astype(str) == key[0]) & (h["_e"] == ep) & (h["metric"].astype(str) == metric)]
+    g = h[(h["run"].astype(str) == key[0]) & at_epoch(h["epoch"], key[1]) & (h["metric"].astype(str) == metric)]
     return float(g["value"].iloc[-1]) if len(g) and pd.notna(g["value"].iloc[-1]) else math.nan
 
 
@@ -130,8 +127,8 @@ def _from_log(fam: Family, h: pd.DataFrame, metric: str) -> None:
     """Header-only candidates (no per-sample rows) of ``metric``."""
     if h.empty:
         return
-    for (run, ep), g in h[h["metric"].astype(str) == metric].groupby(["run", "_e"], sort=True):
-        key: CandKey = (str(run), None if ep < 0 else float(ep))
+    for (run, ep), g in by_epoch(h[h["metric"].astype(str) == metric], ["run", "epoch"]):
+        key: CandKey = (str(run), epoch_key(ep))
         if key in fam.scores or pd.isna(g["value"].iloc[-1]):
             continue
         fam.from_log[key] = {"metric": metric, "value": float(g["value"].iloc[-1]),
@@ -299,8 +296,8 @@ def continuous_table(experiment: Experiment, confidence: float = 0.95) -> pd.Dat
     for task, scorer in continuous_scorers(samples):
         cs = continuous_samples(samples, task, scorer)
         h = _header(scores, task, scorer)
-        for (run, ep), g in cs.assign(_e=cs["epoch"].fillna(-1.0)).groupby(["run", "_e"], sort=True):
-            key: CandKey = (str(run), None if ep < 0 else float(ep))
+        for (run, ep), g in by_epoch(cs, ["run", "epoch"]):
+            key: CandKey = (str(run), epoch_key(ep))
             n = len(g)
             parsed = g[g["parsed"] > 0]
             k = float(g["parsed"].sum())

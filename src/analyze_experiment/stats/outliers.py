@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import stats
 
 from analyze_experiment.analysis import OUTLIERS
+from analyze_experiment.tables import by_epoch
 
 Z_THRESHOLD = 3.5
 MIN_GROUP = 5
@@ -86,8 +87,7 @@ def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame)
     if not configs.empty and not values.empty:
         v = values[values["run"].isin(configs.index)].copy()
         v["config"] = v["run"].map(configs)
-        v["_ep"] = pd.to_numeric(v["epoch"], errors="coerce").fillna(-1.0)
-        for (task, scorer, metric, _, cfg), g in v.groupby(["task", "scorer", "metric", "_ep", "config"]):
+        for (task, scorer, metric, _, cfg), g in by_epoch(v, ["task", "scorer", "metric", "epoch", "config"]):
             if len(g) < MIN_GROUP:
                 continue
             rows.extend(_tested_rows(g, "value", {"task": task, "scorer": scorer, "metric": metric, "kind": "metric"},
@@ -140,8 +140,7 @@ def suspicious_evals(samples: pd.DataFrame, intervals: pd.DataFrame, eval_logs: 
     rows: list[dict[str, Any]] = []
     if samples is not None and not samples.empty and "answer" in samples.columns:
         s = samples.copy()
-        s["_ep"] = pd.to_numeric(s["epoch"], errors="coerce").fillna(-1.0)
-        for (run, task, _), g in s.groupby(["run", "task", "_ep"], sort=True):
+        for (run, task, _), g in by_epoch(s, ["run", "task", "epoch"]):
             ans = g.drop_duplicates(["sample_id", "sample_epoch"])["answer"].dropna().astype(str)
             if len(ans) >= MIN_CONSTANT_ANSWERS and ans.nunique() == 1:
                 rows.append({"run": run, "task": task, "kind": "constant_answers",

@@ -215,8 +215,9 @@ def sign_flip_all_pairs(x: np.ndarray, confidence: float = 0.95, *, n_resamples:
     T = S·Xᵀ is computed once (B × k) and each pair's statistics are Tᵢ − Tⱼ, so the all-pairs
     family of k candidates costs one matrix product and k²/2 vector comparisons instead of
     k²/2 matrix–vector products. The difference, its interval, the ties tolerance and the
-    p-value are those of :func:`compare`; the few pairs whose Monte Carlo p sits near α (which
-    :func:`adaptive_sign_flip` redraws) and ties at rounding level are re-tested pair by pair.
+    p-value are those of :func:`compare`: pairs whose Monte Carlo p sits near α are redrawn
+    as :func:`adaptive_sign_flip` redraws them (together, on one pass over the larger sign
+    matrix), and statistics within rounding of the edge are re-tested pair by pair.
     None when the test would be exact (n ≤ :data:`EXACT_MAX_N`): the caller goes pair by pair.
     """
     x = np.asarray(x, dtype=float)
@@ -253,8 +254,27 @@ def sign_flip_all_pairs(x: np.ndarray, confidence: float = 0.95, *, n_resamples:
     mc = np.sqrt(p * (1 - p) / n_resamples)
     b = np.full(shape, n_resamples, np.int64)
     p[zero], mc[zero], b[zero] = 1.0, 0.0, 0
-    redo = (near | (np.abs(p - alpha) < NEAR_ALPHA_SE * mc)) & ~zero
-    for i, j in zip(*np.nonzero(np.triu(redo, 1)), strict=True):
+    # near α: redrawn with MORE_DRAWS × the patterns and seed + 1, as adaptive_sign_flip does —
+    # for all such pairs on one pass over the larger sign matrix
+    again = np.triu(~near & ~zero & (np.abs(p - alpha) < NEAR_ALPHA_SE * mc), 1)
+    pairs = list(zip(*np.nonzero(again), strict=True))
+    if pairs:
+        big = n_resamples * MORE_DRAWS
+        edge = np.array([obs[i, j] - tol[i, j] for i, j in pairs])
+        dd = np.vstack([x[i] - x[j] for i, j in pairs]).T  # n × pairs
+        hits2 = np.zeros(len(pairs), np.int64)
+        near2 = np.zeros(len(pairs), bool)
+        for signs in _sign_chunks(n, big, seed + 1):
+            stat = np.abs(signs.astype(float) @ dd)
+            hits2 += (stat >= edge).sum(axis=0)
+            near2 |= (np.abs(stat - edge) <= 1e-12 * (np.abs(edge) + 1.0)).any(axis=0)
+        for (i, j), h, nr in zip(pairs, hits2, near2, strict=True):
+            if nr:
+                near[i, j] = True
+                continue
+            p[i, j] = min(1.0, (h + 1) / (big + 1))
+            mc[i, j], b[i, j] = math.sqrt(p[i, j] * (1 - p[i, j]) / big), big
+    for i, j in zip(*np.nonzero(np.triu(near & ~zero, 1)), strict=True):  # rounding-level ties: pair by pair
         _, p[i, j], mc[i, j], b[i, j] = adaptive_sign_flip(x[i] - x[j], n_resamples=n_resamples, seed=seed,
                                                            alpha=alpha)
     diff[zero], lo[zero], hi[zero] = 0.0, 0.0, 0.0
@@ -276,6 +296,7 @@ def compare(
     n_resamples: int = 10_000,
     seed: int = 0,
     describe_only: bool = False,
+    permutation: tuple[float, float, int] | None = None,
 ) -> Paired:
     """Compare per-sample scores of two candidates (Series indexed by sample id).
 
@@ -284,6 +305,8 @@ def compare(
     because flipping single samples would ignore their dependence. ``describe_only``: the
     difference and its interval without a test (test ``descriptive``, p NaN) — for a caller
     that reports no p-value, the 10,000 sign patterns would be drawn for nothing.
+    ``permutation``: the (p, Monte Carlo SE, resamples) of this pair's unclustered sign-flip
+    test when the caller already has it (:func:`sign_flip_all_pairs` for the whole family).
     """
     x, y, ids = align(a, b)
     n = len(x)
@@ -315,5 +338,8 @@ def compare(
         sums = pd.Series(d).groupby(pd.Series(cl).astype(str).to_numpy()).sum().to_numpy()
         _, p, mc, b = adaptive_sign_flip(sums, n_resamples=n_resamples, seed=seed, alpha=alpha)
         return Paired(diff, se, lo, hi, "cluster_permutation", diff, p, n, a_only, b_only, corr, mc, b, sd)
-    _, p, mc, b = adaptive_sign_flip(d, n_resamples=n_resamples, seed=seed, alpha=alpha)
+    if permutation is not None:
+        p, mc, b = permutation
+    else:
+        _, p, mc, b = adaptive_sign_flip(d, n_resamples=n_resamples, seed=seed, alpha=alpha)
     return Paired(diff, se, lo, hi, "paired_permutation", diff, p, n, a_only, b_only, corr, mc, b, sd)

@@ -36,8 +36,10 @@ import pandas as pd
 from scipy import stats
 
 from analyze_experiment.stats.binary import CONFUSION, confusion, rates
+from analyze_experiment.stats.candidates import epoch_key
 from analyze_experiment.stats.delong import auc_ci, paired_test
 from analyze_experiment.stats.multiplicity import holm
+from analyze_experiment.tables import by_epoch
 
 RISK = "score_meta.risk_score"
 PROBS = "score_meta.option_probs"
@@ -115,12 +117,11 @@ def risk_samples(samples: pd.DataFrame) -> pd.DataFrame:
     target = target.where(target.notna(), df.get("target"))
     df["y"] = [float(str(t).strip() == str(p)) if t is not None and not pd.isna(t) else math.nan
                for t, p in zip(target, df["positive"], strict=True)]
-    df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype(float).fillna(-1.0)
+    df["epoch"] = pd.to_numeric(df["epoch"], errors="coerce").astype(float)
     df["sample_id"] = df["sample_id"].astype(str)
-    out = df.groupby(["run", "task", "epoch", "scorer", "sample_id"], sort=True).agg(
+    out = by_epoch(df, ["run", "task", "epoch", "scorer", "sample_id"]).agg(
         risk=("risk", "mean"), y=("y", "first"), positive=("positive", "first")).reset_index()
     out["parsed"] = out["risk"].notna()
-    out["epoch"] = out["epoch"].where(out["epoch"] >= 0, np.nan)
     return out[out["y"].notna()][RISK_SAMPLES].reset_index(drop=True)
 
 
@@ -191,9 +192,8 @@ def candidate_risk(g: pd.DataFrame, confidence: float = 0.95) -> dict[str, Any]:
 def risk_table(rs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """:func:`candidate_risk` for every candidate of :func:`risk_samples` (RISK_TABLE columns)."""
     rows = []
-    for (task, scorer, run, ep), g in rs.assign(_e=rs["epoch"].fillna(-1.0)).groupby(
-            ["task", "scorer", "run", "_e"], sort=True):
-        row = {"task": task, "scorer": scorer, "run": run, "epoch": None if ep < 0 else float(ep)}
+    for (task, scorer, run, ep), g in by_epoch(rs, ["task", "scorer", "run", "epoch"]):
+        row = {"task": task, "scorer": scorer, "run": run, "epoch": epoch_key(ep)}
         row.update(candidate_risk(g, confidence))
         rows.append(row)
     return pd.DataFrame(rows, columns=RISK_TABLE)
@@ -209,8 +209,8 @@ def auc_tests(rs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     out = []
     for (task, scorer), fam in rs.groupby(["task", "scorer"], sort=True):
         cands = {}
-        for (run, ep), g in fam.assign(_e=fam["epoch"].fillna(-1.0)).groupby(["run", "_e"], sort=True):
-            cands[(str(run), None if ep < 0 else float(ep))] = g[g["parsed"]].set_index("sample_id")
+        for (run, ep), g in by_epoch(fam, ["run", "epoch"]):
+            cands[(str(run), epoch_key(ep))] = g[g["parsed"]].set_index("sample_id")
         rows = []
         for ka, kb in combinations(cands, 2):
             ga, gb = cands[ka], cands[kb]

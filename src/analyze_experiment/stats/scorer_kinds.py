@@ -49,6 +49,7 @@ from analyze_experiment.stats.subgroups import (
     heterogeneity_tests,
     subgroup_table,
 )
+from analyze_experiment.tables import by_epoch
 
 Key = tuple[str, str, str]
 
@@ -84,9 +85,8 @@ def risk_curves(rs: pd.DataFrame) -> pd.DataFrame:
     """ROC points and reliability bins of every candidate (rows of :func:`.risk.risk_samples`)."""
     rows: list[dict[str, Any]] = []
     ok = rs[rs["parsed"]]
-    for (task, scorer, run, ep), g in ok.assign(_e=ok["epoch"].fillna(-1.0)).groupby(
-            ["task", "scorer", "run", "_e"], sort=True):
-        base = {"task": task, "scorer": scorer, "run": run, "epoch": None if ep < 0 else float(ep)}
+    for (task, scorer, run, ep), g in by_epoch(ok, ["task", "scorer", "run", "epoch"]):
+        base = {"task": task, "scorer": scorer, "run": run, "epoch": epoch_key(ep)}
         r, y = g["risk"].to_numpy(float), g["y"].to_numpy(float)
         if 0 < y.sum() < len(y):
             for x, t in zip(*roc_points(r, y)[["fpr", "tpr"]].to_numpy().T, strict=True):

@@ -20,8 +20,10 @@ from analyze_experiment.ingest.configurations import (  # noqa: F401 - re-export
     config_labels,
     seed_variable,
 )
+from analyze_experiment.stats.candidates import epoch_key
 from analyze_experiment.stats.intervals import t_interval
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
+from analyze_experiment.tables import by_epoch
 
 SEED_COMPARISONS = [
     "task", "scorer", "metric", "epoch", "a", "b", "n_a", "n_b", "diff", "ci_low", "ci_high",
@@ -96,12 +98,12 @@ def seed_tables(
         return pd.DataFrame(columns=[*SEEDS, "epoch"]), pd.DataFrame(columns=SEED_COMPARISONS)
     v = values[values["run"].isin(configs.index)].copy()
     v["config"] = v["run"].map(configs)
-    v["epoch_key"] = pd.to_numeric(v["epoch"], errors="coerce").fillna(-1.0)
+    v["epoch_key"] = pd.to_numeric(v["epoch"], errors="coerce")
     alpha = 1 - confidence
     srows: list[dict[str, Any]] = []
     crows: list[dict[str, Any]] = []
-    for (task, scorer, metric, ek), g in v.groupby(["task", "scorer", "metric", "epoch_key"], sort=True):
-        epoch = None if ek < 0 else float(ek)
+    for (task, scorer, metric, ek), g in by_epoch(v, ["task", "scorer", "metric", "epoch_key"], epoch="epoch_key"):
+        epoch = epoch_key(ek)
         groups = {c: cg.sort_values("run") for c, cg in g.groupby("config", sort=True) if len(cg) >= 2}
         if not groups:
             continue

@@ -16,6 +16,7 @@ import pandas as pd
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
+from analyze_experiment.tables import by_epoch
 
 
 @dataclass(frozen=True)
@@ -281,7 +282,7 @@ def pool_seeds(experiment: Experiment, df: pd.DataFrame, confidence: float = 0.9
         return df
     from analyze_experiment.stats.intervals import t_interval
 
-    d = df.assign(_ep=pd.to_numeric(df["epoch"], errors="coerce").fillna(-1.0) if "epoch" in df.columns else -1.0)
+    d = df.assign(_ep=pd.to_numeric(df["epoch"], errors="coerce") if "epoch" in df.columns else math.nan)
     rows = []
     for _, g in d.groupby([*params, "_ep"], sort=True, dropna=False):
         vals = pd.to_numeric(g["value"], errors="coerce").dropna().to_numpy(float)
@@ -329,18 +330,16 @@ def reduced_samples(experiment: Experiment, t: Target, labels: pd.DataFrame) -> 
     s = s[s["score"].notna()]
     if not len(s):
         return pd.DataFrame(columns=cols)
-    s["epoch"] = pd.to_numeric(s["epoch"], errors="coerce").fillna(-1)
+    s["epoch"] = pd.to_numeric(s["epoch"], errors="coerce").astype(float)
     s["sample_id"] = s["sample_id"].astype(str)
     for c in ("answer", "target"):
         if c not in s.columns:
             s[c] = None
-    red = s.groupby(["run", "epoch", "sample_id"], sort=False).agg(
+    red = by_epoch(s, ["run", "epoch", "sample_id"], sort=False).agg(
         score=("score", "mean"), answer=("answer", "first"), target=("target", "first")).reset_index()
     lab = labels[["run", "epoch", "label"]].copy()
-    lab["epoch"] = pd.to_numeric(lab["epoch"], errors="coerce").fillna(-1)
-    red = red.merge(lab, on=["run", "epoch"], how="inner")
-    red["epoch"] = red["epoch"].where(red["epoch"] >= 0)
-    return red[cols]
+    lab["epoch"] = pd.to_numeric(lab["epoch"], errors="coerce").astype(float)
+    return red.merge(lab, on=["run", "epoch"], how="inner")[cols]  # (a missing epoch matches a missing one)
 
 
 EVENT_STATUSES = {"diverged": "loss not finite", "timeout": "time limit"}

@@ -21,6 +21,7 @@ from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots._select import safe_stem
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
+from analyze_experiment.tables import at_epoch, by_epoch
 from analyze_experiment.textsafe import visible
 
 SECTION = "risk"
@@ -50,11 +51,9 @@ def _candidates(analysis: Analysis, task: str, scorer: str, curve: str) -> list[
     c = c[(c["task"] == task) & (c["scorer"] == scorer) & (c["curve"] == curve)]
     r = analysis.risk
     out = []
-    for (run, ep), g in c.assign(_e=c["epoch"].map(lambda e: -1.0 if e is None or pd.isna(e) else float(e))).groupby(
-            ["run", "_e"], sort=True):
-        epoch = None if ep < 0 else ep
-        row = r[(r["task"] == task) & (r["scorer"] == scorer) & (r["run"] == run)
-                & (r["epoch"].map(lambda e: -1.0 if e is None or pd.isna(e) else float(e)) == ep)]
+    for (run, ep), g in by_epoch(c, ["run", "epoch"]):
+        epoch = None if pd.isna(ep) else ep
+        row = r[(r["task"] == task) & (r["scorer"] == scorer) & (r["run"] == run) & at_epoch(r["epoch"], epoch)]
         name = _label(run, epoch)
         if len(row):
             x = row.iloc[0]
