@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from analyze_experiment.report.cells import cell_text
 from analyze_experiment.report.doc import (
     Bullets,
     Code,
@@ -132,7 +133,7 @@ def markdown_table(df: pd.DataFrame, links: dict[str, str] | None = None) -> str
     links = links or {}
     hidden = set(links.values()) - set(links)
     cols = [c for c in df.columns if c not in hidden]
-    raw = {c: ["" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in df[c]] for c in cols}
+    raw = {c: [cell_text(v) for v in df[c]] for c in cols}  # a list shows its items, not ['a', 'b']
     cells: dict[str, list[str]] = {}
     for c in cols:
         out = []
