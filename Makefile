@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-experiment
 
-.PHONY: venv dev demo test lint bench fuzz browser calibrate golden clean schema screenshots vendor-plotly
+.PHONY: venv dev demo test test-fast lint bench fuzz browser calibrate golden clean schema screenshots vendor-plotly
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,7 +51,11 @@ vendor-plotly: $(STAMP)
 
 test: $(DEV_STAMP) browser
 	$(BIN)/ruff check src tests
-	$(BIN)/python -m pytest -n 2 --dist worksteal -q
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q --durations=10
+
+## The quick subset used while landing a change (no end-to-end, browser or simulation tests).
+test-fast: $(DEV_STAMP)
+	$(BIN)/python -m pytest -n 2 --dist worksteal -q -m "not slow"
 
 ## Regenerate the summary.json JSON Schema from its pydantic models (a test checks it is current).
 schema: $(STAMP)

@@ -317,3 +317,31 @@ def test_html_only_report_draws_no_png_it_does_not_show(example_copy):
     md = (out / "report.md").read_text(encoding="utf-8")
     assert pngs and all(f"plots/{n}.png" in md for n in pngs)
     assert {"loss", "gpu"} <= set(pngs) and any(n.startswith("samples_") for n in pngs)
+
+
+def test_agreement_matrix_is_bounded_and_says_what_it_leaves_out():
+    """A 100-run sweep's full matrix made report.html 30 MB: rows and samples are capped, the
+    counts of what was left out are in the axis title, and the gained/lost counts still cover
+    every flipped sample."""
+    from analyze_experiment.report.plots import samples as sm
+
+    rng = np.random.default_rng(3)
+    n_cand, n_samp = 30, 400
+    labels = [f"r{i:02d}" for i in range(n_cand)]
+    scores = (rng.random((n_cand, n_samp)) < np.linspace(0.9, 0.5, n_cand)[:, None]).astype(float)
+    data = pd.DataFrame([{"label": lab, "sample_id": j, "score": scores[i, j], "answer": "a", "target": "t"}
+                         for i, lab in enumerate(labels) for j in range(n_samp)])
+    m, _ = sm.agreement_matrix(data, "r00", labels)
+    assert m.shape == (sm.MAX_MATRIX_ROWS, sm.MAX_MATRIX_SAMPLES)
+    assert list(m.index) == labels[: sm.MAX_MATRIX_ROWS]
+    shown_rows = scores[: sm.MAX_MATRIX_ROWS]
+    flipped = int(((shown_rows != shown_rows[0]).any(axis=0)).sum())
+    assert m.attrs["flipped"] == flipped and m.attrs["candidates"] == n_cand
+    assert m.attrs["gained"]["r01"] == int(((scores[1] == 1) & (scores[0] == 0)).sum())
+    assert m.attrs["lost"]["r01"] == int(((scores[1] == 0) & (scores[0] == 1)).sum())
+    note = sm.matrix_note(m, n_samp)
+    assert f"{flipped} of {n_samp} changed outcome" in note
+    assert f"the {sm.MAX_MATRIX_SAMPLES} where most candidates differ are shown" in note
+    assert f"top {sm.MAX_MATRIX_ROWS} of {n_cand} candidates" in note
+    fig = sm.agreement_figure(data, best="r00", title="t", order=labels)
+    assert np.asarray(fig.data[0].z).shape == (sm.MAX_MATRIX_ROWS, sm.MAX_MATRIX_SAMPLES)

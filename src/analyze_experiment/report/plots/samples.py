@@ -33,6 +33,11 @@ ELEMENT_ID = "agreement-matrix"
 """Id of the HTML container of the (first) agreement matrix; later ones get ``-2``, ``-3``."""
 
 MAX_HOVER_CHARS = 120
+MAX_MATRIX_ROWS = 20
+"""Candidates in an agreement matrix: the best and the 19 next in rank (a 100-run sweep's full
+matrix made report.html 30 MB; the table of intervals lists every candidate)."""
+MAX_MATRIX_SAMPLES = 150
+"""Samples in an agreement matrix: those on which most candidates differ from the best first."""
 """Answers and targets longer than this are cut in the hover box (the table has them whole)."""
 
 
@@ -97,21 +102,42 @@ def samples_spec(t: sel.Target, iv: pd.DataFrame, samples: pd.DataFrame, analysi
 
 def agreement_matrix(data: pd.DataFrame, best: str, order: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(scores, reference): candidates × flipped samples, the best first; samples ordered by how
-    many candidates differ from the best, then by id. Raises :class:`NoData`."""
+    many candidates differ from the best, then by id. Raises :class:`NoData`.
+
+    At most :data:`MAX_MATRIX_ROWS` candidates (best first, then by rank) and
+    :data:`MAX_MATRIX_SAMPLES` samples are kept; ``scores.attrs`` says how many there were
+    (``candidates``, ``flipped``) and each shown candidate's ``gained``/``lost`` samples against
+    the best over every flipped sample, not only the shown ones.
+    """
     mat = data.pivot_table(index="label", columns="sample_id", values="score", aggfunc="mean")
     if best not in mat.index:
         raise NoData(f"no per-sample scores for the best candidate {best}")
     rows = [best] + [r for r in (order or sorted(mat.index)) if r != best and r in mat.index]
     if len(rows) < 2:
         raise NoData("only one candidate has per-sample scores")
-    mat = mat.loc[rows]
+    n_candidates = len(rows)
+    mat = mat.loc[rows[:MAX_MATRIX_ROWS]]
     ref = mat.loc[best]
     differs = (mat != ref) & mat.notna() & ref.notna()
     flipped = [c for c in mat.columns if differs[c].any()]
     if not flipped:
         raise NoData(f"no sample changed outcome between {best} and the other runs")
-    cols = sorted(flipped, key=lambda c: (-int(differs[c].sum()), _id_key(c)))
-    return mat[cols], ref[cols]
+    gained = ((mat[flipped] == 1) & (ref[flipped] == 0)).sum(axis=1).astype(int).to_dict()
+    lost = ((mat[flipped] == 0) & (ref[flipped] == 1)).sum(axis=1).astype(int).to_dict()
+    cols = sorted(flipped, key=lambda c: (-int(differs[c].sum()), _id_key(c)))[:MAX_MATRIX_SAMPLES]
+    shown = mat[cols].copy()
+    shown.attrs.update(candidates=n_candidates, flipped=len(flipped), gained=gained, lost=lost)
+    return shown, ref[cols]
+
+
+def matrix_note(m: pd.DataFrame, n_samples: int) -> str:
+    """The axis title: how many samples changed outcome, and what the matrix leaves out."""
+    text = f"{m.attrs['flipped']} of {n_samples} changed outcome vs the best"
+    if m.shape[1] < m.attrs["flipped"]:
+        text += f"; the {m.shape[1]} where most candidates differ are shown"
+    if len(m.index) < m.attrs["candidates"]:
+        text += f"; top {len(m.index)} of {m.attrs['candidates']} candidates"
+    return text
 
 
 def _id_key(sample_id: object) -> tuple[int, float, str]:
@@ -156,15 +182,13 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
     """The agreement matrix on one Axes (returned): blue correct, orange wrong, white not scored;
     each row label counts ``+gained/−lost`` samples against the best."""
     ax = ax if ax is not None else plt.gca()
-    m, ref = agreement_matrix(data, best, order)
+    m, _ = agreement_matrix(data, best, order)
     ylabels = []
     for r in m.index:
         if r == best:
             ylabels.append(f"{r} (best)")
             continue
-        gained = int(((m.loc[r] == 1) & (ref == 0)).sum())
-        lost = int(((m.loc[r] == 0) & (ref == 1)).sum())
-        ylabels.append(f"{r}  +{gained}/−{lost}")
+        ylabels.append(f"{r}  +{m.attrs['gained'][r]}/−{m.attrs['lost'][r]}")
     cmap = ListedColormap([WRONG, CORRECT]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype=float)), cmap=cmap, vmin=0, vmax=1, aspect="auto",
               interpolation="nearest")
@@ -173,8 +197,7 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
         ax.set_xticks(range(m.shape[1]), [str(c) for c in m.columns], rotation=90, fontsize=7)
     else:
         ax.set_xticks([])
-    n_all = data["sample_id"].nunique()
-    ax.set_xlabel(f"Sample ({m.shape[1]} of {n_all} changed outcome vs the best)")
+    ax.set_xlabel(f"Sample ({matrix_note(m, data['sample_id'].nunique())})")
     ax.grid(False)
     return ax
 
@@ -284,8 +307,8 @@ def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[s
         z=m.to_numpy(dtype=float), x=[_text(c) for c in m.columns], y=ylabels, customdata=np.array(hover, dtype=object),
         hovertemplate="%{y}<br>%{customdata}<extra></extra>", zmin=0, zmax=1, showscale=False,
         colorscale=[[0.0, WRONG], [0.5, WRONG], [0.5, CORRECT], [1.0, CORRECT]], xgap=1, ygap=1))
-    fig.update_xaxes(type="category", title_text=f"sample ({m.shape[1]} of {data['sample_id'].nunique()} "
-                                                 "changed outcome vs the best)", showticklabels=m.shape[1] <= 60)
+    fig.update_xaxes(type="category", title_text=f"sample ({matrix_note(m, data['sample_id'].nunique())})",
+                     showticklabels=m.shape[1] <= 60)
     fig.update_yaxes(type="category", autorange="reversed")
     fig.update_layout(title=_text(title), template="plotly_white", height=max(260, 34 * len(m.index) + 150),
                       margin={"l": 60, "r": 20, "t": 60, "b": 60},
