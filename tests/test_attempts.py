@@ -21,6 +21,7 @@ from analyze_experiment.cli import analyze
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.ingest.training import find_training_files, read_training
 from analyze_experiment.sources import torchtune as tt
+from analyze_experiment.sources.torchtune import reader as tt_reader
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 LATER = 4_000_000_000.0
@@ -104,7 +105,7 @@ def test_parallel_byte_ranges_find_the_same_attempts(tmp_path, monkeypatch):
     path = tmp_path / "slurm-7.out"
     path.write_bytes(TIMEOUT + COMPLETED)
     one = tt.read_slurm_output(path, workers=1)
-    monkeypatch.setattr(tt, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(tt_reader, "PARALLEL_MIN_BYTES", 1)
     many = tt.read_slurm_output(path, workers=3)
     assert many.byte_range == one.byte_range
     assert many.bar_step.tolist() == one.bar_step.tolist() == list(range(1, 17))

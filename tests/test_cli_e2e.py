@@ -121,9 +121,9 @@ def test_report_sections_and_run_log(analysed):
     assert done.exit_code == 0, done.stderr
     md = (root / "analysis" / "report.md").read_text()
     headings = [h for h in re.findall(r"^## (.+)$", md, flags=re.M)]
-    assert headings == [
-        "Overview", "Training Results", "Evaluation Results", "Statistical Summary",
-        "Key Findings", "Recommendations", "Next Steps", "Retrospective", "Data Quality",
+    assert headings == [  # the story, then the appendix
+        "Bottom Line", "Question and Hypothesis", "Key Findings", "Recommendations", "Next Steps",
+        "Overview", "Training Results", "Evaluation Results", "Statistical Summary", "Retrospective", "Data Quality",
     ]
     assert "![Training loss](plots/loss.png)" in md
     assert (root / "analysis" / "plots" / "loss.png").stat().st_size > 1000
@@ -252,5 +252,6 @@ def test_claims_registry_and_confirmatory_flag(example_copy):
     assert {e["margin"] for e in summary["equivalence"]} == {0.02}
     assert all(f["confirmatory"] for f in fams.values())
     report = (root / "analysis" / "report.md").read_text()
+    report = re.sub(r"\[([^\]]*)\]\(#[^)]*\)", r"\1", report)  # the bottom line's numbers link to their tables
     for c in summary["claims"]:
         assert c["text"].replace("|", "\\|")[:60] in report or c["text"][:60] in report

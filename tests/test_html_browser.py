@@ -112,6 +112,13 @@ def page_report(tmp_path_factory):
                 "document.getElementById('fig-loss-chart').data.filter(t => t.visible !== false).map(t => t.name)")
             page.select_option("select[data-param='lora_rank']", "")
             state["rows_back"] = page.evaluate(rows)
+            state["th_sticky"] = page.evaluate(
+                "Array.from(document.querySelectorAll('th')).filter(h => h.checkVisibility()).map(h => {"
+                " const cs = getComputedStyle(h); return cs.position + ' ' + cs.top; })")
+            page.set_viewport_size({"width": 800, "height": 900})  # a narrow window: contents move above
+            page.wait_for_timeout(300)
+            state["narrow"] = measure(page)
+            state["narrow_nav"] = page.evaluate("getComputedStyle(document.getElementById('contents')).position")
         finally:
             context.close()
     return state, requests, console_errors, page_errors, dialogs, html_path
@@ -163,6 +170,16 @@ def test_no_sideways_scroll_and_every_last_column_reachable(page_report):
     assert len(state["layout_open"]["tables"]) > len(state["layout"]["tables"])
     wide = [t for t in state["layout_open"]["tables"] if not t["visible"]]
     assert all(t["scrolls"] for t in wide)
+
+
+def test_table_headers_stick_and_narrow_windows_do_not_scroll_sideways(page_report):
+    state = page_report[0]
+    assert state["th_sticky"] and set(state["th_sticky"]) == {"sticky 0px"}
+    narrow = state["narrow"]
+    assert narrow["innerWidth"] == 800 and narrow["scrollWidth"] <= 800
+    assert all(t["reached"] for t in narrow["tables"]) and [t for t in narrow["tables"] if t["scrolls"]]
+    assert narrow["overlaps"] == []
+    assert state["narrow_nav"] == "static"
 
 
 def test_contents_stay_in_view(page_report):

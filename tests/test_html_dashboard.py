@@ -161,11 +161,15 @@ def test_headers_read_as_words_and_lists_as_items(sweep):
     assert cell_text(["a", "b"]) == "a, b"
     assert cell_text(np.array([1, 2])) == "1, 2"
     assert cell_text({"y", "x"}) == "x, y"
-    assert cell_text(float("nan")) == "" and cell_text(None) == ""
+    assert cell_text(float("nan")) == "" and cell_text(None) == "" and cell_text(pd.NA) == ""
     doc = ReportDoc("t", KeyValues([]), [Section("S", [Table(pd.DataFrame(
         {"tied_with": [["r1", "r2"]], "p_value": ["0.01"]}), name="x")])])
     out = render_html(doc, {}, None)
     assert "<td>r1, r2</td>" in out and "[&#39;r1" not in out and "['r1" not in out
+    from analyze_experiment.report.markdown import markdown_table
+
+    md = markdown_table(pd.DataFrame({"tied_with": [["r1", "r2"]]}))
+    assert "r1, r2" in md and "\\['r1" not in md and "['r1" not in md
     assert re.search(r"<th[^>]*>tied with</th>", out) and re.search(r"<th[^>]*>p</th>", out)
     heads = re.findall(r"<th[^>]*>([^<]*)</th>", render_html(sweep[2], {}, None))
     assert heads and not [h for h in heads if "_" in h and " " not in h]

@@ -104,7 +104,9 @@ def test_failed_run_that_would_be_best_is_listed_first_and_never_best(reports, b
     prod = [s for s in sentences(md) if s.startswith("Production config")]
     assert prod and all("charlie" not in s for s in prod) and "alpha" in prod[0]
     # listed first: report (md and html) and terminal
-    assert section_titles(md)[0] == "Failed Runs"
+    assert section_titles(md)[:2] == ["Bottom Line", "Failed Runs"]  # right after the bottom line, which names it
+    bottom = md.split("## Bottom Line", 1)[1].split("\n## ", 1)[0]
+    assert "- [1 run failed](#failed-runs): charlie (" in bottom and "never best, left out of every estimate" in bottom
     assert html.index('id="failed-runs"') < html.index('id="overview"')
     failed_line = next(i for i, line in enumerate(stdout.splitlines()) if "FAILED charlie" in line)
     best_line = next(i for i, line in enumerate(stdout.splitlines()) if line.strip().startswith("best on"))
@@ -125,9 +127,9 @@ def test_failed_run_that_would_be_best_is_listed_first_and_never_best(reports, b
     assert len(above) == 1 and "neither the best nor a production candidate" in above[0]
     if bad == "nan":
         assert "would rank first" in above[0] and "first non-finite loss at step 5" in above[0]
-    # outside the Failed Runs section charlie is named only by that sentence, the Key Findings'
-    # opening sentence and the Next Steps' re-run: never in a comparison, an effect or a pick
-    body = md.split("## Overview", 1)[1]
+    # outside the Bottom Line and the Failed Runs section charlie is named only by that sentence, the
+    # Key Findings' opening sentence and the Next Steps' re-run: never in a comparison, an effect or a pick
+    body = md.split("## Failed Runs", 1)[1].split("\n## ", 1)[1]
     named = [s for s in sentences(body) if re.search(r"\bcharlie\b", s)]
     key = md.split("## Key Findings", 1)[1].split("\n## ", 1)[0]
     assert sentences(key)[0].startswith("1 run failed during training: charlie (failed")
@@ -162,7 +164,8 @@ def test_include_failed_puts_it_back_and_the_report_says_so(reports):
     failed_section = md.split("## Failed Runs", 1)[1].split("\n## ", 1)[0]
     assert "--include-failed was given" in failed_section
     # every sentence naming the timed-out run says it did not finish; the best one says "best so far"
-    named = [s for s in sentences(md.split("## Overview", 1)[1]) if re.search(r"\bcharlie\b", s)]
+    named = [s for s in sentences(md.split("## Failed Runs", 1)[1].split("\n## ", 1)[1])
+             if re.search(r"\bcharlie\b", s)]
     assert named and all("did not finish (171/16,000 steps)" in s for s in named)
     best = [s for s in named if "has the highest accuracy" in s]
     assert len(best) == 1 and "best so far" in best[0]

@@ -102,7 +102,7 @@ def _retrain(root: Path, run: Run) -> None:
 def test_rank_seed_sweep_best_and_production_are_configurations(reported):
     root, _, _ = reported
     md = _findings(root)
-    best = _section(md, "Evaluation Results")
+    best = _section(md, "Key Findings")
     rec = _section(md, "Recommendations")
     nxt = _section(md, "Next Steps")
     # best: the configuration with its mean and SD across seeds, never the luckiest seed as a choice
@@ -227,7 +227,8 @@ def test_learning_rate_written_as_text_compares_as_a_number(copy, config_lr, war
         dq = _section(md, "Data Quality")
         assert "The training config contradicts the design's learning_rate for 6 runs" in dq
         # the findings that name a run say what it really trained with
-        key = [line for line in _section(md, "Key Findings").splitlines() if "r32_seed3" in line]
+        key = [line for line in _section(md, "Key Findings").splitlines() if "r32_seed3" in line
+               and line.startswith("- ")]  # sentences (the other-scorers table names the run too)
         assert key and all("r32_seed3 trained with learning_rate 2e-05, not the design's 1e-05" in k for k in key)
     else:
         assert lr_warnings == []

@@ -25,8 +25,8 @@ def test_empty_experiment_gives_empty_analysis_and_says_so():
     assert a.intervals.empty and a.comparisons.empty and a.best == []
     assert list(a.intervals.columns[: len(INTERVALS)]) == INTERVALS
     assert list(a.comparisons.columns[: len(COMPARISONS)]) == COMPARISONS
-    assert [f.rule for f in a.findings] == ["no_evals"]
-    assert "1 runs" in a.findings[0].text
+    assert [f.rule for f in a.findings] == ["bottom_none", "no_evals"]  # the bottom line says it first
+    assert "1 runs" in a.findings[1].text and a.findings[0].text == a.findings[1].text
 
 
 def test_inputs_are_not_mutated():

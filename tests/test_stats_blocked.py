@@ -136,7 +136,7 @@ def test_power_statement_gives_the_holm_level_too(demo):
 
 @pytest.mark.parametrize(("hours", "text"), [
     (0.000417, "1.5 GPU-seconds"), (0.0025, "9 GPU-seconds"), (0.05, "3 GPU-minutes"),
-    (2.0, "2 GPU-hours"), (1234.4, "1,234 GPU-hours"), (0.0, "0 GPU-seconds"), (math.nan, "n/a GPU-hours"),
+    (2.0, "2 GPU-hours"), (1234.4, "1,234 GPU-hours"), (0.0, "0 GPU-seconds"), (math.nan, "—"),
 ])
 def test_gpu_time_unit_by_magnitude(hours, text):
     assert fmt_hours(hours) == text

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from analyze_experiment.sources import torchtune as tt
+from analyze_experiment.sources.torchtune import disklog as tt_disklog
+from analyze_experiment.sources.torchtune import reader as tt_reader
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 
@@ -288,7 +290,7 @@ def test_parse_decimals_exact_against_float() -> None:
                                   "local_v0.6.1_lora_cpu_slurm_completed.out"])
 def test_parallel_ranges_equal_sequential(name: str, monkeypatch) -> None:
     seq = tt.read_slurm_output(FIX / name, workers=1)
-    monkeypatch.setattr(tt, "PARALLEL_MIN_BYTES", 1)
+    monkeypatch.setattr(tt_reader, "PARALLEL_MIN_BYTES", 1)
     par = tt.read_slurm_output(FIX / name, workers=3)
     assert par.bar_step.tolist() == seq.bar_step.tolist()
     assert par.bar_loss.tolist() == seq.bar_loss.tolist()
@@ -307,7 +309,7 @@ def test_disklogger_chunking_and_mixed_lines(tmp_path: Path, monkeypatch, chunk:
     extra = b"Step 172 | val_loss:3.5 \nnot a step line\nStep 173 | loss:4.25 lr:0.0029"
     p = tmp_path / "log_1795713954.txt"
     p.write_bytes(text + extra)
-    monkeypatch.setattr(tt, "_DISK_CHUNK", chunk)
+    monkeypatch.setattr(tt_disklog, "_DISK_CHUNK", chunk)
     log = tt.read_disk_log(p)
     assert sorted(log.steps) == list(range(1, 174))
     assert log.steps[171] == {"loss": 4.009335517883301, "lr": 0.002999174032095059,

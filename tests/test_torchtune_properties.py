@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from analyze_experiment.sources import slurm
 from analyze_experiment.sources import torchtune as tt
+from analyze_experiment.sources.torchtune import words
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -173,9 +174,9 @@ def test_desc_ints_equal_column_loop(epoch, step, lead, width) -> None:
     text = f"{lead}{epoch:0{width}d}|{step}|Loss: 1.5:".encode()
     a = np.frombuffer(b"\n" * 40 + text + b"\n" * 40, np.uint8)
     q = np.array([40 + text.index(b"|Loss")])
-    step_v, ks, epoch_v, ke, pipe = tt._desc_ints(a, tt._u64_view(a), q)
-    ref_step, ref_ks = tt._trailing_int(a, q, 10)
-    ref_epoch, ref_ke = tt._trailing_int(a, q - ref_ks - 1, tt._EPOCH_DIGITS)
+    step_v, ks, epoch_v, ke, pipe = words._desc_ints(a, words._u64_view(a), q)
+    ref_step, ref_ks = words._trailing_int(a, q, 10)
+    ref_epoch, ref_ke = words._trailing_int(a, q - ref_ks - 1, words._EPOCH_DIGITS)
     assert (int(ks[0]), int(step_v[0])) == (int(ref_ks[0]), int(ref_step[0]))
     assert bool(pipe[0]) == (a[q - ref_ks - 1] == 124).all()
     if 0 < ref_ks[0] < 10:

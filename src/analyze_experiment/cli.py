@@ -201,7 +201,7 @@ def _check_baselines(exp, options: Options) -> None:
 def _print_summary(con, result, exp, elapsed: float) -> None:
     from rich.markup import escape as rich_escape
 
-    from analyze_experiment.report import fmt
+    from analyze_experiment import formatting as fmt
     from analyze_experiment.textsafe import visible as v
 
     con.print(f"[bold]{rich_escape(v(exp.design.name))}[/bold]: {len(exp.runs)} runs, layout {exp.layout}")
@@ -244,6 +244,11 @@ def _print_summary(con, result, exp, elapsed: float) -> None:
         )
     if not result.analysis.best:
         con.print("  no evaluation results to rank")
+    bottom = [f for f in result.analysis.section("bottom_line") if f.rule not in ("bottom_none", "bottom_failed")]
+    if bottom:  # the report's bottom line (failed runs are listed above)
+        con.print("Bottom line:", markup=False)
+        for f in bottom:
+            con.print(f"  {v(f.text)}", markup=False)
     n_warn = len(exp.diagnostics.warnings)
     con.print(f"  {n_warn} warning{'s' if n_warn != 1 else ''} (see Data Quality in the report)")
     con.print(f"Report: {result.out_dir / 'report.md'}", markup=False)

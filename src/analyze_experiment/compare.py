@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from analyze_experiment import formatting as fmt
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
-from analyze_experiment.report import fmt
 from analyze_experiment.report.markdown import escape, escape_cell, markdown_table
 from analyze_experiment.report.metric_findings import metric_direction
 from analyze_experiment.sources.inspect_log import read_log, short

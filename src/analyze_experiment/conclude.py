@@ -56,6 +56,16 @@ def variables_of(experiment: Experiment) -> list[str]:
     return list(experiment.param_names or experiment.design.variables.keys())
 
 
+def _levels(experiment: Experiment, variables: list[str]) -> dict[str, list]:
+    """Each varied parameter's levels: the design's, else the values the runs table holds."""
+    out = {k: list(v) for k, v in experiment.design.variables.items() if k in variables}
+    runs = experiment.runs
+    for v in variables:
+        if v not in out and runs is not None and v in runs.columns:
+            out[v] = sorted(runs[v].dropna().unique().tolist(), key=str)
+    return out
+
+
 def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
     frames = [f for f in frames if not f.empty]
     if not frames:
@@ -370,8 +380,11 @@ def _words(s: _Sweep, a: Analysis) -> None:
         experiment.diagnostics.warn(None, f"statistics: findings rule {rule} failed ({type(err).__name__}: "
                                     f"{err}); its sentences are left out of the report", stage="stats")
 
+    from analyze_experiment.ingest.design_hypotheses import design_hypotheses
+
     a.findings = build_findings(a, runs=s.runs, variables=s.factors, baselines=s.baselines, options=s.options,
-                                seed_var=s.seed_var, train_steps=experiment.train_steps, on_error=skipped)
+                                seed_var=s.seed_var, train_steps=experiment.train_steps, on_error=skipped,
+                                hypotheses=design_hypotheses(experiment.design, _levels(experiment, s.factors)))
     if a.intervals.empty:  # with nothing evaluated there is nothing settled to look back on
         return
     retro = s.guarded("retrospective", lambda: retrospective(

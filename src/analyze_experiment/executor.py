@@ -14,6 +14,20 @@ Results are gathered in submission order and merged by the caller exactly as the
 merges them, so the tables — and the report — are the same byte for byte whichever executor
 read the files. A worker sees the files at the same paths as this process (a shared file
 system), as on any cluster that ran the sweep.
+
+This is the one process-pool helper: every parallel site — the runs' training output
+(``ingest/load``), the evaluation logs (``ingest/evals``), the byte ranges of one large SLURM
+file (``sources/torchtune/reader``) — calls :func:`map_ordered` (or :func:`pool` for an
+executor of its own), and a test keeps any other module from starting processes. The API is
+stable for any new site (figures, say)::
+
+    from analyze_experiment.executor import LOCAL, map_ordered
+    results = map_ordered(LOCAL, functools.partial(work, shared_arg), items, workers,
+                          on_result=tick)   # fn must be picklable: a module-level function
+
+``map_ordered(spec, fn, items, workers, chunksize=1, on_result=None) -> list`` returns
+``[fn(x) for x in items]`` in the order of ``items``; a pool that cannot start raises
+``OSError``/``BrokenProcessPool`` for the caller to fall back to reading in-process.
 """
 
 from __future__ import annotations

@@ -40,6 +40,32 @@ class RunSpec:
 
 
 @dataclass
+class Hypothesis:
+    """One expectation about one variable, from the design (structured or read from its text).
+
+    ``expect`` is one of ``A > B``, ``A < B``, ``A >= B`` (no worse), ``A <= B`` (no better),
+    ``A = B`` (no difference) with levels of ``variable``, or ``matters`` / ``no effect`` /
+    ``higher`` (larger levels better) / ``lower``. The report answers each with a verdict
+    from the registered tests (report/hypotheses.py).
+    """
+
+    variable: str
+    expect: str
+    margin: float | None = None
+    """Smallest gap (metric units) the expectation claims: ``32 > 8`` by at least this much."""
+    task: str | None = None
+    scorer: str | None = None
+    metric: str | None = None
+    source: str = "yaml"
+    """``yaml`` (the design's ``hypotheses:`` list, exact), ``hypothesis`` or ``question`` (read
+    from that free text)."""
+    text: str = ""
+    """The words it was read from (the clause of the free text, or the YAML entry)."""
+    unsure: str | None = None
+    """Why the reading of free text may be wrong (None when it is exact)."""
+
+
+@dataclass
 class Design:
     """What the experiment meant to do (from ``experiment_summary.md`` or ``.yaml``)."""
 
@@ -63,6 +89,9 @@ class Design:
     references: list[Any] = field(default_factory=list)
     """``references:`` of a YAML design: numbers from elsewhere to compare the runs with
     (:class:`~analyze_experiment.stats.references.Reference`)."""
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    """``hypotheses:`` of a YAML design: the structured expectations the report answers exactly
+    (the free-text hypothesis and question are read at analysis time)."""
 
     def run(self, name: str) -> RunSpec | None:
         """The design's entry for ``name`` (None when the design does not list it)."""

@@ -24,9 +24,9 @@ import orjson
 import pandas as pd
 
 from analyze_experiment import __version__
+from analyze_experiment import formatting as fm
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
-from analyze_experiment.report import fmt as fm
 from analyze_experiment.report.markdown import markdown_table
 from analyze_experiment.report.plots._select import Target, safe_stem, targets
 

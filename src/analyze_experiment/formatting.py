@@ -1,4 +1,14 @@
-"""Numbers as the report writes them (percent and percentage points for accuracies)."""
+"""Numbers as the report writes them, in sentences and in tables alike (one formatter).
+
+Two families of helpers share one set of conventions: the sentence helpers (``fmt_*``, percent
+and percentage points for accuracies, "95% CI a to b") and the table helpers (:func:`num`,
+:func:`ci`, :func:`pvalue`, …). A value reads the same in both:
+
+- a missing value is always ``—`` (:data:`MISSING`);
+- a p-value is :func:`pvalue` everywhere: ``< 0.001`` or two significant digits (``0.034``,
+  ``0.62``, ``1``); a sentence adds only the label — ``p = 0.034``, ``p < 0.001``
+  (:func:`fmt_p` returns the part after the ``p``).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +16,23 @@ import math
 from typing import Any
 
 import numpy as np
+from pandas import NA
+
+MISSING = "—"
+"""How every unknown value reads, in a sentence or a table cell."""
 
 
 def fmt_value(metric: str, v: float | None) -> str:
-    """85.0% for accuracies, 3 significant digits otherwise; "n/a" for unknown."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "n/a"
+    """85.0% for accuracies, 3 significant digits otherwise; ``—`` for unknown."""
+    if is_missing(v):
+        return MISSING
     return f"{v * 100:.1f}%" if metric == "accuracy" else f"{v:.3g}"
 
 
 def fmt_diff(metric: str, d: float | None) -> str:
     """Signed difference: percentage points for accuracies."""
-    if d is None or math.isnan(d):
-        return "n/a"
+    if is_missing(d):
+        return MISSING
     return f"{d * 100:+.1f} pp" if metric == "accuracy" else f"{d:+.3g}"
 
 
@@ -31,8 +45,8 @@ def fmt_ci(metric: str, lo: float | None, hi: float | None, conf: float, diff: b
     that excludes 0 for a significant result.
     """
     head = f"{'unadjusted ' if unadjusted else ''}{conf:.0%} CI"
-    if lo is None or hi is None or math.isnan(lo) or math.isnan(hi):
-        return f"{head} n/a"
+    if is_missing(lo) or is_missing(hi):
+        return f"{head} {MISSING}"
     if metric == "accuracy":
         unit = " pp" if diff else "%"
         return f"{head} {lo * 100:.1f} to {hi * 100:.1f}{unit}"
@@ -40,10 +54,13 @@ def fmt_ci(metric: str, lo: float | None, hi: float | None, conf: float, diff: b
 
 
 def fmt_p(p: float | None) -> str:
-    """"= 0.62" (2 significant digits), or "< 0.001"; follows "p" in a sentence."""
-    if p is None or math.isnan(p):
-        return "= n/a"
-    return "< 0.001" if p < 0.001 else f"= {p:.2g}"
+    """What follows "p" in a sentence: ``= 0.62``, ``< 0.001`` — :func:`pvalue` with its sign.
+
+    >>> fmt_p(0.0342), fmt_p(0.0004), fmt_p(None)
+    ('= 0.034', '< 0.001', '= —')
+    """
+    text = pvalue(p)
+    return text if text.startswith("<") else f"= {text}"
 
 
 def fmt_level(v: Any) -> str:
@@ -78,14 +95,119 @@ def fmt_hours(h: float | None, unit: tuple[str, float] | None = None) -> str:
     """GPU time to 3 significant digits (whole numbers from 100) in ``unit`` (default: chosen
     from ``h`` itself)."""
     name, size = unit or gpu_unit(h)
-    if h is None or math.isnan(h):
-        return f"n/a {name}"
+    if is_missing(h):
+        return MISSING
     v = h / size
     return f"{v:,.0f} {name}" if abs(v) >= 100 else f"{v:.3g} {name}"
 
 
 def fmt_usd(x: float | None) -> str:
     """Dollars: cents above $1, 3 significant digits below."""
-    if x is None or math.isnan(x):
-        return "n/a"
+    if is_missing(x):
+        return MISSING
     return f"${x:,.2f}" if x >= 1 else f"${x:.3g}"
+
+
+# --- table cells ---------------------------------------------------------------------------------
+
+
+def is_missing(x: Any) -> bool:
+    """True for None/NaN/NA (anything the report shows as an em dash)."""
+    if x is None or x is NA:
+        return True
+    try:
+        return bool(x != x) or (isinstance(x, float) and math.isinf(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def num(x: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; ``—`` when unknown.
+
+    >>> num(0.123456), num(None), num(12)
+    ('0.123', '—', '12')
+    """
+    if is_missing(x):
+        return MISSING
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int) or (isinstance(x, float) and float(x).is_integer() and abs(x) >= 1000):
+        return f"{int(x):,}"
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if f != 0 and abs(f) < 10 ** (-digits):
+        return f"{f:.2e}"
+    return f"{f:.{digits}f}"
+
+
+def integer(x: Any) -> str:
+    """An integer count; ``—`` when unknown."""
+    if is_missing(x):
+        return MISSING
+    try:
+        return f"{int(x):,}"
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def ci(value: Any, low: Any, high: Any, digits: int = 3) -> str:
+    """``0.853 [0.801, 0.894]``; the interval is omitted when unknown."""
+    if is_missing(value):
+        return MISSING
+    if is_missing(low) or is_missing(high):
+        return num(value, digits)
+    return f"{num(value, digits)} [{num(low, digits)}, {num(high, digits)}]"
+
+
+def pp(x: Any, digits: int = 1) -> str:
+    """A difference of proportions in percentage points: ``+4.2 pp``."""
+    if is_missing(x):
+        return MISSING
+    return f"{float(x) * 100:+.{digits}f} pp"
+
+
+def pvalue(p: Any) -> str:
+    """A p-value without its label: ``< 0.001``, else two significant digits (``0.034``, ``0.62``,
+    ``1``); ``—`` when unknown. Tables show it as is; sentences put ``p`` before it (:func:`fmt_p`).
+
+    >>> pvalue(0.0004), pvalue(0.0342), pvalue(0.62), pvalue(1.0), pvalue(float("nan"))
+    ('< 0.001', '0.034', '0.62', '1', '—')
+    """
+    if is_missing(p):
+        return MISSING
+    p = float(p)
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.2g}"
+
+
+def seconds(s: Any) -> str:
+    """Duration as ``1h 02m``, ``3m 20s`` or ``12.3 s``."""
+    if is_missing(s):
+        return MISSING
+    s = float(s)
+    if s < 60:
+        return f"{s:.1f} s"
+    m, sec = divmod(round(s), 60)
+    if m < 60:
+        return f"{m}m {sec:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m"
+
+
+def epoch(e: Any) -> str:
+    """0-based checkpoint epoch, or ``base`` for a model that was not trained here."""
+    if is_missing(e):
+        return MISSING
+    return str(int(e))
+
+
+def value(x: Any) -> str:
+    """A parameter value as the design wrote it (1e-05 stays scientific)."""
+    if is_missing(x):
+        return MISSING
+    if isinstance(x, float):
+        return f"{x:g}"
+    return str(x)

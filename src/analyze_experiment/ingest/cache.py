@@ -105,13 +105,7 @@ class Cache:
             self.misses += 1
             return False, None, []
         try:
-            raw = entry.read_bytes()
-            if not raw.startswith(_MAGIC):
-                raise ValueError("not a cache entry")
-            digest, payload = raw[len(_MAGIC):len(_MAGIC) + 64], raw[len(_MAGIC) + 65:]
-            if hashlib.sha256(payload).hexdigest().encode() != digest:
-                raise ValueError("checksum mismatch")
-            data = pickle.loads(payload)
+            data = _load_entry(entry)
             stored = data["key"]
         except Exception as exc:  # anything odd about an entry: read the input instead
             self.discarded.append((str(path), f"{type(exc).__name__}: {exc}"[:200]))
@@ -131,15 +125,7 @@ class Cache:
         key = self._key(kind, path)
         if key is None:
             return
-        entry = self._entry(kind, path)
-        try:
-            payload = pickle.dumps({"key": key, "value": value, "warnings": list(warnings)}, protocol=5)
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = entry.with_name(f"{entry.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-            tmp.write_bytes(_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
-            os.replace(tmp, entry)
-        except (OSError, pickle.PicklingError, TypeError, AttributeError):
-            return
+        self._write(self._entry(kind, path), {"key": key, "value": value, "warnings": list(warnings)})
 
     def _group_key(self, kind: str, name: str, paths: Iterable[Path], extra: Any) -> dict[str, Any] | None:
         files = []
@@ -160,13 +146,7 @@ class Cache:
         if key is None or not entry.exists():
             return False, None, []
         try:
-            raw = entry.read_bytes()
-            if not raw.startswith(_MAGIC):
-                raise ValueError("not a cache entry")
-            digest, payload = raw[len(_MAGIC):len(_MAGIC) + 64], raw[len(_MAGIC) + 65:]
-            if hashlib.sha256(payload).hexdigest().encode() != digest:
-                raise ValueError("checksum mismatch")
-            data = pickle.loads(payload)
+            data = _load_entry(entry)
             stored = data["key"]
         except Exception as exc:  # as in get(): never trusted, the files are used instead
             self.discarded.append((str(paths[0]) if paths else name, f"{type(exc).__name__}: {exc}"[:200]))
@@ -254,6 +234,18 @@ class Cache:
             os.replace(tmp, target)
         except OSError:
             return
+
+
+def _load_entry(entry: Path) -> dict[str, Any]:
+    """A cache entry's contents; raises on anything odd (wrong magic, checksum, pickle), so the
+    caller discards it and reads the input instead."""
+    raw = entry.read_bytes()
+    if not raw.startswith(_MAGIC):
+        raise ValueError("not a cache entry")
+    digest, payload = raw[len(_MAGIC):len(_MAGIC) + 64], raw[len(_MAGIC) + 65:]
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise ValueError("checksum mismatch")
+    return pickle.loads(payload)
 
 
 def _unlink(p: Path) -> None:

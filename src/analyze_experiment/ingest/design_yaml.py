@@ -518,4 +518,10 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
     design.tasks += [t for t in matrix_tasks if t not in design.tasks]
     if not design.variables and design.runs:
         design.variables = derive_variables(design.runs)
+    from analyze_experiment.ingest.design_hypotheses import structured
+
+    raw_h = data.get("hypotheses", meta.get("hypotheses"))
+    design.hypotheses, problems = structured(raw_h, design.variables)
+    for problem in problems:
+        diag.warn(file, problem, stage=STAGE)
     return design

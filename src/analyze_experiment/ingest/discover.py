@@ -17,10 +17,11 @@ loop; everything else is reported and skipped.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +29,6 @@ from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.experiment import Design
 
 STAGE = "discover"
-
-IGNORED_DIRS = frozenset({"analysis", "logs", "__pycache__", "node_modules", "venv", ".venv"})
-"""Children of the experiment directory that are never runs (hidden dirs are skipped too):
-our own output, the skills' log folder, tooling."""
 
 CK_OUT_PREFIX = "ck-out-"
 """Checkpoint/output directory of a run in the 2025/early-2026 scaffolding: ``ck-out-<run>``."""
@@ -47,6 +44,36 @@ NON_LOG_JSON = frozenset({"logs.json", "eval-set.json", "listing.json"})
 
 WEIGHT_SUFFIXES = frozenset({".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".gguf"})
 """Model weights: never opened, never walked into."""
+
+# ---- what is never read: one set of rules for discovery, the training-file search and --watch
+SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", ".venv", ".git", "wandb", "mlruns", "tensorboard"})
+"""Caches and tooling: they never hold a run's logs and may hold very many files (hidden
+folders are skipped too)."""
+BINARY_SUFFIXES = WEIGHT_SUFFIXES | {".npz", ".npy", ".model", ".arrow"}
+"""Weights and the binary data kept beside them: never a log, never opened."""
+OWN_FILES = frozenset({"analyze-experiment.log"})
+"""Files this tool writes next to its inputs."""
+OUTPUT_MARKERS = frozenset({"summary.json", "report.md"})
+"""A folder holding both is a report of ours (wherever ``--output`` put it): never input."""
+IGNORED_DIRS = SKIP_DIRS | {"analysis", LOGS_DIR}
+"""Children of the experiment directory that are never runs: the skipped folders, our
+default output folder, the skills' log folder."""
+
+
+def skip_dir(name: str) -> bool:
+    """A folder never looked into: hidden, a cache or tooling."""
+    return name.startswith(".") or name in SKIP_DIRS
+
+
+def skip_file(name: str) -> bool:
+    """A file never read: hidden, weights or binary data, or one of our own."""
+    return name.startswith(".") or name in OWN_FILES or os.path.splitext(name)[1].lower() in BINARY_SUFFIXES
+
+
+def is_own_output(names: set[str]) -> bool:
+    """Whether a folder listing (its names) is one of our reports."""
+    return names >= OUTPUT_MARKERS
+
 
 SCAFFOLD_FILES = frozenset({"finetune.yaml", "setup_finetune.yaml", "finetune.slurm"})
 """Files a scaffolded run holds before it has produced anything."""
@@ -91,22 +118,38 @@ class Discovery:
     runs: then every run on disk is simply a run)."""
 
 
-class _Scanner:
-    """Directory listings under one root, with a file budget and symlink checks."""
+Problem = Callable[[str, Path, str], None]
+"""``problem(kind, path, detail)``: a walker met something it could not read. Kinds:
+``unlistable`` (detail: the reason), ``budget`` (the entry budget ran out), ``symlink`` (detail:
+``loops``, ``is broken`` or ``points outside``), ``alias`` (a directory already read),
+``unexaminable`` (an entry that could not be stat'ed; detail: the reason). Each caller words them."""
 
-    def __init__(self, root: Path, diag: Diagnostics, max_files: int) -> None:
+
+class Walker:
+    """The one directory walker: listings under an experiment, with an entry budget, symlinks
+    followed only inside ``boundary`` and never in a loop, and the skip rules above.
+
+    Discovery lists level by level (:meth:`entries`); the training-file search and ``--watch``
+    take every file below a folder (:meth:`files`). What cannot be read goes to ``problem``.
+    """
+
+    def __init__(self, root: Path, problem: Problem, *, max_entries: int, boundary: Path | None = None,
+                 exclude: tuple[Path, ...] = ()) -> None:
         self.root = root
-        self.real_root = root.resolve()
-        self.diag = diag
-        self.max_files = max_files
+        self.real_root = boundary or root
+        with contextlib.suppress(OSError, RuntimeError):
+            self.real_root = self.real_root.resolve()
+        self.problem = problem
+        self.max_files = max_entries
         self.seen = 0
         self.exhausted = False
         self.visited: set[Path] = set()
         self.unlistable: set[Path] = set()
         """Directories already named as unreadable (listed again, they are not named twice)."""
+        self.exclude = {Path(os.path.realpath(p)) for p in exclude}
 
     def entries(self, path: Path) -> list[os.DirEntry[str]]:
-        """The entries of ``path`` sorted by name ([] after a warning when unreadable)."""
+        """The entries of ``path`` sorted by name ([] after a problem when unreadable)."""
         if self.exhausted or path in self.unlistable:
             return []
         try:
@@ -116,43 +159,27 @@ class _Scanner:
                     self.seen += 1
                     if self.seen > self.max_files:
                         self.exhausted = True
-                        self.diag.warn(
-                            path,
-                            f"stopped looking for files after {self.max_files:,} directory entries; "
-                            "runs or logs beyond this point were not analysed",
-                            stage=STAGE,
-                        )
+                        self.problem("budget", path, f"{self.max_files:,}")
                         break
                     out.append(entry)
         except OSError as exc:
             self.unlistable.add(path)
-            self.diag.warn(
-                path,
-                f"the directory could not be listed ({exc.strerror or exc}); skipped",
-                severity="error",
-                stage=STAGE,
-            )
+            self.problem("unlistable", path, str(exc.strerror or exc))
             return []
         return sorted(out, key=lambda e: e.name)
 
     def usable(self, entry: os.DirEntry[str]) -> bool:
-        """False (with a warning) for symlinks that leave the experiment, dangle or loop."""
+        """False (with a problem) for symlinks that leave the experiment, dangle or loop."""
         if not entry.is_symlink():
             return True
         try:
             target = Path(entry.path).resolve(strict=True)
         except (OSError, RuntimeError) as exc:
             reason = "loops" if "loop" in str(exc).lower() or isinstance(exc, RuntimeError) else "is broken"
-            self.diag.warn(
-                entry.path, f"the symlink '{self.rel(entry.path)}' {reason}; not followed", stage=STAGE
-            )
+            self.problem("symlink", Path(entry.path), reason)
             return False
         if not target.is_relative_to(self.real_root):
-            self.diag.warn(
-                entry.path,
-                f"the symlink '{self.rel(entry.path)}' points outside the experiment directory; not followed",
-                stage=STAGE,
-            )
+            self.problem("symlink", Path(entry.path), "points outside")
             return False
         return True
 
@@ -173,6 +200,43 @@ class _Scanner:
             return False
         self.visited.add(real)
         return True
+
+    def excluded(self, path: Path) -> bool:
+        """One of the folders the caller asked to leave out (our output folder, the cache)."""
+        return bool(self.exclude) and Path(os.path.realpath(path)) in self.exclude
+
+    def files(self, top: Path, *, max_depth: int, prune: Callable[[str], bool] = skip_dir) -> list[Path]:
+        """Every file below ``top`` (depth-first, by name) that the skip rules let through.
+
+        Folders ``prune`` names, folders deeper than ``max_depth``, excluded folders and our
+        own reports are not entered; a folder reached a second time is a ``problem``."""
+        found: list[Path] = []
+        stack: list[tuple[Path, int]] = [(top, 0)]
+        while stack:
+            path, depth = stack.pop()
+            if self.excluded(path):
+                continue
+            if not self.enter(path):
+                if depth:
+                    self.problem("alias", path, "")
+                continue
+            listing = self.entries(path)
+            if depth and is_own_output({e.name for e in listing}):
+                continue
+            below: list[tuple[Path, int]] = []
+            for e in listing:
+                try:
+                    if not self.usable(e):
+                        continue
+                    if e.is_dir():
+                        if not prune(e.name) and depth + 1 <= max_depth:
+                            below.append((Path(e.path), depth + 1))
+                    elif e.is_file() and not skip_file(e.name):
+                        found.append(Path(e.path))
+                except OSError as exc:
+                    self.problem("unexaminable", Path(e.path), str(exc.strerror or exc))
+            stack.extend(reversed(below))
+        return found
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -206,7 +270,7 @@ def _classify(entries: list[os.DirEntry[str]]) -> _DirKind:
     """What one listing of a child of the root says about it."""
     kind = _DirKind()
     names = {e.name for e in entries}
-    kind.report = {"summary.json", "report.md"} <= names
+    kind.report = is_own_output(names)
     for e in entries:
         if _is_dir(e):
             if e.name == ARTIFACTS_DIR:
@@ -237,55 +301,61 @@ def _looks_like_inspect_json(path: Path) -> bool:
     return head.lstrip().startswith(b"{") and (b'"eval"' in head or b'"version"' in head)
 
 
-def _eval_files(scanner: _Scanner, eval_dir: Path) -> tuple[list[Path], bool]:
+def _eval_files(walker: Walker, eval_dir: Path) -> tuple[list[Path], bool]:
     """Logs under ``<run>/eval`` and whether any sits in a per-cell ``eval/<cell>/logs``."""
     found: list[Path] = []
     per_cell = False
-    stack: list[tuple[Path, int]] = [(eval_dir, 0)]
-    while stack:
-        path, depth = stack.pop()
-        if not scanner.enter(path):
-            scanner.diag.warn(
-                path,
-                f"'{scanner.rel(path)}' leads to a directory already read (symlink loop or alias); not read again",
-                stage=STAGE,
-            )
-            continue
-        in_logs = path.name == LOGS_DIR
-        for e in scanner.entries(path):
-            if e.name.startswith(".") or not scanner.usable(e):
-                continue
-            p = Path(e.path)
-            if _is_dir(e):
-                if depth + 1 <= MAX_EVAL_DEPTH and not _EPOCH_DIR.match(e.name):
-                    stack.append((p, depth + 1))
-                    if depth == 1 and e.name == LOGS_DIR:
-                        per_cell = True
-                continue
-            if not _is_file(e) or p.suffix in WEIGHT_SUFFIXES:
-                continue
-            if p.suffix == EVAL_SUFFIX:
+    for p in sorted(walker.files(eval_dir, max_depth=MAX_EVAL_DEPTH, prune=_not_eval_dir)):
+        in_logs = p.parent.name == LOGS_DIR
+        per_cell = per_cell or (in_logs and p.parent.parent.parent == eval_dir)
+        if p.suffix == EVAL_SUFFIX:
+            found.append(p)
+        elif p.suffix == JSON_SUFFIX and in_logs and p.name not in NON_LOG_JSON:
+            if _looks_like_inspect_json(p):
                 found.append(p)
-            elif p.suffix == JSON_SUFFIX and in_logs and e.name not in NON_LOG_JSON:
-                if _looks_like_inspect_json(p):
-                    found.append(p)
-                else:
-                    scanner.diag.warn(
-                        p,
-                        "JSON file in an eval logs folder is not an inspect-ai log; skipped",
-                        severity="info",
-                        stage=STAGE,
-                    )
-    return sorted(found), per_cell
+            else:
+                walker.problem("not_a_log", p, "")
+    return found, per_cell
 
 
-def _ck_out_dirs(scanner: _Scanner, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, Path]]:
+def _not_eval_dir(name: str) -> bool:
+    """Folders under ``eval/`` never holding logs: the skipped ones and checkpoint ``epoch_N``."""
+    return skip_dir(name) or _EPOCH_DIR.match(name) is not None
+
+
+def _discovery_walker(root: Path, diag: Diagnostics, max_files: int) -> Walker:
+    """A walker whose problems become discovery warnings naming the path."""
+
+    def problem(kind: str, path: Path, detail: str) -> None:
+        rel = walker.rel(path)
+        if kind == "budget":
+            diag.warn(path, f"stopped looking for files after {detail} directory entries; runs or logs beyond "
+                      "this point were not analysed", stage=STAGE)
+        elif kind == "unlistable":
+            diag.warn(path, f"the directory could not be listed ({detail}); skipped", severity="error", stage=STAGE)
+        elif kind == "symlink":
+            what = "points outside the experiment directory" if detail == "points outside" else detail
+            diag.warn(path, f"the symlink '{rel}' {what}; not followed", stage=STAGE)
+        elif kind == "alias":
+            diag.warn(path, f"'{rel}' leads to a directory already read (symlink loop or alias); not read again",
+                      stage=STAGE)
+        elif kind == "not_a_log":
+            diag.warn(path, "JSON file in an eval logs folder is not an inspect-ai log; skipped", severity="info",
+                      stage=STAGE)
+        else:
+            diag.warn(path, f"'{rel}' could not be examined ({detail}); skipped", stage=STAGE)
+
+    walker = Walker(root, problem, max_entries=max_files)
+    return walker
+
+
+def _ck_out_dirs(walker: Walker, entries: list[os.DirEntry[str]]) -> Iterator[tuple[str, Path]]:
     for e in entries:
         if (
             e.name.startswith(CK_OUT_PREFIX)
             and len(e.name) > len(CK_OUT_PREFIX)
             and _is_dir(e)
-            and scanner.usable(e)
+            and walker.usable(e)
         ):
             yield e.name[len(CK_OUT_PREFIX) :], Path(e.path)
 
@@ -333,79 +403,98 @@ def discover(root: Path, design: Design, diag: Diagnostics, *, max_files: int = 
         mismatches between design and disk.
     """
     root = Path(root)
-    scanner = _Scanner(root, diag, max_files)
-    scanner.enter(root)
+    walker = _discovery_walker(root, diag, max_files)
+    walker.enter(root)
     designed = [r.name for r in design.runs]
-    designed_set = set(designed)
+    top = _read_top(walker, root, set(designed), diag)
+    evals, per_cell, flat_eval = _find_evals(walker, top)
+    runs, in_design_only, on_disk_only = _locations(designed, top, evals)
+    _warn_mismatches(design, diag, in_design_only, set(top.run_dirs) | set(top.ck_out), top.stray_slurm)
+    layout, why = _layout(design, top.names, top.kinds, per_cell, flat_eval, bool(top.ck_out))
+    _log(diag, root, walker, top, runs, f"layout: {layout} ({why})", bool(designed))
+    return Discovery(layout=layout, runs=runs, in_design_only=in_design_only, on_disk_only=on_disk_only)
 
-    top = scanner.entries(root)
-    root_names = {e.name for e in top}
-    run_dirs: dict[str, Path] = {}
-    kinds: dict[str, _DirKind] = {}
-    ck_out: dict[str, list[Path]] = {}
-    ignored: list[str] = []
-    others: list[tuple[str, Path]] = []
-    stray_slurm = [e.name for e in top if _SLURM_OUT.match(e.name) and _is_file(e)]
 
-    for name, path in _ck_out_dirs(scanner, top):
-        ck_out.setdefault(name, []).append(path)
-    for e in top:
+@dataclass
+class _Top:
+    """What the listing of the experiment directory and of each child says."""
+
+    names: set[str]
+    run_dirs: dict[str, Path] = field(default_factory=dict)
+    kinds: dict[str, _DirKind] = field(default_factory=dict)
+    ck_out: dict[str, list[Path]] = field(default_factory=dict)
+    """Run → its ``ck-out-<run>`` directories (at the top or in an outputs folder)."""
+    ignored: list[str] = field(default_factory=list)
+    others: list[tuple[str, Path]] = field(default_factory=list)
+    """Folders that are neither runs nor ignored (outputs folders holding ``ck-out-*``)."""
+    stray_slurm: list[str] = field(default_factory=list)
+
+
+def _read_top(walker: Walker, root: Path, designed: set[str], diag: Diagnostics) -> _Top:
+    """Classify every child of the experiment directory: run, ignored, or another folder."""
+    entries = walker.entries(root)
+    top = _Top(names={e.name for e in entries},
+               stray_slurm=[e.name for e in entries if _SLURM_OUT.match(e.name) and _is_file(e)])
+    for name, path in _ck_out_dirs(walker, entries):
+        top.ck_out.setdefault(name, []).append(path)
+    for e in entries:
         if e.name.startswith(".") or e.name in IGNORED_DIRS or e.name.startswith(CK_OUT_PREFIX):
             if _is_dir(e) and not e.name.startswith(CK_OUT_PREFIX):
-                ignored.append(e.name)
+                top.ignored.append(e.name)
             continue
         linked_dir = e.is_symlink() and (_is_dir(e) or not os.path.exists(e.path))
-        if (linked_dir and not scanner.usable(e)) or not _is_dir(e):
+        if (linked_dir and not walker.usable(e)) or not _is_dir(e):
             continue
         path = Path(e.path)
-        if not scanner.enter(path):
-            diag.warn(
-                path,
-                f"'{scanner.rel(path)}' is a symlink to a directory already read; not read again",
-                stage=STAGE,
-            )
+        if not walker.enter(path):
+            diag.warn(path, f"'{walker.rel(path)}' is a symlink to a directory already read; not read again",
+                      stage=STAGE)
             continue
-        kind = _classify(scanner.entries(path))
+        kind = _classify(walker.entries(path))
         if kind.report:
-            ignored.append(e.name)
-            continue
-        if kind.is_run or e.name in designed_set:
-            run_dirs[e.name] = path
-            kinds[e.name] = kind
+            top.ignored.append(e.name)
+        elif kind.is_run or e.name in designed:
+            top.run_dirs[e.name] = path
+            top.kinds[e.name] = kind
         else:
-            others.append((e.name, path))
-    for _name, path in others:  # outputs folders holding ck-out-<run> directories
-        for run, ck in _ck_out_dirs(scanner, scanner.entries(path)):
-            ck_out.setdefault(run, []).append(ck)
+            top.others.append((e.name, path))
+    for _name, path in top.others:  # outputs folders holding ck-out-<run> directories
+        for run, ck in _ck_out_dirs(walker, walker.entries(path)):
+            top.ck_out.setdefault(run, []).append(ck)
+    return top
 
+
+def _find_evals(walker: Walker, top: _Top) -> tuple[dict[str, list[Path]], bool, bool]:
+    """Each run's eval logs; whether any sit in per-cell folders, and any in ``<run>/eval/logs``."""
     evals: dict[str, list[Path]] = {}
     per_cell = flat_eval = False
-    for name, path in run_dirs.items():
-        if kinds[name].eval:
-            files, cell = _eval_files(scanner, path / EVAL_DIR)
+    for name, path in top.run_dirs.items():
+        if top.kinds[name].eval:
+            files, cell = _eval_files(walker, path / EVAL_DIR)
             evals[name] = files
             per_cell = per_cell or cell
             flat_eval = flat_eval or any(p.parent == path / EVAL_DIR / LOGS_DIR for p in files)
+    return evals, per_cell, flat_eval
 
-    on_disk = set(run_dirs) | set(ck_out)
-    extra = sorted(on_disk - designed_set)
+
+def _locations(designed: list[str], top: _Top, evals: dict[str, list[Path]]
+               ) -> tuple[dict[str, RunLocation], list[str], list[str]]:
+    """The runs in design order then on-disk-only runs sorted; the designed runs with nothing on
+    disk; the runs on disk the design does not list."""
+    extra = sorted((set(top.run_dirs) | set(top.ck_out)) - set(designed))
     runs: dict[str, RunLocation] = {}
     for name in [*designed, *extra]:
-        if name in runs:
-            continue
-        runs[name] = RunLocation(
-            name=name,
-            run_dir=run_dirs.get(name),
-            training_dirs=sorted(ck_out.get(name, [])),
-            eval_files=evals.get(name, []),
-        )
-    in_design_only = [
-        n
-        for n in designed
-        if runs[n].run_dir is None and not runs[n].training_dirs and not runs[n].eval_files
-    ]
-    on_disk_only = extra if designed else []
+        if name not in runs:
+            runs[name] = RunLocation(name=name, run_dir=top.run_dirs.get(name),
+                                     training_dirs=sorted(top.ck_out.get(name, [])), eval_files=evals.get(name, []))
+    in_design_only = [n for n in designed
+                      if runs[n].run_dir is None and not runs[n].training_dirs and not runs[n].eval_files]
+    return runs, in_design_only, extra if designed else []
 
+
+def _warn_mismatches(design: Design, diag: Diagnostics, in_design_only: list[str], on_disk: set[str],
+                     stray_slurm: list[str]) -> None:
+    """Near-miss names between design and disk, and SLURM files outside any run."""
     for name in in_design_only:
         close = difflib.get_close_matches(name, sorted(on_disk), n=1, cutoff=0.85)
         if close:
@@ -426,26 +515,26 @@ def discover(root: Path, design: Design, diag: Diagnostics, *, max_files: int = 
             stage=STAGE,
         )
 
-    layout, why = _layout(design, root_names, kinds, per_cell, flat_eval, bool(ck_out))
-    details = [f"layout: {layout} ({why})"]
+
+def _log(diag: Diagnostics, root: Path, walker: Walker, top: _Top, runs: dict[str, RunLocation], layout: str,
+         designed: bool) -> None:
+    """The discovery's entry in the action log: layout, each run's files, what was left aside."""
+    details = [layout]
     if not designed:
-        details.append(
-            "the design lists no runs: every directory with training or evaluation output is a run"
-        )
+        details.append("the design lists no runs: every directory with training or evaluation output is a run")
     details += [
         f"{n}: run dir {'yes' if loc.run_dir else 'no'}, {len(loc.training_dirs)} checkpoint dir(s), "
         f"{len(loc.eval_files)} eval log(s)"
         for n, loc in runs.items()
     ]
-    if ignored:
-        details.append(f"ignored folders: {', '.join(ignored)}")
-    if others:
-        details.append(f"folders without run output: {', '.join(n for n, _ in others)}")
+    if top.ignored:
+        details.append(f"ignored folders: {', '.join(top.ignored)}")
+    if top.others:
+        details.append(f"folders without run output: {', '.join(n for n, _ in top.others)}")
     diag.act(
         "DISCOVER_FILES",
         f"Looked for runs in {root.name}",
         details=details,
         result=f"{len(runs)} runs, {sum(len(r.eval_files) for r in runs.values())} eval logs, "
-        f"{scanner.seen:,} directory entries listed",
+        f"{walker.seen:,} directory entries listed",
     )
-    return Discovery(layout=layout, runs=runs, in_design_only=in_design_only, on_disk_only=on_disk_only)

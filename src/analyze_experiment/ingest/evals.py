@@ -415,64 +415,12 @@ def collect_evals(
     logs: list[dict[str, Any]] = []
     payload: dict[int, dict[str, Any]] = {}
     for f, res in zip(files, reads, strict=True):
-        rel = diag.rel(f.path) or str(f.path)
-        if not res["ok"]:
-            diag.warn(f.path, f"evaluation log not read: {res['error']}; skipped", severity="error", stage=STAGE)
-            logs.append({"log": rel, "run": f.run, "used": False, "note": f"unreadable: {res['error']}",
-                         "_read": False})  # fmt: skip
-            continue
-        info = res["log"]
-        for note in res["notes"]:
-            diag.warn(f.path, note, severity="info", stage=STAGE)
-        for problem in res["problems"]:
-            diag.warn(f.path, problem, stage=STAGE)
-        epoch, source = epoch_of(Path(f.path), f.run_dir, info["eval_metadata"], info["model_args"], info["model"])
-        rec = {
-            "log": rel,
-            "run": f.run,
-            "task": task_name(info["task_raw"], info["task_args"], info["eval_metadata"]),
-            "epoch": epoch,
-            "epoch_source": source,
-            "model": info["model"],
-            "status": info["status"],
-            "created": _created(info["created"]),
-            **{k: info[k] for k in ("total_samples", "completed_samples", "errored_samples", "input_tokens",
-                                    "output_tokens", "total_tokens", "duration_s", "eval_epochs")},
-            "used": False,
-            "note": None,
-            "scored_samples": info["scored_samples"],
-            "finetuned": _finetuned(info["eval_metadata"]),
-            "task_raw": info["task_raw"],
-            "model_args": _jsonish(info["model_args"]),
-            "task_args": _jsonish(info["task_args"]),
-            "metadata": _jsonish(info["eval_metadata"]),
-            "format": info["format"],
-            "source": info["source"],
-            "error_message": info["error_message"],
-            "_read": True,
-            "_header_scores": bool(res["scores"]),
-            "_sample_rows": res["n_rows"],
-            "_completed_at": info["completed_at"],
-            "_path": f.path,
-        }  # fmt: skip
-        payload[id(rec)] = res
+        rec = _log_record(f, res, diag)
+        if rec["_read"]:
+            payload[id(rec)] = res
         logs.append(rec)
     _choose(logs, diag)
-
-    score_rows: list[dict[str, Any]] = []
-    sample_blocks: list[pa.Table | pd.DataFrame] = []
-    for rec in logs:
-        if not rec.get("used"):
-            continue
-        res = payload[id(rec)]
-        ident = {"run": rec["run"], "task": rec["task"], "epoch": rec["epoch"], "log": rec["log"]}
-        partial = rec["status"] != "success"
-        scores = res["partial_scores"] if partial else res["scores"]
-        if partial and not scores:  # cancelled/errored, no stored samples: inspect's own metrics
-            scores = res["scores"]
-        score_rows.extend({**ident, **s, "status": rec["status"], "partial": partial} for s in scores)
-        if res["n_rows"]:
-            sample_blocks.append(_with_ident(res["samples"], ident, res["n_rows"]))
+    score_rows, sample_blocks = _used_rows(logs, payload)
     _name_unscored(logs, diag)
     for rec in logs:
         for key in ("_read", "_path", "_completed_at", "_header_scores", "_sample_rows", "_named"):
@@ -489,6 +437,70 @@ def collect_evals(
         result=f"{len(eval_scores)} score rows, {len(eval_samples)} sample rows",
     )
     return eval_logs, eval_scores, eval_samples
+
+
+def _log_record(f: EvalFile, res: dict[str, Any], diag: Diagnostics) -> dict[str, Any]:
+    """One row of ``eval_logs`` for a log as read (its notes and problems warned about); the
+    ``_``-keys are working values for choosing between logs, dropped before the table."""
+    rel = diag.rel(f.path) or str(f.path)
+    if not res["ok"]:
+        diag.warn(f.path, f"evaluation log not read: {res['error']}; skipped", severity="error", stage=STAGE)
+        return {"log": rel, "run": f.run, "used": False, "note": f"unreadable: {res['error']}", "_read": False}
+    info = res["log"]
+    for note in res["notes"]:
+        diag.warn(f.path, note, severity="info", stage=STAGE)
+    for problem in res["problems"]:
+        diag.warn(f.path, problem, stage=STAGE)
+    epoch, source = epoch_of(Path(f.path), f.run_dir, info["eval_metadata"], info["model_args"], info["model"])
+    return {
+        "log": rel,
+        "run": f.run,
+        "task": task_name(info["task_raw"], info["task_args"], info["eval_metadata"]),
+        "epoch": epoch,
+        "epoch_source": source,
+        "model": info["model"],
+        "status": info["status"],
+        "created": _created(info["created"]),
+        **{k: info[k] for k in ("total_samples", "completed_samples", "errored_samples", "input_tokens",
+                                "output_tokens", "total_tokens", "duration_s", "eval_epochs")},
+        "used": False,
+        "note": None,
+        "scored_samples": info["scored_samples"],
+        "finetuned": _finetuned(info["eval_metadata"]),
+        "task_raw": info["task_raw"],
+        "model_args": _jsonish(info["model_args"]),
+        "task_args": _jsonish(info["task_args"]),
+        "metadata": _jsonish(info["eval_metadata"]),
+        "format": info["format"],
+        "source": info["source"],
+        "error_message": info["error_message"],
+        "_read": True,
+        "_header_scores": bool(res["scores"]),
+        "_sample_rows": res["n_rows"],
+        "_completed_at": info["completed_at"],
+        "_path": f.path,
+    }  # fmt: skip
+
+
+def _used_rows(logs: list[dict[str, Any]], payload: dict[int, dict[str, Any]]
+               ) -> tuple[list[dict[str, Any]], list[pa.Table | pd.DataFrame]]:
+    """Score rows and per-sample blocks of the logs in use; a partial log gives the scores of
+    its stored samples (inspect's own metrics when it stored none)."""
+    score_rows: list[dict[str, Any]] = []
+    sample_blocks: list[pa.Table | pd.DataFrame] = []
+    for rec in logs:
+        if not rec.get("used"):
+            continue
+        res = payload[id(rec)]
+        ident = {"run": rec["run"], "task": rec["task"], "epoch": rec["epoch"], "log": rec["log"]}
+        partial = rec["status"] != "success"
+        scores = res["partial_scores"] if partial else res["scores"]
+        if partial and not scores:  # cancelled/errored, no stored samples: inspect's own metrics
+            scores = res["scores"]
+        score_rows.extend({**ident, **s, "status": rec["status"], "partial": partial} for s in scores)
+        if res["n_rows"]:
+            sample_blocks.append(_with_ident(res["samples"], ident, res["n_rows"]))
+    return score_rows, sample_blocks
 
 
 _IDENT_TYPES = {"run": pa.string(), "task": pa.string(), "epoch": pa.float64(), "log": pa.string()}

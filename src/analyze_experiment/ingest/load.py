@@ -8,6 +8,8 @@ input (only for a path that is not a directory, which is a usage error).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
 import time
@@ -18,7 +20,7 @@ import pandas as pd
 
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
-from analyze_experiment.executor import LOCAL, ExecutorSpec, pool
+from analyze_experiment.executor import LOCAL, ExecutorSpec, map_ordered
 from analyze_experiment.experiment import Design, Experiment, RunSpec
 from analyze_experiment.ingest.design import params_from_run_name, read_design
 from analyze_experiment.ingest.design_facts import check_facts
@@ -89,6 +91,73 @@ def load(
     diag = Diagnostics(root=root)
 
     diag.act("START", f"Analysing {root}")
+    design, has_doc = _read_design(root, diag)
+    found = _discover(root, design, has_doc, diag)
+    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache, executor=executor,
+                                        progress=progress)
+    eval_files, (eval_logs, eval_scores, eval_samples) = _read_evals(root, found, diag, cache=cache,
+                                                                      executor=executor, progress=progress)
+    inputs = [str(root / n) for n in DESIGN_FILES if (root / n).is_file()]
+    inputs += [str(p) for f in jobs.values() for p in (*f.slurm_outputs, *f.disk_logs, *f.gpu_metrics, *f.seff)]
+    inputs += [str(f.path) for f in eval_files]
+
+    runs, param_names, run_params, param_sources, conflicts = _runs_table(design, found, training, diag)
+    exp = Experiment(
+        root=root,
+        layout=found.layout,
+        design=design,
+        has_design_doc=has_doc,
+        runs=runs,
+        train_steps=tables.compact(tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))),
+        train_epochs=tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs)),
+        gpu=tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu)),
+        eval_logs=eval_logs,
+        eval_scores=eval_scores,
+        eval_samples=eval_samples,
+        diagnostics=diag,
+        param_names=param_names,
+        run_params=run_params,
+        inputs=inputs,
+        param_sources=param_sources,
+        param_conflicts=conflicts,
+    )
+    check_facts(exp, [f.path for f in eval_files])
+    diag.act(
+        "LOADED",
+        f"{len(runs)} runs, {len(exp.train_steps)} training steps, {len(eval_scores)} eval metric values",
+        result=f"{len(diag.warnings)} warnings",
+    )
+    return exp
+
+
+def _read_evals(
+    root: Path, found: Discovery, diag: Diagnostics, *, cache: Cache | None, executor: ExecutorSpec,
+    progress: Progress,
+) -> tuple[list[EvalFile], tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """Every run's evaluation logs read into the three eval tables, logged (after the cache's
+    account of both readings)."""
+    eval_files = [
+        EvalFile(run=name, path=p, run_dir=loc.run_dir)
+        for name, loc in found.runs.items()
+        for p in loc.eval_files
+    ]
+    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache, executor=executor,
+                                                         progress=progress)
+    if cache is not None:  # what the cache saved, training and evaluation logs alike
+        cache.report(diag)
+    diag.act(
+        "READ_EVALS",
+        f"Read {len(eval_logs)} evaluation logs",
+        result=(
+            f"{int(eval_logs['used'].fillna(False).astype(bool).sum()) if len(eval_logs) else 0} used, "
+            f"{len(eval_scores)} metric values, {len(eval_samples)} per-sample scores"
+        ),
+    )
+    return eval_files, (eval_logs, eval_scores, eval_samples)
+
+
+def _read_design(root: Path, diag: Diagnostics) -> tuple[Design, bool]:
+    """The design and whether a design document was found, logged."""
     design, has_doc = read_design(root, diag)
     if has_doc:
         diag.act(
@@ -105,7 +174,11 @@ def load(
             "READ_DESIGN",
             "No design document (experiment_summary.md/.yaml): analysing every run directory found",
         )
+    return design, has_doc
 
+
+def _discover(root: Path, design: Design, has_doc: bool, diag: Diagnostics) -> Discovery:
+    """The runs on disk, with a warning for each run only the design or only the disk has."""
     found = discover(root, design, diag)
     diag.act(
         "DISCOVER",
@@ -125,72 +198,18 @@ def load(
                 "read from its name",
                 stage="discover",
             )
-
-    training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache, executor=executor,
-                                        progress=progress)
-    eval_files = [
-        EvalFile(run=name, path=p, run_dir=loc.run_dir)
-        for name, loc in found.runs.items()
-        for p in loc.eval_files
-    ]
-    eval_logs, eval_scores, eval_samples = collect_evals(root, eval_files, diag, cache=cache, executor=executor,
-                                                         progress=progress)
-    if cache is not None:
-        cache.report(diag)
-    inputs = [str(root / n) for n in DESIGN_FILES if (root / n).is_file()]
-    inputs += [str(p) for f in jobs.values() for p in (*f.slurm_outputs, *f.disk_logs, *f.gpu_metrics, *f.seff)]
-    inputs += [str(f.path) for f in eval_files]
-    diag.act(
-        "READ_EVALS",
-        f"Read {len(eval_logs)} evaluation logs",
-        result=(
-            f"{int(eval_logs['used'].fillna(False).astype(bool).sum()) if len(eval_logs) else 0} used, "
-            f"{len(eval_scores)} metric values, {len(eval_samples)} per-sample scores"
-        ),
-    )
-
-    runs, param_names, run_params, param_sources, conflicts = _runs_table(design, found, training, diag)
-    steps = tables.compact(tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps)))
-    epochs = tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs))
-    gpu = tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu))
-
-    exp = Experiment(
-        root=root,
-        layout=found.layout,
-        design=design,
-        has_design_doc=has_doc,
-        runs=runs,
-        train_steps=steps,
-        train_epochs=epochs,
-        gpu=gpu,
-        eval_logs=eval_logs,
-        eval_scores=eval_scores,
-        eval_samples=eval_samples,
-        diagnostics=diag,
-        param_names=param_names,
-        run_params=run_params,
-        inputs=inputs,
-        param_sources=param_sources,
-        param_conflicts=conflicts,
-    )
-    check_facts(exp, [f.path for f in eval_files])
-    diag.act(
-        "LOADED",
-        f"{len(runs)} runs, {len(steps)} training steps, {len(eval_scores)} eval metric values",
-        result=f"{len(diag.warnings)} warnings",
-    )
-    return exp
+    return found
 
 
 # --- training ----------------------------------------------------------------------------
 
 
 def _read_one(
-    run: str, files: TrainingFiles, root: Path, now: float | None, cache: Cache | None
+    root: Path, now: float | None, cache: Cache | None, job: tuple[str, TrainingFiles]
 ) -> tuple[TrainingResult, Diagnostics, Cache | None]:
     """Worker body: parse one run with its own collector (merged by the caller)."""
     d = Diagnostics(root=root)
-    return read_training(run, files, d, now=now, cache=cache), d, cache
+    return read_training(job[0], job[1], d, now=now, cache=cache), d, cache
 
 
 def _read_all_training(
@@ -209,15 +228,15 @@ def _read_all_training(
     now = time.time() if now is None else now
     local_pays = size > PARALLEL_TRAINING_BYTES and (os.cpu_count() or 1) > 1
     if len(jobs) > 1 and (executor.distributed or local_pays):
-        with pool(executor, min(len(jobs), os.cpu_count() or 2)) as ex:
-            futures = {name: ex.submit(_read_one, name, files, root, now, cache) for name, files in jobs.items()}
-            for i, (name, fut) in enumerate(futures.items(), start=1):
-                res, d, worker_cache = fut.result()
-                progress("training logs", i, len(jobs))
-                diag.extend(d)
-                out[name] = res
-                if cache is not None and worker_cache is not None:
-                    cache.merge(worker_cache)
+        done = itertools.count(1)
+        results = map_ordered(executor, functools.partial(_read_one, root, now, cache), list(jobs.items()),
+                              min(len(jobs), os.cpu_count() or 2),
+                              on_result=lambda: progress("training logs", next(done), len(jobs)))
+        for name, (res, d, worker_cache) in zip(jobs, results, strict=True):
+            diag.extend(d)
+            out[name] = res
+            if cache is not None and worker_cache is not None:
+                cache.merge(worker_cache)
     else:
         for i, (name, files) in enumerate(jobs.items(), start=1):
             out[name] = read_training(name, files, diag, now=now, cache=cache)

@@ -27,6 +27,7 @@ import pandas as pd
 from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.ingest import validation as val
+from analyze_experiment.ingest.discover import Problem, Walker, skip_dir
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
 from analyze_experiment.sources import validation as val_source
@@ -41,8 +42,6 @@ RUNNING_WINDOW_S = 1800.0
 MAX_DIR_ENTRIES = 20_000
 """Directory entries looked at per run when searching for training output."""
 MAX_DEPTH = 4
-SKIP_EXTENSIONS = {".pt", ".bin", ".safetensors", ".pth", ".ckpt", ".gguf", ".npz", ".npy", ".model", ".arrow"}
-SKIP_DIRS = {"eval", "wandb", ".git", "__pycache__", "mlruns", "tensorboard"}
 
 # convergence rule (docs/training.md)
 CONV_MIN_STEPS = 20
@@ -88,72 +87,27 @@ class TrainingResult:
 
 
 # ---- finding files ---------------------------------------------------------------------------
-@dataclass
-class _Search:
-    """State of one run's file search: the entry budget, directories entered, what went wrong."""
+def _problems(out: list[tuple[Path, str]]) -> Problem:
+    """A walker's problems as (path, what happened), for :func:`read_training` to warn about."""
 
-    boundary: Path
-    """Real path of the experiment directory: symlinks may not lead outside it."""
-    budget: int = MAX_DIR_ENTRIES
-    visited: set[Path] = field(default_factory=set)
-    problems: list[tuple[Path, str]] = field(default_factory=list)
+    def problem(kind: str, path: Path, detail: str) -> None:
+        if kind == "unlistable":
+            out.append((path, f"the directory could not be read ({detail}); training output in it was not looked for"))
+        elif kind == "symlink":
+            what = "points outside the experiment directory" if detail == "points outside" else detail
+            out.append((path, f"the symlink {what}; not followed"))
+        elif kind == "alias" and path.is_symlink():
+            out.append((path, "the symlink leads to a directory already read (loop or alias); not read again"))
+        elif kind == "unexaminable":
+            out.append((path, f"could not be examined ({detail}); skipped"))
 
-
-def _follow(entry: os.DirEntry[str], search: _Search) -> bool:
-    """Whether a symlink may be followed (docs/inputs.md): inside the experiment, not broken, no loop."""
-    try:
-        target = Path(entry.path).resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        looped = isinstance(exc, RuntimeError) or "loop" in str(exc).lower()
-        search.problems.append((Path(entry.path), f"the symlink {'loops' if looped else 'is broken'}; not followed"))
-        return False
-    if not target.is_relative_to(search.boundary):
-        search.problems.append((Path(entry.path), "the symlink points outside the experiment directory; not followed"))
-        return False
-    return True
+    return problem
 
 
-def _walk(root: Path, search: _Search, depth: int = 0) -> list[Path]:
-    """Files under ``root`` (bounded by the search budget and MAX_DEPTH), skipping weights and eval dirs."""
-    found: list[Path] = []
-    try:
-        real = root.resolve()
-    except (OSError, RuntimeError):
-        real = root
-    if real in search.visited:
-        if depth and root.is_symlink():
-            search.problems.append((root, "the symlink leads to a directory already read (loop or alias); not read "
-                                          "again"))
-        return found
-    search.visited.add(real)
-    try:
-        with os.scandir(root) as it:
-            entries = []
-            for entry in it:
-                search.budget -= 1
-                if search.budget < 0:
-                    break
-                entries.append(entry)
-    except OSError as exc:
-        search.problems.append((root, f"the directory could not be read ({exc.strerror or exc}); training output "
-                                      "in it was not looked for"))
-        return found
-    for entry in sorted(entries, key=lambda e: e.name):
-        try:
-            if entry.is_symlink() and not _follow(entry, search):
-                continue
-            if entry.is_dir():
-                if entry.name in SKIP_DIRS or depth + 1 > MAX_DEPTH:
-                    continue
-                found.extend(_walk(Path(entry.path), search, depth + 1))
-            elif entry.is_file():
-                if Path(entry.name).suffix.lower() in SKIP_EXTENSIONS:
-                    continue
-                found.append(Path(entry.path))
-        except OSError as exc:
-            search.problems.append((Path(entry.path), f"could not be examined ({exc.strerror or exc}); skipped"))
-            continue
-    return found
+def _not_training_dir(name: str) -> bool:
+    """Folders never searched for training output: the skipped ones and ``eval/`` (its logs are found
+    by discovery)."""
+    return skip_dir(name) or name == "eval"
 
 
 def _fingerprint(path: Path) -> tuple[int, str] | None:
@@ -188,32 +142,10 @@ def _job_key(path: Path) -> tuple[int, float, str]:
     return (int(m.group(1)) if m else -1, mtime, path.as_posix())
 
 
-def find_training_files(
-    run_dir: Path | None, extra_dirs: Sequence[Path] = (), *, experiment: Path | None = None
-) -> TrainingFiles:
-    """Find a run's training output in all three layouts.
-
-    ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
-    counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
-    skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
-    MAX_DIR_ENTRIES directory entries are looked at. Symlinks are followed only while they
-    stay inside ``experiment`` (default: the run directory's parent); a directory that cannot
-    be read and a symlink not followed are kept in ``problems`` for a warning.
-    """
-    roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
-    boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
-    with contextlib.suppress(OSError, RuntimeError):
-        boundary = boundary.resolve()
-    search = _Search(boundary)
-    files: list[Path] = []
-    for root in roots:
-        try:
-            exists = root.is_dir()
-        except OSError:
-            exists = True  # let the listing say why it cannot be read
-        if exists:
-            files.extend(_walk(root, search))
-    out = TrainingFiles(problems=search.problems)
+def _sort_into(files: list[Path], out: TrainingFiles) -> TrainingFiles:
+    """Each file into its kind (DiskLogger, GPU metrics, seff, SLURM output — a ``.log``/``.txt``
+    only when it looks like torchtune output); a symlink to a file already found and an
+    identical copy (same name, size and ends) are the same file, counted once."""
     prints: set[tuple[int, str]] = set()
     sniffed = 0
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
@@ -248,6 +180,36 @@ def find_training_files(
                 continue
             prints.add((name, *fp))
         bucket.append(path)
+    return out
+
+
+def find_training_files(
+    run_dir: Path | None, extra_dirs: Sequence[Path] = (), *, experiment: Path | None = None
+) -> TrainingFiles:
+    """Find a run's training output in all three layouts.
+
+    ``<run>/slurm-*.out``, ``<run>/artifacts/…`` (copies under ``artifacts/epoch_N/`` are
+    counted once), ``ck-out-*`` and ``logs/`` dirs given in ``extra_dirs``. Weight files are
+    skipped by extension without being opened; ``<run>/eval/`` is never entered; at most
+    MAX_DIR_ENTRIES directory entries are looked at. Symlinks are followed only while they
+    stay inside ``experiment`` (default: the run directory's parent); a directory that cannot
+    be read and a symlink not followed are kept in ``problems`` for a warning.
+    """
+    roots = [Path(d) for d in ([run_dir] if run_dir is not None else []) + list(extra_dirs)]
+    boundary = Path(experiment) if experiment is not None else (roots[0].parent if roots else Path("/"))
+    with contextlib.suppress(OSError, RuntimeError):
+        boundary = boundary.resolve()
+    problems: list[tuple[Path, str]] = []
+    walker = Walker(boundary, _problems(problems), max_entries=MAX_DIR_ENTRIES, boundary=boundary)
+    files: list[Path] = []
+    for root in roots:
+        try:
+            exists = root.is_dir()
+        except OSError:
+            exists = True  # let the listing say why it cannot be read
+        if exists:
+            files.extend(walker.files(root, max_depth=MAX_DEPTH, prune=_not_training_dir))
+    out = _sort_into(files, TrainingFiles(problems=problems))
     out.slurm_outputs.sort(key=_job_key)
     out.disk_logs.sort(key=lambda p: (int(re.sub(r"\D", "", p.stem) or 0), p.as_posix()))
     return out
@@ -541,20 +503,8 @@ def _read_training(
     attempts = split_attempts(all_tt, all_disks)
     tt_slurms, disks = attempts.final_slurms, attempts.final_disks
 
-    config: dict[str, Any] = {}
-    recipe = None
-    for o in tt_slurms:
-        if o.config:
-            config = o.config
-        recipe = o.recipe or recipe
-
-    epochs_info: dict[int, tt.EpochInfo] = {}
-    ckpt_s: dict[int, float] = {}
-    ckpt_epochs: set[int] = set()
-    for o in tt_slurms:
-        epochs_info.update(o.epochs)
-        ckpt_s.update(o.checkpoint_s)
-        ckpt_epochs.update(c.epoch for c in o.checkpoints if c.epoch is not None and c.kind != "Recipe")
+    config, recipe = _config(tt_slurms)
+    epochs_info, ckpt_s, ckpt_epochs = _epoch_facts(tt_slurms)
     totals = [i.total for _, i in sorted(epochs_info.items()) if i.total]
     steps_per_epoch = totals[0] if totals else None
 
@@ -578,6 +528,30 @@ def _read_training(
     result = TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
     _act_read(run, files, result, diag)
     return result
+
+
+def _config(slurms: list[tt.SlurmOutput]) -> tuple[dict[str, Any], str | None]:
+    """The resolved config and recipe of the newest file that printed them."""
+    config: dict[str, Any] = {}
+    recipe = None
+    for o in slurms:
+        if o.config:
+            config = o.config
+        recipe = o.recipe or recipe
+    return config, recipe
+
+
+def _epoch_facts(slurms: list[tt.SlurmOutput]) -> tuple[dict[int, tt.EpochInfo], dict[int, float], set[int]]:
+    """What the bar says of each epoch, the seconds spent saving each epoch's checkpoint, and the
+    epochs with a model or adapter checkpoint (later files win)."""
+    epochs_info: dict[int, tt.EpochInfo] = {}
+    ckpt_s: dict[int, float] = {}
+    ckpt_epochs: set[int] = set()
+    for o in slurms:
+        epochs_info.update(o.epochs)
+        ckpt_s.update(o.checkpoint_s)
+        ckpt_epochs.update(c.epoch for c in o.checkpoints if c.epoch is not None and c.kind != "Recipe")
+    return epochs_info, ckpt_s, ckpt_epochs
 
 
 def _train_seed(slurms: list[tt.SlurmOutput], config: dict[str, Any]) -> int | None:

@@ -2,9 +2,9 @@
 
 Polling (no extra dependency, works on network file systems where inotify does not): a
 snapshot of (size, mtime) of every input file, taken every ``interval`` seconds; when it
-changed and then stayed the same for ``debounce`` seconds, the analysis runs again. Our
-own outputs and weight files are left out of the snapshot.
-"""
+changed and then stayed the same for ``debounce`` seconds, the analysis runs again. The files
+are those discovery's walker lets through, so our own outputs, caches, hidden folders and
+weight files never trigger a run."""
 
 from __future__ import annotations
 
@@ -13,32 +13,32 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-WEIGHT_SUFFIXES = (".pt", ".bin", ".safetensors", ".pth", ".ckpt", ".gguf")
+from analyze_experiment.ingest.discover import Walker
+
 MAX_FILES = 200_000
+"""Directory entries looked at per snapshot."""
+MAX_DEPTH = 32
+"""Folders deeper than this below the experiment are not watched."""
 
 Snapshot = dict[str, tuple[int, int]]
 
 
 def snapshot(root: Path, exclude: tuple[Path, ...] = ()) -> Snapshot:
-    """Size and mtime of every input file below ``root`` (outputs, hidden and weight files skipped)."""
-    excluded = {os.path.realpath(p) for p in exclude}
+    """Size and mtime of every input file below ``root``.
+
+    The files are the ones discovery could read: the same walker and skip rules
+    (:class:`~analyze_experiment.ingest.discover.Walker`: hidden folders and files, caches,
+    weights, our own reports and log), plus the folders in ``exclude`` (the output folder and
+    the cache). What cannot be listed is simply not watched.
+    """
+    walker = Walker(root, lambda kind, path, detail: None, max_entries=MAX_FILES, exclude=exclude)
     out: Snapshot = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [
-            d for d in dirnames
-            if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in excluded
-        ]
-        for name in filenames:
-            if name.startswith(".") or name.endswith(WEIGHT_SUFFIXES) or name == "analyze-experiment.log":
-                continue
-            path = os.path.join(dirpath, name)
-            try:
-                st = os.stat(path, follow_symlinks=False)
-            except OSError:
-                continue
-            out[path] = (st.st_size, st.st_mtime_ns)
-            if len(out) >= MAX_FILES:
-                return out
+    for path in walker.files(root, max_depth=MAX_DEPTH):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        out[str(path)] = (st.st_size, st.st_mtime_ns)
     return out
 
 

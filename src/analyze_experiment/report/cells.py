@@ -42,7 +42,8 @@ def human_header(name: object) -> str:
 
 
 def cell_text(v: object) -> str:
-    """A cell's text: empty for a missing value, a list's items joined by commas."""
+    """A cell's text: empty for a missing value (None, NaN, ``pd.NA``), a list's items joined
+    by commas."""
     if v is None or v is NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, (list, tuple, set, frozenset)) or (hasattr(v, "tolist") and not isinstance(v, str)

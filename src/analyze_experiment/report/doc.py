@@ -40,6 +40,18 @@ class Code:
 
 
 @dataclass
+class LinkedBullets:
+    """Bulleted plain-text items made of pieces, each optionally linked to where its numbers are.
+
+    A piece is ``(text, target)``: ``target`` is a :attr:`Table.name` or a :attr:`Section.anchor`
+    of the same report (None: not linked); each renderer turns it into its own anchor (the
+    markdown heading that holds the table, the HTML table's id). The bottom line uses it.
+    """
+
+    items: list[list[tuple[str, str | None]]]
+
+
+@dataclass
 class KeyValues:
     """A definition list: label -> plain-text value (the report header)."""
 
@@ -90,11 +102,15 @@ class Section:
     """A report section; ``level`` 2 = ``##``."""
 
     title: str
-    blocks: list[Paragraph | Bullets | Code | KeyValues | Table | Figure | Section] = field(default_factory=list)
+    blocks: list[Paragraph | Bullets | LinkedBullets | Code | KeyValues | Table | Figure | Section] = field(
+        default_factory=list)
     level: int = 2
     anchor: str | None = None
     appendix: bool = False
     """Reference material (detailed statistics, file lists): folded away in the HTML report."""
+    after_story: bool = False
+    """Part of the appendix — the tables, figures and tests behind the story, after Next Steps:
+    the renderers mark where it starts (``appendix`` above says what the HTML folds away)."""
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analyze_experiment import formatting as fmt
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Paragraph, Section, Table
 
 

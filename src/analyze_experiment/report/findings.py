@@ -30,6 +30,8 @@ from analyze_experiment.formatting import (
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.ingest.design_facts import qualifiers
 from analyze_experiment.report import health_findings as health
+from analyze_experiment.report.bottom_line import bottom_line
+from analyze_experiment.report.hypotheses import rule_hypotheses
 from analyze_experiment.report.metric_findings import (
     metric_direction,
     primary_best,
@@ -416,7 +418,7 @@ def rule_anova_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
             detail = "" if " × " in term else _level_detail(a, task, scorer, metric, term).rstrip("; ")
             text = (f"On {_on(ctx, task, scorer)}, {name} matters across training runs"
                     f"{f' ({detail})' if detail else ''}: seed-level ANOVA over {int(r['n_units'])} runs, "
-                    f"Holm p {fmt_p(r.get('p_adjusted', r['p_value']))} in the report's effects family")
+                    f"Holm p {fmt_p(r.get('p_adjusted', r['p_value']))}")
             out.append(_f("key_findings", "anova_effect", text,
                           _claim(a, "effect", r.get("family"), "anova_f", r["F"], r["p_value"],
                                  r.get("p_adjusted", r["p_value"]), True),
@@ -499,7 +501,7 @@ def rule_confounded(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                       f"On {_on(ctx, task, scorer)}, whether {var} matters is not tested: each configuration was "
                       f"trained once, so the {fmt_diff(metric, diff)} gap between {var} = {fmt_level(hi['level'])} "
                       f"and {fmt_level(lo['level'])} is confounded with training noise; {tail}", task=task,
-                      variable=var, diff=diff, seeds_needed=need, sd_eval=sd))
+                      scorer=scorer, variable=var, diff=diff, seeds_needed=need, sd_eval=sd))
     return out
 
 
@@ -584,7 +586,7 @@ def rule_marginal(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                       f"{fmt_value(metric, hi['mean'])} ({var} = {fmt_level(hi['level'])}, "
                       f"{fmt_ci(metric, hi['ci_low'], hi['ci_high'], a.confidence)}); these are descriptive means "
                       "over different sets of runs, not a test (the paired comparisons test candidates)",
-                      task=task, variable=var, low_level=lo["level"], high_level=hi["level"],
+                      task=task, scorer=scorer, variable=var, low_level=lo["level"], high_level=hi["level"],
                       low=lo["mean"], high=hi["mean"]))
     if a.anova_note:
         out.append(_f("statistical_summary", "unbalanced", f"No ANOVA: {a.anova_note}.", note=a.anova_note))
@@ -619,7 +621,7 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
             out.append(_f("key_findings", "diminishing_returns", text,
                           _claim(a, "difference", nxt.get("family"), nxt["test"], None, nxt["p_value"],
                                  nxt["p_adjusted"], False),
-                          task=task, variable=var, plateau_from=last["to_level"], gain=nxt["gain"],
+                          task=task, scorer=scorer, variable=var, plateau_from=last["to_level"], gain=nxt["gain"],
                           p_adjusted=nxt["p_adjusted"]))
         elif not sig and len(g) >= 2:  # one step is the vs-best contrast, already stated
             top = g.loc[(sign * g["gain"]).idxmax()]
@@ -631,7 +633,7 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                           f"Holm p {fmt_p(top['p_adjusted'])})",
                           _claim(a, "difference", top.get("family"), top["test"], None, top["p_value"],
                                  top["p_adjusted"], False),
-                          task=task, variable=var, gain=top["gain"], p_adjusted=top["p_adjusted"]))
+                          task=task, scorer=scorer, variable=var, gain=top["gain"], p_adjusted=top["p_adjusted"]))
     return out
 
 
@@ -1429,15 +1431,19 @@ RULES: list[Callable[[Analysis, dict[str, Any]], list[Finding]]] = [
 variables that matter (largest effect first), those that do not, the candidates tied with
 the best, and the finer points (epochs, steps, seeds, outliers)."""
 RULES += [rule_auc_differences, rule_heterogeneity, rule_scorer_quality]  # risk, two-class and subgroup tables
+RULES += [rule_hypotheses]  # the design's expectations answered (report/hypotheses.py)
 
 
 def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], baselines: list[str],
                    options: Options, seed_var: str | None = None, train_steps: pd.DataFrame | None = None,
-                   on_error: Callable[[str, Exception], None] | None = None) -> list[Finding]:
-    """Apply every rule in order; sentences end with a full stop.
+                   on_error: Callable[[str, Exception], None] | None = None,
+                   hypotheses: list[Any] | None = None) -> list[Finding]:
+    """Apply every rule in order, then the bottom line over their findings; sentences end with a
+    full stop.
 
     A rule that fails on odd data is skipped and reported to ``on_error(rule, error)``
-    (re-raised when no handler is given, so tests see it).
+    (re-raised when no handler is given, so tests see it). ``hypotheses``: the design's
+    expectations (:func:`analyze_experiment.ingest.design_hypotheses.design_hypotheses`).
     """
     multi_scorer: set[str] = set()
     if not a.intervals.empty:
@@ -1449,7 +1455,7 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
         multi = set(n_ep[n_ep > 1].index.astype(str))
     ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
            "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
-           "failed": failed_set(a.failed_runs), "train_steps": train_steps}
+           "failed": failed_set(a.failed_runs), "train_steps": train_steps, "hypotheses": list(hypotheses or [])}
     ctx.update(health.context(a, options.include_failed))
     out: list[Finding] = []
     # best, findings and recommendations speak of each scorer's primary metric; the other
@@ -1470,6 +1476,12 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
                 text = text.rstrip(".") + f" (caveat: {'; '.join(caveats)})"
             text = text if text.endswith(".") else text + "."
             out.append(Finding(f.section, text, f.rule, {k: _plain(v) for k, v in f.data.items()}, f.claim))
+    try:  # the bottom line restates the findings above: it runs last, over them
+        out = bottom_line(ranked, ctx, out) + out
+    except Exception as err:
+        if on_error is None:
+            raise
+        on_error("bottom_line", err)
     return out
 
 

@@ -33,6 +33,7 @@ from analyze_experiment.report.doc import (
     Code,
     Figure,
     KeyValues,
+    LinkedBullets,
     MetricChoice,
     Paragraph,
     ReportDoc,
@@ -109,6 +110,7 @@ class SectionView:
     blocks: list[tuple[str, Any]] = field(default_factory=list)
     subsections: list[SectionView] = field(default_factory=list)
     appendix: bool = False
+    after_story: bool = False
 
 
 def _finalize(value: Any) -> Any:
@@ -322,12 +324,31 @@ def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | Non
     return view
 
 
+def _target_id(target: str, tables: set[str]) -> str:
+    """The element id a link target gets (a table's ``table-<name>``, a section's anchor), as
+    :class:`_Ids` makes it (first use: no suffix)."""
+    base = f"table-{target}" if target in tables else target
+    return re.sub(r"[^a-z0-9_-]+", "-", base.lower()).strip("-") or "x"
+
+
+def _table_names(sections: list[Section]) -> set[str]:
+    out: set[str] = set()
+    for s in sections:
+        for b in s.blocks:
+            if isinstance(b, Table) and b.name:
+                out.add(b.name)
+            elif isinstance(b, Section):
+                out |= _table_names([b])
+    return out
+
+
 def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
-                  charts: _Charts) -> SectionView:
-    view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)), appendix=s.appendix)
+                  charts: _Charts, tables: set[str] | None = None) -> SectionView:
+    view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)), appendix=s.appendix,
+                       after_story=s.after_story)
     for b in s.blocks:
         if isinstance(b, Section):
-            sub = _section_view(b, figures, plots_dir, ids, charts)
+            sub = _section_view(b, figures, plots_dir, ids, charts, tables)
             if sub.blocks or sub.subsections:
                 view.blocks.append(("section", sub))
                 view.subsections.append(sub)
@@ -335,6 +356,9 @@ def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | N
             view.blocks.append(("paragraph", b.text))
         elif isinstance(b, Bullets):
             view.blocks.append(("bullets", list(b.items)))
+        elif isinstance(b, LinkedBullets):
+            view.blocks.append(("linked", [[(text, None if target is None else _target_id(target, tables or set()))
+                                            for text, target in item] for item in b.items]))
         elif isinstance(b, KeyValues):
             view.blocks.append(("keyvalues", list(b.items)))
         elif isinstance(b, Code):
@@ -400,7 +424,8 @@ def render_html(doc: ReportDoc, figures: dict[str, go.Figure] | None = None, plo
     for reserved in ("contents", "plotly-templates", "run-params", "run-count"):
         ids(reserved)
     charts = _Charts(set(doc.run_params))
-    sections = [v for v in (_section_view(s, figures, plots_dir, ids, charts) for s in doc.sections)
+    tables = _table_names(doc.sections)
+    sections = [v for v in (_section_view(s, figures, plots_dir, ids, charts, tables) for s in doc.sections)
                 if v.blocks or v.subsections]
     return _env().get_template("report.html.j2").render(
         title=doc.title, header=list(doc.header.items), sections=sections, footer=doc.footer, csp=CSP,

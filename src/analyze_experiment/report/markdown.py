@@ -18,11 +18,13 @@ from urllib.parse import quote
 
 import pandas as pd
 
+from analyze_experiment.report.cells import cell_text
 from analyze_experiment.report.doc import (
     Bullets,
     Code,
     Figure,
     KeyValues,
+    LinkedBullets,
     Paragraph,
     ReportDoc,
     Section,
@@ -36,7 +38,7 @@ TOC_MIN_SECTIONS = 4
 _SPECIAL = re.compile(r"([\\`*\[\]{}!~])")
 _UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _LINE_START = re.compile(r"^(\s*)(?:(\d+)([.)])(?=\s|$)|(#|>|[-+](?=\s|$)|[-=]+(?=\s*$)))", re.MULTILINE)
-_NUMERIC = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?(\s.*)?$|^[<>]\d")
+_NUMERIC = re.compile(r"^[-+−]?(\d[\d,]*\.?\d*|\.\d+)([eE][-+]?\d+)?(\s.*)?$|^[<>]\s?\d")
 _MISSING = "—"
 
 
@@ -131,7 +133,7 @@ def markdown_table(df: pd.DataFrame, links: dict[str, str] | None = None) -> str
     links = links or {}
     hidden = set(links.values()) - set(links)
     cols = [c for c in df.columns if c not in hidden]
-    raw = {c: ["" if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in df[c]] for c in cols}
+    raw = {c: [cell_text(v) for v in df[c]] for c in cols}  # a list shows its items, not ['a', 'b']
     cells: dict[str, list[str]] = {}
     for c in cols:
         out = []
@@ -162,11 +164,51 @@ def _is_empty(section: Section) -> bool:
     return all(isinstance(b, Section) and _is_empty(b) for b in section.blocks)
 
 
-def _block(block: object, plots_prefix: str) -> str:
+APPENDIX_NOTE = "Appendix: the tables, figures and tests behind the findings above."
+"""The line that opens the appendix (the first section marked ``appendix``)."""
+
+
+def anchors(sections: list[Section], slugs: dict[str, int]) -> dict[str, str]:
+    """Link target (a table name or a section anchor) -> the heading slug that holds it.
+
+    Walks the sections exactly as :func:`_section` assigns slugs, so a link made before its
+    target is rendered (the bottom line's) lands on the same heading.
+    """
+    out: dict[str, str] = {}
+
+    def walk(section: Section) -> None:
+        slug = github_slug(section.title, slugs)
+        if section.anchor:
+            out.setdefault(section.anchor, slug)
+        for b in section.blocks:
+            if isinstance(b, Section):
+                if not _is_empty(b):
+                    walk(b)
+            elif isinstance(b, Table) and b.name:
+                out.setdefault(b.name, slug)
+
+    for s in sections:
+        walk(s)
+    return out
+
+
+def _linked_item(pieces: list[tuple[str, str | None]], targets: dict[str, str]) -> str:
+    parts = []
+    for text, target in pieces:
+        core = text.strip(" ")
+        lead, trail = text[: len(text) - len(text.lstrip(" "))], text[len(text.rstrip(" ")):]
+        t = escape_cell(core)
+        parts.append(lead + (f"[{t}](#{targets[target]})" if target in targets and core else t) + trail)
+    return _escape_line_starts("".join(parts))
+
+
+def _block(block: object, plots_prefix: str, targets: dict[str, str] | None = None) -> str:
     if isinstance(block, Paragraph):
         return escape(block.text)
     if isinstance(block, Bullets):
         return "\n".join(f"- {escape_item(item)}" for item in block.items)
+    if isinstance(block, LinkedBullets):
+        return "\n".join(f"- {_linked_item(item, targets or {})}" for item in block.items)
     if isinstance(block, KeyValues):
         return "\n".join(f"- **{escape_cell(k)}:** {escape_cell(v)}" for k, v in block.items)
     if isinstance(block, Code):
@@ -188,16 +230,17 @@ def _block(block: object, plots_prefix: str) -> str:
     raise TypeError(f"unknown report block {type(block).__name__}")
 
 
-def _section(section: Section, slugs: dict[str, int], plots_prefix: str) -> list[str]:
+def _section(section: Section, slugs: dict[str, int], plots_prefix: str,
+             targets: dict[str, str] | None = None) -> list[str]:
     level = max(1, min(6, section.level))
     github_slug(section.title, slugs)
     out = [f"{'#' * level} {escape_item(section.title)}"]
     for b in section.blocks:
         if isinstance(b, Section):
             if not _is_empty(b):
-                out.extend(_section(b, slugs, plots_prefix))
+                out.extend(_section(b, slugs, plots_prefix, targets))
         else:
-            out.append(_block(b, plots_prefix))
+            out.append(_block(b, plots_prefix, targets))
     return out
 
 
@@ -219,8 +262,13 @@ def render_markdown(doc: ReportDoc, *, plots_prefix: str = "plots/") -> str:
                 if isinstance(sub, Section) and not _is_empty(sub):
                     toc.append(f"  - [{escape_cell(sub.title)}](#{github_slug(sub.title, preview)})")
         parts.append("\n".join(toc))
+    targets = anchors(sections, dict(slugs))
+    opened = False
     for s in sections:
-        parts.extend(_section(s, slugs, plots_prefix))
+        if s.after_story and not opened:
+            parts.extend(["---", f"*{escape_cell(APPENDIX_NOTE)}*"])
+            opened = True
+        parts.extend(_section(s, slugs, plots_prefix, targets))
     if doc.footer:
         parts.extend(["---", escape(doc.footer)])
     return "\n\n".join(parts).rstrip() + "\n"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from analyze_experiment import formatting as fmt
 from analyze_experiment.analysis import Analysis
-from analyze_experiment.report import fmt
 from analyze_experiment.report.doc import Bullets, Figure, Paragraph, PlotLike, Section, Table
 
 RISK_PLOTS = "risk"

@@ -283,7 +283,21 @@ def summary_model(exp: Experiment, analysis: Analysis, *, command: str | None = 
         generated_by=sm.GeneratedBy(tool="analyze-experiment", version=__version__, command=command,
                                     created=_dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()),
         **scorer_summary(analysis),
+        **_story(analysis),
     )
+
+
+def _story(analysis: Analysis) -> dict[str, Any]:
+    """Optional ``bottom_line`` and ``hypotheses`` (report/story.py; docs/summary-schema.md)."""
+    from analyze_experiment.report.story import story_summary
+
+    found = story_summary(analysis)
+    out: dict[str, Any] = {}
+    if "bottom_line" in found:
+        out["bottom_line"] = [sm.BottomLineItem.model_validate(d) for d in found["bottom_line"]]
+    if "hypotheses" in found:
+        out["hypotheses"] = [sm.HypothesisVerdict.model_validate(d) for d in found["hypotheses"]]
+    return out
 
 
 def build_summary(exp: Experiment, analysis: Analysis, *, command: str | None = None) -> dict[str, Any]:

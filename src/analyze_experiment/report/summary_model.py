@@ -480,6 +480,40 @@ class Subgroups(_Model):
     tests: list[SubgroupTest]
 
 
+class BottomLineLink(_Model):
+    text: str
+    target: str = Field(description="The report table (evaluation, comparisons, seeds) or section anchor "
+                                    "(failed-runs, data-quality, question-and-hypothesis, next-steps) holding the numbers.")
+
+
+class BottomLineItem(_Model):
+    """One line of the report's Bottom Line (report/bottom_line.py)."""
+
+    rule: str
+    text: str
+    links: list[BottomLineLink] = Field(default_factory=list)
+
+
+class HypothesisVerdict(_Model):
+    """One design expectation answered on one task's lead metric (report/hypotheses.py)."""
+
+    variable: str
+    expect: str
+    margin: Num = None
+    source: Literal["yaml", "hypothesis", "question"]
+    from_text: str | None = None
+    unsure: str | None = None
+    task: str | None = None
+    scorer: str | None = None
+    metric: str | None = None
+    verdict: Literal["supported", "contradicted", "inconclusive"]
+    why: str | None = None
+    evidence: str | None = None
+    gap: Num = None
+    p_adjusted: Num = None
+    tested: bool
+
+
 def _absent(value: Any) -> bool:
     return value is None
 
@@ -529,6 +563,8 @@ class Summary(_Model):
     risk: Risk | None = Field(default=None, exclude_if=_absent)
     classification: list[Classification] | None = Field(default=None, exclude_if=_absent)
     subgroups: Subgroups | None = Field(default=None, exclude_if=_absent)
+    bottom_line: Annotated[list[BottomLineItem], Field(max_length=10)] | None = Field(default=None, exclude_if=_absent)
+    hypotheses: list[HypothesisVerdict] | None = Field(default=None, exclude_if=_absent)
 
 
 def json_schema() -> dict[str, Any]:

@@ -745,7 +745,9 @@ def sample_columns(data: LogData) -> dict[str, list[Any]]:
     """Per-sample scores as columns (one entry per sample x sample-epoch x scorer).
 
     Columnar so that worker processes hand back a few lists rather than thousands of dicts
-    (pickling and DataFrame construction dominate otherwise). Dict-valued scores give one
+    (pickling and DataFrame construction dominate otherwise). One loop on purpose: its body runs
+    once per sample x scorer (millions in a large sweep), where a function call per row would
+    cost more than the row itself. Dict-valued scores give one
     entry per key (scorer ``<scorer>/<key>``); samples without scores (errored, or not yet
     scored) give none. Sample metadata scalars become ``meta.<key>`` columns and each score's
     own metadata ``score_meta.<key>`` columns (None where a sample lacks the key).
@@ -843,18 +845,15 @@ def _note_odd_values(data: LogData, odd: dict[str, dict[str, int]]) -> None:
         items = sorted(kinds.items(), key=lambda kv: -kv[1])
         return ", ".join(f"{k} ×{c}" for k, c in items[:5]) + (", …" if len(items) > 5 else "")
 
-    if odd["non_finite"]:
-        total = sum(odd["non_finite"].values())
-        note = (f"{total} sample score(s) are not finite numbers ({listing(odd['non_finite'])}): rejected, "
-                "left out of the per-sample scores")
-        if note not in data.problems:
-            data.problems.append(note)
-    if odd["unknown"]:
-        total = sum(odd["unknown"].values())
-        note = (f"{total} sample score(s) are not score values ({listing(odd['unknown'])}): left out of the "
-                "per-sample scores (inspect-ai's own metrics count them as 0)")
-        if note not in data.problems:
-            data.problems.append(note)
+    for kind, what, after in (
+        ("non_finite", "are not finite numbers", "rejected, left out of the per-sample scores"),
+        ("unknown", "are not score values",
+         "left out of the per-sample scores (inspect-ai's own metrics count them as 0)"),
+    ):
+        if odd[kind]:
+            note = f"{sum(odd[kind].values())} sample score(s) {what} ({listing(odd[kind])}): {after}"
+            if note not in data.problems:
+                data.problems.append(note)
 
 
 def sample_records(data: LogData) -> list[dict[str, Any]]:

@@ -57,6 +57,20 @@ _CHILD_RE = re.compile(r"^(?!.*\braise\b).*ChildFailedError")
 # the last line of a traceback: `ValueError: …`, `[rank0]: torch.AcceleratorError: …`
 _EXCEPTION_RE = re.compile(r"^(?:\[[^\]\s]{1,40}\]: ?)?(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception)(?::|$)")
 
+_PLAIN_EVENTS: tuple[tuple[re.Pattern[str], EventKind], ...] = (
+    (_SRUN_OOM_RE, "oom"),
+    (_EXCEEDED_RE, "oom"),
+    (_CUDA_OOM_RE, "cuda_oom"),
+    (_FAILED_RE, "slurm_failed"),
+    (_MEMERR_RE, "memory_error"),
+    (_KILLED_RE, "killed"),
+    (_CHILD_RE, "child_failed"),
+    (_TRACEBACK_RE, "traceback"),
+    (_EXCEPTION_RE, "exception"),
+)
+"""Lines whose event carries no job id, in order of precedence (the first that matches wins;
+``_EXCEPTION_RE`` is anchored at the line start, so ``search`` acts as ``match``)."""
+
 _REASONS: dict[str, EventKind] = {
     "TIME LIMIT": "timeout",
     "PREEMPTION": "preempted",
@@ -100,20 +114,7 @@ def classify_line(line: str) -> Event | None:
     m = _OOM_RE.search(line)
     if m:
         return Event("oom", text, m.group("step"))
-    if _SRUN_OOM_RE.search(line) or _EXCEEDED_RE.search(line):
-        return Event("oom", text)
-    if _CUDA_OOM_RE.search(line):
-        return Event("cuda_oom", text)
-    if _FAILED_RE.search(line):
-        return Event("slurm_failed", text)
-    if _MEMERR_RE.search(line):
-        return Event("memory_error", text)
-    if _KILLED_RE.search(line):
-        return Event("killed", text)
-    if _CHILD_RE.search(line):
-        return Event("child_failed", text)
-    if _TRACEBACK_RE.search(line):
-        return Event("traceback", text)
-    if _EXCEPTION_RE.match(line):
-        return Event("exception", text)
+    for pattern, kind in _PLAIN_EVENTS:
+        if pattern.search(line):
+            return Event(kind, text)
     return None

@@ -98,6 +98,34 @@ def family_comparisons(
                                                                        kind="stable").drop(columns="_v")
     best_row = ranked.iloc[0]
     best = _key(best_row)
+    pairs = _reported_pairs(fam, best, baselines)
+    seen = {frozenset((a, b)) for a, b, _ in pairs}
+    binary = _binary_matrix(fam)
+    if binary is not None:  # every pair at once: the same numbers as compare(), one matrix product
+        at_once, test = mcnemar_matrix(binary, confidence), "mcnemar_exact"
+    else:  # the unreported pairs' permutation tests at once (stats.paired.sign_flip_all_pairs)
+        at_once, test = _continuous_matrix(fam, confidence, n_resamples, seed), "paired_permutation"
+    if at_once is not None:
+        other_rows = _matrix_rows(fam, at_once, test, seen)
+    else:
+        other_rows = [_pair_row(fam, x, y, compare(fam.scores[x], fam.scores[y], binary=fam.binary,
+                                                   confidence=confidence, clusters=fam.clusters,
+                                                   n_resamples=n_resamples, seed=seed))
+                      for x, y in _unreported(fam, seen)]
+    cont = at_once if binary is None else None
+    rows = [_reported_row(fam, a, b, kind, cont, confidence=confidence, n_resamples=n_resamples, seed=seed)
+            for a, b, kind in pairs]
+    eq_rows = [_tost_row(fam, a, b, margin, alpha) for a, b, kind in pairs if kind == "vs_best"]
+    comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size", "p_mc_se", "n_resamples", "sd_diff"])
+    if not comp.empty:
+        _holm_family(comp, other_rows, alpha, pairs_out)
+    eq = pd.DataFrame(eq_rows, columns=EQUIVALENCE)
+    return comp, eq, _best(fam, best_row, comp, intervals, alpha), _power(fam, comp, alpha)
+
+
+def _reported_pairs(fam: Family, best: CandKey, baselines: list[str]) -> list[tuple[CandKey, CandKey, str]]:
+    """The pairs the report states: every candidate vs the best, every candidate vs each
+    baseline (a pair already stated once is not repeated)."""
     pairs: list[tuple[CandKey, CandKey, str]] = []
     seen: set[frozenset] = set()
     for key in fam.scores:
@@ -110,92 +138,83 @@ def family_comparisons(
                 continue
             pairs.append((key, bkey, "vs_baseline"))
             seen.add(frozenset((key, bkey)))
-    rows: list[dict[str, Any]] = []
-    eq_rows: list[dict[str, Any]] = []
-    others: list[float] = []
-    other_rows: list[dict[str, Any]] = []
-    sample_keys = list(fam.scores)
-    matrix = _binary_matrix(fam)
-    cont = None if matrix is not None else _continuous_matrix(fam, confidence, n_resamples, seed)
-    if matrix is not None:  # every pair at once: the same numbers as compare(), one matrix product
-        mc = mcnemar_matrix(matrix, confidence)
-        n = matrix.shape[1]
-        for i, x in enumerate(sample_keys):
-            for j in range(i + 1, len(sample_keys)):
-                y = sample_keys[j]
-                if frozenset((x, y)) not in seen:
-                    others.append(float(mc["p_value"][i, j]))
-                    other_rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": x[0],
-                                       "epoch_a": _ep(x), "b": y[0], "epoch_b": _ep(y),
-                                       "diff": float(mc["diff"][i, j]), "ci_low": float(mc["ci_low"][i, j]),
-                                       "ci_high": float(mc["ci_high"][i, j]), "test": "mcnemar_exact",
-                                       "statistic": float(mc["statistic"][i, j]),
-                                       "p_value": float(mc["p_value"][i, j]), "n_paired": n})
-    elif cont is not None:
-        # the unreported pairs' permutation tests at once (stats.paired.sign_flip_all_pairs)
-        n = len(fam.scores[sample_keys[0]])
-        for i, x in enumerate(sample_keys):
-            for j in range(i + 1, len(sample_keys)):
-                y = sample_keys[j]
-                if frozenset((x, y)) not in seen:
-                    others.append(float(cont["p_value"][i, j]))
-                    other_rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": x[0],
-                                       "epoch_a": _ep(x), "b": y[0], "epoch_b": _ep(y),
-                                       "diff": float(cont["diff"][i, j]), "ci_low": float(cont["ci_low"][i, j]),
-                                       "ci_high": float(cont["ci_high"][i, j]), "test": "paired_permutation",
-                                       "statistic": float(cont["statistic"][i, j]),
-                                       "p_value": float(cont["p_value"][i, j]), "n_paired": n})
-    else:
-        for i, x in enumerate(sample_keys):
-            for y in sample_keys[i + 1:]:
-                if frozenset((x, y)) not in seen:
-                    r = compare(fam.scores[x], fam.scores[y], binary=fam.binary, confidence=confidence,
-                                clusters=fam.clusters, n_resamples=n_resamples, seed=seed)
-                    others.append(r.p_value)
-                    other_rows.append(_pair_row(fam, x, y, r))
-    index = {k: i for i, k in enumerate(sample_keys)}
-    for a, b, kind in pairs:
-        perm = None
-        if cont is not None:  # this pair's test is in the matrix (two-sided: the same either way round)
-            i, j = sorted((index[a], index[b]))
-            perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
-        r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
-                    clusters=fam.clusters, n_resamples=n_resamples, seed=seed, permutation=perm)
-        rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
-                     "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "kind": kind,
-                     "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,
-                     "statistic": r.statistic, "p_value": r.p_value, "n_paired": r.n_paired,
-                     "n_a_only": r.n_a_only, "n_b_only": r.n_b_only, "correlation": r.correlation,
-                     "stderr": r.stderr, "p_mc_se": r.p_mc_se, "n_resamples": r.n_resamples,
-                     "sd_diff": r.sd_diff})
-        if kind == "vs_best":
-            x, y, ids = align(fam.scores[a], fam.scores[b])
-            cl = None
-            if fam.clusters is not None:
-                c = fam.clusters.reindex(ids).astype(object).to_numpy()
-                cl = np.where(pd.isna(c), np.array([f"__sample_{i}" for i in ids], dtype=object), c)
-            t = tost_paired(x - y, margin, alpha, cl)
-            eq_rows.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
-                            "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "margin": margin,
-                            "diff": t.diff, "ci_low": t.ci_low, "ci_high": t.ci_high,
-                            "p_tost": t.p_tost, "equivalent": t.equivalent})
-    comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size", "p_mc_se", "n_resamples", "sd_diff"])
-    if not comp.empty:
-        p = np.concatenate([comp["p_value"].to_numpy(float), np.asarray(others, float)])
-        adj = holm(p)
-        comp["p_adjusted"] = adj[: len(comp)]
-        comp["p_holm"] = comp["p_adjusted"]
-        comp["q_value"] = benjamini_hochberg(p)[: len(comp)]
-        comp["family_size"] = int(np.sum(~np.isnan(p)))
-        comp["significant"] = [bool(not math.isnan(x) and x < alpha and not too_small(n))  # n < 10: no verdict
-                               for x, n in zip(comp["p_adjusted"], comp["n_paired"], strict=True)]
-        if pairs_out is not None:
-            for (_, r), pa in zip(comp.iterrows(), adj[: len(comp)], strict=True):
-                pairs_out.append({k: r[k] for k in PAIR_TESTS if k in r.index} | {"p_holm": float(pa)})
-            for row, pa in zip(other_rows, adj[len(comp):], strict=True):
-                pairs_out.append(row | {"p_holm": float(pa), "family_size": int(np.sum(~np.isnan(p)))})
-    eq = pd.DataFrame(eq_rows, columns=EQUIVALENCE)
-    return comp, eq, _best(fam, best_row, comp, intervals, alpha), _power(fam, comp, alpha)
+    return pairs
+
+
+def _unreported(fam: Family, seen: set[frozenset]) -> list[tuple[CandKey, CandKey]]:
+    """Every other pair of candidates: not stated, but in the Holm family (the best was chosen
+    after seeing the data)."""
+    keys = list(fam.scores)
+    return [(x, y) for i, x in enumerate(keys) for y in keys[i + 1:] if frozenset((x, y)) not in seen]
+
+
+def _matrix_rows(fam: Family, m: dict[str, np.ndarray], test: str, seen: set[frozenset]) -> list[dict[str, Any]]:
+    """The unreported pairs' rows read from an all-pairs result matrix."""
+    index = {k: i for i, k in enumerate(fam.scores)}
+    n = len(next(iter(fam.scores.values())))
+    out = []
+    for x, y in _unreported(fam, seen):
+        i, j = index[x], index[y]
+        out.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": x[0], "epoch_a": _ep(x),
+                    "b": y[0], "epoch_b": _ep(y), "diff": float(m["diff"][i, j]), "ci_low": float(m["ci_low"][i, j]),
+                    "ci_high": float(m["ci_high"][i, j]), "test": test, "statistic": float(m["statistic"][i, j]),
+                    "p_value": float(m["p_value"][i, j]), "n_paired": n})
+    return out
+
+
+def _reported_row(fam: Family, a: CandKey, b: CandKey, kind: str, cont: dict[str, np.ndarray] | None, *,
+                  confidence: float, n_resamples: int, seed: int) -> dict[str, Any]:
+    """One stated comparison; a continuous pair's permutation test is taken from the all-pairs
+    matrix when there is one (two-sided: the same either way round)."""
+    perm = None
+    if cont is not None:
+        index = {k: i for i, k in enumerate(fam.scores)}
+        i, j = sorted((index[a], index[b]))
+        perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
+    r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
+                clusters=fam.clusters, n_resamples=n_resamples, seed=seed, permutation=perm)
+    return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
+            "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "kind": kind,
+            "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,
+            "statistic": r.statistic, "p_value": r.p_value, "n_paired": r.n_paired,
+            "n_a_only": r.n_a_only, "n_b_only": r.n_b_only, "correlation": r.correlation,
+            "stderr": r.stderr, "p_mc_se": r.p_mc_se, "n_resamples": r.n_resamples,
+            "sd_diff": r.sd_diff}
+
+
+def _tost_row(fam: Family, a: CandKey, b: CandKey, margin: float, alpha: float) -> dict[str, Any]:
+    """Paired TOST of a candidate against the best within ``margin`` (clusters respected)."""
+    x, y, ids = align(fam.scores[a], fam.scores[b])
+    cl = None
+    if fam.clusters is not None:
+        c = fam.clusters.reindex(ids).astype(object).to_numpy()
+        cl = np.where(pd.isna(c), np.array([f"__sample_{i}" for i in ids], dtype=object), c)
+    t = tost_paired(x - y, margin, alpha, cl)
+    return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
+            "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "margin": margin,
+            "diff": t.diff, "ci_low": t.ci_low, "ci_high": t.ci_high,
+            "p_tost": t.p_tost, "equivalent": t.equivalent}
+
+
+def _holm_family(comp: pd.DataFrame, other_rows: list[dict[str, Any]], alpha: float,
+                 pairs_out: list[dict[str, Any]] | None) -> None:
+    """Holm (and BH q-values) over every pair of the family, stated or not; the stated ones'
+    adjusted p-values and verdicts go into ``comp`` (in place), every pair into ``pairs_out``."""
+    others = [r["p_value"] for r in other_rows]
+    p = np.concatenate([comp["p_value"].to_numpy(float), np.asarray(others, float)])
+    adj = holm(p)
+    size = int(np.sum(~np.isnan(p)))
+    comp["p_adjusted"] = adj[: len(comp)]
+    comp["p_holm"] = comp["p_adjusted"]
+    comp["q_value"] = benjamini_hochberg(p)[: len(comp)]
+    comp["family_size"] = size
+    comp["significant"] = [bool(not math.isnan(x) and x < alpha and not too_small(n))  # n < 10: no verdict
+                           for x, n in zip(comp["p_adjusted"], comp["n_paired"], strict=True)]
+    if pairs_out is not None:
+        for (_, r), pa in zip(comp.iterrows(), adj[: len(comp)], strict=True):
+            pairs_out.append({k: r[k] for k in PAIR_TESTS if k in r.index} | {"p_holm": float(pa)})
+        for row, pa in zip(other_rows, adj[len(comp):], strict=True):
+            pairs_out.append(row | {"p_holm": float(pa), "family_size": size})
 
 
 PAIR_TESTS = ["task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "diff", "ci_low", "ci_high",

@@ -219,6 +219,10 @@ def sign_flip_all_pairs(x: np.ndarray, confidence: float = 0.95, *, n_resamples:
     as :func:`adaptive_sign_flip` redraws them (together, on one pass over the larger sign
     matrix), and statistics within rounding of the edge are re-tested pair by pair.
     None when the test would be exact (n ≤ :data:`EXACT_MAX_N`): the caller goes pair by pair.
+
+    Long on purpose: one numerical procedure whose steps share the sign matrix and a dozen
+    k × k arrays, written in the floating-point order of :func:`compare` so the results are
+    equal to it; split into helpers it would pass all of them around.
     """
     x = np.asarray(x, dtype=float)
     k, n = x.shape

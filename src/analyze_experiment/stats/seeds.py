@@ -99,55 +99,65 @@ def seed_tables(
     v = values[values["run"].isin(configs.index)].copy()
     v["config"] = v["run"].map(configs)
     v["epoch_key"] = pd.to_numeric(v["epoch"], errors="coerce")
-    alpha = 1 - confidence
     srows: list[dict[str, Any]] = []
     crows: list[dict[str, Any]] = []
     for (task, scorer, metric, ek), g in by_epoch(v, ["task", "scorer", "metric", "epoch_key"], epoch="epoch_key"):
-        epoch = epoch_key(ek)
         groups = {c: cg.sort_values("run") for c, cg in g.groupby("config", sort=True) if len(cg) >= 2}
         if not groups:
             continue
+        key = {"task": task, "scorer": scorer, "metric": metric, "epoch": epoch_key(ek)}
         # the best config has the largest seed mean, the smallest for a lower-is-better metric
         direction = str(g["direction"].iloc[0]) if "direction" in g.columns else "higher"
         sign = -1.0 if direction == "lower" else 1.0
-        for c, cg in groups.items():
-            iv = t_interval(cg["value"].to_numpy(float), confidence)
-            srows.append({"task": task, "scorer": scorer, "metric": metric, "config": c,
-                          "n_seeds": len(cg), "mean": iv.value,
-                          "sd": float(np.std(cg["value"], ddof=1)), "ci_low": iv.ci_low,
-                          "ci_high": iv.ci_high, "runs": list(cg["run"]), "epoch": epoch, "direction": direction})
+        srows += [_seed_summary(key, c, cg, confidence, direction) for c, cg in groups.items()]
         best = max(groups, key=lambda c: (sign * groups[c]["value"].mean(), c))
-        fam: list[dict[str, Any]] = []
-        for c, cg in groups.items():
-            if c == best:
-                continue
-            xa, xb = groups[best]["value"].to_numpy(float), cg["value"].to_numpy(float)
-            w = welch(xa, xb, confidence)
-            row = {"task": task, "scorer": scorer, "metric": metric, "epoch": epoch, "a": best, "b": c,
-                   "n_a": len(xa), "n_b": len(xb), "diff": w["diff"], "ci_low": w["ci_low"],
-                   "ci_high": w["ci_high"], "t": w["t"], "df": w["df"], "test": "welch",
-                   "p_value": w["p_value"], "p_a_gt_b": math.nan, "p_a_gt_b_low": math.nan,
-                   "p_a_gt_b_high": math.nan}
-            if len(xa) >= MIN_SEEDS_FOR_PROB and len(xb) >= MIN_SEEDS_FOR_PROB:
-                p, lo, hi = prob_improvement_ci(xa, xb, confidence=confidence, n_boot=n_boot, seed=seed)
-                row.update(p_a_gt_b=p, p_a_gt_b_low=lo, p_a_gt_b_high=hi)
-            fam.append(row)
-        if fam:
-            # the best config is picked after seeing the data: the Holm family is every pair of
-            # configs (as for checkpoints), of which only best-vs-other rows are reported
-            names = sorted(groups)
-            others = [welch(groups[x]["value"].to_numpy(float), groups[y]["value"].to_numpy(float),
-                            confidence)["p_value"]
-                      for i, x in enumerate(names) for y in names[i + 1:] if best not in (x, y)]
-            p = np.array([r["p_value"] for r in fam] + others, float)
-            padj, q = holm(p)[: len(fam)], benjamini_hochberg(p)[: len(fam)]
-            for r, pa, qq in zip(fam, padj, q, strict=True):
-                r.update(p_adjusted=float(pa), p_holm=float(pa), q_value=float(qq),
-                         significant=bool(not math.isnan(pa) and pa < alpha),
-                         family_size=int(np.sum(~np.isnan(p))))
-            crows.extend(fam)
+        crows += _config_family(key, groups, best, confidence=confidence, n_boot=n_boot, seed=seed)
     return (pd.DataFrame(srows, columns=[*SEEDS, "epoch", "direction"]),
             pd.DataFrame(crows, columns=[*SEED_COMPARISONS, "p_holm", "family_size"]))
+
+
+def _seed_summary(key: dict[str, Any], config: str, cg: pd.DataFrame, confidence: float,
+                  direction: str) -> dict[str, Any]:
+    """One configuration across its seeds: mean, SD and t interval."""
+    iv = t_interval(cg["value"].to_numpy(float), confidence)
+    return {"task": key["task"], "scorer": key["scorer"], "metric": key["metric"], "config": config,
+            "n_seeds": len(cg), "mean": iv.value, "sd": float(np.std(cg["value"], ddof=1)), "ci_low": iv.ci_low,
+            "ci_high": iv.ci_high, "runs": list(cg["run"]), "epoch": key["epoch"], "direction": direction}
+
+
+def _config_family(key: dict[str, Any], groups: dict[str, pd.DataFrame], best: str, *, confidence: float,
+                   n_boot: int, seed: int) -> list[dict[str, Any]]:
+    """Welch tests of the best configuration against each other one (P(A > B) with ≥ 5 seeds
+    each), Holm-adjusted over every pair of configurations: the best is picked after seeing
+    the data, so the family is all pairs, of which only best-vs-other rows are reported."""
+    alpha = 1 - confidence
+    fam: list[dict[str, Any]] = []
+    for c, cg in groups.items():
+        if c == best:
+            continue
+        xa, xb = groups[best]["value"].to_numpy(float), cg["value"].to_numpy(float)
+        w = welch(xa, xb, confidence)
+        row = {"task": key["task"], "scorer": key["scorer"], "metric": key["metric"], "epoch": key["epoch"],
+               "a": best, "b": c, "n_a": len(xa), "n_b": len(xb), "diff": w["diff"], "ci_low": w["ci_low"],
+               "ci_high": w["ci_high"], "t": w["t"], "df": w["df"], "test": "welch",
+               "p_value": w["p_value"], "p_a_gt_b": math.nan, "p_a_gt_b_low": math.nan,
+               "p_a_gt_b_high": math.nan}
+        if len(xa) >= MIN_SEEDS_FOR_PROB and len(xb) >= MIN_SEEDS_FOR_PROB:
+            p, lo, hi = prob_improvement_ci(xa, xb, confidence=confidence, n_boot=n_boot, seed=seed)
+            row.update(p_a_gt_b=p, p_a_gt_b_low=lo, p_a_gt_b_high=hi)
+        fam.append(row)
+    if not fam:
+        return fam
+    names = sorted(groups)
+    others = [welch(groups[x]["value"].to_numpy(float), groups[y]["value"].to_numpy(float), confidence)["p_value"]
+              for i, x in enumerate(names) for y in names[i + 1:] if best not in (x, y)]
+    p = np.array([r["p_value"] for r in fam] + others, float)
+    padj, q = holm(p)[: len(fam)], benjamini_hochberg(p)[: len(fam)]
+    for r, pa, qq in zip(fam, padj, q, strict=True):
+        r.update(p_adjusted=float(pa), p_holm=float(pa), q_value=float(qq),
+                 significant=bool(not math.isnan(pa) and pa < alpha), family_size=int(np.sum(~np.isnan(p))))
+    return fam
+
 
 
 def seed_aware_best(best: list[Any], seeds: pd.DataFrame, comparisons: pd.DataFrame,

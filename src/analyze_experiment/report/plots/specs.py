@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.output import READ_ONLY_ERRNOS, WRITE_ERRNOS
 from analyze_experiment.progress import Progress, silent
 
 WORKERS_ENV = "ANALYZE_EXPERIMENT_PLOT_WORKERS"
@@ -107,7 +108,8 @@ def save_figure(fig: Any, plots_dir: Path, name: str, svg: bool = False) -> None
 
 
 def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool) -> tuple[str, str]:
-    """Draw one spec and write its files: ``("ok", "")``, ``("nodata", why)`` or ``("error", what)``.
+    """Draw one spec and write its files: ``("ok", "")``, ``("nodata", why)``, ``("error", what)``
+    or ``("oserror", "errno\tmessage")`` when the disk refused the file (full, read-only).
 
     Runs in a worker process; never raises, so one odd figure cannot cost the others."""
     import matplotlib
@@ -127,7 +129,13 @@ def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool) -> tuple[str, st
             return "error", f"{type(exc).__name__}: {exc}"
         try:
             save_figure(fig, plots_dir, spec.name, svg=svg)
-        except Exception as exc:  # e.g. a full disk: the report says which figure is missing
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS or exc.errno in READ_ONLY_ERRNOS:
+                # the disk, not the figure, failed: the whole report is abandoned (output.py),
+                # so the error goes back to the parent rather than becoming a missing figure
+                return "oserror", f"{exc.errno}\t{exc.strerror or exc}"
+            return "error", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # one odd figure: the report says which figure is missing
             return "error", f"{type(exc).__name__}: {exc}"
     return "ok", ""
 
@@ -150,6 +158,7 @@ class PlotJob:
     def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
                  progress: Progress, workers: int, shown: Collection[str] = ()) -> None:
         self.diag = diag
+        self.plots_dir = plots_dir
         self.progress = progress
         self.specs = list(specs)
         self._pool = None
@@ -182,6 +191,9 @@ class PlotJob:
             for i, (spec, fut) in enumerate(zip(self.specs, self._futures, strict=True)):
                 self.progress("figures", i, total)
                 status, message = fut.result() if isinstance(fut, (Future, _Deferred)) else fut
+                if status == "oserror":
+                    code, text = message.split("\t", 1)
+                    raise OSError(int(code), text, str(png_path(spec, self.plots_dir)))
                 if status == "nodata":
                     self.diag.warn(None, f"{spec.name} plot skipped: {message}", severity="info", stage="plots")
                 elif status == "error":
@@ -195,6 +207,11 @@ class PlotJob:
                 self._ctx.__exit__(None, None, None)
                 self._pool = None
         return written
+
+
+def png_path(spec: FigureSpec, plots_dir: Path) -> Path:
+    """The PNG a spec is written to (named in a disk error)."""
+    return plots_dir / f"{spec.name}.png"
 
 
 class _Deferred:
