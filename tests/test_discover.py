@@ -15,6 +15,8 @@ from analyze_experiment.ingest.design import read_design
 from analyze_experiment.ingest.discover import Discovery, discover
 
 FIXTURES = Path(__file__).parent / "fixtures" / "design"
+GRID_RUNS = ["rank4_lr1e-5", "rank4_lr1e-4", "rank16_lr1e-5", "rank16_lr1e-4", "Llama-3.2-1B-Instruct_base"]
+"""The design's runs in design order (the 2 × 2 grid and its base-model control), every layout."""
 
 INSPECT_JSON = json.dumps({"version": 2, "status": "success", "eval": {"task": "capitalization"}})
 
@@ -84,14 +86,7 @@ def test_oct2025(oct2025: Path) -> None:
     found, diag = _run(oct2025)
     root = oct2025
     assert found.layout == "oct2025"
-    assert list(found.runs) == [
-        "rank4_lr1e-5",
-        "rank4_lr1e-4",
-        "rank16_lr1e-5",
-        "rank16_lr1e-4",
-        "Llama-3.2-1B-Instruct_base",
-        "rank8_lr1e-5",
-    ]
+    assert list(found.runs) == [*GRID_RUNS, "rank8_lr1e-5"]
     summary = _summary(root, found)
     assert summary["rank4_lr1e-5"] == (
         "rank4_lr1e-5",
@@ -162,13 +157,7 @@ def test_early2026(early2026: Path) -> None:
     found, diag = _run(early2026)
     root = early2026
     assert found.layout == "early2026"
-    assert list(found.runs) == [
-        "rank4_lr1e-5",
-        "rank4_lr1e-4",
-        "rank16_lr1e-5",
-        "rank16_lr1e-4",
-        "Llama-3.2-1B-Instruct_base",
-    ]
+    assert list(found.runs) == GRID_RUNS
     summary = _summary(root, found)
     assert summary["rank4_lr1e-5"] == (
         "rank4_lr1e-5",

@@ -357,48 +357,63 @@ def export_tables(
         raise ExportError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if fmt == "parquet" and out is None:
         raise ExportError("Parquet is binary: give an output folder")
-    files: dict[str, str | bytes] = {}
     if fmt in ("csv", "json", "parquet"):
         tables = _one_table(all_tables(experiment, analysis, metric=metric, task=task, runs=runs), table)
-        if fmt == "csv" and out is None and len(tables) > 1:
-            raise ExportError("CSV to stdout holds one table: give --table NAME (one of "
-                              f"{', '.join(tables)}) or --out FOLDER for every table")
         if fmt == "parquet":
-            tidy = set(experiment.tables())
             assert out is not None
-            out.mkdir(parents=True, exist_ok=True)
-            written = []
-            for name, df in tables.items():
-                if name in tidy:
-                    p = out / f"{safe_stem(name)}.parquet"
-                    parquet_safe(df).to_parquet(p, index=False)
-                    written.append(p)
-            return written
-        if fmt == "csv":
-            files = {f"{n}.csv": df.to_csv(index=False) for n, df in tables.items()}
-            if out is None:
-                return next(iter(tables.values())).to_csv(index=False)
-        else:
-            if out is None:
-                return _dump_json({n: _records(df) for n, df in tables.items()}).decode() + "\n"
-            files = {f"{n}.json": _dump_json(_records(df)) + b"\n" for n, df in tables.items()}
+            return _write_parquet(tables, set(experiment.tables()), out)
+        files = _data_files(tables, fmt, out)
     else:
         papers = paper_tables(experiment, analysis, metric=metric, task=task, runs=runs)
-        if table is not None:
-            names = [n for n, *_ in papers]
-            if table not in names:
-                raise ExportError(f"no table {table!r} in the {fmt} export; one of {', '.join(names)}")
-            papers = [p for p in papers if p[0] == table]
-        if fmt == "latex":
-            files = {f"{n}.tex": latex_table(df, caption=cap, label=f"tab:{safe_stem(n)}", bold=bold, numeric=num)
-                     for n, cap, df, bold, num in papers}
-        else:
-            files = {f"{n}.md": f"**{cap}**\n\n{markdown_table(_bold_md(df, bold))}\n"
-                     for n, cap, df, bold, _num in papers}
+        files = _paper_files(papers, fmt, table)
+    if isinstance(files, str):
+        return files
+    if out is None:
+        sep, end = ("% ", "") if fmt == "latex" else ("<!-- ", " -->")
+        return "\n".join(f"{sep}{name}{end}\n{text}" for name, text in files.items())
+    return _write_files(files, out)
+
+
+def _write_parquet(tables: dict[str, pd.DataFrame], tidy: set[str], out: Path) -> list[Path]:
+    """The tidy tables as Parquet (the statistics tables are already under ``analysis/data/``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in tables.items():
+        if name in tidy:
+            p = out / f"{safe_stem(name)}.parquet"
+            parquet_safe(df).to_parquet(p, index=False)
+            written.append(p)
+    return written
+
+
+def _data_files(tables: dict[str, pd.DataFrame], fmt: str, out: Path | None) -> dict[str, str | bytes] | str:
+    """CSV or JSON per table; to stdout (``out`` None) one text: one CSV table, or one JSON object."""
+    if fmt == "csv":
+        if out is None and len(tables) > 1:
+            raise ExportError("CSV to stdout holds one table: give --table NAME (one of "
+                              f"{', '.join(tables)}) or --out FOLDER for every table")
         if out is None:
-            sep = "% " if fmt == "latex" else "<!-- "
-            end = "" if fmt == "latex" else " -->"
-            return "\n".join(f"{sep}{name}{end}\n{text}" for name, text in files.items())
+            return next(iter(tables.values())).to_csv(index=False)
+        return {f"{n}.csv": df.to_csv(index=False) for n, df in tables.items()}
+    if out is None:
+        return _dump_json({n: _records(df) for n, df in tables.items()}).decode() + "\n"
+    return {f"{n}.json": _dump_json(_records(df)) + b"\n" for n, df in tables.items()}
+
+
+def _paper_files(papers: list[tuple[Any, ...]], fmt: str, table: str | None) -> dict[str, str | bytes]:
+    """The paper tables as LaTeX or markdown (one file each), optionally only ``table``."""
+    if table is not None:
+        names = [n for n, *_ in papers]
+        if table not in names:
+            raise ExportError(f"no table {table!r} in the {fmt} export; one of {', '.join(names)}")
+        papers = [p for p in papers if p[0] == table]
+    if fmt == "latex":
+        return {f"{n}.tex": latex_table(df, caption=cap, label=f"tab:{safe_stem(n)}", bold=bold, numeric=num)
+                for n, cap, df, bold, num in papers}
+    return {f"{n}.md": f"**{cap}**\n\n{markdown_table(_bold_md(df, bold))}\n" for n, cap, df, bold, _num in papers}
+
+
+def _write_files(files: dict[str, str | bytes], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, content in files.items():

@@ -455,6 +455,36 @@ def metric_directions(raw: Any, where: str, file: Path, diag: Diagnostics) -> di
     return out
 
 
+def _experiment_fields(data: dict[str, Any], meta: dict[str, Any], file: Path, diag: Diagnostics
+                       ) -> dict[str, str | None]:
+    """Name, question, hypothesis, purpose and date: under ``experiment:`` or at the top level
+    (older shapes); a value that is not plain text is named and ignored."""
+    fields: dict[str, str | None] = {}
+    for f in EXPERIMENT_FIELDS:
+        value = meta.get(f, data.get(f))
+        if (why := text_problem(value)) is not None:
+            where = f"experiment.{f}" if f in meta else f
+            diag.warn(file, f"{where} {why}; ignored", stage=STAGE)
+            value = None
+        fields[f] = _text(value)
+    return fields
+
+
+def _evaluation(design: Design, data: dict[str, Any], file: Path, diag: Diagnostics) -> None:
+    """Tasks, scorers, metric directions and the run × task matrix, from ``evaluation:`` or
+    the older top-level keys (in place on ``design``)."""
+    evaluation = data.get("evaluation")
+    if not isinstance(evaluation, dict):
+        evaluation = {k: data[k] for k in ("tasks", "scorers", "scorer", "matrix") if k in data}
+    raw_tasks = evaluation.get("tasks")
+    design.tasks = _names(raw_tasks, "evaluation.tasks", file, diag) if raw_tasks is not None else []
+    scorers = evaluation.get("scorers", evaluation.get("scorer"))
+    design.scorers = _names(scorers, "evaluation.scorers", file, diag) if scorers is not None else []
+    design.metrics = metric_directions(evaluation.get("metrics"), "evaluation.metrics", file, diag)
+    matrix_tasks = _matrix(evaluation.get("matrix"), design.runs, file, diag)
+    design.tasks += [t for t in matrix_tasks if t not in design.tasks]
+
+
 def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagnostics) -> Design:
     """A :class:`Design` from loaded YAML data (current schema and its older shapes).
 
@@ -465,19 +495,8 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise YamlRefused(f"its top level is {kind}, not a mapping")
     exp = data.get("experiment")
-    meta: dict[str, Any] = {}
-    if isinstance(exp, dict):
-        meta = exp
-    elif exp is not None:
-        meta = {"name": exp}
-    fields: dict[str, str | None] = {}
-    for f in EXPERIMENT_FIELDS:
-        value = meta.get(f, data.get(f))
-        if (why := text_problem(value)) is not None:
-            where = f"experiment.{f}" if f in meta else f
-            diag.warn(file, f"{where} {why}; ignored", stage=STAGE)
-            value = None
-        fields[f] = _text(value)
+    meta: dict[str, Any] = exp if isinstance(exp, dict) else ({"name": exp} if exp is not None else {})
+    fields = _experiment_fields(data, meta, file, diag)
     design = Design(
         name=fields["name"] or _text(data.get("experiment_name")) or fallback_name,
         question=fields["question"],
@@ -506,16 +525,7 @@ def parse_yaml_design(data: Any, *, file: Path, fallback_name: str, diag: Diagno
     for problem in problems:
         diag.warn(file, problem, stage=STAGE)
 
-    evaluation = data.get("evaluation")
-    if not isinstance(evaluation, dict):
-        evaluation = {k: data[k] for k in ("tasks", "scorers", "scorer", "matrix") if k in data}
-    raw_tasks = evaluation.get("tasks")
-    design.tasks = _names(raw_tasks, "evaluation.tasks", file, diag) if raw_tasks is not None else []
-    scorers = evaluation.get("scorers", evaluation.get("scorer"))
-    design.scorers = _names(scorers, "evaluation.scorers", file, diag) if scorers is not None else []
-    design.metrics = metric_directions(evaluation.get("metrics"), "evaluation.metrics", file, diag)
-    matrix_tasks = _matrix(evaluation.get("matrix"), design.runs, file, diag)
-    design.tasks += [t for t in matrix_tasks if t not in design.tasks]
+    _evaluation(design, data, file, diag)
     if not design.variables and design.runs:
         design.variables = derive_variables(design.runs)
     from analyze_experiment.ingest.design_hypotheses import structured

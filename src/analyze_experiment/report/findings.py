@@ -851,102 +851,133 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     with the paired samples that would settle it; ``pareto``. Failed runs are never picked.
     GPU time is written in one unit per sentence, chosen by magnitude."""
     out = []
-    failed = ctx.get("failed", set())
-    ni_all = a.noninferiority
     for b in a.best:
         if not _confirmatory(a, b.task, b.scorer, b.metric):
             continue
         stats = _config_stats(a, ctx, b)
         if stats:  # seed replicates: production names a configuration, never one lucky seed
             out.extend(_production_config(a, ctx, b, stats))
-            continue
-        if b.run in failed:
-            continue
-        fam = a.pareto[(a.pareto["task"] == b.task) & (a.pareto["scorer"] == b.scorer)
-                       & (a.pareto["metric"] == b.metric)]
-        ni = ni_all[(ni_all["task"] == b.task) & (ni_all["scorer"] == b.scorer) & (ni_all["metric"] == b.metric)] \
-            if not ni_all.empty else ni_all
-        shown = ni[ni["non_inferior"].astype(bool) & ~ni["run"].isin(failed)] if len(ni) else ni
-        margin = float(ni["margin"].iloc[0]) if len(ni) else math.nan
-        msrc = str(ni["margin_source"].iloc[0]) if len(ni) else ""
-        mtxt = f"{fmt_diff(b.metric, margin).lstrip('+')} ({msrc})" if not math.isnan(margin) else "n/a"
-        ok = [(b.run, b.epoch), *[(str(r), None if pd.isna(e) else float(e))
-                                  for r, e in zip(shown["run"], shown["epoch"], strict=True)]]
-        if fam.empty:
-            continue
-        cand = fam[[any(_same(r, e, k) for k in ok) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]
-        known = cand.dropna(subset=["gpu_hours"])
-        best_cost = fam[[_same(r, e, (b.run, b.epoch)) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]["gpu_hours"]
-        bc = float(best_cost.iloc[0]) if len(best_cost) else math.nan
-        if known.empty:
-            out.append(_f("recommendations", "production_config",
-                          f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} "
-                          f"({fmt_value(b.metric, b.value)}); no GPU-hour data to weigh cost, so the best "
-                          f"candidate is the default choice", task=b.task, run=b.run, gpu_hours=None))
-            continue
-        low = _direction(a, b.task, b.scorer, b.metric) == "lower"
-        pick = known.sort_values(["gpu_hours", "value"], ascending=[True, low]).iloc[0]
-        unit = gpu_unit([float(pick["gpu_hours"]), bc])
-        cost = fmt_hours(pick["gpu_hours"], unit)
-        if not pd.isna(pick["cost_usd"]):
-            cost += f", {fmt_usd(pick['cost_usd'])}"
-        claim = None
-        if _same(pick["run"], pick["epoch"], (b.run, b.epoch)) and len(cand) == 1:
-            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
-                    f"({fmt_value(b.metric, b.value)}, {cost}); no cheaper candidate could be shown to be within "
-                    f"{mtxt} of it")
-        elif _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
-            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
-                    f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidates shown to be at "
-                    f"most {mtxt} worse than it ({cost})")
-            w = shown.sort_values("p_adjusted").iloc[-1]
-            claim = _claim(a, "non_inferiority", w["family"], "noninferiority_t", None, w["p_value"],
-                           w["p_adjusted"], True)
-        else:
-            row = shown[[_same(r, e, (str(pick["run"]), None if pd.isna(pick["epoch"]) else float(pick["epoch"])))
-                         for r, e in zip(shown["run"], shown["epoch"], strict=True)]].iloc[0]
-            text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, pick['run'], pick['epoch'])} "
-                    f"({fmt_value(b.metric, pick['value'])}, {cost}) — shown to be at most {mtxt} worse than the best "
-                    f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, {fmt_hours(bc, unit)}): "
-                    f"one-sided {a.confidence:.0%} lower bound {fmt_diff(b.metric, row['lower'])}, non-inferiority "
-                    f"Holm p {fmt_p(row['p_adjusted'])}, at lower cost")
-            claim = _claim(a, "non_inferiority", row["family"], "noninferiority_t", None, row["p_value"],
-                           row["p_adjusted"], True)
-        if pick["run"] in ctx["baselines"]:
-            text += "; it is a baseline, so fine-tuning did not pay for its cost here"
-        out.append(_f("recommendations", "production_config", text, claim, task=b.task, run=pick["run"],
-                      epoch=pick["epoch"], value=pick["value"], gpu_hours=pick["gpu_hours"],
-                      best_run=b.run, best_gpu_hours=bc, margin=margin))
-        cheaper = fam.dropna(subset=["gpu_hours"])
-        cheaper = cheaper[(cheaper["gpu_hours"] < float(pick["gpu_hours"])) & ~cheaper["run"].isin(failed)]
-        c = a.comparisons
-        for _, r in cheaper.sort_values("gpu_hours").head(1).iterrows():
-            nr = ni[[_same(x, e, (str(r["run"]), None if pd.isna(r["epoch"]) else float(r["epoch"])))
-                     for x, e in zip(ni["run"], ni["epoch"], strict=True)]] if len(ni) else ni
-            vb = c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["kind"] == "vs_best")
-                   & np.array([_same(x, e, (str(r["run"]), None if pd.isna(r["epoch"]) else float(r["epoch"])))
-                               for x, e in zip(c["b"], c["epoch_b"], strict=True)], dtype=bool)] if not c.empty else c
-            if len(vb) and bool(vb["significant"].iloc[0]):
-                continue  # shown worse: nothing to tell
-            if not len(nr):
-                continue
-            need = nr["n_needed"].iloc[0]
-            need_txt = f"about {int(need):,} paired samples" if not pd.isna(need) else "more samples"
-            out.append(_f("recommendations", "cannot_tell",
-                          f"On {_on(ctx, b.task, b.scorer)}, cannot tell whether the cheaper {_name(a, ctx, r['run'], r['epoch'])} "
-                          f"({fmt_value(b.metric, r['value'])}, {fmt_hours(r['gpu_hours'], unit)}) is as good as the best: it is "
-                          f"neither shown worse nor shown within {mtxt} of it (one-sided lower bound "
-                          f"{fmt_diff(b.metric, nr['lower'].iloc[0])}); if the two are equal, {need_txt} would show "
-                          f"non-inferiority with 80% power", task=b.task, run=r["run"], n_needed=need, margin=margin))
-        front = fam[fam["pareto"].astype(bool)].sort_values("gpu_hours")
-        if len(front) >= 2:
-            funit = gpu_unit([float(x) for x in front["gpu_hours"]])
-            items = "; ".join(f"{_cand(ctx, r['run'], r['epoch'])} {fmt_value(b.metric, r['value'])} at "
-                              f"{fmt_hours(r['gpu_hours'], funit)}" for _, r in front.iterrows())
-            out.append(_f("recommendations", "pareto",
-                          f"On {_on(ctx, b.task, b.scorer)}, the {len(front)} Pareto-optimal candidates ({b.metric} vs "
-                          f"training GPU time) are: {items}", task=b.task, runs=list(front["run"])))
+        elif b.run not in ctx.get("failed", set()):
+            out.extend(_production_candidate(a, ctx, b))
     return out
+
+
+def _of(df: pd.DataFrame, b: Best) -> pd.DataFrame:
+    """The rows of ``df`` about the best's task × scorer × metric."""
+    if df.empty:
+        return df
+    return df[(df["task"] == b.task) & (df["scorer"] == b.scorer) & (df["metric"] == b.metric)]
+
+
+def _production_candidate(a: Analysis, ctx: dict[str, Any], b: Best) -> list[Finding]:
+    """Production pick among single candidates (no seed replicates): the sentence, then a
+    cheaper candidate that could not be told apart, then the Pareto front."""
+    failed = ctx.get("failed", set())
+    fam = _of(a.pareto, b)
+    ni = _of(a.noninferiority, b)
+    shown = ni[ni["non_inferior"].astype(bool) & ~ni["run"].isin(failed)] if len(ni) else ni
+    margin = float(ni["margin"].iloc[0]) if len(ni) else math.nan
+    msrc = str(ni["margin_source"].iloc[0]) if len(ni) else ""
+    mtxt = f"{fmt_diff(b.metric, margin).lstrip('+')} ({msrc})" if not math.isnan(margin) else "n/a"
+    ok = [(b.run, b.epoch), *[(str(r), None if pd.isna(e) else float(e))
+                              for r, e in zip(shown["run"], shown["epoch"], strict=True)]]
+    if fam.empty:
+        return []
+    cand = fam[[any(_same(r, e, k) for k in ok) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]
+    known = cand.dropna(subset=["gpu_hours"])
+    best_cost = fam[[_same(r, e, (b.run, b.epoch)) for r, e in zip(fam["run"], fam["epoch"], strict=True)]]["gpu_hours"]
+    bc = float(best_cost.iloc[0]) if len(best_cost) else math.nan
+    if known.empty:
+        return [_f("recommendations", "production_config",
+                   f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} "
+                   f"({fmt_value(b.metric, b.value)}); no GPU-hour data to weigh cost, so the best "
+                   f"candidate is the default choice", task=b.task, run=b.run, gpu_hours=None)]
+    low = _direction(a, b.task, b.scorer, b.metric) == "lower"
+    pick = known.sort_values(["gpu_hours", "value"], ascending=[True, low]).iloc[0]
+    unit = gpu_unit([float(pick["gpu_hours"]), bc])
+    text, claim = _production_sentence(a, ctx, b, pick, cand, shown, mtxt, unit, bc)
+    out = [_f("recommendations", "production_config", text, claim, task=b.task, run=pick["run"],
+              epoch=pick["epoch"], value=pick["value"], gpu_hours=pick["gpu_hours"],
+              best_run=b.run, best_gpu_hours=bc, margin=margin)]
+    out += _cannot_tell(a, ctx, b, fam, ni, pick, mtxt, unit, margin)
+    out += _pareto_front(ctx, b, fam)
+    return out
+
+
+def _production_sentence(a: Analysis, ctx: dict[str, Any], b: Best, pick: pd.Series, cand: pd.DataFrame,
+                         shown: pd.DataFrame, mtxt: str, unit: Any, bc: float) -> tuple[str, Claim | None]:
+    """The production sentence and the non-inferiority claim it rests on (None: the best itself)."""
+    cost = fmt_hours(pick["gpu_hours"], unit)
+    if not pd.isna(pick["cost_usd"]):
+        cost += f", {fmt_usd(pick['cost_usd'])}"
+    claim = None
+    if _same(pick["run"], pick["epoch"], (b.run, b.epoch)) and len(cand) == 1:
+        text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
+                f"({fmt_value(b.metric, b.value)}, {cost}); no cheaper candidate could be shown to be within "
+                f"{mtxt} of it")
+    elif _same(pick["run"], pick["epoch"], (b.run, b.epoch)):
+        text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, b.run, b.epoch)} — the best "
+                f"({fmt_value(b.metric, b.value)}) and the cheapest of the {len(cand)} candidates shown to be at "
+                f"most {mtxt} worse than it ({cost})")
+        w = shown.sort_values("p_adjusted").iloc[-1]
+        claim = _claim(a, "non_inferiority", w["family"], "noninferiority_t", None, w["p_value"],
+                       w["p_adjusted"], True)
+    else:
+        row = shown[[_same(r, e, (str(pick["run"]), None if pd.isna(pick["epoch"]) else float(pick["epoch"])))
+                     for r, e in zip(shown["run"], shown["epoch"], strict=True)]].iloc[0]
+        text = (f"Production config for {_on(ctx, b.task, b.scorer)}: {_name(a, ctx, pick['run'], pick['epoch'])} "
+                f"({fmt_value(b.metric, pick['value'])}, {cost}) — shown to be at most {mtxt} worse than the best "
+                f"{_cand(ctx, b.run, b.epoch)} ({fmt_value(b.metric, b.value)}, {fmt_hours(bc, unit)}): "
+                f"one-sided {a.confidence:.0%} lower bound {fmt_diff(b.metric, row['lower'])}, non-inferiority "
+                f"Holm p {fmt_p(row['p_adjusted'])}, at lower cost")
+        claim = _claim(a, "non_inferiority", row["family"], "noninferiority_t", None, row["p_value"],
+                       row["p_adjusted"], True)
+    if pick["run"] in ctx["baselines"]:
+        text += "; it is a baseline, so fine-tuning did not pay for its cost here"
+    return text, claim
+
+
+def _cannot_tell(a: Analysis, ctx: dict[str, Any], b: Best, fam: pd.DataFrame, ni: pd.DataFrame, pick: pd.Series,
+                 mtxt: str, unit: Any, margin: float) -> list[Finding]:
+    """The cheapest cheaper candidate that is neither shown worse nor shown non-inferior, with
+    the paired samples that would settle it."""
+    failed = ctx.get("failed", set())
+    cheaper = fam.dropna(subset=["gpu_hours"])
+    cheaper = cheaper[(cheaper["gpu_hours"] < float(pick["gpu_hours"])) & ~cheaper["run"].isin(failed)]
+    c = a.comparisons
+    out = []
+    for _, r in cheaper.sort_values("gpu_hours").head(1).iterrows():
+        key = (str(r["run"]), None if pd.isna(r["epoch"]) else float(r["epoch"]))
+        nr = ni[[_same(x, e, key) for x, e in zip(ni["run"], ni["epoch"], strict=True)]] if len(ni) else ni
+        vb = c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["kind"] == "vs_best")
+               & np.array([_same(x, e, key) for x, e in zip(c["b"], c["epoch_b"], strict=True)], dtype=bool)] \
+            if not c.empty else c
+        if len(vb) and bool(vb["significant"].iloc[0]):
+            continue  # shown worse: nothing to tell
+        if not len(nr):
+            continue
+        need = nr["n_needed"].iloc[0]
+        need_txt = f"about {int(need):,} paired samples" if not pd.isna(need) else "more samples"
+        out.append(_f("recommendations", "cannot_tell",
+                      f"On {_on(ctx, b.task, b.scorer)}, cannot tell whether the cheaper {_name(a, ctx, r['run'], r['epoch'])} "
+                      f"({fmt_value(b.metric, r['value'])}, {fmt_hours(r['gpu_hours'], unit)}) is as good as the best: it is "
+                      f"neither shown worse nor shown within {mtxt} of it (one-sided lower bound "
+                      f"{fmt_diff(b.metric, nr['lower'].iloc[0])}); if the two are equal, {need_txt} would show "
+                      f"non-inferiority with 80% power", task=b.task, run=r["run"], n_needed=need, margin=margin))
+    return out
+
+
+def _pareto_front(ctx: dict[str, Any], b: Best, fam: pd.DataFrame) -> list[Finding]:
+    """The Pareto-optimal candidates (metric vs training GPU time), when there are two or more."""
+    front = fam[fam["pareto"].astype(bool)].sort_values("gpu_hours")
+    if len(front) < 2:
+        return []
+    funit = gpu_unit([float(x) for x in front["gpu_hours"]])
+    items = "; ".join(f"{_cand(ctx, r['run'], r['epoch'])} {fmt_value(b.metric, r['value'])} at "
+                      f"{fmt_hours(r['gpu_hours'], funit)}" for _, r in front.iterrows())
+    return [_f("recommendations", "pareto",
+               f"On {_on(ctx, b.task, b.scorer)}, the {len(front)} Pareto-optimal candidates ({b.metric} vs "
+               f"training GPU time) are: {items}", task=b.task, runs=list(front["run"]))]
 
 
 def _runs_claim(a: Analysis, b: Best, runs: set[str]) -> Claim | None:
@@ -978,93 +1009,114 @@ def _midpoint(lo: float, hi: float) -> float | None:
 
 
 def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
-    """``untested_level``, ``edge_of_grid``, ``more_seeds``, ``larger_eval_set``."""
+    """``untested_level``, ``edge_of_grid``, ``more_seeds``, ``larger_eval_set``: grid advice
+    for every task first, then per task whether more seeds or a larger evaluation set would
+    settle what this sweep could not. A secondary metric is described, not tested: no advice
+    comes from it."""
     out: list[Finding] = []
     runs: pd.DataFrame = ctx["runs"]
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
-    for b in a.best:
-        if not _confirmatory(a, b.task, b.scorer, b.metric):
-            continue  # a secondary metric is described, not tested: no grid advice from it
-        anchor, anchor_name, good, level_claim = _anchor(a, ctx, b)
-        anchor_label = "the best configuration" if anchor_name.startswith("the best configuration") else "the best run"
-        if anchor not in info.index:
-            continue
-        an = a.anova[(a.anova["task"] == b.task) & (a.anova["scorer"] == b.scorer)]
-        null_terms = set(an.loc[~(an["p_value"] < 1 - a.confidence), "term"])
-        for var in ctx["variables"]:
-            if var not in info.columns or ctx.get("seed_var") == var:
-                continue
-            lv = pd.to_numeric(info[var], errors="coerce").dropna()
-            levels = sorted(set(lv))
-            best_level = pd.to_numeric(pd.Series([info.loc[anchor, var]]), errors="coerce").iloc[0]
-            if len(levels) < 2 or pd.isna(best_level):
-                continue
-            i = levels.index(best_level)
-            for j in (i - 1, i + 1):
-                if not 0 <= j < len(levels):
-                    continue
-                neighbour_good = any(r in good for r in lv.index[lv == levels[j]])
-                lo, hi = sorted((levels[i], levels[j]))
-                mid = _midpoint(lo, hi)
-                if neighbour_good and mid is not None and var not in null_terms:
-                    out.append(_f("next_steps", "untested_level",
-                                  f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: {anchor_name}"
-                                  f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
-                                  f"significantly different, and nothing between them was tested",
-                                  level_claim(set(lv.index[lv == levels[j]].astype(str))),
-                                  task=b.task, variable=var, level=mid, between=[lo, hi]))
-            if i in (0, len(levels) - 1):
-                j = 1 if i == 0 else len(levels) - 2
-                if not any(r in good for r in lv.index[lv == levels[j]]):
-                    side = "below" if i == 0 else "above"
-                    out.append(_f("next_steps", "edge_of_grid",
-                                  f"On {_on(ctx, b.task, b.scorer)} {anchor_label} has {var} = {fmt_level(levels[i])}, the edge of the tested range "
-                                  f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
-                                  f"significantly worse: test {side} {fmt_level(levels[i])}",
-                                  level_claim(set(lv.index[lv == levels[j]].astype(str))),
-                                  task=b.task, variable=var, edge=levels[i]))
+    primary = [b for b in a.best if _confirmatory(a, b.task, b.scorer, b.metric)]
+    for b in primary:
+        out += _grid_advice(a, ctx, b, info)
     power = {(p["task"], p["scorer"]): p for p in a.power}
-    for b in a.best:
-        if not _confirmatory(a, b.task, b.scorer, b.metric):
-            continue  # nor seed or eval-set advice: nothing was tested on it
+    for b in primary:
         p = power.get((b.task, b.scorer))
-        mdd = p["mdd"] if p else math.nan
-        seeds = a.seeds[(a.seeds["task"] == b.task)] if not a.seeds.empty else a.seeds
-        max_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
-        stats = _config_stats(a, ctx, b)
-        if stats:
-            if _confirmatory(a, b.task, b.scorer, b.metric):
-                out.extend(_more_seeds_configs(a, ctx, b, stats))
-        elif not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
-            # seeds are trained per configuration: name configurations, never a control or base model
-            names = _seed_targets(a, ctx, [r for r, _ in [(b.run, b.epoch), *_tied(a, b)]])
-            if names:
-                out.append(_f("next_steps", "more_seeds",
-                              f"On {_on(ctx, b.task, b.scorer)}, {_plural(len(b.tied_with), 'candidate')} cannot be "
-                              f"separated from the best (minimum detectable difference "
-                              f"{fmt_diff(b.metric, mdd).lstrip('+')} for one uncorrected paired test) and configs "
-                              f"have at most {_plural(max_seeds, 'seed')}: run {FEW_SEEDS} seeds of "
-                              f"{_join(names[:3], ' and')} to tell training noise from real differences",
-                              task=b.task, mdd=mdd, max_seeds=max_seeds, n_tied=len(b.tied_with),
-                              configs=names[:3]))
-        margin = ctx["margin"]
-        if margin is None:
-            eq = a.equivalence
-            eq = eq[(eq["task"] == b.task) & (eq["scorer"] == b.scorer)] if not eq.empty else eq
-            margin = float(eq["margin"].iloc[0]) if len(eq) else math.nan
-        if b.ci_low is not None and b.ci_high is not None and p and not math.isnan(margin):
-            half = (b.ci_high - b.ci_low) / 2
-            if half > WIDE_CI_FACTOR * margin:
-                need = samples_for_difference(margin, p["sd_diff"], p["alpha"], p["power"])
-                need_txt = f"about {int(need):,} paired samples" if not math.isnan(need) else "many more samples"
-                out.append(_f("next_steps", "larger_eval_set",
-                              f"On {_on(ctx, b.task, b.scorer)} the best candidate's {a.confidence:.0%} CI spans "
-                              f"{fmt_diff(b.metric, 2 * half).lstrip('+')} "
-                              f"({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence).split(' CI ')[1]}) with "
-                              f"n = {p['n']}; detecting a "
-                              f"{fmt_diff(b.metric, margin).lstrip('+')} difference with "
-                              f"{p['power']:.0%} power needs {need_txt}: use a larger eval set",
-                              task=b.task, half_width=half, n=p["n"], n_needed=need))
+        out += _seed_advice(a, ctx, b, p)
+        out += _eval_set_advice(a, ctx, b, p)
+    return out
+
+
+def _grid_advice(a: Analysis, ctx: dict[str, Any], b: Best, info: pd.DataFrame) -> list[Finding]:
+    """A level between the best's and a neighbour it could not be told from; a level beyond
+    the edge of the grid when the best sits there and its neighbour is worse."""
+    out: list[Finding] = []
+    anchor, anchor_name, good, level_claim = _anchor(a, ctx, b)
+    anchor_label = "the best configuration" if anchor_name.startswith("the best configuration") else "the best run"
+    if anchor not in info.index:
+        return out
+    an = a.anova[(a.anova["task"] == b.task) & (a.anova["scorer"] == b.scorer)]
+    null_terms = set(an.loc[~(an["p_value"] < 1 - a.confidence), "term"])
+    for var in ctx["variables"]:
+        if var not in info.columns or ctx.get("seed_var") == var:
+            continue
+        lv = pd.to_numeric(info[var], errors="coerce").dropna()
+        levels = sorted(set(lv))
+        best_level = pd.to_numeric(pd.Series([info.loc[anchor, var]]), errors="coerce").iloc[0]
+        if len(levels) < 2 or pd.isna(best_level):
+            continue
+        i = levels.index(best_level)
+        for j in (i - 1, i + 1):
+            if not 0 <= j < len(levels):
+                continue
+            neighbour_good = any(r in good for r in lv.index[lv == levels[j]])
+            lo, hi = sorted((levels[i], levels[j]))
+            mid = _midpoint(lo, hi)
+            if neighbour_good and mid is not None and var not in null_terms:
+                out.append(_f("next_steps", "untested_level",
+                              f"Try {var} = {fmt_level(mid)} on {_on(ctx, b.task, b.scorer)}: {anchor_name}"
+                              f"{var} = {fmt_level(levels[i])}) and a run at {var} = {fmt_level(levels[j])} are not "
+                              f"significantly different, and nothing between them was tested",
+                              level_claim(set(lv.index[lv == levels[j]].astype(str))),
+                              task=b.task, variable=var, level=mid, between=[lo, hi]))
+        if i in (0, len(levels) - 1):
+            j = 1 if i == 0 else len(levels) - 2
+            if not any(r in good for r in lv.index[lv == levels[j]]):
+                side = "below" if i == 0 else "above"
+                out.append(_f("next_steps", "edge_of_grid",
+                              f"On {_on(ctx, b.task, b.scorer)} {anchor_label} has {var} = {fmt_level(levels[i])}, the edge of the tested range "
+                              f"({fmt_level(levels[0])}–{fmt_level(levels[-1])}), and its neighbour {var} = {fmt_level(levels[j])} is "
+                              f"significantly worse: test {side} {fmt_level(levels[i])}",
+                              level_claim(set(lv.index[lv == levels[j]].astype(str))),
+                              task=b.task, variable=var, edge=levels[i]))
+    return out
+
+
+def _seed_advice(a: Analysis, ctx: dict[str, Any], b: Best, p: dict[str, Any] | None) -> list[Finding]:
+    """More seeds when candidates cannot be separated from the best and configurations have few."""
+    out: list[Finding] = []
+    mdd = p["mdd"] if p else math.nan
+    seeds = a.seeds[(a.seeds["task"] == b.task)] if not a.seeds.empty else a.seeds
+    max_seeds = int(seeds["n_seeds"].max()) if len(seeds) else 1
+    stats = _config_stats(a, ctx, b)
+    if stats:
+        out.extend(_more_seeds_configs(a, ctx, b, stats))
+    elif not b.clear_winner and b.tied_with and max_seeds < FEW_SEEDS:
+        # seeds are trained per configuration: name configurations, never a control or base model
+        names = _seed_targets(a, ctx, [r for r, _ in [(b.run, b.epoch), *_tied(a, b)]])
+        if names:
+            out.append(_f("next_steps", "more_seeds",
+                          f"On {_on(ctx, b.task, b.scorer)}, {_plural(len(b.tied_with), 'candidate')} cannot be "
+                          f"separated from the best (minimum detectable difference "
+                          f"{fmt_diff(b.metric, mdd).lstrip('+')} for one uncorrected paired test) and configs "
+                          f"have at most {_plural(max_seeds, 'seed')}: run {FEW_SEEDS} seeds of "
+                          f"{_join(names[:3], ' and')} to tell training noise from real differences",
+                          task=b.task, mdd=mdd, max_seeds=max_seeds, n_tied=len(b.tied_with),
+                          configs=names[:3]))
+    return out
+
+
+def _eval_set_advice(a: Analysis, ctx: dict[str, Any], b: Best, p: dict[str, Any] | None) -> list[Finding]:
+    """A larger evaluation set when the best's interval is much wider than the margin."""
+    out: list[Finding] = []
+    margin = ctx["margin"]
+    if margin is None:
+        eq = a.equivalence
+        eq = eq[(eq["task"] == b.task) & (eq["scorer"] == b.scorer)] if not eq.empty else eq
+        margin = float(eq["margin"].iloc[0]) if len(eq) else math.nan
+    if b.ci_low is not None and b.ci_high is not None and p and not math.isnan(margin):
+        half = (b.ci_high - b.ci_low) / 2
+        if half > WIDE_CI_FACTOR * margin:
+            need = samples_for_difference(margin, p["sd_diff"], p["alpha"], p["power"])
+            need_txt = f"about {int(need):,} paired samples" if not math.isnan(need) else "many more samples"
+            out.append(_f("next_steps", "larger_eval_set",
+                          f"On {_on(ctx, b.task, b.scorer)} the best candidate's {a.confidence:.0%} CI spans "
+                          f"{fmt_diff(b.metric, 2 * half).lstrip('+')} "
+                          f"({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence).split(' CI ')[1]}) with "
+                          f"n = {p['n']}; detecting a "
+                          f"{fmt_diff(b.metric, margin).lstrip('+')} difference with "
+                          f"{p['power']:.0%} power needs {need_txt}: use a larger eval set",
+                          task=b.task, half_width=half, n=p["n"], n_needed=need))
     return out
 
 
