@@ -11,6 +11,7 @@ from analyze_experiment import tables
 from analyze_experiment.analysis import COMPARISONS, OUTLIERS, Analysis, Best
 from analyze_experiment.conclude import analyze
 from analyze_experiment.experiment import Design, Experiment, Options
+from analyze_experiment.report.context import FindingContext
 from analyze_experiment.report.findings import build_findings
 from stats_synth import grid, make_experiment
 
@@ -336,7 +337,7 @@ def test_a_gap_too_small_for_any_practical_seed_count_says_so():
         for lv, m in ((4, 0.725), (16, 0.728))])
     a.intervals = pd.DataFrame({"task": ["qa"] * 4, "scorer": ["match"] * 4, "metric": ["accuracy"] * 4,
                                 "stderr": [0.029] * 4})
-    ctx = {"multi_scorer": set(), "multi_epoch": set()}
+    ctx = FindingContext()
     (f,) = rule_confounded(a, ctx)
     need = f.data["seeds_needed"]
     assert need > PRACTICAL_SEEDS

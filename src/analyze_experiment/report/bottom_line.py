@@ -18,6 +18,7 @@ import pandas as pd
 
 from analyze_experiment.analysis import Analysis, Best, Claim, Finding
 from analyze_experiment.formatting import fmt_ci, fmt_diff, fmt_p, fmt_value
+from analyze_experiment.report.context import FindingContext
 from analyze_experiment.report.story import lead_bests, lead_keys
 from analyze_experiment.stats.candidates import label
 
@@ -39,8 +40,8 @@ def _line(rule: str, spans: list[Span], claim: Claim | None = None, **data: Any)
     return Finding("bottom_line", text, rule, {"spans": [list(s) for s in spans], **data}, claim)
 
 
-def _on(ctx: dict[str, Any], b: Best) -> str:
-    return f"{b.task} ({b.scorer} {b.metric})" if b.task in ctx.get("multi_scorer", set()) else f"{b.task} ({b.metric})"
+def _on(ctx: FindingContext, b: Best) -> str:
+    return f"{b.task} ({b.scorer} {b.metric})" if b.task in ctx.multi_scorer else f"{b.task} ({b.metric})"
 
 
 def _cand(run: str, epoch: Any, multi_epoch: set[str]) -> str:
@@ -53,11 +54,11 @@ def _find(findings: list[Finding], rule: str, b: Best) -> Finding | None:
                  and f.data.get("scorer") == b.scorer), None)
 
 
-def _best_lines(a: Analysis, ctx: dict[str, Any], b: Best, findings: list[Finding], room: int) -> list[Finding]:
-    multi = ctx.get("multi_epoch", set())
+def _best_lines(a: Analysis, ctx: FindingContext, b: Best, findings: list[Finding], room: int) -> list[Finding]:
+    multi = ctx.multi_epoch
     cfg = _find(findings, "best_config", b)
     key = {"task": b.task, "scorer": b.scorer, "metric": b.metric}
-    so_far = " (best so far: its training did not finish)" if ctx.get("failed_marks", {}).get(b.run) else ""
+    so_far = " (best so far: its training did not finish)" if ctx.failed_marks.get(b.run) else ""
     if cfg is not None:
         d = cfg.data
         value = (f"{fmt_value(b.metric, d.get('mean'))} mean over {d.get('n_seeds')} seeds "
@@ -184,7 +185,7 @@ def _next_line(a: Analysis, findings: list[Finding]) -> Finding | None:
     return None
 
 
-def bottom_line(a: Analysis, ctx: dict[str, Any], findings: list[Finding]) -> list[Finding]:
+def bottom_line(a: Analysis, ctx: FindingContext, findings: list[Finding]) -> list[Finding]:
     """``bottom_*`` lines (at most :data:`MAX_LINES`) from the findings the other rules made."""
     tail = [x for x in (_failed_line(a), _data_line(a), _hypotheses_line(findings), _next_line(a, findings))
             if x is not None]

@@ -31,6 +31,7 @@ from analyze_experiment.ingest import validation as val
 from analyze_experiment.ingest.design_facts import qualifiers
 from analyze_experiment.report import health_findings as health
 from analyze_experiment.report.bottom_line import bottom_line
+from analyze_experiment.report.context import FindingContext
 from analyze_experiment.report.hypotheses import rule_hypotheses
 from analyze_experiment.report.metric_findings import (
     metric_direction,
@@ -42,7 +43,6 @@ from analyze_experiment.stats import configs as cfgs
 from analyze_experiment.stats.candidates import label
 from analyze_experiment.stats.effects import BLOCK_TERM, seeds_needed
 from analyze_experiment.stats.power import minimum_detectable_difference, samples_for_difference
-from analyze_experiment.stats.production import failed_set
 from analyze_experiment.stats.selection import p_best_text
 from analyze_experiment.tables import at_epoch
 
@@ -62,17 +62,17 @@ LOW_RESIDUAL_DF = 3
 """ANOVA sentences warn of little power below this many residual degrees of freedom."""
 
 
-def _cand(ctx: dict[str, Any], run: str, epoch: Any) -> str:
+def _cand(ctx: FindingContext, run: str, epoch: Any) -> str:
     """Run name, with the epoch only when the run was evaluated at several epochs."""
     ep = None if epoch is None or pd.isna(epoch) else float(epoch)
-    name = label((str(run), ep if str(run) in ctx["multi_epoch"] else None))
-    mark = ctx.get("failed_marks", {}).get(str(run))  # a failed run is never named without its mark
+    name = label((str(run), ep if str(run) in ctx.multi_epoch else None))
+    mark = ctx.failed_marks.get(str(run))  # a failed run is never named without its mark
     return f"{name} ({mark})" if mark else name
 
 
-def _on(ctx: dict[str, Any], task: str, scorer: str) -> str:
+def _on(ctx: FindingContext, task: str, scorer: str) -> str:
     """"qa" or "qa (match)" when the task was scored by several scorers."""
-    return f"{task} ({scorer})" if task in ctx["multi_scorer"] else str(task)
+    return f"{task} ({scorer})" if task in ctx.multi_scorer else str(task)
 
 
 def _tied(a: Analysis, b: Best) -> list[tuple[str, float | None]]:
@@ -138,13 +138,13 @@ def _confirmatory(a: Analysis, task: Any, scorer: Any, metric: Any) -> bool:
 
 
 # --- rules ----------------------------------------------------------------------------
-def rule_no_evals(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_no_evals(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``no_evals``: nothing to compare."""
     if not a.intervals.empty:
         return []
     return [_f("key_findings", "no_evals",
-               f"No evaluation scores were found for any of the {ctx['n_runs']} runs, so no accuracy, "
-               "interval or comparison could be computed.", n_runs=ctx["n_runs"])]
+               f"No evaluation scores were found for any of the {ctx.n_runs} runs, so no accuracy, "
+               "interval or comparison could be computed.", n_runs=ctx.n_runs)]
 
 
 def _vs_best_rows(a: Analysis, b: Best) -> pd.DataFrame:
@@ -154,7 +154,7 @@ def _vs_best_rows(a: Analysis, b: Best) -> pd.DataFrame:
     return c[(c["task"] == b.task) & (c["scorer"] == b.scorer) & (c["metric"] == b.metric) & (c["kind"] == "vs_best")]
 
 
-def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_best(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``best_clear_winner`` / ``best_no_clear_winner``: the best of each family and why,
     with its selection-adjusted value (winner's curse) beside the raw one. The winner claim's
     test is the least significant best-vs-runner-up test of the checkpoint family."""
@@ -168,7 +168,7 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                          & (a.intervals["run"] == b.run)]
         n = int(iv["n"].iloc[0]) if len(iv) else 0
         low = _direction(a, b.task, b.scorer, b.metric) == "lower"
-        so_far = " (best so far)" if "did not finish" in ctx.get("failed_marks", {}).get(b.run, "") else ""
+        so_far = " (best so far)" if "did not finish" in ctx.failed_marks.get(b.run, "") else ""
         head = (f"On {_on(ctx, b.task, b.scorer)}, {_cand(ctx, b.run, b.epoch)} has the "
                 f"{'lowest' if low else 'highest'} {b.metric} ({'lower' if low else 'higher'} is better){so_far}: "
                 f"{fmt_value(b.metric, b.value)} ({fmt_ci(b.metric, b.ci_low, b.ci_high, a.confidence)}, "
@@ -198,7 +198,7 @@ def rule_best(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_pairs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_pairs(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``equivalent`` (TOST, one sentence per pair) and ``not_distinguishable`` (every
     candidate with Holm p ≥ α against the best and TOST not met, grouped in one sentence
     per family, least separated first)."""
@@ -285,13 +285,13 @@ def _interval_value(a: Analysis, task: str, scorer: str, run: str, epoch: Any) -
     return float(g["value"].iloc[0]) if len(g) else math.nan
 
 
-def rule_baseline(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_baseline(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``vs_baseline``: the best candidate against each baseline, then how many candidates
     beat (or fall below) it; the largest gain when another candidate has it."""
     out: list[Finding] = []
-    if a.comparisons.empty or not ctx["baselines"]:
+    if a.comparisons.empty or not ctx.baselines:
         return out
-    vb = _vs_baseline(a.comparisons, ctx["baselines"])
+    vb = _vs_baseline(a.comparisons, ctx.baselines)
     bests = {(b.task, b.scorer, b.metric): b for b in a.best}
     for (task, scorer, metric, base), g in vb.groupby(["task", "scorer", "metric", "baseline"], sort=True):
         sign = _sign(a, task, scorer, metric)
@@ -403,7 +403,7 @@ def _sig(r: pd.Series, alpha: float) -> bool:
     return bool(r["p_value"] < alpha)
 
 
-def rule_anova_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_anova_effect(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``anova_effect``: one sentence per seed-level ANOVA term significant in the report's
     ``effects`` family (Holm, α split over the difference families), largest effect first.
     The F, η² and ω² details are in Statistical Summary (``anova_detail``)."""
@@ -427,7 +427,7 @@ def rule_anova_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_anova_no_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_anova_no_effect(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``anova_no_effect``: per family, the seed-level terms not significant after the plan's
     correction, in one sentence (the claim carries the term closest to significance)."""
     out: list[Finding] = []
@@ -452,7 +452,7 @@ def rule_anova_no_effect(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_anova_detail(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_anova_detail(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``anova_detail`` (Statistical Summary): F, partial η² and ω² of every seed-level term."""
     out: list[Finding] = []
     for key, terms, df_res in _anova_terms(a):
@@ -465,7 +465,7 @@ def rule_anova_detail(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_confounded(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_confounded(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``effect_confounded``: a swept variable without seed replicates — its effect is not
     tested (training noise and the variable are one); the seeds per configuration that a
     seed-level test would need to detect the observed gap (a lower bound: the evaluation's
@@ -516,7 +516,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def rule_epoch(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_epoch(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``epoch_effect``: consecutive checkpoint epochs, at the unit the data allow.
 
     One run evaluated at both epochs: a statement about that run's two checkpoints (the
@@ -562,7 +562,7 @@ def rule_epoch(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_marginal(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_marginal(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``marginal_effect`` per variable without ANOVA (and epoch without a paired test);
     ``unbalanced``. Descriptive only: no verdict is drawn from whether intervals overlap."""
     out: list[Finding] = []
@@ -593,7 +593,7 @@ def rule_marginal(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_diminishing(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``diminishing_returns`` / ``no_significant_step``: steps of an ordinal variable
     between two single checkpoints (the checkpoint family's tests; configuration contrasts
     without seeds are not tested, see ``effect_confounded``). Epoch steps are ``epoch_effect``'s."""
@@ -637,7 +637,7 @@ def rule_diminishing(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_seeds(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_seeds(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``seed_spread`` (largest seed SD per family) and ``seed_comparison`` (Welch, P(A>B))."""
     out: list[Finding] = []
     same = _same_seed(a)
@@ -683,7 +683,7 @@ def _same_seed(a: Analysis) -> str | None:
     return str(g["qualifier"].iloc[0]) if len(g) else None
 
 
-def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_outliers(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``outlier`` (robust z) and ``suspicious_eval`` (constant answers, 0/100%, errors)."""
     out = []
     for _, r in a.outliers.iterrows():
@@ -704,16 +704,16 @@ def rule_outliers(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_overfitting(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_overfitting(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``overfitting``: a run whose validation loss rose over its last k validations while its
     training loss fell (analyze_experiment.ingest.validation). Descriptive: the flag is a rule on one
     run's curve, not a test, so it carries no claim."""
-    runs = ctx["runs"]
+    runs = ctx.runs
     if "overfitting" not in runs.columns:
         return []
     out = []
     for r in runs[runs["overfitting"].map(lambda v: v is True or v is np.True_)].to_dict("records"):
-        steps = ctx.get("train_steps")
+        steps = ctx.train_steps
         if steps is None or not len(steps):
             continue
         curve = val.validation_curve(steps[steps["run"] == r["run"]])
@@ -736,7 +736,7 @@ TEST_NAMES = {"mcnemar_exact": "exact McNemar", "paired_permutation": "paired pe
               "cluster_permutation": "cluster permutation"}
 
 
-def rule_summary(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_summary(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``methods`` (what was tested, how corrected) and ``power`` (MDD once per family, for
     one uncorrected test and at the Bonferroni level α/m that Holm applies to the smallest p)."""
     out = []
@@ -837,14 +837,14 @@ def _config_of(a: Analysis, run: str) -> str | None:
     return None
 
 
-def _name(a: Analysis, ctx: dict[str, Any], run: Any, epoch: Any) -> str:
+def _name(a: Analysis, ctx: FindingContext, run: Any, epoch: Any) -> str:
     """A candidate, or "configuration C (run R)" when seeds of its configuration were run."""
     cfg = _config_of(a, str(run))
     cand = _cand(ctx, run, epoch)
     return f"configuration {cfg} ({cand}, one of its seeds)" if cfg else cand
 
 
-def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_production(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``production_config``: the cheapest candidate *shown* non-inferior to the best (one-sided
     paired test at a margin on the metric's own scale, Holm within the family), else the best;
     ``cannot_tell`` when a cheaper candidate could be neither shown non-inferior nor worse,
@@ -857,7 +857,7 @@ def rule_production(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         stats = _config_stats(a, ctx, b)
         if stats:  # seed replicates: production names a configuration, never one lucky seed
             out.extend(_production_config(a, ctx, b, stats))
-        elif b.run not in ctx.get("failed", set()):
+        elif b.run not in ctx.failed:
             out.extend(_production_candidate(a, ctx, b))
     return out
 
@@ -869,10 +869,10 @@ def _of(df: pd.DataFrame, b: Best) -> pd.DataFrame:
     return df[(df["task"] == b.task) & (df["scorer"] == b.scorer) & (df["metric"] == b.metric)]
 
 
-def _production_candidate(a: Analysis, ctx: dict[str, Any], b: Best) -> list[Finding]:
+def _production_candidate(a: Analysis, ctx: FindingContext, b: Best) -> list[Finding]:
     """Production pick among single candidates (no seed replicates): the sentence, then a
     cheaper candidate that could not be told apart, then the Pareto front."""
-    failed = ctx.get("failed", set())
+    failed = ctx.failed
     fam = _of(a.pareto, b)
     ni = _of(a.noninferiority, b)
     shown = ni[ni["non_inferior"].astype(bool) & ~ni["run"].isin(failed)] if len(ni) else ni
@@ -904,7 +904,7 @@ def _production_candidate(a: Analysis, ctx: dict[str, Any], b: Best) -> list[Fin
     return out
 
 
-def _production_sentence(a: Analysis, ctx: dict[str, Any], b: Best, pick: pd.Series, cand: pd.DataFrame,
+def _production_sentence(a: Analysis, ctx: FindingContext, b: Best, pick: pd.Series, cand: pd.DataFrame,
                          shown: pd.DataFrame, mtxt: str, unit: Any, bc: float) -> tuple[str, Claim | None]:
     """The production sentence and the non-inferiority claim it rests on (None: the best itself)."""
     cost = fmt_hours(pick["gpu_hours"], unit)
@@ -932,16 +932,16 @@ def _production_sentence(a: Analysis, ctx: dict[str, Any], b: Best, pick: pd.Ser
                 f"Holm p {fmt_p(row['p_adjusted'])}, at lower cost")
         claim = _claim(a, "non_inferiority", row["family"], "noninferiority_t", None, row["p_value"],
                        row["p_adjusted"], True)
-    if pick["run"] in ctx["baselines"]:
+    if pick["run"] in ctx.baselines:
         text += "; it is a baseline, so fine-tuning did not pay for its cost here"
     return text, claim
 
 
-def _cannot_tell(a: Analysis, ctx: dict[str, Any], b: Best, fam: pd.DataFrame, ni: pd.DataFrame, pick: pd.Series,
+def _cannot_tell(a: Analysis, ctx: FindingContext, b: Best, fam: pd.DataFrame, ni: pd.DataFrame, pick: pd.Series,
                  mtxt: str, unit: Any, margin: float) -> list[Finding]:
     """The cheapest cheaper candidate that is neither shown worse nor shown non-inferior, with
     the paired samples that would settle it."""
-    failed = ctx.get("failed", set())
+    failed = ctx.failed
     cheaper = fam.dropna(subset=["gpu_hours"])
     cheaper = cheaper[(cheaper["gpu_hours"] < float(pick["gpu_hours"])) & ~cheaper["run"].isin(failed)]
     c = a.comparisons
@@ -967,7 +967,7 @@ def _cannot_tell(a: Analysis, ctx: dict[str, Any], b: Best, fam: pd.DataFrame, n
     return out
 
 
-def _pareto_front(ctx: dict[str, Any], b: Best, fam: pd.DataFrame) -> list[Finding]:
+def _pareto_front(ctx: FindingContext, b: Best, fam: pd.DataFrame) -> list[Finding]:
     """The Pareto-optimal candidates (metric vs training GPU time), when there are two or more."""
     front = fam[fam["pareto"].astype(bool)].sort_values("gpu_hours")
     if len(front) < 2:
@@ -1008,13 +1008,13 @@ def _midpoint(lo: float, hi: float) -> float | None:
     return float(f"{(lo + hi) / 2:.3g}")
 
 
-def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_next_steps(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``untested_level``, ``edge_of_grid``, ``more_seeds``, ``larger_eval_set``: grid advice
     for every task first, then per task whether more seeds or a larger evaluation set would
     settle what this sweep could not. A secondary metric is described, not tested: no advice
     comes from it."""
     out: list[Finding] = []
-    runs: pd.DataFrame = ctx["runs"]
+    runs: pd.DataFrame = ctx.runs
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
     primary = [b for b in a.best if _confirmatory(a, b.task, b.scorer, b.metric)]
     for b in primary:
@@ -1027,7 +1027,7 @@ def rule_next_steps(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def _grid_advice(a: Analysis, ctx: dict[str, Any], b: Best, info: pd.DataFrame) -> list[Finding]:
+def _grid_advice(a: Analysis, ctx: FindingContext, b: Best, info: pd.DataFrame) -> list[Finding]:
     """A level between the best's and a neighbour it could not be told from; a level beyond
     the edge of the grid when the best sits there and its neighbour is worse."""
     out: list[Finding] = []
@@ -1037,8 +1037,8 @@ def _grid_advice(a: Analysis, ctx: dict[str, Any], b: Best, info: pd.DataFrame) 
         return out
     an = a.anova[(a.anova["task"] == b.task) & (a.anova["scorer"] == b.scorer)]
     null_terms = set(an.loc[~(an["p_value"] < 1 - a.confidence), "term"])
-    for var in ctx["variables"]:
-        if var not in info.columns or ctx.get("seed_var") == var:
+    for var in ctx.variables:
+        if var not in info.columns or ctx.seed_var == var:
             continue
         lv = pd.to_numeric(info[var], errors="coerce").dropna()
         levels = sorted(set(lv))
@@ -1072,7 +1072,7 @@ def _grid_advice(a: Analysis, ctx: dict[str, Any], b: Best, info: pd.DataFrame) 
     return out
 
 
-def _seed_advice(a: Analysis, ctx: dict[str, Any], b: Best, p: dict[str, Any] | None) -> list[Finding]:
+def _seed_advice(a: Analysis, ctx: FindingContext, b: Best, p: dict[str, Any] | None) -> list[Finding]:
     """More seeds when candidates cannot be separated from the best and configurations have few."""
     out: list[Finding] = []
     mdd = p["mdd"] if p else math.nan
@@ -1096,10 +1096,10 @@ def _seed_advice(a: Analysis, ctx: dict[str, Any], b: Best, p: dict[str, Any] | 
     return out
 
 
-def _eval_set_advice(a: Analysis, ctx: dict[str, Any], b: Best, p: dict[str, Any] | None) -> list[Finding]:
+def _eval_set_advice(a: Analysis, ctx: FindingContext, b: Best, p: dict[str, Any] | None) -> list[Finding]:
     """A larger evaluation set when the best's interval is much wider than the margin."""
     out: list[Finding] = []
-    margin = ctx["margin"]
+    margin = ctx.margin
     if margin is None:
         eq = a.equivalence
         eq = eq[(eq["task"] == b.task) & (eq["scorer"] == b.scorer)] if not eq.empty else eq
@@ -1120,7 +1120,7 @@ def _eval_set_advice(a: Analysis, ctx: dict[str, Any], b: Best, p: dict[str, Any
     return out
 
 
-def rule_references(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_references(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``vs_reference``: the best candidate of each target against each reference number, with
     how many candidates are significantly above and below it (Holm within the reference family)."""
     out: list[Finding] = []
@@ -1162,9 +1162,9 @@ def rule_references(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
 # --- configurations (seed replicates pooled) ------------------------------------------------
 
 
-def _config_stats(a: Analysis, ctx: dict[str, Any], b: Best) -> list[cfgs.ConfigStat]:
+def _config_stats(a: Analysis, ctx: FindingContext, b: Best) -> list[cfgs.ConfigStat]:
     """The family's configurations across seeds (empty without seed replicates)."""
-    return cfgs.config_stats(a, b.task, b.scorer, b.metric, exclude=ctx.get("failed", set()), runs=ctx["runs"])
+    return cfgs.config_stats(a, b.task, b.scorer, b.metric, exclude=ctx.failed, runs=ctx.runs)
 
 
 def _multi_epoch(stats: list[cfgs.ConfigStat]) -> bool:
@@ -1195,7 +1195,7 @@ def _tied_text(a: Analysis, b: Best, top: cfgs.ConfigStat, tied: list[str], stat
     return "; ".join(items)
 
 
-def _best_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.ConfigStat]) -> Finding:
+def _best_config(a: Analysis, ctx: FindingContext, b: Best, stats: list[cfgs.ConfigStat]) -> Finding:
     """``best_config``: with seed replicates the best is a configuration — mean and SD across
     its seeds, tested against every other configuration across seeds (Welch, Holm); the
     highest single run is named only as one seed's draw."""
@@ -1237,7 +1237,7 @@ def _best_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.Con
               best_run_value=b.value)
 
 
-def _production_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.ConfigStat]) -> list[Finding]:
+def _production_config(a: Analysis, ctx: FindingContext, b: Best, stats: list[cfgs.ConfigStat]) -> list[Finding]:
     """``production_config`` with seed replicates: the configuration with the best mean across
     seeds (failed runs left out), its cost per run, and whether the seed-level tests settle it."""
     top = cfgs.best_config(stats)
@@ -1268,7 +1268,7 @@ def _production_config(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cf
                gpu_hours=None if math.isnan(top.gpu_hours) else top.gpu_hours, tied_with=tied)]
 
 
-def _more_seeds_configs(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[cfgs.ConfigStat]) -> list[Finding]:
+def _more_seeds_configs(a: Analysis, ctx: FindingContext, b: Best, stats: list[cfgs.ConfigStat]) -> list[Finding]:
     """``more_seeds`` with replicates: the best configuration and those it cannot be told from,
     by name — never a seed replicate, a control or a base model."""
     top = cfgs.best_config(stats)
@@ -1287,13 +1287,13 @@ def _more_seeds_configs(a: Analysis, ctx: dict[str, Any], b: Best, stats: list[c
                task=b.task, configs=names, max_seeds=have)]
 
 
-def _seed_targets(a: Analysis, ctx: dict[str, Any], runs: list[str]) -> list[str]:
+def _seed_targets(a: Analysis, ctx: FindingContext, runs: list[str]) -> list[str]:
     """Configurations to run more seeds of: fine-tuned, not a baseline, each named once
     (``lora_rank=32 (run r32)`` when the run has a configuration label)."""
-    info = ctx["runs"].set_index("run") if len(ctx["runs"]) else pd.DataFrame()
+    info = ctx.runs.set_index("run") if len(ctx.runs) else pd.DataFrame()
     out: list[str] = []
     for r in dict.fromkeys(runs):
-        if r in ctx["baselines"] or r in ctx.get("failed", set()):
+        if r in ctx.baselines or r in ctx.failed:
             continue
         if len(info) and r in info.index and "type" in info.columns and str(info.loc[r, "type"]) != "fine-tuned":
             continue
@@ -1302,7 +1302,7 @@ def _seed_targets(a: Analysis, ctx: dict[str, Any], runs: list[str]) -> list[str
     return out
 
 
-def _anchor(a: Analysis, ctx: dict[str, Any], b: Best) -> tuple[str, str, set[str], Callable[[set[str]], Claim | None]]:
+def _anchor(a: Analysis, ctx: FindingContext, b: Best) -> tuple[str, str, set[str], Callable[[set[str]], Claim | None]]:
     """What the grid suggestions start from: the best configuration with seed replicates
     (its runs, and the runs of configurations not shown worse across seeds), else the best
     checkpoint and the candidates tied with it."""
@@ -1329,14 +1329,14 @@ IMBALANCED = 0.4
 """``class_imbalance`` fires when the eval set's minority class is below this share."""
 
 
-def _auc_pair(ctx: dict[str, Any], r: pd.Series, conf: float) -> str:
+def _auc_pair(ctx: FindingContext, r: pd.Series, conf: float) -> str:
     return (f"{_cand(ctx, r['a'], r['epoch_a'])} AUC {r['auc_a']:.3f} vs {_cand(ctx, r['b'], r['epoch_b'])} "
             f"{r['auc_b']:.3f} (difference {r['diff']:+.3f}, unadjusted {conf:.0%} CI {r['ci_low']:+.3f} to "
             f"{r['ci_high']:+.3f}, DeLong z = {r['statistic']:.2f}, Holm p {fmt_p(r['p_adjusted'])}, paired over "
             f"{int(r['n_paired'])} samples)")
 
 
-def rule_auc_differences(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_auc_differences(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``auc_difference`` (a DeLong test that survives Holm in its discrimination family: one
     sentence per pair, at most MAX_PAIR_SENTENCES per family) and ``auc_not_distinguishable``
     (the other pairs of the family, in one sentence)."""
@@ -1384,7 +1384,7 @@ def _gain_text(metric: str, gains: dict[str, float], sign: float) -> str:
     return ", ".join(f"{fmt_diff(metric, v)} in {k}" for k, v in sorted(gains.items(), key=lambda kv: -sign * kv[1]))
 
 
-def rule_heterogeneity(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_heterogeneity(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``gain_heterogeneous`` (the best's gain over a candidate differs across the levels of a
     sample category: one-way ANOVA of the paired differences, significant after Holm in its
     heterogeneity family) and ``gain_homogeneous`` (no evidence that it differs; not evidence
@@ -1427,7 +1427,7 @@ def _share(k: float, n: float) -> str:
     return f"{k / n:.0%}" if n else "n/a"
 
 
-def rule_scorer_quality(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_scorer_quality(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """Data-quality notes of risk and two-class scorers (descriptive, no test):
     ``unparsed_risk`` (outputs a risk scorer could not read as a probability), ``other_answers``
     (two-class answers that are neither label), ``class_imbalance`` (an eval set whose minority
@@ -1505,10 +1505,12 @@ def build_findings(a: Analysis, *, runs: pd.DataFrame, variables: list[str], bas
     if not a.intervals.empty:
         n_ep = a.intervals.groupby("run")["epoch"].nunique(dropna=False)
         multi = set(n_ep[n_ep > 1].index.astype(str))
-    ctx = {"multi_scorer": multi_scorer, "multi_epoch": multi, "runs": runs, "variables": variables,
-           "baselines": baselines, "margin": options.margin, "n_runs": len(runs), "seed_var": seed_var,
-           "failed": failed_set(a.failed_runs), "train_steps": train_steps, "hypotheses": list(hypotheses or [])}
-    ctx.update(health.context(a, options.include_failed))
+    marks = health.failed_marks(a)
+    ctx = FindingContext(runs=runs, variables=variables, baselines=baselines, margin=options.margin,
+                         seed_var=seed_var, train_steps=train_steps, hypotheses=list(hypotheses or []),
+                         multi_scorer=multi_scorer, multi_epoch=multi,
+                         failed=set() if options.include_failed else set(marks), failed_marks=marks,
+                         include_failed=options.include_failed)
     out: list[Finding] = []
     # best, findings and recommendations speak of each scorer's primary metric; the other
     # metrics' bests stay in the tables (Analysis.best), reported beside it

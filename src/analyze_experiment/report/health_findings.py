@@ -11,27 +11,26 @@ import pandas as pd
 
 from analyze_experiment.analysis import Analysis, Finding
 from analyze_experiment.formatting import fmt_ci, fmt_value
+from analyze_experiment.report.context import FindingContext
 from analyze_experiment.stats.candidates import label
 from analyze_experiment.stats.health import STATUS_WORDS, as_int, marks, progress
 
 
-def context(a: Analysis, include_failed: bool) -> dict[str, Any]:
-    """What the findings rules need: ``failed`` (runs kept out of best/production),
-    ``failed_marks`` (run -> mark, every failed run) and ``include_failed``."""
-    m = marks(a.failed_runs)
-    return {"failed": set() if include_failed else set(m), "failed_marks": m, "include_failed": include_failed}
+def failed_marks(a: Analysis) -> dict[str, str]:
+    """Every failed run -> its mark in the tables (``failed: timeout; …``)."""
+    return marks(a.failed_runs)
 
 
-def _cand(ctx: dict[str, Any], run: str, epoch: Any) -> str:
+def _cand(ctx: FindingContext, run: str, epoch: Any) -> str:
     ep = None if epoch is None or pd.isna(epoch) else float(epoch)
-    return label((str(run), ep if str(run) in ctx.get("multi_epoch", set()) else None))
+    return label((str(run), ep if str(run) in ctx.multi_epoch else None))
 
 
-def _on(ctx: dict[str, Any], task: str, scorer: str) -> str:
-    return f"{task} ({scorer})" if task in ctx.get("multi_scorer", set()) else str(task)
+def _on(ctx: FindingContext, task: str, scorer: str) -> str:
+    return f"{task} ({scorer})" if task in ctx.multi_scorer else str(task)
 
 
-def rule_failed_runs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_failed_runs(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``failed_run``: one sentence per failed run — what happened, how far it got, the evidence
     line (for a diverged run it names the first non-finite step) and its file. Whether failed
     runs were excluded is said once, by the section (report/failed.py)."""
@@ -56,13 +55,13 @@ def rule_failed_runs(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_best_so_far(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_best_so_far(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``best_so_far``: a failed run's candidate ranks above the best of the runs that did not
     fail. Named once per family (the highest-ranked such candidate), with its failure — and,
     for a run cut short, "did not finish (a/b steps)" — in the same sentence."""
     out: list[Finding] = []
     ahead = a.failed_ahead
-    if ahead is None or ahead.empty or ctx.get("include_failed"):
+    if ahead is None or ahead.empty or ctx.include_failed:
         return out
     ranked = {(b.task, b.scorer, b.metric) for b in a.best}  # the metrics the report ranks by
     ahead = ahead[[k in ranked for k in zip(ahead["task"], ahead["scorer"], ahead["metric"], strict=True)]]
@@ -95,7 +94,7 @@ def _names(fr: pd.DataFrame) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def rule_failed_key(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_failed_key(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``failed_runs_excluded`` / ``failed_runs_included``: Key Findings open with the failed
     runs and what was done with them, so no later sentence is read without it."""
     fr = a.failed_runs
@@ -103,7 +102,7 @@ def rule_failed_key(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
         return []
     n = len(fr)
     subject = f"{n} run{'s' if n != 1 else ''} failed during training: {_names(fr)}"
-    if ctx.get("include_failed"):
+    if ctx.include_failed:
         return [Finding("key_findings", f"{subject}; --include-failed keeps {'them' if n != 1 else 'it'} in the choice "
                         "of best and production and in every estimate below", "failed_runs_included",
                         {"runs": [str(r) for r in fr["run"]]})]
@@ -112,7 +111,7 @@ def rule_failed_key(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
                     "failed_runs_excluded", {"runs": [str(r) for r in fr["run"]]})]
 
 
-def rule_rerun_failed(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_rerun_failed(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``rerun_failed``: the failed runs' configurations have not been measured; name each with
     what stopped it (runs cut short: how far they got)."""
     fr = a.failed_runs

@@ -26,6 +26,7 @@ from analyze_experiment.analysis import Analysis, Claim, Finding
 from analyze_experiment.experiment import Hypothesis
 from analyze_experiment.formatting import fmt_diff, fmt_level, fmt_p, fmt_value
 from analyze_experiment.ingest.design_hypotheses import PAIR_OPS, parse_expect
+from analyze_experiment.report.context import FindingContext
 from analyze_experiment.report.metric_findings import metric_direction
 from analyze_experiment.report.story import lead_keys
 
@@ -137,10 +138,10 @@ def _numeric(x: Any) -> bool:
     return True
 
 
-def rule_hypotheses(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_hypotheses(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``hypothesis_verdict``: one sentence per expectation and task (see the module docstring)."""
     out: list[Finding] = []
-    hyps: list[Hypothesis] = ctx.get("hypotheses") or []
+    hyps: list[Hypothesis] = ctx.hypotheses or []
     if not hyps or a.intervals.empty:
         return out
     keys = sorted(lead_keys(a))
@@ -157,7 +158,7 @@ def rule_hypotheses(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def _one(a: Analysis, ctx: dict[str, Any], h: Hypothesis, op: str, la: str | None, lb: str | None,
+def _one(a: Analysis, ctx: FindingContext, h: Hypothesis, op: str, la: str | None, lb: str | None,
          key: tuple[str, str, str]) -> Finding:
     task, scorer, metric = key
     e = a.effects
@@ -169,7 +170,7 @@ def _one(a: Analysis, ctx: dict[str, Any], h: Hypothesis, op: str, la: str | Non
     mean_b = _level_mean(g, levels[1]) if levels and not g.empty else None
     gap = sign * (mean_a - mean_b) if mean_a is not None and mean_b is not None else None
     test = _test_row(a, key, h.variable, levels if op in PAIR_OPS else None)
-    on = f"{task} ({scorer})" if task in ctx.get("multi_scorer", set()) else task
+    on = f"{task} ({scorer})" if task in ctx.multi_scorer else task
     described = ""
     if levels and mean_a is not None and mean_b is not None:
         described = (f"{h.variable} {fmt_level(levels[0])} vs {fmt_level(levels[1])}: "

@@ -14,6 +14,7 @@ import pandas as pd
 from analyze_experiment.analysis import Analysis, Best, Finding
 from analyze_experiment.formatting import fmt_value
 from analyze_experiment.metrics import direction_text
+from analyze_experiment.report.context import FindingContext
 from analyze_experiment.stats.candidates import label
 
 
@@ -36,11 +37,11 @@ def primary_best(best: list[Best], metrics: pd.DataFrame) -> list[Best]:
     return [b for b in best if (b.task, b.scorer, b.metric) in prim or (b.task, b.scorer) not in scorers]
 
 
-def _on(ctx: dict[str, Any], task: str, scorer: str) -> str:
-    return f"{task} ({scorer})" if task in ctx["multi_scorer"] else str(task)
+def _on(ctx: FindingContext, task: str, scorer: str) -> str:
+    return f"{task} ({scorer})" if task in ctx.multi_scorer else str(task)
 
 
-def rule_saturated(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_saturated(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``saturated``: a rate at ≥ 95% (higher is better) or ≤ 5% (lower is better) for some
     candidates of a family: the scale has little room left, so differences there say little."""
     iv = a.intervals
@@ -68,7 +69,7 @@ def rule_saturated(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
     return out
 
 
-def rule_parse_failures(a: Analysis, ctx: dict[str, Any]) -> list[Finding]:
+def rule_parse_failures(a: Analysis, ctx: FindingContext) -> list[Finding]:
     """``parse_failures``: per continuous scorer, the candidates whose answers had no readable
     number (share > 5%), with the parse rate and its Wilson CI: left out of the MAE, never
     counted as zero error; the parse-rate difference is the exact McNemar test of the
