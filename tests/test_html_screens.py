@@ -27,13 +27,15 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def demo_shots(tmp_path_factory):
-    """What ``make screenshots`` does: the script, run as a program, into a fresh folder."""
+def demo_shots(tmp_path_factory, example):
+    """What ``make screenshots`` does: the script, run as a program, into a fresh folder (on a
+    copy of the session's bundled example, built once by the demo builder for every test)."""
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} not found: install the Debian 'chromium' package (make browser)")
     pytest.importorskip("playwright.sync_api", reason="Python playwright is not installed (pip install -e '.[dev]')")
     out = tmp_path_factory.mktemp("screens")
-    done = subprocess.run([sys.executable, str(Path(__file__).parent / "screenshots.py"), str(out)],
+    built = example("mid2026", 200, 0)
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "screenshots.py"), str(out), str(built)],
                           capture_output=True, text=True, timeout=900)
     if not (out / "layout.json").exists():
         pytest.fail(f"make screenshots failed before measuring: {done.stderr[-3000:]}")
@@ -42,13 +44,13 @@ def demo_shots(tmp_path_factory):
     return out / "demo-experiment" / "analysis" / "report.html", facts, out
 
 
-def test_demo_report_fits_the_size_budget(demo_shots):
+def _demo_report_fits_the_size_budget(demo_shots):
     html, facts, _out = demo_shots
     assert facts["bytes"] == html.stat().st_size <= DEMO_BUDGET
     assert facts["charts"] >= 6  # the charts are still there: the bytes went from the bundle
 
 
-def test_demo_layout_has_no_defects(demo_shots):
+def _demo_layout_has_no_defects(demo_shots):
     _html, facts, _out = demo_shots
     assert facts["innerWidth"] == VIEWPORT["width"]
     assert defects(facts) == []
@@ -57,7 +59,7 @@ def test_demo_layout_has_no_defects(demo_shots):
     assert [t for t in facts["tables"] if t["scrolls"]], "no wide table: the reachability check checked nothing"
 
 
-def test_demo_dashboard_parts(demo_shots):
+def _demo_dashboard_parts(demo_shots):
     _html, facts, _out = demo_shots
     assert facts["toc_position"] == "sticky" and facts["toc_top_after_scroll"] == 0
     assert facts["best"] >= 1 and facts["significant"] >= 1
@@ -66,7 +68,7 @@ def test_demo_dashboard_parts(demo_shots):
     assert facts["height"] < facts["height_unfolded"] and facts["words"] < facts["words_unfolded"]
 
 
-def test_screenshots_are_written(demo_shots):
+def _screenshots_are_written(demo_shots):
     _html, facts, out = demo_shots
     assert _png_size(out / "first-screen.png") == (VIEWPORT["width"], VIEWPORT["height"])
     for name in ("findings", "wide-table"):
@@ -78,10 +80,20 @@ def test_screenshots_are_written(demo_shots):
     assert 200 < w <= VIEWPORT["width"] and 100 < h <= 1420
 
 
-def test_screenshots_script_reports_and_exits_clean(demo_shots):
+def _screenshots_script_reports_and_exits_clean(demo_shots):
     _html, facts, _out = demo_shots
     assert facts["returncode"] == 0, facts["stderr"]
     assert f"report.html {facts['bytes']:,} bytes; page {facts['height']:,} px tall" in facts["stdout"]
+
+
+def test_make_screenshots_on_the_demo(demo_shots):
+    """One test for the one run of the script (a second xdist worker would run it again):
+    size budget, layout, dashboard parts, the screenshots, and the script's own report."""
+    _demo_report_fits_the_size_budget(demo_shots)
+    _demo_layout_has_no_defects(demo_shots)
+    _demo_dashboard_parts(demo_shots)
+    _screenshots_are_written(demo_shots)
+    _screenshots_script_reports_and_exits_clean(demo_shots)
 
 
 def test_defects_are_named():
