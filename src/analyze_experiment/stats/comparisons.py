@@ -222,30 +222,34 @@ PAIR_TESTS = ["task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "diff"
 """Columns of ``Analysis.pair_tests`` (every pair of a checkpoint family)."""
 
 
-def _binary_matrix(fam: Family) -> np.ndarray | None:
-    """The candidates × samples 0/1 matrix when the family allows the all-pairs shortcut: 0/1
-    scores, no clusters, every candidate scored on the same samples (else None: pair by pair)."""
-    if not fam.binary or fam.clusters is not None or len(fam.scores) < 3:
-        return None
-    series = list(fam.scores.values())
-    first = series[0].index
-    if not (first.is_unique and first.is_monotonic_increasing) or any(not s.index.equals(first) for s in series[1:]):
-        return None
-    x = np.vstack([s.to_numpy(float) for s in series])
-    return x if np.isin(x, (0.0, 1.0)).all() else None
-
-
-def _continuous_matrix(fam: Family, confidence: float, n_resamples: int, seed: int) -> dict[str, np.ndarray] | None:
-    """All pairs' permutation tests (:func:`sign_flip_all_pairs`) when the family allows it:
-    scores that are not all 0/1 (those take McNemar), no clusters, at least 3 candidates, every
-    candidate scored on the same samples. None otherwise (pair by pair)."""
+def _aligned_scores(fam: Family) -> np.ndarray | None:
+    """Candidates × samples when every candidate is scored on the same samples, with no clusters
+    and at least 3 candidates (an all-pairs shortcut pays off); else None (pair by pair)."""
     if fam.clusters is not None or len(fam.scores) < 3:
         return None
     series = list(fam.scores.values())
     first = series[0].index
     if not (first.is_unique and first.is_monotonic_increasing) or any(not s.index.equals(first) for s in series[1:]):
         return None
-    x = np.vstack([s.to_numpy(float) for s in series])
+    return np.vstack([s.to_numpy(float) for s in series])
+
+
+def _binary_matrix(fam: Family) -> np.ndarray | None:
+    """The candidates × samples 0/1 matrix when the family allows the all-pairs shortcut: 0/1
+    scores, no clusters, every candidate scored on the same samples (else None: pair by pair)."""
+    if not fam.binary:
+        return None
+    x = _aligned_scores(fam)
+    return x if x is not None and np.isin(x, (0.0, 1.0)).all() else None
+
+
+def _continuous_matrix(fam: Family, confidence: float, n_resamples: int, seed: int) -> dict[str, np.ndarray] | None:
+    """All pairs' permutation tests (:func:`sign_flip_all_pairs`) when the family allows it:
+    scores that are not all 0/1 (those take McNemar), no clusters, at least 3 candidates, every
+    candidate scored on the same samples. None otherwise (pair by pair)."""
+    x = _aligned_scores(fam)
+    if x is None:
+        return None
     if fam.binary and np.isin(x, (0.0, 1.0)).all():
         return None
     return sign_flip_all_pairs(x, confidence, n_resamples=n_resamples, seed=seed)
