@@ -10,7 +10,7 @@ model's optional fields in place; the markdown report ignores them.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -21,6 +21,8 @@ from analyze_experiment.report.doc import Figure, MetricChoice, ReportDoc, Secti
 from analyze_experiment.report.metric_findings import primary_best
 from analyze_experiment.stats.metric_families import confirmatory_table
 from analyze_experiment.stats.plan import primary_keys
+
+T = TypeVar("T")
 
 FLAG_ORDER = ("failed", "best", "significant", "baseline")
 """A row with several flags is coloured by the first (a failed best run reads as failed)."""
@@ -41,26 +43,24 @@ def _run_key(text: str, runs: set[str]) -> str | None:
     return bare if bare in runs else None
 
 
-def _tables(sections: list[Section]) -> list[Table]:
-    out: list[Table] = []
+def _blocks(sections: list[Section], kind: type[T]) -> list[T]:
+    """Every block of ``kind`` in ``sections`` and their subsections, in document order."""
+    out: list[T] = []
     for s in sections:
         for b in s.blocks:
-            if isinstance(b, Table):
+            if isinstance(b, kind):
                 out.append(b)
             elif isinstance(b, Section):
-                out.extend(_tables([b]))
+                out.extend(_blocks([b], kind))
     return out
+
+
+def _tables(sections: list[Section]) -> list[Table]:
+    return _blocks(sections, Table)
 
 
 def _figures(sections: list[Section]) -> list[Figure]:
-    out: list[Figure] = []
-    for s in sections:
-        for b in s.blocks:
-            if isinstance(b, Figure):
-                out.append(b)
-            elif isinstance(b, Section):
-                out.extend(_figures([b]))
-    return out
+    return _blocks(sections, Figure)
 
 
 def metric_choices(analysis: Analysis, scorer_order: list[str]) -> list[MetricChoice]:
