@@ -26,9 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from scipy import stats
-from statsmodels.stats.anova import anova_lm
 
 from analyze_experiment.analysis import ANOVA, DIMINISHING, EFFECTS
 from analyze_experiment.stats.candidates import Family, epoch_key
@@ -251,9 +248,21 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
             notes.append(f"{task}/{scorer}: {why} without replicates leaves no residual degrees of "
                          "freedom; per-variable marginal effects are reported instead of an ANOVA")
             continue
-        table = anova_lm(smf.ols(formula, data=data).fit(), typ=2)
+        table = _ols_anova(formula, data)
         rows.extend(_anova_rows(task, scorer, metric, table, varied, "runs", len(data)))
     return pd.DataFrame(rows, columns=[*ANOVA, *ANOVA_EXTRA]), ("; ".join(notes) if notes else None)
+
+
+def _ols_anova(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """The type II ANOVA table of the OLS fit of ``formula``.
+
+    statsmodels is imported here rather than with the module: its formula interface takes a
+    quarter of a second to import, and most reports fit no model (a grid without seed
+    replicates gets no ANOVA), while every report imports this module for its effects."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    return anova_lm(smf.ols(formula, data=data).fit(), typ=2)
 
 
 ANOVA_EXTRA = ["partial_omega_sq", "unit", "n_units"]
@@ -306,7 +315,7 @@ def blocked_anova(data: pd.DataFrame, n_factors: int) -> pd.DataFrame:
     grand = float(d["y"].mean())
     d["yc"] = d["y"] - block_mean
     formula = "yc ~ " + " * ".join(f"C(v{i})" for i in range(n_factors))
-    fit = anova_lm(smf.ols(formula, data=d).fit(), typ=2)
+    fit = _ols_anova(formula, d)
     n_blocks = d["sample_id"].nunique()
     df_res = float(fit.loc["Residual", "df"]) - (n_blocks - 1)
     ss_res = float(fit.loc["Residual", "sum_sq"])
@@ -317,6 +326,8 @@ def blocked_anova(data: pd.DataFrame, n_factors: int) -> pd.DataFrame:
     ms_res = ss_res / df_res if df_res > 0 else math.nan
     table["F"] = (table["sum_sq"] / table["df"]) / ms_res
     table.loc["Residual", "F"] = math.nan
+    from scipy import stats
+
     table["PR(>F)"] = [stats.f.sf(f, dfe, df_res) if not math.isnan(f) else math.nan
                        for f, dfe in zip(table["F"], table["df"], strict=True)]
     return table
@@ -452,6 +463,8 @@ def _step(fam: Family, var: str, lo: Any, hi: Any, at_lo: list, at_hi: list, con
         gains = np.array([float(fam.scores[h].mean() - fam.scores[lo_k].mean())
                           for h, lo_k in zip(at_hi, at_lo, strict=True)])
         if np.std(gains, ddof=1) > 0:
+            from scipy import stats  # only this test needs scipy.stats: not imported with the module
+
             t = stats.ttest_1samp(gains, 0.0)
             ci = t.confidence_interval(confidence)
             row.update(gain=float(gains.mean()), ci_low=float(ci.low), ci_high=float(ci.high),

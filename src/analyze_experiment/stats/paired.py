@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, t_ppf
 from analyze_experiment.stats.intervals import cluster_se
 
 
@@ -69,7 +69,7 @@ def paired_diff_ci(
         dof = n - 1
     if dof < 1 or math.isnan(se):
         return (mean, se, math.nan, math.nan)
-    t = float(stats.t.ppf(0.5 + confidence / 2, dof))
+    t = float(t_ppf(0.5 + confidence / 2, dof))
     return (mean, se, mean - t * se, mean + t * se)
 
 
@@ -87,6 +87,8 @@ def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0
         return (math.nan, math.nan)
     if m == 0:
         return (0.0, 0.0)
+    from scipy import stats  # here, not at import: most pairs need only scipy.special
+
     ci = stats.binomtest(n_a_only, m, 0.5).proportion_ci(confidence_level=confidence, method="exact")
     share = m / n
     return (share * (2 * ci.low - 1), share * (2 * ci.high - 1))
@@ -100,7 +102,7 @@ def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
     m = n_a_only + n_b_only
     if m == 0:
         return 1.0
-    return float(min(1.0, 2 * stats.binom.cdf(min(n_a_only, n_b_only), m, 0.5)))
+    return float(min(1.0, 2 * binom_cdf(min(n_a_only, n_b_only), m, 0.5)))
 
 
 def mcnemar_matrix(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndarray]:
@@ -118,10 +120,10 @@ def mcnemar_matrix(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndar
     m = a_only + b_only
     k = np.minimum(a_only, b_only)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(m > 0, np.minimum(1.0, 2 * stats.binom.cdf(k, np.maximum(m, 1), 0.5)), 1.0)
+        p = np.where(m > 0, np.minimum(1.0, 2 * binom_cdf(k, np.maximum(m, 1), 0.5)), 1.0)
         alpha = 1 - confidence
-        lo_pi = np.where(a_only > 0, stats.beta.ppf(alpha / 2, a_only, m - a_only + 1), 0.0)
-        hi_pi = np.where(a_only < m, stats.beta.ppf(1 - alpha / 2, a_only + 1, m - a_only), 1.0)
+        lo_pi = np.where(a_only > 0, beta_ppf(alpha / 2, a_only, m - a_only + 1), 0.0)
+        hi_pi = np.where(a_only < m, beta_ppf(1 - alpha / 2, a_only + 1, m - a_only), 1.0)
         share = m / n if n else np.full_like(m, np.nan)
         lo = np.where(m > 0, share * (2 * lo_pi - 1), 0.0)
         hi = np.where(m > 0, share * (2 * hi_pi - 1), 0.0)
@@ -233,7 +235,7 @@ def sign_flip_all_pairs(x: np.ndarray, confidence: float = 0.95, *, n_resamples:
     shape = (k, k)
     diff, lo, hi, sd, obs, tol = (np.full(shape, np.nan) for _ in range(6))
     zero = np.zeros(shape, bool)
-    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    t = float(t_ppf(0.5 + confidence / 2, n - 1))
     for i in range(k - 1):  # per pair exactly as compare() computes them (same floating-point order)
         d = x[i] - x[i + 1:]
         mean = d.mean(axis=1)

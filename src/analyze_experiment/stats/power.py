@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
+from analyze_experiment.stats.distributions import nct_cdf, nct_sf, norm_cdf, norm_ppf, norm_sf, t_ppf
 
 
 def paired_power(effect: float, n: int, alpha: float = 0.05) -> float:
@@ -16,11 +16,11 @@ def paired_power(effect: float, n: int, alpha: float = 0.05) -> float:
     with ``n`` pairs: P(|T| > t₁₋α/₂) under the noncentral t with δ = d·√n, n − 1 df.
     Equals statsmodels ``TTestPower().power``."""
     dof = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, dof)
+    crit = t_ppf(1 - alpha / 2, dof)
     nc = effect * math.sqrt(n)
-    p = float(stats.nct.sf(crit, dof, nc) + stats.nct.cdf(-crit, dof, nc))
+    p = float(nct_sf(crit, dof, nc) + nct_cdf(-crit, dof, nc))
     if math.isnan(p):  # scipy's nct fails far in the tail; the normal limit is exact there
-        p = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+        p = float(norm_sf(crit - nc) + norm_cdf(-crit - nc))
     return p
 
 
@@ -35,8 +35,10 @@ def minimum_detectable_difference(
     """
     if n < 3 or not sd_diff or math.isnan(sd_diff):
         return math.nan
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
     upper = 3 * z / math.sqrt(n - 2) + 1.0
+    from scipy import optimize  # imported when solved: reading this module costs nothing
+
     d = optimize.brentq(lambda e: paired_power(e, n, alpha) - power, 1e-9, upper, xtol=1e-14)
     return float(d) * float(sd_diff)
 

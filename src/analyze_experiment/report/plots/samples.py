@@ -12,21 +12,20 @@ the same box for different distributions. Other scores keep box plots.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from matplotlib import colormaps
-from matplotlib.colors import ListedColormap, to_hex
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import go, plt
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.textsafe import visible
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CORRECT, WRONG = "#0072B2", "#E69F00"
 ELEMENT_ID = "agreement-matrix"
@@ -189,6 +188,8 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
             ylabels.append(f"{r} (best)")
             continue
         ylabels.append(f"{r}  +{m.attrs['gained'][r]}/−{m.attrs['lost'][r]}")
+    from matplotlib.colors import ListedColormap
+
     cmap = ListedColormap([WRONG, CORRECT]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype=float)), cmap=cmap, vmin=0, vmax=1, aspect="auto",
               interpolation="nearest")
@@ -204,6 +205,8 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
 
 def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> Figure:
     """:func:`agreement_axes` in a figure sized to the matrix, with its colour key."""
+    from matplotlib.patches import Patch
+
     m, _ = agreement_matrix(data, best, order)
     fig, ax = plt.subplots(figsize=(min(16, 2.5 + 0.12 * m.shape[1]), 1.2 + 0.4 * len(m.index)))
     agreement_axes(data, best=best, order=order, ax=ax)
@@ -224,6 +227,9 @@ def proportions(data: pd.DataFrame, levels: list[float], order: list[str] | None
 
 def level_colors(n: int) -> list[str]:
     """A diverging ramp from the lowest score level (red) to the highest (blue)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
     cmap = colormaps["RdYlBu"]
     return [to_hex(cmap(0.1 + 0.8 * i / max(1, n - 1))) for i in range(n)]
 

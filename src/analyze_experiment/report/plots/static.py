@@ -14,24 +14,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window (the library may run on a cluster node)
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.progress import Progress, silent
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import plt  # pyplot (Agg) on first use: the parent only plans
 from analyze_experiment.report.plots.specs import NoData, PlotInfo, save_figure, start_plots
 from analyze_experiment.report.plots.style import CONTROL_COLOR
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["NoData", "PlotInfo", "render_plots", "save_figure"]
 
@@ -281,6 +279,8 @@ def plot_final_metric(
 ) -> Figure:
     """:func:`final_metric_bars` in a figure sized to the candidates, with the reference
     numbers (name, value) as dashed vertical lines named in the legend."""
+    from matplotlib.patches import Patch
+
     value, ci_high = columns.get("value", "value"), columns.get("ci_high", "ci_high")
     df = data[pd.to_numeric(data[value], errors="coerce").notna()]
     if not len(df):

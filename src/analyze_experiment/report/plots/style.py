@@ -4,6 +4,9 @@ One run keeps one colour in every plot (static and interactive), so a reader who
 "rank16_lr1e-4 is orange" in the loss curves finds it orange in the bar chart too. The
 palette is Okabe-Ito, chosen because it stays distinguishable under the common forms of
 colour blindness; beyond eight runs it is extended with evenly spaced HUSL hues.
+
+Nothing here imports matplotlib or seaborn at import time: the report's parent process asks
+for the colours of every run while planning the figures, and the drawing happens elsewhere.
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import matplotlib as mpl
-import seaborn as sns
+from analyze_experiment.report.plots.husl import husl_hex
 
 OKABE_ITO = [
     "#0072B2",  # blue
@@ -65,7 +67,7 @@ def run_colors(runs: list[str], controls: list[str] | tuple[str, ...] = ()) -> d
     if len(contenders) <= len(OKABE_ITO):
         palette = OKABE_ITO[: len(contenders)]
     else:
-        palette = OKABE_ITO + list(sns.color_palette("husl", len(contenders) - len(OKABE_ITO)).as_hex())
+        palette = OKABE_ITO + husl_hex(len(contenders) - len(OKABE_ITO))  # = seaborn's "husl" palette
     colors = dict(zip(contenders, palette, strict=True))
     for r in ordered:
         colors.setdefault(r, CONTROL_COLOR)
@@ -75,5 +77,7 @@ def run_colors(runs: list[str], controls: list[str] | tuple[str, ...] = ()) -> d
 @contextmanager
 def plot_style() -> Iterator[None]:
     """Apply the report's rcParams inside the block and restore the caller's afterwards."""
+    import matplotlib as mpl
+
     with mpl.rc_context(RC):
         yield
