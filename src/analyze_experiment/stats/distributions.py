@@ -30,7 +30,7 @@ ArrayLike = Any
 def t_ppf(q: ArrayLike, df: ArrayLike) -> Any:
     """Student t quantile: ``scipy.stats.t.ppf(q, df)``."""
     out = special.stdtrit(df, q)
-    return np.where(np.asarray(q) == 0, -np.inf, out)[()]
+    return np.where((np.asarray(q) == 0) & (np.asarray(df) > 0), -np.inf, out)[()]
 
 
 def t_sf(x: ArrayLike, df: ArrayLike) -> Any:
