@@ -59,12 +59,23 @@ def norm_sf(x: ArrayLike) -> Any:
 
 
 def binom_cdf(k: ArrayLike, n: ArrayLike, p: ArrayLike) -> Any:
-    """Binomial P(X ≤ k) for whole ``0 ≤ k ≤ n``: ``scipy.stats.binom.cdf(k, n, p)``.
+    """Binomial P(X ≤ k) for whole n ≥ 1 and 0 ≤ p ≤ 1: ``scipy.stats.binom.cdf(k, n, p)``.
 
-    scipy.stats calls the same (private) Boost-based ufunc after flooring k; the public
-    ``bdtr`` is an older algorithm that differs in the 12th digit, which would move the
-    exact McNemar p-values the report prints. The test pins this to scipy.stats."""
-    return _ufuncs._binom_cdf(np.floor(k), n, p)
+    scipy.stats calls the same (private) Boost-based ufunc after flooring k, clips it to
+    [0, 1] and answers 0 below the support and 1 at or above n; the public ``bdtr`` is an
+    older algorithm that differs in the 12th digit, which would move the exact McNemar
+    p-values the report prints. The test pins this to scipy.stats."""
+    k = np.asarray(k, dtype=float)
+    inside = np.clip(_ufuncs._binom_cdf(np.floor(k), n, p), 0, 1)
+    return np.where(k >= np.asarray(n), 1.0, np.where(k < 0, 0.0, inside))[()]
+
+
+def binom_sf(k: ArrayLike, n: ArrayLike, p: ArrayLike) -> Any:
+    """Binomial P(X > k) for whole n ≥ 1 and 0 ≤ p ≤ 1: ``scipy.stats.binom.sf(k, n, p)``
+    (1 below the support, 0 at or above n, else the clipped Boost ufunc, as scipy.stats)."""
+    k = np.asarray(k, dtype=float)
+    inside = np.clip(_ufuncs._binom_sf(np.floor(k), n, p), 0, 1)
+    return np.where(k < 0, 1.0, np.where(k >= np.asarray(n), 0.0, inside))[()]
 
 
 def beta_ppf(q: ArrayLike, a: ArrayLike, b: ArrayLike) -> Any:
@@ -76,6 +87,11 @@ def beta_ppf(q: ArrayLike, a: ArrayLike, b: ArrayLike) -> Any:
 def nct_cdf(x: ArrayLike, df: ArrayLike, nc: ArrayLike) -> Any:
     """Noncentral t lower tail: ``scipy.stats.nct.cdf(x, df, nc)`` (NaN where it fails)."""
     return special.nctdtr(df, nc, x)
+
+
+def t_isf(q: ArrayLike, df: ArrayLike) -> Any:
+    """Student t upper quantile for 0 < q < 1: ``scipy.stats.t.isf(q, df)``."""
+    return -special.stdtrit(df, q)
 
 
 def nct_sf(x: ArrayLike, df: ArrayLike, nc: ArrayLike) -> Any:

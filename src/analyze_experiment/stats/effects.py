@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from typing import Any
 
 import numpy as np
@@ -29,8 +28,10 @@ import pandas as pd
 
 from analyze_experiment.analysis import ANOVA, DIMINISHING, EFFECTS
 from analyze_experiment.stats.candidates import Family, epoch_key
+from analyze_experiment.stats.distributions import t_ppf, t_sf
 from analyze_experiment.stats.intervals import t_interval
 from analyze_experiment.stats.paired import compare
+from analyze_experiment.stats.power import two_sample_power
 
 
 def final_epoch_values(values: pd.DataFrame) -> pd.DataFrame:
@@ -84,28 +85,43 @@ def seeds_needed(diff: float, sd_run: float, configs_per_level: int, alpha: floa
     """Seeds per configuration for a two-sample t test between two levels to detect ``diff``
     with ``power`` at ``alpha``, when a run's score varies with SD ``sd_run`` between seeds.
 
-    Solved with statsmodels ``TTestIndPower`` for n runs per level, divided over the
-    ``configs_per_level`` configurations sharing the level; at least 2. Without replicates
-    the run-to-run SD is unknown: the caller passes a lower bound (the evaluation's own SE
-    of one run's score, which every retraining adds to), so this is a lower bound too.
-    """
-    from statsmodels.stats.power import TTestIndPower
+    n runs per level (statsmodels ``TTestIndPower``'s power, :func:`two_sample_power`), divided
+    over the ``configs_per_level`` configurations sharing the level; at least 2; NaN beyond a
+    million runs. Without replicates the run-to-run SD is unknown: the caller passes a lower
+    bound (the evaluation's own SE of one run's score, which every retraining adds to), so this
+    is a lower bound too.
 
+    The answer is a whole number of seeds, so it is searched among whole numbers: the fewest
+    seeds k whose k·configs runs per level reach ``power`` (power grows with n). That is
+    ⌈n*/configs⌉ for the real root n* that ``TTestIndPower().solve_power`` approximates, without
+    its solver's tolerance and without importing statsmodels and scipy.stats for it; a test
+    compares the two over a grid of effects.
+    """
     if not sd_run or math.isnan(sd_run) or not diff or math.isnan(diff):
         return math.nan
     es = abs(diff) / sd_run
-    if TTestIndPower().power(effect_size=es, nobs1=2, alpha=alpha, ratio=1.0) >= power:
-        return 2.0  # the root finder cannot go below 2 runs per level
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            n = float(TTestIndPower().solve_power(effect_size=es, alpha=alpha, power=power, ratio=1.0,
-                                                  alternative="two-sided"))
-    except (ValueError, RuntimeError):
+    if two_sample_power(es, 2, alpha, normal_limit=True) >= power:
+        return 2.0
+    per = max(1, configs_per_level)
+
+    def short(n: float) -> bool:  # NaN (no degrees of freedom) counts as short
+        return not two_sample_power(es, n, alpha, normal_limit=True) >= power
+
+    lo, hi = 0, 1  # short(lo · per) holds (no seeds), hi is the candidate
+    while short(hi * per):
+        if hi * per > MAX_RUNS:
+            return math.nan
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if short(mid * per) else (lo, mid)
+    if hi * per > MAX_RUNS and short(MAX_RUNS):  # the root itself lies beyond the cap
         return math.nan
-    if math.isnan(n) or n > 1e6:
-        return math.nan
-    return float(max(2, math.ceil(n / max(1, configs_per_level))))
+    return float(max(2, hi))
+
+
+MAX_RUNS = 1e6
+"""Above this many runs per level :func:`seeds_needed` answers NaN rather than a number."""
 
 
 def main_effects(
@@ -431,6 +447,27 @@ def diminishing_returns(
                                        "a", "epoch_a", "b", "epoch_b", "unit"])
 
 
+def one_sample_t(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The t interval of the mean of ``x`` and the two-sided p of mean = 0: (low, high, p).
+
+    The floats ``scipy.stats.ttest_1samp(x, 0)`` and its ``confidence_interval`` give,
+    computed as scipy does (variance as the mean squared deviation times n/(n − 1), the
+    quantile and tail from ``stdtrit``/``stdtr``) — without importing scipy.stats for one test.
+    """
+    x = np.asarray(x, dtype=float)
+    n = np.asarray(len(x), dtype=float)
+    mean = np.mean(x)
+    var = np.mean((x - mean) ** 2) * (n / (n - 1))
+    se = np.sqrt(var / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.divide(mean, se)
+    dof = len(x) - 1
+    p = 2 * t_sf(np.abs(t), dof)
+    tail = (1 - np.asarray(confidence, dtype=float)) / 2
+    lo_q, hi_q = t_ppf(np.stack((tail, 1 - tail)), dof)
+    return float(lo_q * se + mean), float(hi_q * se + mean), float(p)
+
+
 MIN_RUNS_FOR_EPOCH_TEST = 3
 """An epoch effect is tested across runs only with at least this many runs at both epochs."""
 
@@ -463,10 +500,7 @@ def _step(fam: Family, var: str, lo: Any, hi: Any, at_lo: list, at_hi: list, con
         gains = np.array([float(fam.scores[h].mean() - fam.scores[lo_k].mean())
                           for h, lo_k in zip(at_hi, at_lo, strict=True)])
         if np.std(gains, ddof=1) > 0:
-            from scipy import stats  # only this test needs scipy.stats: not imported with the module
-
-            t = stats.ttest_1samp(gains, 0.0)
-            ci = t.confidence_interval(confidence)
-            row.update(gain=float(gains.mean()), ci_low=float(ci.low), ci_high=float(ci.high),
-                       p_value=float(t.pvalue), test="paired_t_runs", unit="runs")
+            ci_low, ci_high, p = one_sample_t(gains, confidence)
+            row.update(gain=float(gains.mean()), ci_low=ci_low, ci_high=ci_high,
+                       p_value=p, test="paired_t_runs", unit="runs")
     return row

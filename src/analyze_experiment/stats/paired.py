@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, t_ppf
+from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf
 from analyze_experiment.stats.intervals import cluster_se
+from analyze_experiment.stats.roots import brent_root
 
 
 @dataclass(frozen=True)
@@ -87,11 +88,23 @@ def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0
         return (math.nan, math.nan)
     if m == 0:
         return (0.0, 0.0)
-    from scipy import stats  # here, not at import: most pairs need only scipy.special
-
-    ci = stats.binomtest(n_a_only, m, 0.5).proportion_ci(confidence_level=confidence, method="exact")
+    low, high = clopper_pearson(n_a_only, m, confidence)
     share = m / n
-    return (share * (2 * ci.low - 1), share * (2 * ci.high - 1))
+    return (share * (2 * low - 1), share * (2 * high - 1))
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper–Pearson 1934) interval for a binomial proportion, k successes of n.
+
+    The value ``scipy.stats.binomtest(k, n).proportion_ci(confidence, method="exact")``
+    gives: each end is the p at which the binomial tail on that side equals (1 − confidence)/2,
+    found by the same root finder from the same bracket [0, 1], so the float is the same to the
+    last bit (tests/test_roots.py) — without importing scipy.stats for it.
+    """
+    alpha = (1 - confidence) / 2
+    low = 0.0 if k == 0 else brent_root(lambda p: binom_sf(k - 1, n, p) - alpha, 0, 1)
+    high = 1.0 if k == n else brent_root(lambda p: binom_cdf(k, n, p) - alpha, 0, 1)
+    return (low, high)
 
 
 def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
