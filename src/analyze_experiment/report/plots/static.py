@@ -179,7 +179,6 @@ def plot_step_series(
     fig.supxlabel("Global optimizer step")
     fig.supylabel(ylabel)
     fig.suptitle(title + (f" ({len(runs)} runs in {len(panels)} panels)" if len(panels) < len(runs) else ""))
-    fig.tight_layout()
     return fig
 
 
@@ -225,7 +224,6 @@ def plot_gpu(data: pd.DataFrame, *, colors: dict[str, str]) -> Figure:
     fig.suptitle("GPU memory and utilisation over time")
     axes[-1, 0].set_xlabel("Time since the run's first sample (min)")
     _legend_outside(axes[0, 0], title="run")
-    fig.tight_layout()
     return fig
 
 
@@ -443,7 +441,6 @@ def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, vari
     if handles:
         axes[0, -1].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
