@@ -205,7 +205,10 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
 def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> Figure:
     """:func:`agreement_axes` in a figure sized to the matrix, with its colour key."""
     m, _ = agreement_matrix(data, best, order)
-    fig, ax = plt.subplots(figsize=(min(16, 2.5 + 0.12 * m.shape[1]), 1.2 + 0.4 * len(m.index)))
+    # the figure is written at exactly this size (constrained layout): the row names and the
+    # colour key take their width beside the columns' 0.12 in each, not out of it
+    names = max((len(str(r)) for r in m.index), default=0) + 12
+    fig, ax = plt.subplots(figsize=(min(18, 1.6 + 0.12 * m.shape[1] + 0.075 * names), 1.2 + 0.4 * len(m.index)))
     agreement_axes(data, best=best, order=order, ax=ax)
     ax.set_title(title)
     ax.legend(handles=[Patch(color=CORRECT, label="correct"), Patch(color=WRONG, label="wrong")],
