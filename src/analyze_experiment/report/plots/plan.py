@@ -69,7 +69,7 @@ def _training_specs(experiment: Experiment, colors: dict[str, str], enc: sel.Enc
     span = sel.smoothing_span(int(loss.groupby("run").size().max())) if len(loss) else 0
     marks = ("dotted lines mark epoch boundaries; a cross marks a run's first non-finite loss, a bar a run "
              "stopped by the time limit.")
-    if enc is not None and static.uses_encoding(trained, groups):
+    if enc is not None and static.uses_encoding(trained):
         caption = (f"Exponential moving average of each run's loss (span {span} steps), coloured by {enc.hue}"
                    + (f", one panel per {enc.facet}" if enc.facet else "") + "; the report's best run is outlined "
                    f"and named, controls are grey and dashed; {marks} Every run on its own: report.html.")

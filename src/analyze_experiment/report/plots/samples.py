@@ -206,9 +206,11 @@ def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: l
     """:func:`agreement_axes` in a figure sized to the matrix, with its colour key."""
     m, _ = agreement_matrix(data, best, order)
     # the figure is written at exactly this size (constrained layout): the row names and the
-    # colour key take their width beside the columns' 0.12 in each, not out of it
-    names = max((len(str(r)) for r in m.index), default=0) + 12
-    fig, ax = plt.subplots(figsize=(min(18, 1.6 + 0.12 * m.shape[1] + 0.075 * names), 1.2 + 0.4 * len(m.index)))
+    # colour key take their width beside the columns' 0.12 in each, not out of it, and the
+    # title (centred over the matrix, about 0.095 in a character) must fit over the matrix
+    names = 0.075 * (max((len(str(r)) for r in m.index), default=0) + 12)
+    width = max(1.6 + 0.12 * m.shape[1], 1.4 + 0.095 * len(title)) + names
+    fig, ax = plt.subplots(figsize=(min(18, width), 1.2 + 0.4 * len(m.index)))
     agreement_axes(data, best=best, order=order, ax=ax)
     ax.set_title(title)
     ax.legend(handles=[Patch(color=CORRECT, label="correct"), Patch(color=WRONG, label="wrong")],

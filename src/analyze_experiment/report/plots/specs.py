@@ -122,8 +122,7 @@ COLLAPSED = "constrained_layout not applied"
 
 def lay_out(fig: Any) -> bool:
     """Apply the figure's constrained layout now and detach the engine; False when it could
-    not fit the figure (then the tight layout is applied instead and the caller saves with the
-    tight bounding box).
+    not fit the figure (the caller then saves it with the tight bounding box, as before).
 
     Detaching matters for cost: ``savefig`` on a figure that still has a layout engine draws
     it once without output just to run the engine, then again for the file; laid out here,
@@ -141,20 +140,10 @@ def lay_out(fig: Any) -> bool:
         engine.execute(fig)
     fitted = not any(str(w.message).startswith(COLLAPSED) for w in caught)
     with mpl.rc_context({"figure.constrained_layout.use": False, "figure.autolayout": False}):
-        if fitted:
-            fig.set_layout_engine(None)  # positions stay where the layout put them
-        else:
-            _fallback_layout(fig)
+        # positions stay where the layout put them; when it gave up, where the figure was
+        # created, and the tight bounding box grows the canvas around the text
+        fig.set_layout_engine(None if fitted else "none")
     return fitted
-
-
-def _fallback_layout(fig: Any) -> None:
-    """Tight layout instead of constrained (the old behaviour); none where matplotlib refuses
-    the switch (a figure with a colourbar): the tight bounding box still keeps text inside."""
-    try:
-        fig.set_layout_engine("tight")
-    except RuntimeError:
-        fig.set_layout_engine("none")
 
 
 def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool) -> tuple[str, str]:

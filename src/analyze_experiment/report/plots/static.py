@@ -152,8 +152,8 @@ def plot_step_series(
     spikes survive). More than ``max_overlay`` runs give small multiples with shared axes and
     rasterised lines, at most ``max_panels`` of them: runs share a panel by ``groups`` (run ->
     label, e.g. a configuration whose seeds overlay), else one panel per run while that fits.
-    When a panel would hold more than :data:`MAX_LEGEND_RUNS` runs and the sweep has an
-    ``encoding``, the runs are coloured by a swept variable instead (:func:`encoded_lines`).
+    Beyond :data:`MAX_LEGEND_RUNS` runs, when the sweep has an ``encoding``, the runs are
+    coloured by a swept variable instead (:func:`plot_encoded_series`).
     """
     if not len(data):
         raise NoData(f"no {y} values")
@@ -168,9 +168,9 @@ def plot_step_series(
         ax.set_title(title)
         _legend_outside(ax, title="run")
         return fig
-    panels = _panels(runs, groups or {}, max_panels)
-    if encoding is not None and max(len(m) for m in panels.values()) > MAX_LEGEND_RUNS:
+    if encoding is not None and uses_encoding(runs, max_overlay):
         return plot_encoded_series(data, encoding=encoding, ylabel=ylabel, title=title, **kw)
+    panels = _panels(runs, groups or {}, max_panels)
     ncols = 4
     nrows = math.ceil(len(panels) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), sharex=True, sharey=True,
@@ -318,13 +318,11 @@ def plot_encoded_series(data: pd.DataFrame, *, y: str, ylabel: str, title: str, 
     return fig
 
 
-def uses_encoding(runs: list[str], groups: dict[str, str] | None, max_overlay: int = MAX_OVERLAY,
-                  max_panels: int = MAX_PANELS) -> bool:
+def uses_encoding(runs: list[str], max_overlay: int = MAX_OVERLAY) -> bool:
     """Whether :func:`plot_step_series` colours ``runs`` by a swept variable (given an encoding):
-    more than ``max_overlay`` runs and some panel would hold more than :data:`MAX_LEGEND_RUNS`."""
-    if len(runs) <= max_overlay:
-        return False
-    return max(len(m) for m in _panels(runs, groups or {}, max_panels).values()) > MAX_LEGEND_RUNS
+    more than ``max_overlay`` runs and more than :data:`MAX_LEGEND_RUNS` — beyond that, small
+    multiples of a few named runs each would be a dozen stamp-sized panels."""
+    return len(runs) > max(max_overlay, MAX_LEGEND_RUNS)
 
 
 def _panels(runs: list[str], groups: dict[str, str], max_panels: int) -> dict[str, list[str]]:
