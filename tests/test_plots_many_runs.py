@@ -250,5 +250,5 @@ def test_a_figure_constrained_layout_cannot_fit_falls_back_to_the_tight_box(tmp_
             ax.plot([0, 1], [i, i], label=f"a long legend entry number {i}")
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
         save_figure(fig, tmp_path, "huge")
-    width, height = Image.open(tmp_path / "huge.png").size
+    _, height = Image.open(tmp_path / "huge.png").size
     assert height > 2 * 150  # grown to the legend instead of a collapsed, clipped figure

@@ -651,6 +651,10 @@ def pareto_levels(data: pd.DataFrame, *, encoding: sel.Encoding, cost: str, ax: 
     return handles
 
 
+MANY_TICKS = 8
+"""Level labels beyond this many on one axis are drawn upright (they overlap side by side)."""
+
+
 def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, variable: str = "variable",
                       level: str = "level", mean: str = "mean", ci_low: str = "ci_low",
                       ci_high: str = "ci_high", references: Sequence[tuple[str, float]] = ()) -> Figure:
@@ -660,7 +664,10 @@ def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, vari
     if not len(df):
         raise NoData("no main effects were estimated")
     variables = list(dict.fromkeys(df[variable]))
-    fig, axes = plt.subplots(1, len(variables), figsize=(3.6 * len(variables) + 1, 4), sharey=True, squeeze=False)
+    n_levels = {v: df.loc[df[variable] == v, level].nunique() for v in variables}
+    widths = [max(3.6, 0.2 * n_levels[v]) for v in variables]  # 25 learning rates need ~5 in of ticks
+    fig, axes = plt.subplots(1, len(variables), figsize=(sum(widths) + 1, 4), sharey=True, squeeze=False,
+                             gridspec_kw={"width_ratios": widths})
     for ax, var in zip(axes[0], variables, strict=True):
         g = df[df[variable] == var]
         levels = sel.sort_levels(g[level].tolist())
@@ -671,7 +678,9 @@ def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, vari
         xs = np.arange(len(levels))
         ax.errorbar(xs, m, yerr=np.maximum(np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)]), 0.0), marker="o",
                     color="#0072B2", capsize=4, linewidth=1.5)
-        ax.set_xticks(xs, [sel.level_text(v) for v in levels])
+        many = len(levels) > MANY_TICKS  # side by side they would overlap: stand them up
+        ax.set_xticks(xs, [sel.level_text(v) for v in levels], rotation=90 if many else 0,
+                      fontsize=8 if many else None)
         ax.set_xlabel(str(var))
         ax.set_title(str(var), fontsize=10)
     axes[0, 0].set_ylabel(metric_label)
