@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from analyze_experiment.report.plots.husl import husl_hex, husl_to_rgb
-from analyze_experiment.report.plots.style import OKABE_ITO, run_colors
+from analyze_experiment.report.plots.style import OKABE_ITO, level_palette, run_colors
 
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 HEAVY = ("scipy.stats", "scipy.optimize", "statsmodels", "matplotlib", "seaborn", "plotly", "inspect_ai")
@@ -133,3 +133,10 @@ def test_runs_beyond_eight_get_distinct_husl_colours_after_okabe_ito():
     assert [colors[r] for r in contenders[8:]] == husl_hex(11)
     assert colors["r05"] == "#7F7F7F"
     assert len({colors[r] for r in contenders}) == 19
+
+
+def test_many_text_levels_get_the_husl_palette():
+    """A swept variable with more text levels than Okabe–Ito has colours (level_palette)."""
+    levels = [f"level{i}" for i in range(11)]
+    palette, cmap, norm = level_palette(levels, numeric=False, log=False)
+    assert list(palette.values()) == husl_hex(11) and cmap is None and norm is None
