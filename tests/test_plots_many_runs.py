@@ -49,9 +49,13 @@ def _accuracy(lr_index: int, rank: int) -> float:
 def many() -> tuple[Experiment, Analysis]:
     """48 fine-tuned runs (12 learning rates × 4 ranks) and a control, as tidy tables."""
     grid = [(i, lr, rank) for i, (lr, rank) in enumerate((lr, rank) for lr in LRS for rank in RANKS)]
-    runs, steps, iv, pareto = [], [], [], []
+    runs, steps, iv, pareto, gpu = [], [], [], [], []
+    t0 = pd.Timestamp("2026-01-10T10:00:00Z")
     for i, lr, rank in grid:
         name, li = _name(i), LRS.index(lr)
+        gpu += [{"run": name, "time": t0 + pd.Timedelta(minutes=m), "gpu": 0, "utilization_pct": 80.0 + li,
+                 "memory_used_mib": 1024.0 * (8 + rank / 8), "memory_total_mib": 81920.0, "power_w": 300.0}
+                for m in range(10)]
         runs.append({"run": name, "type": "fine-tuned", "in_design": True, "on_disk": True, "run_dir": name,
                      "status": "completed", "steps": STEPS, "gpu_hours": 0.1 + 0.01 * RANKS.index(rank) + 0.001 * li,
                      "learning_rate": lr, "lora_rank": rank})
@@ -75,6 +79,7 @@ def many() -> tuple[Experiment, Analysis]:
                           for r in runs[:-1]] + [RunSpec(CONTROL, type="control")], tasks=[TASK], scorers=[SCORER])
     exp = Experiment(root=Path("."), layout="mid2026", design=design, has_design_doc=True,
                      runs=tables.frame(tables.RUNS, runs), train_steps=tables.frame(tables.TRAIN_STEPS, steps),
+                     gpu=tables.frame(tables.GPU, gpu),
                      diagnostics=Diagnostics(), param_names=["learning_rate", "lora_rank"])
     best = Best(task=TASK, scorer=SCORER, metric=METRIC, run=str(top["run"]), epoch=1.0, value=float(top["value"]),
                 ci_low=float(top["ci_low"]), ci_high=float(top["ci_high"]), clear_winner=True, reason="")
@@ -150,6 +155,23 @@ def test_run_colour_is_its_learning_rate(many):
     assert len({next(iter(c)) for c in colour_of.values()}) == len(LRS)
 
 
+def test_gpu_panels_of_48_runs_name_levels_not_runs(many):
+    exp, an = many
+    _, fig = _draw("gpu", exp, an)
+    panels = _data_axes(fig)
+    assert [ax.get_ylabel() for ax in panels] == ["Memory (GiB)", "Utilisation (%)"]
+    texts = _legend_texts(fig)
+    assert texts == [f"{an.best[0].run}: the report's best"]  # learning rates: a colour bar, not 12 entries
+    assert fig.axes[-1].get_gid() == "hue_colorbar"
+    palette, _, _ = level_palette(LRS, numeric=True, log=True)
+    lines = [ln for ln in panels[1].lines if ln.get_gid() in ("run", "best")]
+    assert len(lines) == 48 and all(ln.get_rasterized() for ln in lines)
+    # utilisation was made 80 + the learning-rate index: each line's colour is its rate's
+    assert all(to_hex(ln.get_color()) == palette[LRS[int(ln.get_ydata()[0]) - 80]] for ln in lines)
+    height = fig.get_size_inches()[1] * fig.dpi
+    assert all(ax.get_window_extent().height >= 0.3 * height for ax in panels)
+
+
 def test_pareto_of_49_candidates_names_only_the_front_and_the_best(many):
     exp, an = many
     spec, fig = _draw(f"pareto_{TASK}", exp, an)
@@ -162,6 +184,8 @@ def test_pareto_of_49_candidates_names_only_the_front_and_the_best(many):
     named = sorted(t.get_text() for t in ax.texts if t.get_gid() == "front_label")
     assert named == sorted(str(r) for r in front["run"] if r != best)
     assert [t.get_text() for t in ax.texts if t.get_gid() == "best_label"] == [f"{best} (best)"]
+    boxes = [t.get_window_extent() for t in ax.texts if t.get_gid() in ("front_label", "best_label")]
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]  # names stay apart
     star = next(c for c in ax.collections if c.get_gid() == "best")
     assert tuple(star.get_offsets()[0]) == pytest.approx(
         (float(an.pareto.set_index("run").at[best, "gpu_hours"]), an.best[0].value))

@@ -95,7 +95,7 @@ def _training_specs(experiment: Experiment, colors: dict[str, str], enc: sel.Enc
     gpu = sel.gpu_frame(experiment.gpu)
     if len(gpu):
         specs.append(FigureSpec("gpu", "GPU memory and utilisation", "training", static.plot_gpu, gpu,
-                                {"colors": colors}, interactive="gpu",
+                                {"colors": colors, "encoding": enc}, interactive="gpu",
                                 caption="From the GPU monitor samples; memory is the maximum over a node's GPUs."))
     else:
         mem = sel.series_frame(steps, "peak_memory_active")
