@@ -47,6 +47,8 @@ vendor-plotly: $(STAMP)
 	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack -q plotly.js-cartesian-dist-min@$$v >/dev/null && tar xzf *.tgz) && \
 	  cp $$tmp/package/plotly-cartesian.min.js src/analyze_experiment/report/assets/ && \
 	  cp $$tmp/package/LICENSE src/analyze_experiment/report/assets/plotly.js-LICENSE.txt && rm -rf $$tmp && \
+	  $(BIN)/python -c "import plotly.io as pio; print(pio.json.to_json_plotly(pio.templates['plotly_white']))" \
+	    > src/analyze_experiment/report/assets/plotly_white.json && \
 	  echo "plotly.js-cartesian-dist-min $$v vendored"
 
 test: $(DEV_STAMP) browser

@@ -127,8 +127,8 @@ def test_disklogger_counter_going_backwards_keeps_the_last_attempt(tmp_path):
 def test_requeued_run_that_completed_is_completed(tmp_path, first, ended):
     res, diag = _run(tmp_path, {"slurm-3.out": first + COMPLETED, "logs/log_1795713941.txt": COMPLETED_DISK})
     s = res.summary
-    assert (s["status"], s["status_evidence"], s["attempts"]) == ("completed", "Saving final epoch checkpoint.", 2)
-    assert (s["steps"], s["planned_steps"], s["final_loss"]) == (16, 16, COMPLETED_CURVE[16])
+    assert (s.status, s.status_evidence, s.attempts) == ("completed", "Saving final epoch checkpoint.", 2)
+    assert (s.steps, s.planned_steps, s.final_loss) == (16, 16, COMPLETED_CURVE[16])
     assert _curve(res) == COMPLETED_CURVE
     assert [r["source"] for r in res.steps] == ["disklogger"] * 16
     assert [e["epoch"] for e in res.epochs] == [0, 1]
@@ -143,7 +143,7 @@ def test_requeued_run_that_completed_is_completed(tmp_path, first, ended):
 
 def test_completed_then_cancelled_attempt_is_cancelled(tmp_path):
     res, _ = _run(tmp_path, {"slurm-3.out": COMPLETED + SCANCEL})
-    assert (res.summary["status"], res.summary["attempts"], res.summary["steps"]) == ("cancelled", 2, 67)
+    assert (res.summary.status, res.summary.attempts, res.summary.steps) == ("cancelled", 2, 67)
     assert _curve(res) == _bar_curve(SCANCEL)
 
 
@@ -151,7 +151,7 @@ def test_two_job_files_are_two_attempts_never_spliced(tmp_path):
     res, diag = _run(tmp_path, {"slurm-100.out": SCANCEL, "slurm-101.out": COMPLETED,
                                 "logs/log_1795713941.txt": COMPLETED_DISK})
     s = res.summary
-    assert (s["status"], s["attempts"], s["steps"], s["training_log"]) == ("completed", 2, 16, "run/slurm-101.out")
+    assert (s.status, s.attempts, s.steps, s.training_log) == ("completed", 2, 16, "run/slurm-101.out")
     assert _curve(res) == COMPLETED_CURVE  # not steps 17-67 of the cancelled job after the 16 of this one
     note = next(w for w in diag.warnings if "attempts" in w.message)
     assert "run/slurm-100.out: cancelled (slurmstepd-vm: error: *** JOB 3 ON vm CANCELLED AT" in note.message
@@ -160,7 +160,7 @@ def test_two_job_files_are_two_attempts_never_spliced(tmp_path):
 def test_newer_disklogger_file_beside_an_older_one(tmp_path):
     res, diag = _run(tmp_path, {"log_1795713000.txt": TIMEOUT_DISK, "log_1795713941.txt": COMPLETED_DISK})
     assert _curve(res) == COMPLETED_CURVE
-    assert res.summary["attempts"] == 2
+    assert res.summary.attempts == 2
     note = next(w for w in diag.warnings if "attempts" in w.message)
     assert f"run/log_1795713000.txt: superseded by a newer DiskLogger file, last step {max(_disk_curve(TIMEOUT_DISK))}" \
         in note.message
@@ -171,7 +171,7 @@ def test_disklogger_of_an_earlier_attempt_is_not_used_for_the_last(tmp_path):
     res, diag = _run(tmp_path, {"slurm-3.out": TIMEOUT + COMPLETED, "logs/log_1795713000.txt": TIMEOUT_DISK})
     assert _curve(res) == _bar_curve(COMPLETED)
     assert {r["source"] for r in res.steps} == {"bar"}
-    assert res.summary["status"] == "completed"
+    assert res.summary.status == "completed"
     assert any("the metric log log_1795713941.txt named in `Writing logs to` was not found" in w.message
                for w in diag.warnings)
 

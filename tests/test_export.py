@@ -12,7 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyze_experiment.export import ExportError, all_tables, export_tables, latex_escape, parquet_safe
+from analyze_experiment.export import (
+    PARQUET_ONLY,
+    ExportError,
+    all_tables,
+    export_tables,
+    latex_escape,
+    parquet_safe,
+    write_tables,
+)
 from report_fixtures import CONTROL, EVIL, make_analysis, make_experiment
 
 
@@ -65,6 +73,31 @@ def test_parquet_round_trip_tidy_tables(sweep, tmp_path):
                                       check_exact=True)
     with pytest.raises(ExportError, match="output folder"):
         export_tables(exp, an, "parquet", None)
+
+
+def test_report_folder_writes_the_per_sample_table_as_parquet_only(sweep, tmp_path):
+    """The report folder: every table as CSV except the per-sample scores (the largest table by
+    far, shown in no table of the report), which are in data/ as Parquet with the same rows."""
+    exp, an = sweep
+    written = write_tables(exp, an, tmp_path)
+    assert PARQUET_ONLY == ("eval_samples",)
+    csvs = sorted(p.stem for p in (tmp_path / "tables").glob("*.csv"))
+    assert "eval_samples" not in csvs and {"runs", "train_steps", "eval_scores", "intervals", "comparisons"} <= set(csvs)
+    assert sorted(p.stem for p in written if p.suffix == ".csv") == csvs
+    back = pd.read_parquet(tmp_path / "data" / "eval_samples.parquet")
+    assert len(back) == len(exp.eval_samples) > 0
+    assert back["score"].tolist() == exp.eval_samples["score"].reset_index(drop=True).tolist()
+    # the CSV is still one command away (export), and equals the table
+    export_tables(exp, an, "csv", tmp_path / "x")
+    assert len(pd.read_csv(tmp_path / "x" / "eval_samples.csv")) == len(exp.eval_samples)
+
+
+def test_parquet_safe_copies_only_when_a_column_needs_converting():
+    clean = pd.DataFrame({"a": ["x", None], "b": [1.0, 2.0]})
+    assert parquet_safe(clean) is clean
+    mixed = pd.DataFrame({"a": ["x", 3]})
+    safe = parquet_safe(mixed)
+    assert safe is not mixed and safe["a"].tolist() == ["x", "3"] and mixed["a"].tolist() == ["x", 3]
 
 
 def test_json_stdout_and_files(sweep, tmp_path):

@@ -226,7 +226,7 @@ def test_plotly_js_once_from_the_vendored_partial_bundle():
     js = unpack_plotlyjs(out)
     assert js == (html_mod.ASSETS / "plotly-cartesian.min.js").read_text(encoding="utf-8")  # unchanged
     assert out.count("Plotly.newPlot") == 1  # one drawing function for every chart
-    used = {t.type or "scatter" for f in figures.values() for t in f.data}
+    used = {t.get("type", "scatter") for f in figures.values() for t in f.data}
     assert used and used <= bundle_trace_types()
     assert {"scatter", "bar", "heatmap"} <= bundle_trace_types()
     # plotly's template (its styling) is stored once, not once per figure

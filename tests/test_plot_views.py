@@ -22,10 +22,10 @@ from analyze_experiment.report.flipped import flipped_table
 from analyze_experiment.report.plots import _select as sel
 from analyze_experiment.report.plots import samples as smp
 from analyze_experiment.report.plots import static
-from analyze_experiment.report.plots.interactive import interactive_figures
 from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.specs import start_plots
 from analyze_experiment.report.plots.style import plot_style
+from plotly_views import validated, validated_figures
 from report_fixtures import CONTROL, METRIC, SCORER, STEPS_PER_EPOCH, TASK, make_analysis, make_experiment
 
 
@@ -54,7 +54,7 @@ def test_agreement_matrix_hover_names_sample_target_and_answer():
     an = make_analysis(exp)
     spec = _specs(exp, an)[f"samples_{TASK}"]
     assert spec.builder is smp.plot_sample_agreement and spec.element_id == "agreement-matrix"
-    hm = interactive_figures(exp, an)[f"samples_{TASK}"].data[0]
+    hm = validated_figures(exp, an)[f"samples_{TASK}"].data[0]
     best = f"{an.best[0].run} @ epoch {int(an.best[0].epoch)}"
     assert hm.y[0] == f"{best} (best)"
     # every column is a sample some candidate scored differently from the best: recomputed here
@@ -175,7 +175,7 @@ def test_early_end_is_marked_on_the_loss_curve(status, label):
     assert list(marks[0].get_xdata()) == [expected_x]
     assert marks[0].get_ydata()[0] == pytest.approx(finite["loss"].iloc[-1])  # where the curve stops
     assert label in [t.get_text() for t in ax.get_legend().get_texts()]
-    fig = interactive_figures(exp, make_analysis(exp))["loss"]
+    fig = validated_figures(exp, make_analysis(exp))["loss"]
     assert [list(tr.x) for tr in fig.data if tr.name == label] == [[expected_x]]
 
 
@@ -343,5 +343,5 @@ def test_agreement_matrix_is_bounded_and_says_what_it_leaves_out():
     assert f"{flipped} of {n_samp} changed outcome" in note
     assert f"the {sm.MAX_MATRIX_SAMPLES} where most candidates differ are shown" in note
     assert f"top {sm.MAX_MATRIX_ROWS} of {n_cand} candidates" in note
-    fig = sm.agreement_figure(data, best="r00", title="t", order=labels)
+    fig = validated(sm.agreement_figure(data, best="r00", title="t", order=labels))
     assert np.asarray(fig.data[0].z).shape == (sm.MAX_MATRIX_ROWS, sm.MAX_MATRIX_SAMPLES)

@@ -21,6 +21,7 @@ from analyze_experiment.report.plots import static
 from analyze_experiment.report.plots.interactive import interactive_figures
 from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.style import CONTROL_COLOR, OKABE_ITO, plot_style, run_colors
+from plotly_views import validated_figures
 from report_fixtures import CONTROL, EVIL, N_SAMPLES, STEPS_PER_EPOCH, make_analysis, make_experiment, wald
 
 
@@ -183,7 +184,7 @@ def test_colours_consistent_across_figures(sweep):
         assert color == colors[run].lower()
         bar = bar_ax.patches[labels.index(f"{run} @ epoch 1")]
         assert to_hex(bar.get_facecolor()) == color
-    figs = interactive_figures(exp, an)
+    figs = validated_figures(exp, an)
     lr_colors = {tr.name: tr.line.color for tr in figs["lr"].data}
     assert lr_colors == {r: colors[r] for r in loss_colors}
 
@@ -308,7 +309,7 @@ def test_one_varying_variable_skips_heatmap_and_no_cost_skips_pareto():
 def test_interactive_escapes_names_and_toggles_runs():
     exp = make_experiment(evil=True)
     an = make_analysis(exp)
-    figs = interactive_figures(exp, an)
+    figs = validated_figures(exp, an)
     assert set(figs) == {"loss", "lr", "throughput", "gpu", "final_arc_easy", "heatmap_arc_easy",
                          "samples_arc_easy", "pareto_arc_easy", "effects_arc_easy"}
     assert EVIL not in figs["samples_arc_easy"].to_html(full_html=False, include_plotlyjs=False)
@@ -343,7 +344,7 @@ def test_interactive_long_runs_are_thinned_but_smoothed_on_every_step():
     n = 5000
     steps = pd.DataFrame({"run": "r", "epoch": 0, "step": np.arange(1, n + 1), "loss": np.linspace(2, 1, n) % 1.3})
     exp = Experiment(root=".", layout="unknown", design=Design(name="x"), has_design_doc=False, train_steps=steps)
-    raw, trend = interactive_figures(exp, Analysis())["loss"].data
+    raw, trend = validated_figures(exp, Analysis())["loss"].data
     assert len(raw.x) == len(trend.x) == math.ceil(n / 3) <= MAX_POINTS
     assert list(raw.x[:3]) == [1, 4, 7]
     full = sel.smooth(steps["loss"])

@@ -106,9 +106,9 @@ def test_run_with_rank_prefixes_is_completed_with_two_gpus(tmp_path):
     diag = Diagnostics(root=tmp_path)
     res = read_training("run", find_training_files(run), diag, now=4e9)
     s = res.summary
-    assert (s["status"], s["status_evidence"]) == ("completed", "Saving final epoch checkpoint.")
-    assert (s["steps"], s["final_loss"]) == (16, _bar_curve(COMPLETED)[16])
-    assert (s["n_gpus"], s["n_gpus_source"]) == (2, "rank prefixes")
+    assert (s.status, s.status_evidence) == ("completed", "Saving final epoch checkpoint.")
+    assert (s.steps, s.final_loss) == (16, _bar_curve(COMPLETED)[16])
+    assert (s.n_gpus, s.n_gpus_source) == (2, "rank prefixes")
     assert {r["step"]: r["loss"] for r in res.steps} == _bar_curve(COMPLETED)
 
 

@@ -177,11 +177,11 @@ def test_cli_bad_reference_is_a_usage_error(example_root):
 def test_interactive_figures_draw_the_reference(example):
     from analyze_experiment import analyze, load
     from analyze_experiment.experiment import Options
-    from analyze_experiment.report.plots.interactive import interactive_figures
+    from plotly_views import validated_figures
 
     exp = load(example("mid2026", 40))
     a = analyze(exp, Options(references=[parse_reference("paper=0.71")]))
-    figs = interactive_figures(exp, a)
+    figs = validated_figures(exp, a)
     primary = {(r.task, r.scorer) for r in a.references.itertuples()}
     assert primary == {("capitalization", "match")}  # the task's primary metric only
     drawn = set()

@@ -235,6 +235,6 @@ def test_run_stopped_before_its_first_step_takes_planned_steps_from_the_config(t
                                       + cancel)
     res = read_training("charlie", find_training_files(run), Diagnostics(root=tmp_path), now=4_000_000_000.0)
     s = res.summary
-    assert (s["status"], s["steps"], s["planned_epochs"], s["planned_steps"]) == ("timeout", None, 2000, 10000)
-    fr = failed_runs(pd.DataFrame([{"run": "charlie", **s}]))
+    assert (s.status, s.steps, s.planned_epochs, s.planned_steps) == ("timeout", None, 2000, 10000)
+    fr = failed_runs(pd.DataFrame([{"run": "charlie", **s.as_record()}]))
     assert fr["mark"].tolist() == ["failed: timeout; did not finish (0/10,000 steps)"]

@@ -82,6 +82,34 @@ def test_main_effects_and_diminishing_returns_on_a_planted_plateau():
     assert len(rule) == 1 and "beyond 16" in rule[0].text and rule[0].data["plateau_from"] == 16
 
 
+def test_steps_between_single_runs_take_their_pairs_test_among_unmatched_runs():
+    """Runs are matched on the other parameter: a rank grid at lr 1e-4 plus rank 8 at lr 3e-4
+    gives three rank steps at lr 1e-4 and one lr step at rank 8, each between two single runs;
+    each reads the verdict of its pair in the all-pairs checkpoint family (same p, same family)."""
+    accs, params = grid([8, 16, 32, 64], [1e-4], lambda r, lr: 0.5 + 0.1 * (r > 8))
+    extra, extra_params = grid([8], [3e-4], lambda r, lr: 0.8)
+    exp = make_experiment({**accs, **extra}, params={**params, **extra_params}, n=300, seed=5)
+    a = analyze(exp, Options(n_permutations=500, n_bootstrap=100))
+    d = a.diminishing
+    steps = [(v, f, t, x, y) for v, f, t, x, y in zip(d["variable"], d["from_level"], d["to_level"], d["b"], d["a"],
+                                                      strict=True)]
+    assert steps == [("learning_rate", 0.0001, 0.0003, "rank8_lr0.0001", "rank8_lr0.0003"),
+                     ("lora_rank", 8, 16, "rank8_lr0.0001", "rank16_lr0.0001"),
+                     ("lora_rank", 16, 32, "rank16_lr0.0001", "rank32_lr0.0001"),
+                     ("lora_rank", 32, 64, "rank32_lr0.0001", "rank64_lr0.0001")]
+    assert (d["unit"] == "checkpoints").all() and (d["n_runs"] == 2).all()
+    pt = a.pair_tests
+    assert len(pt) == 5 * 4 // 2 and set(pt["family"]) == {"checkpoints: qa/match/accuracy"}
+    for _, r in d.iterrows():
+        hit = pt[((pt["a"] == r["a"]) & (pt["b"] == r["b"])) | ((pt["a"] == r["b"]) & (pt["b"] == r["a"]))]
+        assert len(hit) == 1
+        assert r["p_value"] == hit["p_value"].iloc[0] and r["p_adjusted"] == hit["p_adjusted"].iloc[0]
+        assert r["family"] == "checkpoints: qa/match/accuracy"
+        assert bool(r["significant"]) == bool(hit["significant"].iloc[0])
+    sig = dict(zip(d["variable"] + d["from_level"].astype(str), d["significant"].astype(bool), strict=True))
+    assert sig == {"lora_rank8.0": True, "lora_rank16.0": False, "lora_rank32.0": False, "learning_rate0.0001": True}
+
+
 def test_candidate_cost_pro_rates_epochs_and_controls_cost_nothing():
     run = pd.Series({"type": "fine-tuned", "gpu_hours": 3.0, "epochs_done": 3})
     assert candidate_cost(run, 0.0) == pytest.approx(1.0)

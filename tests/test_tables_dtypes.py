@@ -47,6 +47,10 @@ def test_real_logs_give_integer_epochs_and_the_base_model_is_kept(example, tmp_p
     out = tmp_path / "out"
     res = CliRunner().invoke(analyze, [str(root), "--out", str(out), "--format", "md", "--quiet", "--no-cache"])
     assert res.exit_code == 0, res.output
-    for name in ("eval_scores", "eval_logs", "eval_samples", "train_steps"):
+    for name in ("eval_scores", "eval_logs", "train_steps"):
         col = pd.read_csv(out / "tables" / f"{name}.csv", dtype=str, keep_default_na=False)["epoch"]
         assert set(col) <= {"", "0", "1"} and "0" in set(col), name  # never "1.0"
+    # the per-sample scores are Parquet only in the report folder, with the nullable integer epoch
+    assert not (out / "tables" / "eval_samples.csv").exists()
+    samples = pd.read_parquet(out / "data" / "eval_samples.parquet")
+    assert str(samples["epoch"].dtype) == "Int64" and set(samples["epoch"].dropna()) == {0, 1}

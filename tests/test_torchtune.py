@@ -317,3 +317,40 @@ def test_disklogger_chunking_and_mixed_lines(tmp_path: Path, monkeypatch, chunk:
     assert log.steps[172] == {"val_loss": 3.5}
     assert log.steps[173] == {"loss": 4.25}  # the cut lr value is not trusted
     assert (log.bad_lines, log.first_bad) == (1, "not a step line")
+
+
+# ---- the config banner: libyaml and pure-Python PyYAML read it alike -------------------------
+def _banner(body: str) -> bytes:
+    return ("Running LoRAFinetuneRecipeSingleDevice with resolved config:\n\n" + body + "\n\n"
+            "1|1|Loss: 2.5:   1%|          | 1/100 [00:01<01:39,  1.00s/it]\n").encode()
+
+
+@pytest.mark.parametrize("name", [*sorted(p.name for p in FIX.glob("*.out")), "cruijff_slurm_training_output.txt"])
+def test_config_banner_same_with_and_without_libyaml(name, monkeypatch) -> None:
+    from analyze_experiment.sources.torchtune import lines
+
+    fast = read(name)
+    monkeypatch.setattr(lines, "_FAST_LOADER", None)
+    plain = read(name)
+    assert (fast.config, fast.config_error) == (plain.config, plain.config_error)
+    if name == "local_v0.6.1_lora_cpu_slurm_completed.out":
+        assert fast.config["model"]["lora_rank"] == 4 and fast.config["checkpointer"]["checkpoint_files"] == ["model.pt"]
+
+
+@pytest.mark.parametrize("body, error", [
+    ("lr: 3.0e-4\nseed: null\nflag: yes\nwhen: 2026-01-02\nrank: 0o17", None),  # YAML 1.1 scalars, as PyYAML reads them
+    ("model:\n  lora_rank: [8\n", "the resolved-config banner is not valid YAML (while parsing a flow sequence)"),
+    ("a: 1\nb: \x07bell", "the resolved-config banner is not valid YAML (unacceptable character #x0007: special characters are not allowed)"),
+])
+def test_config_banner_values_and_errors_are_pure_pythons(body, error, monkeypatch) -> None:
+    import yaml
+
+    from analyze_experiment.sources.torchtune import lines
+
+    fast = tt.read_slurm_bytes(_banner(body))
+    monkeypatch.setattr(lines, "_FAST_LOADER", None)
+    plain = tt.read_slurm_bytes(_banner(body))
+    assert (fast.config, fast.config_error) == (plain.config, plain.config_error)
+    assert fast.config_error == error
+    if error is None:
+        assert fast.config == yaml.safe_load(body) and fast.config["lr"] == 3.0e-4 and fast.config["flag"] is True

@@ -132,8 +132,8 @@ NEWER = [
 def test_newer_bar_format_is_named_with_its_first_line(tmp_path, pattern, replacement, first):
     data = re.sub(pattern, replacement, COMPLETED)
     res, diag = _read_run(tmp_path, data)
-    assert res.steps == [] and res.summary["steps"] is None
-    assert res.summary["status"] == "completed"  # the end marker is still read
+    assert res.steps == [] and res.summary.steps is None
+    assert res.summary.status == "completed"  # the end marker is still read
     (w,) = [w for w in diag.warnings if "format this version does not read" in w.message]
     n = tt.read_slurm_bytes(data).unparsed_frames
     assert n >= 16

@@ -48,7 +48,7 @@ def test_symlinks_inside_a_run_directory_follow_the_documented_rules(tmp_path):
     (exp / "run" / "slurm-6.out").symlink_to(exp / "run" / "gone.out")  # broken
     (exp / "run" / "again").symlink_to(exp / "run")  # a loop back to the run directory
     res, diag = _read(exp)
-    assert (res.summary["status"], res.summary["steps"], res.summary["training_log"]) == (
+    assert (res.summary.status, res.summary.steps, res.summary.training_log) == (
         "completed", 16, "run/slurm-5.out")
     assert {r["source"] for r in res.steps} == {"bar"}  # the DiskLogger file outside was not read
     assert sorted((w.file, w.message) for w in diag.warnings if "symlink" in w.message) == [
@@ -77,7 +77,7 @@ def test_a_symlink_to_a_file_already_found_is_not_a_second_attempt(tmp_path):
     shutil.copy(COMPLETED, exp / "run" / "slurm-5.out")
     (exp / "run" / "latest.out").symlink_to(exp / "run" / "slurm-5.out")
     res, _ = _read(exp)
-    assert (res.summary["attempts"], res.summary["steps"]) == (1, 16)
+    assert (res.summary.attempts, res.summary.steps) == (1, 16)
 
 
 # --- permission denied, for real -------------------------------------------------------------------

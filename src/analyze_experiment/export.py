@@ -61,34 +61,48 @@ def analysis_tables(analysis: Analysis) -> dict[str, pd.DataFrame]:
 
 
 def parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Object columns with mixed types become strings (Parquet wants one type per column)."""
-    out = df.copy()
-    for c in out.columns:
-        if out[c].dtype == object:
-            kinds = {type(v) for v in out[c].dropna()}
+    """Object columns with mixed types become strings (Parquet wants one type per column).
+    The table itself is returned when no column needs it: copying the per-sample table only to
+    write it cost memory and time."""
+    out = df
+    for c in df.columns:
+        if df[c].dtype == object:
+            kinds = {type(v) for v in df[c].dropna()}
             if len(kinds) > 1 or (kinds and not kinds <= {str, bool, int, float}):
+                if out is df:
+                    out = df.copy()
                 out[c] = out[c].map(lambda v: None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v))
     return out
 
 
+PARQUET_ONLY = ("eval_samples",)
+"""Tables the report folder holds as ``data/*.parquet`` only, not as ``tables/*.csv``: the
+per-sample scores are one row per sample x scorer x run (202,000 rows, 34 MB of CSV at 100 runs
+of 1,000 samples, most of the cost of writing the tables) and the report shows no table of them.
+``analyze-experiment export --format csv --table eval_samples`` writes them as CSV on request."""
+
+
 def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
-    """``tables/*.csv`` (tidy + statistics) and ``data/*.parquet`` (tidy + statistics: typed,
-    for pandas, DuckDB and the cross-experiment catalog, :mod:`analyze_experiment.catalog`)."""
+    """``tables/*.csv`` (tidy + statistics, but not :data:`PARQUET_ONLY`) and ``data/*.parquet``
+    (tidy + statistics: typed, for pandas, DuckDB and the cross-experiment catalog,
+    :mod:`analyze_experiment.catalog`)."""
     written = []
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(parents=True, exist_ok=True)
-    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
+    named = {**exp.tables(), **analysis_tables(analysis)}
+    for name, df in named.items():
+        if name in PARQUET_ONLY:
+            continue
         p = out / "tables" / f"{name}.csv"
         df.to_csv(p, index=False)
         written.append(p)
-    for name, df in {**exp.tables(), **analysis_tables(analysis)}.items():
+    for name, df in named.items():
         if not len(df.columns):
             continue
         p = out / "data" / f"{name}.parquet"
         parquet_safe(df).to_parquet(p, index=False)
         written.append(p)
     return written
-
 
 
 class ExportError(ValueError):

@@ -19,6 +19,7 @@ Conventions shared by all tables:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 import pandas as pd
@@ -34,45 +35,96 @@ RUN_STATUSES: tuple[RunStatus, ...] = get_args(RunStatus)
 CONVERGENCE_VERDICTS = ("converged", "still improving", "oscillating", "diverged", "too short to tell")
 
 # --- runs: one row per run (designed or found on disk) --------------------------------
-RUNS = [
+RUN_IDENTITY = [
     "run",  # run name
     "type",  # fine-tuned | control | eval-only
     "model",  # base model name when known
     "in_design",  # bool: listed in the design document
     "on_disk",  # bool: a run directory exists
     "run_dir",  # relative path of the run directory (None when absent)
-    "status",  # one of RUN_STATUSES (control/eval-only runs: None)
-    "status_evidence",  # the line that decided the status
-    "status_file",  # relative path of the file holding that line
-    "final_loss",  # loss at the last step (None if NaN/inf)
-    "min_loss",  # smallest finite loss
-    "steps",  # last global optimizer step reached
-    "planned_steps",  # epochs * steps_per_epoch when known
-    "epochs_done",  # number of completed epochs
-    "planned_epochs",
-    "train_time_s",  # training time in seconds
-    "train_time_source",  # "bar" (sum of epoch elapsed) | "checkpoint" | "slurm" | None
-    "tokens_per_second_per_gpu",  # mean excluding the warm-up step
-    "peak_memory_gib",
-    "gpu_util_mean_pct",
-    "n_gpus",
-    "gpu_hours",  # train_time_s / 3600 * n_gpus
-    "convergence",  # one of CONVERGENCE_VERDICTS
-    "training_log",  # relative path of the main training output file
-    "attempts",  # training attempts found (requeued/resubmitted jobs); the last one gives status and curve
-    # validation during training (analyze_experiment.ingest.validation; None when the run logged none)
-    "val_evaluations",  # evaluations with a finite validation loss
-    "val_loss_final",  # validation loss at the last evaluation
-    "val_loss_best",  # lowest validation loss
-    "val_loss_best_step",  # global step of the lowest
-    "val_train_gap",  # final validation loss minus the mean training loss of the steps leading to it
-    "overfitting",  # bool: validation rose for the last k evaluations while training loss fell
-    "val_loss_source",  # "disklogger" | "stdout" | "slurm" (printed, 4 decimals), "+"-joined when mixed
-    "first_nonfinite_step",  # first global step whose training loss is NaN/inf (a diverged run's first bad step)
-    "train_seed",  # seed the training really used (torchtune's "Setting manual seed" line, else config seed)
 ]
-"""Columns of ``runs``. Parameters follow as extra columns, one per parameter name
-(snake_case, e.g. ``lora_rank``, ``learning_rate``); ``Experiment.param_names`` lists them."""
+"""The ``runs`` columns every run has, trained or not (the design and discovery give them)."""
+
+
+@dataclass(slots=True)
+class RunTraining:
+    """What one run's training output says, one field per ``runs`` column after
+    :data:`RUN_IDENTITY`: the single declaration of those columns (:data:`RUNS` is derived from
+    it), so the record the training ingest fills and the table it lands in cannot drift apart.
+    Unknown values stay None (control and eval-only runs have no record: every field is empty)."""
+
+    status: RunStatus = "missing"
+    """One of :data:`RUN_STATUSES`; ``missing`` until the status is decided."""
+    status_evidence: str | None = None
+    """The line that decided the status."""
+    status_file: str | None = None
+    """Relative path of the file holding that line."""
+    final_loss: float | None = None
+    """Loss at the last step (None if NaN/inf)."""
+    min_loss: float | None = None
+    """Smallest finite loss."""
+    steps: int | None = None
+    """Last global optimizer step reached."""
+    planned_steps: int | None = None
+    """Epochs × steps per epoch when known."""
+    epochs_done: int | None = None
+    """Number of completed epochs."""
+    planned_epochs: int | None = None
+    train_time_s: float | None = None
+    """Training time in seconds."""
+    train_time_source: str | None = None
+    """``bar`` (sum of epoch elapsed) | ``checkpoint`` | ``slurm`` | None."""
+    tokens_per_second_per_gpu: float | None = None
+    """Mean excluding the warm-up step."""
+    peak_memory_gib: float | None = None
+    gpu_util_mean_pct: float | None = None
+    n_gpus: int | None = None
+    gpu_hours: float | None = None
+    """``train_time_s / 3600 * n_gpus``."""
+    convergence: str | None = None
+    """One of :data:`CONVERGENCE_VERDICTS`."""
+    training_log: str | None = None
+    """Relative path of the main training output file."""
+    attempts: int = 0
+    """Training attempts found (requeued/resubmitted jobs); the last one gives status and curve."""
+    # validation during training (analyze_experiment.ingest.validation; None when the run logged none)
+    val_evaluations: int | None = None
+    """Evaluations with a finite validation loss."""
+    val_loss_final: float | None = None
+    """Validation loss at the last evaluation."""
+    val_loss_best: float | None = None
+    """Lowest validation loss."""
+    val_loss_best_step: int | None = None
+    """Global step of the lowest."""
+    val_train_gap: float | None = None
+    """Final validation loss minus the mean training loss of the steps leading to it."""
+    overfitting: bool | None = None
+    """Validation rose for the last k evaluations while training loss fell."""
+    val_loss_source: str | None = None
+    """``disklogger`` | ``stdout`` | ``slurm`` (printed, 4 decimals), ``+``-joined when mixed."""
+    first_nonfinite_step: int | None = None
+    """First global step whose training loss is NaN/inf (a diverged run's first bad step)."""
+    train_seed: int | None = None
+    """Seed the training really used (torchtune's ``Setting manual seed`` line, else config seed)."""
+    recipe: str | None = None
+    """Recipe class named by the config banner."""
+    final_loss_source: str | None = None
+    """Where ``final_loss`` came from (a step source, or ``wandb summary (rounded)``)."""
+    peak_memory_source: str | None = None
+    """Which value ``peak_memory_gib`` is (a per-step key, the wandb summary, ``gpu_metrics.csv``)."""
+    n_gpus_source: str | None = None
+    """How ``n_gpus`` was found (torchrun, a config key, rank prefixes, GPU samples, ``assumed``)."""
+
+    def as_record(self) -> dict[str, Any]:
+        """The record's ``runs`` columns in table order, as a plain dict: the runs table is built
+        from one record per run, the identity columns and parameters added beside these."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+RUNS = RUN_IDENTITY + [f.name for f in fields(RunTraining)]
+"""Columns of ``runs``: :data:`RUN_IDENTITY`, then the :class:`RunTraining` fields. Parameters
+follow as extra columns, one per parameter name (snake_case, e.g. ``lora_rank``,
+``learning_rate``); ``Experiment.param_names`` lists them."""
 
 # --- train_steps: one row per run x global step ---------------------------------------
 TRAIN_STEPS = [

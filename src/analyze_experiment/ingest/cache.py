@@ -40,8 +40,9 @@ from analyze_experiment.diagnostics import Diagnostics, Warning_
 
 CACHE_DIR_NAME = ".cache"
 """The cache folder's name inside the output folder."""
-PARSER_VERSION = 1
-"""Bumped whenever a parser's output changes meaning; every cached entry is then re-read."""
+PARSER_VERSION = 2
+"""Bumped whenever a parser's output changes meaning or shape; every cached entry is then re-read
+(2: a run's summary is a ``tables.RunTraining``, no longer a dict)."""
 _MAGIC = b"analyze-experiment-cache 1\n"
 _PARSER_SOURCES = (
     "sources/**/*.py",

@@ -284,7 +284,7 @@ def _runs_table(
         }
         res = training.get(name)
         if res is not None:
-            rec.update(res.summary)
+            rec.update(res.summary.as_record())
             conflicts.extend(_cross_check(name, params, res, diag, source=source, sources=sources[name]))
         records.append(rec)
 
@@ -352,7 +352,7 @@ def _cross_check(
     manual seed`` line) when the config does not state one.
     """
     out: list[dict[str, Any]] = []
-    if not res.config and res.summary.get("train_seed") is None:
+    if not res.config and res.summary.train_seed is None:
         return out
     for key, paths in CONFIG_KEYS.items():
         if key not in params:
@@ -360,7 +360,7 @@ def _cross_check(
         for dotted in paths:
             got = _lookup(res.config, dotted)
             if key == "seed" and got is None:
-                got, dotted = res.summary.get("train_seed"), "local seed"
+                got, dotted = res.summary.train_seed, "local seed"
             if got is None:
                 continue
             if _same(got, params[key]):
@@ -379,8 +379,8 @@ def _cross_check(
                 used = value
                 text = (f"run {run!r}: the design says {key}={value!r} but the training config has "
                         f"{dotted}={got!r}; the design's value is used")
-            diag.warn(res.summary.get("training_log"), text, stage="training")
+            diag.warn(res.summary.training_log, text, stage="training")
             out.append({"run": run, "param": key, "value": value, "source": source, "config_key": dotted,
                         "config_value": coerce_value(got), "used": used,
-                        "file": res.summary.get("training_log")})
+                        "file": res.summary.training_log})
     return out

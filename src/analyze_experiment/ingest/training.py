@@ -10,6 +10,7 @@ decided it and that line's file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import math
@@ -82,7 +83,8 @@ class TrainingResult:
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     gpu: list[dict] = field(default_factory=list)
-    summary: dict = field(default_factory=dict)
+    summary: tables.RunTraining = field(default_factory=tables.RunTraining)
+    """The run's ``runs`` columns (status, losses, steps, time, validation …)."""
     config: dict = field(default_factory=dict)
 
 
@@ -410,9 +412,9 @@ def _fill_printed_validation(run: str, step_rows: list[dict], slurms: list[tt.Sl
                  result=f"{filled} evaluation(s) without a metric-logger value (4 decimals)")
 
 
-def _events_status(out: tt.SlurmOutput) -> tuple[str, str] | None:
+def _events_status(out: tt.SlurmOutput) -> tuple[tables.RunStatus, str] | None:
     """Status from SLURM/failure lines of one file, with the deciding line."""
-    order = [
+    order: list[tuple[tables.RunStatus, tuple[str, ...]]] = [
         ("cuda_oom", ("cuda_oom",)),
         ("oom", ("oom",)),
         ("timeout", ("timeout",)),
@@ -440,7 +442,7 @@ def _failure(out: tt.SlurmOutput) -> str | None:
     return None
 
 
-_SEFF_STATUS = {
+_SEFF_STATUS: dict[str, tables.RunStatus] = {
     "TIMEOUT": "timeout",
     "OUT_OF_MEMORY": "oom",
     "CANCELLED": "cancelled",
@@ -472,7 +474,7 @@ def read_training(
     paths = [*files.slurm_outputs, *files.disk_logs, *files.gpu_metrics, *files.seff]
     extra = (str(diag.root), [str(p) for p in paths])
     found, value, warnings = cache.get_group("run", f"{diag.root}\0{run}", paths, extra)
-    if found and value.summary.get("status") != "running":
+    if found and value.summary.status != "running":
         cache.hits += len(files.slurm_outputs) + len(files.disk_logs)  # the files the per-file cache counts
         diag.warnings.extend(warnings)
         _act_read(run, files, value, diag)
@@ -489,7 +491,7 @@ def _act_read(run: str, files: TrainingFiles, result: TrainingResult, diag: Diag
         "training.read",
         f"run {run}: read training output",
         details=[diag.rel(p) or "" for p in [*files.slurm_outputs, *files.disk_logs, *files.gpu_metrics]],
-        result=f"status {result.summary['status']}, {len(result.steps)} steps",
+        result=f"status {result.summary.status}, {len(result.steps)} steps",
     )
 
 
@@ -514,16 +516,13 @@ def _read_training(
     gpu_rows = _gpu_rows(run, files.gpu_metrics, diag)
     seffs = [s for s in (_read_seff(p, diag) for p in files.seff) if s is not None]
 
-    summary: dict[str, Any] = {c: None for c in tables.RUNS if c not in ("run", "type", "model", "in_design",
-                                                                        "on_disk", "run_dir")}
-    summary["recipe"] = recipe
     main_log = tt_slurms[-1].path if tt_slurms else (disks[-1].path if disks else None)
-    summary["training_log"] = diag.rel(main_log)
+    summary = tables.RunTraining(recipe=recipe, training_log=diag.rel(main_log))
     _fill_values(summary, step_rows, warmup, epochs_info, config, tt_slurms, gpu_rows, seffs)
-    summary.update(val.run_summary(pd.DataFrame(step_rows)))
+    summary = dataclasses.replace(summary, **val.run_summary(pd.DataFrame(step_rows)))
     _fill_status(summary, run, files, tt_slurms, slurms, disks, seffs, now, diag)
-    summary["attempts"] = attempts.count
-    summary["train_seed"] = _train_seed(tt_slurms, config)
+    summary.attempts = attempts.count
+    summary.train_seed = _train_seed(tt_slurms, config)
     _note_attempts(run, attempts, summary, diag)
     result = TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
     _act_read(run, files, result, diag)
@@ -643,7 +642,7 @@ def split_attempts(slurms: list[tt.SlurmOutput], disks: list[tt.DiskLog]) -> Att
     return Attempts(final_slurms, final_disks, earlier)
 
 
-def _note_attempts(run: str, attempts: Attempts, summary: dict[str, Any], diag: Diagnostics) -> None:
+def _note_attempts(run: str, attempts: Attempts, summary: tables.RunTraining, diag: Diagnostics) -> None:
     if not attempts.earlier:
         return
     listed = []
@@ -653,15 +652,15 @@ def _note_attempts(run: str, attempts: Attempts, summary: dict[str, Any], diag: 
             where += f" bytes {rng[0]:,}-{rng[1]:,}"
         listed.append(f"{where}: {ended}" + (f", last step {last}" if last is not None else ""))
     diag.warn(
-        summary.get("training_log"),
+        summary.training_log,
         f"run {run}: {attempts.count} training attempts (requeued or resubmitted); the last attempt decides "
-        f"the status ({summary.get('status')}) and supplies the curve, steps are never combined across "
+        f"the status ({summary.status}) and supplies the curve, steps are never combined across "
         f"attempts; earlier attempts, not drawn: " + "; ".join(listed),
         severity="info",
         stage=STAGE,
     )
     diag.act("training.attempts", f"run {run}: {attempts.count} attempts", details=listed,
-             result=f"last attempt: {summary.get('status')}")
+             result=f"last attempt: {summary.status}")
 
 
 def _check_disk_names(run: str, slurms: list[tt.SlurmOutput], files: TrainingFiles, diag: Diagnostics) -> None:
@@ -736,7 +735,7 @@ def _gpu_rows(run: str, paths: list[Path], diag: Diagnostics) -> list[dict]:
 
 
 def _fill_values(
-    summary: dict[str, Any],
+    summary: tables.RunTraining,
     step_rows: list[dict],
     warmup: set[int],
     epochs_info: dict[int, tt.EpochInfo],
@@ -748,73 +747,73 @@ def _fill_values(
     losses = [r.get("loss") for r in step_rows if isinstance(r.get("loss"), int | float)]
     if step_rows:
         last = step_rows[-1]
-        summary["steps"] = last["step"]
+        summary.steps = last["step"]
         fl = last.get("loss")
-        summary["final_loss"] = float(fl) if _finite(fl) else None
-        summary["final_loss_source"] = last.get("source")
+        summary.final_loss = float(fl) if _finite(fl) else None
+        summary.final_loss_source = last.get("source")
         finite = [x for x in losses if math.isfinite(x)]
-        summary["min_loss"] = min(finite) if finite else None
+        summary.min_loss = min(finite) if finite else None
         # the first non-finite loss, not the last step: where the run went wrong (issue 11)
         bad = [r["step"] for r in step_rows
                if isinstance(r.get("loss"), int | float) and not math.isfinite(r["loss"])]
-        summary["first_nonfinite_step"] = min(bad) if bad else None
+        summary.first_nonfinite_step = min(bad) if bad else None
     else:
         wb = next((o.wandb_summary for o in reversed(slurms) if o.wandb_summary), {})
         if _finite(wb.get("loss")):
-            summary["final_loss"] = float(wb["loss"])
-            summary["final_loss_source"] = "wandb summary (rounded)"
+            summary.final_loss = float(wb["loss"])
+            summary.final_loss_source = "wandb summary (rounded)"
         if _finite(wb.get("global_step")):
-            summary["steps"] = int(wb["global_step"])
+            summary.steps = int(wb["global_step"])
     planned_epochs = config.get("epochs") if isinstance(config.get("epochs"), int) else None
-    summary["planned_epochs"] = planned_epochs
+    summary.planned_epochs = planned_epochs
     totals = [i.total for _, i in sorted(epochs_info.items()) if i.total]
     if planned_epochs and totals:
-        summary["planned_steps"] = planned_epochs * totals[0]
+        summary.planned_steps = planned_epochs * totals[0]
     elif (planned_epochs and isinstance(config.get("max_steps_per_epoch"), int)
           and not isinstance(config["max_steps_per_epoch"], bool) and config["max_steps_per_epoch"] > 0):
         # stopped before the first progress bar: the config's cap is the only steps-per-epoch known
-        summary["planned_steps"] = planned_epochs * config["max_steps_per_epoch"]
+        summary.planned_steps = planned_epochs * config["max_steps_per_epoch"]
     complete = sum(1 for i in epochs_info.values() if i.complete)
-    summary["epochs_done"] = complete if epochs_info else None
+    summary.epochs_done = complete if epochs_info else None
     # training time: sum of the bar's per-epoch elapsed, else SLURM's wall time
     times = [(i.elapsed_s if i.complete else i.last_elapsed_s) for i in epochs_info.values()]
     if times and all(t is not None for t in times):
-        summary["train_time_s"] = float(sum(t for t in times if t is not None))
-        summary["train_time_source"] = "bar"
+        summary.train_time_s = float(sum(t for t in times if t is not None))
+        summary.train_time_source = "bar"
     elif seffs and seffs[-1].wall_s is not None:
-        summary["train_time_s"] = seffs[-1].wall_s
-        summary["train_time_source"] = "slurm"
+        summary.train_time_s = seffs[-1].wall_s
+        summary.train_time_source = "slurm"
     tps = [r["tokens_per_second_per_gpu"] for r in step_rows
            if _finite(r.get("tokens_per_second_per_gpu")) and r["step"] not in warmup]
-    summary["tokens_per_second_per_gpu"] = float(np.mean(tps)) if tps else None
+    summary.tokens_per_second_per_gpu = float(np.mean(tps)) if tps else None
     _fill_memory(summary, step_rows, slurms, gpu_rows)
     utils = [r["utilization_pct"] for r in gpu_rows if _finite(r.get("utilization_pct"))]
-    summary["gpu_util_mean_pct"] = float(np.mean(utils)) if utils else None
+    summary.gpu_util_mean_pct = float(np.mean(utils)) if utils else None
     n, source = _n_gpus(slurms, gpu_rows)
-    summary["n_gpus"], summary["n_gpus_source"] = n, source
-    if summary["train_time_s"] is not None:
-        summary["gpu_hours"] = summary["train_time_s"] / 3600.0 * n
-    summary["convergence"] = convergence_verdict(losses) if losses else None
+    summary.n_gpus, summary.n_gpus_source = n, source
+    if summary.train_time_s is not None:
+        summary.gpu_hours = summary.train_time_s / 3600.0 * n
+    summary.convergence = convergence_verdict(losses) if losses else None
 
 
-def _fill_memory(summary: dict[str, Any], step_rows: list[dict], slurms: list[tt.SlurmOutput],
+def _fill_memory(summary: tables.RunTraining, step_rows: list[dict], slurms: list[tt.SlurmOutput],
                  gpu_rows: list[dict]) -> None:
     for key in ("peak_memory_reserved", "peak_memory_alloc", "peak_memory_active"):
         vals = [r[key] for r in step_rows if _finite(r.get(key))]
         if vals:
-            summary["peak_memory_gib"] = float(max(vals))
-            summary["peak_memory_source"] = key
+            summary.peak_memory_gib = float(max(vals))
+            summary.peak_memory_source = key
             return
     wb = next((o.wandb_summary for o in reversed(slurms) if o.wandb_summary), {})
     for key in ("peak_memory_reserved", "peak_memory_alloc", "peak_memory_active"):
         if _finite(wb.get(key)):
-            summary["peak_memory_gib"] = float(wb[key])
-            summary["peak_memory_source"] = f"wandb summary {key} (rounded)"
+            summary.peak_memory_gib = float(wb[key])
+            summary.peak_memory_source = f"wandb summary {key} (rounded)"
             return
     used = [r["memory_used_mib"] for r in gpu_rows if _finite(r.get("memory_used_mib"))]
     if used:
-        summary["peak_memory_gib"] = float(max(used)) / 1024.0
-        summary["peak_memory_source"] = "gpu_metrics.csv memory.used"
+        summary.peak_memory_gib = float(max(used)) / 1024.0
+        summary.peak_memory_source = "gpu_metrics.csv memory.used"
 
 
 def _n_gpus(slurms: list[tt.SlurmOutput], gpu_rows: list[dict]) -> tuple[int, str]:
@@ -836,7 +835,7 @@ def _n_gpus(slurms: list[tt.SlurmOutput], gpu_rows: list[dict]) -> tuple[int, st
 
 
 def _fill_status(
-    summary: dict[str, Any],
+    summary: tables.RunTraining,
     run: str,
     files: TrainingFiles,
     tt_slurms: list[tt.SlurmOutput],
@@ -847,21 +846,21 @@ def _fill_status(
     diag: Diagnostics,
 ) -> None:
     status, evidence, file = _decide_status(summary, files, tt_slurms, all_slurms, disks, seffs, now)
-    summary["status"] = status
-    summary["status_evidence"] = evidence
-    summary["status_file"] = diag.rel(file) if file is not None else None
+    summary.status = status
+    summary.status_evidence = evidence
+    summary.status_file = diag.rel(file) if file is not None else None
 
 
 def _decide_status(
-    summary: dict[str, Any],
+    summary: tables.RunTraining,
     files: TrainingFiles,
     tt_slurms: list[tt.SlurmOutput],
     all_slurms: list[tt.SlurmOutput],
     disks: list[tt.DiskLog],
     seffs: list[gpu_source.Seff],
     now: float,
-) -> tuple[str, str, Path | None]:
-    has_steps = summary["steps"] is not None
+) -> tuple[tables.RunStatus, str, Path | None]:
+    has_steps = summary.steps is not None
     if not tt_slurms and not any(d.steps for d in disks):
         if all_slurms:
             return "missing", "no torchtune output in the SLURM file(s)", all_slurms[-1].path
@@ -873,19 +872,19 @@ def _decide_status(
             return decided[0], decided[1], last.path
         if decided is not None:
             return "completed", decided[1], last.path
-    if has_steps and summary["final_loss"] is None and summary.get("final_loss_source") != "wandb summary (rounded)":
+    if has_steps and summary.final_loss is None and summary.final_loss_source != "wandb summary (rounded)":
         src = last.path if last is not None else disks[-1].path
-        first = summary.get("first_nonfinite_step") or summary["steps"]
+        first = summary.first_nonfinite_step or summary.steps
         text = f"loss is not finite (NaN/inf) from step {first}"
-        if first != summary["steps"]:
-            text += f" (last step {summary['steps']})"
+        if first != summary.steps:
+            text += f" (last step {summary.steps})"
         return "diverged", text, src
     if last is not None and last.final_checkpoint:
         return "completed", last.final_checkpoint, last.path
-    planned = summary.get("planned_steps")
-    if planned and has_steps and summary["steps"] >= planned:
+    planned = summary.planned_steps
+    if planned and has_steps and summary.steps >= planned:
         src = last.path if last is not None else disks[-1].path
-        return "completed", f"all {planned} planned steps done (step {summary['steps']})", src
+        return "completed", f"all {planned} planned steps done (step {summary.steps})", src
     if last is not None:
         line = _failure(last)
         if line:
@@ -900,7 +899,7 @@ def _decide_status(
             mtimes.append((p.stat().st_mtime, p))
         except OSError:
             continue
-    where = f"step {summary['steps']}" if has_steps else "the start"
+    where = f"step {summary.steps}" if has_steps else "the start"
     if mtimes:
         mtime, newest = max(mtimes)
         age = now - mtime

@@ -4,8 +4,8 @@ Jinja2 with autoescaping renders every string of the document as text, so a run 
 ``<script>alert(1)</script>`` is shown, never run; before escaping, every string passes
 through :func:`analyze_experiment.textsafe.visible` (Jinja's ``finalize``), so line breaks and
 bidi overrides (U+202E) in a name are shown as escapes, never obeyed. The only markup inserted unescaped is
-generated here: plotly's chart divs (their labels are escaped by
-:mod:`analyze_experiment.report.plots.interactive`, their JSON by plotly) and plotly.js itself,
+generated here: the charts' JSON (their labels are escaped by
+:mod:`analyze_experiment.report.plots.interactive`, the JSON by :func:`_json_for_script`) and plotly.js itself,
 embedded inline from the installed package. A Content-Security-Policy forbids any
 network request, so a page opened offline or on an air-gapped cluster behaves the same.
 """
@@ -23,8 +23,6 @@ from typing import Any
 
 import jinja2
 import numpy as np
-import plotly.graph_objects as go
-import plotly.io as pio
 from markupsafe import Markup
 
 from analyze_experiment.report.cells import cell_text, human_header
@@ -41,6 +39,7 @@ from analyze_experiment.report.doc import (
     Table,
 )
 from analyze_experiment.report.markdown import _is_numeric, _link_target
+from analyze_experiment.report.plots.plotly_json import TEMPLATE_FILE, FigureLike, from_typed_array, to_json
 from analyze_experiment.textsafe import visible
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -250,18 +249,21 @@ def _thin(x: np.ndarray, y: np.ndarray, points: int = DISPLAY_POINTS) -> tuple[n
     return x[k], y[k]
 
 
-def _display_figure(fig: go.Figure) -> go.Figure:
-    """A copy of ``fig`` with long numeric lines thinned (:data:`DISPLAY_POINTS`) and stored as
-    32-bit floats: what a screen can show, at a fraction of the page's size."""
-    out = go.Figure(fig)
-    n_lines = sum(1 for tr in out.data if tr.type in ("scatter", None) and tr.y is not None and len(tr.y) > 1)
+def _display_figure(fig: FigureLike) -> dict[str, Any]:
+    """``fig``'s JSON (a new dict; the figure is left alone) with long numeric lines thinned
+    (:data:`DISPLAY_POINTS`) and stored as 32-bit floats: what a screen can show, at a fraction
+    of the page's size."""
+    d = fig.to_plotly_json()
+    data = [dict(tr) for tr in d.get("data", [])]
+    lines = [tr for tr in data if tr.get("type", "scatter") == "scatter"]
+    n_lines = sum(1 for tr in lines if tr.get("y") is not None and len(from_typed_array(tr["y"])) > 1)
     per_line = max(MIN_LINE_POINTS, min(DISPLAY_POINTS, FIGURE_POINTS // max(1, n_lines)))
-    for tr in out.data:
-        if tr.type not in ("scatter", None) or "markers" in str(tr.mode or "lines") or tr.x is None or tr.y is None:
+    for tr in lines:
+        if "markers" in str(tr.get("mode") or "lines") or tr.get("x") is None or tr.get("y") is None:
             continue
         try:
-            x = np.asarray(tr.x, dtype=float)
-            y = np.asarray(tr.y, dtype=float)
+            x = np.asarray(from_typed_array(tr["x"]), dtype=float)
+            y = np.asarray(from_typed_array(tr["y"]), dtype=float)
         except (TypeError, ValueError):
             continue  # categorical axis: nothing to thin
         if len(x) != len(y) or len(y) <= per_line:
@@ -270,31 +272,37 @@ def _display_figure(fig: go.Figure) -> go.Figure:
         xs = x.astype(np.int32) if np.all(np.isfinite(x)) and np.all(x == np.round(x)) and np.abs(x).max() < 2**31 \
             else x.astype(np.float32)
         tr.update(x=xs, y=y.astype(np.float32))
-    return out
+    return {"data": data, "layout": dict(d.get("layout") or {})}
 
 
 def _json_for_script(obj: Any) -> Markup:
     """JSON safe inside ``<script type="application/json">``: no ``<``, ``>`` or ``&`` left to
     end the element or start a comment."""
-    text = pio.json.to_json_plotly(obj)
+    text = to_json(obj)
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     return Markup(text)
 
 
+@lru_cache(maxsize=1)
+def _default_template() -> str:
+    """``plotly_white``, the template of every chart the report makes (stored once per page)."""
+    return TEMPLATE_FILE.read_text(encoding="utf-8").strip()
+
+
 class _Charts:
     """Each figure's data and layout as JSON; plotly's template (7 KB of styling) stored once
-    for all figures that share it."""
+    for all figures that share it: a figure's own ``layout.template``, else ``plotly_white``."""
 
     def __init__(self, runs: set[str]) -> None:
         self.templates: list[str] = []
         self.runs = runs
         self.types: set[str] = set()
 
-    def payload(self, fig: go.Figure) -> tuple[Markup, int]:
-        d = _display_figure(fig).to_plotly_json()
+    def payload(self, fig: FigureLike) -> tuple[Markup, int]:
+        d = _display_figure(fig)
         self.types |= {str(t.get("type") or "scatter") for t in d.get("data", [])}
-        layout = dict(d.get("layout") or {})
-        template = pio.json.to_json_plotly(layout.pop("template", {}))
+        layout = d["layout"]
+        template = to_json(layout.pop("template")) if "template" in layout else _default_template()
         if template not in self.templates:
             self.templates.append(template)
         trace_runs = [html.unescape(str(t.get("legendgroup") or t.get("name") or "")) for t in d.get("data", [])]
@@ -308,7 +316,7 @@ class _Charts:
         return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
-def _figure_view(f: Figure, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
+def _figure_view(f: Figure, figures: dict[str, FigureLike], plots_dir: Path | None, ids: _Ids,
                  charts: _Charts) -> FigureView:
     fid = ids(f.element_id or f"fig-{f.name}")
     view = FigureView(fid, f.title, f.caption, task=f.task, scorer=f.scorer, metric=f.metric)
@@ -342,7 +350,7 @@ def _table_names(sections: list[Section]) -> set[str]:
     return out
 
 
-def _section_view(s: Section, figures: dict[str, go.Figure], plots_dir: Path | None, ids: _Ids,
+def _section_view(s: Section, figures: dict[str, FigureLike], plots_dir: Path | None, ids: _Ids,
                   charts: _Charts, tables: set[str] | None = None) -> SectionView:
     view = SectionView(ids(s.anchor or s.title), s.title, max(2, min(6, s.level)), appendix=s.appendix,
                        after_story=s.after_story)
@@ -406,7 +414,7 @@ def _level_key(v: str) -> tuple[int, float, str]:
         return (1, 0.0, v)
 
 
-def render_html(doc: ReportDoc, figures: dict[str, go.Figure] | None = None, plots_dir: Path | None = None) -> str:
+def render_html(doc: ReportDoc, figures: dict[str, FigureLike] | None = None, plots_dir: Path | None = None) -> str:
     """The report as one self-contained HTML page.
 
     Args:

@@ -39,46 +39,53 @@ def _same_epoch(a: Any, b: Any) -> bool:
     return _epoch(a) == _epoch(b)
 
 
-def _at_epoch(frame: pd.DataFrame, epoch: Any) -> pd.DataFrame:
-    """Rows of ``frame`` at ``epoch``. A boolean array, not a list: an empty list would
-    select no *columns* and the next column lookup would fail (a run whose logs gave
-    per-sample scores but no header metrics)."""
-    return frame[np.array([_same_epoch(e, epoch) for e in frame["epoch"]], dtype=bool)]
+def _rows_by_run(frame: pd.DataFrame) -> dict[Any, list[Any]]:
+    """The rows of ``frame`` (as ``itertuples`` gives them) grouped by run, in table order:
+    one pass over the table, so that each run's evaluations are found without filtering the
+    whole table again (filtering per run made the summary O(runs x rows))."""
+    out: dict[Any, list[Any]] = {}
+    if frame is None or not len(frame):
+        return out
+    for row in frame.itertuples(index=False):
+        out.setdefault(row.run, []).append(row)
+    return out
 
 
 def _run_evals(exp: Experiment, analysis: Analysis, run: str) -> list[sm.Eval]:
-    scores = exp.eval_scores[exp.eval_scores["run"] == run]
-    intervals = analysis.intervals[analysis.intervals["run"] == run] if len(analysis.intervals) else analysis.intervals
+    """One run's evaluations (the tables grouped for this run alone; see :func:`_evals`)."""
+    return _evals(_rows_by_run(exp.eval_scores).get(run, []), _rows_by_run(analysis.intervals).get(run, []))
+
+
+def _evals(scores: list[Any], intervals: list[Any]) -> list[sm.Eval]:
+    """A run's evaluations from its rows of eval_scores and of the intervals: one entry per
+    (task, epoch, scorer), header metrics first, each metric with its interval."""
     keys: list[tuple[Any, Any, Any]] = []
-    for frame in (scores, intervals):
-        for t, e, s in frame[["task", "epoch", "scorer"]].itertuples(index=False):
-            k = (t, _epoch(e), s)
+    for rows_ in (scores, intervals):
+        for r in rows_:
+            k = (r.task, _epoch(r.epoch), r.scorer)
             if k not in keys:
                 keys.append(k)
     out = []
     for task, epoch, scorer in keys:
-        sc = scores[(scores["task"] == task) & (scores["scorer"] == scorer)]
-        sc = _at_epoch(sc, epoch)
+        sc = [r for r in scores if r.task == task and r.scorer == scorer and _same_epoch(r.epoch, epoch)]
         metrics: dict[str, dict[str, Any]] = {}
         log = None
         n = None
-        for row in sc.itertuples(index=False):
+        for row in sc:
             if row.metric == "stderr":
                 continue
             metrics[str(row.metric)] = {"value": _value(row.value), "stderr": _value(row.stderr)}
             log = log or _value(row.log)
             n = n if n is not None else _value(row.n)
-        stderr_rows = sc[sc["metric"] == "stderr"]
-        if len(stderr_rows):
+        stderr_rows = [r for r in sc if r.metric == "stderr"]
+        if stderr_rows:
             # inspect's separate ``stderr`` metric is the standard error of the scorer's mean: it
             # belongs to that one metric, never to grouped or other metrics of the scorer
             owner = _stderr_owner(list(metrics))
             if owner is not None and metrics[owner]["stderr"] is None:
-                metrics[owner]["stderr"] = _value(stderr_rows["value"].iloc[0])
-        iv = intervals[(intervals["task"] == task) & (intervals["scorer"] == scorer)] if len(intervals) else intervals
-        if len(iv):
-            iv = _at_epoch(iv, epoch)
-        for row in iv.itertuples(index=False):
+                metrics[owner]["stderr"] = _value(stderr_rows[0].value)
+        iv = [r for r in intervals if r.task == task and r.scorer == scorer and _same_epoch(r.epoch, epoch)]
+        for row in iv:
             m = metrics.setdefault(str(row.metric), {"value": _value(row.value), "stderr": None})
             m.update(
                 {
@@ -228,7 +235,7 @@ def _failed_runs(analysis: Analysis) -> list[sm.FailedRun]:
             for r in fr.to_dict(orient="records")]
 
 
-def _run(exp: Experiment, analysis: Analysis, row: dict[str, Any]) -> sm.Run:
+def _run(exp: Experiment, row: dict[str, Any], scores: list[Any], intervals: list[Any]) -> sm.Run:
     row = {k: _value(v) for k, v in row.items()}
     name = row["run"]
     given = exp.run_params.get(name, {})
@@ -239,8 +246,16 @@ def _run(exp: Experiment, analysis: Analysis, row: dict[str, Any]) -> sm.Run:
         in_design=row.get("in_design"),
         dir=row.get("run_dir"),
         training=_training(row) if row.get("type") == "fine-tuned" else None,
-        evals=_run_evals(exp, analysis, name),
+        evals=_evals(scores, intervals),
     )
+
+
+def _runs(exp: Experiment, analysis: Analysis) -> list[sm.Run]:
+    """Every run with its training and evaluations; the score and interval tables are grouped
+    by run once."""
+    scores, intervals = _rows_by_run(exp.eval_scores), _rows_by_run(analysis.intervals)
+    return [_run(exp, row, scores.get(row["run"], []), intervals.get(row["run"], []))
+            for row in exp.runs.to_dict(orient="records")]
 
 
 def summary_model(exp: Experiment, analysis: Analysis, *, command: str | None = None) -> sm.Summary:
@@ -251,7 +266,7 @@ def summary_model(exp: Experiment, analysis: Analysis, *, command: str | None = 
         schema_version=SCHEMA_VERSION,
         experiment=sm.ExperimentInfo(name=d.name, question=d.question, hypothesis=d.hypothesis,
                                      variables=d.variables, design_document=d.source, layout=exp.layout),
-        runs=[_run(exp, analysis, row) for row in exp.runs.to_dict(orient="records")],
+        runs=_runs(exp, analysis),
         comparisons=rows(sm.Comparison, analysis.comparisons),
         best=_primary([b for b in best_all if b.primary] or best_all, d.tasks, d.scorers),
         best_by_task=best_all,

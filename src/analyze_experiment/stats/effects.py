@@ -394,6 +394,11 @@ def diminishing_returns(
         fv = final[(final["task"] == fam.task) & (final["scorer"] == fam.scorer) & (final["metric"] == fam.metric)]
         fv = fv[fv["run"].isin(info.index)]
         steps: list[dict[str, Any] | None] = []
+        # each run's first row and its other parameters, looked up once: filtering the table
+        # (and the runs table) again for every run of every step made this O(runs^2)
+        first = {}
+        for pos, r in enumerate(fv["run"]):
+            first.setdefault(r, pos)
         for var in variables:
             if var not in info.columns:
                 continue
@@ -402,11 +407,18 @@ def diminishing_returns(
             levels = sorted(set(lv.dropna()))
             if len(levels) < 2:
                 continue
+            # the other parameters as text, column by column (only equality of the tuples matters)
+            as_text = [info[o].astype(str).tolist() for o in others]
+            other_values = dict(zip(info.index, zip(*as_text, strict=True), strict=True)) if others else {}
+
+            def others_of(r: Any, memo: dict[Any, tuple[str, ...]] = other_values) -> tuple[str, ...]:
+                return memo.get(r, ())
+
             for lo_l, hi_l in itertools.pairwise(levels):
                 at = {lvl: [r for r, x in zip(fv["run"], lv, strict=True) if x == lvl] for lvl in (lo_l, hi_l)}
-                key = {lvl: {r: tuple(info.loc[r, others].astype(str)) for r in at[lvl]} for lvl in at}
+                key = {lvl: {r: others_of(r) for r in at[lvl]} for lvl in at}
                 common = set(key[lo_l].values()) & set(key[hi_l].values())
-                pick = {lvl: [(r, epoch_key(fv.loc[fv["run"] == r, "epoch"].iloc[0]))
+                pick = {lvl: [(r, epoch_key(fv["epoch"].iloc[first[r]]))
                               for r, k in key[lvl].items() if k in common] for lvl in at}
                 steps.append(_step(fam, var, lo_l, hi_l, pick[lo_l], pick[hi_l], confidence, n_resamples, seed))
         epochs = sorted({k[1] for k in fam.scores if k[1] is not None})

@@ -123,6 +123,19 @@ def _key_of(r: pd.Series) -> Key:
     return (str(r["task"]), str(r["scorer"]), str(r["metric"]))
 
 
+def _keys(df: pd.DataFrame) -> list[Key]:
+    """:func:`_key_of` of every row, read column by column: the all-pairs table of a 100-run
+    sweep has 10,000 rows, and building a Series per row (``iterrows``) cost a second."""
+    return [(str(t), str(s), str(m)) for t, s, m in zip(df["task"], df["scorer"], df["metric"], strict=True)]
+
+
+def _sizes(df: pd.DataFrame) -> list[int]:
+    """:func:`_size` of every row."""
+    if "family_size" not in df.columns:
+        return [1] * len(df)
+    return [1 if pd.isna(v) else int(v) for v in df["family_size"]]
+
+
 def _size(df: pd.DataFrame, r: pd.Series) -> int:
     return int(r["family_size"]) if "family_size" in df.columns and not pd.isna(r.get("family_size")) else 1
 
@@ -171,7 +184,9 @@ def _pair_families(a: Any, reg: _Registry) -> None:
             continue
         if "p_holm" not in df.columns:
             df["p_holm"] = df["p_adjusted"]
-        df["family"] = [reg.add("checkpoints", _key_of(r), _size(df, r)) for _, r in df.iterrows()]
+        names: dict[tuple[Key, int], str] = {}  # one registration per family, not per pair
+        df["family"] = [names[kn] if kn in names else names.setdefault(kn, reg.add("checkpoints", *kn))
+                        for kn in zip(_keys(df), _sizes(df), strict=True)]
     sc = a.seed_comparisons
     if sc is not None and not sc.empty:
         sc["family"] = [reg.add("configurations", _key_of(r), _size(sc, r),
@@ -279,15 +294,24 @@ def _checkpoint_steps(dm: pd.DataFrame, pairs: pd.DataFrame) -> None:
     def ck(run: Any, ep: Any) -> tuple[str, float | None]:
         return (str(run), None if ep is None or pd.isna(ep) else float(ep))
 
+    steps = dm[dm["unit"] == "checkpoints"]
+    if steps.empty:
+        return
+    # the index holds row positions of the pairs a step can hit, read column by column (the
+    # all-pairs table has k(k-1)/2 rows per family); only the rows hit are built as a row, as
+    # iterrows built them
+    stepped = {str(x) for x in (*steps["a"], *steps["b"])}
     index = {}
-    for _, r in pairs.iterrows():
-        index[(str(r["task"]), str(r["scorer"]), str(r["metric"]),
-               frozenset((ck(r["a"], r["epoch_a"]), ck(r["b"], r["epoch_b"]))))] = r
-    for i, r in dm[dm["unit"] == "checkpoints"].iterrows():
-        hit = index.get((str(r["task"]), str(r["scorer"]), str(r["metric"]),
+    for pos, (key, a, ea, b, eb) in enumerate(zip(_keys(pairs), pairs["a"], pairs["epoch_a"], pairs["b"],
+                                                  pairs["epoch_b"], strict=True)):
+        if str(a) in stepped and str(b) in stepped:
+            index[(*key, frozenset((ck(a, ea), ck(b, eb))))] = pos
+    for i, r in steps.iterrows():
+        pos = index.get((str(r["task"]), str(r["scorer"]), str(r["metric"]),
                          frozenset((ck(r["a"], r["epoch_a"]), ck(r["b"], r["epoch_b"])))))
-        if hit is None:
+        if pos is None:
             continue
+        hit = pd.Series(pairs.iloc[[pos]].values[0], index=pairs.columns, name=pairs.index[pos])
         for col in ("p_value", "p_holm", "p_adjusted", "significant", "family", "confirmatory"):
             if col in hit.index:
                 dm.loc[i, col] = hit[col]

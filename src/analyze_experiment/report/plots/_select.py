@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -437,3 +437,88 @@ def complete_grid(df: pd.DataFrame, x: str, y: str,
     if not len(df):
         return df, (x, y, facets), f"no complete {x} × {y} grid: the sweep did not run every combination"
     return df, (x, y, facets), " ".join(notes)
+
+
+# --- many runs: colour by a swept variable instead of a legend per run ---------------------
+
+
+MAX_FACETS = 6
+"""Most panels a many-run figure is split into by a swept variable (more levels: no facets)."""
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """How a figure of many runs tells them apart without a legend entry per run.
+
+    A reader of a 100-run sweep asks how the curves move with the swept variables, not which
+    of 100 names a line has: each run is coloured by its level of ``hue`` (the swept variable
+    with the most levels) and, when a second one varies, the runs are split into one panel per
+    level of ``facet``. Controls are grey and named; the report's winner is named too.
+    """
+
+    hue: str
+    """The swept variable that colours the runs."""
+    levels: dict[str, object]
+    """Run -> its level of ``hue`` (controls and runs without a level are absent)."""
+    order: tuple[object, ...]
+    """The levels of ``hue`` in order (numeric when they are numbers)."""
+    numeric: bool
+    """Levels are numbers: a sequential colour map (log-spaced when they span > 10×)."""
+    facet: str | None = None
+    panels: dict[str, str] = field(default_factory=dict)
+    """Run -> panel label (``facet = level``); empty without a facet."""
+    panel_order: tuple[str, ...] = ()
+    """The panel labels in the order of the facet's levels."""
+    controls: tuple[str, ...] = ()
+    best: str | None = None
+    """The report's winner (the first target's best run), highlighted and named."""
+
+    @property
+    def log(self) -> bool:
+        """Log-spaced colours: positive numeric levels spanning more than a factor of 10."""
+        if not self.numeric:
+            return False
+        vals = [float(v) for v in self.order]  # type: ignore[arg-type]
+        return min(vals) > 0 and max(vals) / min(vals) > 10
+
+
+def best_run(analysis: Analysis) -> str | None:
+    """The run the report names best for its first target (None when no target was ranked)."""
+    return str(analysis.best[0].run) if analysis.best else None
+
+
+def sweep_encoding(experiment: Experiment, runs: list[str], controls: list[str] | tuple[str, ...],
+                   best: str | None, max_facets: int = MAX_FACETS) -> Encoding | None:
+    """The colour (and panel) encoding for a figure of many ``runs``, or None when no swept
+    variable varies across them (the seed never counts: replicates share a colour).
+
+    ``hue`` is the variable with the most levels (a colour scale reads many levels, a row of
+    panels does not); ``facet`` is the one with the most levels among the rest that has at
+    most ``max_facets`` of them."""
+    from analyze_experiment.stats.seeds import seed_variable
+
+    info = experiment.runs
+    if not len(info) or "run" not in info.columns:
+        return None
+    info = info.drop_duplicates("run").set_index(info.drop_duplicates("run")["run"].astype(str))
+    contenders = [r for r in runs if r not in set(controls) and r in info.index]
+    params = [p for p in experiment.param_names if p in info.columns]
+    seed = seed_variable(params)
+    counts = {p: info.loc[contenders, p].dropna().nunique() for p in params if p != seed}
+    swept = sorted((p for p, n in counts.items() if n > 1), key=lambda p: -counts[p])
+    if not swept:
+        return None
+    hue = swept[0]
+    column = info.loc[contenders, hue].dropna()
+    numeric = bool(pd.to_numeric(column, errors="coerce").notna().all())
+    order = tuple(sort_levels(column.tolist()))
+    facet = next((p for p in swept[1:] if counts[p] <= max_facets), None)
+    panels: dict[str, str] = {}
+    panel_order: tuple[str, ...] = ()
+    if facet is not None:
+        values = info.loc[contenders, facet].dropna()
+        panels = {str(r): f"{facet} = {level_text(v)}" for r, v in values.items()}
+        panel_order = tuple(f"{facet} = {level_text(v)}" for v in sort_levels(values.tolist()))
+    return Encoding(hue=hue, levels={str(r): v for r, v in column.items()}, order=order, numeric=numeric,
+                    facet=facet, panels=panels, panel_order=panel_order,
+                    controls=tuple(c for c in controls if c in runs), best=best if best in runs else None)

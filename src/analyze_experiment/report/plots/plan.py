@@ -30,10 +30,12 @@ STEP_SERIES = (
 def plan_figures(experiment: Experiment, analysis: Analysis) -> list[FigureSpec]:
     """Every figure the report can show, in report order; ``skip`` set where there is no data."""
     controls = sel.control_runs(experiment)
-    colors = run_colors(sel.all_runs(experiment), controls)
-    specs = _training_specs(experiment, colors)
+    runs = sel.all_runs(experiment)
+    colors = run_colors(runs, controls)
+    specs = _training_specs(experiment, colors, sel.sweep_encoding(experiment, runs, controls, sel.best_run(analysis)))
     for t in sel.targets(analysis):
-        specs += _target_specs(experiment, analysis, t, colors, controls)
+        enc = sel.sweep_encoding(experiment, runs, controls, _target_best(analysis, t))
+        specs += _target_specs(experiment, analysis, t, colors, controls, enc)
     from analyze_experiment.report.plots.scorer_plots import plan_risk_figures
 
     specs += plan_risk_figures(analysis, colors)
@@ -51,20 +53,32 @@ def _element_ids(specs: list[FigureSpec]) -> list[FigureSpec]:
     return out
 
 
-def _training_specs(experiment: Experiment, colors: dict[str, str]) -> list[FigureSpec]:
+def _target_best(analysis: Analysis, t: sel.Target) -> str | None:
+    """The run the report names best for target ``t``."""
+    found = [b.run for b in analysis.best if (b.task, b.scorer, b.metric) == (t.task, t.scorer, t.metric)]
+    return str(found[0]) if found else None
+
+
+def _training_specs(experiment: Experiment, colors: dict[str, str], enc: sel.Encoding | None) -> list[FigureSpec]:
     steps = experiment.train_steps
-    common = {"colors": colors, "boundaries": sel.epoch_boundaries(steps),
-              "groups": sel.curve_groups(experiment, sel.all_runs(experiment), static.MAX_PANELS),
-              "events": sel.run_events(experiment)}
+    trained = [str(r) for r in steps["run"].dropna().unique()] if len(steps) else []
+    groups = sel.curve_groups(experiment, sel.all_runs(experiment), static.MAX_PANELS)
+    common = {"colors": colors, "boundaries": sel.epoch_boundaries(steps), "groups": groups,
+              "events": sel.run_events(experiment), "encoding": enc}
     loss = sel.series_frame(steps, "loss")
     span = sel.smoothing_span(int(loss.groupby("run").size().max())) if len(loss) else 0
+    marks = ("dotted lines mark epoch boundaries; a cross marks a run's first non-finite loss, a bar a run "
+             "stopped by the time limit.")
+    if enc is not None and static.uses_encoding(trained):
+        caption = (f"Exponential moving average of each run's loss (span {span} steps), coloured by {enc.hue}"
+                   + (f", one panel per {enc.facet}" if enc.facet else "") + "; the report's best run is outlined "
+                   f"and named, controls are grey and dashed; {marks} Every run on its own: report.html.")
+    else:
+        caption = f"Raw loss (faint) and its exponential moving average (bold, span {span} steps); {marks}"
     specs = [FigureSpec(
         "loss", "Training loss", "training", static.plot_step_series, loss,
         {**common, "y": "loss", "ylabel": "Training loss (per token)", "title": "Training loss", "smoothed": True},
-        caption=f"Raw loss (faint) and its exponential moving average (bold, span {span} steps); dotted lines "
-                "mark epoch boundaries; a cross marks a run's first non-finite loss, a bar a run stopped by "
-                "the time limit.",
-        interactive="loss", skip=None if len(loss) else "no loss values")]
+        caption=caption, interactive="loss", skip=None if len(loss) else "no loss values")]
     vloss, vcurve = validation_frames(steps)
     if len(vcurve):  # only a sweep that validated has this figure (no "skipped" note otherwise)
         specs.append(FigureSpec(
@@ -81,7 +95,7 @@ def _training_specs(experiment: Experiment, colors: dict[str, str]) -> list[Figu
     gpu = sel.gpu_frame(experiment.gpu)
     if len(gpu):
         specs.append(FigureSpec("gpu", "GPU memory and utilisation", "training", static.plot_gpu, gpu,
-                                {"colors": colors}, interactive="gpu",
+                                {"colors": colors, "encoding": enc}, interactive="gpu",
                                 caption="From the GPU monitor samples; memory is the maximum over a node's GPUs."))
     else:
         mem = sel.series_frame(steps, "peak_memory_active")
@@ -94,21 +108,27 @@ def _training_specs(experiment: Experiment, colors: dict[str, str]) -> list[Figu
 
 
 def _target_specs(experiment: Experiment, analysis: Analysis, t: sel.Target, colors: dict[str, str],
-                  controls: list[str]) -> list[FigureSpec]:
+                  controls: list[str], enc: sel.Encoding | None = None) -> list[FigureSpec]:
     conf = analysis.confidence
     iv = sel.target_intervals(analysis, t)
     refs = sel.target_references(analysis, t)
     label = f"{t.metric} ({t.scorer}; bars: {conf:.0%} CI)"
     samples = sel.reduced_samples(experiment, t, iv)
+    n_ctl = int(iv["run"].astype(str).isin(controls).sum()) if len(iv) else 0
+    capped = len(iv) - n_ctl > static.MAX_BARS
     specs = [FigureSpec(
         f"final_{t.slug}", f"{t.metric} per run — {t.name}", "evaluation", static.plot_final_metric, iv,
         {"colors": colors, "controls": controls, "metric_label": label, "references": refs,
-         "title": f"{t.metric} per run — {t.label}", "floor": sel.scale_floor(samples, t.metric)},
-        caption=f"Sorted; error bars are {conf:.0%} confidence intervals; hatched grey bars are control runs.",
+         "title": f"{t.metric} per run — {t.label}", "floor": sel.scale_floor(samples, t.metric),
+         "max_rows": static.MAX_BARS, "encoding": enc},
+        caption=f"Sorted; error bars are {conf:.0%} confidence intervals; hatched grey bars are control runs."
+                + (f" The best {static.MAX_BARS} of {len(iv) - n_ctl} candidates are drawn, coloured by "
+                   f"{enc.hue if enc else 'run'}; … {len(iv) - n_ctl - static.MAX_BARS} more in "
+                   "tables/intervals.csv and report.html." if capped else ""),
         interactive=f"final_{t.slug}", skip=None if len(iv) else "no metric values")]
     specs.append(_heatmap_spec(experiment, analysis, t, iv, controls))
     specs.append(smp.samples_spec(t, iv, samples, analysis, colors, controls))
-    specs.append(_pareto_spec(analysis, t, iv, colors))
+    specs.append(_pareto_spec(analysis, t, iv, colors, enc))
     ef = analysis.effects
     if len(ef):
         ef = ef[(ef["task"] == t.task) & (ef["scorer"] == t.scorer) & (ef["metric"] == t.metric)]
@@ -120,6 +140,18 @@ def _target_specs(experiment: Experiment, analysis: Analysis, t: sel.Target, col
                 f"{conf:.0%} CIs.", interactive=f"effects_{t.slug}",
         skip=None if has else "no main effects were estimated"))
     return specs
+
+
+def _best_label(analysis: Analysis, t: sel.Target, iv: pd.DataFrame) -> str | None:
+    """The candidate label (``run`` or ``run @ epoch N``) of the report's best for target ``t``."""
+    found = [b for b in analysis.best if (b.task, b.scorer, b.metric) == (t.task, t.scorer, t.metric)]
+    if not found or not len(iv):
+        return None
+    b = found[0]
+    rows = iv[iv["run"].astype(str) == str(b.run)]
+    if len(rows) > 1 and b.epoch is not None:
+        rows = rows[pd.to_numeric(rows["epoch"], errors="coerce") == float(b.epoch)]
+    return str(rows["label"].iloc[0]) if len(rows) else str(b.run)
 
 
 def _heatmap_spec(experiment: Experiment, analysis: Analysis, t: sel.Target, iv: pd.DataFrame,
@@ -142,7 +174,8 @@ def _heatmap_spec(experiment: Experiment, analysis: Analysis, t: sel.Target, iv:
         interactive=f"heatmap_{t.slug}", skip=skip)
 
 
-def _pareto_spec(analysis: Analysis, t: sel.Target, iv: pd.DataFrame, colors: dict[str, str]) -> FigureSpec:
+def _pareto_spec(analysis: Analysis, t: sel.Target, iv: pd.DataFrame, colors: dict[str, str],
+                 enc: sel.Encoding | None = None) -> FigureSpec:
     pa = analysis.pareto
     if len(pa):
         pa = pa[(pa["task"] == t.task) & (pa["scorer"] == t.scorer) & (pa["metric"] == t.metric)].copy()
@@ -156,9 +189,12 @@ def _pareto_spec(analysis: Analysis, t: sel.Target, iv: pd.DataFrame, colors: di
             skip = f"no candidate has both a metric value and a {cost}"
     else:
         skip = "no training cost is known for any evaluated run"
+    many = enc is not None and len(pa) > static.MAX_LEGEND_RUNS
     return FigureSpec(
         f"pareto_{t.slug}", f"{t.metric} vs training cost — {t.name}", "evaluation", static.plot_pareto, pa,
         {"colors": colors, "cost": cost, "cost_label": cost_label, "metric_label": t.metric,
-         "title": f"{t.metric} vs training cost — {t.label}"},
-        caption="Dashed line: candidates no other candidate beats on both metric and cost.",
+         "title": f"{t.metric} vs training cost — {t.label}", "encoding": enc, "best": _best_label(analysis, t, iv)},
+        caption="Dashed line: candidates no other candidate beats on both metric and cost."
+                + (f" Colour: {enc.hue}" + (f", shape: {enc.facet}" if enc.facet else "")
+                   + "; only the front's candidates and the report's best (star) are named." if many and enc else ""),
         interactive=f"pareto_{t.slug}", skip=skip)

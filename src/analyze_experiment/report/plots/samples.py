@@ -1,7 +1,7 @@
 """The per-sample view: which samples the runs agree on, and which flipped.
 
 Binary scores (correct/wrong) give an agreement matrix, samples × candidates: a static PNG
-for report.md and a plotly matrix for report.html whose hover names the sample, its target and
+for report.md and a plotly.js matrix for report.html whose hover names the sample, its target and
 the candidate's answer. Beside it, the flipped samples — correct for one of the best run and
 its comparison partner (the baseline, else the runner-up) and wrong for the other — are
 listed with both answers, the drill-down a reader otherwise opens inspect's log viewer for.
@@ -16,7 +16,6 @@ import html
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from matplotlib import colormaps
 from matplotlib.colors import ListedColormap, to_hex
 from matplotlib.figure import Figure
@@ -24,6 +23,7 @@ from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.plotly_json import FONT, PlotlyFigure, figure, values
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.textsafe import visible
@@ -205,7 +205,12 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
 def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> Figure:
     """:func:`agreement_axes` in a figure sized to the matrix, with its colour key."""
     m, _ = agreement_matrix(data, best, order)
-    fig, ax = plt.subplots(figsize=(min(16, 2.5 + 0.12 * m.shape[1]), 1.2 + 0.4 * len(m.index)))
+    # the figure is written at exactly this size (constrained layout): the row names and the
+    # colour key take their width beside the columns' 0.12 in each, not out of it, and the
+    # title (centred over the matrix, about 0.095 in a character) must fit over the matrix
+    names = 0.075 * (max((len(str(r)) for r in m.index), default=0) + 12)
+    width = max(1.6 + 0.12 * m.shape[1], 1.4 + 0.095 * len(title)) + names
+    fig, ax = plt.subplots(figsize=(min(18, width), 1.2 + 0.4 * len(m.index)))
     agreement_axes(data, best=best, order=order, ax=ax)
     ax.set_title(title)
     ax.legend(handles=[Patch(color=CORRECT, label="correct"), Patch(color=WRONG, label="wrong")],
@@ -289,7 +294,7 @@ def _text(s: object, limit: int | None = None) -> str:
     return html.escape(t, quote=True)
 
 
-def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> go.Figure:
+def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> PlotlyFigure:
     """The agreement matrix for report.html: hover shows sample id, target, answer and outcome."""
     m, _ = agreement_matrix(data, best, order)
     first = data.drop_duplicates(["label", "sample_id"])
@@ -303,42 +308,42 @@ def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[s
               for sid, a, o in zip(m.columns, answers.loc[r], outcome[i], strict=True)]
              for i, r in enumerate(m.index)]
     ylabels = [_text(f"{r} (best)" if r == best else r) for r in m.index]
-    fig = go.Figure(go.Heatmap(
-        z=m.to_numpy(dtype=float), x=[_text(c) for c in m.columns], y=ylabels, customdata=np.array(hover, dtype=object),
-        hovertemplate="%{y}<br>%{customdata}<extra></extra>", zmin=0, zmax=1, showscale=False,
-        colorscale=[[0.0, WRONG], [0.5, WRONG], [0.5, CORRECT], [1.0, CORRECT]], xgap=1, ygap=1))
-    fig.update_xaxes(type="category", title_text=f"sample ({matrix_note(m, data['sample_id'].nunique())})",
-                     showticklabels=m.shape[1] <= 60)
-    fig.update_yaxes(type="category", autorange="reversed")
-    fig.update_layout(title=_text(title), template="plotly_white", height=max(260, 34 * len(m.index) + 150),
-                      margin={"l": 60, "r": 20, "t": 60, "b": 60},
-                      font={"family": "DejaVu Sans, Arial, sans-serif", "size": 12})
+    fig = figure({
+        "type": "heatmap", "z": m.to_numpy(dtype=float), "x": [_text(c) for c in m.columns], "y": ylabels,
+        "customdata": hover, "hovertemplate": "%{y}<br>%{customdata}<extra></extra>", "zmin": 0, "zmax": 1,
+        "showscale": False, "colorscale": [[0.0, WRONG], [0.5, WRONG], [0.5, CORRECT], [1.0, CORRECT]],
+        "xgap": 1, "ygap": 1})
+    fig.update_axis("x", type="category", title=f"sample ({matrix_note(m, data['sample_id'].nunique())})",
+                    showticklabels=m.shape[1] <= 60)
+    fig.update_axis("y", type="category", autorange="reversed")
+    fig.layout.update(title={"text": _text(title)}, height=max(260, 34 * len(m.index) + 150),
+                      margin={"l": 60, "r": 20, "t": 60, "b": 60}, font=FONT)
     return fig
 
 
 def proportions_figure(data: pd.DataFrame, *, levels: list[float], title: str, metric_label: str,
-                       order: list[str] | None = None) -> go.Figure:
+                       order: list[str] | None = None) -> PlotlyFigure:
     """The stacked proportion bars for report.html."""
     share = proportions(data, levels, order).iloc[::-1]
-    fig = go.Figure()
+    fig = figure()
     for level, color in zip(share.columns, level_colors(len(share.columns)), strict=True):
         name = sel.level_text(float(level))
-        fig.add_trace(go.Bar(x=share[level], y=[_text(i) for i in share.index], orientation="h", name=name,
-                             marker={"color": color},
-                             hovertemplate=f"%{{y}}<br>score {name}: %{{x:.0%}}<extra></extra>"))
-    fig.update_layout(barmode="stack", title=_text(title), xaxis={"tickformat": ".0%", "range": [0, 1],
-                                                                   "title": {"text": _text(f"share of samples by {metric_label}")}},
-                      template="plotly_white", legend={"title": {"text": "score"}},
-                      height=max(300, 40 * len(share) + 150))
+        fig.add_trace({"type": "bar", "x": values(share[level]), "y": [_text(i) for i in share.index],
+                       "orientation": "h", "name": name, "marker": {"color": color},
+                       "hovertemplate": f"%{{y}}<br>score {name}: %{{x:.0%}}<extra></extra>"})
+    fig.layout.update(barmode="stack", title={"text": _text(title)},
+                      xaxis={"tickformat": ".0%", "range": [0, 1],
+                             "title": {"text": _text(f"share of samples by {metric_label}")}},
+                      legend={"title": {"text": "score"}}, height=max(300, 40 * len(share) + 150))
     return fig
 
 
 INTERACTIVE = {plot_sample_agreement: agreement_figure, plot_score_proportions: proportions_figure}
-"""Static builder -> its plotly twin, called with the same prepared data and options."""
+"""Static builder -> its plotly.js twin, called with the same prepared data and options."""
 
 
-def interactive_samples(spec: FigureSpec) -> go.Figure | None:
-    """The plotly version of a per-sample spec, or None (box plots stay static)."""
+def interactive_samples(spec: FigureSpec) -> PlotlyFigure | None:
+    """The plotly.js version of a per-sample spec, or None (box plots stay static)."""
     fn = INTERACTIVE.get(spec.builder)  # type: ignore[arg-type]
     if fn is None or spec.skip is not None:
         return None

@@ -3,7 +3,7 @@
 The points come from :attr:`Analysis.risk_curves` (computed by stats/scorer_kinds.py) and
 the AUC shown in the legend from :attr:`Analysis.risk`; nothing is recomputed here. Static
 figures follow :mod:`.static` (``plot_*`` returns a Figure, :func:`plan_risk_figures` gives
-figure specs); :func:`risk_interactive` gives the plotly versions for report.html.
+figure specs); :func:`risk_interactive` gives the plotly.js versions for report.html (:mod:`.plotly_json`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots._select import safe_stem
+from analyze_experiment.report.plots.plotly_json import FONT, PlotlyFigure, figure, values
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.tables import at_epoch, by_epoch
@@ -138,11 +138,10 @@ def _text(s: object) -> str:
     return html.escape(visible(s), quote=True)
 
 
-def risk_interactive(analysis: Analysis, colors: dict[str, str]) -> dict[str, go.Figure]:
-    """Plotly versions of the ROC and reliability figures, keyed like their PlotInfo."""
-    out: dict[str, go.Figure] = {}
-    layout = {"template": "plotly_white", "font": {"family": "DejaVu Sans, Arial, sans-serif", "size": 12},
-              "legend": {"title": {"text": "run"}}, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
+def risk_interactive(analysis: Analysis, colors: dict[str, str]) -> dict[str, PlotlyFigure]:
+    """plotly.js versions of the ROC and reliability figures, keyed like their PlotInfo."""
+    out: dict[str, PlotlyFigure] = {}
+    layout = {"font": FONT, "legend": {"title": {"text": "run"}}, "margin": {"l": 60, "r": 20, "t": 60, "b": 50}}
     for task, scorer, slug in risk_targets(analysis):
         for curve, xlab, ylab, title in (
                 ("roc", "false positive rate", "true positive rate", "ROC curves"),
@@ -150,15 +149,15 @@ def risk_interactive(analysis: Analysis, colors: dict[str, str]) -> dict[str, go
             cands = _candidates(analysis, task, scorer, curve)
             if not cands:
                 continue
-            fig = go.Figure()
-            fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="diagonal", hoverinfo="skip",
-                                     line={"color": "#999999", "dash": "dash", "width": 1}))
+            fig = figure({"type": "scatter", "x": [0, 1], "y": [0, 1], "mode": "lines", "name": "diagonal",
+                          "hoverinfo": "skip", "line": {"color": "#999999", "dash": "dash", "width": 1}})
             for name, g, run in cands:
-                fig.add_trace(go.Scatter(
-                    x=g["x"], y=g["y"], mode="lines" if curve == "roc" else "lines+markers", name=_text(name),
-                    line={"color": colors.get(run, CONTROL_COLOR), "width": 2},
-                    hovertemplate=f"{_text(name)}<br>{xlab} %{{x:.3f}}<br>{ylab} %{{y:.3f}}<extra></extra>"))
-            fig.update_layout(title=_text(f"{title} — {task} / {scorer}"), xaxis_title=xlab, yaxis_title=ylab,
-                              **layout)
+                fig.add_trace({
+                    "type": "scatter", "x": values(g["x"]), "y": values(g["y"]),
+                    "mode": "lines" if curve == "roc" else "lines+markers", "name": _text(name),
+                    "line": {"color": colors.get(run, CONTROL_COLOR), "width": 2},
+                    "hovertemplate": f"{_text(name)}<br>{xlab} %{{x:.3f}}<br>{ylab} %{{y:.3f}}<extra></extra>"})
+            fig.layout.update(title={"text": _text(f"{title} — {task} / {scorer}")}, xaxis={"title": {"text": xlab}},
+                              yaxis={"title": {"text": ylab}}, **layout)
             out[f"{curve}_{slug}"] = fig
     return out

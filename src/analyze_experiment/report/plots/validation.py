@@ -1,6 +1,6 @@
 """The validation-loss figure: each run's validation curve drawn beside its training loss.
 
-Static (matplotlib) and interactive (plotly) versions of the same picture: the training loss
+Static (matplotlib) and interactive (plotly.js JSON, :mod:`.plotly_json`) versions of the same picture: the training loss
 faint, the validation loss as markers joined by a line, one colour per run, an open marker on
 each run's best validation and a cross on the runs flagged as overfitting
 (:mod:`analyze_experiment.ingest.validation`). Only runs that validated are drawn.
@@ -13,11 +13,11 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.plotly_json import PlotlyFigure, figure, values
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 
 TRAIN_ALPHA = 0.35
@@ -79,24 +79,26 @@ def plot_validation_frames(data: tuple[pd.DataFrame, pd.DataFrame], *, colors: d
 
 
 def validation_figure(loss: pd.DataFrame, curve: pd.DataFrame, colors: dict[str, str],
-                      text: object = str) -> go.Figure | None:
+                      text: object = str) -> PlotlyFigure | None:
     """The interactive version; None when no run validated. ``text`` escapes labels."""
     if not len(curve):
         return None
-    fig = go.Figure()
+    fig = figure()
     for run, g in curve.groupby("run", sort=False):
         name = text(run)  # type: ignore[operator]
         color = colors.get(str(run), CONTROL_COLOR)
         t = loss[loss["run"] == run]
-        fig.add_trace(go.Scatter(x=t["step"], y=t["loss"], mode="lines", name=f"{name} training",
-                                 legendgroup=name, line={"color": color, "width": 1}, opacity=0.35,
-                                 hovertemplate=f"{name}<br>step %{{x}}<br>training loss %{{y:.4g}}<extra></extra>"))
+        fig.add_trace({"type": "scatter", "x": values(t["step"]), "y": values(t["loss"]), "mode": "lines",
+                       "name": f"{name} training", "legendgroup": name, "line": {"color": color, "width": 1},
+                       "opacity": 0.35,
+                       "hovertemplate": f"{name}<br>step %{{x}}<br>training loss %{{y:.4g}}<extra></extra>"})
         flag = " (overfitting)" if bool(g["overfit"].iloc[0]) else ""
         gap = [v - tl if math.isfinite(tl) else math.nan for v, tl in zip(g["val_loss"], g["train_loss"], strict=True)]
-        fig.add_trace(go.Scatter(x=g["step"], y=g["val_loss"], mode="lines+markers", name=f"{name} validation{flag}",
-                                 legendgroup=name, line={"color": color, "width": 2.5}, customdata=gap,
-                                 hovertemplate=f"{name}<br>step %{{x}}<br>validation loss %{{y:.4f}}"
-                                               "<br>gap to training %{customdata:.4f}<extra></extra>"))
-    fig.update_layout(title="Validation and training loss", xaxis_title="Global optimizer step",
-                      yaxis_title="loss (per token)", template="plotly_white")
+        fig.add_trace({"type": "scatter", "x": values(g["step"]), "y": values(g["val_loss"]),
+                       "mode": "lines+markers", "name": f"{name} validation{flag}", "legendgroup": name,
+                       "line": {"color": color, "width": 2.5}, "customdata": gap,
+                       "hovertemplate": f"{name}<br>step %{{x}}<br>validation loss %{{y:.4f}}"
+                                        "<br>gap to training %{customdata:.4f}<extra></extra>"})
+    fig.layout.update(title={"text": "Validation and training loss"},
+                      xaxis={"title": {"text": "Global optimizer step"}}, yaxis={"title": {"text": "loss (per token)"}})
     return fig

@@ -37,6 +37,23 @@ from analyze_experiment.sources.torchtune.patterns import (
 from analyze_experiment.sources.torchtune.records import Checkpoint, EpochInfo, SlurmOutput
 from analyze_experiment.sources.torchtune.values import parse_elapsed, parse_step_line, parse_value
 
+_FAST_LOADER = getattr(yaml, "CSafeLoader", None)
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+
+
+def _safe_load(text: str) -> object:
+    """``yaml.safe_load`` through libyaml's parser when PyYAML has it (the same constructor and
+    resolver, so the same values; parsing the banner of 100 runs was half of reading their
+    training logs in pure Python). Text libyaml rejects, and text with characters the
+    pure-Python reader refuses, go to the pure-Python loader, so a broken banner gives the same
+    result and error message with or without libyaml."""
+    if _FAST_LOADER is not None and not _NON_PRINTABLE.search(text):
+        try:
+            return yaml.load(text, Loader=_FAST_LOADER)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
+
 
 class _LineParser:
     """State machine over the non-bar text of one file (config banner, wandb summary …)."""
@@ -135,7 +152,7 @@ class _LineParser:
         text = "\n".join(self.config_lines)
         self.config_lines = []
         try:
-            cfg = yaml.safe_load(text)
+            cfg = _safe_load(text)
         except yaml.YAMLError as exc:
             self.out.config_error = f"the resolved-config banner is not valid YAML ({str(exc).splitlines()[0]})"
             return
