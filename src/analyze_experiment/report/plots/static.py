@@ -356,6 +356,8 @@ def plot_gpu(data: pd.DataFrame, *, colors: dict[str, str], encoding: sel.Encodi
     variable's level and rasterised, the best run drawn on top and named in the legend, and
     the legend names levels instead of runs (a legend of a hundred runs squeezes the panels).
     """
+    from matplotlib.lines import Line2D
+
     panels = [p for p in GPU_PANELS if p[0] in data.columns and pd.to_numeric(data[p[0]], errors="coerce").notna().any()]
     if not panels:
         raise NoData("no GPU memory or utilisation samples")
