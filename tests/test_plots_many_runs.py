@@ -276,3 +276,24 @@ def test_a_figure_constrained_layout_cannot_fit_falls_back_to_the_tight_box(tmp_
         save_figure(fig, tmp_path, "huge")
     _, height = Image.open(tmp_path / "huge.png").size
     assert height > 2 * 150  # grown to the legend instead of a collapsed, clipped figure
+
+
+@pytest.mark.parametrize("scores", ["levels", "continuous"])
+def test_score_distributions_of_49_candidates_draw_the_best_30_and_the_control(many, scores):
+    """1–5 rubric scores (stacked shares) or continuous scores (boxes): 30 rows and the control."""
+    exp, an = many
+    labels = list(an.intervals["run"].astype(str))
+    rows = []
+    for k, run in enumerate(labels):
+        for i in range(10):
+            score = float(1 + (i + k) % 5) if scores == "levels" else 0.01 * ((i * 7 + k) % 100)
+            rows.append({"run": run, "task": TASK, "epoch": 1.0 if run != CONTROL else None, "sample_id": f"s{i}",
+                         "sample_epoch": 1, "scorer": SCORER, "score": score})
+    exp2 = Experiment(**{**exp.__dict__, "eval_samples": tables.frame(tables.EVAL_SAMPLES, rows)})
+    spec, fig = _draw(f"samples_{TASK}", exp2, an)
+    ax = _data_axes(fig)[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    best30 = an.intervals[an.intervals["run"] != CONTROL].nlargest(30, "value")["run"]
+    assert len(ticks) == 31 and set(ticks) == {*best30, CONTROL}
+    assert ticks[-1] == an.best[0].run  # best on top
+    assert "… 18 more in report.html" in spec.caption
