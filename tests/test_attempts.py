@@ -188,7 +188,7 @@ def test_cli_requeued_run_is_completed_with_its_last_attempt(example_copy):
     disk = next((root / run / "artifacts").glob("log_*.txt"))
     expected = _disk_curve(disk.read_bytes())
     slurm.write_bytes(SCANCEL + own)
-    result = CliRunner().invoke(analyze, [str(root), "--json", "--quiet", "--format", "md"], catch_exceptions=False)
+    result = CliRunner().invoke(analyze, [str(root), "--json", "--quiet", "--format", "html"], catch_exceptions=False)
     assert result.exit_code == 0
     summary = json.loads(result.stdout)
     training = next(r for r in summary["runs"] if r["name"] == run)["training"]

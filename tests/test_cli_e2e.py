@@ -151,9 +151,9 @@ def test_terminal_summary_names_best_run_and_report(analysed):
 def test_out_option_and_read_only_experiment(example_copy, tmp_path):
     root = example_copy("mid2026", N)
     target = tmp_path / "elsewhere"
-    code, _, err = _run_cli([str(root), "--out", str(target), "--quiet"])
+    code, _, err = _run_cli([str(root), "--out", str(target), "--quiet", "--format", "html"])  # html: no PNGs to draw
     assert code == 0, err
-    assert (target / "report.md").is_file()
+    assert (target / "report.html").is_file()
     assert not (root / "analysis").exists()
 
 
@@ -189,7 +189,7 @@ def test_strict_turns_warnings_into_exit_3(example_copy):
     root = example_copy("mid2026", N)
     broken = root / "Llama-3.2-1B-Instruct_base" / "eval" / "capitalization" / "logs" / "broken.eval"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
-    code, _, err = _run_cli([str(root), "--quiet", "--strict"])
+    code, _, err = _run_cli([str(root), "--quiet", "--strict", "--format", "html"])  # html: no PNGs to draw
     assert "--strict" in err
     assert code == 3
     summary = json.loads((root / "analysis" / "summary.json").read_text())
@@ -204,12 +204,12 @@ def test_console_script_and_module_entry_points(example_copy):
     )
     assert version.stdout.strip() == f"analyze-experiment, version {analyze_experiment.__version__}"
     done = subprocess.run(
-        [sys.executable, "-m", "analyze_experiment", str(root), "--format", "md"],
+        [sys.executable, "-m", "analyze_experiment", str(root), "--format", "html"],  # html: no PNGs to draw
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    assert (root / "analysis" / "report.md").is_file()
-    assert not (root / "analysis" / "report.html").exists()
+    assert (root / "analysis" / "report.html").is_file()
+    assert not (root / "analysis" / "report.md").exists()
 
 
 def test_export_csv_to_stdout(example):

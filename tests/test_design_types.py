@@ -267,7 +267,7 @@ def test_any_wrong_value_in_any_run_field_skips_only_that_run(tmp_path, field, v
 
 
 def _cli(root: Path) -> tuple[int, dict]:
-    result = CliRunner().invoke(analyze, [str(root), "--json", "--quiet", "--format", "md"], catch_exceptions=False)
+    result = CliRunner().invoke(analyze, [str(root), "--json", "--quiet", "--format", "html"], catch_exceptions=False)
     return result.exit_code, json.loads(result.stdout)
 
 

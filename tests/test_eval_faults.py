@@ -54,7 +54,7 @@ def test_ids_that_collapse_keep_only_the_header_metrics(tmp_path, fixture, store
     are written as 1 (or 11). Paired tests on them would rest on 1 sample while the table
     says 12: the per-sample data is set aside, the header's metrics stay, the log is named."""
     root = experiment(tmp_path / "exp", {"rank8_lr1e-5": fixture, "rank16_lr1e-5": "base12.eval"})
-    code, _, err = cli(root, "--out", tmp_path / "out", "--format", "md")
+    code, _, err = cli(root, "--out", tmp_path / "out", "--format", "html")
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     (w,) = [w for w in warnings_for(summary, fixture) if "fewer distinct samples" in w["message"]]
@@ -195,7 +195,7 @@ def test_header_contradicting_its_samples_is_named_and_the_samples_decide(tmp_pa
     samples'), and the warning says so."""
     root = experiment(tmp_path / "exp", {"rank8_lr1e-5": "contradiction.eval", "rank16_lr1e-5": "contra_src.eval"})
     out = tmp_path / "out"
-    code, _, _ = cli(root, "--out", out, "--format", "md")
+    code, _, _ = cli(root, "--out", out, "--format", "html")
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     (w,) = [w for w in warnings_for(summary, "contradiction.eval") if "header says" in w["message"]]
@@ -219,7 +219,7 @@ def test_header_contradicting_its_samples_is_named_and_the_samples_decide(tmp_pa
 
 def test_success_without_stored_samples_is_a_warning_strict_sees(tmp_path):
     root = experiment(tmp_path / "exp", {"rank8_lr1e-5": "no_samples.eval", "rank16_lr1e-5": "base12.eval"})
-    code, _, err = cli(root, "--out", tmp_path / "out", "--format", "md", "--strict")
+    code, _, err = cli(root, "--out", tmp_path / "out", "--format", "html", "--strict")
     assert code == 3
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     (w,) = warnings_for(summary, "no_samples.eval")
@@ -234,7 +234,7 @@ def test_success_without_stored_samples_is_a_warning_strict_sees(tmp_path):
 
 def test_log_without_scores_is_named_with_its_status(tmp_path):
     root = experiment(tmp_path / "exp", {"rank8_lr1e-5": "no_scorer.eval", "rank16_lr1e-5": "base12.eval"})
-    code, _, _ = cli(root, "--out", tmp_path / "out", "--format", "md")
+    code, _, _ = cli(root, "--out", tmp_path / "out", "--format", "html")
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     (w,) = warnings_for(summary, "no_scorer.eval")
@@ -280,7 +280,7 @@ def test_cancelled_log_with_header_metrics_contributes_them_marked_partial(tmp_p
 def test_too_few_samples_are_never_a_clear_winner(tmp_path):
     """n = 3 against n = 12: whatever the numbers, no verdict on 3 samples."""
     root = experiment(tmp_path / "exp", {"rank8_lr1e-5": "three.eval", "rank16_lr1e-5": "dup_ids.eval"})
-    code, stdout, _ = cli(root, "--out", tmp_path / "out", "--format", "md")
+    code, stdout, _ = cli(root, "--out", tmp_path / "out", "--format", "html")
     assert code == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     for b in summary["best_by_task"]:

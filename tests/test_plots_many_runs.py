@@ -49,9 +49,13 @@ def _accuracy(lr_index: int, rank: int) -> float:
 def many() -> tuple[Experiment, Analysis]:
     """48 fine-tuned runs (12 learning rates × 4 ranks) and a control, as tidy tables."""
     grid = [(i, lr, rank) for i, (lr, rank) in enumerate((lr, rank) for lr in LRS for rank in RANKS)]
-    runs, steps, iv, pareto = [], [], [], []
+    runs, steps, iv, pareto, gpu = [], [], [], [], []
+    t0 = pd.Timestamp("2026-01-10T10:00:00Z")
     for i, lr, rank in grid:
         name, li = _name(i), LRS.index(lr)
+        gpu += [{"run": name, "time": t0 + pd.Timedelta(minutes=m), "gpu": 0, "utilization_pct": 80.0 + li,
+                 "memory_used_mib": 1024.0 * (8 + rank / 8), "memory_total_mib": 81920.0, "power_w": 300.0}
+                for m in range(10)]
         runs.append({"run": name, "type": "fine-tuned", "in_design": True, "on_disk": True, "run_dir": name,
                      "status": "completed", "steps": STEPS, "gpu_hours": 0.1 + 0.01 * RANKS.index(rank) + 0.001 * li,
                      "learning_rate": lr, "lora_rank": rank})
@@ -75,6 +79,7 @@ def many() -> tuple[Experiment, Analysis]:
                           for r in runs[:-1]] + [RunSpec(CONTROL, type="control")], tasks=[TASK], scorers=[SCORER])
     exp = Experiment(root=Path("."), layout="mid2026", design=design, has_design_doc=True,
                      runs=tables.frame(tables.RUNS, runs), train_steps=tables.frame(tables.TRAIN_STEPS, steps),
+                     gpu=tables.frame(tables.GPU, gpu),
                      diagnostics=Diagnostics(), param_names=["learning_rate", "lora_rank"])
     best = Best(task=TASK, scorer=SCORER, metric=METRIC, run=str(top["run"]), epoch=1.0, value=float(top["value"]),
                 ci_low=float(top["ci_low"]), ci_high=float(top["ci_high"]), clear_winner=True, reason="")
@@ -150,6 +155,23 @@ def test_run_colour_is_its_learning_rate(many):
     assert len({next(iter(c)) for c in colour_of.values()}) == len(LRS)
 
 
+def test_gpu_panels_of_48_runs_name_levels_not_runs(many):
+    exp, an = many
+    _, fig = _draw("gpu", exp, an)
+    panels = _data_axes(fig)
+    assert [ax.get_ylabel() for ax in panels] == ["Memory (GiB)", "Utilisation (%)"]
+    texts = _legend_texts(fig)
+    assert texts == [f"{an.best[0].run}: the report's best"]  # learning rates: a colour bar, not 12 entries
+    assert fig.axes[-1].get_gid() == "hue_colorbar"
+    palette, _, _ = level_palette(LRS, numeric=True, log=True)
+    lines = [ln for ln in panels[1].lines if ln.get_gid() in ("run", "best")]
+    assert len(lines) == 48 and all(ln.get_rasterized() for ln in lines)
+    # utilisation was made 80 + the learning-rate index: each line's colour is its rate's
+    assert all(to_hex(ln.get_color()) == palette[LRS[int(ln.get_ydata()[0]) - 80]] for ln in lines)
+    height = fig.get_size_inches()[1] * fig.dpi
+    assert all(ax.get_window_extent().height >= 0.3 * height for ax in panels)
+
+
 def test_pareto_of_49_candidates_names_only_the_front_and_the_best(many):
     exp, an = many
     spec, fig = _draw(f"pareto_{TASK}", exp, an)
@@ -162,6 +184,8 @@ def test_pareto_of_49_candidates_names_only_the_front_and_the_best(many):
     named = sorted(t.get_text() for t in ax.texts if t.get_gid() == "front_label")
     assert named == sorted(str(r) for r in front["run"] if r != best)
     assert [t.get_text() for t in ax.texts if t.get_gid() == "best_label"] == [f"{best} (best)"]
+    boxes = [t.get_window_extent() for t in ax.texts if t.get_gid() in ("front_label", "best_label")]
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]  # names stay apart
     star = next(c for c in ax.collections if c.get_gid() == "best")
     assert tuple(star.get_offsets()[0]) == pytest.approx(
         (float(an.pareto.set_index("run").at[best, "gpu_hours"]), an.best[0].value))
@@ -252,3 +276,50 @@ def test_a_figure_constrained_layout_cannot_fit_falls_back_to_the_tight_box(tmp_
         save_figure(fig, tmp_path, "huge")
     _, height = Image.open(tmp_path / "huge.png").size
     assert height > 2 * 150  # grown to the legend instead of a collapsed, clipped figure
+
+
+@pytest.mark.parametrize("scores", ["levels", "continuous"])
+def test_score_distributions_of_49_candidates_draw_the_best_30_and_the_control(many, scores):
+    """1–5 rubric scores (stacked shares) or continuous scores (boxes): 30 rows and the control."""
+    exp, an = many
+    labels = list(an.intervals["run"].astype(str))
+    rows = []
+    for k, run in enumerate(labels):
+        for i in range(10):
+            score = float(1 + (i + k) % 5) if scores == "levels" else 0.01 * ((i * 7 + k) % 100)
+            rows.append({"run": run, "task": TASK, "epoch": 1.0 if run != CONTROL else None, "sample_id": f"s{i}",
+                         "sample_epoch": 1, "scorer": SCORER, "score": score})
+    exp2 = Experiment(**{**exp.__dict__, "eval_samples": tables.frame(tables.EVAL_SAMPLES, rows)})
+    spec, fig = _draw(f"samples_{TASK}", exp2, an)
+    ax = _data_axes(fig)[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    best30 = an.intervals[an.intervals["run"] != CONTROL].nlargest(30, "value")["run"]
+    assert len(ticks) == 31 and set(ticks) == {*best30, CONTROL}
+    assert ticks[-1] == an.best[0].run  # best on top
+    assert "… 18 more in report.html" in spec.caption
+
+
+def test_validation_of_48_runs_is_coloured_by_learning_rate_and_names_the_overfitting(many):
+    exp, an = many
+    steps = exp.train_steps.copy()
+    lr_of = exp.runs.set_index("run")["learning_rate"]
+    every = steps["step"] % 10 == 0
+    # validation falls with the training loss, except for the two largest learning rates: it rises
+    # again after step 20 (overfitting by the rule in docs/training.md)
+    high = steps["run"].map(lr_of) >= LRS[-2]
+    val = steps["loss"] + 0.1 + (high & (steps["step"] > 20)) * (steps["step"] - 20) * 0.05
+    steps["val_loss"] = val.where(every)
+    exp2 = Experiment(**{**exp.__dict__, "train_steps": steps})
+    spec, fig = _draw("validation", exp2, an)
+    ax = _data_axes(fig)[0]
+    curves = [ln for ln in ax.lines if ln.get_gid() in ("validation", "best")]
+    assert len(curves) == 48 and all(ln.get_rasterized() for ln in curves)
+    palette, _, _ = level_palette(LRS, numeric=True, log=True)
+    assert {to_hex(ln.get_color()) for ln in curves} == {palette[lr] for lr in LRS}
+    overfit = sorted(exp.runs.loc[exp.runs["learning_rate"] >= LRS[-2], "run"])
+    assert len([ln for ln in ax.lines if ln.get_gid() == "overfit"]) == len(overfit) == 8
+    texts = _legend_texts(fig)
+    assert texts[-2] == f"overfitting: {', '.join(overfit[:5])} and 3 more"
+    assert texts[-1] == f"{an.best[0].run}: the report's best" and len(texts) == 2
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "best_label"] == [f"{an.best[0].run} (best)"]
+    assert "coloured by learning_rate" in spec.caption

@@ -178,15 +178,15 @@ def test_include_failed_puts_it_back_and_the_report_says_so(reports):
 
 def test_strict_exits_3_when_a_run_failed_even_without_warnings(tmp_path):
     clean = sweep(tmp_path / "clean", None)
-    code, _, err = cli(clean, "--out", tmp_path / "o1", "--format", "md", "--strict")
+    code, _, err = cli(clean, "--out", tmp_path / "o1", "--format", "html", "--strict")
     assert code == 0, err
     failed = sweep(tmp_path / "failed", "timeout")
-    code, _, err = cli(failed, "--out", tmp_path / "o2", "--format", "md", "--strict")
+    code, _, err = cli(failed, "--out", tmp_path / "o2", "--format", "html", "--strict")
     summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
     assert [w for w in summary["warnings"] if w["severity"] != "info"] == []
     assert code == 3 and "--strict: 1 warnings or failed runs" in err
     # the same verdict when the report is unchanged (cached) and the analysis is skipped
-    code, stdout, _ = cli(failed, "--out", tmp_path / "o2", "--format", "md", "--strict")
+    code, stdout, _ = cli(failed, "--out", tmp_path / "o2", "--format", "html", "--strict")
     assert code == 3 and "Nothing changed" in stdout
 
 

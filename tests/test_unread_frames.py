@@ -160,7 +160,7 @@ def test_cli_names_a_bar_it_cannot_read(example_copy):
     slurm.write_bytes(re.sub(NEWER[0][0], NEWER[0][1], slurm.read_bytes()))
     for disk in (root / run / "artifacts").glob("log_*.txt"):
         disk.unlink()
-    result = CliRunner().invoke(analyze, [str(root), "--json", "--quiet", "--format", "md", "--strict"],
+    result = CliRunner().invoke(analyze, [str(root), "--json", "--quiet", "--format", "html", "--strict"],
                                 catch_exceptions=False)
     assert result.exit_code == 3  # --strict: a warning
     summary = json.loads(result.stdout)

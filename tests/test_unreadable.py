@@ -97,7 +97,7 @@ def _cli(root: Path, out: Path) -> tuple[int, dict, str]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     proc = subprocess.run(
         [*_unprivileged(), sys.executable, "-m", "analyze_experiment", str(root), "--out", str(out), "--json",
-         "--quiet", "--format", "md"],
+         "--quiet", "--format", "html"],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     return proc.returncode, (json.loads(proc.stdout) if proc.stdout.strip() else {}), proc.stderr

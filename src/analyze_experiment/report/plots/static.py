@@ -221,7 +221,7 @@ def encoding_key(fig: Figure, axes: list[plt.Axes], encoding: sel.Encoding) -> l
             for v in encoding.order]
 
 
-def _label_best(ax: plt.Axes, x: float, y: float, name: str) -> None:
+def label_best(ax: plt.Axes, x: float, y: float, name: str) -> None:
     """The winner's name at the end of its curve (or at its point), where the eye lands."""
     ax.annotate(f"{name} (best)", (x, y), xytext=(-6, 9), textcoords="offset points", ha="right", va="bottom",
                 fontsize=8, fontweight="bold", gid=BEST_LABEL_GID, zorder=6,
@@ -259,7 +259,7 @@ def encoded_lines(data: pd.DataFrame, *, y: str, encoding: sel.Encoding, colors:
                 label="_nolegend_")
         finite = np.isfinite(ry)
         if finite.any():
-            _label_best(ax, float(rx[finite][-1]), float(ry[finite][-1]), best)
+            label_best(ax, float(rx[finite][-1]), float(ry[finite][-1]), best)
     runs = list(groups)
     _draw_boundaries(ax, [s for r in runs for s in boundaries.get(r, [])], label=False)
     if events is not None and len(events) and y == "loss":
@@ -347,26 +347,53 @@ GPU_PANELS = (("memory_gib", "Memory (GiB)", "GPU memory used (maximum over a no
 figure's width; as a y label it was taller than its panel and ran into the next one."""
 
 
-def plot_gpu(data: pd.DataFrame, *, colors: dict[str, str]) -> Figure:
+def plot_gpu(data: pd.DataFrame, *, colors: dict[str, str], encoding: sel.Encoding | None = None) -> Figure:
     """GPU memory (max over a node's GPUs) and utilisation (mean) against elapsed minutes.
 
-    ``data`` is :func:`_select.gpu_frame` output. Only panels with values are drawn.
+    ``data`` is :func:`_select.gpu_frame` output. Only panels with values are drawn. Beyond
+    :data:`MAX_LEGEND_RUNS` runs with an ``encoding``, the lines are coloured by the swept
+    variable's level and rasterised, the best run drawn on top and named in the legend, and
+    the legend names levels instead of runs (a legend of a hundred runs squeezes the panels).
     """
     panels = [p for p in GPU_PANELS if p[0] in data.columns and pd.to_numeric(data[p[0]], errors="coerce").notna().any()]
     if not panels:
         raise NoData("no GPU memory or utilisation samples")
+    runs = list(dict.fromkeys(data["run"].astype(str)))
+    many = encoding is not None and len(runs) > MAX_LEGEND_RUNS
+    if many:
+        colors = {**colors, **encoding_colors(encoding)}
+    best = encoding.best if many and encoding.best in runs else None
     fig, axes = plt.subplots(len(panels), 1, figsize=(9, 3.2 * len(panels)), sharex=True, squeeze=False)
     for ax, (col, label, title) in zip(axes[:, 0], panels, strict=True):
         for run, g in data.groupby("run", sort=False):
             g = g[g[col].notna()]
-            if len(g):
+            if not len(g):
+                continue
+            if not many:
                 ax.plot(g["minutes"], g[col], color=_color(colors, str(run)), linewidth=1.2, label=str(run))
+            elif str(run) == best:
+                ax.plot(g["minutes"], g[col], color="black", linewidth=3.2, rasterized=True, zorder=4, gid="best_outline")
+                ax.plot(g["minutes"], g[col], color=_color(colors, best), linewidth=1.8, rasterized=True, zorder=4,
+                        gid="best")
+            else:
+                ax.plot(g["minutes"], g[col], color=_color(colors, str(run)), linewidth=0.8, alpha=0.8,
+                        rasterized=True, gid="run")
         ax.set_ylabel(label)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(bottom=0)  # memory and utilisation start at 0: a flat line near the top is full use
-    fig.suptitle("GPU memory and utilisation over time")
+    fig.suptitle("GPU memory and utilisation over time" + (f" ({len(runs)} runs; colour: {encoding.hue})"
+                                                           if many and encoding is not None else ""))
     axes[-1, 0].set_xlabel("Time since the run's first sample (min)")
-    _legend_outside(axes[0, 0], title="run")
+    if many and encoding is not None:
+        handles = encoding_key(fig, list(axes[:, 0]), encoding)
+        handles += [Line2D([], [], color=CONTROL_COLOR, linewidth=1.2, label=f"{c} (control)")
+                    for c in encoding.controls if c in runs]
+        if best is not None:
+            handles.append(Line2D([], [], color="black", linewidth=3.0, label=f"{best}: the report's best"))
+        if handles:
+            axes[0, 0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    else:
+        _legend_outside(axes[0, 0], title="run")
     return fig
 
 
@@ -597,6 +624,48 @@ def plot_pareto(data: pd.DataFrame, *, colors: dict[str, str], cost: str, cost_l
     return fig
 
 
+LABEL_OFFSETS = ((5, 4), (5, -11), (-5, 4), (-5, -11), (5, 14), (5, -21))
+"""Where a front point's name may go, in points from it: right above first, then the other
+corners, then further out."""
+
+
+def top_point(df: pd.DataFrame, label: str, best: str | None) -> tuple[float, float] | None:
+    """(cost, value) of the candidate named ``best`` (its label box is reserved first)."""
+    rows = df[df[label].astype(str) == best] if best is not None else df.iloc[0:0]
+    return (float(rows["_x"].iloc[0]), float(rows["_y"].iloc[0])) if len(rows) else None
+
+
+def _label_offsets(ax: plt.Axes, points: pd.DataFrame, label: str,
+                   best: tuple[float, float] | None = None) -> list[tuple[int, int]]:
+    """An offset per point for its 7-pt name, the first of :data:`LABEL_OFFSETS` whose box
+    (estimated: 0.6 em a character) overlaps no name placed before; the best's name (drawn
+    above-left of its star) is placed first. Positions are measured at the axes' current size,
+    so neighbouring names on a dense front stay apart rather than printing over each other."""
+    ax.autoscale_view()
+    to_pt = ax.transData + ax.figure.dpi_scale_trans.inverted()
+    placed: list[tuple[float, float, float, float]] = []
+
+    def box(x: float, y: float, dx: float, dy: float, width: float, right: bool) -> tuple[float, float, float, float]:
+        px, py = to_pt.transform((x, y)) * 72
+        x0 = px + dx if right else px + dx - width
+        return x0, py + dy, x0 + width, py + dy + 8
+
+    if best is not None:
+        placed.append(box(best[0], best[1], -6, 9, 70, right=False))
+    out = []
+    for _, r in points.iterrows():
+        width = 0.6 * 7 * len(str(r[label]))
+        choice = LABEL_OFFSETS[0]
+        for dx, dy in LABEL_OFFSETS:
+            b = box(float(r["_x"]), float(r["_y"]), dx, dy, width, right=dx > 0)
+            if not any(b[0] < p[2] and p[0] < b[2] and b[1] < p[3] and p[1] < b[3] for p in placed):
+                choice = (dx, dy)
+                break
+        placed.append(box(float(r["_x"]), float(r["_y"]), choice[0], choice[1], width, right=choice[0] > 0))
+        out.append((choice[0] if choice[0] > 0 else choice[0] - int(width), choice[1]))
+    return out
+
+
 FACET_MARKERS = ("o", "s", "^", "D", "v", "P")
 """Marker shape per level of the facet variable in a many-candidate scatter (at most
 :data:`_select.MAX_FACETS` levels)."""
@@ -635,17 +704,17 @@ def pareto_levels(data: pd.DataFrame, *, encoding: sel.Encoding, cost: str, ax: 
         ax.plot(front["_x"], front["_y"], drawstyle="steps-post", color="black", linewidth=1.2, linestyle="--",
                 gid="pareto_front", zorder=2)
         handles.append(Line2D([], [], color="black", linewidth=1.2, linestyle="--", label="Pareto front (named)"))
-        for i, (_, r) in enumerate(front.iterrows()):
-            if str(r[label]) == best:
-                continue
-            ax.annotate(str(r[label]), (r["_x"], r["_y"]), xytext=(5, -11 if i % 2 else 5), textcoords="offset points",
+        named = front[front[label].astype(str) != best]
+        for (_, r), offset in zip(named.iterrows(), _label_offsets(ax, named, label, best=top_point(df, label, best)),
+                                  strict=True):
+            ax.annotate(str(r[label]), (r["_x"], r["_y"]), xytext=offset, textcoords="offset points",
                         fontsize=7, gid="front_label", zorder=5)
     top = df[df[label].astype(str) == best] if best is not None else df.iloc[0:0]
     if len(top):
         r = top.iloc[0]
         ax.scatter([r["_x"]], [r["_y"]], color=_color(colors, str(r["_run"])), marker="*", s=260, edgecolor="black",
                    linewidth=1.0, zorder=6, gid="best")
-        _label_best(ax, float(r["_x"]), float(r["_y"]), str(r[label]))
+        label_best(ax, float(r["_x"]), float(r["_y"]), str(r[label]))
         handles.append(Line2D([], [], linestyle="none", marker="*", markersize=13, color="white",
                               markeredgecolor="black", label="the report's best"))
     return handles
