@@ -220,7 +220,7 @@ def encoding_key(fig: Figure, axes: list[plt.Axes], encoding: sel.Encoding) -> l
             for v in encoding.order]
 
 
-def _label_best(ax: plt.Axes, x: float, y: float, name: str) -> None:
+def label_best(ax: plt.Axes, x: float, y: float, name: str) -> None:
     """The winner's name at the end of its curve (or at its point), where the eye lands."""
     ax.annotate(f"{name} (best)", (x, y), xytext=(-6, 9), textcoords="offset points", ha="right", va="bottom",
                 fontsize=8, fontweight="bold", gid=BEST_LABEL_GID, zorder=6,
@@ -258,7 +258,7 @@ def encoded_lines(data: pd.DataFrame, *, y: str, encoding: sel.Encoding, colors:
                 label="_nolegend_")
         finite = np.isfinite(ry)
         if finite.any():
-            _label_best(ax, float(rx[finite][-1]), float(ry[finite][-1]), best)
+            label_best(ax, float(rx[finite][-1]), float(ry[finite][-1]), best)
     runs = list(groups)
     _draw_boundaries(ax, [s for r in runs for s in boundaries.get(r, [])], label=False)
     if events is not None and len(events) and y == "loss":
@@ -721,7 +721,7 @@ def pareto_levels(data: pd.DataFrame, *, encoding: sel.Encoding, cost: str, ax: 
         r = top.iloc[0]
         ax.scatter([r["_x"]], [r["_y"]], color=_color(colors, str(r["_run"])), marker="*", s=260, edgecolor="black",
                    linewidth=1.0, zorder=6, gid="best")
-        _label_best(ax, float(r["_x"]), float(r["_y"]), str(r[label]))
+        label_best(ax, float(r["_x"]), float(r["_y"]), str(r[label]))
         handles.append(Line2D([], [], linestyle="none", marker="*", markersize=13, color="white",
                               markeredgecolor="black", label="the report's best"))
     return handles
