@@ -64,6 +64,18 @@ except SystemExit as exc:
     assert imported_after(body) == []
 
 
+def test_help_needs_not_even_pandas():
+    """``--help`` and a usage error answer in a twentieth of a second: no table is built."""
+    body = """
+from analyze_experiment.cli import main
+try:
+    main(["--help"])
+except SystemExit as exc:
+    assert exc.code == 0
+"""
+    assert imported_after(body, heavy=("pandas", "numpy", "pyarrow")) == []
+
+
 def test_the_report_modules_import_no_plotting_library_and_no_model_fitting():
     """Analysing and planning every figure needs none of them at import: the figures are drawn
     in worker processes and statsmodels is imported when a model is fitted."""
