@@ -12,21 +12,21 @@ the same box for different distributions. Other scores keep box plots.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.colors import ListedColormap, to_hex
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import plt
 from analyze_experiment.report.plots.plotly_json import FONT, PlotlyFigure, figure, values
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.textsafe import visible
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CORRECT, WRONG = "#0072B2", "#E69F00"
 ELEMENT_ID = "agreement-matrix"
@@ -209,6 +209,8 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
             ylabels.append(f"{r} (best)")
             continue
         ylabels.append(f"{r}  +{m.attrs['gained'][r]}/−{m.attrs['lost'][r]}")
+    from matplotlib.colors import ListedColormap
+
     cmap = ListedColormap([WRONG, CORRECT]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype=float)), cmap=cmap, vmin=0, vmax=1, aspect="auto",
               interpolation="nearest")
@@ -224,6 +226,8 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
 
 def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> Figure:
     """:func:`agreement_axes` in a figure sized to the matrix, with its colour key."""
+    from matplotlib.patches import Patch
+
     m, _ = agreement_matrix(data, best, order)
     # the figure is written at exactly this size (constrained layout): the row names and the
     # colour key take their width beside the columns' 0.12 in each, not out of it, and the
@@ -249,6 +253,9 @@ def proportions(data: pd.DataFrame, levels: list[float], order: list[str] | None
 
 def level_colors(n: int) -> list[str]:
     """A diverging ramp from the lowest score level (red) to the highest (blue)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
     cmap = colormaps["RdYlBu"]
     return [to_hex(cmap(0.1 + 0.8 * i / max(1, n - 1))) for i in range(n)]
 

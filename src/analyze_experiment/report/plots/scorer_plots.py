@@ -11,19 +11,21 @@ from __future__ import annotations
 import html
 import math
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots._select import safe_stem
+from analyze_experiment.report.plots.lazy import plt
 from analyze_experiment.report.plots.plotly_json import FONT, PlotlyFigure, figure, values
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.tables import at_epoch, by_epoch
 from analyze_experiment.textsafe import visible
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SECTION = "risk"
 """``PlotInfo.section``: the report shows these figures in its Risk Scorers block."""

@@ -9,16 +9,19 @@ each run's best validation and a cross on the runs flagged as overfitting
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import plt
 from analyze_experiment.report.plots.plotly_json import PlotlyFigure, figure, values
 from analyze_experiment.report.plots.style import CONTROL_COLOR
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRAIN_ALPHA = 0.35
 
