@@ -204,6 +204,7 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     HTML page) is recorded in Data Quality and left out; the rest is written."""
     from analyze_experiment.export import write_tables
     from analyze_experiment.report.build import build_doc
+    from analyze_experiment.report.figure_scope import leave_to_html, secondary_figures
     from analyze_experiment.report.html import render_html
     from analyze_experiment.report.markdown import render_markdown
     from analyze_experiment.report.plots.interactive import interactive_figures
@@ -212,8 +213,11 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
 
     files: list[Path] = []
     specs = _guard(exp, "the plots", lambda: plan_figures(exp, analysis), [])
+    # report.md shows the primary metric's figures; the others' are report.html's charts only
+    hidden = _guard(exp, "the plots", lambda: secondary_figures(specs, analysis), {}) if "md" in formats else {}
     if "md" in formats or svg:  # PNGs drawn in worker processes while this one builds the charts
-        job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress)
+        job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress,
+                          shown={s.interactive or s.name for s in specs if s.name in hidden})
         figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
                    if "html" in formats else {})
     else:  # report.html alone: a PNG only for the figures it has no interactive chart of
@@ -221,6 +225,8 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
         job = start_plots(specs, tmp / "plots", exp.diagnostics, progress=progress, shown=set(figures))
     plots = _guard(exp, "the plots", job.result, [])
     doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
+    if hidden:
+        leave_to_html(doc, hidden, analysis, html="html" in formats)
     if "md" in formats:
         write_text(tmp / "report.md", render_markdown(doc))
         files.append(out / "report.md")

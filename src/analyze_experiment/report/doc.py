@@ -95,6 +95,9 @@ class Figure:
     element_id: str | None = None
     """Id of the figure's element in report.html when it must be findable by name (the
     per-sample agreement matrix is ``agreement-matrix``); else one is derived from ``name``."""
+    markdown: str | None = None
+    """report.md's line in place of the image (``""``: nothing), for a figure it leaves to
+    report.html (a metric other than the primary one: :mod:`analyze_experiment.report.figure_scope`)."""
 
 
 @dataclass

@@ -222,6 +222,8 @@ def _block(block: object, plots_prefix: str, targets: dict[str, str] | None = No
         if not len(block.df):
             return "\n".join([*parts, "_(no rows)_"])
         return "\n".join([*parts, markdown_table(block.df, block.links)])
+    if isinstance(block, Figure) and block.markdown is not None:
+        return f"*{escape_cell(block.markdown)}*"
     if isinstance(block, Figure):
         target = _link_target(f"{plots_prefix}{block.name}.png") or ""
         alt = escape_cell(block.title)
@@ -239,7 +241,7 @@ def _section(section: Section, slugs: dict[str, int], plots_prefix: str,
         if isinstance(b, Section):
             if not _is_empty(b):
                 out.extend(_section(b, slugs, plots_prefix, targets))
-        else:
+        elif not (isinstance(b, Figure) and b.markdown == ""):
             out.append(_block(b, plots_prefix, targets))
     return out
 

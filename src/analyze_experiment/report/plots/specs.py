@@ -206,6 +206,7 @@ class PlotJob:
         if workers > 1 and len(drawn) > 1:
             from analyze_experiment.executor import LOCAL, pool
 
+            _import_pyplot_before_fork()
             self._ctx = pool(LOCAL, min(workers, len(drawn)))
             self._pool = self._ctx.__enter__()
             gc.freeze()  # forked workers inherit the tables as frozen: their collector never walks
@@ -246,6 +247,19 @@ class PlotJob:
                 self._ctx.__exit__(None, None, None)
                 self._pool = None
         return written
+
+
+def _import_pyplot_before_fork() -> None:
+    """Import pyplot here, once, when the workers are forked from this process: each worker
+    otherwise imports it itself (~0.45 s CPU each). On the bundled example with two workers
+    this saves ~0.25 s CPU of ~4.9 (docs/performance.md). Under spawn or forkserver the
+    workers start from scratch, so the import here would be pure cost: skipped."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method(allow_none=False) == "fork":
+        from analyze_experiment.report.plots.lazy import plt
+
+        plt.Figure  # noqa: B018 -- reading an attribute imports pyplot (Agg)
 
 
 def png_path(spec: FigureSpec, plots_dir: Path) -> Path:
