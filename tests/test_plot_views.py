@@ -297,9 +297,9 @@ def test_static_module_keeps_its_public_names():
     assert METRIC == "accuracy" and STEPS_PER_EPOCH == 40
 
 
-def test_html_only_report_draws_no_png_it_does_not_show(example_copy):
+def test_html_only_report_draws_no_png_it_does_not_show(example_copy, analysed):
     """``--format html``: every figure with an interactive chart is drawn by the page, so no PNG
-    is written for it; report.md's PNGs come back with ``--format both``. The real CLI."""
+    is written for it; report.md's PNGs come back with both formats (the default). The real CLI."""
     from click.testing import CliRunner
 
     from analyze_experiment.cli import analyze as analyze_cmd
@@ -311,10 +311,10 @@ def test_html_only_report_draws_no_png_it_does_not_show(example_copy):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="agreement-matrix"' in page and 'id="fig-loss"' in page and "<img src=\"data:image/png" not in page
     assert list((out / "plots").glob("*.png")) == []
-    res = CliRunner().invoke(analyze_cmd, [str(root), "--format", "both", "-q", "--no-cache"])
-    assert res.exit_code == 0, res.output
-    pngs = sorted(p.stem for p in (out / "plots").glob("*.png"))
-    md = (out / "report.md").read_text(encoding="utf-8")
+    both = analysed()  # the same example's report in both formats, made once per session
+    assert both.exit_code == 0, both.stderr
+    pngs = sorted(p.stem for p in (both.out / "plots").glob("*.png"))
+    md = (both.out / "report.md").read_text(encoding="utf-8")
     assert pngs and all(f"plots/{n}.png" in md for n in pngs)
     assert {"loss", "gpu"} <= set(pngs) and any(n.startswith("samples_") for n in pngs)
 
