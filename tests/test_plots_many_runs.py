@@ -276,3 +276,78 @@ def test_a_figure_constrained_layout_cannot_fit_falls_back_to_the_tight_box(tmp_
         save_figure(fig, tmp_path, "huge")
     _, height = Image.open(tmp_path / "huge.png").size
     assert height > 2 * 150  # grown to the legend instead of a collapsed, clipped figure
+
+
+@pytest.mark.parametrize("scores", ["levels", "continuous"])
+def test_score_distributions_of_49_candidates_draw_the_best_30_and_the_control(many, scores):
+    """1–5 rubric scores (stacked shares) or continuous scores (boxes): 30 rows and the control."""
+    exp, an = many
+    labels = list(an.intervals["run"].astype(str))
+    rows = []
+    for k, run in enumerate(labels):
+        for i in range(10):
+            score = float(1 + (i + k) % 5) if scores == "levels" else 0.01 * ((i * 7 + k) % 100)
+            rows.append({"run": run, "task": TASK, "epoch": 1.0 if run != CONTROL else None, "sample_id": f"s{i}",
+                         "sample_epoch": 1, "scorer": SCORER, "score": score})
+    exp2 = Experiment(**{**exp.__dict__, "eval_samples": tables.frame(tables.EVAL_SAMPLES, rows)})
+    spec, fig = _draw(f"samples_{TASK}", exp2, an)
+    ax = _data_axes(fig)[0]
+    ticks = [t.get_text() for t in ax.get_yticklabels()]
+    best30 = an.intervals[an.intervals["run"] != CONTROL].nlargest(30, "value")["run"]
+    assert len(ticks) == 31 and set(ticks) == {*best30, CONTROL}
+    assert ticks[-1] == an.best[0].run  # best on top
+    assert "… 18 more in report.html" in spec.caption
+
+
+def test_validation_of_48_runs_is_coloured_by_learning_rate_and_names_the_overfitting(many):
+    exp, an = many
+    steps = exp.train_steps.copy()
+    lr_of = exp.runs.set_index("run")["learning_rate"]
+    every = steps["step"] % 10 == 0
+    # validation falls with the training loss, except for the two largest learning rates: it rises
+    # again after step 20 (overfitting by the rule in docs/training.md)
+    high = steps["run"].map(lr_of) >= LRS[-2]
+    val = steps["loss"] + 0.1 + (high & (steps["step"] > 20)) * (steps["step"] - 20) * 0.05
+    steps["val_loss"] = val.where(every)
+    exp2 = Experiment(**{**exp.__dict__, "train_steps": steps})
+    spec, fig = _draw("validation", exp2, an)
+    ax = _data_axes(fig)[0]
+    curves = [ln for ln in ax.lines if ln.get_gid() in ("validation", "best")]
+    assert len(curves) == 48 and all(ln.get_rasterized() for ln in curves)
+    palette, _, _ = level_palette(LRS, numeric=True, log=True)
+    assert {to_hex(ln.get_color()) for ln in curves} == {palette[lr] for lr in LRS}
+    overfit = sorted(exp.runs.loc[exp.runs["learning_rate"] >= LRS[-2], "run"])
+    assert len([ln for ln in ax.lines if ln.get_gid() == "overfit"]) == len(overfit) == 8
+    texts = _legend_texts(fig)
+    assert texts[-2] == f"overfitting: {', '.join(overfit[:5])} and 3 more"
+    assert texts[-1] == f"{an.best[0].run}: the report's best" and len(texts) == 2
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "best_label"] == [f"{an.best[0].run} (best)"]
+    assert "coloured by learning_rate" in spec.caption
+
+
+def test_roc_and_reliability_of_20_candidates_name_the_best_five_and_the_control():
+    """AUC rises with the run's index, calibration error falls with it: the named ones are the
+    last five and the control; the other 15 are grey, unnamed and counted once."""
+    from analyze_experiment.report.plots.scorer_plots import plot_reliability, plot_roc
+    from analyze_experiment.report.plots.style import run_colors
+
+    runs = [f"c{i:02d}" for i in range(20)] + [CONTROL]
+    curves, risk = [], []
+    for i, run in enumerate(runs):
+        auc = 0.5 + 0.02 * i if run != CONTROL else 0.55
+        for curve in ("roc", "reliability"):
+            curves += [{"task": TASK, "scorer": "risk", "run": run, "epoch": None, "curve": curve, "x": x,
+                        "y": min(1.0, x + (auc - 0.5)), "n": 10} for x in (0.0, 0.5, 1.0)]
+        risk.append({"task": TASK, "scorer": "risk", "run": run, "epoch": None, "auc": auc,
+                     "risk_calibration_error": 1.0 - auc})
+    an = Analysis(confidence=0.95, risk_curves=pd.DataFrame(curves), risk=pd.DataFrame(risk))
+    colors = run_colors(runs, [CONTROL])
+    expected = [f"c{i:02d}" for i in range(19, 14, -1)] + [CONTROL]
+    for draw in (plot_roc, plot_reliability):
+        with plot_style():
+            ax = draw(an, TASK, "risk", colors=colors).axes[0]
+        named = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert [n.split(" ")[0] for n in named[2:]] == expected, draw.__name__  # best first, then the control
+        assert named[1] == "15 other candidates"
+        others = [ln for ln in ax.lines if ln.get_gid() == "other"]
+        assert len(others) == 15 and all(ln.get_rasterized() for ln in others)

@@ -262,3 +262,24 @@ def test_the_best_sentence_states_the_adjusted_value_beside_the_raw_one():
     (f,) = [f for f in a.findings if f.rule.startswith("best_")]
     assert b.adjusted_value is not None and b.adjusted_value < b.value
     assert f"selection-adjusted {b.adjusted_value * 100:.1f}%" in f.text and "P(best):" in f.text
+
+
+def test_checkpoint_families_are_named_per_row_and_registered_once_in_order_of_first_row():
+    from types import SimpleNamespace
+
+    from analyze_experiment.stats.plan import _pair_families, _Registry
+
+    pairs = pd.DataFrame({"task": ["qa", "qa", "math", "qa", "math"], "scorer": ["m", "m", "m", "m", "m"],
+                          "metric": ["accuracy"] * 5, "p_value": [0.1, 0.2, 0.3, 0.4, 0.5],
+                          "p_adjusted": [0.2, 0.4, 0.6, 0.8, 1.0], "family_size": [3, 3, 2, np.nan, 2]})
+    a = SimpleNamespace(comparisons=pairs.iloc[:2].copy(), pair_tests=pairs.copy(), seed_comparisons=None)
+    reg = _Registry({("qa", "m", "accuracy")})
+    _pair_families(a, reg)
+    assert a.pair_tests["family"].tolist() == ["checkpoints: qa/m/accuracy", "checkpoints: qa/m/accuracy",
+                                               "checkpoints: math/m/accuracy", "checkpoints: qa/m/accuracy",
+                                               "checkpoints: math/m/accuracy"]
+    assert a.comparisons["family"].tolist() == ["checkpoints: qa/m/accuracy"] * 2
+    # one family per key, in the order of first appearance, with the first row's size
+    assert [(f["family"], f["size"], f["confirmatory"]) for f in reg.rows] == [
+        ("checkpoints: qa/m/accuracy", 3, True), ("checkpoints: math/m/accuracy", 2, False)]
+    assert a.pair_tests["p_holm"].tolist() == [0.2, 0.4, 0.6, 0.8, 1.0]

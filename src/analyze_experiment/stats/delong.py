@@ -18,11 +18,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+
+from analyze_experiment.stats.distributions import norm_ppf, norm_sf
 
 
 def midranks(x: np.ndarray) -> np.ndarray:
     """1-based ranks of ``x`` with ties given the mean of the ranks they span."""
+    from scipy import stats  # here, not at import: the rest of the report needs no scipy.stats
+
     return stats.rankdata(np.asarray(x, float), method="average")
 
 
@@ -76,7 +79,7 @@ def auc_ci(y: np.ndarray, score: np.ndarray, confidence: float = 0.95) -> AucInt
     """AUC ± z·SE (DeLong variance), clipped to [0, 1] as pROC's ``ci.auc`` does."""
     p = placements(y, score)
     se = math.sqrt(max(_cov(p, p), 0.0))
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(norm_ppf(0.5 + confidence / 2))
     return AucInterval(p.auc, se, max(0.0, p.auc - z * se), min(1.0, p.auc + z * se), len(p.v10), len(p.v01))
 
 
@@ -112,6 +115,6 @@ def paired_test(y: np.ndarray, a: np.ndarray, b: np.ndarray, confidence: float =
         z, p = (0.0, 1.0) if diff == 0 else (math.copysign(math.inf, diff), 0.0)
     else:
         z = diff / se
-        p = float(2 * stats.norm.sf(abs(z)))
-    q = float(stats.norm.ppf(0.5 + confidence / 2))
+        p = float(2 * norm_sf(abs(z)))
+    q = float(norm_ppf(0.5 + confidence / 2))
     return PairedAuc(pa.auc, pb.auc, diff, se, diff - q * se, diff + q * se, z, p, len(pa.v10), len(pa.v01))

@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.formula.api as smf
-from scipy import stats
-from statsmodels.stats.anova import anova_lm
 
 from analyze_experiment.analysis import ANOVA, DIMINISHING, EFFECTS
 from analyze_experiment.stats.candidates import Family, epoch_key
+from analyze_experiment.stats.distributions import t_ppf, t_sf
 from analyze_experiment.stats.intervals import t_interval
 from analyze_experiment.stats.paired import compare
+from analyze_experiment.stats.power import two_sample_power
 
 
 def final_epoch_values(values: pd.DataFrame) -> pd.DataFrame:
@@ -87,28 +85,43 @@ def seeds_needed(diff: float, sd_run: float, configs_per_level: int, alpha: floa
     """Seeds per configuration for a two-sample t test between two levels to detect ``diff``
     with ``power`` at ``alpha``, when a run's score varies with SD ``sd_run`` between seeds.
 
-    Solved with statsmodels ``TTestIndPower`` for n runs per level, divided over the
-    ``configs_per_level`` configurations sharing the level; at least 2. Without replicates
-    the run-to-run SD is unknown: the caller passes a lower bound (the evaluation's own SE
-    of one run's score, which every retraining adds to), so this is a lower bound too.
-    """
-    from statsmodels.stats.power import TTestIndPower
+    n runs per level (statsmodels ``TTestIndPower``'s power, :func:`two_sample_power`), divided
+    over the ``configs_per_level`` configurations sharing the level; at least 2; NaN beyond a
+    million runs. Without replicates the run-to-run SD is unknown: the caller passes a lower
+    bound (the evaluation's own SE of one run's score, which every retraining adds to), so this
+    is a lower bound too.
 
+    The answer is a whole number of seeds, so it is searched among whole numbers: the fewest
+    seeds k whose k·configs runs per level reach ``power`` (power grows with n). That is
+    ⌈n*/configs⌉ for the real root n* that ``TTestIndPower().solve_power`` approximates, without
+    its solver's tolerance and without importing statsmodels and scipy.stats for it; a test
+    compares the two over a grid of effects.
+    """
     if not sd_run or math.isnan(sd_run) or not diff or math.isnan(diff):
         return math.nan
     es = abs(diff) / sd_run
-    if TTestIndPower().power(effect_size=es, nobs1=2, alpha=alpha, ratio=1.0) >= power:
-        return 2.0  # the root finder cannot go below 2 runs per level
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            n = float(TTestIndPower().solve_power(effect_size=es, alpha=alpha, power=power, ratio=1.0,
-                                                  alternative="two-sided"))
-    except (ValueError, RuntimeError):
+    if two_sample_power(es, 2, alpha, normal_limit=True) >= power:
+        return 2.0
+    per = max(1, configs_per_level)
+
+    def short(n: float) -> bool:  # NaN (no degrees of freedom) counts as short
+        return not two_sample_power(es, n, alpha, normal_limit=True) >= power
+
+    lo, hi = 0, 1  # short(lo · per) holds (no seeds), hi is the candidate
+    while short(hi * per):
+        if hi * per > MAX_RUNS:
+            return math.nan
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if short(mid * per) else (lo, mid)
+    if hi * per > MAX_RUNS and short(MAX_RUNS):  # the root itself lies beyond the cap
         return math.nan
-    if math.isnan(n) or n > 1e6:
-        return math.nan
-    return float(max(2, math.ceil(n / max(1, configs_per_level))))
+    return float(max(2, hi))
+
+
+MAX_RUNS = 1e6
+"""Above this many runs per level :func:`seeds_needed` answers NaN rather than a number."""
 
 
 def main_effects(
@@ -251,9 +264,21 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
             notes.append(f"{task}/{scorer}: {why} without replicates leaves no residual degrees of "
                          "freedom; per-variable marginal effects are reported instead of an ANOVA")
             continue
-        table = anova_lm(smf.ols(formula, data=data).fit(), typ=2)
+        table = _ols_anova(formula, data)
         rows.extend(_anova_rows(task, scorer, metric, table, varied, "runs", len(data)))
     return pd.DataFrame(rows, columns=[*ANOVA, *ANOVA_EXTRA]), ("; ".join(notes) if notes else None)
+
+
+def _ols_anova(formula: str, data: pd.DataFrame) -> pd.DataFrame:
+    """The type II ANOVA table of the OLS fit of ``formula``.
+
+    statsmodels is imported here rather than with the module: its formula interface takes a
+    quarter of a second to import, and most reports fit no model (a grid without seed
+    replicates gets no ANOVA), while every report imports this module for its effects."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
+
+    return anova_lm(smf.ols(formula, data=data).fit(), typ=2)
 
 
 ANOVA_EXTRA = ["partial_omega_sq", "unit", "n_units"]
@@ -306,7 +331,7 @@ def blocked_anova(data: pd.DataFrame, n_factors: int) -> pd.DataFrame:
     grand = float(d["y"].mean())
     d["yc"] = d["y"] - block_mean
     formula = "yc ~ " + " * ".join(f"C(v{i})" for i in range(n_factors))
-    fit = anova_lm(smf.ols(formula, data=d).fit(), typ=2)
+    fit = _ols_anova(formula, d)
     n_blocks = d["sample_id"].nunique()
     df_res = float(fit.loc["Residual", "df"]) - (n_blocks - 1)
     ss_res = float(fit.loc["Residual", "sum_sq"])
@@ -317,6 +342,8 @@ def blocked_anova(data: pd.DataFrame, n_factors: int) -> pd.DataFrame:
     ms_res = ss_res / df_res if df_res > 0 else math.nan
     table["F"] = (table["sum_sq"] / table["df"]) / ms_res
     table.loc["Residual", "F"] = math.nan
+    from scipy import stats
+
     table["PR(>F)"] = [stats.f.sf(f, dfe, df_res) if not math.isnan(f) else math.nan
                        for f, dfe in zip(table["F"], table["df"], strict=True)]
     return table
@@ -432,6 +459,27 @@ def diminishing_returns(
                                        "a", "epoch_a", "b", "epoch_b", "unit"])
 
 
+def one_sample_t(x: np.ndarray, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The t interval of the mean of ``x`` and the two-sided p of mean = 0: (low, high, p).
+
+    The floats ``scipy.stats.ttest_1samp(x, 0)`` and its ``confidence_interval`` give,
+    computed as scipy does (variance as the mean squared deviation times n/(n − 1), the
+    quantile and tail from ``stdtrit``/``stdtr``) — without importing scipy.stats for one test.
+    """
+    x = np.asarray(x, dtype=float)
+    n = np.asarray(len(x), dtype=float)
+    mean = np.mean(x)
+    var = np.mean((x - mean) ** 2) * (n / (n - 1))
+    se = np.sqrt(var / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.divide(mean, se)
+    dof = len(x) - 1
+    p = 2 * t_sf(np.abs(t), dof)
+    tail = (1 - np.asarray(confidence, dtype=float)) / 2
+    lo_q, hi_q = t_ppf(np.stack((tail, 1 - tail)), dof)
+    return float(lo_q * se + mean), float(hi_q * se + mean), float(p)
+
+
 MIN_RUNS_FOR_EPOCH_TEST = 3
 """An epoch effect is tested across runs only with at least this many runs at both epochs."""
 
@@ -464,8 +512,7 @@ def _step(fam: Family, var: str, lo: Any, hi: Any, at_lo: list, at_hi: list, con
         gains = np.array([float(fam.scores[h].mean() - fam.scores[lo_k].mean())
                           for h, lo_k in zip(at_hi, at_lo, strict=True)])
         if np.std(gains, ddof=1) > 0:
-            t = stats.ttest_1samp(gains, 0.0)
-            ci = t.confidence_interval(confidence)
-            row.update(gain=float(gains.mean()), ci_low=float(ci.low), ci_high=float(ci.high),
-                       p_value=float(t.pvalue), test="paired_t_runs", unit="runs")
+            ci_low, ci_high, p = one_sample_t(gains, confidence)
+            row.update(gain=float(gains.mean()), ci_low=ci_low, ci_high=ci_high,
+                       p_value=p, test="paired_t_runs", unit="runs")
     return row

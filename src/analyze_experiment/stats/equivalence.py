@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from analyze_experiment.stats.distributions import norm_ppf, t_cdf, t_ppf, t_sf
 from analyze_experiment.stats.intervals import cluster_se
 
 
@@ -48,10 +48,10 @@ def tost_paired(
     if se == 0:
         inside = abs(mean) < margin
         return Tost(mean, mean, mean, 0.0 if inside else 1.0, inside)
-    p_low = float(stats.t.sf((mean + margin) / se, dof))
-    p_high = float(stats.t.cdf((mean - margin) / se, dof))
+    p_low = float(t_sf((mean + margin) / se, dof))
+    p_high = float(t_cdf((mean - margin) / se, dof))
     p = max(p_low, p_high)
-    t = float(stats.t.ppf(1 - alpha, dof))
+    t = float(t_ppf(1 - alpha, dof))
     return Tost(mean, mean - t * se, mean + t * se, p, p < alpha)
 
 
@@ -105,8 +105,8 @@ def noninferiority_paired(
     if se == 0:
         ok = mean > -margin
         return NonInferiority(mean, mean, 0.0 if ok else 1.0, margin, ok)
-    p = float(stats.t.sf((mean + margin) / se, dof))
-    lower = mean - float(stats.t.ppf(1 - alpha, dof)) * se
+    p = float(t_sf((mean + margin) / se, dof))
+    lower = mean - float(t_ppf(1 - alpha, dof)) * se
     return NonInferiority(mean, lower, p, margin, p < alpha)
 
 
@@ -115,7 +115,7 @@ def pairs_for_noninferiority(margin: float, sd_diff: float, alpha: float = 0.05,
     with probability ``power`` when the two are truly equal: n = ((z₁₋α + z_power)·sd/margin)²."""
     if not margin or math.isnan(margin) or not sd_diff or math.isnan(sd_diff):
         return math.nan
-    z = stats.norm.ppf(1 - alpha) + stats.norm.ppf(power)
+    z = norm_ppf(1 - alpha) + norm_ppf(power)
     return float(math.ceil((z * sd_diff / margin) ** 2))
 
 

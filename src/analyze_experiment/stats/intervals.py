@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+
+from analyze_experiment.stats.distributions import norm_ppf, t_ppf
 
 MIN_N_FOR_VERDICT = 10
 """Below this many samples an estimate is shown but never decides anything ("too small for a
@@ -94,7 +95,7 @@ class Interval:
 
 
 def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(0.5 + confidence / 2))
+    return float(norm_ppf(0.5 + confidence / 2))
 
 
 def wilson(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -121,7 +122,7 @@ def t_interval(x: np.ndarray, confidence: float = 0.95) -> Interval:
     if n <= 1:
         return Interval(mean, math.nan, math.nan, math.nan, n, None, "t")
     se = float(np.std(x, ddof=1) / math.sqrt(n))
-    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    t = float(t_ppf(0.5 + confidence / 2, n - 1))
     return Interval(mean, se, mean - t * se, mean + t * se, n, None, "t")
 
 
@@ -195,7 +196,7 @@ def mean_interval(
     if clusters is not None:
         se, g, _ = cluster_se(x, clusters)
         if g > 1:
-            t = float(stats.t.ppf(0.5 + confidence / 2, g - 1))
+            t = float(t_ppf(0.5 + confidence / 2, g - 1))
             return Interval(mean, se, mean - t * se, mean + t * se, n, g, "clustered_t")
         return Interval(mean, math.nan, math.nan, math.nan, n, g, "clustered_t")
     if binary:

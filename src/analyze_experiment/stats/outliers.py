@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analyze_experiment.analysis import OUTLIERS
+from analyze_experiment.stats.distributions import t_sf
 from analyze_experiment.tables import by_epoch
 
 Z_THRESHOLD = 3.5
@@ -59,7 +59,7 @@ def loo_t(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         s = float(np.std(rest, ddof=1))
         if s > 0:
             t[i] = (x[i] - rest.mean()) / (s * math.sqrt(1 + 1 / (n - 1)))
-    p = np.where(np.isnan(t), np.nan, 2 * stats.t.sf(np.abs(t), n - 2))
+    p = np.where(np.isnan(t), np.nan, 2 * t_sf(np.abs(t), n - 2))
     return t, p
 
 

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf
 from analyze_experiment.stats.intervals import cluster_se
+from analyze_experiment.stats.roots import brent_root
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def paired_diff_ci(
         dof = n - 1
     if dof < 1 or math.isnan(se):
         return (mean, se, math.nan, math.nan)
-    t = float(stats.t.ppf(0.5 + confidence / 2, dof))
+    t = float(t_ppf(0.5 + confidence / 2, dof))
     return (mean, se, mean - t * se, mean + t * se)
 
 
@@ -87,9 +88,23 @@ def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0
         return (math.nan, math.nan)
     if m == 0:
         return (0.0, 0.0)
-    ci = stats.binomtest(n_a_only, m, 0.5).proportion_ci(confidence_level=confidence, method="exact")
+    low, high = clopper_pearson(n_a_only, m, confidence)
     share = m / n
-    return (share * (2 * ci.low - 1), share * (2 * ci.high - 1))
+    return (share * (2 * low - 1), share * (2 * high - 1))
+
+
+def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper–Pearson 1934) interval for a binomial proportion, k successes of n.
+
+    The value ``scipy.stats.binomtest(k, n).proportion_ci(confidence, method="exact")``
+    gives: each end is the p at which the binomial tail on that side equals (1 − confidence)/2,
+    found by the same root finder from the same bracket [0, 1], so the float is the same to the
+    last bit (tests/test_roots.py) — without importing scipy.stats for it.
+    """
+    alpha = (1 - confidence) / 2
+    low = 0.0 if k == 0 else brent_root(lambda p: binom_sf(k - 1, n, p) - alpha, 0, 1)
+    high = 1.0 if k == n else brent_root(lambda p: binom_cdf(k, n, p) - alpha, 0, 1)
+    return (low, high)
 
 
 def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
@@ -100,7 +115,7 @@ def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
     m = n_a_only + n_b_only
     if m == 0:
         return 1.0
-    return float(min(1.0, 2 * stats.binom.cdf(min(n_a_only, n_b_only), m, 0.5)))
+    return float(min(1.0, 2 * binom_cdf(min(n_a_only, n_b_only), m, 0.5)))
 
 
 def mcnemar_matrix(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndarray]:
@@ -118,10 +133,10 @@ def mcnemar_matrix(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndar
     m = a_only + b_only
     k = np.minimum(a_only, b_only)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(m > 0, np.minimum(1.0, 2 * stats.binom.cdf(k, np.maximum(m, 1), 0.5)), 1.0)
+        p = np.where(m > 0, np.minimum(1.0, 2 * binom_cdf(k, np.maximum(m, 1), 0.5)), 1.0)
         alpha = 1 - confidence
-        lo_pi = np.where(a_only > 0, stats.beta.ppf(alpha / 2, a_only, m - a_only + 1), 0.0)
-        hi_pi = np.where(a_only < m, stats.beta.ppf(1 - alpha / 2, a_only + 1, m - a_only), 1.0)
+        lo_pi = np.where(a_only > 0, beta_ppf(alpha / 2, a_only, m - a_only + 1), 0.0)
+        hi_pi = np.where(a_only < m, beta_ppf(1 - alpha / 2, a_only + 1, m - a_only), 1.0)
         share = m / n if n else np.full_like(m, np.nan)
         lo = np.where(m > 0, share * (2 * lo_pi - 1), 0.0)
         hi = np.where(m > 0, share * (2 * hi_pi - 1), 0.0)
@@ -233,7 +248,7 @@ def sign_flip_all_pairs(x: np.ndarray, confidence: float = 0.95, *, n_resamples:
     shape = (k, k)
     diff, lo, hi, sd, obs, tol = (np.full(shape, np.nan) for _ in range(6))
     zero = np.zeros(shape, bool)
-    t = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    t = float(t_ppf(0.5 + confidence / 2, n - 1))
     for i in range(k - 1):  # per pair exactly as compare() computes them (same floating-point order)
         d = x[i] - x[i + 1:]
         mean = d.mean(axis=1)

@@ -129,13 +129,6 @@ def _keys(df: pd.DataFrame) -> list[Key]:
     return [(str(t), str(s), str(m)) for t, s, m in zip(df["task"], df["scorer"], df["metric"], strict=True)]
 
 
-def _sizes(df: pd.DataFrame) -> list[int]:
-    """:func:`_size` of every row."""
-    if "family_size" not in df.columns:
-        return [1] * len(df)
-    return [1 if pd.isna(v) else int(v) for v in df["family_size"]]
-
-
 def _size(df: pd.DataFrame, r: pd.Series) -> int:
     return int(r["family_size"]) if "family_size" in df.columns and not pd.isna(r.get("family_size")) else 1
 
@@ -184,9 +177,7 @@ def _pair_families(a: Any, reg: _Registry) -> None:
             continue
         if "p_holm" not in df.columns:
             df["p_holm"] = df["p_adjusted"]
-        names: dict[tuple[Key, int], str] = {}  # one registration per family, not per pair
-        df["family"] = [names[kn] if kn in names else names.setdefault(kn, reg.add("checkpoints", *kn))
-                        for kn in zip(_keys(df), _sizes(df), strict=True)]
+        df["family"] = _checkpoint_names(df, reg)
     sc = a.seed_comparisons
     if sc is not None and not sc.empty:
         sc["family"] = [reg.add("configurations", _key_of(r), _size(sc, r),
@@ -194,6 +185,20 @@ def _pair_families(a: Any, reg: _Registry) -> None:
                         for _, r in sc.iterrows()]
         if "p_holm" not in sc.columns:
             sc["p_holm"] = sc["p_adjusted"]
+
+
+def _checkpoint_names(df: pd.DataFrame, reg: _Registry) -> np.ndarray:
+    """Each row's checkpoint family, registered once per (key, size) in order of first row: the
+    all-pairs table has k(k-1)/2 rows per metric (499,500 at 1,000 runs), so the rows are
+    grouped by their key columns instead of being read one by one."""
+    cols = ["task", "scorer", "metric"]
+    size = df["family_size"] if "family_size" in df.columns else pd.Series(1, index=df.index)
+    groups = pd.DataFrame({**{c: df[c].astype(object) for c in cols}, "_size": size.astype(object)})
+    grouped = groups.groupby([*cols, "_size"], sort=False, dropna=False)
+    first = grouped.head(1)  # the first row of each group, in the order ngroup numbers them
+    names = [reg.add("checkpoints", (str(t), str(sc), str(m)), 1 if pd.isna(z) else int(z))
+             for t, sc, m, z in zip(first["task"], first["scorer"], first["metric"], first["_size"], strict=True)]
+    return np.asarray(names, dtype=object)[grouped.ngroup().to_numpy()]
 
 
 def _effect_family(a: Any, reg: _Registry) -> None:
@@ -301,11 +306,12 @@ def _checkpoint_steps(dm: pd.DataFrame, pairs: pd.DataFrame) -> None:
     # all-pairs table has k(k-1)/2 rows per family); only the rows hit are built as a row, as
     # iterrows built them
     stepped = {str(x) for x in (*steps["a"], *steps["b"])}
+    near = np.flatnonzero((pairs["a"].astype(str).isin(stepped) & pairs["b"].astype(str).isin(stepped)).to_numpy())
+    sub = pairs.iloc[near]
     index = {}
-    for pos, (key, a, ea, b, eb) in enumerate(zip(_keys(pairs), pairs["a"], pairs["epoch_a"], pairs["b"],
-                                                  pairs["epoch_b"], strict=True)):
-        if str(a) in stepped and str(b) in stepped:
-            index[(*key, frozenset((ck(a, ea), ck(b, eb))))] = pos
+    for pos, key, a, ea, b, eb in zip(near, _keys(sub), sub["a"], sub["epoch_a"], sub["b"], sub["epoch_b"],
+                                      strict=True):
+        index[(*key, frozenset((ck(a, ea), ck(b, eb))))] = int(pos)
     for i, r in steps.iterrows():
         pos = index.get((str(r["task"]), str(r["scorer"]), str(r["metric"]),
                          frozenset((ck(r["a"], r["epoch_a"]), ck(r["b"], r["epoch_b"])))))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
+from analyze_experiment.stats.distributions import nct_cdf, nct_sf, norm_cdf, norm_ppf, norm_sf, t_isf, t_ppf
+from analyze_experiment.stats.roots import brent_root
 
 
 def paired_power(effect: float, n: int, alpha: float = 0.05) -> float:
@@ -16,11 +17,34 @@ def paired_power(effect: float, n: int, alpha: float = 0.05) -> float:
     with ``n`` pairs: P(|T| > t₁₋α/₂) under the noncentral t with δ = d·√n, n − 1 df.
     Equals statsmodels ``TTestPower().power``."""
     dof = n - 1
-    crit = stats.t.ppf(1 - alpha / 2, dof)
+    crit = t_ppf(1 - alpha / 2, dof)
     nc = effect * math.sqrt(n)
-    p = float(stats.nct.sf(crit, dof, nc) + stats.nct.cdf(-crit, dof, nc))
+    p = float(nct_sf(crit, dof, nc) + nct_cdf(-crit, dof, nc))
     if math.isnan(p):  # scipy's nct fails far in the tail; the normal limit is exact there
-        p = float(stats.norm.sf(crit - nc) + stats.norm.cdf(-crit - nc))
+        p = float(norm_sf(crit - nc) + norm_cdf(-crit - nc))
+    return p
+
+
+def two_sample_power(effect: float, n_per_group: float, alpha: float = 0.05, *,
+                     normal_limit: bool = False) -> float:
+    """Power of the two-sided pooled two-sample t-test with ``n_per_group`` in each group for
+    standardized effect ``effect``: the noncentral t with δ = d·√(n/2), 2n − 2 df.
+
+    The float statsmodels ``TTestIndPower().power(effect, n, alpha, ratio=1)`` returns, computed
+    the same way (its upper tail is 1 − the noncentral CDF, not the clipped survival function
+    :func:`paired_power` uses); NaN below two runs in all (no degrees of freedom). Where
+    scipy's noncentral t fails (NaN, far in the tail for large effects) statsmodels answers
+    NaN; with ``normal_limit`` the normal limit answers instead, as in :func:`paired_power`."""
+    n2 = n_per_group * 1.0
+    dof = n_per_group - 1 + n2 - 1
+    nobs = 1.0 / (1.0 / n_per_group + 1.0 / n2)
+    crit_upper, crit_lower = t_isf(alpha / 2.0, dof), t_ppf(alpha / 2.0, dof)
+    if math.isnan(crit_upper) or math.isnan(crit_lower):
+        return math.nan
+    nc = effect * math.sqrt(nobs)
+    p = float(1 - nct_cdf(crit_upper, dof, nc) + nct_cdf(crit_lower, dof, nc))
+    if math.isnan(p) and normal_limit:
+        p = float(norm_sf(crit_upper - nc) + norm_cdf(crit_lower - nc))
     return p
 
 
@@ -35,9 +59,9 @@ def minimum_detectable_difference(
     """
     if n < 3 or not sd_diff or math.isnan(sd_diff):
         return math.nan
-    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    z = norm_ppf(1 - alpha / 2) + norm_ppf(power)
     upper = 3 * z / math.sqrt(n - 2) + 1.0
-    d = optimize.brentq(lambda e: paired_power(e, n, alpha) - power, 1e-9, upper, xtol=1e-14)
+    d = brent_root(lambda e: paired_power(e, n, alpha) - power, 1e-9, upper, xtol=1e-14)
     return float(d) * float(sd_diff)
 
 

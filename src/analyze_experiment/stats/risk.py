@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analyze_experiment.stats.binary import CONFUSION, confusion, rates
 from analyze_experiment.stats.candidates import epoch_key
 from analyze_experiment.stats.delong import auc_ci, paired_test
+from analyze_experiment.stats.distributions import t_ppf
 from analyze_experiment.stats.multiplicity import holm
 from analyze_experiment.tables import by_epoch
 
@@ -162,7 +162,7 @@ def _mean_ci(x: np.ndarray, confidence: float) -> tuple[float, float, float]:
     m = float(x.mean())
     if n < 2:
         return m, math.nan, math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    half = float(t_ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return m, max(0.0, m - half), min(1.0, m + half)
 
 

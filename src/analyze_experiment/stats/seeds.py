@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analyze_experiment.ingest.configurations import (  # noqa: F401 - re-exported
     config_labels,
     seed_variable,
 )
 from analyze_experiment.stats.candidates import epoch_key
+from analyze_experiment.stats.distributions import t_ppf, t_sf
 from analyze_experiment.stats.intervals import t_interval
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
 from analyze_experiment.tables import by_epoch
@@ -51,8 +51,8 @@ def welch(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> dict[str, f
         return nan
     dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
     t = diff / se
-    p = float(2 * stats.t.sf(abs(t), dof))
-    q = float(stats.t.ppf(0.5 + confidence / 2, dof))
+    p = float(2 * t_sf(abs(t), dof))
+    q = float(t_ppf(0.5 + confidence / 2, dof))
     return {"diff": diff, "se": se, "df": float(dof), "t": float(t), "p_value": p,
             "ci_low": diff - q * se, "ci_high": diff + q * se}
 

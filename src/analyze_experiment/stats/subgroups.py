@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analyze_experiment.stats.candidates import CandKey, Family, epoch_key
+from analyze_experiment.stats.distributions import norm_ppf, t_ppf
 from analyze_experiment.stats.multiplicity import holm
 
 MAX_LEVELS = 8
@@ -61,14 +61,14 @@ def _ci(x: np.ndarray, binary: bool, confidence: float) -> tuple[float, float]:
     n = len(x)
     if n < 2:
         return math.nan, math.nan
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(norm_ppf(0.5 + confidence / 2))
     m = float(x.mean())
     if binary:  # Wilson
         den = 1 + z * z / n
         c = (m + z * z / (2 * n)) / den
         h = z * math.sqrt(m * (1 - m) / n + z * z / (4 * n * n)) / den
         return max(0.0, c - h), min(1.0, c + h)
-    h = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
+    h = float(t_ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
     return m - h, m + h
 
 
@@ -98,6 +98,8 @@ def interaction_test(diff: pd.Series, levels: pd.Series) -> dict[str, Any] | Non
     pooled = sum(((g - g.mean()) ** 2).sum() for g in groups.values())
     if pooled == 0:
         return None
+    from scipy import stats  # only the subgroup test needs scipy.stats; not imported with the module
+
     f, p = stats.f_oneway(*groups.values())
     gains = {k: float(g.mean()) for k, g in groups.items()}
     return {"n_levels": len(groups), "n_paired": n, "gains": json.dumps(gains), "statistic": float(f),

@@ -83,9 +83,13 @@ def _training_specs(experiment: Experiment, colors: dict[str, str], enc: sel.Enc
     if len(vcurve):  # only a sweep that validated has this figure (no "skipped" note otherwise)
         specs.append(FigureSpec(
             "validation", "Validation and training loss", "training", plot_validation_frames, (vloss, vcurve),
-            {"colors": colors},
-            caption="Validation loss at each validation (markers; open circle: the run's best) beside the training "
-                    "loss (faint); runs flagged as overfitting say so in the legend (rule in docs/training.md).",
+            {"colors": colors, "encoding": enc},
+            caption=("Validation loss at each validation, coloured by " + enc.hue + "; a cross marks a run flagged "
+                     "as overfitting (named in the legend; rule in docs/training.md); the report's best run is "
+                     "outlined and named. Every run with its training loss: report.html."
+                     if enc is not None and vcurve["run"].nunique() > static.MAX_LEGEND_RUNS else
+                     "Validation loss at each validation (markers; open circle: the run's best) beside the training "
+                     "loss (faint); runs flagged as overfitting say so in the legend (rule in docs/training.md)."),
             interactive="validation"))
     for col, name, title, ylabel in STEP_SERIES:
         frame = sel.series_frame(steps, col)

@@ -19,18 +19,20 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
-import matplotlib.pyplot as plt
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import mpl, plt  # `show` uses common_prefix and draws nothing
 from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.specs import NoData
 from analyze_experiment.report.plots.style import RC
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,21 @@ the same box for different distributions. Other scores keep box plots.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
-from matplotlib.colors import ListedColormap, to_hex
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import plt
 from analyze_experiment.report.plots.plotly_json import FONT, PlotlyFigure, figure, values
 from analyze_experiment.report.plots.specs import FigureSpec, NoData
 from analyze_experiment.report.plots.style import CONTROL_COLOR
 from analyze_experiment.textsafe import visible
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CORRECT, WRONG = "#0072B2", "#E69F00"
 ELEMENT_ID = "agreement-matrix"
@@ -86,15 +86,35 @@ def samples_spec(t: sel.Target, iv: pd.DataFrame, samples: pd.DataFrame, analysi
                     "hovering a cell shows the sample id, its target and the candidate's answer."
                     + (f" Samples that flipped between the best and the {other[1]} are listed below." if other else ""),
             interactive=f"samples_{t.slug}")
+    ctl_labels = [lab for lab, r in zip(iv["label"], iv["run"].astype(str), strict=True) if r in set(controls)]
+    shown = _kept_labels(order, ctl_labels, MAX_DISTRIBUTION_ROWS)
+    more = (f" The best {MAX_DISTRIBUTION_ROWS} of {len(order) - len(ctl_labels)} candidates and the controls are "
+            f"drawn; … {len(order) - len(shown)} more in report.html." if shown is not None else "")
     if levels is not None:
         return FigureSpec(name, f"Per-sample score distribution — {t.name}", "evaluation", plot_score_proportions,
                           samples, {"levels": levels, "order": order, "metric_label": f"per-sample {t.scorer} score",
-                                    "title": f"Per-sample score distribution — {t.label}"},
-                          caption="Share of samples at each score level per candidate (best on top).",
+                                    "title": f"Per-sample score distribution — {t.label}", "shown": shown},
+                          caption="Share of samples at each score level per candidate (best on top)." + more,
                           interactive=f"samples_{t.slug}")
     return FigureSpec(name, f"Per-sample score distribution — {t.name}", "evaluation", plot_score_distribution,
                       samples, {"colors": colors, "order": order, "metric_label": f"per-sample {t.scorer} score",
-                                "title": f"Per-sample score distribution — {t.label}"})
+                                "title": f"Per-sample score distribution — {t.label}", "shown": shown},
+                      caption=more.strip() or None)
+
+
+MAX_DISTRIBUTION_ROWS = 30
+"""Most candidates a score-distribution figure draws (the best ones, and the controls): a row
+each at 0.45 in, a hundred candidates made a figure 46 inches tall."""
+
+
+def _kept_labels(order: list[str], controls: list[str], n: int) -> list[str] | None:
+    """The best ``n`` candidate labels of ``order`` and every control's, in ``order``; None
+    when all fit (nothing to leave out)."""
+    contenders = [lab for lab in order if lab not in set(controls)]
+    if len(contenders) <= n:
+        return None
+    keep = set(contenders[:n]) | set(controls)
+    return [lab for lab in order if lab in keep]
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -189,6 +209,8 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
             ylabels.append(f"{r} (best)")
             continue
         ylabels.append(f"{r}  +{m.attrs['gained'][r]}/−{m.attrs['lost'][r]}")
+    from matplotlib.colors import ListedColormap
+
     cmap = ListedColormap([WRONG, CORRECT]).with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(m.to_numpy(dtype=float)), cmap=cmap, vmin=0, vmax=1, aspect="auto",
               interpolation="nearest")
@@ -204,6 +226,8 @@ def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = N
 
 def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> Figure:
     """:func:`agreement_axes` in a figure sized to the matrix, with its colour key."""
+    from matplotlib.patches import Patch
+
     m, _ = agreement_matrix(data, best, order)
     # the figure is written at exactly this size (constrained layout): the row names and the
     # colour key take their width beside the columns' 0.12 in each, not out of it, and the
@@ -229,6 +253,9 @@ def proportions(data: pd.DataFrame, levels: list[float], order: list[str] | None
 
 def level_colors(n: int) -> list[str]:
     """A diverging ramp from the lowest score level (red) to the highest (blue)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
     cmap = colormaps["RdYlBu"]
     return [to_hex(cmap(0.1 + 0.8 * i / max(1, n - 1))) for i in range(n)]
 
@@ -253,8 +280,12 @@ def proportion_bars(data: pd.DataFrame, *, levels: list[float], order: list[str]
 
 
 def plot_score_proportions(data: pd.DataFrame, *, levels: list[float], title: str, metric_label: str,
-                           order: list[str] | None = None) -> Figure:
-    """:func:`proportion_bars` sized to the candidates, the level key beside it."""
+                           order: list[str] | None = None, shown: list[str] | None = None) -> Figure:
+    """:func:`proportion_bars` sized to the candidates, the level key beside it (``shown``:
+    only these candidate labels, when there are too many to draw)."""
+    if shown is not None:
+        data = data[data["label"].isin(shown)]
+        order = [lab for lab in (order or shown) if lab in set(shown)]
     if not len(data):
         raise NoData("no per-sample scores")
     n = len({lab for lab in data["label"]})
@@ -267,8 +298,12 @@ def plot_score_proportions(data: pd.DataFrame, *, levels: list[float], title: st
 
 
 def plot_score_distribution(data: pd.DataFrame, *, colors: dict[str, str], title: str, metric_label: str,
-                            order: list[str] | None = None) -> Figure:
-    """Box plot of per-sample scores per candidate (continuous scores)."""
+                            order: list[str] | None = None, shown: list[str] | None = None) -> Figure:
+    """Box plot of per-sample scores per candidate (continuous scores; ``shown``: only these
+    candidate labels)."""
+    if shown is not None:
+        data = data[data["label"].isin(shown)]
+        order = [lab for lab in (order or shown) if lab in set(shown)]
     if not len(data):
         raise NoData("no per-sample scores")
     labels = [lab for lab in (order or list(dict.fromkeys(data["label"]))) if lab in set(data["label"])][::-1]
@@ -322,8 +357,9 @@ def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[s
 
 
 def proportions_figure(data: pd.DataFrame, *, levels: list[float], title: str, metric_label: str,
-                       order: list[str] | None = None) -> PlotlyFigure:
-    """The stacked proportion bars for report.html."""
+                       order: list[str] | None = None, **_: object) -> PlotlyFigure:
+    """The stacked proportion bars for report.html: every candidate (the page scrolls; the
+    PNG's ``shown`` cap does not apply)."""
     share = proportions(data, levels, order).iloc[::-1]
     fig = figure()
     for level, color in zip(share.columns, level_colors(len(share.columns)), strict=True):

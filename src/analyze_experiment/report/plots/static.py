@@ -14,25 +14,22 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never open a window (the library may run on a cluster node)
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
 
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.experiment import Experiment
 from analyze_experiment.progress import Progress, silent
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import plt  # pyplot (Agg) on first use: the parent only plans
 from analyze_experiment.report.plots.specs import NoData, PlotInfo, save_figure, start_plots
 from analyze_experiment.report.plots.style import CONTROL_COLOR, MAX_LEVEL_LEGEND, level_palette
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["NoData", "PlotInfo", "render_plots", "save_figure"]
 
@@ -209,6 +206,8 @@ def encoding_colors(encoding: sel.Encoding) -> dict[str, str]:
 def encoding_key(fig: Figure, axes: list[plt.Axes], encoding: sel.Encoding) -> list:
     """What the colours mean: a colour bar beside ``axes`` for many numeric levels, else legend
     handles (returned) naming each level."""
+    from matplotlib.lines import Line2D
+
     palette, cmap, norm = level_palette(encoding.order, encoding.numeric, encoding.log)
     if cmap is not None and len(encoding.order) > MAX_LEVEL_LEGEND:
         from matplotlib.cm import ScalarMappable
@@ -221,7 +220,7 @@ def encoding_key(fig: Figure, axes: list[plt.Axes], encoding: sel.Encoding) -> l
             for v in encoding.order]
 
 
-def _label_best(ax: plt.Axes, x: float, y: float, name: str) -> None:
+def label_best(ax: plt.Axes, x: float, y: float, name: str) -> None:
     """The winner's name at the end of its curve (or at its point), where the eye lands."""
     ax.annotate(f"{name} (best)", (x, y), xytext=(-6, 9), textcoords="offset points", ha="right", va="bottom",
                 fontsize=8, fontweight="bold", gid=BEST_LABEL_GID, zorder=6,
@@ -259,7 +258,7 @@ def encoded_lines(data: pd.DataFrame, *, y: str, encoding: sel.Encoding, colors:
                 label="_nolegend_")
         finite = np.isfinite(ry)
         if finite.any():
-            _label_best(ax, float(rx[finite][-1]), float(ry[finite][-1]), best)
+            label_best(ax, float(rx[finite][-1]), float(ry[finite][-1]), best)
     runs = list(groups)
     _draw_boundaries(ax, [s for r in runs for s in boundaries.get(r, [])], label=False)
     if events is not None and len(events) and y == "loss":
@@ -273,6 +272,8 @@ def plot_encoded_series(data: pd.DataFrame, *, y: str, ylabel: str, title: str, 
                         events: pd.DataFrame | None = None) -> Figure:
     """Many runs' curves (:func:`encoded_lines`), one panel per level of ``encoding.facet``
     (shared axes; controls drawn in every panel as the reference), one colour key for all."""
+    from matplotlib.lines import Line2D
+
     del colors  # the encoding decides the colours: one per level, not one per run
     run_colors = encoding_colors(encoding)
     names = data[hue].astype(str)
@@ -355,6 +356,8 @@ def plot_gpu(data: pd.DataFrame, *, colors: dict[str, str], encoding: sel.Encodi
     variable's level and rasterised, the best run drawn on top and named in the legend, and
     the legend names levels instead of runs (a legend of a hundred runs squeezes the panels).
     """
+    from matplotlib.lines import Line2D
+
     panels = [p for p in GPU_PANELS if p[0] in data.columns and pd.to_numeric(data[p[0]], errors="coerce").notna().any()]
     if not panels:
         raise NoData("no GPU memory or utilisation samples")
@@ -456,6 +459,8 @@ def plot_final_metric(
     reads to the bottom: beyond ``max_rows`` candidates only the best ``max_rows`` and the
     controls are drawn (:func:`top_rows`; the caption says where the rest are), and beyond
     :data:`MAX_LEGEND_RUNS` the bars are coloured by the ``encoding``'s swept variable."""
+    from matplotlib.patches import Patch
+
     value, ci_high = columns.get("value", "value"), columns.get("ci_high", "ci_high")
     df = data[pd.to_numeric(data[value], errors="coerce").notna()]
     if not len(df):
@@ -679,6 +684,8 @@ def pareto_levels(data: pd.DataFrame, *, encoding: sel.Encoding, cost: str, ax: 
     controls are grey squares named in the legend; only the Pareto-optimal candidates — the
     ones a reader would pick from — are named beside their points, and the report's best is
     a large star with its name. Everything else is in the interactive chart and the tables."""
+    from matplotlib.lines import Line2D
+
     ax = ax if ax is not None else plt.gca()
     colors = encoding_colors(encoding)
     df = data.assign(_run=data["run"].astype(str), _x=data[cost].astype(float), _y=data[value].astype(float))
@@ -714,7 +721,7 @@ def pareto_levels(data: pd.DataFrame, *, encoding: sel.Encoding, cost: str, ax: 
         r = top.iloc[0]
         ax.scatter([r["_x"]], [r["_y"]], color=_color(colors, str(r["_run"])), marker="*", s=260, edgecolor="black",
                    linewidth=1.0, zorder=6, gid="best")
-        _label_best(ax, float(r["_x"]), float(r["_y"]), str(r[label]))
+        label_best(ax, float(r["_x"]), float(r["_y"]), str(r[label]))
         handles.append(Line2D([], [], linestyle="none", marker="*", markersize=13, color="white",
                               markeredgecolor="black", label="the report's best"))
     return handles

@@ -4,6 +4,9 @@ One run keeps one colour in every plot (static and interactive), so a reader who
 "rank16_lr1e-4 is orange" in the loss curves finds it orange in the bar chart too. The
 palette is Okabe-Ito, chosen because it stays distinguishable under the common forms of
 colour blindness; beyond eight runs it is extended with evenly spaced HUSL hues.
+
+Nothing here imports matplotlib or seaborn at import time: the report's parent process asks
+for the colours of every run while planning the figures, and the drawing happens elsewhere.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-import matplotlib as mpl
 import numpy as np
-import seaborn as sns
+
+from analyze_experiment.report.plots.husl import husl_hex
 
 OKABE_ITO = [
     "#0072B2",  # blue
@@ -73,7 +76,7 @@ def run_colors(runs: list[str], controls: list[str] | tuple[str, ...] = ()) -> d
     if len(contenders) <= len(OKABE_ITO):
         palette = OKABE_ITO[: len(contenders)]
     else:
-        palette = OKABE_ITO + list(sns.color_palette("husl", len(contenders) - len(OKABE_ITO)).as_hex())
+        palette = OKABE_ITO + husl_hex(len(contenders) - len(OKABE_ITO))  # = seaborn's "husl" palette
     colors = dict(zip(contenders, palette, strict=True))
     for r in ordered:
         colors.setdefault(r, CONTROL_COLOR)
@@ -94,12 +97,13 @@ def level_palette(order: Sequence[object], numeric: bool, log: bool) -> tuple[di
     >>> level_palette(["a", "b"], numeric=False, log=False)[0]
     {'a': '#0072B2', 'b': '#E69F00'}
     """
-    from matplotlib.colors import ListedColormap, LogNorm, Normalize, to_hex
-
     if not numeric:
         names = list(order)
-        palette = OKABE_ITO if len(names) <= len(OKABE_ITO) else list(sns.color_palette("husl", len(names)).as_hex())
+        palette = OKABE_ITO if len(names) <= len(OKABE_ITO) else husl_hex(len(names))  # = seaborn's "husl"
         return {v: palette[i % len(palette)] for i, v in enumerate(names)}, None, None
+    import matplotlib as mpl
+    from matplotlib.colors import ListedColormap, LogNorm, Normalize, to_hex
+
     vals = [float(v) for v in order]  # type: ignore[arg-type]
     lo, hi = min(vals), max(vals)
     norm = LogNorm(lo, hi) if log else Normalize(lo, hi if hi > lo else lo + 1.0)
@@ -110,5 +114,7 @@ def level_palette(order: Sequence[object], numeric: bool, log: bool) -> tuple[di
 @contextmanager
 def plot_style() -> Iterator[None]:
     """Apply the report's rcParams inside the block and restore the caller's afterwards."""
+    import matplotlib as mpl
+
     with mpl.rc_context(RC):
         yield

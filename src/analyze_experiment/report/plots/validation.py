@@ -9,16 +9,19 @@ each run's best validation and a cross on the runs flagged as overfitting
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.report.plots import _select as sel
+from analyze_experiment.report.plots.lazy import plt
 from analyze_experiment.report.plots.plotly_json import PlotlyFigure, figure, values
 from analyze_experiment.report.plots.style import CONTROL_COLOR
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TRAIN_ALPHA = 0.35
 
@@ -42,14 +45,20 @@ def validation_frames(steps: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def plot_validation(loss: pd.DataFrame, curve: pd.DataFrame, *, colors: dict[str, str],
-                    title: str = "Validation and training loss") -> Figure:
+                    title: str = "Validation and training loss", encoding: sel.Encoding | None = None) -> Figure:
     """Training loss (faint) and validation loss (markers) per run against the global step.
+
+    Beyond :data:`.static.MAX_LEGEND_RUNS` runs with an ``encoding``: :func:`plot_many_validations`.
 
     Raises:
         ValueError: no run validated (the caller turns it into a skipped figure).
     """
     if not len(curve):
         raise ValueError("no run logged a validation loss")
+    from analyze_experiment.report.plots import static
+
+    if encoding is not None and curve["run"].nunique() > static.MAX_LEGEND_RUNS:
+        return plot_many_validations(curve, encoding=encoding, title=title)
     fig, ax = plt.subplots(figsize=(9, 4.5))
     for run, g in curve.groupby("run", sort=False):
         color = colors.get(str(run), CONTROL_COLOR)
@@ -72,10 +81,61 @@ def plot_validation(loss: pd.DataFrame, curve: pd.DataFrame, *, colors: dict[str
     return fig
 
 
-def plot_validation_frames(data: tuple[pd.DataFrame, pd.DataFrame], *, colors: dict[str, str]) -> Figure:
+MAX_NAMED_OVERFIT = 5
+"""Overfitting runs named in the legend of a many-run figure (the rest counted)."""
+
+
+def plot_many_validations(curve: pd.DataFrame, *, encoding: sel.Encoding,
+                          title: str = "Validation and training loss") -> Figure:
+    """Validation curves of many runs on one Axes without a legend entry per run: coloured by
+    their level of ``encoding.hue`` (a colour bar or a legend of levels), rasterised, the
+    training loss left out (dozens of faint curves under the markers hide them), runs flagged
+    as overfitting marked with a cross at their last validation and named (the first
+    :data:`MAX_NAMED_OVERFIT`), the report's best run outlined and named."""
+    from matplotlib.lines import Line2D
+
+    from analyze_experiment.report.plots import static
+
+    colors = static.encoding_colors(encoding)
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    flagged: list[str] = []
+    for run, g in curve.groupby(curve["run"].astype(str), sort=False):
+        color = colors.get(run, CONTROL_COLOR)
+        is_best = run == encoding.best
+        if is_best:
+            ax.plot(g["step"], g["val_loss"], color="black", linewidth=3.4, rasterized=True, zorder=4,
+                    gid="best_outline")
+        ax.plot(g["step"], g["val_loss"], color=color, marker="o", markersize=2.5, linewidth=2.0 if is_best else 1.0,
+                alpha=1.0 if is_best else 0.85, rasterized=True, zorder=4 if is_best else 2,
+                gid="best" if is_best else "validation")
+        if bool(g["overfit"].iloc[0]):
+            flagged.append(run)
+            ax.plot([g["step"].iloc[-1]], [g["val_loss"].iloc[-1]], marker="X", markersize=8, color=color,
+                    markeredgecolor="black", linestyle="none", zorder=5, gid="overfit")
+        if is_best:
+            static.label_best(ax, float(g["step"].iloc[-1]), float(g["val_loss"].iloc[-1]), run)
+    handles = static.encoding_key(fig, [ax], encoding)
+    if flagged:
+        names = ", ".join(flagged[:MAX_NAMED_OVERFIT]) + (f" and {len(flagged) - MAX_NAMED_OVERFIT} more"
+                                                           if len(flagged) > MAX_NAMED_OVERFIT else "")
+        handles.append(Line2D([], [], marker="X", color="#BBBBBB", markeredgecolor="black", linestyle="none",
+                              label=f"overfitting: {names}"))
+    if encoding.best is not None and encoding.best in set(curve["run"].astype(str)):
+        handles.append(Line2D([], [], color="black", linewidth=3.0, label=f"{encoding.best}: the report's best"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
+    ax.set_xlabel("Global optimizer step")
+    ax.set_ylabel("Validation loss (per token)")
+    del title  # the training loss is not drawn here: the title says so
+    ax.set_title(f"Validation loss ({curve['run'].nunique()} runs; colour: {encoding.hue})")
+    return fig
+
+
+def plot_validation_frames(data: tuple[pd.DataFrame, pd.DataFrame], *, colors: dict[str, str],
+                           encoding: sel.Encoding | None = None) -> Figure:
     """:func:`plot_validation` over :func:`validation_frames` output (a figure spec's data)."""
     loss, curve = data
-    return plot_validation(loss, curve, colors=colors)
+    return plot_validation(loss, curve, colors=colors, encoding=encoding)
 
 
 def validation_figure(loss: pd.DataFrame, curve: pd.DataFrame, colors: dict[str, str],
