@@ -28,6 +28,7 @@ from analyze_experiment.report.plots import static
 from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.specs import lay_out, save_figure
 from analyze_experiment.report.plots.style import CONTROL_COLOR, level_palette, plot_style
+from figure_checks import hidden_ticklabels
 
 LRS = [1e-5 * 1.6**i for i in range(12)]
 RANKS = [8, 16, 32, 64]
@@ -226,18 +227,6 @@ def test_eight_runs_keep_a_legend_per_run():
 # --- the bundled example: every text inside its canvas ---------------------------------------
 
 
-def _hidden_ticklabels(fig) -> set[int]:
-    """Tick labels matplotlib keeps but does not draw: their tick lies outside the view."""
-    out = set()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo - 1e-9 * (hi - lo) <= tick.get_loc() <= hi + 1e-9 * (hi - lo):
-                    out |= {id(tick.label1), id(tick.label2)}
-    return out
-
-
 def test_every_demo_figure_keeps_its_text_inside_the_canvas(example, tmp_path):
     exp = load(example())
     an = analyze(exp, Options())
@@ -251,7 +240,7 @@ def test_every_demo_figure_keeps_its_text_inside_the_canvas(example, tmp_path):
             fig.canvas.draw()
             r = fig.canvas.get_renderer()
             w, h = fig.canvas.get_width_height()
-            hidden = _hidden_ticklabels(fig)
+            hidden = hidden_ticklabels(fig)
             for t in fig.findobj(Text):
                 if t.get_visible() and t.get_text().strip() and id(t) not in hidden:
                     box = t.get_window_extent(r)
@@ -323,3 +312,31 @@ def test_validation_of_48_runs_is_coloured_by_learning_rate_and_names_the_overfi
     assert texts[-1] == f"{an.best[0].run}: the report's best" and len(texts) == 2
     assert [t.get_text() for t in ax.texts if t.get_gid() == "best_label"] == [f"{an.best[0].run} (best)"]
     assert "coloured by learning_rate" in spec.caption
+
+
+def test_roc_and_reliability_of_20_candidates_name_the_best_five_and_the_control():
+    """AUC rises with the run's index, calibration error falls with it: the named ones are the
+    last five and the control; the other 15 are grey, unnamed and counted once."""
+    from analyze_experiment.report.plots.scorer_plots import plot_reliability, plot_roc
+    from analyze_experiment.report.plots.style import run_colors
+
+    runs = [f"c{i:02d}" for i in range(20)] + [CONTROL]
+    curves, risk = [], []
+    for i, run in enumerate(runs):
+        auc = 0.5 + 0.02 * i if run != CONTROL else 0.55
+        for curve in ("roc", "reliability"):
+            curves += [{"task": TASK, "scorer": "risk", "run": run, "epoch": None, "curve": curve, "x": x,
+                        "y": min(1.0, x + (auc - 0.5)), "n": 10} for x in (0.0, 0.5, 1.0)]
+        risk.append({"task": TASK, "scorer": "risk", "run": run, "epoch": None, "auc": auc,
+                     "risk_calibration_error": 1.0 - auc})
+    an = Analysis(confidence=0.95, risk_curves=pd.DataFrame(curves), risk=pd.DataFrame(risk))
+    colors = run_colors(runs, [CONTROL])
+    expected = [f"c{i:02d}" for i in range(19, 14, -1)] + [CONTROL]
+    for draw in (plot_roc, plot_reliability):
+        with plot_style():
+            ax = draw(an, TASK, "risk", colors=colors).axes[0]
+        named = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert [n.split(" ")[0] for n in named[2:]] == expected, draw.__name__  # best first, then the control
+        assert named[1] == "15 other candidates"
+        others = [ln for ln in ax.lines if ln.get_gid() == "other"]
+        assert len(others) == 15 and all(ln.get_rasterized() for ln in others)

@@ -10,12 +10,15 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from analyze_experiment import __version__
-from analyze_experiment.experiment import Options
 from analyze_experiment.metrics import DIRECTIONS, parse_assignments
+
+if TYPE_CHECKING:  # experiment imports pandas (0.3 s): --help and a usage error need none of it
+    from analyze_experiment.experiment import Options
 
 EXIT_OK = 0
 EXIT_NOTHING = 1
@@ -101,6 +104,8 @@ def _references(texts) -> list:
 
 def _options(confidence, cluster_by, baselines, margin, gpu_hour_cost, seed, confirmatory="primary",
              metric_directions=None, primary_metrics=None, references=(), include_failed=False) -> Options:
+    from analyze_experiment.experiment import Options
+
     return Options(
         include_failed=include_failed,
         references=_references(references),

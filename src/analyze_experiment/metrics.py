@@ -24,9 +24,10 @@ overrides). The others are reported beside it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 HIGHER, LOWER, DESCRIPTIVE = "higher", "lower", "descriptive"
 DIRECTIONS = (HIGHER, LOWER, DESCRIPTIVE)
@@ -162,6 +163,8 @@ def default_primary(kind: str, metrics: list[str]) -> str | None:
 
 def metrics_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The METRICS table from rows (missing columns filled with None)."""
+    import pandas as pd  # here: the CLI reads DIRECTIONS at start-up, before any table exists
+
     return pd.DataFrame([{c: r.get(c) for c in METRICS} for r in rows], columns=METRICS)
 
 

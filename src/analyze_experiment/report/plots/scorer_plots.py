@@ -9,6 +9,7 @@ figure specs); :func:`risk_interactive` gives the plotly.js versions for report.
 from __future__ import annotations
 
 import html
+import math
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,13 @@ def risk_targets(analysis: Analysis) -> list[tuple[str, str, str]]:
 
 def _candidates(analysis: Analysis, task: str, scorer: str, curve: str) -> list[tuple[str, pd.DataFrame, str]]:
     """(legend label, points, run) per candidate, with its AUC or ECE in the label."""
+    return [(name, g, run) for name, g, run, _ in _scored_candidates(analysis, task, scorer, curve)]
+
+
+def _scored_candidates(analysis: Analysis, task: str, scorer: str,
+                       curve: str) -> list[tuple[str, pd.DataFrame, str, float]]:
+    """:func:`_candidates` with each candidate's AUC (ROC) or risk calibration error
+    (reliability) as a number (NaN when unknown)."""
     c = analysis.risk_curves
     c = c[(c["task"] == task) & (c["scorer"] == scorer) & (c["curve"] == curve)]
     r = analysis.risk
@@ -56,22 +64,55 @@ def _candidates(analysis: Analysis, task: str, scorer: str, curve: str) -> list[
     for (run, ep), g in by_epoch(c, ["run", "epoch"]):
         epoch = None if pd.isna(ep) else ep
         row = r[(r["task"] == task) & (r["scorer"] == scorer) & (r["run"] == run) & at_epoch(r["epoch"], epoch)]
-        name = _label(run, epoch)
+        name, value = _label(run, epoch), math.nan
         if len(row):
             x = row.iloc[0]
+            value = float(x["auc"] if curve == "roc" else x["risk_calibration_error"])
             name += f" (AUC {x['auc']:.3f})" if curve == "roc" else f" (risk cal. error {x['risk_calibration_error']:.3f})"
-        out.append((name, g, str(run)))
+        out.append((name, g, str(run), value))
     return out
+
+
+MAX_NAMED = 5
+"""Candidates named in a ROC or reliability legend when there are more than
+:data:`MANY_CANDIDATES`: the best by AUC (lowest calibration error), and every control."""
+
+MANY_CANDIDATES = 10
+OTHER_STYLE = {"color": "#BBBBBB", "linewidth": 0.8, "alpha": 0.7}
+
+
+def _named_and_rest(cands: list[tuple[str, pd.DataFrame, str, float]], colors: dict[str, str], *,
+                    higher_better: bool) -> tuple[list[tuple[str, pd.DataFrame, str, float]], list]:
+    """(candidates drawn in colour and named, the rest drawn grey and unnamed): all are named up
+    to :data:`MANY_CANDIDATES`; beyond, the :data:`MAX_NAMED` best and the controls (grey in
+    ``colors``) — a legend of every candidate covered the curves it explains."""
+    if len(cands) <= MANY_CANDIDATES:
+        return cands, []
+    ranked = sorted(cands, key=lambda c: (math.isnan(c[3]), -c[3] if higher_better else c[3]))
+    ctl = [c for c in cands if colors.get(c[2], CONTROL_COLOR) == CONTROL_COLOR]
+    named_ids = {id(c) for c in [c for c in ranked if c not in ctl][:MAX_NAMED] + ctl}
+    return [c for c in ranked if id(c) in named_ids], [c for c in cands if id(c) not in named_ids]
+
+
+def _draw_rest(ax: plt.Axes, rest: list, marker: str | None = None) -> None:
+    """The unnamed candidates: thin grey rasterised lines behind the named ones, counted once
+    in the legend."""
+    for _, g, _, _ in rest:
+        ax.plot(g["x"], g["y"], marker=marker, markersize=2, rasterized=True, label="_nolegend_", gid="other",
+                zorder=1, **OTHER_STYLE)
+    if rest:
+        ax.plot([], [], label=f"{len(rest)} other candidates", **OTHER_STYLE)
 
 
 def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
     """Empirical ROC curve of each candidate; the diagonal is a model that cannot rank."""
-    cands = _candidates(analysis, task, scorer, "roc")
+    cands, rest = _named_and_rest(_scored_candidates(analysis, task, scorer, "roc"), colors, higher_better=True)
     if not cands:
         raise NoData("no candidate has both classes among its readable outputs")
     fig, ax = plt.subplots(figsize=(6.5, 5))
     ax.plot([0, 1], [0, 1], label="chance", gid="diagonal", **DIAGONAL)
-    for i, (name, g, run) in enumerate(cands):
+    _draw_rest(ax, rest)
+    for i, (name, g, run, _) in enumerate(cands):
         ax.plot(g["x"], g["y"], color=colors.get(run, CONTROL_COLOR), linewidth=2.0,
                 linestyle=STYLES[i % len(STYLES)], label=name, gid="roc")
     ax.set_xlim(0, 1)
@@ -85,12 +126,14 @@ def plot_roc(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, st
 
 def plot_reliability(analysis: Analysis, task: str, scorer: str, *, colors: dict[str, str]) -> Figure:
     """Share positive against mean predicted risk per bin; the diagonal is perfect calibration."""
-    cands = _candidates(analysis, task, scorer, "reliability")
+    cands, rest = _named_and_rest(_scored_candidates(analysis, task, scorer, "reliability"), colors,
+                                  higher_better=False)
     if not cands:
         raise NoData("no readable risk scores")
     fig, ax = plt.subplots(figsize=(6.5, 5))
     ax.plot([0, 1], [0, 1], label="perfect calibration", gid="diagonal", **DIAGONAL)
-    for i, (name, g, run) in enumerate(cands):
+    _draw_rest(ax, rest, marker="o")
+    for i, (name, g, run, _) in enumerate(cands):
         ax.plot(g["x"], g["y"], marker="o", color=colors.get(run, CONTROL_COLOR), linewidth=1.5,
                 linestyle=STYLES[i % len(STYLES)], label=name, gid="reliability")
     ax.set_xlim(0, 1)
