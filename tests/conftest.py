@@ -178,10 +178,16 @@ _SLOW_FILES = frozenset({
 })
 _SLOW_TESTS = frozenset({  # single slow tests in otherwise quick files (2-6 s of CPU each)
     "test_discover.py::test_ten_thousand_files_and_the_file_budget",
+    "test_fuzz_fast.py::test_corpus_is_deterministic_and_covers_every_kind",
     "test_fuzz_fast.py::test_every_mutant_loads_and_unreadable_files_are_named",
     "test_fuzz_fast.py::test_whole_cli_over_the_fullest_experiment",
+    "test_plot_views.py::test_html_only_report_draws_no_png_it_does_not_show",
+    "test_plot_views.py::test_no_two_labels_overlap_on_any_demo_figure",
+    "test_plot_views.py::test_worker_processes_write_the_same_pngs_as_one_process",
     "test_stats_blocked.py::test_blocked_anova_on_0_1_scores_holds_its_level_under_no_effect",
     "test_stats_robustness.py::test_analyze_never_raises_on_odd_tables",
+    "test_story.py::test_the_example_report_tells_its_story_first",
+    "test_tables_dtypes.py::test_real_logs_give_integer_epochs_and_the_base_model_is_kept",
 })
 
 

@@ -53,27 +53,18 @@ def test_importing_the_cli_imports_no_heavy_library():
     assert imported_after("import analyze_experiment.cli") == []
 
 
-def test_help_imports_no_heavy_library():
-    body = """
+HELP = """
 from analyze_experiment.cli import main
 try:
     main(["--help"])
 except SystemExit as exc:
     assert exc.code == 0
 """
-    assert imported_after(body) == []
 
 
-def test_help_needs_not_even_pandas():
+def test_help_imports_no_heavy_library_and_not_even_pandas():
     """``--help`` and a usage error answer in a twentieth of a second: no table is built."""
-    body = """
-from analyze_experiment.cli import main
-try:
-    main(["--help"])
-except SystemExit as exc:
-    assert exc.code == 0
-"""
-    assert imported_after(body, heavy=("pandas", "numpy", "pyarrow")) == []
+    assert imported_after(HELP, heavy=(*HEAVY, "pandas", "numpy", "pyarrow")) == []
 
 
 def test_the_report_modules_import_no_plotting_library_and_no_model_fitting():

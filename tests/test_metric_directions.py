@@ -63,12 +63,14 @@ evaluation:
 """
 
 
-def _cli(root: Path, out: Path, *extra: str) -> tuple[dict, str]:
-    result = CliRunner().invoke(analyze, [str(root), "--out", str(out), "--format", "md", "--json", "--quiet",
-                                          "--no-cache", *extra], catch_exceptions=False)
+def _cli(root: Path, out: Path, *extra: str, markdown: bool = True) -> tuple[dict, str | None]:
+    """(summary.json, report.md); ``markdown=False`` writes report.html instead, which draws no PNG
+    figures (its charts are interactive), for the runs whose summary is all that is checked."""
+    result = CliRunner().invoke(analyze, [str(root), "--out", str(out), "--format", "md" if markdown else "html",
+                                          "--json", "--quiet", "--no-cache", *extra], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    return summary, (out / "report.md").read_text(encoding="utf-8")
+    return summary, (out / "report.md").read_text(encoding="utf-8") if markdown else None
 
 
 def _copy(tmp: Path, design: str | None = None) -> Path:
@@ -192,8 +194,8 @@ def test_summary_schema_v2_direction_and_primary(default_run: tuple[dict, str]) 
 
 def test_direction_from_cli_flips_the_best(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    lower, _ = _cli(root, tmp_path / "lo", "--metric-direction", "words=lower")
-    higher, _ = _cli(root, tmp_path / "hi", "--metric-direction", "words=higher")
+    lower, _ = _cli(root, tmp_path / "lo", "--metric-direction", "words=lower", markdown=False)
+    higher, _ = _cli(root, tmp_path / "hi", "--metric-direction", "words=higher", markdown=False)
     assert _best(lower, "verbosity", "words")["run"] == GOOD  # one word per answer
     assert _best(higher, "verbosity", "words")["run"] == BASE  # eight words per answer
     src = {s["scorer"]: s for s in lower["scorers"]}["verbosity"]["metrics"]["words"]
@@ -212,7 +214,7 @@ def test_direction_from_the_design_and_cli_wins(tmp_path: Path) -> None:
     src = {s["scorer"]: s for s in by_design["scorers"]}["verbosity"]["metrics"]["words"]
     assert src["direction_source"] == "design"
     assert "words (lower is better)" in report
-    by_cli, _ = _cli(root, tmp_path / "c", "--metric-direction", "words=higher")
+    by_cli, _ = _cli(root, tmp_path / "c", "--metric-direction", "words=higher", markdown=False)
     assert _best(by_cli, "verbosity", "words")["run"] == BASE
 
 

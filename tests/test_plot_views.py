@@ -25,6 +25,7 @@ from analyze_experiment.report.plots import static
 from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.specs import start_plots
 from analyze_experiment.report.plots.style import plot_style
+from figure_checks import hidden_ticklabels
 from plotly_views import validated, validated_figures
 from report_fixtures import CONTROL, METRIC, SCORER, STEPS_PER_EPOCH, TASK, make_analysis, make_experiment
 
@@ -216,23 +217,11 @@ def test_heatmap_panels_are_complete_grids():
 # --- labels and parallel drawing -----------------------------------------------------------
 
 
-def _hidden_ticklabels(fig) -> set[int]:
-    """Tick labels matplotlib keeps but does not draw: their tick lies outside the view."""
-    out = set()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo - 1e-9 * (hi - lo) <= tick.get_loc() <= hi + 1e-9 * (hi - lo):
-                    out |= {id(tick.label1), id(tick.label2)}
-    return out
-
-
 def _overlaps(fig) -> list[tuple[str, str]]:
     """Pairs of drawn, non-empty texts whose boxes intersect by more than a pixel each way."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    hidden = _hidden_ticklabels(fig)
+    hidden = hidden_ticklabels(fig)
     texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
     boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in texts]
     return [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2)
@@ -297,9 +286,9 @@ def test_static_module_keeps_its_public_names():
     assert METRIC == "accuracy" and STEPS_PER_EPOCH == 40
 
 
-def test_html_only_report_draws_no_png_it_does_not_show(example_copy):
+def test_html_only_report_draws_no_png_it_does_not_show(example_copy, analysed):
     """``--format html``: every figure with an interactive chart is drawn by the page, so no PNG
-    is written for it; report.md's PNGs come back with ``--format both``. The real CLI."""
+    is written for it; report.md's PNGs come back with both formats (the default). The real CLI."""
     from click.testing import CliRunner
 
     from analyze_experiment.cli import analyze as analyze_cmd
@@ -311,10 +300,10 @@ def test_html_only_report_draws_no_png_it_does_not_show(example_copy):
     page = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="agreement-matrix"' in page and 'id="fig-loss"' in page and "<img src=\"data:image/png" not in page
     assert list((out / "plots").glob("*.png")) == []
-    res = CliRunner().invoke(analyze_cmd, [str(root), "--format", "both", "-q", "--no-cache"])
-    assert res.exit_code == 0, res.output
-    pngs = sorted(p.stem for p in (out / "plots").glob("*.png"))
-    md = (out / "report.md").read_text(encoding="utf-8")
+    both = analysed()  # the same example's report in both formats, made once per session
+    assert both.exit_code == 0, both.stderr
+    pngs = sorted(p.stem for p in (both.out / "plots").glob("*.png"))
+    md = (both.out / "report.md").read_text(encoding="utf-8")
     assert pngs and all(f"plots/{n}.png" in md for n in pngs)
     assert {"loss", "gpu"} <= set(pngs) and any(n.startswith("samples_") for n in pngs)
 

@@ -28,6 +28,7 @@ from analyze_experiment.report.plots import static
 from analyze_experiment.report.plots.plan import plan_figures
 from analyze_experiment.report.plots.specs import lay_out, save_figure
 from analyze_experiment.report.plots.style import CONTROL_COLOR, level_palette, plot_style
+from figure_checks import hidden_ticklabels
 
 LRS = [1e-5 * 1.6**i for i in range(12)]
 RANKS = [8, 16, 32, 64]
@@ -226,18 +227,6 @@ def test_eight_runs_keep_a_legend_per_run():
 # --- the bundled example: every text inside its canvas ---------------------------------------
 
 
-def _hidden_ticklabels(fig) -> set[int]:
-    """Tick labels matplotlib keeps but does not draw: their tick lies outside the view."""
-    out = set()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            lo, hi = sorted(axis.get_view_interval())
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo - 1e-9 * (hi - lo) <= tick.get_loc() <= hi + 1e-9 * (hi - lo):
-                    out |= {id(tick.label1), id(tick.label2)}
-    return out
-
-
 def test_every_demo_figure_keeps_its_text_inside_the_canvas(example, tmp_path):
     exp = load(example())
     an = analyze(exp, Options())
@@ -251,7 +240,7 @@ def test_every_demo_figure_keeps_its_text_inside_the_canvas(example, tmp_path):
             fig.canvas.draw()
             r = fig.canvas.get_renderer()
             w, h = fig.canvas.get_width_height()
-            hidden = _hidden_ticklabels(fig)
+            hidden = hidden_ticklabels(fig)
             for t in fig.findobj(Text):
                 if t.get_visible() and t.get_text().strip() and id(t) not in hidden:
                     box = t.get_window_extent(r)

@@ -160,7 +160,8 @@ def test_design_references_and_bad_ones_are_named(example_root):
     design = example_root / "experiment_summary.yaml"
     design.write_text(design.read_text() + "\nreferences:\n  - {name: paper, value: 0.5, task: capitalization}\n"
                       "  - {name: broken, value: high}\n  - {name: elsewhere, value: 0.5, task: nosuchtask}\n")
-    r = CliRunner().invoke(analyze, [str(example_root), "--quiet", "--no-cache"])
+    # --format html: no PNG figures to draw (only summary.json is checked)
+    r = CliRunner().invoke(analyze, [str(example_root), "--quiet", "--no-cache", "--format", "html"])
     assert r.exit_code == 0, r.output
     summary = json.loads((example_root / "analysis" / "summary.json").read_text())
     assert {x["reference"] for x in summary["references"]} == {"paper"}

@@ -46,10 +46,10 @@ def test_family_results_are_identical_with_and_without_the_shortcut(monkeypatch)
     iv = family_intervals(fam, 0.95)
 
     def run():
-        rows: list[dict] = []
+        rows: list[pd.DataFrame] = []
         comp, _eq, best, _power = family_comparisons(fam, iv, ["run000"], confidence=0.95, margin=0.05,
                                                    n_resamples=1000, seed=0, pairs_out=rows)
-        return comp, pd.DataFrame(rows), best
+        return comp, pd.concat(rows, ignore_index=True), best
 
     fast = run()
     monkeypatch.setattr(comparisons, "_binary_matrix", lambda fam: None)

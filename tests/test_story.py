@@ -15,10 +15,8 @@ import jsonschema
 import pandas as pd
 import pytest
 import yaml
-from click.testing import CliRunner
 
 import analyze_experiment
-from analyze_experiment.cli import analyze as analyze_cmd
 from analyze_experiment.conclude import analyze
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.experiment import Hypothesis, Options
@@ -170,11 +168,10 @@ def _slugs(md: str) -> set[str]:
     return {github_slug(m, seen) for m in re.findall(r"(?m)^#{1,6} (.+)$", md)}
 
 
-def test_the_example_report_tells_its_story_first(example_copy):
-    root = example_copy("mid2026", 40)
-    res = CliRunner().invoke(analyze_cmd, [str(root)], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    out = root / "analysis"
+def test_the_example_report_tells_its_story_first(analysed):
+    done = analysed("mid2026", 40)  # `analyze-experiment ROOT` on the example, made once per session
+    assert done.exit_code == 0, done.stderr
+    out = done.out
     md = (out / "report.md").read_text()
     heads = re.findall(r"(?m)^## (.+)$", md)
     assert heads[:5] == ["Bottom Line", "Question and Hypothesis", "Key Findings", "Recommendations", "Next Steps"]
@@ -212,8 +209,8 @@ def test_the_example_report_tells_its_story_first(example_copy):
     hrefs = re.findall(r'<ul class="linked">.*?</ul>', html, re.S)[0]
     targets = re.findall(r'href="#([^"]+)"', hrefs)
     assert "table-evaluation" in targets and set(targets) <= ids
-    assert "It beats the baseline" in res.output or "is not significantly different from the baseline" in res.output
-    assert "Expected: learning_rate 1e-4 better than 1e-5" in res.output
+    assert "It beats the baseline" in done.stdout or "is not significantly different from the baseline" in done.stdout
+    assert "Expected: learning_rate 1e-4 better than 1e-5" in done.stdout
 
 
 def test_bottom_line_keeps_every_task_within_ten_lines():

@@ -263,7 +263,9 @@ def _family_tests(s: _Sweep) -> Analysis:
     a.intervals = _concat(intervals, INTERVALS)
     a.comparisons = _concat(comparisons, COMPARISONS)
     a.equivalence = _concat(equivalence, EQUIVALENCE)
-    a.pair_tests = pd.DataFrame(pair_rows, columns=PAIR_TESTS)
+    # one table per family, built column by column (k(k-1)/2 rows per metric)
+    a.pair_tests = (pd.concat(pair_rows, ignore_index=True)[PAIR_TESTS] if pair_rows
+                    else pd.DataFrame(columns=PAIR_TESTS))
     a.best, a.power = best, power
     a.failed_runs, a.include_failed = s.failed_runs, options.include_failed
     a.metrics = s.metric_table

@@ -362,10 +362,13 @@ def comparisons_table(analysis: Analysis) -> pd.DataFrame:
         return pd.DataFrame()
     level = round(analysis.confidence * 100)
     rows = []
+    ways: dict[tuple[Any, Any, Any], str] = {}  # a few metrics, thousands of rows at 1,000 runs
     for r in c.itertuples(index=False):
         a = r.a if fmt.is_missing(r.epoch_a) else f"{r.a} (epoch {fmt.epoch(r.epoch_a)})"
         b = r.b if fmt.is_missing(r.epoch_b) else f"{r.b} (epoch {fmt.epoch(r.epoch_b)})"
-        way = metric_direction(analysis.metrics, r.task, r.scorer, r.metric)
+        if (r.task, r.scorer, r.metric) not in ways:
+            ways[(r.task, r.scorer, r.metric)] = metric_direction(analysis.metrics, r.task, r.scorer, r.metric)
+        way = ways[(r.task, r.scorer, r.metric)]
         rows.append(
             {
                 "task": r.task,

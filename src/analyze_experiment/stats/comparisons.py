@@ -80,14 +80,14 @@ def family_comparisons(
     margin: float,
     n_resamples: int,
     seed: int,
-    pairs_out: list[dict[str, Any]] | None = None,
+    pairs_out: list[pd.DataFrame] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, Best | None, dict[str, Any] | None]:
     """Comparisons (vs best, vs baselines), TOST vs best, the Best record and power.
 
-    ``pairs_out``, when given, receives one row per pair of candidates (every pair of the
-    Holm family, reported or not) with its raw and within-family Holm p-value, so other
-    sentences about the same contrast (an epoch step of one run, a step between two single
-    runs) reuse this test instead of running a second one.
+    ``pairs_out``, when given, receives the family's table of every pair of candidates (every
+    pair of the Holm family, reported or not; columns :data:`PAIR_TESTS`) with its raw and
+    within-family Holm p-value, so other sentences about the same contrast (an epoch step of
+    one run, a step between two single runs) reuse this test instead of running a second one.
     """
     alpha = 1 - confidence
     if intervals.empty:
@@ -106,19 +106,21 @@ def family_comparisons(
     else:  # the unreported pairs' permutation tests at once (stats.paired.sign_flip_all_pairs)
         at_once, test = _continuous_matrix(fam, confidence, n_resamples, seed), "paired_permutation"
     if at_once is not None:
-        other_rows = _matrix_rows(fam, at_once, test, seen)
+        others = _matrix_table(fam, at_once, test, pairs)
     else:
-        other_rows = [_pair_row(fam, x, y, compare(fam.scores[x], fam.scores[y], binary=fam.binary,
-                                                   confidence=confidence, clusters=fam.clusters,
-                                                   n_resamples=n_resamples, seed=seed))
-                      for x, y in _unreported(fam, seen)]
+        others = pd.DataFrame([_pair_row(fam, x, y, compare(fam.scores[x], fam.scores[y], binary=fam.binary,
+                                                             confidence=confidence, clusters=fam.clusters,
+                                                             n_resamples=n_resamples, seed=seed))
+                               for x, y in _unreported(fam, seen)], columns=_OTHER_COLUMNS)
     cont = at_once if binary is None else None
-    rows = [_reported_row(fam, a, b, kind, cont, confidence=confidence, n_resamples=n_resamples, seed=seed)
+    index = {k: i for i, k in enumerate(fam.scores)}
+    rows = [_reported_row(fam, a, b, kind, cont, index, confidence=confidence, n_resamples=n_resamples,
+                          seed=seed)
             for a, b, kind in pairs]
     eq_rows = [_tost_row(fam, a, b, margin, alpha) for a, b, kind in pairs if kind == "vs_best"]
     comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size", "p_mc_se", "n_resamples", "sd_diff"])
     if not comp.empty:
-        _holm_family(comp, other_rows, alpha, pairs_out)
+        _holm_family(comp, others, alpha, pairs_out)
     eq = pd.DataFrame(eq_rows, columns=EQUIVALENCE)
     return comp, eq, _best(fam, best_row, comp, intervals, alpha), _power(fam, comp, alpha)
 
@@ -148,27 +150,47 @@ def _unreported(fam: Family, seen: set[frozenset]) -> list[tuple[CandKey, CandKe
     return [(x, y) for i, x in enumerate(keys) for y in keys[i + 1:] if frozenset((x, y)) not in seen]
 
 
-def _matrix_rows(fam: Family, m: dict[str, np.ndarray], test: str, seen: set[frozenset]) -> list[dict[str, Any]]:
-    """The unreported pairs' rows read from an all-pairs result matrix."""
-    index = {k: i for i, k in enumerate(fam.scores)}
+_OTHER_COLUMNS = ["task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "diff", "ci_low", "ci_high",
+                  "test", "statistic", "p_value", "n_paired"]
+"""Columns of the unreported pairs' table, before the Holm p-value and the family size."""
+
+
+def _matrix_table(fam: Family, m: dict[str, np.ndarray], test: str,
+                  reported: list[tuple[CandKey, CandKey, str]]) -> pd.DataFrame:
+    """The unreported pairs' rows read from an all-pairs result matrix, column by column.
+
+    The pairs are the upper triangle (i < j, in row-major order: the order
+    :func:`_unreported` lists them) without the reported ones; at 1,000 candidates that is
+    about 497,000 rows per metric, so each column is one fancy-indexed array, never a dict
+    per pair."""
+    keys = list(fam.scores)
+    index = {k: i for i, k in enumerate(keys)}
+    k = len(keys)
+    keep = np.triu(np.ones((k, k), bool), 1)
+    for a, b, _ in reported:
+        i, j = index[a], index[b]
+        keep[min(i, j), max(i, j)] = False
+    iu, ju = np.nonzero(keep)
     n = len(next(iter(fam.scores.values())))
-    out = []
-    for x, y in _unreported(fam, seen):
-        i, j = index[x], index[y]
-        out.append({"task": fam.task, "scorer": fam.scorer, "metric": fam.metric, "a": x[0], "epoch_a": _ep(x),
-                    "b": y[0], "epoch_b": _ep(y), "diff": float(m["diff"][i, j]), "ci_low": float(m["ci_low"][i, j]),
-                    "ci_high": float(m["ci_high"][i, j]), "test": test, "statistic": float(m["statistic"][i, j]),
-                    "p_value": float(m["p_value"][i, j]), "n_paired": n})
-    return out
+    runs = np.array([key[0] for key in keys], dtype=object)
+    epochs = np.array([_ep(key) for key in keys], dtype=float)
+    return pd.DataFrame({
+        "task": np.full(len(iu), fam.task, dtype=object), "scorer": np.full(len(iu), fam.scorer, dtype=object),
+        "metric": np.full(len(iu), fam.metric, dtype=object), "a": runs[iu], "epoch_a": epochs[iu],
+        "b": runs[ju], "epoch_b": epochs[ju], "diff": np.asarray(m["diff"], float)[iu, ju],
+        "ci_low": np.asarray(m["ci_low"], float)[iu, ju], "ci_high": np.asarray(m["ci_high"], float)[iu, ju],
+        "test": np.full(len(iu), test, dtype=object), "statistic": np.asarray(m["statistic"], float)[iu, ju],
+        "p_value": np.asarray(m["p_value"], float)[iu, ju], "n_paired": np.full(len(iu), n, dtype=np.int64)},
+        columns=_OTHER_COLUMNS)
 
 
-def _reported_row(fam: Family, a: CandKey, b: CandKey, kind: str, cont: dict[str, np.ndarray] | None, *,
-                  confidence: float, n_resamples: int, seed: int) -> dict[str, Any]:
+def _reported_row(fam: Family, a: CandKey, b: CandKey, kind: str, cont: dict[str, np.ndarray] | None,
+                  index: dict[CandKey, int], *, confidence: float, n_resamples: int, seed: int) -> dict[str, Any]:
     """One stated comparison; a continuous pair's permutation test is taken from the all-pairs
-    matrix when there is one (two-sided: the same either way round)."""
+    matrix when there is one (two-sided: the same either way round). ``index``: each
+    candidate's row in that matrix."""
     perm = None
     if cont is not None:
-        index = {k: i for i, k in enumerate(fam.scores)}
         i, j = sorted((index[a], index[b]))
         perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
     r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
@@ -196,12 +218,12 @@ def _tost_row(fam: Family, a: CandKey, b: CandKey, margin: float, alpha: float) 
             "p_tost": t.p_tost, "equivalent": t.equivalent}
 
 
-def _holm_family(comp: pd.DataFrame, other_rows: list[dict[str, Any]], alpha: float,
-                 pairs_out: list[dict[str, Any]] | None) -> None:
+def _holm_family(comp: pd.DataFrame, others: pd.DataFrame, alpha: float,
+                 pairs_out: list[pd.DataFrame] | None) -> None:
     """Holm (and BH q-values) over every pair of the family, stated or not; the stated ones'
-    adjusted p-values and verdicts go into ``comp`` (in place), every pair into ``pairs_out``."""
-    others = [r["p_value"] for r in other_rows]
-    p = np.concatenate([comp["p_value"].to_numpy(float), np.asarray(others, float)])
+    adjusted p-values and verdicts go into ``comp`` (in place), the family's table of every
+    pair (the stated ones first, in ``comp``'s order) into ``pairs_out``."""
+    p = np.concatenate([comp["p_value"].to_numpy(float), others["p_value"].to_numpy(float)])
     adj = holm(p)
     size = int(np.sum(~np.isnan(p)))
     comp["p_adjusted"] = adj[: len(comp)]
@@ -211,10 +233,12 @@ def _holm_family(comp: pd.DataFrame, other_rows: list[dict[str, Any]], alpha: fl
     comp["significant"] = [bool(not math.isnan(x) and x < alpha and not too_small(n))  # n < 10: no verdict
                            for x, n in zip(comp["p_adjusted"], comp["n_paired"], strict=True)]
     if pairs_out is not None:
-        for (_, r), pa in zip(comp.iterrows(), adj[: len(comp)], strict=True):
-            pairs_out.append({k: r[k] for k in PAIR_TESTS if k in r.index} | {"p_holm": float(pa)})
-        for row, pa in zip(other_rows, adj[len(comp):], strict=True):
-            pairs_out.append(row | {"p_holm": float(pa), "family_size": size})
+        stated = comp[[c for c in PAIR_TESTS if c in comp.columns]].assign(p_holm=adj[: len(comp)])
+        parts = [stated.astype({"p_holm": float})]
+        if len(others):
+            parts.append(others.assign(p_holm=adj[len(comp):], family_size=size))
+        pairs_out.append(pd.concat(parts, ignore_index=True)[PAIR_TESTS] if len(parts) > 1
+                         else parts[0].reset_index(drop=True)[PAIR_TESTS])
 
 
 PAIR_TESTS = ["task", "scorer", "metric", "a", "epoch_a", "b", "epoch_b", "diff", "ci_low", "ci_high",

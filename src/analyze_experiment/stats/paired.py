@@ -93,8 +93,13 @@ def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0
     return (share * (2 * low - 1), share * (2 * high - 1))
 
 
+@functools.lru_cache(maxsize=65_536)
 def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The exact (Clopper–Pearson 1934) interval for a binomial proportion, k successes of n.
+
+    Memoised: the stated pairs of a 1,000-run sweep (each candidate against the best and the
+    baselines, ~4,000 rows) repeat a few hundred distinct discordant counts, and each interval
+    is two root searches.
 
     The value ``scipy.stats.binomtest(k, n).proportion_ci(confidence, method="exact")``
     gives: each end is the p at which the binomial tail on that side equals (1 − confidence)/2,
@@ -130,6 +135,25 @@ def mcnemar_matrix(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndar
     n = x.shape[1]
     a_only = x @ (1.0 - x).T
     b_only = a_only.T
+    # every number below is a function of the pair's discordant counts (b, c) alone, and the
+    # k² pairs share few distinct (b, c) (at most (n + 1)²): each distinct one is computed once,
+    # by the same element-wise functions, so the values are those of the k × k computation
+    code = (a_only.astype(np.int64) * (n + 1) + b_only.astype(np.int64)).ravel()
+    uniq, inv = np.unique(code, return_inverse=True)
+    ua, ub = np.divmod(uniq, n + 1)
+    p, lo, hi = _mcnemar_cells(ua.astype(float), ub.astype(float), n, confidence)
+    shape = a_only.shape
+    k = np.minimum(a_only, b_only)
+    diff = (x.sum(axis=1)[:, None] - x.sum(axis=1)[None, :]) / n if n else np.full(shape, np.nan)
+    return {"diff": diff, "ci_low": lo[inv].reshape(shape), "ci_high": hi[inv].reshape(shape), "statistic": k,
+            "p_value": p[inv].reshape(shape), "n_a_only": a_only, "n_b_only": b_only}
+
+
+def _mcnemar_cells(a_only: np.ndarray, b_only: np.ndarray, n: int,
+                   confidence: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact McNemar p and its Clopper–Pearson-based interval for arrays of discordant counts
+    (as :func:`mcnemar_exact` and :func:`mcnemar_exact_ci`, the interval's ends by the beta
+    quantile: equal within rounding)."""
     m = a_only + b_only
     k = np.minimum(a_only, b_only)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -140,9 +164,7 @@ def mcnemar_matrix(x: np.ndarray, confidence: float = 0.95) -> dict[str, np.ndar
         share = m / n if n else np.full_like(m, np.nan)
         lo = np.where(m > 0, share * (2 * lo_pi - 1), 0.0)
         hi = np.where(m > 0, share * (2 * hi_pi - 1), 0.0)
-    diff = (x.sum(axis=1)[:, None] - x.sum(axis=1)[None, :]) / n if n else np.full_like(m, np.nan)
-    return {"diff": diff, "ci_low": lo, "ci_high": hi, "statistic": k, "p_value": p, "n_a_only": a_only,
-            "n_b_only": b_only}
+    return p, lo, hi
 
 
 EXACT_MAX_N = 16

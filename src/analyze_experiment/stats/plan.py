@@ -261,12 +261,14 @@ def _verdicts(df: pd.DataFrame | None, conf: dict[str, bool], n_fam: int, alpha:
         return
     if df is None or df.empty or "family" not in df.columns:
         return
-    c = np.array([bool(conf.get(f, False)) for f in df["family"]], dtype=bool)
+    # column by column: the all-pairs table has k(k-1)/2 rows per metric
+    c = df["family"].isin([f for f, yes in conf.items() if yes]).to_numpy(bool)
     ph = df["p_holm"].to_numpy(float)
     padj = np.where(c, np.minimum(1.0, ph * n_fam), ph)
     df["confirmatory"] = c
     df["p_adjusted"] = padj
-    df[flag] = [bool(ci and not math.isnan(p) and p < alpha) for ci, p in zip(c, padj, strict=True)]
+    with np.errstate(invalid="ignore"):
+        df[flag] = c & ~np.isnan(padj) & (padj < alpha)
 
 
 def _equivalence_family(eq: pd.DataFrame | None, reg: _Registry, conf: dict[str, bool], confirmatory: set[Key],
