@@ -31,8 +31,8 @@ def test_by_epoch_keeps_the_base_model_as_its_own_group():
     assert tables.at_epoch(df["epoch"], 1.0).tolist() == [False, False, True, True]
 
 
-def test_real_logs_give_integer_epochs_and_the_base_model_is_kept(example, tmp_path):
-    root = example("mid2026", 40)
+def test_real_logs_give_integer_epochs_and_the_base_model_is_kept(example_copy, tmp_path):
+    root = example_copy("mid2026", 40)  # a copy: the CLI writes its log beside the experiment
     exp = ae.load(root)
     for name in ("eval_logs", "eval_scores", "eval_samples", "train_steps", "train_epochs"):
         assert str(getattr(exp, name)["epoch"].dtype) == "Int64", name
