@@ -46,10 +46,10 @@ def test_two_scorer_report_md_shows_the_primary_metrics_figures_only(analysed):
     assert lines == [
         "*capitalization · includes · accuracy is not the primary metric: its figures (per run, over the sweep, "
         "per sample, against training cost) are in report.html (choose it in the metric switch); to draw one as a "
-        "file: analyze-experiment plot DIR final --task capitalization --metric accuracy.*",
+        "file: analyze-experiment plot DIR final --task capitalization --scorer includes --metric accuracy.*",
         "*capitalization · includes · accuracy is not the primary metric: its figures (main effects) are in "
         "report.html (choose it in the metric switch); to draw one as a file: analyze-experiment plot DIR effects "
-        "--task capitalization --metric accuracy.*",
+        "--task capitalization --scorer includes --metric accuracy.*",
     ]
     evaluation = md.split("## Evaluation Results", 1)[1].split("\n## ", 1)[0]
     assert evaluation.index(lines[0]) < evaluation.index(f"plots/final_{PRIMARY}.png")

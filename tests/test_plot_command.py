@@ -18,6 +18,7 @@ from pypdf import PdfReader
 from analyze_experiment import analyze, load
 from analyze_experiment.cli import plot
 from analyze_experiment.report.plots.presentation import STYLES, common_prefix
+from analyze_experiment.report.story import lead_bests
 
 N = 40
 
@@ -60,7 +61,7 @@ def test_paper_pdf_is_one_column_with_embedded_fonts_and_the_reports_numbers(bui
         desc = desc.get_object()
         assert any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3")), f"{f.get('/BaseFont')} not embedded"
     text = reader.pages[0].extract_text()
-    best = analysis.best[0]
+    best = lead_bests(analysis)[0]  # the report's primary metric, drawn by default
     assert f"{best.value:.3f}" in text  # the best run's value, as the report computed it
     prefix = common_prefix(sorted(exp.runs["run"].astype(str)))
     assert prefix == "Llama-3.2-1B-Instruct_"
@@ -91,6 +92,20 @@ def test_talk_png_is_16_by_9_and_runs_restrict_the_drawing(built, tmp_path):
         assert f"{v:.3f}" in text
 
 
+def test_default_is_the_reports_primary_metric_and_scorer_picks_another(built, tmp_path):
+    """Without --scorer the figure is the metric report.md and the bottom line speak of (the
+    primary ``match``), though ``includes`` comes first among the scored targets; --scorer picks."""
+    root, _, analysis = built
+    assert [b.scorer for b in analysis.best][:2] == ["includes", "match"]
+    assert [b.scorer for b in lead_bests(analysis)] == ["match"]
+    for extra, scorer in (([], "match"), (["--scorer", "includes"], "includes"), (["--scorer", "match"], "match")):
+        out = tmp_path / f"final-{scorer}-{len(extra)}.pdf"
+        r = CliRunner().invoke(plot, [str(root), "final", "--out", str(out), *extra])
+        assert r.exit_code == 0, r.output
+        text = PdfReader(out).pages[0].extract_text()
+        assert f"accuracy ({scorer}; bars: 95% CI)" in text, (extra, text[:300])
+
+
 def test_usage_errors_name_what_exists(built, tmp_path):
     root, _, _ = built
     r = CliRunner().invoke(plot, [str(root), "violin", "--out", str(tmp_path / "x.pdf")])
@@ -98,7 +113,9 @@ def test_usage_errors_name_what_exists(built, tmp_path):
     r = CliRunner().invoke(plot, [str(root), "final", "--runs", "nosuch", "--out", str(tmp_path / "x.pdf")])
     assert r.exit_code == 2 and "nosuch" in r.output and "Llama-3.2-1B-Instruct_base" in r.output
     r = CliRunner().invoke(plot, [str(root), "final", "--metric", "bleu", "--out", str(tmp_path / "x.pdf")])
-    assert r.exit_code == 2 and "capitalization/accuracy" in r.output
+    assert r.exit_code == 2 and "capitalization/match/accuracy" in r.output
+    r = CliRunner().invoke(plot, [str(root), "final", "--scorer", "nosuch", "--out", str(tmp_path / "x.pdf")])
+    assert r.exit_code == 2 and "scorer=nosuch" in r.output and "capitalization/includes/accuracy" in r.output
     r = CliRunner().invoke(plot, [str(root), "final", "--out", str(tmp_path / "x.jpg")])
     assert r.exit_code == 2 and ".pdf" in r.output
     r = CliRunner().invoke(plot, [str(root), "validation", "--out", str(tmp_path / "x.pdf")])

@@ -509,7 +509,8 @@ def export(experiment_dir, fmt, out, metric, task, runs, project, table, **stat_
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("experiment_dir", type=click.Path(path_type=Path))
 @click.argument("kind", metavar="KIND")
-@click.option("--task", default=None, help="Task of an evaluation figure (default: the first).")
+@click.option("--task", default=None, help="Task of an evaluation figure (default: the report's primary one).")
+@click.option("--scorer", default=None, help="Scorer of an evaluation figure (default: the primary metric's).")
 @click.option("--metric", default=None, help="Metric of an evaluation figure (default: the task's primary metric).")
 @click.option("--runs", default=None, metavar="A,B,…", help="Draw only these runs (comma-separated).")
 @click.option("--style", type=click.Choice(["paper", "paper-wide", "talk"]), default="paper", show_default=True,
@@ -517,7 +518,7 @@ def export(experiment_dir, fmt, out, metric, task, runs, project, table, **stat_
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="File to write, .pdf, .png or .svg (default: KIND-STYLE.pdf in the current folder).")
 @stats_options
-def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> None:
+def plot(experiment_dir, kind, task, scorer, metric, runs, style, out, **stat_opts) -> None:
     """Draw one of the report's figures for a paper or a talk.
 
     KIND is one of loss, validation, lr, throughput, gpu, final, heatmap, samples, pareto,
@@ -534,7 +535,7 @@ def plot(experiment_dir, kind, task, metric, runs, style, out, **stat_opts) -> N
     run_list = [r.strip() for r in runs.split(",") if r.strip()] if runs else None
     target = out if out is not None else Path.cwd() / f"{kind}-{style}.pdf"
     try:
-        fig = draw(exp, analysis, kind, task=task, metric=metric, runs=run_list, style=style)
+        fig = draw(exp, analysis, kind, task=task, scorer=scorer, metric=metric, runs=run_list, style=style)
         written = save(fig, target, style)
     except PlotRequestError as exc:
         raise click.UsageError(str(exc)) from None

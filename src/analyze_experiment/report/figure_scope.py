@@ -58,11 +58,10 @@ def leave_to_html(doc: ReportDoc, hidden: Mapping[str, sel.Target], analysis: An
         for section, f in _figures(doc_section):
             if f.name in hidden:
                 groups.setdefault((id(section), hidden[f.name].slug), []).append(f)
-    targets = sel.targets(analysis)
     for figs in groups.values():
         t = hidden[figs[0].name]
         kinds = [f.name.removesuffix(f"_{t.slug}") for f in figs]
-        figs[0].markdown = _line(t, kinds, targets, html=html)
+        figs[0].markdown = _line(t, kinds, html=html)
         for f in figs[1:]:
             f.markdown = ""
     return doc
@@ -72,12 +71,9 @@ KIND_WORDS = {"final": "per run", "heatmap": "over the sweep", "samples": "per s
               "pareto": "against training cost", "effects": "main effects"}
 
 
-def _line(t: sel.Target, kinds: list[str], targets: list[sel.Target], *, html: bool) -> str:
+def _line(t: sel.Target, kinds: list[str], *, html: bool) -> str:
     """The one line report.md gives a secondary target's figures in a section."""
     what = f"{t.label} is not the primary metric: its figures ({', '.join(KIND_WORDS.get(k, k) for k in kinds)})"
     where = f"{what} are in report.html (choose it in the metric switch)" if html else f"{what} are not drawn"
-    # the plot command picks the first target of the task with that metric: name it only when that is this one
-    first = next((u for u in targets if (u.task, u.metric) == (t.task, t.metric)), None)
-    if first != t:
-        return where + "."
-    return f"{where}; to draw one as a file: analyze-experiment plot DIR {kinds[0]} --task {t.task} --metric {t.metric}."
+    return (f"{where}; to draw one as a file: analyze-experiment plot DIR {kinds[0]} --task {t.task} "
+            f"--scorer {t.scorer} --metric {t.metric}.")

@@ -177,20 +177,28 @@ def _wrap(text: str, width_in: float, font_size: float) -> str:
     return textwrap.fill(text, chars) if len(text) > chars else text
 
 
-def _target(analysis: Analysis, task: str | None, metric: str | None) -> sel.Target:
+def _target(analysis: Analysis, task: str | None, metric: str | None, scorer: str | None = None) -> sel.Target:
+    """The figure target ``task``/``metric``/``scorer`` name; among several, the report's own
+    (its primary metric: :func:`.story.lead_keys`), else the first."""
+    from analyze_experiment.report.story import lead_keys
+
     found = [t for t in sel.targets(analysis)
-             if (task is None or t.task == task) and (metric is None or t.metric == metric)]
+             if (task is None or t.task == task) and (metric is None or t.metric == metric)
+             and (scorer is None or t.scorer == scorer)]
+    lead = lead_keys(analysis)
+    found.sort(key=lambda t: (t.task, t.scorer, t.metric) not in lead)  # stable: the first lead target
     if not found and metric is not None and len(analysis.intervals):
         iv = analysis.intervals  # a secondary metric: not a report figure, but drawable
-        iv = iv[(iv["metric"].astype(str) == metric) & ((iv["task"].astype(str) == task) if task else True)]
+        iv = iv[(iv["metric"].astype(str) == metric) & ((iv["task"].astype(str) == task) if task else True)
+                & ((iv["scorer"].astype(str) == scorer) if scorer else True)]
         if len(iv):
             t0 = iv.iloc[0]
             found = [sel.Target(str(t0["task"]), str(t0["scorer"]), metric, sel.safe_stem(f"{t0['task']}_{metric}"),
                                 str(t0["task"]))]
     if not found:
-        have = sorted({f"{t.task}/{t.metric}" for t in sel.targets(analysis)})
-        raise PlotRequestError(f"no evaluated metric matches task={task or 'any'} metric={metric or 'any'}; "
-                               f"this experiment has: {', '.join(have) or 'no evaluations'}")
+        have = sorted({f"{t.task}/{t.scorer}/{t.metric}" for t in sel.targets(analysis)})
+        raise PlotRequestError(f"no evaluated metric matches task={task or 'any'} scorer={scorer or 'any'} "
+                               f"metric={metric or 'any'}; this experiment has: {', '.join(have) or 'no evaluations'}")
     return found[0]
 
 
@@ -205,7 +213,8 @@ def _with_target(analysis: Analysis, t: sel.Target) -> Analysis:
 
 
 def draw(experiment: Experiment, analysis: Analysis, kind: str, *, task: str | None = None,
-         metric: str | None = None, runs: Iterable[str] | None = None, style: str = "paper") -> Figure:
+         metric: str | None = None, runs: Iterable[str] | None = None, style: str = "paper",
+         scorer: str | None = None) -> Figure:
     """The report's ``kind`` figure, drawn in ``style`` (the caller saves and closes it).
 
     Raises:
@@ -225,7 +234,7 @@ def draw(experiment: Experiment, analysis: Analysis, kind: str, *, task: str | N
         experiment, analysis = restrict(experiment, analysis, runs)
     name = kind
     if kind in _PER_TARGET:
-        t = _target(analysis, task, metric)
+        t = _target(analysis, task, metric, scorer)
         analysis = _with_target(analysis, t)
         name = f"{kind}_{sel.targets(analysis)[0].slug}" if sel.targets(analysis) else kind
     st = STYLES[style]
