@@ -211,3 +211,28 @@ def value(x: Any) -> str:
     if isinstance(x, float):
         return f"{x:g}"
     return str(x)
+
+
+MAX_LISTED_LEVELS = 8
+"""Most levels of a variable the report lists one by one; a 250-level learning-rate sweep
+otherwise fills the report's opening lines with numbers."""
+
+
+def levels(values: Any, max_listed: int = MAX_LISTED_LEVELS) -> str:
+    """A variable's levels as the report's header lists them: each one up to ``max_listed``,
+    else how many and the smallest and largest (``250 values from 1e-05 to 0.003``; the first
+    and last as written when they are not all numbers).
+
+    >>> levels([1, 2])
+    '1, 2'
+    >>> levels([1e-5 * 1.5**i for i in range(10)][::-1])
+    '10 values from 1e-05 to 0.000384434'
+    """
+    vals = list(values)
+    if len(vals) <= max_listed:
+        return ", ".join(value(v) for v in vals)
+    try:
+        lo, hi = min(vals, key=float), max(vals, key=float)
+    except (TypeError, ValueError):
+        lo, hi = vals[0], vals[-1]
+    return f"{len(vals)} values from {value(lo)} to {value(hi)}"

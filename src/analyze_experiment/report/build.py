@@ -87,7 +87,7 @@ def _header(exp: Experiment, command: str | None) -> KeyValues:
     runs = exp.runs
     n_ft = int((runs["type"] == "fine-tuned").sum())
     n_other = len(runs) - n_ft
-    variables = "; ".join(f"{k}: {', '.join(fmt.value(v) for v in levels)}" for k, levels in d.variables.items())
+    variables = "; ".join(f"{k}: {fmt.levels(levels)}" for k, levels in d.variables.items())
     items = [
         ("Experiment", d.name),
         ("Question", d.question or "— (not stated in the design)"),

@@ -174,7 +174,7 @@ def _heatmap_spec(experiment: Experiment, analysis: Analysis, t: sel.Target, iv:
     return FigureSpec(
         f"heatmap_{t.slug}", f"{t.metric} over the sweep — {t.name}", "evaluation", static.plot_heatmap, hm,
         {"x": x, "y": y, "facets": facets, "metric_label": t.metric, "title": t.label},
-        caption=f"Cell: {t.metric} and ± half-width of its {conf:.0%} CI." + (f" {note}" if note and not skip else ""),
+        caption=_heatmap_caption(t.metric, conf, hm, x, y) + (f" {note}" if note and not skip else ""),
         interactive=f"heatmap_{t.slug}", skip=skip)
 
 
@@ -202,3 +202,14 @@ def _pareto_spec(analysis: Analysis, t: sel.Target, iv: pd.DataFrame, colors: di
                 + (f" Colour: {enc.hue}" + (f", shape: {enc.facet}" if enc.facet else "")
                    + "; only the front's candidates and the report's best (star) are named." if many and enc else ""),
         interactive=f"pareto_{t.slug}", skip=skip)
+
+
+def _heatmap_caption(metric: str, conf: float, hm: pd.DataFrame, x: str, y: str) -> str:
+    """What a heatmap cell shows; beyond :data:`static.MANY_LEVELS` levels on an axis the cells
+    carry no numbers (:func:`static.heatmap_panel`), so the caption says where they are."""
+    n = max((hm[c].nunique() for c in (x, y) if c and c in hm.columns), default=0)
+    if n > static.MANY_LEVELS:
+        return (f"Cell colour: {metric} (one cell per level; {n} levels are too many to print in the cells, "
+                f"so values and {conf:.0%} CIs are left out here: they are in tables/intervals.csv and "
+                "report.html).")
+    return f"Cell: {metric} and ± half-width of its {conf:.0%} CI."

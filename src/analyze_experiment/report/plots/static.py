@@ -524,23 +524,61 @@ def _reference_lines(ax: plt.Axes, references: Sequence[tuple[str, float]], *, v
     return handles
 
 
+MANY_LEVELS = 30
+"""Levels of one variable beyond which a figure stops giving each level its own labelled slot:
+a 250-level learning-rate sweep made the heatmap 37,770 px tall and the main-effects panel
+8,190 px wide, and the drawing worker's memory grew with the canvas (issue 16)."""
+
+MAX_LEVEL_TICKS = 25
+"""Most level labels one axis of a dense figure shows (every k-th level, like MaxNLocator)."""
+
+DENSE_MAX_IN = 12.0
+"""Largest side, in inches, of a figure whose size would otherwise grow with its levels."""
+
+
+def thinned_ticks(n: int, max_ticks: int = MAX_LEVEL_TICKS) -> list[int]:
+    """Indices of the levels to label on an axis of ``n`` levels: all up to :data:`MANY_LEVELS`
+    (figures of that many levels grow to give each label room), else every k-th one from the
+    first, so at most ``max_ticks`` labels share a bounded axis without overlapping.
+
+    >>> thinned_ticks(4)
+    [0, 1, 2, 3]
+    >>> len(thinned_ticks(250))
+    25
+    """
+    if n <= MANY_LEVELS:
+        return list(range(n))
+    step = math.ceil(n / max_ticks)
+    return list(range(0, n, step))
+
+
 def heatmap_panel(data: pd.DataFrame, *, x: str, y: str, xs: list[object], ys: list[object], vmin: float,
                   vmax: float, ax: plt.Axes | None = None, value: str = "value", half: str = "_half") -> plt.Axes:
     """One panel of the sweep heatmap (returns the Axes): ``value`` over the ``xs`` × ``ys``
-    levels, each cell annotated with the value and ``±`` its ``half`` (CI half-width)."""
+    levels, each cell annotated with the value and ``±`` its ``half`` (CI half-width).
+
+    Beyond :data:`MANY_LEVELS` levels on an axis the cells stay one per level but carry no
+    text (thousands of labels in cells a few pixels high are ink, not numbers) and each axis
+    labels at most :data:`MAX_LEVEL_TICKS` levels."""
     ax = ax if ax is not None else plt.gca()
     grid = np.full((len(ys), len(xs)), np.nan)
     halves = np.full_like(grid, np.nan)
-    for _, r in data.iterrows():
-        i, j = ys.index(r[y]), xs.index(r[x])
-        grid[i, j], halves[i, j] = r[value], r[half]
+    xi = {v: j for j, v in enumerate(xs)}
+    yi = {v: i for i, v in enumerate(ys)}
+    for xv, yv, val, hv in zip(data[x], data[y], data[value], data[half], strict=True):
+        grid[yi[yv], xi[xv]], halves[yi[yv], xi[xv]] = val, hv
     ax.imshow(grid, cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto", origin="lower")
-    for i, j in zip(*np.nonzero(~np.isnan(grid)), strict=True):
-        txt = f"{grid[i, j]:.3f}" + ("" if np.isnan(halves[i, j]) else f"\n±{halves[i, j]:.3f}")
-        shade = (grid[i, j] - vmin) / (vmax - vmin)
-        ax.text(j, i, txt, ha="center", va="center", fontsize=8, gid="cell", color="black" if shade > 0.6 else "white")
-    ax.set_xticks(range(len(xs)), [sel.level_text(v) for v in xs])
-    ax.set_yticks(range(len(ys)), [sel.level_text(v) for v in ys])
+    dense = max(len(xs), len(ys)) > MANY_LEVELS
+    if not dense:
+        for i, j in zip(*np.nonzero(~np.isnan(grid)), strict=True):
+            txt = f"{grid[i, j]:.3f}" + ("" if np.isnan(halves[i, j]) else f"\n±{halves[i, j]:.3f}")
+            shade = (grid[i, j] - vmin) / (vmax - vmin)
+            ax.text(j, i, txt, ha="center", va="center", fontsize=8, gid="cell",
+                    color="black" if shade > 0.6 else "white")
+    xt, yt = thinned_ticks(len(xs)), thinned_ticks(len(ys))
+    ax.set_xticks(xt, [sel.level_text(xs[j]) for j in xt], rotation=90 if len(xs) > MANY_LEVELS else 0,
+                  fontsize=8 if dense else None)
+    ax.set_yticks(yt, [sel.level_text(ys[i]) for i in yt], fontsize=8 if dense else None)
     ax.set_xlabel(x)
     ax.grid(False)
     return ax
@@ -563,8 +601,10 @@ def plot_heatmap(data: pd.DataFrame, *, x: str, y: str, facets: list[str], metri
         vmin, vmax = vmin - 0.5, vmax + 0.5
     ncols = min(3, len(groups))
     nrows = math.ceil(len(groups) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.4 * len(xs) * ncols + 2.5, 1.0 * len(ys) * nrows + 1.8),
-                             squeeze=False)
+    width, height = 1.4 * len(xs) * ncols + 2.5, 1.0 * len(ys) * nrows + 1.8
+    if max(len(xs), len(ys)) > MANY_LEVELS:  # one row per level would grow the canvas without bound
+        width, height = min(width, DENSE_MAX_IN), min(height, DENSE_MAX_IN)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False)
     for k, (ax, (key, g)) in enumerate(zip(axes.flat, groups, strict=False)):
         heatmap_panel(g, x=x, y=y, xs=xs, ys=ys, vmin=vmin, vmax=vmax, ax=ax, value=value)
         if k % ncols == 0:
@@ -731,32 +771,64 @@ MANY_TICKS = 8
 """Level labels beyond this many on one axis are drawn upright (they overlap side by side)."""
 
 
+def _numeric_levels(levels: list[object]) -> np.ndarray | None:
+    """The levels as floats when every one is a number, else None."""
+    try:
+        return np.array([float(v) for v in levels])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _effect_panel_width(levels: list[object]) -> float:
+    """Inches of one variable's panel: 0.2 in per level label (25 learning rates need ~5 in),
+    bounded beyond :data:`MANY_LEVELS` levels, where the levels no longer get a slot each."""
+    n = len(levels)
+    if n <= MANY_LEVELS:
+        return max(3.6, 0.2 * n)
+    return 6.0
+
+
 def plot_main_effects(data: pd.DataFrame, *, metric_label: str, title: str, variable: str = "variable",
                       level: str = "level", mean: str = "mean", ci_low: str = "ci_low",
                       ci_high: str = "ci_high", references: Sequence[tuple[str, float]] = ()) -> Figure:
     """Mean metric per level of each hyperparameter with its CI, one panel per variable
-    (``references``: dashed horizontal lines on every panel)."""
+    (``references``: dashed horizontal lines on every panel).
+
+    A variable with more than :data:`MANY_LEVELS` levels keeps a panel of bounded width: numeric
+    levels go on a numeric axis (logarithmic when positive and spanning more than 10×, as the
+    learning-rate colour scale) as a line with a CI band, since 250 error bars at 250 categorical
+    ticks are unreadable; other levels keep their points but label at most
+    :data:`MAX_LEVEL_TICKS` of them."""
     df = data[pd.to_numeric(data[mean], errors="coerce").notna()]
     if not len(df):
         raise NoData("no main effects were estimated")
     variables = list(dict.fromkeys(df[variable]))
-    n_levels = {v: df.loc[df[variable] == v, level].nunique() for v in variables}
-    widths = [max(3.6, 0.2 * n_levels[v]) for v in variables]  # 25 learning rates need ~5 in of ticks
-    fig, axes = plt.subplots(1, len(variables), figsize=(sum(widths) + 1, 4), sharey=True, squeeze=False,
-                             gridspec_kw={"width_ratios": widths})
+    all_levels = {v: sel.sort_levels(df.loc[df[variable] == v, level].tolist()) for v in variables}
+    widths = [_effect_panel_width(all_levels[v]) for v in variables]
+    fig, axes = plt.subplots(1, len(variables), figsize=(min(sum(widths) + 1, 2 * DENSE_MAX_IN), 4), sharey=True,
+                             squeeze=False, gridspec_kw={"width_ratios": widths})
     for ax, var in zip(axes[0], variables, strict=True):
         g = df[df[variable] == var]
-        levels = sel.sort_levels(g[level].tolist())
+        levels = all_levels[var]
         g = g.set_index(g[level]).loc[levels]
         m = g[mean].astype(float).to_numpy()
         lo = pd.to_numeric(g[ci_low], errors="coerce").to_numpy(dtype=float)
         hi = pd.to_numeric(g[ci_high], errors="coerce").to_numpy(dtype=float)
-        xs = np.arange(len(levels))
-        ax.errorbar(xs, m, yerr=np.maximum(np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)]), 0.0), marker="o",
-                    color="#0072B2", capsize=4, linewidth=1.5)
-        many = len(levels) > MANY_TICKS  # side by side they would overlap: stand them up
-        ax.set_xticks(xs, [sel.level_text(v) for v in levels], rotation=90 if many else 0,
-                      fontsize=8 if many else None)
+        nums = _numeric_levels(levels)
+        if len(levels) > MANY_LEVELS and nums is not None:
+            ax.fill_between(nums, lo, hi, color="#0072B2", alpha=0.2, linewidth=0, label="CI")
+            ax.plot(nums, m, color="#0072B2", linewidth=1.5, marker="o", markersize=2)
+            if nums.min() > 0 and nums.max() / nums.min() > 10:
+                ax.set_xscale("log")
+        else:
+            xs = np.arange(len(levels))
+            ax.errorbar(xs, m, yerr=np.maximum(np.vstack([np.nan_to_num(m - lo), np.nan_to_num(hi - m)]), 0.0),
+                        marker="o", color="#0072B2", capsize=4 if len(levels) <= MANY_LEVELS else 0,
+                        linewidth=1.5, markersize=None if len(levels) <= MANY_LEVELS else 2)
+            many = len(levels) > MANY_TICKS  # side by side they would overlap: stand them up
+            shown = thinned_ticks(len(levels))
+            ax.set_xticks([xs[i] for i in shown], [sel.level_text(levels[i]) for i in shown],
+                          rotation=90 if many else 0, fontsize=8 if many else None)
         ax.set_xlabel(str(var))
         ax.set_title(str(var), fontsize=10)
     axes[0, 0].set_ylabel(metric_label)
