@@ -59,6 +59,7 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
         with _locked(base / f"{dest.name}.lock"):
             if not demo.is_example(dest):
                 demo.build_example(dest, layout=layout, n_samples=n_samples, seed=seed)
+                (base / f"{dest.name}{_MANIFEST}").write_text(json.dumps(_tree_files(dest)))
         return dest
 
     return make
@@ -134,11 +135,29 @@ def example_copy(example, tmp_path) -> Callable[..., Path]:
 
 # --- the fixtures are inputs: no test may write into them ----------------------------------------
 _FIXTURES = Path(__file__).parent / "fixtures"
+_MANIFEST = ".manifest.json"
+"""Beside each built example: its files as built, checked when the session ends."""
 
 
-def _fixture_files() -> dict[str, tuple[int, int]]:
-    return {str(p.relative_to(_FIXTURES)): (p.stat().st_size, p.stat().st_mtime_ns)
-            for p in _FIXTURES.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+def _tree_files(root: Path) -> dict[str, list[int]]:
+    return {str(p.relative_to(root)): [p.stat().st_size, p.stat().st_mtime_ns]
+            for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+
+
+def _fixture_files() -> dict[str, list[int]]:
+    return _tree_files(_FIXTURES)
+
+
+def _changed_examples(base: Path) -> list[str]:
+    """Files of the session's built examples that a test created, changed or deleted: they are
+    shared read-only inputs (a report run on one in place writes analyze-experiment.log beside
+    its inputs, and later tests comparing inputs with it then fail depending on test order)."""
+    changed = []
+    for manifest in base.glob(f"demo-example-*{_MANIFEST}"):
+        root = base / manifest.name.removesuffix(_MANIFEST)
+        before, after = json.loads(manifest.read_text()), _tree_files(root)
+        changed += [f"{root.name}/{k}" for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    return changed
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -147,18 +166,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a test created, changed or deleted a file under tests/fixtures (the tool
-    must treat inputs as read-only; a test that runs it on a fixture in place breaks that)."""
+    """Fail the run when a test created, changed or deleted a file under tests/fixtures or in a
+    built example (the tool must treat inputs as read-only; a test that runs it on a shared
+    input in place breaks that)."""
     before = getattr(session.config, "_fixture_files", None)
     if before is None:
         return
     after = _fixture_files()
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    if changed:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        tr = session.config.pluginmanager.get_plugin("terminalreporter")
-        if tr is not None:
-            tr.write_line(f"tests/fixtures was modified by the test run: {', '.join(changed[:10])}", red=True)
+    examples = _changed_examples(session.config._tmp_path_factory.getbasetemp())  # type: ignore[attr-defined]
+    tr = session.config.pluginmanager.get_plugin("terminalreporter")
+    for what, files in (("tests/fixtures", changed), ("a shared built example (use example_copy)", examples)):
+        if files:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            if tr is not None:
+                tr.write_line(f"{what} was modified by the test run: {', '.join(files[:10])}", red=True)
 
 
 # --- which tests are slow -------------------------------------------------------------------------

@@ -130,14 +130,16 @@ def test_nullable_columns_become_floats_with_nan():
     assert pj.to_json(pd.Series([1, None, 3], dtype="Int64")) == pj.to_json(np.array([1.0, np.nan, 3.0]))
 
 
-def test_the_report_command_never_imports_plotly(example, tmp_path):
+def test_the_report_command_never_imports_plotly(example_copy, tmp_path):
     """The whole report (both formats, every chart) in a fresh interpreter: plotly stays unloaded."""
     code = ("import json, sys\nfrom analyze_experiment.cli import main\ntry:\n    main(sys.argv[1:])\n"
             "except SystemExit as e:\n    status = e.code\nelse:\n    status = 0\n"
             "print(json.dumps({'status': status, 'plotly': sorted(m for m in sys.modules "
             "if m.split('.')[0] in ('plotly', '_plotly_utils'))}))")
     out = tmp_path / "analysis"
-    done = subprocess.run([sys.executable, "-c", code, str(example("mid2026", 40)), "--no-cache", "-q", "--out",
+    # a copy: the report writes analyze-experiment.log beside the inputs, and the session's
+    # example must stay as built for the tests that compare inputs with it
+    done = subprocess.run([sys.executable, "-c", code, str(example_copy("mid2026", 40)), "--no-cache", "-q", "--out",
                            str(out)], capture_output=True, text=True, timeout=600, check=False)
     facts = json.loads(done.stdout.strip().splitlines()[-1])
     assert facts == {"status": 0, "plotly": []}, done.stderr[-2000:]
