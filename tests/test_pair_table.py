@@ -17,8 +17,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analyze_experiment.stats import comparisons
 from analyze_experiment.stats.candidates import Family
-from analyze_experiment.stats.distributions import beta_ppf, binom_cdf
-from analyze_experiment.stats.paired import mcnemar_matrix
+from analyze_experiment.stats.paired import _mcnemar_cells, mcnemar_matrix
 
 
 def _family(k: int, n: int, seed: int) -> Family:
@@ -88,21 +87,11 @@ def test_matrix_table_equals_the_pair_by_pair_table(monkeypatch):
 
 
 def _mcnemar_every_cell(x: np.ndarray, confidence: float) -> dict[str, np.ndarray]:
-    """The k × k computation the distinct-count shortcut replaced, cell by cell."""
-    n = x.shape[1]
+    """The k × k computation the distinct-count shortcut replaced: the cell formula applied to
+    every cell of the discordance matrices (the formula itself is checked against scipy above)."""
     a_only = x @ (1.0 - x).T
-    b_only = a_only.T
-    m = a_only + b_only
-    k = np.minimum(a_only, b_only)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(m > 0, np.minimum(1.0, 2 * binom_cdf(k, np.maximum(m, 1), 0.5)), 1.0)
-        alpha = 1 - confidence
-        lo_pi = np.where(a_only > 0, beta_ppf(alpha / 2, a_only, m - a_only + 1), 0.0)
-        hi_pi = np.where(a_only < m, beta_ppf(1 - alpha / 2, a_only + 1, m - a_only), 1.0)
-        share = m / n if n else np.full_like(m, np.nan)
-        lo = np.where(m > 0, share * (2 * lo_pi - 1), 0.0)
-        hi = np.where(m > 0, share * (2 * hi_pi - 1), 0.0)
-    return {"ci_low": lo, "ci_high": hi, "statistic": k, "p_value": p}
+    p, lo, hi = _mcnemar_cells(a_only, a_only.T, x.shape[1], confidence)
+    return {"ci_low": lo, "ci_high": hi, "statistic": np.minimum(a_only, a_only.T), "p_value": p}
 
 
 @pytest.mark.parametrize(("k", "n", "confidence"), [(4, 1, 0.95), (12, 9, 0.9), (40, 120, 0.95), (25, 300, 0.99)])
