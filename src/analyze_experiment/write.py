@@ -130,7 +130,7 @@ def write_report(
     with atomic_dir(out) as tmp:
         write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
         files = _write_documents(exp, analysis, tmp, out, command=command, formats=formats, svg=svg,
-                                 progress=progress)
+                                 progress=progress, cache=cache)
         summary = build_summary(exp, analysis, command=command)
         write_text(tmp / "summary.json", dumps(summary))
         files.append(out / "summary.json")
@@ -198,10 +198,12 @@ def _log_destination(exp: Experiment, out: Path) -> Path:
 
 
 def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, *, command: str | None,
-                     formats: Sequence[str], svg: bool, progress: Progress) -> list[Path]:
+                     formats: Sequence[str], svg: bool, progress: Progress, cache: Cache | None = None
+                     ) -> list[Path]:
     """Figures, report.md/.html, the retrospective and the tables into the staging folder
     ``tmp``; returns their final paths under ``out``. A failing optional part (a figure, the
-    HTML page) is recorded in Data Quality and left out; the rest is written."""
+    HTML page) is recorded in Data Quality and left out; the rest is written. With ``cache``,
+    a figure whose input did not change is copied from it rather than drawn."""
     from analyze_experiment.export import write_tables
     from analyze_experiment.report.build import build_doc
     from analyze_experiment.report.figure_scope import leave_to_html, secondary_figures
@@ -217,12 +219,12 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     hidden = _guard(exp, "the plots", lambda: secondary_figures(specs, analysis), {}) if "md" in formats else {}
     if "md" in formats or svg:  # PNGs drawn in worker processes while this one builds the charts
         job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress,
-                          shown={s.interactive or s.name for s in specs if s.name in hidden})
+                          shown={s.interactive or s.name for s in specs if s.name in hidden}, cache=cache)
         figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
                    if "html" in formats else {})
     else:  # report.html alone: a PNG only for the figures it has no interactive chart of
         figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
-        job = start_plots(specs, tmp / "plots", exp.diagnostics, progress=progress, shown=set(figures))
+        job = start_plots(specs, tmp / "plots", exp.diagnostics, progress=progress, shown=set(figures), cache=cache)
     plots = _guard(exp, "the plots", job.result, [])
     doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
     if hidden:

@@ -164,6 +164,10 @@ class Cache:
         if key is not None:
             self._write(self._entry(kind, Path(name)), {"key": key, "value": value, "warnings": list(warnings)})
 
+    def drop_group(self, kind: str, name: str) -> None:
+        """Remove the entry of :meth:`put_group` (found unusable by its reader)."""
+        _unlink(self._entry(kind, Path(name)))
+
     def _write(self, entry: Path, data: dict[str, Any]) -> None:
         try:
             payload = pickle.dumps(data, protocol=5)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from analyze_experiment.diagnostics import Diagnostics
+from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.output import READ_ONLY_ERRNOS, WRITE_ERRNOS
 from analyze_experiment.progress import Progress, silent
 
@@ -146,9 +147,11 @@ def lay_out(fig: Any) -> bool:
     return fitted
 
 
-def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool) -> tuple[str, str]:
+def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool,
+                  store: tuple[Cache, str] | None = None) -> tuple[str, str]:
     """Draw one spec and write its files: ``("ok", "")``, ``("nodata", why)``, ``("error", what)``
     or ``("oserror", "errno\tmessage")`` when the disk refused the file (full, read-only).
+    ``store``: the cache and the figure's key, to keep the files drawn (:mod:`.figure_cache`).
 
     Runs in a worker process; never raises, so one odd figure cannot cost the others."""
     import matplotlib
@@ -176,6 +179,10 @@ def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool) -> tuple[str, st
             return "error", f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # one odd figure: the report says which figure is missing
             return "error", f"{type(exc).__name__}: {exc}"
+    if store is not None:
+        from analyze_experiment.report.plots.figure_cache import store as keep
+
+        keep(store[0], spec, store[1], plots_dir, svg)
     return "ok", ""
 
 
@@ -195,14 +202,15 @@ class PlotJob:
     called once (it shuts the worker processes down)."""
 
     def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
-                 progress: Progress, workers: int, shown: Collection[str] = ()) -> None:
+                 progress: Progress, workers: int, shown: Collection[str] = (), cache: Cache | None = None) -> None:
         self.diag = diag
         self.plots_dir = plots_dir
         self.progress = progress
         self.specs = list(specs)
         self._pool = None
         self._futures: list[Future | tuple[str, str]] = []
-        drawn = [s for s in self.specs if s.skip is None and s.interactive not in shown]
+        reused, keys = self._reuse(cache, plots_dir, svg, shown)
+        drawn = [s for s in self.specs if s.skip is None and s.interactive not in shown and s.name not in reused]
         if workers > 1 and len(drawn) > 1:
             from analyze_experiment.executor import LOCAL, pool
 
@@ -212,16 +220,44 @@ class PlotJob:
             gc.freeze()  # forked workers inherit the tables as frozen: their collector never walks
             # (and so never copies) the parent's pages; unfrozen once the workers are started
         for s in self.specs:
+            store = (cache, keys[s.name]) if cache is not None and s.name in keys else None
             if s.skip is not None:
                 self._futures.append(("nodata", s.skip))
-            elif s.interactive in shown:  # the page draws it: no PNG
+            elif s.interactive in shown or s.name in reused:  # the page draws it (no PNG), or it was reused
                 self._futures.append(("ok", ""))
             elif self._pool is not None:
-                self._futures.append(self._pool.submit(draw_and_save, s, plots_dir, svg))
+                self._futures.append(self._pool.submit(draw_and_save, s, plots_dir, svg, store))
             else:
-                self._futures.append(_Deferred(s, plots_dir, svg))  # type: ignore[arg-type]
+                self._futures.append(_Deferred(s, plots_dir, svg, store))  # type: ignore[arg-type]
         if self._pool is not None:
             gc.unfreeze()
+
+    def _reuse(self, cache: Cache | None, plots_dir: Path, svg: bool, shown: Collection[str]
+               ) -> tuple[set[str], dict[str, str]]:
+        """Copy the figures whose key the cache holds (:mod:`.figure_cache`); returns the names
+        reused and the key of every figure to draw (to store its files once drawn)."""
+        if cache is None:
+            return set(), {}
+        from analyze_experiment.report.plots.figure_cache import figure_key, reuse
+
+        reused: set[str] = set()
+        keys: dict[str, str] = {}
+        for s in self.specs:
+            if s.skip is not None or s.builder is None or s.interactive in shown:
+                continue
+            key = figure_key(s, svg)
+            if key is None:
+                continue
+            hit, problem = reuse(cache, s, key, plots_dir, svg)
+            if problem is not None:
+                self.diag.warn(None, f"cached copy of the {s.name} plot was unusable ({problem}): discarded, the "
+                               "figure was drawn again", severity="info", stage="cache")
+            if hit:
+                reused.add(s.name)
+            else:
+                keys[s.name] = key
+        self.diag.act("CACHE", "Figures", result=f"{len(reused)} figures from the cache, {len(keys)} drawn")
+        return reused, keys
 
     def result(self) -> list[PlotInfo]:
         """The figures written, in report order."""
@@ -270,18 +306,22 @@ def png_path(spec: FigureSpec, plots_dir: Path) -> Path:
 class _Deferred:
     """A figure drawn in this process when its result is asked for (single-process render)."""
 
-    def __init__(self, spec: FigureSpec, plots_dir: Path, svg: bool) -> None:
-        self.args = (spec, plots_dir, svg)
+    def __init__(self, spec: FigureSpec, plots_dir: Path, svg: bool, store: tuple[Cache, str] | None) -> None:
+        self.args = (spec, plots_dir, svg, store)
 
     def result(self) -> tuple[str, str]:
         return draw_and_save(*self.args)
 
 
 def start_plots(specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, *, svg: bool = False,
-                progress: Progress = silent, workers: int | None = None, shown: Collection[str] = ()) -> PlotJob:
+                progress: Progress = silent, workers: int | None = None, shown: Collection[str] = (),
+                cache: Cache | None = None) -> PlotJob:
     """Start drawing ``specs`` into ``plots_dir`` (worker processes unless ``workers`` is 1).
 
     ``shown``: interactive keys the report draws itself (report.html without report.md): those
-    figures count as written but get no PNG — only the figures the report shows are drawn."""
+    figures count as written but get no PNG — only the figures the report shows are drawn.
+    ``cache``: figures whose data, options and drawing code are unchanged are copied from it
+    instead of drawn, and the drawn ones are stored in it (:mod:`.figure_cache`)."""
     n = len([s for s in specs if s.skip is None and s.interactive not in shown])
-    return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers, shown)
+    return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers, shown,
+                   cache)
