@@ -86,8 +86,9 @@ def _files_read(root: Path) -> int | None:
     return int(hits[-1][1]) if hits else None
 
 
-def _edit_one_log(path: Path) -> None:
-    """Flip the first sample's ``match`` score of the log at ``path``, written by inspect-ai."""
+def flip_one_sample(path: Path) -> str:
+    """Flip the first sample's ``match`` score of the log at ``path``, its metrics recomputed and
+    the log written by inspect-ai (also the tests' "one log changed"); returns the log's task."""
     from inspect_ai.log import read_eval_log, recompute_metrics, write_eval_log
 
     log = read_eval_log(str(path))
@@ -96,6 +97,7 @@ def _edit_one_log(path: Path) -> None:
     score.value = "I" if score.value == "C" else "C"
     recompute_metrics(log)
     write_eval_log(log, str(path))
+    return log.eval.task
 
 
 def measure(n: int, *, reference: bool = True) -> dict[str, Any]:
@@ -118,7 +120,7 @@ def measure(n: int, *, reference: bool = True) -> dict[str, Any]:
     backup = WORK / f"original-{n}.eval"
     shutil.copy2(original, backup)
     try:
-        _edit_one_log(original)
+        flip_one_sample(original)
         res["one_changed"] = _report(root, out)
         res["one_changed_files_read"] = _files_read(root)
     finally:

@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from bench.sweep import flip_one_sample
 from click.testing import CliRunner
-from inspect_ai.log import read_eval_log, recompute_metrics, write_eval_log
 
 from analyze_experiment.cli import analyze
 from analyze_experiment.ingest.cache import Cache
@@ -46,15 +46,9 @@ def _pngs(out: Path) -> dict[str, bytes]:
 
 
 def _flip_one_sample(root: Path) -> str:
-    """Flip one sample's score with inspect-ai (metrics recomputed); returns the log's task."""
-    path = sorted(root.rglob("*.eval"))[0]
-    log = read_eval_log(str(path))
-    assert log.samples
-    score = log.samples[0].scores["match"]  # type: ignore[index]
-    score.value = "I" if score.value == "C" else "C"
-    recompute_metrics(log)
-    write_eval_log(log, str(path))
-    return log.eval.task
+    """Flip one sample's score of the first log with inspect-ai (as the benchmark's "one log
+    changed" does); returns the log's task."""
+    return flip_one_sample(sorted(root.rglob("*.eval"))[0])
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from analyze_experiment.ingest import validation as val
 from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.ingest.load import load
 from analyze_experiment.ingest.training import find_training_files, read_training
+from training_runs import two_gpu_torchrun_run
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 LATER = 4_000_000_000.0  # long after every fixture was written: no run counts as running
@@ -69,12 +70,7 @@ def test_runs_table_holds_each_run_training_record_and_nothing_undeclared(tmp_pa
 
 def test_every_run_training_field_is_filled_for_some_real_run(tmp_path: Path) -> None:
     """A field nothing fills would be a runs column that is always empty: declared on one side only."""
-    gpu_run = tmp_path / "gpu"
-    (gpu_run / "artifacts").mkdir(parents=True)
-    shutil.copy(FIX / "local_v0.6.1_full_distributed_cpu_torchrun_failure.out", gpu_run / "artifacts" / "slurm-5.out")
-    (gpu_run / "artifacts" / "gpu_metrics.csv").write_text(
-        "timestamp, index, utilization.gpu [%], memory.used [MiB]\n"
-        "2025/11/12 14:03:21.123, 0, 80 %, 1024 MiB\n2025/11/12 14:03:21.123, 1, 60 %, 2048 MiB\n")
+    gpu_run = two_gpu_torchrun_run(tmp_path / "gpu")
     records = [_read(tmp_path, _run(tmp_path, s, s)) for s in (COMPLETED, OVERFIT, NAN)] + [_read(tmp_path, gpu_run)]
     empty = tables.RunTraining().as_record()
     filled = {k for r in records for k, v in r.as_record().items() if v != empty[k]}

@@ -18,6 +18,7 @@ from analyze_experiment.ingest.training import (
     find_training_files,
     read_training,
 )
+from training_runs import two_gpu_torchrun_run
 
 FIX = Path(__file__).parent / "fixtures" / "torchtune"
 LATER = 4_000_000_000.0  # a "now" long after every fixture was written
@@ -202,12 +203,7 @@ def test_cuda_oom_and_host_oom(tmp_path: Path) -> None:
 
 
 def test_n_gpus_from_torchrun_and_gpu_csv(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    (run / "artifacts").mkdir(parents=True)
-    shutil.copy(FIX / "local_v0.6.1_full_distributed_cpu_torchrun_failure.out", run / "artifacts" / "slurm-5.out")
-    (run / "artifacts" / "gpu_metrics.csv").write_text(
-        "timestamp, index, utilization.gpu [%], memory.used [MiB]\n"
-        "2025/11/12 14:03:21.123, 0, 80 %, 1024 MiB\n2025/11/12 14:03:21.123, 1, 60 %, 2048 MiB\n")
+    run = two_gpu_torchrun_run(tmp_path / "run")
     res = read_training("r", find_training_files(run), Diagnostics(root=tmp_path), now=LATER)
     s = res.summary
     assert (s.n_gpus, s.n_gpus_source) == (2, "rank prefixes")
