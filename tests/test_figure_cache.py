@@ -167,3 +167,28 @@ def test_two_different_data_give_different_keys():
     assert figure_key(spec(a.copy()), svg=False) == figure_key(spec(a), svg=False)
     assert figure_key(spec(a), svg=True) != figure_key(spec(a), svg=False)
     assert figure_key(spec(a, y="loss"), svg=False) != figure_key(spec(a, y="lr"), svg=False)
+
+
+
+def test_an_edit_anywhere_in_the_package_changes_every_key(monkeypatch):
+    """The drawing functions call helpers outside report/plots (text escaping, formatting): an
+    edited helper or another release must not reuse PNGs the old code drew."""
+    import pandas as pd
+
+    from analyze_experiment.report.plots import figure_cache as fc
+    from analyze_experiment.report.plots.specs import FigureSpec
+    from analyze_experiment.report.plots.static import plot_step_series
+
+    spec = FigureSpec("loss", "t", "training", plot_step_series, pd.DataFrame({"run": ["r"], "step": [1], "loss": [1.0]}))
+    before = figure_key(spec, svg=False)
+    fc._drawing_digest.cache_clear()
+    real = Path.read_bytes
+
+    def edited(path: Path) -> bytes:  # one helper outside report/plots changed on disk
+        return real(path) + (b"# edited\n" if path.name == "textsafe.py" else b"")
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    try:
+        assert figure_key(spec, svg=False) != before
+    finally:
+        fc._drawing_digest.cache_clear()

@@ -3,8 +3,8 @@
 Drawing is most of a rebuilt report's CPU time on a large sweep, and a changed evaluation
 log touches only the figures of its metric: the training curves, GPU memory and the other
 metrics' figures come out the same. A figure is data (:class:`.specs.FigureSpec`), so its
-PNG is a function of :func:`figure_key`: the builder, the drawing code's source, the
-matplotlib version, the style, the DPI, the SVG flag and the spec's data and options. A hit
+PNG is a function of :func:`figure_key`: the builder, the package's source and version, the
+matplotlib and Pillow versions, the style, the DPI, the SVG flag and the spec's data and options. A hit
 copies the stored files into the plots folder instead of drawing them.
 
 Entries are those of :class:`analyze_experiment.ingest.cache.Cache` (one per figure name,
@@ -32,10 +32,15 @@ KIND = "figure"
 
 @lru_cache(maxsize=1)
 def _drawing_digest() -> str:
-    """Digest of the report/plots package's source: an edited drawing never reuses old PNGs."""
-    h = hashlib.sha256()
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
-        h.update(path.name.encode())
+    """Digest of the whole package's source and version: the drawing functions call helpers
+    outside ``report/plots`` (text escaping, tables, the statistics they label), so an edit
+    anywhere in the package, or another release, never reuses a PNG drawn by other code."""
+    from analyze_experiment import __version__
+
+    package = Path(__file__).resolve().parents[2]
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -84,13 +89,14 @@ def _feed_rows(h: Any, value: pd.DataFrame | pd.Series) -> None:
 def figure_key(spec: Any, svg: bool) -> str | None:
     """What a spec's files are a function of; None when its data cannot be serialised (drawn)."""
     import matplotlib
+    import PIL
 
     from analyze_experiment.report.plots.style import DPI, RC
 
     h = hashlib.sha256()
     builder = spec.builder
     try:
-        _feed(h, (f"{builder.__module__}.{builder.__qualname__}", _drawing_digest(), matplotlib.__version__,
+        _feed(h, (f"{builder.__module__}.{builder.__qualname__}", _drawing_digest(), matplotlib.__version__, PIL.__version__,
                   RC, DPI, bool(svg), spec.name))
         _feed(h, spec.data)
         _feed(h, dict(spec.options))
