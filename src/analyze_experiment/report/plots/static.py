@@ -538,18 +538,19 @@ DENSE_MAX_IN = 12.0
 
 def thinned_ticks(n: int, max_ticks: int = MAX_LEVEL_TICKS) -> list[int]:
     """Indices of the levels to label on an axis of ``n`` levels: all up to :data:`MANY_LEVELS`
-    (figures of that many levels grow to give each label room), else every k-th one from the
-    first, so at most ``max_ticks`` labels share a bounded axis without overlapping.
+    (figures of that many levels grow to give each label room), else ``max_ticks`` evenly
+    spaced ones from the first to the last, so a bounded axis names both ends of the range
+    without overlapping labels.
 
     >>> thinned_ticks(4)
     [0, 1, 2, 3]
-    >>> len(thinned_ticks(250))
-    25
+    >>> t = thinned_ticks(250)
+    >>> len(t), t[0], t[-1]
+    (25, 0, 249)
     """
     if n <= MANY_LEVELS:
         return list(range(n))
-    step = math.ceil(n / max_ticks)
-    return list(range(0, n, step))
+    return sorted({round(i * (n - 1) / (max_ticks - 1)) for i in range(max_ticks)})
 
 
 def heatmap_panel(data: pd.DataFrame, *, x: str, y: str, xs: list[object], ys: list[object], vmin: float,
