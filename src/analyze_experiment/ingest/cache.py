@@ -40,14 +40,16 @@ from analyze_experiment.diagnostics import Diagnostics, Warning_
 
 CACHE_DIR_NAME = ".cache"
 """The cache folder's name inside the output folder."""
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 """Bumped whenever a parser's output changes meaning or shape; every cached entry is then re-read
-(2: a run's summary is a ``tables.RunTraining``, no longer a dict)."""
+(2: a run's summary is a ``tables.RunTraining``, no longer a dict; 3: a run's steps are
+``records.Records``, by column)."""
 _MAGIC = b"analyze-experiment-cache 1\n"
 _PARSER_SOURCES = (
     "sources/**/*.py",
     "ingest/eval_consistency.py",
     "ingest/evals.py",
+    "ingest/records.py",
     "ingest/training.py",
     "tables.py",
 )

@@ -27,6 +27,7 @@ from analyze_experiment.ingest.design_facts import check_facts
 from analyze_experiment.ingest.design_values import coerce_value
 from analyze_experiment.ingest.discover import Discovery, discover
 from analyze_experiment.ingest.evals import EvalFile, collect_evals
+from analyze_experiment.ingest.records import records_frame
 from analyze_experiment.ingest.training import (
     TrainingFiles,
     TrainingResult,
@@ -108,7 +109,7 @@ def load(
         design=design,
         has_design_doc=has_doc,
         runs=runs,
-        train_steps=tables.compact(tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))),
+        train_steps=tables.compact(records_frame(tables.TRAIN_STEPS, [t.steps for t in training.values()])),
         train_epochs=tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs)),
         gpu=tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu)),
         eval_logs=eval_logs,

@@ -29,6 +29,7 @@ from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.ingest.discover import Problem, Walker, skip_dir
+from analyze_experiment.ingest.records import Records
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
 from analyze_experiment.sources import validation as val_source
@@ -80,7 +81,8 @@ class TrainingFiles:
 class TrainingResult:
     """Tidy records of one run's training plus its summary values."""
 
-    steps: list[dict] = field(default_factory=list)
+    steps: Records = field(default_factory=Records)
+    """One row per global step, by column (:mod:`.records`: the cache keeps them as buffers)."""
     epochs: list[dict] = field(default_factory=list)
     gpu: list[dict] = field(default_factory=list)
     summary: tables.RunTraining = field(default_factory=tables.RunTraining)
@@ -524,7 +526,7 @@ def _read_training(
     summary.attempts = attempts.count
     summary.train_seed = _train_seed(tt_slurms, config)
     _note_attempts(run, attempts, summary, diag)
-    result = TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+    result = TrainingResult(Records.from_dicts(step_rows), epoch_rows, gpu_rows, summary, config)
     _act_read(run, files, result, diag)
     return result
 
