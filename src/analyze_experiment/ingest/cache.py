@@ -70,6 +70,19 @@ def _source_digest() -> str:
     return h.hexdigest()[:16]
 
 
+@lru_cache(maxsize=1)
+def package_digest() -> str:
+    """Digest of the package version and every module's source: for results whose code reaches
+    beyond the parsers (the design document's reading calls the metric registry, the design
+    checks and the dataclasses), so that any edit or release reads the input again."""
+    base = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(base.rglob("*.py")):
+        h.update(path.relative_to(base).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:32]
+
+
 def parser_version() -> str:
     """What a cached entry must have been written by: the explicit version, the package
     version and a digest of the parsers' source (an edited parser never reuses old results)."""
