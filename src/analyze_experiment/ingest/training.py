@@ -146,12 +146,28 @@ def _job_key(path: Path) -> tuple[int, float, str]:
     return (int(m.group(1)) if m else -1, mtime, path.as_posix())
 
 
+def _shared_name_and_size(files: list[Path]) -> set[Path]:
+    """The files whose name and size another file of ``files`` has too (a file that cannot be
+    examined counts as shared: :func:`_fingerprint` decides about it, as before)."""
+    seen: dict[tuple[str, int | None], list[Path]] = {}
+    for path in dict.fromkeys(files):
+        try:
+            size: int | None = path.stat().st_size
+        except OSError:
+            size = None
+        seen.setdefault((path.name, size), []).append(path)
+    return {p for (_, size), group in seen.items() if len(group) > 1 or size is None for p in group}
+
+
 def _sort_into(files: list[Path], out: TrainingFiles) -> TrainingFiles:
     """Each file into its kind (DiskLogger, GPU metrics, seff, SLURM output — a ``.log``/``.txt``
     only when it looks like torchtune output); a symlink to a file already found and an
     identical copy (same name, size and ends) are the same file, counted once."""
     prints: set[tuple[int, str]] = set()
     sniffed = 0
+    # Only a file another one shares its name and size with can be a copy: the others are not
+    # opened to be hashed (a 100-run sweep read 200 files' first MiB for nothing).
+    shared = _shared_name_and_size(files)
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
     real_seen: set[Path] = set()
     for path in sorted(dict.fromkeys(files), key=lambda p: (len(p.parts), p.as_posix())):
@@ -178,7 +194,7 @@ def _sort_into(files: list[Path], out: TrainingFiles) -> TrainingFiles:
             bucket = out.slurm_outputs
         else:
             continue
-        fp = _fingerprint(path)
+        fp = _fingerprint(path) if path in shared else None
         if fp is not None:
             if (name, *fp) in prints:
                 continue

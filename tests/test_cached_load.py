@@ -1,17 +1,22 @@
-"""The design document's parsed result is kept in the incremental cache: an unchanged document
-gives the same design and the same warnings without being parsed, an edited one is parsed
-again, and a corrupt entry is discarded with an info note."""
+"""What a re-run over an unchanged sweep does not redo: the design document's parsed result is
+kept in the incremental cache (an unchanged document gives the same design and warnings
+without being parsed, an edited one is parsed again, a corrupt entry is discarded with an info
+note), and only training files that share a name and size are hashed to find copies."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 from analyze_experiment.ingest import design as design_mod
 from analyze_experiment.ingest import load as load_mod
+from analyze_experiment.ingest import training as training_mod
 from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.ingest.load import load
 
 NOW = 2_000_000_000.0
+SLURM = Path(__file__).parent / "fixtures" / "torchtune" / "local_v0.6.1_lora_cpu_slurm_completed.out"
 
 
 def _counting(monkeypatch) -> list[int]:
@@ -60,3 +65,28 @@ def test_a_corrupt_design_entry_is_discarded_with_an_info_note(example_copy, tmp
     assert len(notes) == 1 and notes[0].severity == "info" and "not a cache entry" in notes[0].message
     assert notes[0].file == "experiment_summary.yaml"
     assert exp.design == load(root, now=NOW).design
+
+
+def test_only_files_sharing_a_name_and_size_are_hashed(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    (run / "artifacts" / "epoch_0").mkdir(parents=True)
+    (run / "artifacts" / "epoch_1").mkdir(parents=True)
+    shutil.copy(SLURM, run / "artifacts" / "slurm-12.out")
+    shutil.copy(SLURM, run / "artifacts" / "epoch_0" / "slurm-12.out")  # an identical copy: counted once
+    changed = bytearray(SLURM.read_bytes())
+    changed[0] ^= 0x01  # same name and size, other bytes: another file
+    (run / "artifacts" / "epoch_1" / "slurm-12.out").write_bytes(bytes(changed))
+    (run / "slurm-3.out").write_text("first job\n")
+    hashed: list[str] = []
+    real = training_mod._fingerprint
+
+    def counted(path):
+        hashed.append(path.relative_to(run).as_posix())
+        return real(path)
+
+    monkeypatch.setattr(training_mod, "_fingerprint", counted)
+    files = training_mod.find_training_files(run)
+    assert sorted(p.relative_to(run).as_posix() for p in files.slurm_outputs) == [
+        "artifacts/epoch_1/slurm-12.out", "artifacts/slurm-12.out", "slurm-3.out"]
+    assert sorted(hashed) == ["artifacts/epoch_0/slurm-12.out", "artifacts/epoch_1/slurm-12.out",
+                              "artifacts/slurm-12.out"]
