@@ -74,6 +74,19 @@ def test_odd_values_take_pandas_own_inference():
     assert list(new.columns[-4:]) == ["flag", "note", "huge", "val_loss"]  # extras in order of first sight
 
 
+def test_text_columns_type_as_from_records_types_them():
+    """Strings that look like numbers or gaps stay strings; a text column with a gap, a None or a
+    number in one run is inferred from all its values."""
+    words = ["1", "nan", "NaN", "None", "", "é ü", "a,b", "2.5"]
+    a = [{"run": "a", "step": i + 1, "note": w, "tag": w} for i, w in enumerate(words)]
+    b = [{"run": "b", "step": 1, "note": "x", "tag": None}, {"run": "b", "step": 2, "tag": 3}]
+    c = [{"run": "c", "step": 1, "note": "y", "tag": "z"}]
+    old, new = _both([a, b, c])
+    _same(old, new)
+    _same(*_both([a, c]))
+    assert str(_both([a, c])[1]["note"].dtype) == str(pd.Series(["x"]).dtype)
+
+
 def test_rows_come_back_as_they_were():
     rows = [{"run": "a", "step": 1, "loss": 1.5}, {"run": "a", "step": 2, "loss": 1.25, "lr": 0.1}]
     rec = pickle.loads(pickle.dumps(Records.from_dicts(rows), protocol=5))
@@ -90,11 +103,13 @@ _value = st.one_of(
 
 @settings(max_examples=80, deadline=None)
 @given(st.lists(st.lists(st.tuples(st.dictionaries(st.sampled_from(["loss", "lr", "x", "y"]), _value, max_size=4),
-                                   st.one_of(st.none(), st.integers(0, 5))), max_size=5), max_size=4))
+                                   st.one_of(st.none(), st.integers(0, 5)), st.one_of(st.none(), st.text(max_size=3))),
+                         max_size=5), max_size=4))
 def test_any_rows_give_the_same_table(parts):
     """(epoch and step hold whole numbers or None: anything else is refused by both builders alike.)"""
-    parts = [[{"run": f"r{i}", **row, **({} if step is None else {"step": step, "epoch": step // 2})}
-              for row, step in part] for i, part in enumerate(parts)]
+    parts = [[{"run": f"r{i}", **row, **({} if step is None else {"step": step, "epoch": step // 2}),
+               **({} if text is None else {"source": text})}
+              for row, step, text in part] for i, part in enumerate(parts)]
     old, new = _both(parts)
     _same(old, new)
 

@@ -12,6 +12,8 @@ dtypes, column order and values alike:
   ``float``, and as ``int64`` only when every row has it and every value is a Python ``int``
   that fits: exactly the columns ``pd.DataFrame.from_records`` would make ``float64`` /
   ``int64`` from the dicts;
+* a column every row has and holds a ``str`` in becomes the Series pandas infers from the
+  strings (``str`` dtype), as ``from_records`` infers it;
 * every other column keeps its values as they were (a row without the key is marked
   :data:`MISSING`; the table holds NaN there, as ``from_records`` fills it) and goes
   through ``from_records``' own type inference;
@@ -53,6 +55,10 @@ class Records:
 
     n: int = 0
     columns: dict[str, np.ndarray | list[Any]] = field(default_factory=dict)
+    text: frozenset[str] = frozenset()
+    """Columns every row has and holds a ``str`` in."""
+    gaps: frozenset[str] = frozenset()
+    """Columns some row lacks (:data:`MISSING` in the list)."""
 
     @classmethod
     def from_dicts(cls, rows: Sequence[Mapping[str, Any]]) -> Records:
@@ -63,10 +69,17 @@ class Records:
                 if k not in names:
                     names[k] = None
         columns: dict[str, np.ndarray | list[Any]] = {}
+        text: set[str] = set()
+        gaps: set[str] = set()
         for name in names:
             values = [row.get(name, MISSING) for row in rows]
-            columns[name] = values if any(v is MISSING for v in values) else _typed(values)
-        return cls(len(rows), columns)
+            kinds = set(map(type, values))
+            if _Missing in kinds:
+                gaps.add(name)
+            elif kinds == {str}:
+                text.add(name)
+            columns[name] = values if name in gaps or name in text else _typed(values, kinds)
+        return cls(len(rows), columns, frozenset(text), frozenset(gaps))
 
     def __len__(self) -> int:
         return self.n
@@ -94,16 +107,24 @@ class Records:
         return list(self)
 
 
-def _typed(values: list[Any]) -> np.ndarray | list[Any]:
+def _typed(values: list[Any], kinds: set[type]) -> np.ndarray | list[Any]:
     """A ``float64``/``int64`` array when ``from_records`` would give exactly that, else ``values``."""
     if not values:
         return values
-    kinds = set(map(type, values))
     if kinds == {float}:
         return np.array(values, dtype=np.float64)
     if kinds == {int} and min(values) >= _INT64_MIN and max(values) <= _INT64_MAX:
         return np.array(values, dtype=np.int64)
     return values
+
+
+def _kind(r: Records, name: str) -> str:
+    p = r.columns.get(name)
+    if p is None:
+        return "absent"
+    if isinstance(p, np.ndarray):
+        return p.dtype.kind
+    return "text" if name in r.text else "gaps" if name in r.gaps else "values"
 
 
 def records_frame(columns: list[str], parts: Sequence[Records | Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
@@ -123,25 +144,28 @@ def records_frame(columns: list[str], parts: Sequence[Records | Sequence[Mapping
     for r in recs:
         if r.n:
             names.update(dict.fromkeys(r.columns))
-    fast: dict[str, np.ndarray] = {}
+    fast: dict[str, np.ndarray | pd.Series] = {}
     slow: dict[str, list[Any]] = {}
     for name in names:
-        pieces = [(r.columns.get(name), r.n) for r in recs if r.n]
-        kinds = {p.dtype.kind if isinstance(p, np.ndarray) else ("absent" if p is None else "values")
-                 for p, _ in pieces}
+        pieces = [(r.columns.get(name), r.n, _kind(r, name)) for r in recs if r.n]
+        kinds = {kind for _, _, kind in pieces}
         if kinds == {"i"}:
-            fast[name] = np.concatenate([p for p, _ in pieces])
+            fast[name] = np.concatenate([p for p, _, _ in pieces])
         elif kinds in ({"f"}, {"f", "absent"}):
-            fast[name] = np.concatenate([np.full(k, np.nan) if p is None else p for p, k in pieces])
+            fast[name] = np.concatenate([np.full(k, np.nan) if p is None else p for p, k, _ in pieces])
+        elif kinds == {"text"}:  # every value a str: the str (or object) column from_records infers
+            fast[name] = pd.Series([v for p, _, _ in pieces for v in p])
         else:
             values: list[Any] = []
-            for p, k in pieces:
+            for p, k, kind in pieces:
                 if p is None:
                     values.extend([np.nan] * k)
                 elif isinstance(p, np.ndarray):
                     values.extend(p.tolist())
-                else:  # a row without the key holds NaN, as from_records fills it
+                elif kind == "gaps":  # a row without the key holds NaN, as from_records fills it
                     values.extend(np.nan if v is MISSING else v for v in p)
+                else:
+                    values.extend(p)
             slow[name] = values
     inferred = (pd.DataFrame.from_records(list(zip(*slow.values(), strict=True)), columns=list(slow))
                 if slow else None)
