@@ -8,7 +8,9 @@ what the first run cost. Two levels:
   ``mtime_ns`` and the parser version (:func:`parser_version`: :data:`PARSER_VERSION`, the
   package version and a digest of the parsers' own source). An unchanged file is never
   read again; its warnings are stored with it and replayed, so a cached broken log still
-  warns. Evaluation logs keep their per-sample scores as Arrow tables inside the entry.
+  warns. Evaluation logs keep their per-sample scores as Arrow tables inside the entry, a
+  run's training steps are kept by column (:mod:`analyze_experiment.ingest.records`), and the
+  design document's parsed design is one entry keyed by the document and the package source.
 * **Per report.** :func:`fingerprint` digests every input's path, size and ``mtime_ns``, the
   runs found, the warnings met, the options and the package version. When it equals the
   one stored for the output folder and that folder is intact, the statistics and report
