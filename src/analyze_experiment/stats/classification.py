@@ -30,7 +30,8 @@ CLASSIFICATION = [
 
 
 def _labels(targets: pd.Series) -> list[str] | None:
-    labels = sorted({str(t).strip() for t in targets.dropna()})
+    # the distinct targets first: a 100-run sweep repeats each of its few targets 100,000 times
+    labels = sorted({str(t).strip() for t in targets.dropna().unique()})
     if len(labels) != 2:
         return None
     return labels  # sorted: "0" < "1", "false" < "true", "no" < "yes": the positive is the last

@@ -384,9 +384,23 @@ def _anova_rows(task: str, scorer: str, metric: str, table: pd.DataFrame, varied
 
 
 def _level_scores(fam: Family, runs_at: list[tuple[str, float | None]]) -> pd.Series:
+    """The per-sample mean over the level's candidates (on the samples all of them have)."""
     frames = [fam.scores[k] for k in runs_at if k in fam.scores]
     if not frames:
         return pd.Series(dtype=float)
+    first = frames[0].index
+    if (len(frames) > 1 and first.is_unique and all(f.index.equals(first) for f in frames[1:])
+            and all(f.dtype == np.float64 for f in frames)):
+        # every candidate scored on the same samples (the usual sweep): the column-wise sum pandas'
+        # mean(axis=1) of the concatenated frame computes, in its order (first + second + …) and
+        # divided by the count — without aligning a 1,000-sample index per candidate (0.2 s of
+        # CPU at 100 runs). NaN scores (pandas skips them per row) take the general path.
+        values = [f.to_numpy() for f in frames]
+        if not any(np.isnan(v).any() for v in values):
+            total = values[0].copy()
+            for v in values[1:]:
+                total = np.add(total, v)
+            return pd.Series(total / len(values), index=first)
     return pd.concat(frames, axis=1, join="inner").mean(axis=1)
 
 
