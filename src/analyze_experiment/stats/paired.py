@@ -350,6 +350,26 @@ def compare(
     test when the caller already has it (:func:`sign_flip_all_pairs` for the whole family).
     """
     x, y, ids = align(a, b)
+    return compare_aligned(x, y, ids, binary=binary, confidence=confidence, clusters=clusters,
+                           n_resamples=n_resamples, seed=seed, describe_only=describe_only, permutation=permutation)
+
+
+def compare_aligned(
+    x: np.ndarray,
+    y: np.ndarray,
+    ids: np.ndarray,
+    *,
+    binary: bool,
+    confidence: float = 0.95,
+    clusters: pd.Series | None = None,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    describe_only: bool = False,
+    permutation: tuple[float, float, int] | None = None,
+) -> Paired:
+    """:func:`compare` of scores already aligned on the sample ids ``ids`` (what :func:`align`
+    returns): a family whose candidates share one sorted index takes its rows from the
+    candidates × samples matrix instead of aligning two Series per pair."""
     n = len(x)
     d = x - y
     cl = None
