@@ -14,6 +14,7 @@ margin, never p > α alone.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -315,13 +316,15 @@ def _ep(key: CandKey) -> float:
 
 def _best(fam: Family, row: pd.Series, comp: pd.DataFrame, intervals: pd.DataFrame, alpha: float) -> Best:
     key = _key(row)
-    multi = {r for r in {k[0] for k in fam.candidates()} if sum(k[0] == r for k in fam.candidates()) > 1}
+    per_run = Counter(k[0] for k in fam.candidates())
+    multi = {r for r, count in per_run.items() if count > 1}  # runs with several checkpoints
 
     def name(run: str, epoch: Any) -> str:
         return label((run, None if pd.isna(epoch) or run not in multi else float(epoch)))
 
     vb = comp[comp["kind"] == "vs_best"] if not comp.empty else comp
-    tied = [name(str(r["b"]), r["epoch_b"]) for _, r in vb.iterrows() if not r["significant"]]
+    tied = [name(str(b), ep) for b, ep, sig in zip(vb["b"], vb["epoch_b"], vb["significant"], strict=True)
+            if not sig]
     n_other = len(intervals) - 1
     untested = n_other - len(vb)
     if n_other == 0:
@@ -385,7 +388,9 @@ def _power(fam: Family, comp: pd.DataFrame, alpha: float) -> dict[str, Any] | No
 def best_record(fam: Family, intervals: pd.DataFrame, comp: pd.DataFrame, alpha: float, best: Best) -> Best:
     """The :class:`Best` of ``best``'s candidate re-judged on ``comp``'s final significance
     (after the report's error-control plan has adjusted the p-values)."""
-    iv = intervals[[_key(r) == (best.run, best.epoch) for _, r in intervals.iterrows()]]
+    target = (best.run, best.epoch)
+    iv = intervals[[(str(run), None if pd.isna(ep) else float(ep)) == target
+                    for run, ep in zip(intervals["run"], intervals["epoch"], strict=True)]]
     if iv.empty:
         return best
     return _best(fam, iv.iloc[0], comp, intervals, alpha)

@@ -440,6 +440,7 @@ def diminishing_returns(
         first = {}
         for pos, r in enumerate(fv["run"]):
             first.setdefault(r, pos)
+        fv_epochs = fv["epoch"].tolist()
         for var in variables:
             if var not in info.columns:
                 continue
@@ -455,11 +456,12 @@ def diminishing_returns(
             def others_of(r: Any, memo: dict[Any, tuple[str, ...]] = other_values) -> tuple[str, ...]:
                 return memo.get(r, ())
 
+            run_level = list(zip(fv["run"].tolist(), lv.tolist(), strict=True))  # read once, not per step
             for lo_l, hi_l in itertools.pairwise(levels):
-                at = {lvl: [r for r, x in zip(fv["run"], lv, strict=True) if x == lvl] for lvl in (lo_l, hi_l)}
+                at = {lvl: [r for r, x in run_level if x == lvl] for lvl in (lo_l, hi_l)}
                 key = {lvl: {r: others_of(r) for r in at[lvl]} for lvl in at}
                 common = set(key[lo_l].values()) & set(key[hi_l].values())
-                pick = {lvl: [(r, epoch_key(fv["epoch"].iloc[first[r]]))
+                pick = {lvl: [(r, epoch_key(fv_epochs[first[r]]))
                               for r, k in key[lvl].items() if k in common] for lvl in at}
                 steps.append(_step(fam, var, lo_l, hi_l, pick[lo_l], pick[hi_l], confidence, n_resamples, seed))
         epochs = sorted({k[1] for k in fam.scores if k[1] is not None})

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf
+from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf, t_quantile
 from analyze_experiment.stats.intervals import cluster_se
 from analyze_experiment.stats.roots import brent_root
 
@@ -70,7 +70,7 @@ def paired_diff_ci(
         dof = n - 1
     if dof < 1 or math.isnan(se):
         return (mean, se, math.nan, math.nan)
-    t = float(t_ppf(0.5 + confidence / 2, dof))
+    t = t_quantile(0.5 + confidence / 2, dof)
     return (mean, se, mean - t * se, mean + t * se)
 
 
