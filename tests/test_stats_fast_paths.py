@@ -200,3 +200,63 @@ def test_one_blas_thread_gives_the_same_floats():
     for key in threaded[0]:
         np.testing.assert_array_equal(threaded[0][key], single[0][key])
     assert threaded[1] == single[1]
+
+
+# --- outliers: only the groups large enough to test are materialised -------------------------
+
+
+def _seed_sweep(seed: int) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """Intervals, config labels and training steps of a sweep whose configurations have 1 to 7
+    seeds (MIN_GROUP is 5), a control model without epoch, and a run with no config."""
+    rng = np.random.default_rng(seed)
+    values, labels, steps = [], {}, []
+    run = 0
+    for cfg in range(5):
+        for _ in range(int(rng.integers(1, 8))):
+            name = f"run{run:02d}"
+            run += 1
+            labels[name] = f"lr={cfg}"
+            for ep in (0, 1):
+                for scorer in ("match", "includes"):
+                    values.append({"task": "qa", "scorer": scorer, "metric": "accuracy", "run": name,
+                                   "epoch": float(ep), "value": float(rng.normal(0.6, 0.05))})
+            for step in range(1, int(rng.integers(8, 12))):
+                steps.append({"run": name, "step": step, "loss": float(rng.normal(2 / step, 0.1))})
+    values.append({"task": "qa", "scorer": "match", "metric": "accuracy", "run": "base", "epoch": math.nan,
+                   "value": 0.3})
+    values.append({"task": "qa", "scorer": "match", "metric": "accuracy", "run": "stray", "epoch": 1.0,
+                   "value": 0.5})
+    return pd.DataFrame(values), pd.Series(labels, dtype=object), pd.DataFrame(steps).assign(
+        loss=lambda d: d["loss"].where(rng.random(len(d)) > 0.05))  # a few missing losses
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_group_and_loss_curve_outliers_equal_testing_every_group(seed):
+    from analyze_experiment.stats import outliers as o
+
+    values, configs, steps = _seed_sweep(seed)
+    runs = pd.DataFrame({"run": list(configs.index), "final_loss": np.linspace(1, 2, len(configs))})
+    # the reference: every group materialised and tested when it has MIN_GROUP members
+    want_rows = []
+    v = values[values["run"].isin(configs.index)].copy()
+    v["config"] = v["run"].map(configs)
+    for (task, scorer, metric, _, cfg), g in by_epoch(v, ["task", "scorer", "metric", "epoch", "config"]):
+        if len(g) >= o.MIN_GROUP:
+            want_rows += o._tested_rows(g, "value", {"task": task, "scorer": scorer, "metric": metric,
+                                                     "kind": "metric"},
+                                        f"{scorer} {metric} against the other seeds of {cfg}")
+    got = o.group_outliers(values, configs, runs)
+    metric_rows = got[got["kind"] == "metric"].reset_index(drop=True)
+    want = pd.DataFrame(want_rows, columns=o.OUTLIER_COLUMNS)
+    pd.testing.assert_frame_equal(metric_rows, want, check_exact=True, check_dtype=False)
+    big = configs.value_counts()
+    assert set(metric_rows["run"]) == set(configs[configs.map(big) >= o.MIN_GROUP].index)
+    # loss curves: the same rows whether or not small configurations are skipped up front
+    curve = o.loss_curve_outliers(steps, configs)
+    ts = steps.dropna(subset=["loss"])
+    expected = set()
+    for _, members in configs.groupby(configs):
+        if ts[ts["run"].isin(members.index)]["run"].nunique() >= o.MIN_GROUP:
+            expected |= set(members.index)
+    assert set(curve["run"]) == expected
+    assert curve["p_value"].notna().all() or curve.empty

@@ -146,10 +146,13 @@ def main_effects(
         return pd.DataFrame(columns=EFFECTS)
     fams = {(f.task, f.scorer, f.metric): f for f in families or []}
     cfg = configs if configs is not None else pd.Series(dtype=object)
+    # run -> label as a dict (Series.get per run of every level was most of this function's
+    # time at 100 runs); the Series itself where a dict could answer differently
+    cfg_of = cfg.to_dict() if cfg.index.is_unique and bool(cfg.notna().all()) else None
 
     def scores(task: str, scorer: str, metric: str, lg: pd.DataFrame) -> pd.Series | None:
         fam = fams.get((task, scorer, metric))
-        labels = [cfg.get(r) for r in lg["run"]]
+        labels = [cfg_of.get(r) if cfg_of is not None else cfg.get(r) for r in lg["run"]]
         if fam is None or (len(set(labels)) < len(labels) and None not in labels):
             return None
         keys = [(str(r), epoch_key(e)) for r, e in zip(lg["run"], lg["epoch"], strict=True)]

@@ -87,7 +87,12 @@ def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame)
     if not configs.empty and not values.empty:
         v = values[values["run"].isin(configs.index)].copy()
         v["config"] = v["run"].map(configs)
-        for (task, scorer, metric, _, cfg), g in by_epoch(v, ["task", "scorer", "metric", "epoch", "config"]):
+        keys = ["task", "scorer", "metric", "epoch", "config"]
+        # only the groups large enough to test (a sweep without seeds has none): the rest are
+        # never materialised, one sub-frame per candidate
+        d = v.dropna(subset=[k for k in keys if k != "epoch"])
+        v = d[by_epoch(d, keys)["run"].transform("size").to_numpy() >= MIN_GROUP]
+        for (task, scorer, metric, _, cfg), g in by_epoch(v, keys):
             if len(g) < MIN_GROUP:
                 continue
             rows.extend(_tested_rows(g, "value", {"task": task, "scorer": scorer, "metric": metric, "kind": "metric"},
