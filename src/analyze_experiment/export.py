@@ -126,8 +126,11 @@ def _csv_cells(s: pd.Series) -> tuple[np.ndarray, bool]:
             return out, True
         if dtype.kind in "iub":  # the writer's str() of each number / bool: the same digits
             return _numbers(v), True
+        mask = pd.isna(v)
+        if mask.all():  # a column no row has a value in (grad_norm of most runs)
+            return np.full(len(v), "", dtype=object), True
         out = np.array(v, dtype=object)
-        out[pd.isna(v)] = ""
+        out[mask] = ""
         return out, _plain(out)
     if isinstance(dtype, pd.CategoricalDtype):
         cats = np.array([_as_written(c) for c in dtype.categories.to_numpy(dtype=object)] + [""], dtype=object)
@@ -154,7 +157,7 @@ def _as_written(value: Any) -> Any:
 def _plain(cells: np.ndarray) -> bool:
     """Every cell a str without a character the writer would quote."""
     items = cells.tolist()
-    return all(type(c) is str for c in items) and not _NEEDS_QUOTES.search("".join(items))
+    return set(map(type, items)) <= {str} and not _NEEDS_QUOTES.search("".join(items))
 
 
 def _csv_parts(df: pd.DataFrame) -> Iterator[str] | None:
