@@ -245,6 +245,33 @@ def draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool,
     ``store``: the cache and the figure's key, to keep the files drawn (:mod:`.figure_cache`).
 
     Runs in a worker process; never raises, so one odd figure cannot cost the others."""
+    with _collector_skips_older_objects():
+        return _draw_and_save(spec, plots_dir, svg, store)
+
+
+@contextmanager
+def _collector_skips_older_objects() -> Iterator[None]:
+    """Inside the block the garbage collector walks only the objects made in it (the figure's).
+
+    Drawn in the report's own process (one drawing process), a figure's thousands of new
+    objects set off full collections that walk everything the report holds — at 100 runs a
+    tenth of the figures' CPU time, for no garbage: the figure's cycles are young. Freezing
+    what exists beforehand (:func:`gc.freeze`) leaves it out of those walks until the figure
+    is saved. A worker forked from a frozen parent (:class:`PlotJob`) has a frozen generation
+    already and is left as it is: unfreezing there would hand the parent's objects back to
+    the collector, whose walks would copy their pages into the worker."""
+    mine = gc.get_freeze_count() == 0
+    if mine:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if mine:
+            gc.unfreeze()
+
+
+def _draw_and_save(spec: FigureSpec, plots_dir: Path, svg: bool,
+                   store: tuple[Cache, str] | None) -> tuple[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; never open a window (the library may run on a cluster node)
