@@ -370,11 +370,25 @@ def reduced_samples(experiment: Experiment, t: Target, labels: pd.DataFrame) -> 
     for c in ("answer", "target"):
         if c not in s.columns:
             s[c] = None
-    red = by_epoch(s, ["run", "epoch", "sample_id"], sort=False).agg(
-        score=("score", "mean"), answer=("answer", "first"), target=("target", "first")).reset_index()
+    keys = ["run", "epoch", "sample_id"]
+    if all(_text_column(s[c]) for c in ("answer", "target")) and not s.duplicated(keys).any():
+        # one row per candidate × sample (a single inspect epoch, the usual case): the mean and
+        # the first answer of each group are the row itself, without grouping 100,000 rows
+        red = s.dropna(subset=["run", "sample_id"])[[*keys, "score", "answer", "target"]].reset_index(drop=True)
+    else:
+        red = by_epoch(s, keys, sort=False).agg(
+            score=("score", "mean"), answer=("answer", "first"), target=("target", "first")).reset_index()
     lab = labels[["run", "epoch", "label"]].copy()
     lab["epoch"] = pd.to_numeric(lab["epoch"], errors="coerce").astype(float)
+    if isinstance(red["run"].dtype, pd.CategoricalDtype) and _text_column(lab["run"]):
+        red["run"] = red["run"].astype(lab["run"].dtype)  # what the merge makes of it, at half the cost
     return red.merge(lab, on=["run", "epoch"], how="inner")[cols]  # (a missing epoch matches a missing one)
+
+
+def _text_column(column: pd.Series) -> bool:
+    """A column of pandas' string dtype (not object: a group's first non-missing value of an
+    object column can differ from its only row)."""
+    return isinstance(column.dtype, pd.StringDtype)
 
 
 EVENT_STATUSES = {"diverged": "loss not finite", "timeout": "time limit"}
