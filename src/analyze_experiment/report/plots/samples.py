@@ -349,10 +349,10 @@ def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[s
     target_text = {sid: _text("" if pd.isna(v) else v, MAX_HOVER_CHARS) for sid, v in targets.items()}
     outcome = np.where(np.isnan(m.to_numpy(dtype=float)), "not scored",
                        np.where(m.to_numpy(dtype=float) >= 0.5, "correct", "wrong"))
-    hover = [[f"sample {_text(sid)}<br>target: {target_text[sid]}<br>answer: "
-              f"{_text('' if pd.isna(a) else a, MAX_HOVER_CHARS)}<br>{o}"
-              for sid, a, o in zip(m.columns, answers.loc[r], outcome[i], strict=True)]
-             for i, r in enumerate(m.index)]
+    heads = [f"sample {_text(sid)}<br>target: {target_text[sid]}<br>answer: " for sid in m.columns]
+    hover = [[f"{head}{_text('' if pd.isna(a) else a, MAX_HOVER_CHARS)}<br>{o}"
+              for head, a, o in zip(heads, row, outcome[i], strict=True)]
+             for i, row in enumerate(answers.to_numpy(dtype=object))]
     ylabels = [_text(f"{r} (best)" if r == best else r) for r in m.index]
     fig = figure({
         "type": "heatmap", "z": m.to_numpy(dtype=float), "x": [_text(c) for c in m.columns], "y": ylabels,
