@@ -8,6 +8,7 @@ template loop, each slice's extremes picked in plain Python, and PyYAML's own em
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import unicodedata
@@ -202,6 +203,22 @@ def test_next_design_yaml_is_pyyamls_own_text(question, names):
     assert yaml.safe_load(want) == retro.plain(doc)
     fast = getattr(yaml, "__with_libyaml__", False) and question.isascii()
     assert (retro._dumper(retro.plain(doc)) is yaml.CSafeDumper) == fast
+
+
+def test_a_design_written_again_is_the_same_text_and_a_changed_one_is_written_anew():
+    """The report writes its next design three times; the second and third reuse the first
+    text, and a value changed in kind (``True``, ``1``, ``"1"``) is written anew."""
+    doc = _design("Which rank?", ["r1"])
+    assert retro.yaml_text(copy.deepcopy(doc), []) == retro.yaml_text(doc, [])
+    texts = set()
+    for value in (1, 0.5, True, "1", None, [1], {"a": 1}):
+        changed = copy.deepcopy(doc)
+        changed["controls"]["batch_size"] = value
+        got = retro.yaml_text(changed, []).split("\n\n", 1)[1]
+        assert got == yaml.dump(retro.plain(changed), Dumper=yaml.SafeDumper, sort_keys=False, allow_unicode=True,
+                                default_flow_style=False, width=100)
+        texts.add(got)
+    assert len(texts) == 7
 
 
 def test_libyaml_is_used_only_where_it_writes_the_same():

@@ -363,10 +363,23 @@ def yaml_text(doc: dict[str, Any], reasons: list[Finding]) -> str:
     head = ["# Next experiment, drafted by analyze-experiment from the registered findings of this sweep.",
             "# Complete the paths (models, data, evaluation scripts) before scaffolding. Why each choice:"]
     head += ["#  - " + " ".join(r.text.split()) for r in reasons]
-    value = plain(doc)
-    body = yaml.dump(value, Dumper=_dumper(value), sort_keys=False, allow_unicode=True, default_flow_style=False,
-                     width=100)
-    return "\n".join(head) + "\n\n" + body
+    return "\n".join(head) + "\n\n" + _dump(plain(doc))
+
+
+_DUMPED: dict[str, str] = {}
+"""YAML already written, by the ``repr`` of the plain mapping (which fixes the text: the same
+keys in the same order, the same scalars of the same types). One report writes its next
+design three times: the report's section, retrospective.md and the YAML file."""
+
+
+def _dump(value: dict[str, Any]) -> str:
+    key = repr(value)
+    if key not in _DUMPED:
+        if len(_DUMPED) >= 4:
+            _DUMPED.clear()
+        _DUMPED[key] = yaml.dump(value, Dumper=_dumper(value), sort_keys=False, allow_unicode=True,
+                                 default_flow_style=False, width=100)
+    return _DUMPED[key]
 
 
 LIBYAML_KEY_CHARS = 64
