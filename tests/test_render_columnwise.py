@@ -80,6 +80,15 @@ def test_table_cells_read_as_each_cell_read_alone():
     assert links[0] is None and links[1] == "logs/run%201/%28a%29.eval" and links[5] is None  # no scheme kept
 
 
+def test_a_name_two_columns_share_reads_as_before():
+    df = pd.DataFrame([["a", 1.5, "x"], ["b", None, "<y>"]], columns=["run", "v", "v"])
+    view = html_mod._table_view(Table(df, name="dup"), html_mod._Ids())
+    assert view.columns == [[cell_text(df[c].iloc[i]) for i in range(len(df))] for c in df.columns]
+    assert view.columns[1] == ["1.5, x", ", <y>"]  # each row's values, the gap empty
+    first = markdown_table(df, {"run": "v"}).split("\n")[2]
+    assert first.startswith(f"| [a]({html_mod._link_target(df['v'].iloc[0])}) ")
+
+
 def test_column_values_are_the_scalars_iloc_gives():
     df = _mixed_frame()
     for c in df.columns:

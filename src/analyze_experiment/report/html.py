@@ -4,7 +4,8 @@ Jinja2 with autoescaping renders every string of the document as text, so a run 
 ``<script>alert(1)</script>`` is shown, never run; before escaping, every string passes
 through :func:`analyze_experiment.textsafe.visible` (Jinja's ``finalize``), so line breaks and
 bidi overrides (U+202E) in a name are shown as escapes, never obeyed. The only markup inserted unescaped is
-generated here: the charts' JSON (their labels are escaped by
+generated here: the table rows (:func:`_rows_html`, each value escaped as ``{{ … }}`` escapes
+it), the charts' JSON (their labels are escaped by
 :mod:`analyze_experiment.report.plots.interactive`, the JSON by :func:`_json_for_script`) and plotly.js itself,
 embedded inline from the installed package. A Content-Security-Policy forbids any
 network request, so a page opened offline or on an air-gapped cluster behaves the same.
@@ -245,16 +246,17 @@ class _Ids:
 _NOTE = re.compile(r" \(.*\)$")
 
 
-def _texts(col: pd.Series) -> list[str]:
+def _texts(col: pd.Series | pd.DataFrame) -> list[str]:
     """Each cell's text, from the value ``col.iloc[i]`` holds, read in one pass."""
     return [cell_text(v) for v in column_values(col)]
 
 
-def _numeric(col: pd.Series, texts: list[str]) -> bool:
+def _numeric(col: pd.Series | pd.DataFrame, texts: list[str]) -> bool:
     """Whether a column is right-aligned, judged on the texts of the values iterating the
     column gives (Python numbers for a NumPy column): those are ``texts`` unless the column
-    holds NumPy floats, whose text may differ from the Python float's (``float32``)."""
-    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "fc":
+    holds NumPy floats, whose text may differ from the Python float's (``float32``), or is
+    a frame (a shared name), whose iteration gives its column names."""
+    if isinstance(col, pd.DataFrame) or (isinstance(col.dtype, np.dtype) and col.dtype.kind in "fc"):
         texts = [cell_text(v) for v in col]
     return _is_numeric(texts)
 

@@ -135,10 +135,13 @@ def _pad(s: str, width: int, right: bool, own: int | None = None) -> str:
     return fill + s if right else s + fill
 
 
-def column_values(col: pd.Series) -> list[object]:
+def column_values(col: pd.Series | pd.DataFrame) -> list[object]:
     """The values ``col.iloc[i]`` gives, read in one pass rather than one lookup per cell: a
     NumPy scalar from a NumPy column, a Timestamp from a datetime one, the array's own scalar
-    (or missing-value marker) from an extension array."""
+    (or missing-value marker) from an extension array. (``df[name]`` of a name two columns
+    share is a frame: each row's values, as before.)"""
+    if isinstance(col, pd.DataFrame):
+        return [col.iloc[i] for i in range(len(col))]
     if isinstance(col.dtype, np.dtype) and col.dtype.kind not in "mM":
         return list(col.to_numpy())
     values = col.array
