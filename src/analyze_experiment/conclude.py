@@ -14,6 +14,7 @@ from analyze_experiment.experiment import Experiment, Options
 from analyze_experiment.report.findings import build_findings
 from analyze_experiment.report.retrospective import retrospective
 from analyze_experiment.stats import health
+from analyze_experiment.stats.blas import one_blas_thread
 from analyze_experiment.stats.candidates import Family, build_families, label
 from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
 from analyze_experiment.stats.cost import pareto_table
@@ -213,13 +214,14 @@ def analyze(experiment: Experiment, options: Options | None = None) -> Analysis:
     Returns:
         The :class:`~analyze_experiment.analysis.Analysis`.
     """
-    s = _sweep(experiment, options or Options())
-    a = _family_tests(s)
-    _sweep_tables(s, a)
-    _error_control(s, a)
-    a.best = [_reread_best(s, a, b) for b in a.best]
-    _tests_of_the_best(s, a)
-    _words(s, a)
+    with one_blas_thread():  # small matrix products: threads only spin (stats/blas.py)
+        s = _sweep(experiment, options or Options())
+        a = _family_tests(s)
+        _sweep_tables(s, a)
+        _error_control(s, a)
+        a.best = [_reread_best(s, a, b) for b in a.best]
+        _tests_of_the_best(s, a)
+        _words(s, a)
     return a
 
 

@@ -78,13 +78,15 @@ def _client(spec: ExecutorSpec) -> Any:
 
 
 @contextmanager
-def pool(spec: ExecutorSpec, workers: int) -> Iterator[_CF]:
+def pool(spec: ExecutorSpec, workers: int, initializer: Callable[[], None] | None = None) -> Iterator[_CF]:
     """A ``concurrent.futures`` executor: ``workers`` local processes, or a Dask client's executor.
 
-    For Dask the client is closed on exit (the cluster itself is left running: it is the user's).
+    ``initializer`` runs once in each local process as it starts (imports a worker needs, made
+    while the caller is busy elsewhere). For Dask the client is closed on exit (the cluster
+    itself is left running: it is the user's).
     """
     if not spec.distributed:
-        with ProcessPoolExecutor(max_workers=max(1, workers)) as ex:
+        with ProcessPoolExecutor(max_workers=max(1, workers), initializer=initializer) as ex:
             yield ex
         return
     client = _client(spec)

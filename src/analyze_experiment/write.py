@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,19 +127,20 @@ def write_report(
     # nor the renderers, and importing them (scipy, statsmodels, matplotlib) is most of its cost.
     from analyze_experiment.report.summary_json import build_summary, dumps
 
-    analysis = _analyse(exp, options)
-    log_file = _log_destination(exp, out)
-    with atomic_dir(out) as tmp:
-        write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
-        files = _write_documents(exp, analysis, tmp, out, command=command, formats=formats, svg=svg,
-                                 progress=progress, cache=cache)
-        summary = build_summary(exp, analysis, command=command)
-        write_text(tmp / "summary.json", dumps(summary))
-        files.append(out / "summary.json")
-        if log_file.parent == out:
-            append_log(tmp / LOG_NAME, exp.diagnostics)
-        _carry_user_files(out, tmp, keep)
-        move_cache(out, tmp)
+    with _drawing_processes(formats, svg, cache) as draw_pool:
+        analysis = _analyse(exp, options)
+        log_file = _log_destination(exp, out)
+        with atomic_dir(out) as tmp:
+            write_text(tmp / OUTPUT_MARKER, "This folder is replaced as a whole by each run of analyze-experiment.\n")
+            files = _write_documents(exp, analysis, tmp, out, command=command, formats=formats, svg=svg,
+                                     progress=progress, cache=cache, pool=draw_pool)
+            summary = build_summary(exp, analysis, command=command)
+            write_text(tmp / "summary.json", dumps(summary))
+            files.append(out / "summary.json")
+            if log_file.parent == out:
+                append_log(tmp / LOG_NAME, exp.diagnostics)
+            _carry_user_files(out, tmp, keep)
+            move_cache(out, tmp)
     if log_file.parent != out:
         problem = append_log(log_file, exp.diagnostics)
         if problem:
@@ -182,6 +185,24 @@ def _analyse(exp: Experiment, options: Options) -> Analysis:
     return analysis
 
 
+def _drawing_processes(formats: Sequence[str], svg: bool, cache: Cache | None) -> AbstractContextManager[Any]:
+    """The figures' worker processes, started before the statistics when this report draws
+    every figure: PNGs are wanted (report.md, ``--svg``) and the cache holds no figure (a
+    first report, or ``--no-cache``). They import the drawing libraries on the idle cores
+    while the statistics run (:func:`~analyze_experiment.report.plots.specs.drawing_pool`).
+    Otherwise ``None``: the figures start their processes when they know what to draw."""
+    if "md" not in formats and not svg:
+        return nullcontext(None)
+    if cache is not None:
+        from analyze_experiment.report.plots.figure_cache import has_figures
+
+        if has_figures(cache):
+            return nullcontext(None)
+    from analyze_experiment.report.plots.specs import drawing_pool
+
+    return drawing_pool()
+
+
 def _log_destination(exp: Experiment, out: Path) -> Path:
     """``analyze-experiment.log`` beside the experiment, or in the report folder when the
     experiment is read-only (inputs are never written; the log must still exist)."""
@@ -198,8 +219,8 @@ def _log_destination(exp: Experiment, out: Path) -> Path:
 
 
 def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, *, command: str | None,
-                     formats: Sequence[str], svg: bool, progress: Progress, cache: Cache | None = None
-                     ) -> list[Path]:
+                     formats: Sequence[str], svg: bool, progress: Progress, cache: Cache | None = None,
+                     pool: Executor | None = None) -> list[Path]:
     """Figures, report.md/.html, the retrospective and the tables into the staging folder
     ``tmp``; returns their final paths under ``out``. A failing optional part (a figure, the
     HTML page) is recorded in Data Quality and left out; the rest is written. With ``cache``,
@@ -219,29 +240,84 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     hidden = _guard(exp, "the plots", lambda: secondary_figures(specs, analysis), {}) if "md" in formats else {}
     if "md" in formats or svg:  # PNGs drawn in worker processes while this one builds the charts
         job = start_plots(specs, tmp / "plots", exp.diagnostics, svg=svg, progress=progress,
-                          shown={s.interactive or s.name for s in specs if s.name in hidden}, cache=cache)
+                          shown={s.interactive or s.name for s in specs if s.name in hidden}, cache=cache, pool=pool)
         figures = (_guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
                    if "html" in formats else {})
     else:  # report.html alone: a PNG only for the figures it has no interactive chart of
         figures = _guard(exp, "the interactive charts", lambda: interactive_figures(exp, analysis, specs), {})
-        job = start_plots(specs, tmp / "plots", exp.diagnostics, progress=progress, shown=set(figures), cache=cache)
+        job = start_plots(specs, tmp / "plots", exp.diagnostics, progress=progress, shown=set(figures), cache=cache,
+                          pool=pool)
+    link_prefix = os.path.relpath(exp.root, out)
+    # a figure with nothing to show adds a note once the figures are in: no point building early
+    early = (_documents_before_figures(exp, analysis, job.planned(), hidden, figures, formats, command, link_prefix)
+             if all(s.skip is None for s in specs) else None)
+    # the retrospective and the tables need no figure (and never add a warning): written while they are drawn
+    later = _write_retrospective(exp, analysis, tmp, out)
+    later += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
+    warned = len(exp.diagnostics.warnings)
     plots = _guard(exp, "the plots", job.result, [])
-    doc = build_doc(exp, analysis, plots, command=command, link_prefix=os.path.relpath(exp.root, out))
-    if hidden:
-        leave_to_html(doc, hidden, analysis, html="html" in formats)
+    if early is not None and len(exp.diagnostics.warnings) == warned == early.warned and \
+            [p.name for p in plots] == [p.name for p in job.planned()]:
+        md_text, html_text, doc = early.markdown, early.html, early.doc
+    else:  # a figure failed or was skipped (Data Quality says so): the documents are built again
+        md_text = html_text = None
+        doc = build_doc(exp, analysis, plots, command=command, link_prefix=link_prefix)
+        if hidden:
+            leave_to_html(doc, hidden, analysis, html="html" in formats)
     if "md" in formats:
-        write_text(tmp / "report.md", render_markdown(doc))
+        write_text(tmp / "report.md", md_text if md_text is not None else render_markdown(doc))
         files.append(out / "report.md")
     if "html" in formats:
-        html = _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
+        html = html_text if html_text is not None else \
+            _guard(exp, "report.html", lambda: render_html(doc, figures, tmp / "plots"), None)
         if html is not None:
             write_text(tmp / "report.html", html)
             files.append(out / "report.html")
-    files += _write_retrospective(exp, analysis, tmp, out)
-    files += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
+    files += later
     files += [out / "plots" / f"{p.name}.png" for p in plots if (tmp / "plots" / f"{p.name}.png").is_file()]
     exp.diagnostics.act("WRITE", f"Report written to {out}", details=[str(f.relative_to(out)) for f in files])
     return files
+
+
+@dataclass
+class _Early:
+    """The documents built while the figures are drawn, on the assumption that every planned
+    figure is written (:func:`_documents_before_figures`)."""
+
+    doc: Any
+    markdown: str | None
+    html: str | None
+    """None when the page embeds a PNG not drawn yet: rendered once the figures are in."""
+    warned: int
+    """How many warnings the Data Quality section was built from."""
+
+
+def _documents_before_figures(exp: Experiment, analysis: Analysis, planned: Sequence[Any],
+                              hidden: Mapping[str, Any], figures: Mapping[str, Any], formats: Sequence[str],
+                              command: str | None, link_prefix: str) -> _Early | None:
+    """report.md and report.html built while the worker processes draw, as they will read if
+    every planned figure is written — which the caller checks once the figures are in (same
+    figures, no new warning), building them again otherwise. None when building failed here:
+    the caller then builds them the plain way, where a failure is reported as usual. The page
+    waits for the figures only when it embeds a PNG (a figure without an interactive chart)."""
+    from analyze_experiment.report.build import build_doc
+    from analyze_experiment.report.figure_scope import leave_to_html
+    from analyze_experiment.report.html import render_html
+    from analyze_experiment.report.markdown import render_markdown
+
+    warned = len(exp.diagnostics.warnings)
+    try:
+        doc = build_doc(exp, analysis, planned, command=command, link_prefix=link_prefix)
+        if hidden:
+            leave_to_html(doc, hidden, analysis, html="html" in formats)
+        md = render_markdown(doc) if "md" in formats else None
+        charted = all(p.interactive is not None and p.interactive in figures for p in planned)
+        html = render_html(doc, dict(figures), None) if "html" in formats and charted else None
+    except Exception:  # built again after the figures, where the error is reported as usual
+        return None
+    if len(exp.diagnostics.warnings) != warned:
+        return None
+    return _Early(doc, md, html, warned)
 
 
 def _write_retrospective(exp: Experiment, analysis: Analysis, tmp: Path, out: Path) -> list[Path]:

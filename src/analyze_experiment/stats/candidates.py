@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyze_experiment.experiment import Experiment, Options
@@ -93,6 +94,24 @@ def _log_metric(rows: pd.DataFrame, preferred: str | None) -> pd.Series | None:
     return metrics.iloc[-1]
 
 
+def _candidate_scores(g: pd.DataFrame) -> dict[CandKey, pd.Series]:
+    """Each candidate's scores indexed by sample id (name ``score``, index ``sample_id``), in
+    the groupby's order — sliced from the family's columns by each group's row positions
+    rather than a sub-frame, ``set_index`` and ``astype`` per candidate (0.1 s at 100 runs)."""
+    by = g.groupby(["run", "epoch"], sort=True, dropna=False)
+    ids = g["sample_id"].array
+    values = g["score"].to_numpy(float)
+    codes = by.ngroup().to_numpy()
+    order = np.argsort(codes, kind="stable")
+    ends = np.cumsum(np.bincount(codes, minlength=by.ngroups))
+    out: dict[CandKey, pd.Series] = {}
+    for (run, ep), start, end in zip(by.size().index, [0, *ends[:-1]], ends, strict=True):
+        pos = order[start:end]
+        out[(str(run), epoch_key(ep))] = pd.Series(values[pos], index=pd.Index(ids.take(pos), name="sample_id"),
+                                                   name="score")
+    return out
+
+
 def build_families(experiment: Experiment, options: Options) -> list[Family]:
     """Group the experiment's evaluations into families (sorted by task, scorer)."""
     red = reduce_samples(experiment.eval_samples, options.cluster_by)
@@ -104,8 +123,7 @@ def build_families(experiment: Experiment, options: Options) -> list[Family]:
         ).dropna()
         binary = bool(len(raw_scores)) and bool(raw_scores.isin([0.0, 1.0]).all())
         fam = Family(str(task), str(scorer), "accuracy" if binary else "mean", binary)
-        for (run, ep), cg in g.groupby(["run", "epoch"], sort=True, dropna=False):
-            fam.scores[(str(run), epoch_key(ep))] = cg.set_index("sample_id")["score"].astype(float)
+        fam.scores.update(_candidate_scores(g))
         if options.cluster_by and g["cluster"].notna().any():
             cl = g.dropna(subset=["cluster"]).groupby("sample_id")["cluster"].first()
             fam.clusters = cl.astype(str)

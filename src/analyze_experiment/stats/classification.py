@@ -30,7 +30,10 @@ CLASSIFICATION = [
 
 
 def _labels(targets: pd.Series) -> list[str] | None:
-    labels = sorted({str(t).strip() for t in targets.dropna()})
+    t = targets.dropna()
+    if isinstance(t.dtype, pd.StringDtype):  # text: the distinct values first (a 100-run sweep
+        t = t.unique()  # repeats each of its few targets 100,000 times); 1 and 1.0 would merge
+    labels = sorted({str(v).strip() for v in t})
     if len(labels) != 2:
         return None
     return labels  # sorted: "0" < "1", "false" < "true", "no" < "yes": the positive is the last

@@ -14,7 +14,8 @@ margin, never p > α alone.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,13 @@ from analyze_experiment.stats.intervals import (
     too_small,
 )
 from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
-from analyze_experiment.stats.paired import align, compare, mcnemar_matrix, sign_flip_all_pairs
+from analyze_experiment.stats.paired import (
+    align,
+    compare,
+    compare_aligned,
+    mcnemar_matrix,
+    sign_flip_all_pairs,
+)
 from analyze_experiment.stats.power import minimum_detectable_difference
 
 POWER = 0.8
@@ -100,11 +107,12 @@ def family_comparisons(
     best = _key(best_row)
     pairs = _reported_pairs(fam, best, baselines)
     seen = {frozenset((a, b)) for a, b, _ in pairs}
-    binary = _binary_matrix(fam)
+    aligned = _aligned_scores(fam)
+    binary = _binary_matrix(fam, aligned)
     if binary is not None:  # every pair at once: the same numbers as compare(), one matrix product
         at_once, test = mcnemar_matrix(binary, confidence), "mcnemar_exact"
     else:  # the unreported pairs' permutation tests at once (stats.paired.sign_flip_all_pairs)
-        at_once, test = _continuous_matrix(fam, confidence, n_resamples, seed), "paired_permutation"
+        at_once, test = _continuous_matrix(fam, aligned, confidence, n_resamples, seed), "paired_permutation"
     if at_once is not None:
         others = _matrix_table(fam, at_once, test, pairs)
     else:
@@ -114,10 +122,11 @@ def family_comparisons(
                                for x, y in _unreported(fam, seen)], columns=_OTHER_COLUMNS)
     cont = at_once if binary is None else None
     index = {k: i for i, k in enumerate(fam.scores)}
-    rows = [_reported_row(fam, a, b, kind, cont, index, confidence=confidence, n_resamples=n_resamples,
+    matrix = _Aligned(aligned, next(iter(fam.scores.values())).index.to_numpy()) if aligned is not None else None
+    rows = [_reported_row(fam, a, b, kind, cont, index, matrix, confidence=confidence, n_resamples=n_resamples,
                           seed=seed)
             for a, b, kind in pairs]
-    eq_rows = [_tost_row(fam, a, b, margin, alpha) for a, b, kind in pairs if kind == "vs_best"]
+    eq_rows = [_tost_row(fam, a, b, margin, alpha, index, matrix) for a, b, kind in pairs if kind == "vs_best"]
     comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size", "p_mc_se", "n_resamples", "sd_diff"])
     if not comp.empty:
         _holm_family(comp, others, alpha, pairs_out)
@@ -184,17 +193,31 @@ def _matrix_table(fam: Family, m: dict[str, np.ndarray], test: str,
         columns=_OTHER_COLUMNS)
 
 
+class _Aligned(NamedTuple):
+    """The family's candidates × samples matrix (rows in ``fam.scores`` order) and the shared,
+    sorted sample ids: what :func:`~analyze_experiment.stats.paired.align` returns for any
+    pair of them, read by row instead of aligning two Series per stated pair."""
+
+    scores: np.ndarray
+    ids: np.ndarray
+
+    def pair(self, index: dict[CandKey, int], a: CandKey, b: CandKey) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.scores[index[a]], self.scores[index[b]], self.ids
+
+
 def _reported_row(fam: Family, a: CandKey, b: CandKey, kind: str, cont: dict[str, np.ndarray] | None,
-                  index: dict[CandKey, int], *, confidence: float, n_resamples: int, seed: int) -> dict[str, Any]:
+                  index: dict[CandKey, int], matrix: _Aligned | None, *, confidence: float, n_resamples: int,
+                  seed: int) -> dict[str, Any]:
     """One stated comparison; a continuous pair's permutation test is taken from the all-pairs
     matrix when there is one (two-sided: the same either way round). ``index``: each
-    candidate's row in that matrix."""
+    candidate's row in that matrix and in ``matrix`` (the aligned scores, when they are)."""
     perm = None
     if cont is not None:
         i, j = sorted((index[a], index[b]))
         perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
-    r = compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
-                clusters=fam.clusters, n_resamples=n_resamples, seed=seed, permutation=perm)
+    x, y, ids = matrix.pair(index, a, b) if matrix is not None else align(fam.scores[a], fam.scores[b])
+    r = compare_aligned(x, y, ids, binary=fam.binary, confidence=confidence, clusters=fam.clusters,
+                        n_resamples=n_resamples, seed=seed, permutation=perm)
     return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
             "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "kind": kind,
             "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,
@@ -204,9 +227,10 @@ def _reported_row(fam: Family, a: CandKey, b: CandKey, kind: str, cont: dict[str
             "sd_diff": r.sd_diff}
 
 
-def _tost_row(fam: Family, a: CandKey, b: CandKey, margin: float, alpha: float) -> dict[str, Any]:
+def _tost_row(fam: Family, a: CandKey, b: CandKey, margin: float, alpha: float, index: dict[CandKey, int],
+              matrix: _Aligned | None) -> dict[str, Any]:
     """Paired TOST of a candidate against the best within ``margin`` (clusters respected)."""
-    x, y, ids = align(fam.scores[a], fam.scores[b])
+    x, y, ids = matrix.pair(index, a, b) if matrix is not None else align(fam.scores[a], fam.scores[b])
     cl = None
     if fam.clusters is not None:
         c = fam.clusters.reindex(ids).astype(object).to_numpy()
@@ -258,20 +282,21 @@ def _aligned_scores(fam: Family) -> np.ndarray | None:
     return np.vstack([s.to_numpy(float) for s in series])
 
 
-def _binary_matrix(fam: Family) -> np.ndarray | None:
+def _binary_matrix(fam: Family, x: np.ndarray | None) -> np.ndarray | None:
     """The candidates × samples 0/1 matrix when the family allows the all-pairs shortcut: 0/1
-    scores, no clusters, every candidate scored on the same samples (else None: pair by pair)."""
+    scores, no clusters, every candidate scored on the same samples (``x``, from
+    :func:`_aligned_scores`; else None: pair by pair)."""
     if not fam.binary:
         return None
-    x = _aligned_scores(fam)
     return x if x is not None and np.isin(x, (0.0, 1.0)).all() else None
 
 
-def _continuous_matrix(fam: Family, confidence: float, n_resamples: int, seed: int) -> dict[str, np.ndarray] | None:
+def _continuous_matrix(fam: Family, x: np.ndarray | None, confidence: float, n_resamples: int,
+                       seed: int) -> dict[str, np.ndarray] | None:
     """All pairs' permutation tests (:func:`sign_flip_all_pairs`) when the family allows it:
     scores that are not all 0/1 (those take McNemar), no clusters, at least 3 candidates, every
-    candidate scored on the same samples. None otherwise (pair by pair)."""
-    x = _aligned_scores(fam)
+    candidate scored on the same samples (``x``, from :func:`_aligned_scores`). None otherwise
+    (pair by pair)."""
     if x is None:
         return None
     if fam.binary and np.isin(x, (0.0, 1.0)).all():
@@ -291,13 +316,15 @@ def _ep(key: CandKey) -> float:
 
 def _best(fam: Family, row: pd.Series, comp: pd.DataFrame, intervals: pd.DataFrame, alpha: float) -> Best:
     key = _key(row)
-    multi = {r for r in {k[0] for k in fam.candidates()} if sum(k[0] == r for k in fam.candidates()) > 1}
+    per_run = Counter(k[0] for k in fam.candidates())
+    multi = {r for r, count in per_run.items() if count > 1}  # runs with several checkpoints
 
     def name(run: str, epoch: Any) -> str:
         return label((run, None if pd.isna(epoch) or run not in multi else float(epoch)))
 
     vb = comp[comp["kind"] == "vs_best"] if not comp.empty else comp
-    tied = [name(str(r["b"]), r["epoch_b"]) for _, r in vb.iterrows() if not r["significant"]]
+    tied = [name(str(b), ep) for b, ep, sig in zip(vb["b"], vb["epoch_b"], vb["significant"], strict=True)
+            if not sig]
     n_other = len(intervals) - 1
     untested = n_other - len(vb)
     if n_other == 0:
@@ -361,7 +388,9 @@ def _power(fam: Family, comp: pd.DataFrame, alpha: float) -> dict[str, Any] | No
 def best_record(fam: Family, intervals: pd.DataFrame, comp: pd.DataFrame, alpha: float, best: Best) -> Best:
     """The :class:`Best` of ``best``'s candidate re-judged on ``comp``'s final significance
     (after the report's error-control plan has adjusted the p-values)."""
-    iv = intervals[[_key(r) == (best.run, best.epoch) for _, r in intervals.iterrows()]]
+    target = (best.run, best.epoch)
+    iv = intervals[[(str(run), None if pd.isna(ep) else float(ep)) == target
+                    for run, ep in zip(intervals["run"], intervals["epoch"], strict=True)]]
     if iv.empty:
         return best
     return _best(fam, iv.iloc[0], comp, intervals, alpha)

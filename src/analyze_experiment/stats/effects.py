@@ -146,10 +146,13 @@ def main_effects(
         return pd.DataFrame(columns=EFFECTS)
     fams = {(f.task, f.scorer, f.metric): f for f in families or []}
     cfg = configs if configs is not None else pd.Series(dtype=object)
+    # run -> label as a dict (Series.get per run of every level was most of this function's
+    # time at 100 runs); the Series itself where a dict could answer differently
+    cfg_of = cfg.to_dict() if cfg.index.is_unique and bool(cfg.notna().all()) else None
 
     def scores(task: str, scorer: str, metric: str, lg: pd.DataFrame) -> pd.Series | None:
         fam = fams.get((task, scorer, metric))
-        labels = [cfg.get(r) for r in lg["run"]]
+        labels = [cfg_of.get(r) if cfg_of is not None else cfg.get(r) for r in lg["run"]]
         if fam is None or (len(set(labels)) < len(labels) and None not in labels):
             return None
         keys = [(str(r), epoch_key(e)) for r, e in zip(lg["run"], lg["epoch"], strict=True)]
@@ -384,9 +387,23 @@ def _anova_rows(task: str, scorer: str, metric: str, table: pd.DataFrame, varied
 
 
 def _level_scores(fam: Family, runs_at: list[tuple[str, float | None]]) -> pd.Series:
+    """The per-sample mean over the level's candidates (on the samples all of them have)."""
     frames = [fam.scores[k] for k in runs_at if k in fam.scores]
     if not frames:
         return pd.Series(dtype=float)
+    first = frames[0].index
+    if (len(frames) > 1 and first.is_unique and all(f.index.equals(first) for f in frames[1:])
+            and all(f.dtype == np.float64 for f in frames)):
+        # every candidate scored on the same samples (the usual sweep): the column-wise sum pandas'
+        # mean(axis=1) of the concatenated frame computes, in its order (first + second + …) and
+        # divided by the count — without aligning a 1,000-sample index per candidate (0.2 s of
+        # CPU at 100 runs). NaN scores (pandas skips them per row) take the general path.
+        values = [f.to_numpy() for f in frames]
+        if not any(np.isnan(v).any() for v in values):
+            total = values[0].copy()
+            for v in values[1:]:
+                total = np.add(total, v)
+            return pd.Series(total / len(values), index=first)
     return pd.concat(frames, axis=1, join="inner").mean(axis=1)
 
 
@@ -426,6 +443,7 @@ def diminishing_returns(
         first = {}
         for pos, r in enumerate(fv["run"]):
             first.setdefault(r, pos)
+        fv_epochs = fv["epoch"].tolist()
         for var in variables:
             if var not in info.columns:
                 continue
@@ -441,11 +459,12 @@ def diminishing_returns(
             def others_of(r: Any, memo: dict[Any, tuple[str, ...]] = other_values) -> tuple[str, ...]:
                 return memo.get(r, ())
 
+            run_level = list(zip(fv["run"].tolist(), lv.tolist(), strict=True))  # read once, not per step
             for lo_l, hi_l in itertools.pairwise(levels):
-                at = {lvl: [r for r, x in zip(fv["run"], lv, strict=True) if x == lvl] for lvl in (lo_l, hi_l)}
+                at = {lvl: [r for r, x in run_level if x == lvl] for lvl in (lo_l, hi_l)}
                 key = {lvl: {r: others_of(r) for r in at[lvl]} for lvl in at}
                 common = set(key[lo_l].values()) & set(key[hi_l].values())
-                pick = {lvl: [(r, epoch_key(fv["epoch"].iloc[first[r]]))
+                pick = {lvl: [(r, epoch_key(fv_epochs[first[r]]))
                               for r, k in key[lvl].items() if k in common] for lvl in at}
                 steps.append(_step(fam, var, lo_l, hi_l, pick[lo_l], pick[hi_l], confidence, n_resamples, seed))
         epochs = sorted({k[1] for k in fam.scores if k[1] is not None})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.stats.distributions import norm_ppf, t_ppf
+from analyze_experiment.stats.distributions import norm_ppf, t_ppf, t_quantile
 
 MIN_N_FOR_VERDICT = 10
 """Below this many samples an estimate is shown but never decides anything ("too small for a
@@ -122,7 +122,7 @@ def t_interval(x: np.ndarray, confidence: float = 0.95) -> Interval:
     if n <= 1:
         return Interval(mean, math.nan, math.nan, math.nan, n, None, "t")
     se = float(np.std(x, ddof=1) / math.sqrt(n))
-    t = float(t_ppf(0.5 + confidence / 2, n - 1))
+    t = t_quantile(0.5 + confidence / 2, n - 1)
     return Interval(mean, se, mean - t * se, mean + t * se, n, None, "t")
 
 

@@ -87,7 +87,12 @@ def group_outliers(values: pd.DataFrame, configs: pd.Series, runs: pd.DataFrame)
     if not configs.empty and not values.empty:
         v = values[values["run"].isin(configs.index)].copy()
         v["config"] = v["run"].map(configs)
-        for (task, scorer, metric, _, cfg), g in by_epoch(v, ["task", "scorer", "metric", "epoch", "config"]):
+        keys = ["task", "scorer", "metric", "epoch", "config"]
+        # only the groups large enough to test (a sweep without seeds has none): the rest are
+        # never materialised, one sub-frame per candidate
+        d = v.dropna(subset=[k for k in keys if k != "epoch"])
+        v = d[by_epoch(d, keys)["run"].transform("size").to_numpy() >= MIN_GROUP]
+        for (task, scorer, metric, _, cfg), g in by_epoch(v, keys):
             if len(g) < MIN_GROUP:
                 continue
             rows.extend(_tested_rows(g, "value", {"task": task, "scorer": scorer, "metric": metric, "kind": "metric"},
@@ -119,7 +124,13 @@ def loss_curve_outliers(train_steps: pd.DataFrame, configs: pd.Series) -> pd.Dat
     ts["step"] = pd.to_numeric(ts["step"], errors="coerce")
     ts = ts.dropna(subset=["loss", "step"])
     ts = ts[np.isfinite(ts["loss"])]
+    # configs with fewer than MIN_GROUP runs in the table are skipped without filtering it (at
+    # 100 single-seed configurations that was 100 scans of every training step for nothing)
+    present = configs[configs.index.isin(ts["run"].unique())]
+    sizes = present.groupby(present).size()
     for cfg, runs in configs.groupby(configs):
+        if sizes.get(cfg, 0) < MIN_GROUP:
+            continue
         g = ts[ts["run"].isin(runs.index)]
         if g["run"].nunique() < MIN_GROUP:
             continue
@@ -135,17 +146,37 @@ def loss_curve_outliers(train_steps: pd.DataFrame, configs: pd.Series) -> pd.Dat
     return pd.DataFrame(rows, columns=OUTLIER_COLUMNS)
 
 
+def _constant_answers(samples: pd.DataFrame) -> list[dict[str, Any]]:
+    """One row per eval (run × task × epoch) whose ≥ MIN_CONSTANT_ANSWERS answers (each sample
+    once) are all the same text."""
+    rows: list[dict[str, Any]] = []
+    if not isinstance(samples["answer"].dtype, pd.StringDtype):  # str() may merge distinct values
+        for (run, task, _), g in by_epoch(samples, ["run", "task", "epoch"]):
+            ans = g.drop_duplicates(["sample_id", "sample_epoch"])["answer"].dropna().astype(str)
+            if len(ans) >= MIN_CONSTANT_ANSWERS and ans.nunique() == 1:
+                rows.append(_constant_row(run, task, len(ans), ans.iloc[0]))
+        return rows
+    # text answers: counted per eval in one groupby rather than one drop_duplicates per eval
+    # (each sample once: the first of its rows, as the per-eval loop above keeps it)
+    keys = ["run", "task", "epoch"]
+    once = samples.dropna(subset=["run", "task"]).drop_duplicates([*keys, "sample_id", "sample_epoch"])
+    per_eval = by_epoch(once, keys)["answer"].agg(["count", "nunique", "first"])
+    hit = per_eval[(per_eval["count"] >= MIN_CONSTANT_ANSWERS) & (per_eval["nunique"] == 1)]
+    for (run, task, _), n, first in zip(hit.index, hit["count"], hit["first"], strict=True):
+        rows.append(_constant_row(run, task, int(n), first))
+    return rows
+
+
+def _constant_row(run: Any, task: Any, n: int, answer: str) -> dict[str, Any]:
+    return {"run": run, "task": task, "kind": "constant_answers", "detail": f"all {n} answers are {answer[:40]!r}",
+            "value": float(n), "robust_z": math.nan}
+
+
 def suspicious_evals(samples: pd.DataFrame, intervals: pd.DataFrame, eval_logs: pd.DataFrame) -> pd.DataFrame:
     """Constant answers, 0%/100% accuracies and evals with many errored samples."""
     rows: list[dict[str, Any]] = []
     if samples is not None and not samples.empty and "answer" in samples.columns:
-        s = samples.copy()
-        for (run, task, _), g in by_epoch(s, ["run", "task", "epoch"]):
-            ans = g.drop_duplicates(["sample_id", "sample_epoch"])["answer"].dropna().astype(str)
-            if len(ans) >= MIN_CONSTANT_ANSWERS and ans.nunique() == 1:
-                rows.append({"run": run, "task": task, "kind": "constant_answers",
-                             "detail": f"all {len(ans)} answers are {ans.iloc[0][:40]!r}",
-                             "value": float(len(ans)), "robust_z": math.nan})
+        rows += _constant_answers(samples)
     if not intervals.empty:
         acc = intervals[(intervals["metric"] == "accuracy") & intervals["value"].isin([0.0, 1.0])]
         for _, r in acc.iterrows():

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf
+from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf, t_quantile
 from analyze_experiment.stats.intervals import cluster_se
 from analyze_experiment.stats.roots import brent_root
 
@@ -70,7 +70,7 @@ def paired_diff_ci(
         dof = n - 1
     if dof < 1 or math.isnan(se):
         return (mean, se, math.nan, math.nan)
-    t = float(t_ppf(0.5 + confidence / 2, dof))
+    t = t_quantile(0.5 + confidence / 2, dof)
     return (mean, se, mean - t * se, mean + t * se)
 
 
@@ -350,6 +350,26 @@ def compare(
     test when the caller already has it (:func:`sign_flip_all_pairs` for the whole family).
     """
     x, y, ids = align(a, b)
+    return compare_aligned(x, y, ids, binary=binary, confidence=confidence, clusters=clusters,
+                           n_resamples=n_resamples, seed=seed, describe_only=describe_only, permutation=permutation)
+
+
+def compare_aligned(
+    x: np.ndarray,
+    y: np.ndarray,
+    ids: np.ndarray,
+    *,
+    binary: bool,
+    confidence: float = 0.95,
+    clusters: pd.Series | None = None,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    describe_only: bool = False,
+    permutation: tuple[float, float, int] | None = None,
+) -> Paired:
+    """:func:`compare` of scores already aligned on the sample ids ``ids`` (what :func:`align`
+    returns): a family whose candidates share one sorted index takes its rows from the
+    candidates × samples matrix instead of aligning two Series per pair."""
     n = len(x)
     d = x - y
     cl = None

@@ -150,7 +150,7 @@ def apply_plan(a: Any, confirmatory: set[Key], alpha: float) -> pd.DataFrame:
     for tbl, kind in EXTRA_TABLES:
         df = getattr(a, tbl, None)
         if df is not None and not df.empty:
-            df["family"] = [reg.add(kind, _key_of(r), int(r["family_size"])) for _, r in df.iterrows()]
+            df["family"] = [reg.add(kind, k, int(size)) for k, size in zip(_keys(df), df["family_size"], strict=True)]
     n_fam = _split_alpha(reg.rows, alpha)
     conf = reg.is_confirmatory()
     for df in (a.comparisons, a.pair_tests, a.seed_comparisons, a.anova, a.outliers,
@@ -278,7 +278,8 @@ def _equivalence_family(eq: pd.DataFrame | None, reg: _Registry, conf: dict[str,
     confirmatory flags, as the verdicts read them."""
     if eq is None or eq.empty:
         return
-    names = [reg.add("equivalence", _key_of(r), 0) for _, r in eq.iterrows()]
+    keys = _keys(eq)
+    names = [reg.add("equivalence", k, 0) for k in keys]
     eq["family"] = names
     for f in reg.rows:
         if f["kind"] == "equivalence":
@@ -286,8 +287,8 @@ def _equivalence_family(eq: pd.DataFrame | None, reg: _Registry, conf: dict[str,
             f["alpha"] = alpha if f["confirmatory"] else math.nan
             f["correction"] = "holm" if f["confirmatory"] else "none (descriptive: not a confirmatory metric)"
     eq["p_adjusted"] = _holm_by(eq, "p_tost", eq["family"])
-    eq["confirmatory"] = [bool(conf.get(f, False)) or _key_of(r) in confirmatory
-                          for f, (_, r) in zip(eq["family"], eq.iterrows(), strict=True)]
+    eq["confirmatory"] = [bool(conf.get(f, False)) or k in confirmatory
+                          for f, k in zip(eq["family"], keys, strict=True)]
     eq["equivalent"] = [bool(c and not math.isnan(p) and p < alpha)
                         for c, p in zip(eq["confirmatory"], eq["p_adjusted"], strict=True)]
 

@@ -58,12 +58,18 @@ def selection_adjusted(
     labels = list(scores)
     common = None
     for s in scores.values():
-        common = s.index if common is None else common.intersection(s.index)
+        if common is None:
+            common = s.index
+        elif not (common.is_unique and s.index.equals(common)):  # the usual case: one shared index
+            common = common.intersection(s.index)
     if common is None or len(common) < MIN_ITEMS:
         return None
     common = common.sort_values()
     sign = -1.0 if direction == "lower" else 1.0
-    x = np.column_stack([scores[k].loc[common].to_numpy(float) for k in labels]) * sign
+    # a candidate already on the sorted common index is read as is (.loc of 1,000 labels per
+    # candidate gives the same values in the same order)
+    x = np.column_stack([scores[k].to_numpy(float) if scores[k].index.equals(common)
+                         and common.is_unique else scores[k].loc[common].to_numpy(float) for k in labels]) * sign
     n, k = x.shape
     theta = x.mean(axis=0)
     best = int(np.argmax(theta))

@@ -137,3 +137,11 @@ def store(cache: Cache, spec: Any, key: str, plots_dir: Path, svg: bool) -> None
     except OSError:
         return
     cache.put_group(KIND, spec.name, [], {"png": png, "svg": svg_bytes}, extra=key)
+
+
+def has_figures(cache: Cache) -> bool:
+    """Whether ``cache`` holds any figure: a re-run after a change, which reuses most of them."""
+    try:
+        return any((cache.folder / KIND).iterdir())
+    except OSError:
+        return False

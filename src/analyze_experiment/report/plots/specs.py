@@ -20,7 +20,7 @@ import struct
 import warnings
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -320,16 +320,21 @@ class PlotJob:
     called once (it shuts the worker processes down)."""
 
     def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
-                 progress: Progress, workers: int, shown: Collection[str] = (), cache: Cache | None = None) -> None:
+                 progress: Progress, workers: int, shown: Collection[str] = (), cache: Cache | None = None,
+                 pool: Executor | None = None) -> None:
         self.diag = diag
         self.plots_dir = plots_dir
         self.progress = progress
         self.specs = list(specs)
         self._pool = None
+        self._own_pool = False
         self._futures: list[Future | tuple[str, str]] = []
         reused, keys = self._reuse(cache, plots_dir, svg, shown)
         drawn = [s for s in self.specs if s.skip is None and s.interactive not in shown and s.name not in reused]
-        if workers > 1 and len(drawn) > 1:
+        if pool is not None and drawn:  # started before the statistics (:func:`drawing_pool`)
+            self._pool = pool
+        elif workers > 1 and len(drawn) > 1:
+            self._own_pool = True
             from analyze_experiment.executor import LOCAL, pool
 
             _import_pyplot_before_fork()
@@ -377,6 +382,10 @@ class PlotJob:
         self.diag.act("CACHE", "Figures", result=f"{len(reused)} figures from the cache, {len(keys)} drawn")
         return reused, keys
 
+    def planned(self) -> list[PlotInfo]:
+        """The figures :meth:`result` returns when every one is drawn (none fails)."""
+        return [s.info for s in self.specs if s.skip is None]
+
     def result(self) -> list[PlotInfo]:
         """The figures written, in report order."""
         written: list[PlotInfo] = []
@@ -397,9 +406,9 @@ class PlotJob:
                     written.append(spec.info)
             self.progress("figures", total, total)
         finally:
-            if self._pool is not None:
+            if self._own_pool:
                 self._ctx.__exit__(None, None, None)
-                self._pool = None
+            self._pool = None
         return written
 
 
@@ -414,6 +423,48 @@ def _import_pyplot_before_fork() -> None:
         from analyze_experiment.report.plots.lazy import plt
 
         plt.Figure  # noqa: B018 -- reading an attribute imports pyplot (Agg)
+
+
+def _ready_to_draw() -> None:
+    """A drawing process's start: the imports every figure needs (pyplot, the builders'
+    modules), made while the process that started it is still computing the statistics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    from analyze_experiment.report.plots import samples, scorer_plots, static, validation  # noqa: F401
+
+
+def _started() -> None:
+    """The first task of a :func:`drawing_pool`: submitting it starts the processes."""
+
+
+@contextmanager
+def drawing_pool(workers: int | None = None) -> Iterator[Executor | None]:
+    """Drawing processes started now, for :func:`start_plots` (``pool=``) to use later; None
+    when one process draws (one core, or :data:`WORKERS_ENV` is 1).
+
+    A first report draws every figure, and on a small sweep the drawing is the longest part
+    after the statistics. Started before the statistics, each process imports pyplot and the
+    drawing modules on the otherwise idle cores while this one reads and computes, so the
+    first figure is drawn the moment it is planned. The processes are forked from a
+    process that has not imported pyplot: each imports it once (~0.25 s CPU), which is why a
+    re-run that reuses most figures from the cache starts its processes late instead
+    (:class:`PlotJob`), after importing pyplot once here."""
+    n = plot_workers(MAX_WORKERS) if workers is None else workers
+    if n <= 1:
+        yield None
+        return
+    from analyze_experiment.executor import LOCAL, pool
+
+    with pool(LOCAL, n, initializer=_ready_to_draw) as ex:
+        gc.freeze()  # forked workers never walk (and so never copy) this process's pages
+        try:
+            ex.submit(_started)  # under fork, the first task starts every process at once
+        finally:
+            gc.unfreeze()
+        yield ex
 
 
 def png_path(spec: FigureSpec, plots_dir: Path) -> Path:
@@ -433,13 +484,14 @@ class _Deferred:
 
 def start_plots(specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, *, svg: bool = False,
                 progress: Progress = silent, workers: int | None = None, shown: Collection[str] = (),
-                cache: Cache | None = None) -> PlotJob:
+                cache: Cache | None = None, pool: Executor | None = None) -> PlotJob:
     """Start drawing ``specs`` into ``plots_dir`` (worker processes unless ``workers`` is 1).
 
     ``shown``: interactive keys the report draws itself (report.html without report.md): those
     figures count as written but get no PNG — only the figures the report shows are drawn.
     ``cache``: figures whose data, options and drawing code are unchanged are copied from it
-    instead of drawn, and the drawn ones are stored in it (:mod:`.figure_cache`)."""
+    instead of drawn, and the drawn ones are stored in it (:mod:`.figure_cache`). ``pool``:
+    processes already started by :func:`drawing_pool` (left running: their owner closes them)."""
     n = len([s for s in specs if s.skip is None and s.interactive not in shown])
     return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers, shown,
-                   cache)
+                   cache, pool)
