@@ -260,3 +260,38 @@ def test_group_and_loss_curve_outliers_equal_testing_every_group(seed):
             expected |= set(members.index)
     assert set(curve["run"]) == expected
     assert curve["p_value"].notna().all() or curve.empty
+
+
+# --- paired.compare_rows: every stated pair of a matrix at once -------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 7), st.integers(1, 40), st.sampled_from(["binary", "ties", "normal", "nan"]),
+       st.sampled_from([0.9, 0.95]), st.integers(0, 2**32 - 1))
+def test_compare_rows_equals_compare_pair_by_pair(k, n, kind, conf, seed):
+    from analyze_experiment.stats.paired import compare, compare_rows
+
+    rng = np.random.default_rng(seed)
+    x = np.vstack([_scores(rng, n, "binary" if kind == "binary" else "ties" if kind == "nan" else kind)
+                   for _ in range(k)])
+    x[0] = x[1]  # identical candidates: no discordant pair, every difference 0
+    if k > 2:
+        x[2] = x[2, 0]  # a constant candidate: no correlation
+    if kind == "nan":
+        x[-1, rng.integers(0, n)] = math.nan
+    idx = pd.Index([f"s{i:03d}" for i in range(n)])
+    pairs = [(i, j) for i in range(k) for j in range(k) if i != j]
+    binary = kind == "binary"
+    got = compare_rows(x, pairs, binary=binary, confidence=conf, n_resamples=200, seed=5)
+    for (i, j), r in zip(pairs, got, strict=True):
+        want = compare(pd.Series(x[i], idx), pd.Series(x[j], idx), binary=binary, confidence=conf,
+                       n_resamples=200, seed=5)
+        assert r == want or _same(r, want), (i, j, r, want)
+
+
+def _same(a, b) -> bool:
+    """Dataclass equality with NaN equal to NaN."""
+    from dataclasses import astuple
+
+    return all(u == v or (isinstance(u, float) and isinstance(v, float) and math.isnan(u) and math.isnan(v))
+               for u, v in zip(astuple(a), astuple(b), strict=True))
