@@ -295,3 +295,46 @@ def _same(a, b) -> bool:
 
     return all(u == v or (isinstance(u, float) and isinstance(v, float) and math.isnan(u) and math.isnan(v))
                for u, v in zip(astuple(a), astuple(b), strict=True))
+
+
+# --- subgroups.text_equals: astype(str) once per distinct value --------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["category", "str", "object"])
+@pytest.mark.parametrize("value", ["qa", "1", "nan", "None", "absent"])
+def test_text_equals_is_astype_str_equals(dtype, value):
+    from analyze_experiment.stats.subgroups import text_equals
+
+    raw = ["qa", None, "math", "qa", math.nan, "1", "qa ", "nan"] * 50
+    if dtype == "object":
+        raw += [1, 1.0, None]  # numbers: str() of each, as astype(str) converts them
+    col = pd.Series(raw, dtype=dtype)
+    want = (col.astype(str) == value).to_numpy(dtype=bool, na_value=False)
+    np.testing.assert_array_equal(text_equals(col, value), want)
+    assert text_equals(col, "qa").sum() == 100  # "qa " (trailing space) is another text
+
+
+# --- classification: a sweep without a two-label scorer is not split into families -------------
+
+
+def test_classification_table_is_the_same_with_and_without_the_two_label_check():
+    from analyze_experiment.stats.classification import classification_table
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for run in ("a", "b", "c"):
+        for i in range(40):
+            two = " yes" if i % 3 else "no "  # two labels once stripped
+            rows.append({"task": "yesno", "scorer": "match", "run": run, "epoch": 0, "target": two,
+                         "answer": rng.choice(["yes", "no", "maybe"]), "score": float(rng.integers(0, 2))})
+            rows.append({"task": "open", "scorer": "match", "run": run, "epoch": 0, "target": f"t{i}",
+                         "answer": f"t{i}", "score": float(rng.integers(0, 2))})
+    s = pd.DataFrame(rows)
+    s["epoch"] = pd.array(s["epoch"], dtype="Int64")
+    as_text = classification_table(s.astype({"target": "str"}))
+    as_object = classification_table(s.astype({"target": object}))  # the check does not apply: every group
+    pd.testing.assert_frame_equal(as_text, as_object)
+    assert set(as_text["task"]) == {"yesno"} and len(as_text) == 3
+    assert (as_text["positive_label"] == "yes").all()
+    none = classification_table(s[s["task"] == "open"].astype({"target": "str"}))
+    assert none.empty and list(none.columns) == list(as_text.columns)
