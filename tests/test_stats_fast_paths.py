@@ -338,3 +338,29 @@ def test_classification_table_is_the_same_with_and_without_the_two_label_check()
     assert (as_text["positive_label"] == "yes").all()
     none = classification_table(s[s["task"] == "open"].astype({"target": "str"}))
     assert none.empty and list(none.columns) == list(as_text.columns)
+
+
+# --- distributions.binom_*_at: the root search's one-point tails --------------------------------
+
+
+def test_one_point_binomial_tails_equal_the_array_functions_and_scipy_stats():
+    import warnings
+
+    from scipy import stats
+
+    from analyze_experiment.stats.distributions import binom_cdf, binom_cdf_at, binom_sf, binom_sf_at
+
+    rng = np.random.default_rng(4)
+    ps = [0.0, 1.0, 0.5, 1e-300, 1 - 1e-16, math.nan, *rng.uniform(0, 1, 30)]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        for n in (1, 2, 9, 200, 1000):
+            for k in [-1, -0.5, 0, 0.5, 1, n // 2, n - 1, n - 0.5, n, n + 1, math.inf, -math.inf, math.nan]:
+                for p in ps:
+                    for one, arr, ref in ((binom_cdf_at, binom_cdf, stats.binom.cdf),
+                                          (binom_sf_at, binom_sf, stats.binom.sf)):
+                        got, want = one(k, n, p), float(arr(k, n, p))
+                        assert type(got) is float
+                        assert got == want or (math.isnan(got) and math.isnan(want)), (one.__name__, k, n, p)
+                        if math.isfinite(k) and k == int(k) and not math.isnan(p):
+                            assert got == float(ref(k, n, p)), (one.__name__, k, n, p)

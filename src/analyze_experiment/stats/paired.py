@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf, t_quantile
+from analyze_experiment.stats.distributions import (
+    beta_ppf,
+    binom_cdf,
+    binom_cdf_at,
+    binom_sf_at,
+    t_ppf,
+    t_quantile,
+)
 from analyze_experiment.stats.intervals import cluster_se
 from analyze_experiment.stats.roots import brent_root
 
@@ -107,8 +114,8 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     last bit (tests/test_roots.py) — without importing scipy.stats for it.
     """
     alpha = (1 - confidence) / 2
-    low = 0.0 if k == 0 else brent_root(lambda p: binom_sf(k - 1, n, p) - alpha, 0, 1)
-    high = 1.0 if k == n else brent_root(lambda p: binom_cdf(k, n, p) - alpha, 0, 1)
+    low = 0.0 if k == 0 else brent_root(lambda p: binom_sf_at(k - 1, n, p) - alpha, 0, 1)
+    high = 1.0 if k == n else brent_root(lambda p: binom_cdf_at(k, n, p) - alpha, 0, 1)
     return (low, high)
 
 
