@@ -8,7 +8,9 @@ what the first run cost. Two levels:
   ``mtime_ns`` and the parser version (:func:`parser_version`: :data:`PARSER_VERSION`, the
   package version and a digest of the parsers' own source). An unchanged file is never
   read again; its warnings are stored with it and replayed, so a cached broken log still
-  warns. Evaluation logs keep their per-sample scores as Arrow tables inside the entry.
+  warns. Evaluation logs keep their per-sample scores as Arrow tables inside the entry, a
+  run's training steps are kept by column (:mod:`analyze_experiment.ingest.records`), and the
+  design document's parsed design is one entry keyed by the document and the package source.
 * **Per report.** :func:`fingerprint` digests every input's path, size and ``mtime_ns``, the
   runs found, the warnings met, the options and the package version. When it equals the
   one stored for the output folder and that folder is intact, the statistics and report
@@ -40,14 +42,16 @@ from analyze_experiment.diagnostics import Diagnostics, Warning_
 
 CACHE_DIR_NAME = ".cache"
 """The cache folder's name inside the output folder."""
-PARSER_VERSION = 2
+PARSER_VERSION = 3
 """Bumped whenever a parser's output changes meaning or shape; every cached entry is then re-read
-(2: a run's summary is a ``tables.RunTraining``, no longer a dict)."""
+(2: a run's summary is a ``tables.RunTraining``, no longer a dict; 3: a run's steps are
+``records.Records``, by column)."""
 _MAGIC = b"analyze-experiment-cache 1\n"
 _PARSER_SOURCES = (
     "sources/**/*.py",
     "ingest/eval_consistency.py",
     "ingest/evals.py",
+    "ingest/records.py",
     "ingest/training.py",
     "tables.py",
 )
@@ -66,6 +70,19 @@ def _source_digest() -> str:
             except OSError:
                 h.update(pattern.encode())
     return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=1)
+def package_digest() -> str:
+    """Digest of the package version and every module's source: for results whose code reaches
+    beyond the parsers (the design document's reading calls the metric registry, the design
+    checks and the dataclasses), so that any edit or release reads the input again."""
+    base = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    for path in sorted(base.rglob("*.py")):
+        h.update(path.relative_to(base).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:32]
 
 
 def parser_version() -> str:

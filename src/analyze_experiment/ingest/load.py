@@ -27,6 +27,7 @@ from analyze_experiment.ingest.design_facts import check_facts
 from analyze_experiment.ingest.design_values import coerce_value
 from analyze_experiment.ingest.discover import Discovery, discover
 from analyze_experiment.ingest.evals import EvalFile, collect_evals
+from analyze_experiment.ingest.records import records_frame
 from analyze_experiment.ingest.training import (
     TrainingFiles,
     TrainingResult,
@@ -91,7 +92,7 @@ def load(
     diag = Diagnostics(root=root)
 
     diag.act("START", f"Analysing {root}")
-    design, has_doc = _read_design(root, diag)
+    design, has_doc = _read_design(root, diag, cache)
     found = _discover(root, design, has_doc, diag)
     training, jobs = _read_all_training(root, design, found, diag, now=now, cache=cache, executor=executor,
                                         progress=progress)
@@ -108,7 +109,7 @@ def load(
         design=design,
         has_design_doc=has_doc,
         runs=runs,
-        train_steps=tables.compact(tables.frame(tables.TRAIN_STEPS, (r for t in training.values() for r in t.steps))),
+        train_steps=tables.compact(records_frame(tables.TRAIN_STEPS, [t.steps for t in training.values()])),
         train_epochs=tables.frame(tables.TRAIN_EPOCHS, (r for t in training.values() for r in t.epochs)),
         gpu=tables.frame(tables.GPU, (r for t in training.values() for r in t.gpu)),
         eval_logs=eval_logs,
@@ -156,9 +157,9 @@ def _read_evals(
     return eval_files, (eval_logs, eval_scores, eval_samples)
 
 
-def _read_design(root: Path, diag: Diagnostics) -> tuple[Design, bool]:
+def _read_design(root: Path, diag: Diagnostics, cache: Cache | None = None) -> tuple[Design, bool]:
     """The design and whether a design document was found, logged."""
-    design, has_doc = read_design(root, diag)
+    design, has_doc = _cached_design(root, diag, cache)
     if has_doc:
         diag.act(
             "READ_DESIGN",
@@ -175,6 +176,28 @@ def _read_design(root: Path, diag: Diagnostics) -> tuple[Design, bool]:
             "No design document (experiment_summary.md/.yaml): analysing every run directory found",
         )
     return design, has_doc
+
+
+def _cached_design(root: Path, diag: Diagnostics, cache: Cache | None) -> tuple[Design, bool]:
+    """:func:`read_design`, or its stored result and warnings while the design documents keep
+    their size and ``mtime_ns`` and the package is unchanged (parsing a 100-run YAML design
+    cost a re-run more than reading every other cached input). Not counted in the cache's file
+    tally, which counts training and evaluation files."""
+    paths = [p for p in (root / n for n in DESIGN_FILES) if p.is_file()]
+    if cache is None or not paths:
+        return read_design(root, diag)
+    from analyze_experiment.ingest.cache import package_digest
+
+    name, extra = f"{root}\0design", [package_digest(), [str(p) for p in paths]]
+    found, value, warnings = cache.get_group("design", name, paths, extra)
+    if found and isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], Design):
+        diag.warnings.extend(warnings)
+        return value
+    sub = Diagnostics(root=diag.root)
+    value = read_design(root, sub)
+    diag.extend(sub)
+    cache.put_group("design", name, paths, value, sub.warnings, extra)
+    return value
 
 
 def _discover(root: Path, design: Design, has_doc: bool, diag: Diagnostics) -> Discovery:

@@ -29,6 +29,7 @@ from analyze_experiment import tables
 from analyze_experiment.diagnostics import Diagnostics
 from analyze_experiment.ingest import validation as val
 from analyze_experiment.ingest.discover import Problem, Walker, skip_dir
+from analyze_experiment.ingest.records import Records
 from analyze_experiment.sources import gpu as gpu_source
 from analyze_experiment.sources import torchtune as tt
 from analyze_experiment.sources import validation as val_source
@@ -80,7 +81,8 @@ class TrainingFiles:
 class TrainingResult:
     """Tidy records of one run's training plus its summary values."""
 
-    steps: list[dict] = field(default_factory=list)
+    steps: Records = field(default_factory=Records)
+    """One row per global step, by column (:mod:`.records`: the cache keeps them as buffers)."""
     epochs: list[dict] = field(default_factory=list)
     gpu: list[dict] = field(default_factory=list)
     summary: tables.RunTraining = field(default_factory=tables.RunTraining)
@@ -144,12 +146,28 @@ def _job_key(path: Path) -> tuple[int, float, str]:
     return (int(m.group(1)) if m else -1, mtime, path.as_posix())
 
 
+def _shared_name_and_size(files: list[Path]) -> set[Path]:
+    """The files whose name and size another file of ``files`` has too (a file that cannot be
+    examined counts as shared: :func:`_fingerprint` decides about it, as before)."""
+    seen: dict[tuple[str, int | None], list[Path]] = {}
+    for path in dict.fromkeys(files):
+        try:
+            size: int | None = path.stat().st_size
+        except OSError:
+            size = None
+        seen.setdefault((path.name, size), []).append(path)
+    return {p for (_, size), group in seen.items() if len(group) > 1 or size is None for p in group}
+
+
 def _sort_into(files: list[Path], out: TrainingFiles) -> TrainingFiles:
     """Each file into its kind (DiskLogger, GPU metrics, seff, SLURM output — a ``.log``/``.txt``
     only when it looks like torchtune output); a symlink to a file already found and an
     identical copy (same name, size and ends) are the same file, counted once."""
     prints: set[tuple[int, str]] = set()
     sniffed = 0
+    # Only a file another one shares its name and size with can be a copy: the others are not
+    # opened to be hashed (a 100-run sweep read 200 files' first MiB for nothing).
+    shared = _shared_name_and_size(files)
     # shortest paths first so that the original wins over copies under artifacts/epoch_N/
     real_seen: set[Path] = set()
     for path in sorted(dict.fromkeys(files), key=lambda p: (len(p.parts), p.as_posix())):
@@ -176,7 +194,7 @@ def _sort_into(files: list[Path], out: TrainingFiles) -> TrainingFiles:
             bucket = out.slurm_outputs
         else:
             continue
-        fp = _fingerprint(path)
+        fp = _fingerprint(path) if path in shared else None
         if fp is not None:
             if (name, *fp) in prints:
                 continue
@@ -524,7 +542,7 @@ def _read_training(
     summary.attempts = attempts.count
     summary.train_seed = _train_seed(tt_slurms, config)
     _note_attempts(run, attempts, summary, diag)
-    result = TrainingResult(step_rows, epoch_rows, gpu_rows, summary, config)
+    result = TrainingResult(Records.from_dicts(step_rows), epoch_rows, gpu_rows, summary, config)
     _act_read(run, files, result, diag)
     return result
 
