@@ -260,3 +260,107 @@ def test_group_and_loss_curve_outliers_equal_testing_every_group(seed):
             expected |= set(members.index)
     assert set(curve["run"]) == expected
     assert curve["p_value"].notna().all() or curve.empty
+
+
+# --- paired.compare_rows: every stated pair of a matrix at once -------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 7), st.integers(1, 40), st.sampled_from(["binary", "ties", "normal", "nan"]),
+       st.sampled_from([0.9, 0.95]), st.integers(0, 2**32 - 1))
+def test_compare_rows_equals_compare_pair_by_pair(k, n, kind, conf, seed):
+    from analyze_experiment.stats.paired import compare, compare_rows
+
+    rng = np.random.default_rng(seed)
+    x = np.vstack([_scores(rng, n, "binary" if kind == "binary" else "ties" if kind == "nan" else kind)
+                   for _ in range(k)])
+    x[0] = x[1]  # identical candidates: no discordant pair, every difference 0
+    if k > 2:
+        x[2] = x[2, 0]  # a constant candidate: no correlation
+    if kind == "nan":
+        x[-1, rng.integers(0, n)] = math.nan
+    idx = pd.Index([f"s{i:03d}" for i in range(n)])
+    pairs = [(i, j) for i in range(k) for j in range(k) if i != j]
+    binary = kind == "binary"
+    got = compare_rows(x, pairs, binary=binary, confidence=conf, n_resamples=200, seed=5)
+    for (i, j), r in zip(pairs, got, strict=True):
+        want = compare(pd.Series(x[i], idx), pd.Series(x[j], idx), binary=binary, confidence=conf,
+                       n_resamples=200, seed=5)
+        assert r == want or _same(r, want), (i, j, r, want)
+
+
+def _same(a, b) -> bool:
+    """Dataclass equality with NaN equal to NaN."""
+    from dataclasses import astuple
+
+    return all(u == v or (isinstance(u, float) and isinstance(v, float) and math.isnan(u) and math.isnan(v))
+               for u, v in zip(astuple(a), astuple(b), strict=True))
+
+
+# --- subgroups.text_equals: astype(str) once per distinct value --------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["category", "str", "object"])
+@pytest.mark.parametrize("value", ["qa", "1", "nan", "None", "absent"])
+def test_text_equals_is_astype_str_equals(dtype, value):
+    from analyze_experiment.stats.subgroups import text_equals
+
+    raw = ["qa", None, "math", "qa", math.nan, "1", "qa ", "nan"] * 50
+    if dtype == "object":
+        raw += [1, 1.0, None]  # numbers: str() of each, as astype(str) converts them
+    col = pd.Series(raw, dtype=dtype)
+    want = (col.astype(str) == value).to_numpy(dtype=bool, na_value=False)
+    np.testing.assert_array_equal(text_equals(col, value), want)
+    assert text_equals(col, "qa").sum() == 100  # "qa " (trailing space) is another text
+
+
+# --- classification: a sweep without a two-label scorer is not split into families -------------
+
+
+def test_classification_table_is_the_same_with_and_without_the_two_label_check():
+    from analyze_experiment.stats.classification import classification_table
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for run in ("a", "b", "c"):
+        for i in range(40):
+            two = " yes" if i % 3 else "no "  # two labels once stripped
+            rows.append({"task": "yesno", "scorer": "match", "run": run, "epoch": 0, "target": two,
+                         "answer": rng.choice(["yes", "no", "maybe"]), "score": float(rng.integers(0, 2))})
+            rows.append({"task": "open", "scorer": "match", "run": run, "epoch": 0, "target": f"t{i}",
+                         "answer": f"t{i}", "score": float(rng.integers(0, 2))})
+    s = pd.DataFrame(rows)
+    s["epoch"] = pd.array(s["epoch"], dtype="Int64")
+    as_text = classification_table(s.astype({"target": "str"}))
+    as_object = classification_table(s.astype({"target": object}))  # the check does not apply: every group
+    pd.testing.assert_frame_equal(as_text, as_object)
+    assert set(as_text["task"]) == {"yesno"} and len(as_text) == 3
+    assert (as_text["positive_label"] == "yes").all()
+    none = classification_table(s[s["task"] == "open"].astype({"target": "str"}))
+    assert none.empty and list(none.columns) == list(as_text.columns)
+
+
+# --- distributions.binom_*_at: the root search's one-point tails --------------------------------
+
+
+def test_one_point_binomial_tails_equal_the_array_functions_and_scipy_stats():
+    import warnings
+
+    from scipy import stats
+
+    from analyze_experiment.stats.distributions import binom_cdf, binom_cdf_at, binom_sf, binom_sf_at
+
+    rng = np.random.default_rng(4)
+    ps = [0.0, 1.0, 0.5, 1e-300, 1 - 1e-16, math.nan, *rng.uniform(0, 1, 30)]
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        for n in (1, 2, 9, 200, 1000):
+            for k in [-1, -0.5, 0, 0.5, 1, n // 2, n - 1, n - 0.5, n, n + 1, math.inf, -math.inf, math.nan]:
+                for p in ps:
+                    for one, arr, ref in ((binom_cdf_at, binom_cdf, stats.binom.cdf),
+                                          (binom_sf_at, binom_sf, stats.binom.sf)):
+                        got, want = one(k, n, p), float(arr(k, n, p))
+                        assert type(got) is float
+                        assert got == want or (math.isnan(got) and math.isnan(want)), (one.__name__, k, n, p)
+                        if math.isfinite(k) and k == int(k) and not math.isnan(p):
+                            assert got == float(ref(k, n, p)), (one.__name__, k, n, p)

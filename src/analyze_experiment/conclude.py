@@ -18,7 +18,7 @@ from analyze_experiment.stats.blas import one_blas_thread
 from analyze_experiment.stats.candidates import Family, build_families, label
 from analyze_experiment.stats.comparisons import PAIR_TESTS, best_record, family_comparisons, family_intervals
 from analyze_experiment.stats.cost import pareto_table
-from analyze_experiment.stats.effects import anova, diminishing_returns, main_effects
+from analyze_experiment.stats.effects import anova, diminishing_returns, grid_epoch_values, main_effects
 from analyze_experiment.stats.equivalence import default_margin
 from analyze_experiment.stats.intervals import SMALL_CLUSTERS, bounded_rows, is_proportion
 from analyze_experiment.stats.metric_families import (
@@ -299,20 +299,32 @@ def _sweep_tables(s: _Sweep, a: Analysis) -> None:
         "seed statistics",
         lambda: seed_tables(values, configs, confidence=conf, n_boot=options.n_bootstrap, seed=options.seed),
         (a.seeds, a.seed_comparisons))
-    a.effects = s.guarded("main effects", lambda: main_effects(values, ft, factors, conf, s.families, configs),
-                          a.effects)
+    grid = _grid(values)
+    a.effects = s.guarded("main effects", lambda: main_effects(values, ft, factors, conf, s.families, configs,
+                                                               grid=grid), a.effects)
     # a mean of accuracies is an accuracy: its interval stays in [0, 1] (issue 11)
     proportions = {(f.task, f.scorer, f.metric) for f in s.families if is_proportion(f.metric, f.binary)}
     a.seeds, a.effects = bounded_rows(a.seeds, proportions), bounded_rows(a.effects, proportions)
-    a.anova, a.anova_note = s.guarded("ANOVA", lambda: anova(values, ft, factors, s.families), (a.anova, None))
+    a.anova, a.anova_note = s.guarded("ANOVA", lambda: anova(values, ft, factors, s.families, grid),
+                                      (a.anova, None))
     a.diminishing = s.guarded("diminishing returns", lambda: diminishing_returns(
         s.families, values, ft, factors, confidence=conf, n_resamples=options.n_permutations,
-        seed=options.seed), a.diminishing)
+        seed=options.seed, grid=grid), a.diminishing)
     a.pareto = s.guarded("cost and Pareto front", lambda: pareto_table(values, s.runs, options.gpu_hour_cost),
                          a.pareto)
     a.outliers = s.guarded("outliers", lambda: pd.concat(
         [group_outliers(values, configs, s.runs), loss_curve_outliers(train_steps, configs),
          suspicious_evals(eval_samples, values, s.experiment.eval_logs)], ignore_index=True), a.outliers)
+
+
+def _grid(values: pd.DataFrame) -> tuple[pd.DataFrame, list[str]] | None:
+    """Every run at the grid's one epoch, computed once for main effects, ANOVA and diminishing
+    returns (each took it again). None when it fails: each of those stages then computes it
+    itself and its own failure becomes its own warning, as before."""
+    try:
+        return grid_epoch_values(values)
+    except Exception:  # reported by the stages that need it (above)
+        return None
 
 
 def _error_control(s: _Sweep, a: Analysis) -> None:

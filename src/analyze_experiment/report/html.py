@@ -4,7 +4,8 @@ Jinja2 with autoescaping renders every string of the document as text, so a run 
 ``<script>alert(1)</script>`` is shown, never run; before escaping, every string passes
 through :func:`analyze_experiment.textsafe.visible` (Jinja's ``finalize``), so line breaks and
 bidi overrides (U+202E) in a name are shown as escapes, never obeyed. The only markup inserted unescaped is
-generated here: the charts' JSON (their labels are escaped by
+generated here: the table rows (:func:`_rows_html`, each value escaped as ``{{ … }}`` escapes
+it), the charts' JSON (their labels are escaped by
 :mod:`analyze_experiment.report.plots.interactive`, the JSON by :func:`_json_for_script`) and plotly.js itself,
 embedded inline from the installed package. A Content-Security-Policy forbids any
 network request, so a page opened offline or on an air-gapped cluster behaves the same.
@@ -23,7 +24,8 @@ from typing import Any
 
 import jinja2
 import numpy as np
-from markupsafe import Markup
+import pandas as pd
+from markupsafe import Markup, escape
 
 from analyze_experiment.report.cells import cell_text, human_header
 from analyze_experiment.report.doc import (
@@ -38,7 +40,7 @@ from analyze_experiment.report.doc import (
     Section,
     Table,
 )
-from analyze_experiment.report.markdown import _is_numeric, _link_target
+from analyze_experiment.report.markdown import _is_numeric, _link_target, column_values
 from analyze_experiment.report.plots.plotly_json import TEMPLATE_FILE, FigureLike, from_typed_array, to_json
 from analyze_experiment.textsafe import visible
 
@@ -54,18 +56,9 @@ PLOTLY_CONFIG = {"displaylogo": False, "responsive": True,
 
 
 @dataclass
-class Cell:
-    """One table cell: text and an optional relative link."""
-
-    text: str
-    href: str | None = None
-
-
-@dataclass
 class RowView:
-    """One table row: its cells, its highlight flags, and what the filters match it on."""
+    """One table row: its highlight flags, and what the filters match it on."""
 
-    cells: list[Cell]
     flags: tuple[str, ...] = ()
     run: str | None = None
     task: str | None = None
@@ -75,13 +68,21 @@ class RowView:
 
 @dataclass
 class TableView:
-    """A table ready for the template."""
+    """A table ready for the template: its cells column by column (a column's texts and, for a
+    linked column, each cell's relative link), its rows' attributes."""
 
     id: str
     caption: str | None
     headers: list[str]
     numeric: list[bool]
+    columns: list[list[str]]
+    links: list[list[str | None] | None]
     rows: list[RowView]
+
+    @property
+    def body(self) -> Markup:
+        """The ``<tbody>`` rows (:func:`_rows_html`)."""
+        return _rows_html(self)
 
 
 @dataclass
@@ -118,6 +119,46 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, str) and not isinstance(value, Markup):
         return visible(value)
     return value
+
+
+def _out(value: Any) -> str:
+    """What ``{{ value }}`` writes in the templates: made visible (:func:`_finalize`), then
+    escaped; returned as a plain ``str`` (``"<td>" + Markup(...)`` would escape the tag)."""
+    return str(escape(_finalize(value)))
+
+
+def _rows_html(table: TableView) -> Markup:
+    """A table's rows as ``_table.html.j2`` once wrote them with a Jinja loop per row and cell
+    (a 100-run report has 20,000 cells; the loop cost more than the rest of the page): the
+    same markup, every value through :func:`_out` as ``{{ … }}`` passes it (row flags joined
+    first, as the ``join`` filter does with plain strings). Built column by column."""
+    columns = []
+    for texts, links, numeric in zip(table.columns, table.links, table.numeric, strict=True):
+        cls = ' class="num"' if numeric else ""
+        if links is None:
+            columns.append([f"<td{cls}>{_out(x)}</td>" for x in texts])
+        else:
+            columns.append([f'<td{cls}><a href="{_out(h)}">{_out(x)}</a></td>' if h else f"<td{cls}>{_out(x)}</td>"
+                            for x, h in zip(texts, links, strict=True)])
+    first_class = ' class="num"' if table.numeric and table.numeric[0] else ""
+    lines = []
+    per_row = list(zip(*columns, strict=True)) if columns else [()] * len(table.rows)
+    for row, cells in zip(table.rows, per_row, strict=True):
+        attrs = ""
+        if row.flags:
+            attrs += f' class="{_out(" ".join(map(str, row.flags)))}"'
+        if row.run is not None:
+            attrs += f' data-run="{_out(row.run)}"'
+        if row.task is not None:
+            attrs += f' data-task="{_out(row.task)}" data-scorer="{_out(row.scorer)}"'
+            if row.metric is not None:
+                attrs += f' data-metric="{_out(row.metric)}"'
+        if row.flags and cells:  # the first cell carries the flags as a label
+            cut = 3 + len(first_class)  # after "<td" and its class
+            label = f' data-label="{_out(" · ".join(map(str, row.flags)))}"'
+            cells = (cells[0][:cut] + label + cells[0][cut:], *cells[1:])
+        lines.append(f"<tr{attrs}>{''.join(cells)}</tr>\n")
+    return Markup("".join(lines))
 
 
 @lru_cache(maxsize=1)
@@ -205,26 +246,48 @@ class _Ids:
 _NOTE = re.compile(r" \(.*\)$")
 
 
+def _texts(col: pd.Series | pd.DataFrame) -> list[str]:
+    """Each cell's text, from the value ``col.iloc[i]`` holds, read in one pass."""
+    return [cell_text(v) for v in column_values(col)]
+
+
+def _numeric(col: pd.Series | pd.DataFrame, texts: list[str]) -> bool:
+    """Whether a column is right-aligned, judged on the texts of the values iterating the
+    column gives (Python numbers for a NumPy column): those are ``texts`` unless the column
+    holds NumPy floats, whose text may differ from the Python float's (``float32``), or is
+    a frame (a shared name), whose iteration gives its column names."""
+    if isinstance(col, pd.DataFrame) or (isinstance(col.dtype, np.dtype) and col.dtype.kind in "fc"):
+        texts = [cell_text(v) for v in col]
+    return _is_numeric(texts)
+
+
 def _table_view(t: Table, ids: _Ids) -> TableView:
+    df = t.df
     hidden = set(t.links.values()) - set(t.links)
-    cols = [c for c in t.df.columns if c not in hidden]
-    rows = []
-    for i in range(len(t.df)):
-        cells = []
-        for c in cols:
-            href = None
-            if c in t.links and t.links[c] in t.df.columns:
-                href = _link_target(cell_text(t.df[t.links[c]].iloc[i]))
-            cells.append(Cell(cell_text(t.df[c].iloc[i]), href))
-        row = RowView(cells, t.row_flags[i] if i < len(t.row_flags) else (),
-                      t.row_runs[i] if i < len(t.row_runs) else None)
-        if "task" in t.df.columns and "scorer" in t.df.columns:
-            row.task, row.scorer = cell_text(t.df["task"].iloc[i]), cell_text(t.df["scorer"].iloc[i])
-            if "metric" in t.df.columns:  # "accuracy (higher is better)" -> accuracy
-                row.metric = _NOTE.sub("", cell_text(t.df["metric"].iloc[i]))
-        rows.append(row)
-    numeric = [_is_numeric([cell_text(v) for v in t.df[c]]) for c in cols]
-    return TableView(ids(f"table-{t.name or 'table'}"), t.caption, [human_header(c) for c in cols], numeric, rows)
+    cols = [c for c in df.columns if c not in hidden]
+    texts: dict[object, list[str]] = {}
+
+    def column(c: object) -> list[str]:
+        if c not in texts:
+            texts[c] = _texts(df[c])
+        return texts[c]
+
+    shown = [column(c) for c in cols]
+    links = [[_link_target(x) for x in column(t.links[c])] if c in t.links and t.links[c] in df.columns else None
+             for c in cols]
+    n = len(df)
+    rows = [RowView(t.row_flags[i] if i < len(t.row_flags) else (), t.row_runs[i] if i < len(t.row_runs) else None)
+            for i in range(n)]
+    if "task" in df.columns and "scorer" in df.columns:
+        tasks, scorers = column("task"), column("scorer")
+        metrics = [_NOTE.sub("", m) for m in column("metric")] if "metric" in df.columns else None
+        for i, row in enumerate(rows):  # "accuracy (higher is better)" -> accuracy
+            row.task, row.scorer = tasks[i], scorers[i]
+            if metrics is not None:
+                row.metric = metrics[i]
+    numeric = [_numeric(df[c], column(c)) for c in cols]
+    return TableView(ids(f"table-{t.name or 'table'}"), t.caption, [human_header(c) for c in cols], numeric, shown,
+                     links, rows)
 
 
 def _thin(x: np.ndarray, y: np.ndarray, points: int = DISPLAY_POINTS) -> tuple[np.ndarray, np.ndarray]:
@@ -235,18 +298,24 @@ def _thin(x: np.ndarray, y: np.ndarray, points: int = DISPLAY_POINTS) -> tuple[n
     n = len(y)
     if n <= points:
         return x, y
-    slices = np.array_split(np.arange(n), points // 2)
-    keep: list[int] = []
-    for idx in slices:
-        seg = y[idx]
-        bad = idx[~np.isfinite(seg)]
-        good = idx[np.isfinite(seg)]
-        picks = set(bad[:1].tolist())
-        if len(good):
-            picks |= {int(good[np.argmin(y[good])]), int(good[np.argmax(y[good])])}
-        keep.extend(sorted(picks))
-    k = np.array(sorted(set(keep)), dtype=int)
-    return x[k], y[k]
+    k = points // 2  # slices as np.array_split cuts them: the first n % k one longer
+    short, extra = divmod(n, k)
+    sizes = np.full(k, short)
+    sizes[:extra] += 1
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    offsets = np.arange(short + (1 if extra else 0))
+    inside = offsets < sizes[:, None]
+    seg = y[np.minimum(starts[:, None] + offsets, n - 1)]  # one row per slice, padded at the end
+    finite = np.isfinite(seg) & inside
+    bad = ~np.isfinite(seg) & inside
+    good = finite.any(axis=1)
+    low = np.argmin(np.where(finite, seg, np.inf), axis=1)  # first lowest, as argmin over the finite ones
+    high = np.argmax(np.where(finite, seg, -np.inf), axis=1)
+    first_bad = np.argmax(bad, axis=1)
+    picks = np.concatenate((starts[good] + low[good], starts[good] + high[good],
+                            starts[bad.any(axis=1)] + first_bad[bad.any(axis=1)]))
+    keep = np.unique(picks).astype(int)
+    return x[keep], y[keep]
 
 
 def _display_figure(fig: FigureLike) -> dict[str, Any]:

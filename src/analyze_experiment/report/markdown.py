@@ -16,6 +16,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
+import numpy as np
 import pandas as pd
 
 from analyze_experiment.report.cells import cell_text
@@ -85,13 +86,20 @@ def _escape_line_starts(s: str) -> str:
     return _LINE_START.sub(repl, s)
 
 
+_CELL_SPECIAL = re.compile(r"[\\`*\[\]{}!~_&<|]")
+"""Every character :func:`escape_cell` may change in printable ASCII text."""
+
+
 def escape_cell(text: object) -> str:
     """:func:`escape` for a table cell: pipes escaped, line breaks shown as ``\\n``.
 
     A cell is inline content, so block syntax at its start (``- x``, ``1. x``) needs no
     escape there; list items and headings add it with :func:`escape_item`.
     """
-    return escape_inline(str(text).strip(" ")).replace("|", "\\|")
+    s = str(text).strip(" ")
+    if s.isascii() and s.isprintable() and _CELL_SPECIAL.search(s) is None:
+        return s  # most cells (numbers, names): nothing to escape, and tables have thousands
+    return escape_inline(s).replace("|", "\\|")
 
 
 def escape_item(text: object) -> str:
@@ -116,12 +124,30 @@ def _is_numeric(values: list[str]) -> bool:
 
 def _width(s: str) -> int:
     """Display width: East Asian wide characters count twice, so columns line up in editors."""
+    if s.isascii():
+        return len(s)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
 
 
-def _pad(s: str, width: int, right: bool) -> str:
-    fill = " " * (width - _width(s))
+def _pad(s: str, width: int, right: bool, own: int | None = None) -> str:
+    """``s`` padded to ``width`` (``own``: its display width when already known)."""
+    fill = " " * (width - (_width(s) if own is None else own))
     return fill + s if right else s + fill
+
+
+def column_values(col: pd.Series | pd.DataFrame) -> list[object]:
+    """The values ``col.iloc[i]`` gives, read in one pass rather than one lookup per cell: a
+    NumPy scalar from a NumPy column, a Timestamp from a datetime one, the array's own scalar
+    (or missing-value marker) from an extension array. (``df[name]`` of a name two columns
+    share is a frame: each row's values, as before.)"""
+    if isinstance(col, pd.DataFrame):
+        return [col.iloc[i] for i in range(len(col))]
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind not in "mM":
+        return list(col.to_numpy())
+    values = col.array
+    if isinstance(col.dtype, pd.CategoricalDtype):  # iterating unboxes the categories: index instead
+        return [values[i] for i in range(len(values))]
+    return list(values)
 
 
 def markdown_table(df: pd.DataFrame, links: dict[str, str] | None = None) -> str:
@@ -136,19 +162,19 @@ def markdown_table(df: pd.DataFrame, links: dict[str, str] | None = None) -> str
     raw = {c: [cell_text(v) for v in df[c]] for c in cols}  # a list shows its items, not ['a', 'b']
     cells: dict[str, list[str]] = {}
     for c in cols:
-        out = []
-        for i, v in enumerate(raw[c]):
-            text = escape_cell(v)
-            target = _link_target(df[links[c]].iloc[i]) if c in links and links[c] in df.columns else None
-            out.append(f"[{text}]({target})" if target and text else text)
+        out = [escape_cell(v) for v in raw[c]]
+        if c in links and links[c] in df.columns:
+            targets = [_link_target(p) for p in column_values(df[links[c]])]  # type: ignore[arg-type]
+            out = [f"[{text}]({target})" if target and text else text for text, target in zip(out, targets, strict=True)]
         cells[c] = out
     heads = {c: escape_cell(c) for c in cols}
     right = {c: _is_numeric(raw[c]) for c in cols}
-    width = {c: max([3, _width(heads[c]), *(_width(v) for v in cells[c])]) for c in cols}
+    widths = {c: [_width(v) for v in cells[c]] for c in cols}
+    width = {c: max([3, _width(heads[c]), *widths[c]]) for c in cols}
     lines = ["| " + " | ".join(_pad(heads[c], width[c], right[c]) for c in cols) + " |",
              "| " + " | ".join(("-" * (width[c] - 1) + ":") if right[c] else "-" * width[c] for c in cols) + " |"]
     for i in range(len(df)):
-        lines.append("| " + " | ".join(_pad(cells[c][i], width[c], right[c]) for c in cols) + " |")
+        lines.append("| " + " | ".join(_pad(cells[c][i], width[c], right[c], widths[c][i]) for c in cols) + " |")
     return "\n".join(lines)
 
 

@@ -363,8 +363,49 @@ def yaml_text(doc: dict[str, Any], reasons: list[Finding]) -> str:
     head = ["# Next experiment, drafted by analyze-experiment from the registered findings of this sweep.",
             "# Complete the paths (models, data, evaluation scripts) before scaffolding. Why each choice:"]
     head += ["#  - " + " ".join(r.text.split()) for r in reasons]
-    body = yaml.safe_dump(plain(doc), sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
-    return "\n".join(head) + "\n\n" + body
+    return "\n".join(head) + "\n\n" + _dump(plain(doc))
+
+
+_DUMPED: dict[str, str] = {}
+"""YAML already written, by the ``repr`` of the plain mapping (which fixes the text: the same
+keys in the same order, the same scalars of the same types). One report writes its next
+design three times: the report's section, retrospective.md and the YAML file."""
+
+
+def _dump(value: dict[str, Any]) -> str:
+    key = repr(value)
+    if key not in _DUMPED:
+        if len(_DUMPED) >= 4:
+            _DUMPED.clear()
+        _DUMPED[key] = yaml.dump(value, Dumper=_dumper(value), sort_keys=False, allow_unicode=True,
+                                 default_flow_style=False, width=100)
+    return _DUMPED[key]
+
+
+LIBYAML_KEY_CHARS = 64
+"""libyaml and PyYAML's own emitter decide differently whether a long key may be written as a
+simple key (``key: value``); up to this many characters they agree."""
+
+
+def _dumper(value: Any) -> type[yaml.SafeDumper] | type[yaml.CSafeDumper]:
+    """libyaml's emitter (C, several times faster) when it writes exactly the text PyYAML's own
+    would: every string printable ASCII, every key a non-empty string of at most
+    :data:`LIBYAML_KEY_CHARS` characters. Elsewhere the two differ (how they fold escaped,
+    non-ASCII or astral text, empty and long keys), so anything else goes through PyYAML's."""
+    if getattr(yaml, "__with_libyaml__", False) and _libyaml_safe(value):
+        return yaml.CSafeDumper
+    return yaml.SafeDumper
+
+
+def _libyaml_safe(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.isascii() and value.isprintable()
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and 0 < len(k) <= LIBYAML_KEY_CHARS and _libyaml_safe(k)
+                   and _libyaml_safe(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_libyaml_safe(v) for v in value)
+    return value is None or isinstance(value, bool | int | float)
 
 
 def planned_facts(runs: pd.DataFrame, design: Design, planned: pd.DataFrame | None = None) -> list[Finding]:

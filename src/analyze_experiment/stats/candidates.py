@@ -105,10 +105,15 @@ def _candidate_scores(g: pd.DataFrame) -> dict[CandKey, pd.Series]:
     order = np.argsort(codes, kind="stable")
     ends = np.cumsum(np.bincount(codes, minlength=by.ngroups))
     out: dict[CandKey, pd.Series] = {}
+    shared: pd.Index | None = None
     for (run, ep), start, end in zip(by.size().index, [0, *ends[:-1]], ends, strict=True):
         pos = order[start:end]
-        out[(str(run), epoch_key(ep))] = pd.Series(values[pos], index=pd.Index(ids.take(pos), name="sample_id"),
-                                                   name="score")
+        cand_ids = ids.take(pos)
+        if shared is not None and len(shared) == len(cand_ids) and bool((shared.array == cand_ids).all()):
+            index = shared  # the same samples: one Index object, so every later equals() is an identity
+        else:  # check and is_unique / is_monotonic_increasing are computed once, not per pair
+            index = shared = pd.Index(cand_ids, name="sample_id")
+        out[(str(run), epoch_key(ep))] = pd.Series(values[pos], index=index, name="score")
     return out
 
 

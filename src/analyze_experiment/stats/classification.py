@@ -47,9 +47,17 @@ def classification_table(samples: pd.DataFrame, exclude: set[tuple[str, str]] | 
     if samples is None or samples.empty or not {"target", "answer", "score"} <= set(samples.columns):
         return pd.DataFrame(columns=CLASSIFICATION)
     exclude = exclude or set()
-    df = samples[samples["score"].notna()].copy()
-    df["score"] = pd.to_numeric(df["score"], errors="coerce")
+    scored = samples["score"].notna()
     rows: list[dict[str, Any]] = []
+    if isinstance(samples["target"].dtype, pd.StringDtype):
+        # no task × scorer with two labels (each group's distinct targets, as _labels reads them):
+        # nothing to split into families (at 100 runs, 200,000 rows copied and sorted for nothing)
+        t = samples.loc[scored, ["task", "scorer", "target"]]
+        distinct = t.groupby(["task", "scorer"], sort=True)["target"].unique()
+        if not any(_labels(pd.Series(v, dtype=t["target"].dtype)) is not None for v in distinct):
+            return pd.DataFrame(rows, columns=CLASSIFICATION)
+    df = samples[scored].copy()
+    df["score"] = pd.to_numeric(df["score"], errors="coerce")
     for (task, scorer), fam in df.groupby(["task", "scorer"], sort=True):
         if (str(task), str(scorer)) in exclude or not fam["score"].isin([0.0, 1.0]).all():
             continue

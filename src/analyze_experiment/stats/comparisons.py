@@ -35,7 +35,7 @@ from analyze_experiment.stats.multiplicity import benjamini_hochberg, holm
 from analyze_experiment.stats.paired import (
     align,
     compare,
-    compare_aligned,
+    compare_rows,
     mcnemar_matrix,
     sign_flip_all_pairs,
 )
@@ -123,9 +123,7 @@ def family_comparisons(
     cont = at_once if binary is None else None
     index = {k: i for i, k in enumerate(fam.scores)}
     matrix = _Aligned(aligned, next(iter(fam.scores.values())).index.to_numpy()) if aligned is not None else None
-    rows = [_reported_row(fam, a, b, kind, cont, index, matrix, confidence=confidence, n_resamples=n_resamples,
-                          seed=seed)
-            for a, b, kind in pairs]
+    rows = _reported_rows(fam, pairs, cont, index, matrix, confidence=confidence, n_resamples=n_resamples, seed=seed)
     eq_rows = [_tost_row(fam, a, b, margin, alpha, index, matrix) for a, b, kind in pairs if kind == "vs_best"]
     comp = pd.DataFrame(rows, columns=[*COMPARISONS, "stderr", "family_size", "p_mc_se", "n_resamples", "sd_diff"])
     if not comp.empty:
@@ -205,19 +203,31 @@ class _Aligned(NamedTuple):
         return self.scores[index[a]], self.scores[index[b]], self.ids
 
 
-def _reported_row(fam: Family, a: CandKey, b: CandKey, kind: str, cont: dict[str, np.ndarray] | None,
-                  index: dict[CandKey, int], matrix: _Aligned | None, *, confidence: float, n_resamples: int,
-                  seed: int) -> dict[str, Any]:
-    """One stated comparison; a continuous pair's permutation test is taken from the all-pairs
+def _reported_rows(fam: Family, pairs: list[tuple[CandKey, CandKey, str]], cont: dict[str, np.ndarray] | None,
+                   index: dict[CandKey, int], matrix: _Aligned | None, *, confidence: float, n_resamples: int,
+                   seed: int) -> list[dict[str, Any]]:
+    """The stated comparisons; a continuous pair's permutation test is taken from the all-pairs
     matrix when there is one (two-sided: the same either way round). ``index``: each
-    candidate's row in that matrix and in ``matrix`` (the aligned scores, when they are)."""
-    perm = None
-    if cont is not None:
-        i, j = sorted((index[a], index[b]))
-        perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
-    x, y, ids = matrix.pair(index, a, b) if matrix is not None else align(fam.scores[a], fam.scores[b])
-    r = compare_aligned(x, y, ids, binary=fam.binary, confidence=confidence, clusters=fam.clusters,
-                        n_resamples=n_resamples, seed=seed, permutation=perm)
+    candidate's row in that matrix and in ``matrix`` (the aligned scores, when they are: then
+    every pair at once, :func:`~analyze_experiment.stats.paired.compare_rows`)."""
+    perms = []
+    for a, b, _ in pairs:
+        perm = None
+        if cont is not None:
+            i, j = sorted((index[a], index[b]))
+            perm = (float(cont["p_value"][i, j]), float(cont["p_mc_se"][i, j]), int(cont["n_resamples"][i, j]))
+        perms.append(perm)
+    if matrix is not None and fam.clusters is None:
+        results = compare_rows(matrix.scores, [(index[a], index[b]) for a, b, _ in pairs], binary=fam.binary,
+                               confidence=confidence, n_resamples=n_resamples, seed=seed, permutations=perms)
+    else:
+        results = [compare(fam.scores[a], fam.scores[b], binary=fam.binary, confidence=confidence,
+                           clusters=fam.clusters, n_resamples=n_resamples, seed=seed, permutation=perm)
+                   for (a, b, _), perm in zip(pairs, perms, strict=True)]
+    return [_stated_row(fam, a, b, kind, r) for (a, b, kind), r in zip(pairs, results, strict=True)]
+
+
+def _stated_row(fam: Family, a: CandKey, b: CandKey, kind: str, r: Any) -> dict[str, Any]:
     return {"task": fam.task, "scorer": fam.scorer, "metric": fam.metric,
             "a": a[0], "epoch_a": _ep(a), "b": b[0], "epoch_b": _ep(b), "kind": kind,
             "diff": r.diff, "ci_low": r.ci_low, "ci_high": r.ci_high, "test": r.test,

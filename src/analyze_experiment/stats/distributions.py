@@ -18,6 +18,7 @@ Scalars in, NumPy scalars out; arrays in, arrays out — as ``scipy.stats``.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,32 @@ def binom_sf(k: ArrayLike, n: ArrayLike, p: ArrayLike) -> Any:
     k = np.asarray(k, dtype=float)
     inside = np.clip(_ufuncs._binom_sf(np.floor(k), n, p), 0, 1)
     return np.where(k < 0, 1.0, np.where(k >= np.asarray(n), 0.0, inside))[()]
+
+
+def binom_cdf_at(k: float, n: float, p: float) -> float:
+    """``float(binom_cdf(k, n, p))`` for one point, without the array machinery: a root search
+    (the Clopper–Pearson interval, stats/paired.py) evaluates it a dozen times per interval and
+    hundreds of intervals per report, and the asarray/floor/clip/where wrapping cost ten times
+    the Boost call. Same branches, same ufunc, same clipping: the same float."""
+    if k >= n:
+        return 1.0
+    if k < 0:
+        return 0.0
+    return _clip01(float(_ufuncs._binom_cdf(math.floor(k) if math.isfinite(k) else k, n, p)))
+
+
+def binom_sf_at(k: float, n: float, p: float) -> float:
+    """``float(binom_sf(k, n, p))`` for one point (see :func:`binom_cdf_at`)."""
+    if k < 0:
+        return 1.0
+    if k >= n:
+        return 0.0
+    return _clip01(float(_ufuncs._binom_sf(math.floor(k) if math.isfinite(k) else k, n, p)))
+
+
+def _clip01(v: float) -> float:
+    """``np.clip(v, 0, 1)`` of one float (NaN stays NaN)."""
+    return 0.0 if v < 0 else 1.0 if v > 1 else v
 
 
 def beta_ppf(q: ArrayLike, a: ArrayLike, b: ArrayLike) -> Any:

@@ -131,6 +131,7 @@ def main_effects(
     confidence: float = 0.95,
     families: list[Family] | None = None,
     configs: pd.Series | None = None,
+    grid: tuple[pd.DataFrame, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Mean metric per level of each variable (the marginal mean over the level's runs).
 
@@ -140,6 +141,7 @@ def main_effects(
     is the t interval over samples (a single run keeps its own interval). ``values`` holds
     one row per candidate (task, scorer, metric, run, epoch, value, n, ci_low, ci_high).
     When several epochs were evaluated, ``epoch`` is reported as a variable too.
+    ``grid``: :func:`grid_epoch_values` of ``values`` when the caller has it (computed otherwise).
     """
     rows: list[dict[str, Any]] = []
     if values.empty:
@@ -159,7 +161,7 @@ def main_effects(
         if not all(k in fam.scores for k in keys):
             return None
         return _level_scores(fam, keys)
-    final = grid_epoch_values(values)[0].merge(runs, on="run", how="inner", suffixes=("", "_run"))
+    final = (grid or grid_epoch_values(values))[0].merge(runs, on="run", how="inner", suffixes=("", "_run"))
     for (task, scorer, metric), g in final.groupby(["task", "scorer", "metric"], sort=True):
         for var in variables:
             if var not in g.columns:
@@ -217,7 +219,8 @@ def grid_status(df: pd.DataFrame, variables: list[str]) -> tuple[bool, bool, str
 
 
 def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
-          families: list[Family] | None = None) -> tuple[pd.DataFrame, str | None]:
+          families: list[Family] | None = None,
+          grid_values: tuple[pd.DataFrame, list[str]] | None = None) -> tuple[pd.DataFrame, str | None]:
     """Type-II ANOVA of the metric on the varied variables, per family.
 
     Which ANOVA depends on what replicates the grid holds:
@@ -233,13 +236,14 @@ def anova(values: pd.DataFrame, runs: pd.DataFrame, variables: list[str],
 
     Every run enters at the same epoch (:func:`grid_epoch_values`). An unbalanced grid gets
     no ANOVA. Returns (table, note); the note says why no ANOVA was run where it was not. Extra columns: ``partial_omega_sq``, ``unit``
-    (``samples`` | ``runs``), ``n_units``.
+    (``samples`` | ``runs``), ``n_units``. ``grid_values``: :func:`grid_epoch_values` of
+    ``values`` when the caller has it.
     """
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
     if values.empty:
         return pd.DataFrame(columns=[*ANOVA, *ANOVA_EXTRA]), None
-    grid, epoch_notes = grid_epoch_values(values)
+    grid, epoch_notes = grid_values or grid_epoch_values(values)
     notes.extend(epoch_notes)
     final = grid.merge(runs, on="run", how="inner", suffixes=("", "_run"))
     for (task, scorer, metric), g in final.groupby(["task", "scorer", "metric"], sort=True):
@@ -416,6 +420,7 @@ def diminishing_returns(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     seed: int = 0,
+    grid: tuple[pd.DataFrame, list[str]] | None = None,
 ) -> pd.DataFrame:
     """Gain between consecutive levels of each numeric variable (and of epoch).
 
@@ -430,9 +435,11 @@ def diminishing_returns(
       over runs, never from one run;
     - otherwise (averages over several runs of a configuration contrast, without seeds):
       descriptive — the gain and its item-level interval, no p-value.
+
+    ``grid``: :func:`grid_epoch_values` of ``values`` when the caller has it.
     """
     rows: list[dict[str, Any]] = []
-    final = grid_epoch_values(values)[0]
+    final = (grid or grid_epoch_values(values))[0]
     info = runs.set_index("run") if not runs.empty else pd.DataFrame()
     for fam in families:
         fv = final[(final["task"] == fam.task) & (final["scorer"] == fam.scorer) & (final["metric"] == fam.metric)]

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analyze_experiment.stats.distributions import beta_ppf, binom_cdf, binom_sf, t_ppf, t_quantile
+from analyze_experiment.stats.distributions import (
+    beta_ppf,
+    binom_cdf,
+    binom_cdf_at,
+    binom_sf_at,
+    t_ppf,
+    t_quantile,
+)
 from analyze_experiment.stats.intervals import cluster_se
 from analyze_experiment.stats.roots import brent_root
 
@@ -107,8 +114,8 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     last bit (tests/test_roots.py) — without importing scipy.stats for it.
     """
     alpha = (1 - confidence) / 2
-    low = 0.0 if k == 0 else brent_root(lambda p: binom_sf(k - 1, n, p) - alpha, 0, 1)
-    high = 1.0 if k == n else brent_root(lambda p: binom_cdf(k, n, p) - alpha, 0, 1)
+    low = 0.0 if k == 0 else brent_root(lambda p: binom_sf_at(k - 1, n, p) - alpha, 0, 1)
+    high = 1.0 if k == n else brent_root(lambda p: binom_cdf_at(k, n, p) - alpha, 0, 1)
     return (low, high)
 
 
@@ -352,6 +359,68 @@ def compare(
     x, y, ids = align(a, b)
     return compare_aligned(x, y, ids, binary=binary, confidence=confidence, clusters=clusters,
                            n_resamples=n_resamples, seed=seed, describe_only=describe_only, permutation=permutation)
+
+
+def compare_rows(
+    x: np.ndarray,
+    pairs: list[tuple[int, int]],
+    *,
+    binary: bool,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    permutations: list[tuple[float, float, int] | None] | None = None,
+) -> list[Paired]:
+    """:func:`compare` of rows ``i`` − ``j`` of ``x`` (candidates × the same samples, no clusters)
+    for every ``(i, j)`` in ``pairs``, as :func:`compare` gives them pair by pair.
+
+    The differences, their means, SDs and discordant counts are computed for all pairs at once
+    (each row of a row-wise reduction is summed in the order the one-pair reduction sums it, so
+    the floats are equal); what stays per pair is the correlation and the p-value.
+    ``permutations``: per pair, the unclustered sign-flip result when the caller has it.
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[1]
+    if not pairs:
+        return []
+    if n <= 1:  # no spread to estimate: the one-pair path's edge cases
+        ids = np.arange(n)
+        return [compare_aligned(x[i], x[j], ids, binary=binary, confidence=confidence, n_resamples=n_resamples,
+                                seed=seed, permutation=None if permutations is None else permutations[k])
+                for k, (i, j) in enumerate(pairs)]
+    rows_i = np.array([i for i, _ in pairs])
+    rows_j = np.array([j for _, j in pairs])
+    d = x[rows_i] - x[rows_j]
+    mean = d.mean(axis=1)
+    sd = np.std(d, axis=1, ddof=1)
+    se = sd / math.sqrt(n)
+    t = t_quantile(0.5 + confidence / 2, n - 1)
+    lo, hi = mean - t * se, mean + t * se
+    spread = np.std(x, axis=1) > 0
+    zero_one = np.isin(x, (0.0, 1.0)).all(axis=1)
+    a_only = ((x[rows_i] == 1) & (x[rows_j] == 0)).sum(axis=1)
+    b_only = ((x[rows_i] == 0) & (x[rows_j] == 1)).sum(axis=1)
+    alpha = 1 - confidence
+    out = []
+    for k, (i, j) in enumerate(pairs):
+        corr = float(np.corrcoef(x[i], x[j])[0, 1]) if n > 2 and spread[i] and spread[j] else math.nan
+        diff, s, lo_k, hi_k = float(mean[k]), float(se[k]), float(lo[k]), float(hi[k])
+        sd_k = float(sd[k])
+        if math.isnan(s):
+            lo_k = hi_k = math.nan
+        if binary and zero_one[i] and zero_one[j]:
+            ao, bo = int(a_only[k]), int(b_only[k])
+            lo_k, hi_k = mcnemar_exact_ci(ao, bo, n, confidence)
+            out.append(Paired(diff, s, lo_k, hi_k, "mcnemar_exact", float(min(ao, bo)), mcnemar_exact(ao, bo), n,
+                              ao, bo, corr, sd_diff=sd_k))
+            continue
+        perm = None if permutations is None else permutations[k]
+        if perm is not None:
+            p, mc, b = perm
+        else:
+            _, p, mc, b = adaptive_sign_flip(d[k], n_resamples=n_resamples, seed=seed, alpha=alpha)
+        out.append(Paired(diff, s, lo_k, hi_k, "paired_permutation", diff, p, n, None, None, corr, mc, b, sd_k))
+    return out
 
 
 def compare_aligned(
