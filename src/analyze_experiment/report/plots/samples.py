@@ -137,17 +137,24 @@ def agreement_matrix(data: pd.DataFrame, best: str, order: list[str] | None = No
         raise NoData("only one candidate has per-sample scores")
     n_candidates = len(rows)
     mat = mat.loc[rows[:MAX_MATRIX_ROWS]]
-    ref = mat.loc[best]
-    differs = (mat != ref) & mat.notna() & ref.notna()
-    flipped = [c for c in mat.columns if differs[c].any()]
-    if not flipped:
+    # one pass over the candidates × samples array; per-column pandas lookups cost a
+    # millisecond per thousand samples each
+    m = mat.to_numpy(dtype=float)
+    ref = m[0]
+    differs = (m != ref) & ~np.isnan(m) & ~np.isnan(ref)
+    changed = differs.any(axis=0)
+    if not changed.any():
         raise NoData(f"no sample changed outcome between {best} and the other runs")
-    gained = ((mat[flipped] == 1) & (ref[flipped] == 0)).sum(axis=1).astype(int).to_dict()
-    lost = ((mat[flipped] == 0) & (ref[flipped] == 1)).sum(axis=1).astype(int).to_dict()
-    cols = sorted(flipped, key=lambda c: (-int(differs[c].sum()), _id_key(c)))[:MAX_MATRIX_SAMPLES]
+    mf, rf = m[:, changed], ref[changed]
+    gained = dict(zip(mat.index, ((mf == 1) & (rf == 0)).sum(axis=1).tolist(), strict=True))
+    lost = dict(zip(mat.index, ((mf == 0) & (rf == 1)).sum(axis=1).tolist(), strict=True))
+    flipped = mat.columns[changed]
+    n_differ = differs[:, changed].sum(axis=0).tolist()
+    keep = sorted(range(len(flipped)), key=lambda i: (-n_differ[i], _id_key(flipped[i])))[:MAX_MATRIX_SAMPLES]
+    cols = flipped[keep]
     shown = mat[cols].copy()
     shown.attrs.update(candidates=n_candidates, flipped=len(flipped), gained=gained, lost=lost)
-    return shown, ref[cols]
+    return shown, mat.loc[best][cols]
 
 
 def matrix_note(m: pd.DataFrame, n_samples: int) -> str:
@@ -198,11 +205,12 @@ def _cell(frame: pd.DataFrame, label: str, sid: str, col: str) -> str:
 
 
 def agreement_axes(data: pd.DataFrame, *, best: str, order: list[str] | None = None,
-                   ax: plt.Axes | None = None) -> plt.Axes:
+                   ax: plt.Axes | None = None, matrix: pd.DataFrame | None = None) -> plt.Axes:
     """The agreement matrix on one Axes (returned): blue correct, orange wrong, white not scored;
-    each row label counts ``+gained/−lost`` samples against the best."""
+    each row label counts ``+gained/−lost`` samples against the best. ``matrix``: the
+    :func:`agreement_matrix` of ``data`` when the caller has it already."""
     ax = ax if ax is not None else plt.gca()
-    m, _ = agreement_matrix(data, best, order)
+    m = matrix if matrix is not None else agreement_matrix(data, best, order)[0]
     ylabels = []
     for r in m.index:
         if r == best:
@@ -235,7 +243,7 @@ def plot_sample_agreement(data: pd.DataFrame, *, best: str, title: str, order: l
     names = 0.075 * (max((len(str(r)) for r in m.index), default=0) + 12)
     width = max(1.6 + 0.12 * m.shape[1], 1.4 + 0.095 * len(title)) + names
     fig, ax = plt.subplots(figsize=(min(18, width), 1.2 + 0.4 * len(m.index)))
-    agreement_axes(data, best=best, order=order, ax=ax)
+    agreement_axes(data, best=best, order=order, ax=ax, matrix=m)
     ax.set_title(title)
     ax.legend(handles=[Patch(color=CORRECT, label="correct"), Patch(color=WRONG, label="wrong")],
               loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -332,16 +340,19 @@ def _text(s: object, limit: int | None = None) -> str:
 def agreement_figure(data: pd.DataFrame, *, best: str, title: str, order: list[str] | None = None) -> PlotlyFigure:
     """The agreement matrix for report.html: hover shows sample id, target, answer and outcome."""
     m, _ = agreement_matrix(data, best, order)
-    first = data.drop_duplicates(["label", "sample_id"])
+    # only the shown samples' rows (in their order): the first row of a sample, and of a
+    # candidate × sample, is the same there as in the whole table, without pivoting every answer
+    shown = data[data["sample_id"].isin(m.columns)]
+    first = shown[shown["label"].isin(m.index)].drop_duplicates(["label", "sample_id"])
     answers = first.pivot(index="label", columns="sample_id", values="answer").reindex(index=m.index, columns=m.columns)
-    targets = first.drop_duplicates("sample_id").set_index("sample_id")["target"].reindex(m.columns)
+    targets = shown.drop_duplicates("sample_id").set_index("sample_id")["target"].reindex(m.columns)
     target_text = {sid: _text("" if pd.isna(v) else v, MAX_HOVER_CHARS) for sid, v in targets.items()}
     outcome = np.where(np.isnan(m.to_numpy(dtype=float)), "not scored",
                        np.where(m.to_numpy(dtype=float) >= 0.5, "correct", "wrong"))
-    hover = [[f"sample {_text(sid)}<br>target: {target_text[sid]}<br>answer: "
-              f"{_text('' if pd.isna(a) else a, MAX_HOVER_CHARS)}<br>{o}"
-              for sid, a, o in zip(m.columns, answers.loc[r], outcome[i], strict=True)]
-             for i, r in enumerate(m.index)]
+    heads = [f"sample {_text(sid)}<br>target: {target_text[sid]}<br>answer: " for sid in m.columns]
+    hover = [[f"{head}{_text('' if pd.isna(a) else a, MAX_HOVER_CHARS)}<br>{o}"
+              for head, a, o in zip(heads, row, outcome[i], strict=True)]
+             for i, row in enumerate(answers.to_numpy(dtype=object))]
     ylabels = [_text(f"{r} (best)" if r == best else r) for r in m.index]
     fig = figure({
         "type": "heatmap", "z": m.to_numpy(dtype=float), "x": [_text(c) for c in m.columns], "y": ylabels,
