@@ -364,3 +364,49 @@ def test_one_point_binomial_tails_equal_the_array_functions_and_scipy_stats():
                         assert got == want or (math.isnan(got) and math.isnan(want)), (one.__name__, k, n, p)
                         if math.isfinite(k) and k == int(k) and not math.isnan(p):
                             assert got == float(ref(k, n, p)), (one.__name__, k, n, p)
+
+
+# --- roots.brent_roots / paired.clopper_pearson_many: many root searches at once ----------------
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.9, 0.99, 0.5])
+def test_clopper_pearson_many_equals_one_at_a_time(confidence):
+    from analyze_experiment.stats.paired import clopper_pearson, clopper_pearson_many
+
+    rng = np.random.default_rng(int(confidence * 100))
+    pairs = [(k, n) for n in range(1, 41) for k in range(n + 1)]
+    pairs += [(int(rng.integers(0, n + 1)), int(n)) for n in rng.integers(41, 5000, 150)]
+    pairs += [(0, 0), (3, 2), (-1, 5)]  # no interval: left out
+    got = clopper_pearson_many(np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]), confidence)
+    valid = {(k, n) for k, n in pairs if 0 <= k <= n and n > 0}
+    assert set(got) == valid
+    for k, n in valid:
+        assert got[(k, n)] == clopper_pearson.__wrapped__(k, n, confidence), (k, n)
+
+
+def test_brent_roots_equals_brent_root_lane_by_lane():
+    from analyze_experiment.stats.roots import brent_root, brent_roots
+
+    rng = np.random.default_rng(9)
+    # x^p − c (smooth), a step-like logistic, a root at an end, and lanes brent_root refuses
+    power, c = rng.uniform(0.2, 5, 60), rng.uniform(0.01, 0.99, 60)
+    slope = rng.uniform(5, 500, 60)
+
+    def f_np(x, lanes):
+        kind = lanes % 4
+        out = np.where(kind == 0, x ** power[lanes] - c[lanes],
+                       np.where(kind == 1, 1 / (1 + np.exp(-slope[lanes] * (x - c[lanes]))) - 0.5,
+                                np.where(kind == 2, x - 1.0, x + 0.5)))  # kind 3: no sign change
+        return out
+
+    def f_one(i):
+        return lambda x: float(f_np(np.array([x]), np.array([i]))[0])
+
+    roots = brent_roots(f_np, 60)
+    for i in range(60):
+        if i % 4 == 3:
+            with pytest.raises(ValueError):
+                brent_root(f_one(i), 0, 1)
+            assert math.isnan(roots[i])
+        else:
+            assert roots[i] == brent_root(f_one(i), 0, 1), i

@@ -18,12 +18,13 @@ from analyze_experiment.stats.distributions import (
     beta_ppf,
     binom_cdf,
     binom_cdf_at,
+    binom_sf,
     binom_sf_at,
     t_ppf,
     t_quantile,
 )
 from analyze_experiment.stats.intervals import cluster_se
-from analyze_experiment.stats.roots import brent_root
+from analyze_experiment.stats.roots import brent_root, brent_roots
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def paired_diff_ci(
     return (mean, se, mean - t * se, mean + t * se)
 
 
-def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0.95,
+                     interval: tuple[float, float] | None = None) -> tuple[float, float]:
     """Interval for the paired difference of proportions that agrees with exact McNemar.
 
     Conditional on the m = b + c discordant pairs, b ~ Bin(m, π) and the difference is
@@ -95,7 +97,7 @@ def mcnemar_exact_ci(n_a_only: int, n_b_only: int, n: int, confidence: float = 0
         return (math.nan, math.nan)
     if m == 0:
         return (0.0, 0.0)
-    low, high = clopper_pearson(n_a_only, m, confidence)
+    low, high = interval if interval is not None else clopper_pearson(n_a_only, m, confidence)
     share = m / n
     return (share * (2 * low - 1), share * (2 * high - 1))
 
@@ -117,6 +119,35 @@ def clopper_pearson(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     low = 0.0 if k == 0 else brent_root(lambda p: binom_sf_at(k - 1, n, p) - alpha, 0, 1)
     high = 1.0 if k == n else brent_root(lambda p: binom_cdf_at(k, n, p) - alpha, 0, 1)
     return (low, high)
+
+
+def clopper_pearson_many(ks: np.ndarray, ns: np.ndarray,
+                         confidence: float = 0.95) -> dict[tuple[int, int], tuple[float, float]]:
+    """:func:`clopper_pearson` of every distinct (k, n), all root searches at once
+    (:func:`~analyze_experiment.stats.roots.brent_roots`: the same floats as one by one).
+
+    A first report's stated pairs need a few hundred intervals of a dozen scalar tail
+    evaluations each; this is a dozen array passes. An interval the vectorised search could not
+    settle is left out (:func:`clopper_pearson` computes it, and raises where it raised)."""
+    todo = sorted({(int(k), int(n)) for k, n in zip(ks, ns, strict=True) if 0 <= k <= n and n > 0})
+    if not todo:
+        return {}
+    k = np.array([t[0] for t in todo], dtype=float)
+    n = np.array([t[1] for t in todo], dtype=float)
+    alpha = (1 - confidence) / 2
+
+    def lower(p: np.ndarray, lanes: np.ndarray) -> np.ndarray:
+        return binom_sf(k[lanes] - 1, n[lanes], p) - alpha
+
+    def upper(p: np.ndarray, lanes: np.ndarray) -> np.ndarray:
+        return binom_cdf(k[lanes], n[lanes], p) - alpha
+
+    # the support's ends need no search (k = 0: low is 0; k = n: high is 1): their lanes are
+    # searched anyway (outside the tails' support the wrappers answer 0 or 1) and overwritten
+    low = np.where(k == 0, 0.0, brent_roots(lower, len(todo)))
+    high = np.where(k == n, 1.0, brent_roots(upper, len(todo)))
+    return {t: (float(lo), float(hi)) for t, lo, hi in zip(todo, low, high, strict=True)
+            if not (math.isnan(lo) or math.isnan(hi))}
 
 
 def mcnemar_exact(n_a_only: int, n_b_only: int) -> float:
@@ -401,6 +432,9 @@ def compare_rows(
     a_only = ((x[rows_i] == 1) & (x[rows_j] == 0)).sum(axis=1)
     b_only = ((x[rows_i] == 0) & (x[rows_j] == 1)).sum(axis=1)
     alpha = 1 - confidence
+    mcnemar = binary & zero_one[rows_i] & zero_one[rows_j]
+    # every McNemar interval's Clopper–Pearson ends in one vectorised root search
+    intervals = clopper_pearson_many(a_only[mcnemar], (a_only + b_only)[mcnemar], confidence)
     out = []
     for k, (i, j) in enumerate(pairs):
         corr = float(np.corrcoef(x[i], x[j])[0, 1]) if n > 2 and spread[i] and spread[j] else math.nan
@@ -408,9 +442,9 @@ def compare_rows(
         sd_k = float(sd[k])
         if math.isnan(s):
             lo_k = hi_k = math.nan
-        if binary and zero_one[i] and zero_one[j]:
+        if mcnemar[k]:
             ao, bo = int(a_only[k]), int(b_only[k])
-            lo_k, hi_k = mcnemar_exact_ci(ao, bo, n, confidence)
+            lo_k, hi_k = mcnemar_exact_ci(ao, bo, n, confidence, intervals.get((ao, ao + bo)))
             out.append(Paired(diff, s, lo_k, hi_k, "mcnemar_exact", float(min(ao, bo)), mcnemar_exact(ao, bo), n,
                               ao, bo, corr, sd_diff=sd_k))
             continue

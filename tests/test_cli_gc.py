@@ -1,0 +1,36 @@
+"""The command line freezes the loaded experiment (the collector's full passes skip it for the
+rest of the command) and lets the previous one be collected when ``--watch`` loads again."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+from analyze_experiment import cli
+
+
+class _Node:
+    """A reference cycle's member (weak-referenceable)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_the_loaded_experiment_is_frozen_and_released_at_the_next_load(example):
+    root = example("mid2026", 20)
+    gc.collect()
+    gc.unfreeze()
+    try:
+        cycle = _Node()
+        alive = weakref.ref(cycle)
+        exp = cli._load(root, quiet=True)
+        assert exp.analysable
+        assert gc.get_freeze_count() > 1000  # the experiment's objects (and the cycle) are frozen
+        del cycle, exp
+        gc.collect()
+        assert alive() is not None  # frozen garbage is never collected ...
+        cli._load(root, quiet=True)
+        gc.collect()
+        assert alive() is None  # ... until the next load unfreezes it (--watch)
+    finally:
+        gc.unfreeze()
