@@ -54,6 +54,19 @@ def test_numbers_missing_values_and_quoted_text(tmp_path, monkeypatch):
     assert not calls  # numbers only: joined here, not handed to pandas
 
 
+def test_python_writes_a_float64_as_numpy_does():
+    """The premise of writing float64 cells with ``repr``: NumPy's ``astype(str)`` (what pandas
+    uses) gives the same text for any bit pattern — subnormals, the exponent cut-offs, NaN, inf."""
+    rng = np.random.default_rng(16)
+    bits = rng.integers(0, 2**63, size=200_000, dtype=np.uint64) | (
+        rng.integers(0, 2, size=200_000, dtype=np.uint64) << np.uint64(63))
+    near = np.array([1e16, 1e15, 9999999999999998.0, 1e-4, 1e-5, 0.00011, 5e-324, 2.2250738585072014e-308,
+                     1.7976931348623157e308, 0.1, 1 / 3, -0.0, 0.0, 123456789012345678.0])
+    with np.errstate(over="ignore"):  # the largest float's next is inf: also a case
+        v = np.concatenate([bits.view(np.float64), near, np.nextafter(near, np.inf), np.nextafter(near, -np.inf)])
+    assert list(map(float.__repr__, v.tolist())) == v.astype(str).tolist()
+
+
 def test_what_is_not_handled_here_is_left_to_pandas(tmp_path):
     when = pd.DataFrame({"t": pd.to_datetime(["2026-01-01", None]), "x": [1, 2]})
     _check(when, tmp_path, "datetime")

@@ -108,7 +108,17 @@ def _numbers(v: np.ndarray) -> np.ndarray:
     if len(v) > 64 and v.dtype.itemsize in (1, 2, 4, 8):
         uniq, inverse = np.unique(v.view(f"u{v.dtype.itemsize}"), return_inverse=True)
         if 2 * len(uniq) < len(v):
-            return uniq.view(v.dtype).astype(str).astype(object)[inverse]
+            return _as_text(uniq.view(v.dtype))[inverse]
+    return _as_text(v)
+
+
+def _as_text(v: np.ndarray) -> np.ndarray:
+    """``v.astype(str)`` as object cells. A float64 is written by Python's ``repr``: NumPy's str of
+    a float64 is the same text (the shortest digits that read back as the value, scientific
+    below 1e-4 and from 1e16 on, as Python does; tests/test_csv_writer.py checks it on random
+    bit patterns), at two thirds of the cost."""
+    if v.dtype == np.float64:
+        return np.array(list(map(float.__repr__, v.tolist())), dtype=object)
     return v.astype(str).astype(object)
 
 

@@ -432,9 +432,12 @@ def final_metric_bars(data: pd.DataFrame, *, colors: dict[str, str], controls: S
         err = np.vstack([v - lo, hi - v])[:, has_ci]
         ax.errorbar(v[has_ci], y[has_ci], xerr=np.maximum(err, 0.0), fmt="none", ecolor="black", capsize=3,
                     linewidth=1)
-    for yi, vi, hi_i in zip(y, v, hi, strict=True):
-        ax.annotate(f"{vi:.3f}", (hi_i if not np.isnan(hi_i) else vi, yi), xytext=(4, 0),
-                    textcoords="offset points", va="center", fontsize=8, gid="value")
+    from matplotlib.transforms import ScaledTranslation
+
+    beside = ax.transData + ScaledTranslation(4 / 72, 0, ax.figure.dpi_scale_trans)  # 4 points right of the bar
+    for yi, vi, hi_i in zip(y, v, hi, strict=True):  # plain texts: an annotation adds a position check per draw
+        ax.text(hi_i if not np.isnan(hi_i) else vi, yi, f"{vi:.3f}", transform=beside, va="center", fontsize=8,
+                gid="value")
     ax.set_yticks(y, [f"{n} (control)" if c else str(n) for n, c in zip(df[label], is_ctl, strict=True)])
     return ax
 
