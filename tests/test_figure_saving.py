@@ -171,3 +171,23 @@ def test_per_sample_data_averages_repeated_sample_epochs_and_keeps_single_rows(s
     assert twice.loc[key, "score"].tolist() == [0.5]
     assert twice.loc[key, "answer"].tolist() == [first["answer"]]  # the first epoch's answer
     assert twice.loc[~key].reset_index(drop=True).equals(once.loc[~key].reset_index(drop=True))
+
+
+def test_the_tick_and_text_shortcut_runs_on_the_pinned_matplotlib_only(monkeypatch):
+    import re
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib.axis import Axis
+
+    from analyze_experiment.report.plots.specs import MEASURED_ONCE_MATPLOTLIB, measured_once
+
+    pin = re.search(r'"matplotlib==([^"]+)"', (Path(__file__).parents[1] / "pyproject.toml").read_text()).group(1)
+    assert MEASURED_ONCE_MATPLOTLIB == pin == matplotlib.__version__  # the pixel tests above ran with it on
+    plain = Axis._update_ticks
+    with measured_once():
+        assert Axis._update_ticks is not plain
+    assert Axis._update_ticks is plain
+    monkeypatch.setattr(matplotlib, "__version__", "3.12.0")
+    with measured_once():
+        assert Axis._update_ticks is plain  # another release: its private methods are left alone
