@@ -34,3 +34,25 @@ def test_the_loaded_experiment_is_frozen_and_released_at_the_next_load(example):
         assert alive() is None  # ... until the next load unfreezes it (--watch)
     finally:
         gc.unfreeze()
+
+
+def test_the_console_command_freezes_everything_before_the_process_ends():
+    import subprocess
+    import sys
+
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+            "sys.argv = ['analyze-experiment', '--version']\n"
+            "from analyze_experiment.cli import main\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "analyze-experiment" in out and "frozen at exit: True" in out
+
+
+def test_main_called_with_arguments_leaves_the_collector_alone(capsys):
+    import pytest
+
+    gc.unfreeze()
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert gc.get_freeze_count() == 0  # a caller's process (a test, a notebook) keeps collecting
