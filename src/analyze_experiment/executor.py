@@ -18,7 +18,8 @@ system), as on any cluster that ran the sweep.
 This is the one process-pool helper: every parallel site — the runs' training output
 (``ingest/load``), the evaluation logs (``ingest/evals``), the byte ranges of one large SLURM
 file (``sources/torchtune/reader``) — calls :func:`map_ordered` (or :func:`pool` for an
-executor of its own), and a test keeps any other module from starting processes. The API is
+executor of its own; the figures' drawing processes, kept across the report's steps, use
+:func:`fork_pool`), and a test keeps any other module from starting processes. The API is
 stable for any new site (figures, say)::
 
     from analyze_experiment.executor import LOCAL, map_ordered
@@ -95,6 +96,18 @@ def pool(spec: ExecutorSpec, workers: int, initializer: Callable[[], None] | Non
             yield ex
     finally:
         client.close()
+
+
+def fork_pool(workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+              ) -> ProcessPoolExecutor:
+    """Local processes forked from this one (they inherit its imports), for a caller that
+    keeps them across several steps and shuts them down itself; ``initializer(*initargs)``
+    runs in each as it starts. Under fork the processes start at the first task submitted.
+    Only where the fork start method exists (callers check it)."""
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("fork"),
+                               initializer=initializer, initargs=initargs)
 
 
 def map_ordered(spec: ExecutorSpec, fn: Callable[..., T], items: Iterable[Any], workers: int,

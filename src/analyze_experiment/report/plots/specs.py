@@ -21,7 +21,7 @@ import warnings
 import zlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,7 +329,7 @@ class PlotJob:
 
     def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
                  progress: Progress, workers: int, shown: Collection[str] = (), cache: Cache | None = None,
-                 pool: Executor | None = None) -> None:
+                 pool: Executor | DrawingProcesses | None = None) -> None:
         self.diag = diag
         self.plots_dir = plots_dir
         self.progress = progress
@@ -348,20 +348,26 @@ class PlotJob:
             _import_pyplot_before_fork()
             self._ctx = pool(LOCAL, min(workers, len(drawn)))
             self._pool = self._ctx.__enter__()
-            gc.freeze()  # forked workers inherit the tables as frozen: their collector never walks
-            # (and so never copies) the parent's pages; unfrozen once the workers are started
-        for s in self.specs:
-            store = (cache, keys[s.name]) if cache is not None and s.name in keys else None
-            if s.skip is not None:
-                self._futures.append(("nodata", s.skip))
-            elif s.interactive in shown or s.name in reused:  # the page draws it (no PNG), or it was reused
-                self._futures.append(("ok", ""))
-            elif self._pool is not None:
-                self._futures.append(self._pool.submit(draw_and_save, s, plots_dir, svg, store))
-            else:
-                self._futures.append(_Deferred(s, plots_dir, svg, store))  # type: ignore[arg-type]
-        if self._pool is not None:
-            gc.unfreeze()
+        batch: list[tuple[int, tuple[Any, ...]]] = []
+        # forked workers inherit the tables as frozen: their collector never walks (and so
+        # never copies) the parent's pages
+        with _collector_skips_older_objects():
+            for s in self.specs:
+                store = (cache, keys[s.name]) if cache is not None and s.name in keys else None
+                if s.skip is not None:
+                    self._futures.append(("nodata", s.skip))
+                elif s.interactive in shown or s.name in reused:  # the page draws it (no PNG), or it was reused
+                    self._futures.append(("ok", ""))
+                elif isinstance(self._pool, DrawingProcesses):
+                    batch.append((len(self._futures), (s, plots_dir, svg, store)))
+                    self._futures.append(("ok", ""))  # replaced below by the batch's handle
+                elif self._pool is not None:
+                    self._futures.append(self._pool.submit(draw_and_save, s, plots_dir, svg, store))
+                else:
+                    self._futures.append(_Deferred(s, plots_dir, svg, store))  # type: ignore[arg-type]
+            if batch:
+                for (i, _), handle in zip(batch, self._pool.draw([job for _, job in batch]), strict=True):  # type: ignore[union-attr]
+                    self._futures[i] = handle  # type: ignore[call-overload]
 
     def _reuse(self, cache: Cache | None, plots_dir: Path, svg: bool, shown: Collection[str]
                ) -> tuple[set[str], dict[str, str]]:
@@ -401,7 +407,7 @@ class PlotJob:
         try:
             for i, (spec, fut) in enumerate(zip(self.specs, self._futures, strict=True)):
                 self.progress("figures", i, total)
-                status, message = fut.result() if isinstance(fut, (Future, _Deferred)) else fut
+                status, message = fut.result() if isinstance(fut, (Future, _Deferred, _Drawn)) else fut
                 if status == "oserror":
                     code, text = message.split("\t", 1)
                     raise OSError(int(code), text, str(png_path(spec, self.plots_dir)))
@@ -448,30 +454,130 @@ def _started() -> None:
     """The first task of a :func:`drawing_pool`: submitting it starts the processes."""
 
 
+class DrawingProcesses:
+    """Drawing processes started before the statistics (:func:`drawing_pool`).
+
+    One process is forked first; it imports pyplot and the drawing modules (~0.35 s CPU, on
+    an idle core while this process computes the statistics) and only then forks the
+    processes that draw, which inherit those imports: they are made once, not once per
+    drawing process. Figures go to it as one batch (:meth:`draw`); each result comes back
+    through a pipe as soon as its figure is written, so the caller's progress follows the
+    drawing figure by figure."""
+
+    def __init__(self, workers: int) -> None:
+        from multiprocessing import Pipe
+
+        from analyze_experiment.executor import fork_pool
+
+        self._results, sender = Pipe(duplex=False)
+        self._done: dict[int, tuple[str, str]] = {}
+        self._batch: Future | None = None
+        self._ex = fork_pool(1, _zygote_start, (sender, workers))
+        self._ex.submit(_started)  # forks the first process now
+        sender.close()  # the first process holds its own copy
+
+    def draw(self, jobs: Sequence[tuple[Any, ...]]) -> list[_Drawn]:
+        """Draw ``jobs`` (:func:`draw_and_save`'s arguments); one handle per job, in order."""
+        self._batch = self._ex.submit(_zygote_draw, list(jobs))
+        return [_Drawn(self, i) for i in range(len(jobs))]
+
+    def wait(self, i: int) -> tuple[str, str]:
+        """The result of job ``i`` of the batch, once its figure is written."""
+        while i not in self._done:
+            if self._results.poll(0.2):
+                j, res = self._results.recv()
+                self._done[j] = res
+            elif self._batch is not None and self._batch.done():
+                self._batch.result()  # the drawing process failed: raised here
+                while self._results.poll():
+                    j, res = self._results.recv()
+                    self._done[j] = res
+                if i not in self._done:
+                    from concurrent.futures.process import BrokenProcessPool
+
+                    raise BrokenProcessPool(f"the drawing processes ended before figure {i + 1} was written")
+        return self._done[i]
+
+    def close(self) -> None:
+        """Stop the drawing processes (the first one shuts down those it forked)."""
+        with suppress(Exception):  # already gone (killed): its own processes end with it
+            stop = self._ex.submit(_zygote_stop)
+            while not stop.done():  # results nobody waits for (an interrupted report) are
+                if self._results.poll(0.05):  # drained, so the first process never blocks sending them
+                    self._results.recv()
+            stop.result()
+        self._ex.shutdown(wait=True)
+        self._results.close()
+
+
+class _Drawn:
+    """One figure of a :class:`DrawingProcesses` batch."""
+
+    def __init__(self, owner: DrawingProcesses, i: int) -> None:
+        self.owner, self.i = owner, i
+
+    def result(self) -> tuple[str, str]:
+        return self.owner.wait(self.i)
+
+
+_ZYGOTE: dict[str, Any] = {}
+"""In the first drawing process: the pipe to the report process and the drawing processes it forked."""
+
+
+def _zygote_start(sender: Any, workers: int) -> None:
+    """The first drawing process's start: import what drawing needs, then fork the drawing
+    processes (they inherit the imports) and start them at once."""
+    from analyze_experiment.executor import fork_pool
+
+    _ready_to_draw()
+    _ZYGOTE["send"] = sender
+    _ZYGOTE["pool"] = pool = fork_pool(workers)
+    pool.submit(_started)  # under fork, the first task starts every process at once
+
+
+def _zygote_draw(jobs: list[tuple[Any, ...]]) -> None:
+    """Draw ``jobs`` in the forked processes, sending ``(index, result)`` as each is written."""
+    from concurrent.futures import as_completed
+
+    futures = {_ZYGOTE["pool"].submit(draw_and_save, *job): i for i, job in enumerate(jobs)}
+    for fut in as_completed(futures):
+        _ZYGOTE["send"].send((futures[fut], fut.result()))
+
+
+def _zygote_stop() -> None:
+    _ZYGOTE["pool"].shutdown(wait=True)
+
+
 @contextmanager
-def drawing_pool(workers: int | None = None) -> Iterator[Executor | None]:
+def drawing_pool(workers: int | None = None) -> Iterator[Executor | DrawingProcesses | None]:
     """Drawing processes started now, for :func:`start_plots` (``pool=``) to use later; None
     when one process draws (one core, or :data:`WORKERS_ENV` is 1).
 
     A first report draws every figure, and on a small sweep the drawing is the longest part
-    after the statistics. Started before the statistics, each process imports pyplot and the
-    drawing modules on the otherwise idle cores while this one reads and computes, so the
-    first figure is drawn the moment it is planned. The processes are forked from a
-    process that has not imported pyplot: each imports it once (~0.25 s CPU), which is why a
-    re-run that reuses most figures from the cache starts its processes late instead
-    (:class:`PlotJob`), after importing pyplot once here."""
+    after the statistics. Started before the statistics, the drawing processes import pyplot
+    and the drawing modules on the otherwise idle cores while this one reads and computes, so
+    the first figure is drawn the moment it is planned. Under the fork start method they are
+    :class:`DrawingProcesses` (pyplot imported once for all of them); elsewhere a plain pool
+    whose processes each import it. A re-run that reuses most figures from the cache starts
+    its processes late instead (:class:`PlotJob`), after importing pyplot once here."""
+    import multiprocessing
+
     n = plot_workers(MAX_WORKERS) if workers is None else workers
     if n <= 1:
         yield None
         return
+    if multiprocessing.get_start_method(allow_none=False) == "fork":
+        with _collector_skips_older_objects():  # forked processes never walk (so never copy) these pages
+            procs = DrawingProcesses(n)
+        try:
+            yield procs
+        finally:
+            procs.close()
+        return
     from analyze_experiment.executor import LOCAL, pool
 
     with pool(LOCAL, n, initializer=_ready_to_draw) as ex:
-        gc.freeze()  # forked workers never walk (and so never copy) this process's pages
-        try:
-            ex.submit(_started)  # under fork, the first task starts every process at once
-        finally:
-            gc.unfreeze()
+        ex.submit(_started)
         yield ex
 
 
@@ -492,7 +598,7 @@ class _Deferred:
 
 def start_plots(specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, *, svg: bool = False,
                 progress: Progress = silent, workers: int | None = None, shown: Collection[str] = (),
-                cache: Cache | None = None, pool: Executor | None = None) -> PlotJob:
+                cache: Cache | None = None, pool: Executor | DrawingProcesses | None = None) -> PlotJob:
     """Start drawing ``specs`` into ``plots_dir`` (worker processes unless ``workers`` is 1).
 
     ``shown``: interactive keys the report draws itself (report.html without report.md): those
