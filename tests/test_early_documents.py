@@ -113,3 +113,28 @@ def test_drawing_processes_start_before_the_statistics_only_when_every_figure_is
 def _files(out: Path) -> dict[str, bytes]:
     return {p.name: STAMP.sub(b"<time>", p.read_bytes())
             for p in [out / "report.md", out / "report.html", *sorted((out / "plots").iterdir())]}
+
+
+@pytest.mark.slow
+def test_a_re_run_draws_the_few_changed_figures_in_its_own_process(example_copy, tmp_path, monkeypatch):
+    from analyze_experiment import executor
+
+    monkeypatch.delenv(specs_mod.WORKERS_ENV, raising=False)
+    monkeypatch.setattr(specs_mod.os, "cpu_count", lambda: 2)
+    started: list[str] = []
+    real_pool, real_fork = executor.pool, executor.fork_pool
+    monkeypatch.setattr(executor, "pool", lambda *a, **k: started.append("pool") or real_pool(*a, **k))
+    monkeypatch.setattr(executor, "fork_pool", lambda *a, **k: started.append("fork") or real_fork(*a, **k))
+    root = example_copy("mid2026", N)
+    cache = Cache(tmp_path / "cache")
+    write_report(load(root, now=NOW, cache=cache), tmp_path / "a", cache=cache)
+    assert "fork" in started  # a first report: every figure drawn by processes started early
+    started.clear()
+    flip_one_sample(sorted(root.rglob("*.eval"))[0])
+    again = write_report(load(root, now=NOW, cache=cache), tmp_path / "a", cache=cache)
+    assert not again.unchanged
+    assert started == []  # one metric's few figures: drawn here, no process started
+    monkeypatch.setenv(specs_mod.WORKERS_ENV, "2")
+    flip_one_sample(sorted(root.rglob("*.eval"))[0])
+    write_report(load(root, now=NOW, cache=cache), tmp_path / "a", cache=cache)
+    assert started == ["pool"]  # asked for two processes: two processes

@@ -41,6 +41,13 @@ MAX_WORKERS = 4
 """More processes than this cost more in start-up and memory than they save on a report's
 dozen figures."""
 
+LATE_PARALLEL_FIGURES = 6
+"""Fewest figures left to draw for which processes are started once the figures are planned
+(a re-run reusing the others from the cache). Forking the report process then, and each
+process's first figure loading the fonts, cost ~0.6 s of CPU at 100 runs — more than the 5
+figures one changed log redraws there save in time (docs/performance.md); below this the
+report's own process draws them. An explicit :data:`WORKERS_ENV` is obeyed as it is."""
+
 
 class NoData(Exception):
     """A figure has nothing to show; the message says why (it goes to Data Quality)."""
@@ -329,7 +336,7 @@ class PlotJob:
 
     def __init__(self, specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics, svg: bool,
                  progress: Progress, workers: int, shown: Collection[str] = (), cache: Cache | None = None,
-                 pool: Executor | DrawingProcesses | None = None) -> None:
+                 pool: Executor | DrawingProcesses | None = None, min_parallel: int = 2) -> None:
         self.diag = diag
         self.plots_dir = plots_dir
         self.progress = progress
@@ -341,7 +348,7 @@ class PlotJob:
         drawn = [s for s in self.specs if s.skip is None and s.interactive not in shown and s.name not in reused]
         if pool is not None and drawn:  # started before the statistics (:func:`drawing_pool`)
             self._pool = pool
-        elif workers > 1 and len(drawn) > 1:
+        elif workers > 1 and len(drawn) >= max(2, min_parallel):
             self._own_pool = True
             from analyze_experiment.executor import LOCAL, pool
 
@@ -607,5 +614,6 @@ def start_plots(specs: Sequence[FigureSpec], plots_dir: Path, diag: Diagnostics,
     instead of drawn, and the drawn ones are stored in it (:mod:`.figure_cache`). ``pool``:
     processes already started by :func:`drawing_pool` (left running: their owner closes them)."""
     n = len([s for s in specs if s.skip is None and s.interactive not in shown])
+    automatic = workers is None and not os.environ.get(WORKERS_ENV, "").strip()
     return PlotJob(specs, plots_dir, diag, svg, progress, plot_workers(n) if workers is None else workers, shown,
-                   cache, pool)
+                   cache, pool, min_parallel=LATE_PARALLEL_FIGURES if automatic else 2)
