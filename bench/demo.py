@@ -39,7 +39,7 @@ WORK = ROOT / "bench" / "_work"
 BASELINE = "8b516fd"
 """The head when the report issue was filed ("≥ 3× faster than today"): the plain
 single-process render, 14 figures as PNG and SVG."""
-REPEATS = 3
+REPEATS = 5
 WORKERS_ENV = "ANALYZE_EXPERIMENT_PLOT_WORKERS"
 
 
