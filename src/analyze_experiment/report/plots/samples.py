@@ -185,19 +185,28 @@ def flipped_samples(data: pd.DataFrame, best: str, other: str) -> pd.DataFrame:
     if best not in wide.columns or other not in wide.columns:
         return pd.DataFrame(columns=cols)
     wide = wide[wide[best].notna() & wide[other].notna() & (wide[best] != wide[other])]
-    first = d.drop_duplicates(["label", "sample_id"]).set_index(["label", "sample_id"])
-    rows = []
-    for sid in sorted(wide.index, key=_id_key):
-        rows.append({"sample_id": sid, "target": _cell(first, best, sid, "target"),
-                     "best_answer": _cell(first, best, sid, "answer"), "other_answer": _cell(first, other, sid, "answer"),
-                     "flip": "gained" if wide.loc[sid, best] > wide.loc[sid, other] else "lost"})
-    return pd.DataFrame(rows, columns=cols)
+    first = d.drop_duplicates(["label", "sample_id"])
+    ids = sorted(wide.index, key=_id_key)
+    wide = wide.loc[ids]
+    return pd.DataFrame({
+        "sample_id": ids, "target": _texts(first, best, ids, "target"),
+        "best_answer": _texts(first, best, ids, "answer"), "other_answer": _texts(first, other, ids, "answer"),
+        "flip": np.where(wide[best].to_numpy() > wide[other].to_numpy(), "gained", "lost").tolist(),
+    }, columns=cols)
 
 
-def _cell(frame: pd.DataFrame, label: str, sid: str, col: str) -> str:
-    if col not in frame.columns or (label, sid) not in frame.index:
-        return ""
-    v = frame.loc[(label, sid), col]
+def _texts(first: pd.DataFrame, label: str, ids: list, col: str) -> list[str]:
+    """``col`` of ``label``'s first row for each sample id, as text ('' when there is none, or
+    it is None or NaN). Read as one column: the flipped-sample tables of a 100-run sweep hold
+    ~1,000 samples, each looked up on its own before."""
+    if col not in first.columns:
+        return [""] * len(ids)
+    rows = first[first["label"] == label]
+    values = dict(zip(rows["sample_id"], rows[col], strict=True))
+    return [_cell_text(values[sid]) if sid in values else "" for sid in ids]
+
+
+def _cell_text(v: object) -> str:
     return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
 
 
