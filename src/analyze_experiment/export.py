@@ -18,7 +18,6 @@ import io
 import math
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +30,6 @@ from analyze_experiment import __version__
 from analyze_experiment import formatting as fm
 from analyze_experiment.analysis import Analysis
 from analyze_experiment.experiment import Experiment
-from analyze_experiment.ingest.cache import Cache
 from analyze_experiment.report.markdown import markdown_table
 from analyze_experiment.report.plots._select import Target, safe_stem, targets
 
@@ -223,59 +221,27 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
         fh.writelines(parts)
 
 
-def write_tables(exp: Experiment, analysis: Analysis, out: Path, cache: Cache | None = None) -> list[Path]:
+def write_tables(exp: Experiment, analysis: Analysis, out: Path) -> list[Path]:
     """``tables/*.csv`` (tidy + statistics, but not :data:`PARQUET_ONLY`) and ``data/*.parquet``
     (tidy + statistics: typed, for pandas, DuckDB and the cross-experiment catalog,
-    :mod:`analyze_experiment.catalog`).
-
-    With ``cache``, a table whose content (and the code writing it) is unchanged is copied from
-    it instead of written: after one evaluation log changed, the training tables are the same,
-    and writing train_steps.csv is most of the tables' cost (0.2 s of CPU at 100 runs,
-    docs/performance.md); the files are those a fresh writing gives, byte for byte."""
+    :mod:`analyze_experiment.catalog`)."""
+    written = []
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(parents=True, exist_ok=True)
     named = {**exp.tables(), **analysis_tables(analysis)}
-    files: dict[str, list[Path]] = {}
     for name, df in named.items():
-        csv_path = None if name in PARQUET_ONLY else out / "tables" / f"{name}.csv"
-        parquet_path = out / "data" / f"{name}.parquet" if len(df.columns) else None
-        files[name] = _write_table(exp, name, df, csv_path, parquet_path, cache)
-    # the order they were always listed in: every CSV, then every Parquet file
-    return [p for paths in files.values() for p in paths if p.suffix == ".csv"] + \
-        [p for paths in files.values() for p in paths if p.suffix == ".parquet"]
-
-
-TABLE_KIND = "table"
-"""Cache entries of written tables (:func:`write_tables`)."""
-
-
-def _write_table(exp: Experiment, name: str, df: pd.DataFrame, csv_path: Path | None, parquet_path: Path | None,
-                 cache: Cache | None) -> list[Path]:
-    """Write one table's CSV and Parquet file (either may be None), or copy them from ``cache``."""
-    paths = [p for p in (csv_path, parquet_path) if p is not None]
-    key = None
-    if cache is not None:
-        from analyze_experiment.report.plots.figure_cache import content_key
-
-        key = content_key(name, csv_path is not None, parquet_path is not None, df)
-        before = len(cache.discarded)
-        found, value, _ = cache.get_group(TABLE_KIND, name, [], extra=key)
-        if len(cache.discarded) > before:
-            exp.diagnostics.warn(None, f"cached copy of the {name} table was unusable "
-                                 f"({cache.discarded.pop()[1]}): discarded, the table was written again",
-                                 severity="info", stage="cache")
-        if found and isinstance(value, dict) and all(isinstance(value.get(p.suffix), bytes) for p in paths):
-            for p in paths:
-                p.write_bytes(value[p.suffix])
-            return paths
-    if csv_path is not None:
-        write_csv(df, csv_path)
-    if parquet_path is not None:
-        parquet_safe(df).to_parquet(parquet_path, index=False)
-    if cache is not None and key is not None:
-        with suppress(OSError):  # not kept: the next run writes the table again
-            cache.put_group(TABLE_KIND, name, [], {p.suffix: p.read_bytes() for p in paths}, extra=key)
-    return paths
+        if name in PARQUET_ONLY:
+            continue
+        p = out / "tables" / f"{name}.csv"
+        write_csv(df, p)
+        written.append(p)
+    for name, df in named.items():
+        if not len(df.columns):
+            continue
+        p = out / "data" / f"{name}.parquet"
+        parquet_safe(df).to_parquet(p, index=False)
+        written.append(p)
+    return written
 
 
 class ExportError(ValueError):

@@ -251,10 +251,9 @@ def _write_documents(exp: Experiment, analysis: Analysis, tmp: Path, out: Path, 
     # a figure with nothing to show adds a note once the figures are in: no point building early
     early = (_documents_before_figures(exp, analysis, job.planned(), hidden, figures, formats, command, link_prefix)
              if all(s.skip is None for s in specs) else None)
-    # the retrospective and the tables need no figure: written while they are drawn (a note they
-    # add — an unusable cached table — sends the documents to be built again, below)
+    # the retrospective and the tables need no figure (and never add a warning): written while they are drawn
     later = _write_retrospective(exp, analysis, tmp, out)
-    later += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp, cache=cache)]
+    later += [out / p.relative_to(tmp) for p in write_tables(exp, analysis, tmp)]
     warned = len(exp.diagnostics.warnings)
     plots = _guard(exp, "the plots", job.result, [])
     if early is not None and len(exp.diagnostics.warnings) == warned == early.warned and \

@@ -145,19 +145,3 @@ def has_figures(cache: Cache) -> bool:
         return any((cache.folder / KIND).iterdir())
     except OSError:
         return False
-
-
-def content_key(*values: Any) -> str:
-    """Digest of ``values`` (tables, arrays, plain values) and of the package's source, version
-    and the matplotlib/Pillow/pandas/pyarrow versions: another cached output (a table's files,
-    :func:`analyze_experiment.export.write_tables`) is reused only for the same content written
-    by the same code."""
-    import matplotlib
-    import PIL
-    import pyarrow
-
-    h = hashlib.sha256(_drawing_digest().encode())
-    _feed(h, (matplotlib.__version__, PIL.__version__, pd.__version__, pyarrow.__version__))
-    for v in values:
-        _feed(h, v)
-    return h.hexdigest()
