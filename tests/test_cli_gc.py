@@ -16,7 +16,8 @@ class _Node:
         self.me = self
 
 
-def test_the_loaded_experiment_is_frozen_and_released_at_the_next_load(example):
+def test_the_loaded_experiment_is_frozen_and_released_at_the_next_load(example, monkeypatch):
+    monkeypatch.setitem(cli._PROCESS, "owned", True)  # as the console command
     root = example("mid2026", 20)
     gc.collect()
     gc.unfreeze()
@@ -56,3 +57,10 @@ def test_main_called_with_arguments_leaves_the_collector_alone(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--version"])
     assert gc.get_freeze_count() == 0  # a caller's process (a test, a notebook) keeps collecting
+
+
+def test_loading_from_python_leaves_the_collector_alone(example):
+    gc.unfreeze()
+    exp = cli._load(example("mid2026", 20), quiet=True)
+    assert exp.analysable
+    assert gc.get_freeze_count() == 0  # a test or a notebook calling the CLI keeps collecting

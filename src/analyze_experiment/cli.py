@@ -167,7 +167,8 @@ def _load(path: Path, quiet: bool, cache=None, executor=None, progress=None):
     from analyze_experiment.ingest.load import NotADirectory, load
     from analyze_experiment.progress import silent
 
-    if gc.get_freeze_count():  # --watch: the previous experiment, frozen below, is collected now
+    owner = _PROCESS["owned"]
+    if owner and gc.get_freeze_count():  # --watch: the previous experiment, frozen below, is collected now
         gc.unfreeze()
         gc.collect()
     try:
@@ -179,9 +180,15 @@ def _load(path: Path, quiet: bool, cache=None, executor=None, progress=None):
     # The experiment's tables and records live until the command ends: frozen, the collector's
     # full passes during the statistics and the report never walk them again (on a 100-run
     # sweep read from the cache ~0.15 s of CPU), and forked drawing processes never touch
-    # (and so never copy) their pages. The process owns this choice, so the CLI makes it.
-    gc.freeze()
+    # (and so never copy) their pages. Only the console command, which owns its process, makes
+    # this choice: called from Python (a test, a notebook) the caller's collector is left alone.
+    if owner:
+        gc.freeze()
     return exp
+
+
+_PROCESS = {"owned": False}
+"""Whether this process is the console command (:func:`main` without arguments)."""
 
 
 def _analysed(experiment_dir: Path, verb: str, stat_opts: dict):
@@ -715,6 +722,7 @@ SUBCOMMANDS = {"export": export, "plot": plot, "index": index_cmd, "query": quer
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: ``export``, ``plot``, ``index`` or ``query`` as first word selects that command."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _PROCESS["owned"] = argv is None
     try:
         if args and args[0] in SUBCOMMANDS:
             SUBCOMMANDS[args[0]].main(args[1:], prog_name=f"analyze-experiment {args[0]}")
