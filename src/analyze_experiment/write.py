@@ -311,7 +311,7 @@ def _documents_before_figures(exp: Experiment, analysis: Analysis, planned: Sequ
         if hidden:
             leave_to_html(doc, hidden, analysis, html="html" in formats)
         md = render_markdown(doc) if "md" in formats else None
-        charted = all(p.interactive is not None and p.interactive in figures for p in planned)
+        charted = all(p.interactive is not None and figures.get(p.interactive) is not None for p in planned)
         html = render_html(doc, dict(figures), None) if "html" in formats and charted else None
     except Exception:  # built again after the figures, where the error is reported as usual
         return None

@@ -44,9 +44,9 @@ dozen figures."""
 LATE_PARALLEL_FIGURES = 6
 """Fewest figures left to draw for which processes are started once the figures are planned
 (a re-run reusing the others from the cache). Forking the report process then, and each
-process's first figure loading the fonts, cost ~0.6 s of CPU at 100 runs — more than the 5
-figures one changed log redraws there save in time (docs/performance.md); below this the
-report's own process draws them. An explicit :data:`WORKERS_ENV` is obeyed as it is."""
+process's first figure loading the fonts, cost 0.35–0.6 s more CPU at 100 runs than drawing
+the 5 figures one changed log redraws there in this process (docs/performance.md, "A re-run
+redraws few figures in its own process"); below this the report's own process draws them. An explicit :data:`WORKERS_ENV` is obeyed as it is."""
 
 
 class NoData(Exception):
