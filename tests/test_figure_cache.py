@@ -51,12 +51,17 @@ def _flip_one_sample(root: Path) -> str:
     return flip_one_sample(sorted(root.rglob("*.eval"))[0])
 
 
-@pytest.mark.slow
-def test_unchanged_figures_are_reused_and_a_changed_log_redraws_its_metric_only(example_copy, tmp_path, drawn):
+def _first_report(example_copy, tmp_path: Path) -> tuple[Path, Path, dict[str, bytes]]:
+    """A private example, its cache folder and the PNGs of its first report (into ``a``)."""
     root = example_copy("mid2026", N)
     folder = tmp_path / "cache"
     _report(root, tmp_path / "a", Cache(folder))
-    first = _pngs(tmp_path / "a")
+    return root, folder, _pngs(tmp_path / "a")
+
+
+@pytest.mark.slow
+def test_unchanged_figures_are_reused_and_a_changed_log_redraws_its_metric_only(example_copy, tmp_path, drawn):
+    root, folder, first = _first_report(example_copy, tmp_path)
     assert set(first) >= TRAINING and len(drawn) == len(first)
 
     # another output folder: the report is rebuilt, but not one figure is drawn again
@@ -90,10 +95,7 @@ def test_unchanged_figures_are_reused_and_a_changed_log_redraws_its_metric_only(
 
 @pytest.mark.slow
 def test_a_broken_cached_figure_is_discarded_and_drawn(example_copy, tmp_path, drawn):
-    root = example_copy("mid2026", N)
-    folder = tmp_path / "cache"
-    _report(root, tmp_path / "a", Cache(folder))
-    first = _pngs(tmp_path / "a")
+    root, folder, first = _first_report(example_copy, tmp_path)
     cache = Cache(folder)
     entries = sorted((folder / KIND).glob("*.bin"))
     assert len(entries) == len(first)
