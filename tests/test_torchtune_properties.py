@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -181,3 +182,49 @@ def test_desc_ints_equal_column_loop(epoch, step, lead, width) -> None:
     assert bool(pipe[0]) == (a[q - ref_ks - 1] == 124).all()
     if 0 < ref_ks[0] < 10:
         assert (int(ke[0]), int(epoch_v[0])) == (int(ref_ke[0]), int(ref_epoch[0]))
+
+
+# decimals whose quotient in x87 extended precision lands exactly on a float64 midpoint (the
+# 11 bits dropped when rounding to float64 are 10000000000); for the first six, rounding the
+# extended result gives a different float64 than rounding the decimal itself
+MIDPOINT_DECIMALS = ["2.79600073564427265", "2.11612993618221501", "4.58028122131686688", "6.53240052404258309",
+                     "9.53869698675619393", "2.51164602082897237", "5.42265607360138846", "1.11168801832861186"]
+
+
+@pytest.mark.parametrize("kind", ["x87", "wide", "double"])
+def test_round_exact_never_claims_a_double_rounding(kind, monkeypatch) -> None:
+    """Each way of rounding (by what numpy's longdouble is) gives Python's float wherever it
+    claims an exact result, midpoint cases included, and the reader's losses are exact."""
+    if kind == "x87" and words._longdouble_kind() != "x87":
+        pytest.skip("this platform's longdouble is not x87 extended precision")
+    if kind == "wide" and np.finfo(np.longdouble).nmant < 63:
+        pytest.skip("this platform's longdouble is float64")
+    monkeypatch.setattr(words, "_LONGDOUBLE", kind)
+    rng = np.random.default_rng(7)
+    f32 = [repr(float(x)) for x in rng.random(300).astype(np.float32)]
+    texts = MIDPOINT_DECIMALS + f32 + ["0.5", "1.0", "9.99999999999999999", "0.00000000000000001"]
+    buf = "".join(f"\n{t}:" for t in texts).encode() + b"\n" * 40
+    a = np.frombuffer(buf, np.uint8)
+    starts = np.flatnonzero(a == 10)[: len(texts)] + 1
+    got, exact, _ = tt.parse_decimals(a, starts)
+    wrong = [t for t, g, ok in zip(texts, got.tolist(), exact.tolist(), strict=True) if ok and g != float(t)]
+    assert wrong == []
+    if kind == "x87":
+        assert not exact[:6].any()  # the double roundings are caught
+        rest = [bool(re.fullmatch(r"[0-9]\.[0-9]{0,17}", t)) for t in texts[len(MIDPOINT_DECIMALS):]]
+        claimed = exact[len(MIDPOINT_DECIMALS):]
+        assert claimed[rest].mean() > 0.99  # the usual form is rarely sent to float()
+    text = "".join(f"\r1|{i}|Loss: {t}:  50%|#####     | 4/8 [00:01<00:01,  1.00it/s]" for i, t in enumerate(texts, 1))
+    out = tt.read_slurm_bytes(text.encode() + b"\n")
+    assert out.bar_loss.tolist() == [float(t) for t in texts]
+
+
+@SETTINGS
+@given(size=st.integers(0, 5000), hits=st.lists(st.integers(0, 4999), max_size=200))
+def test_sparse_flatnonzero_equals_flatnonzero(size, hits) -> None:
+    """The argmax walk used for rare bytes gives np.flatnonzero's answer, past its hit budget too."""
+    from analyze_experiment.sources.torchtune.scanner import _sparse_flatnonzero
+
+    m = np.zeros(size, bool)
+    m[[h for h in hits if h < size]] = True
+    assert _sparse_flatnonzero(m).tolist() == np.flatnonzero(m).tolist()

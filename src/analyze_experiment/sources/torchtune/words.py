@@ -6,6 +6,8 @@ digit-by-digit column loop beside it, and the property tests compare the two."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from analyze_experiment.sources.torchtune.limits import _EPOCH_DIGITS, _STEP_DIGITS
@@ -140,11 +142,46 @@ def _parse_decimals_loop(a: np.ndarray, start: np.ndarray, width: int) -> tuple[
 
 
 def _round_exact(mantissa: np.ndarray, frac: np.ndarray | int, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """mantissa / 10**frac rounded once to float64; ``ok`` cleared where double rounding is possible."""
-    ld = mantissa.astype(np.longdouble) / _POW10_LD[frac]
-    d64 = ld.astype(np.float64)
-    r = np.abs(ld - d64.astype(np.longdouble))
-    return d64, ok & (r < np.spacing(d64).astype(np.longdouble) * np.longdouble(0.4995))
+    """mantissa / 10**frac rounded once to float64; ``ok`` cleared where double rounding is possible.
+
+    How depends on numpy's ``longdouble`` here (:data:`_LONGDOUBLE`):
+
+    - ``x87`` (Linux and Windows-gcc on x86-64: 64-bit significand in the low 8 of 16 bytes):
+      the quotient is computed once in extended precision, correctly rounded to 64 bits, then
+      rounded to 53. That second rounding can differ from rounding the true quotient only when
+      the 11 dropped bits are exactly ``10000000000`` (the extended result sits on a float64
+      midpoint), so those rows are cleared and go to Python's ``float``.
+    - ``wide`` (quad precision, e.g. aarch64 Linux): the same quotient, cleared where it lies
+      within 0.4995 ulp of a midpoint (reads no bit layout).
+    - ``double`` (``longdouble`` is float64, e.g. macOS on arm64, MSVC): a mantissa up to 2**53
+      and a power of ten up to 1e22 are both exact doubles, so one IEEE division is correctly
+      rounded; every other row is cleared.
+    """
+    if _LONGDOUBLE == "x87":
+        ld = mantissa.astype(np.longdouble)
+        ld /= _POW10_LD[frac]
+        significand = ld.view(np.uint64)[::2]
+        return ld.astype(np.float64), ok & ((significand & np.uint64(0x7FF)) != np.uint64(0x400))
+    if _LONGDOUBLE == "wide":
+        ld = mantissa.astype(np.longdouble) / _POW10_LD[frac]
+        d64 = ld.astype(np.float64)
+        r = np.abs(ld - d64.astype(np.longdouble))
+        return d64, ok & (r < np.spacing(d64).astype(np.longdouble) * np.longdouble(0.4995))
+    frac_ok = np.asarray(frac) <= 22
+    d64 = mantissa.astype(np.float64) / _POW10_F64[np.minimum(frac, 22)]
+    return d64, ok & (mantissa <= 2**53) & frac_ok
+
+
+def _longdouble_kind() -> str:
+    """``x87``, ``wide`` or ``double``: how :func:`_round_exact` can round exactly on this platform."""
+    info = np.finfo(np.longdouble)
+    if info.nmant == 63 and np.dtype(np.longdouble).itemsize == 16 and sys.byteorder == "little":
+        return "x87"
+    return "wide" if info.nmant >= 63 else "double"
+
+
+_LONGDOUBLE = _longdouble_kind()
+_POW10_F64 = np.array([10.0**i for i in range(23)])
 
 
 def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
