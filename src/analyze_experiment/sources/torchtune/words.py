@@ -19,9 +19,22 @@ _MASK5 = np.uint64((1 << 40) - 1)
 _POW10_LD = np.array([np.longdouble(10) ** i for i in range(28)], dtype=np.longdouble)
 
 
-def _u64_view(a: np.ndarray) -> np.ndarray:
+_Words = np.ndarray
+"""Every byte offset of a block as one (unaligned) little-endian uint64 word (:func:`_u64_view`)."""
+
+
+def _u64_view(a: np.ndarray) -> _Words:
     """Every byte offset of ``a`` as an (unaligned) little-endian uint64: 8-byte compares in one gather."""
     return np.ndarray(shape=(len(a) - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
+
+
+def _windows(a: np.ndarray, pos: np.ndarray, words: int) -> np.ndarray:
+    """The ``8 * words`` bytes from each ``pos`` as ``words`` little-endian uint64 columns.
+
+    One gather through a void view (alignment 1) of that width: it costs about what one
+    8-byte gather costs, so a frame's description and tag come in one gather, not three."""
+    v = np.ndarray(shape=(len(a) - 8 * words + 1,), dtype=f"V{8 * words}", buffer=a, offset=0, strides=(1,))
+    return v[pos].view("<u8").reshape(len(pos), words)
 
 
 def _swar8(w: np.ndarray) -> np.ndarray:
@@ -83,6 +96,11 @@ def _run_value(w: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Value of the last ``k`` (≤ 8) bytes of each word, all ASCII digits."""
     m = _TOP[k]
     return _swar8((w & m) - (_ZEROS & m))
+
+
+def _lead_value(w: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Value of the first ``k`` (1-8) bytes of each word, all ASCII digits."""
+    return _run_value(w << ((np.uint64(8) - k.astype(np.uint64)) << np.uint64(3)), k)
 
 
 def _desc_ints(a: np.ndarray, u64: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, ...]:
