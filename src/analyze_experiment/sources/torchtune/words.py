@@ -219,13 +219,13 @@ def parse_decimals(a: np.ndarray, start: np.ndarray, width: int = 26) -> tuple[n
     n = len(start)
     if n == 0 or width < 26:
         return _parse_decimals_loop(a, start, width)
-    u64 = _u64_view(a)
-    v0, v1 = u64[start + 2], u64[start + 10]  # decimals 0-7 and 8-15
+    head, w1, w2 = _windows(a, start, 3).T.copy()  # the 24 bytes from each start, in one gather
+    v0 = (head >> np.uint64(16)) | (w1 << np.uint64(48))  # decimals 0-7
+    v1 = (w1 >> np.uint64(16)) | (w2 << np.uint64(48))  # decimals 8-15
     nd0, nd1 = _non_digits(v0), _non_digits(v1)
     g = np.where(nd0 != 0, _first_set_byte(nd0), 8 + _first_set_byte(nd1))  # decimals before a non-digit
-    d16 = a[start + 18] - np.uint8(48)  # a 17th decimal
+    d16 = ((w2 >> np.uint64(16)) & np.uint64(0xFF)).astype(np.uint8) - np.uint8(48)  # a 17th decimal
     g += (g == 16) & (d16 <= 9)
-    head = u64[start]
     d0 = (head & np.uint64(0xFF)).astype(np.int64) - 48
     dot = (head & np.uint64(0xFF00)) == np.uint64(0x2E00)
     fast = (g <= 17) & (a[start + 2 + g] == 58) & (d0 >= 0) & (d0 <= 9) & dot
