@@ -354,3 +354,34 @@ def test_config_banner_values_and_errors_are_pure_pythons(body, error, monkeypat
     assert fast.config_error == error
     if error is None:
         assert fast.config == yaml.safe_load(body) and fast.config["lr"] == 3.0e-4 and fast.config["flag"] is True
+
+
+def _bar(epoch: int, step: int, loss: float) -> str:
+    return f"\r{epoch}|{step}|Loss: {loss!r}:  50%|#####     | 4/8 [00:01<00:01,  1.00it/s]"
+
+
+def test_curve_over_many_blocks_keeps_the_last_attempt() -> None:
+    """Three attempts of steps 1-600 read in 4 KB blocks (hundreds of curve pieces): one point per
+    step, the last attempt's loss; the pieces are compacted once steps go back, never before."""
+    from analyze_experiment.sources.torchtune.blocks import _Curve, _keep_steps
+    from analyze_experiment.sources.torchtune.scanner import _Block
+
+    text = "".join(_bar(1, s, a + s / 1000) for a in range(3) for s in range(1, 601)) + "\n"
+    out = tt.read_slurm_bytes(text.encode(), chunk_size=4096)
+    assert out.bar_step.tolist() == list(range(1, 601))
+    assert out.bar_loss.tolist() == [2 + s / 1000 for s in range(1, 601)]
+
+    def block(steps: list[int]) -> _Block:
+        s = np.array(steps)
+        return _Block(s, s, np.ones(len(s), np.int64), s * 0.5, [], len(s), s, s, s)
+
+    curve = _Curve()
+    for i in range(200):  # growing steps: 200 pieces, never concatenated
+        _keep_steps(block([2 * i + 1, 2 * i + 2]), curve)
+    assert curve.ordered and len(curve.steps) == 200
+    for i in range(200):  # a restart: compacted as it goes, one point per step
+        _keep_steps(block([2 * i + 1, 2 * i + 2]), curve)
+    assert not curve.ordered or len(curve.steps) < 200
+    steps = np.concatenate(curve.steps)
+    assert len(steps) < 2 * 400
+    assert sorted(set(steps.tolist())) == list(range(1, 401))

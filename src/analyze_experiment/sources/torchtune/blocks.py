@@ -3,6 +3,8 @@ restarts of the step counter, epoch timing, and the text segments handed to the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
 from analyze_experiment.sources.torchtune.limits import _PAD, MAX_SEGMENT
@@ -21,9 +23,7 @@ def _process_block(
     size: int,
     offset: int,
     last_epoch: int | None,
-    steps: list[np.ndarray],
-    epochs: list[np.ndarray],
-    losses: list[np.ndarray],
+    curve: _Curve,
     scratch: tuple[np.ndarray, np.ndarray],
 ) -> int | None:
     """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block.
@@ -42,7 +42,7 @@ def _process_block(
     # lines over the cap inside one read chunk (longer ones are cut while reading)
     out.long_lines += int(np.count_nonzero(blk.seg_ends - blk.seg_starts > MAX_SEGMENT))
     if len(blk.step):
-        _keep_steps(blk, steps, epochs, losses)
+        _keep_steps(blk, curve)
     _note_epoch_timing(out, data, blk)
     if len(blk.step):
         _note_restarts(out, parser, blk, offset)
@@ -54,21 +54,39 @@ def _process_block(
     return last_epoch
 
 
-def _keep_steps(blk: _Block, steps: list[np.ndarray], epochs: list[np.ndarray], losses: list[np.ndarray]) -> None:
+@dataclass
+class _Curve:
+    """The rank-0 curve read so far, as pieces (one per block, each without stale redraws)."""
+
+    steps: list[np.ndarray] = field(default_factory=list)
+    epochs: list[np.ndarray] = field(default_factory=list)
+    losses: list[np.ndarray] = field(default_factory=list)
+    ordered: bool = True
+    """Every step since the last compaction is larger than the one before it: nothing to dedupe."""
+
+
+def _keep_steps(blk: _Block, curve: _Curve) -> None:
     """Append the block's curve to the pieces so far, keeping only the last frame of each run of
     equal steps (stale redraws); memory stays bounded."""
+    steps, epochs, losses = curve.steps, curve.epochs, curve.losses
     keep = np.ones(len(blk.step), bool)
     keep[:-1] = blk.step[1:] != blk.step[:-1]
     if steps and len(steps[-1]) and steps[-1][-1] == blk.step[0]:  # a step redrawn across blocks
         steps[-1], epochs[-1], losses[-1] = steps[-1][:-1], epochs[-1][:-1], losses[-1][:-1]
-    steps.append(blk.step[keep])
+    piece = blk.step[keep]
+    if curve.ordered:  # one pass over the block's steps saves concatenating the whole curve again
+        curve.ordered = (not steps or (len(steps[-1]) > 0 and piece[0] > steps[-1][-1])) and bool(
+            np.all(piece[1:] > piece[:-1]))
+    steps.append(piece)
     epochs.append(blk.epoch[keep])
     losses.append(blk.loss[keep])
     # bounded memory with linear work: dedupe once the pieces since the last time at least
-    # match the deduped prefix (re-concatenating the prefix every 64 blocks was quadratic)
-    if len(steps) > 64 and sum(len(x) for x in steps[1:]) >= len(steps[0]):
+    # match the deduped prefix (re-concatenating the prefix every 64 blocks was quadratic);
+    # a curve whose steps only ever grew holds one frame per step already: nothing to dedupe
+    if not curve.ordered and len(steps) > 64 and sum(len(x) for x in steps[1:]) >= len(steps[0]):
         s, e, lo = _dedupe_last(np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses))
         steps[:], epochs[:], losses[:] = [s], [e], [lo]
+        curve.ordered = True
 
 
 def _note_epoch_timing(out: SlurmOutput, data: bytearray, blk: _Block) -> None:

@@ -7,7 +7,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from analyze_experiment.sources.torchtune.blocks import _process_block
+from analyze_experiment.sources.torchtune.blocks import _Curve, _process_block
 from analyze_experiment.sources.torchtune.limits import _PAD, _PADB, MAX_SEGMENT
 from analyze_experiment.sources.torchtune.lines import _LineParser
 from analyze_experiment.sources.torchtune.merge import _dedupe_last
@@ -42,9 +42,7 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
     split across functions they would have to travel as a bundle of in/out arguments.
     """
     parser = _LineParser(out)
-    steps: list[np.ndarray] = []
-    epochs: list[np.ndarray] = []
-    losses: list[np.ndarray] = []
+    curve = _Curve()
     cap = 2 * _PAD + max(MAX_SEGMENT, chunk_size) + chunk_size + 8
     buf = bytearray(cap)
     view = memoryview(buf)
@@ -89,8 +87,7 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
             buf[_PAD - 2 : _PAD] = prev_tail
             tail = prev_tail + bytes(buf[max(_PAD, body_end - 2) : body_end])
             buf[body_end : body_end + _PAD] = _PADB
-            last_epoch = _process_block(out, parser, buf, body_end + _PAD, carry_offset, last_epoch, steps, epochs,
-                                        losses, scratch)
+            last_epoch = _process_block(out, parser, buf, body_end + _PAD, carry_offset, last_epoch, curve, scratch)
             prev_tail = tail[-2:] if tail[-1:] in (b"\n", b"\r") else b" \n"
         if skipping:
             carry_offset += end - _PAD
@@ -104,8 +101,8 @@ def _read_stream(fh: BinaryIO, out: SlurmOutput, chunk_size: int) -> None:
     parser.finish()
     out.n_bytes = total
     out.last_offset = total
-    if steps:
-        s, e, lo = np.concatenate(steps), np.concatenate(epochs), np.concatenate(losses)
+    if curve.steps:
+        s, e, lo = np.concatenate(curve.steps), np.concatenate(curve.epochs), np.concatenate(curve.losses)
         out.bar_step, out.bar_epoch, out.bar_loss = _dedupe_last(s, e, lo)
 
 
