@@ -125,3 +125,19 @@ def test_a_file_with_only_another_ranks_frames_says_so(tmp_path):
         ("run/slurm-9.out", f"{n:,} progress-bar frame(s) of rank(s) 1 were left out: the curve comes from rank 0, "
                             "which this file does not show")
     ]
+
+
+@pytest.mark.parametrize("chunk", [512, tt.CHUNK_SIZE])
+@pytest.mark.parametrize("first_step", [1, 100_001])
+def test_same_step_on_two_ranks_is_not_a_stale_redraw(chunk, first_step):
+    """Two ranks print the same epoch and step side by side (frames at segment starts, short and
+    long descriptions): a rank-0 frame is never folded into the other rank's as its redraw."""
+    tail = ":  50%|#####     | 4/8 [00:01<00:01,  1.00it/s]"
+    lines = []
+    for i in range(40):
+        step = first_step + i
+        for rank, loss in ((0, 2.5 + i / 64), (1, 9.5 + i / 64)):
+            lines.append(f"[rank{rank}]:  0%|          | 0/8 [00:00<?, ?it/s]\r1|{step}|Loss: {loss}{tail}\n")
+    out = tt.read_slurm_bytes("".join(lines).encode(), chunk_size=chunk)
+    assert _curve(out) == {first_step + i: 2.5 + i / 64 for i in range(40)}
+    assert out.ranks == {0, 1}

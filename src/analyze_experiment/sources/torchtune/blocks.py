@@ -29,10 +29,19 @@ def _process_block(
     """Scan ``data[:size]`` (pad + block + pad); ``offset`` is the file offset of the block.
 
     Returns the 1-based epoch of the block's last frame (``last_epoch`` when it has none)."""
-    blk = _scan_block(data, size, scratch)
-    other = None
-    if parser.other_rank_line or _has_rank_prefix(data, size, blk.seg_starts):
-        other = _other_rank_segments(data, size, blk, parser)
+    ranks: list[np.ndarray] = []
+
+    def other_ranks(starts: np.ndarray) -> np.ndarray | None:
+        """Per segment: True for ranks other than 0 (None: no rank prefix here); stale redraws
+        are collapsed within a rank only, so rank 0's frame is never folded into another's."""
+        if parser.other_rank_line or _has_rank_prefix(data, size, starts):
+            ranks.append(_other_rank_segments(data, size, starts, parser))
+            return ranks[0]
+        return None
+
+    blk = _scan_block(data, size, scratch, other_ranks)
+    other = ranks[0] if ranks else None
+    if other is not None:
         n_frames = len(blk.pos)
         blk = _rank0_frames(blk, other)
         out.other_rank_frames += n_frames - len(blk.pos)
@@ -122,7 +131,7 @@ def _feed_text(parser: _LineParser, data: bytearray, size: int, offset: int, blk
         parser.feed(seg.decode("utf-8", "replace"), offset + s - _PAD, cur, term, blank_before, rank_other)
 
 
-def _other_rank_segments(data: bytearray, size: int, blk: _Block, parser: _LineParser) -> np.ndarray:
+def _other_rank_segments(data: bytearray, size: int, starts: np.ndarray, parser: _LineParser) -> np.ndarray:
     """For each segment of the block: True when its line carries a rank prefix other than 0.
 
     torchrun (``--tee``) prefixes each *line* with ``[rankN]:``; the ``\\r``-joined frames after
@@ -130,7 +139,6 @@ def _other_rank_segments(data: bytearray, size: int, blk: _Block, parser: _LineP
     line nor carries a prefix inherits the flag of the segment before it (across blocks too).
     """
     a = np.frombuffer(data, np.uint8, count=size)
-    starts = blk.seg_starts
     if not len(starts):
         return np.zeros(0, bool)
     real = starts >= _PAD  # segments before _PAD are the previous block's last bytes

@@ -3,6 +3,7 @@ the frames it could not decode, and the text segments left for the line parser."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,16 +127,19 @@ def _frames_at_starts(a: np.ndarray, starts: np.ndarray) -> _StartFrames:
     return _StartFrames(idx, starts[idx] + t + 1, e[idx], k[idx], w0[idx], step_word[idx], desc0, desc1)
 
 
-def _same_description_runs(desc0: np.ndarray, desc1: np.ndarray) -> np.ndarray:
+def _same_description_runs(desc0: np.ndarray, desc1: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
     """Indices of the frames kept when runs of consecutive frames with the same description
-    (stale redraws) keep only their last."""
+    (stale redraws) keep only their last (``label``: frames of different labels differ)."""
     keep = np.ones(len(desc0), bool)
     if len(desc0) > 1:
         keep[:-1] = (desc0[1:] != desc0[:-1]) | (desc1[1:] != desc1[:-1])
+        if label is not None:
+            keep[:-1] |= label[1:] != label[:-1]
     return np.flatnonzero(keep)
 
 
-def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, np.ndarray]) -> _Block:
+def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, np.ndarray],
+                groups: Callable[[np.ndarray], np.ndarray | None] | None = None) -> _Block:
     """Find every bar description in ``data`` (padded with separators) and the text segments.
 
     Frames are located with one byte compare plus one 8-byte compare per candidate; runs of
@@ -143,6 +147,8 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     anything is decoded. A segment is the text between two ``\\r``/``\\n``: segments that hold
     only bar frames (optionally behind a ``prefix:``, optionally followed by padding or
     ``ESC[A``) are done; every other non-empty segment is returned for line-level parsing.
+    ``groups`` maps the segment starts to a label per segment (the rank's, or None): frames
+    of different labels are never collapsed into one.
     """
     a = np.frombuffer(data, np.uint8, count=size)
     u64 = _u64_view(a)
@@ -151,15 +157,16 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
     np.equal(a, 13, out=s2)
     np.logical_or(s1, s2, out=s1)
     starts, ends = _segments(a, s1, s2)
+    label = groups(starts) if groups is not None else None
     at = _frames_at_starts(a, starts)
     if _only_tags(a, at.lpos, s2):  # every "|Loss: " of the block opens a segment: decoded from the windows
         fidx, frames_all, at_starts = at.seg, at.lpos, True
-        kept_idx = _same_description_runs(at.desc0, at.desc1)
+        kept_idx = _same_description_runs(at.desc0, at.desc1, None if label is None else label[fidx])
         lpos = frames_all[kept_idx]
         dec = _decode(data, a, u64, lpos, at.description(kept_idx))
     else:
         fidx, frames_all, at_starts = _locate_tags(a, u64, starts, s2)
-        lpos, kept_idx = _collapse_redraws(a, u64, frames_all)
+        lpos, kept_idx = _collapse_redraws(a, u64, frames_all, None if label is None else label[fidx])
         dec = _decode(data, a, u64, lpos)
     good = dec.good
     lpos, kept_idx = lpos[good], kept_idx[good]
@@ -191,13 +198,16 @@ def _locate_tags(a: np.ndarray, u64: _Words, starts: np.ndarray, mark: np.ndarra
     return np.searchsorted(starts, lpos, "right") - 1, lpos, False
 
 
-def _collapse_redraws(a: np.ndarray, u64: np.ndarray, lpos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Stale redraws collapsed: consecutive frames whose 8 bytes before ``|Loss`` are equal keep
-    only the last. Returns the frames kept and their indices among all frames."""
+def _collapse_redraws(a: np.ndarray, u64: np.ndarray, lpos: np.ndarray, label: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Stale redraws collapsed: consecutive frames whose 8 bytes before ``|Loss`` are equal (and whose
+    ``label`` is) keep only the last. Returns the frames kept and their indices among all frames."""
     if len(lpos) < 2:
         return lpos, np.arange(len(lpos))
     key = u64[lpos - 9]
     same = key[1:] == key[:-1]
+    if label is not None:
+        same &= label[1:] == label[:-1]
     # the 8 bytes hold a whole ``|{step}`` unless they are all digits: steps of 8 or more
     # digits that end alike are compared whole (they may differ in a higher digit)
     long = _non_digits(key) == 0
