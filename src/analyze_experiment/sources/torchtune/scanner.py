@@ -82,20 +82,22 @@ class _StartFrames:
     """Segment of each frame."""
     lpos: np.ndarray
     """Position of each ``L``."""
-    ke: np.ndarray
-    ks: np.ndarray
-    """Digits of the epoch and of the step."""
-    epoch_word: np.ndarray
-    step_word: np.ndarray
-    """The 8 bytes from the first digit of the epoch, and of the step."""
     desc0: np.ndarray
     desc1: np.ndarray
     """The description's bytes (up to the ``|`` of the tag) as two words, zero past its end."""
+    ke: np.ndarray
+    ks: np.ndarray
+    """Digits of the epoch and of the step, per segment (not per frame: only the kept frames'
+    are ever gathered)."""
+    epoch_word: np.ndarray
+    step_word: np.ndarray
+    """The 8 bytes from the first digit of the epoch, and of the step, per segment."""
 
     def description(self, idx: np.ndarray) -> tuple[np.ndarray, ...]:
         """(step, step digits, epoch, epoch digits, pipe) of frames ``idx``, as ``_desc_ints`` gives them."""
-        ks, ke = self.ks[idx], self.ke[idx]
-        return (_lead_value(self.step_word[idx], ks), ks, _lead_value(self.epoch_word[idx], ke), ke,
+        seg = self.seg[idx]
+        ks, ke = self.ks[seg], self.ke[seg]
+        return (_lead_value(self.step_word[seg], ks), ks, _lead_value(self.epoch_word[seg], ke), ke,
                 np.ones(len(idx), bool))
 
 
@@ -124,7 +126,7 @@ def _frames_at_starts(a: np.ndarray, starts: np.ndarray) -> _StartFrames:
     t = t[idx]
     desc0 = w0[idx] & _LOW[np.minimum(t, 8)]
     desc1 = w1[idx] & _LOW[np.clip(t - 8, 0, 8)]
-    return _StartFrames(idx, starts[idx] + t + 1, e[idx], k[idx], w0[idx], step_word[idx], desc0, desc1)
+    return _StartFrames(idx, starts[idx] + t + 1, desc0, desc1, e, k, w0, step_word)
 
 
 def _same_description_runs(desc0: np.ndarray, desc1: np.ndarray, label: np.ndarray | None = None) -> np.ndarray:
@@ -169,12 +171,14 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
         lpos, kept_idx = _collapse_redraws(a, u64, frames_all, None if label is None else label[fidx])
         dec = _decode(data, a, u64, lpos)
     good = dec.good
-    lpos, kept_idx = lpos[good], kept_idx[good]
-    text_segments = _text_segments(a, starts, ends, fidx, len(frames_all), at_starts, lpos,
-                                   dec.ks[good] + 1 + dec.ke[good], kept_idx)
+    step, epoch, loss, ks, ke = dec.step, dec.epoch, dec.loss, dec.ks, dec.ke
+    if not good.all():  # (usually every kept frame decodes: nothing to filter)
+        lpos, kept_idx, step, epoch, loss, ks, ke = (x[good] for x in (lpos, kept_idx, step, epoch, loss, ks, ke))
+    desc_len = None if at_starts else ks + 1 + ke
+    text_segments = _text_segments(a, starts, ends, fidx, len(frames_all), at_starts, lpos, desc_len, kept_idx)
     full_segs = _full_segments(a, u64, starts, s1, s2)
-    return _Block(lpos, dec.step[good], dec.epoch[good], dec.loss[good], text_segments, len(frames_all), starts,
-                  ends, full_segs, dec.undecoded, dec.cut)
+    return _Block(lpos, step, epoch, loss, text_segments, len(frames_all), starts, ends, full_segs, dec.undecoded,
+                  dec.cut)
 
 
 def _only_tags(a: np.ndarray, lpos: np.ndarray, mark: np.ndarray) -> bool:
@@ -269,10 +273,11 @@ def _decode(data: bytes | bytearray, a: np.ndarray, u64: _Words, lpos: np.ndarra
 
 
 def _text_segments(a: np.ndarray, starts: np.ndarray, ends: np.ndarray, fidx: np.ndarray, n_frames: int,
-                   at_starts: bool, lpos: np.ndarray, desc_len: np.ndarray, kept_idx: np.ndarray
+                   at_starts: bool, lpos: np.ndarray, desc_len: np.ndarray | None, kept_idx: np.ndarray
                    ) -> list[tuple[int, int]]:
     """The segments the line parser must read: those without a frame, and those whose frames have
-    other text glued before, between or after them (``lpos``/``desc_len``: the frames read)."""
+    other text glued before, between or after them (``lpos``/``desc_len``: the frames read; the
+    lengths are only needed when some frame does not open its segment)."""
     nseg = len(ends)
     has_bar = np.zeros(nseg, bool)
     dirty = np.zeros(nseg, bool)
@@ -283,7 +288,7 @@ def _text_segments(a: np.ndarray, starts: np.ndarray, ends: np.ndarray, fidx: np
             dup = np.zeros(len(fidx), bool)
             dup[1:] = fidx[1:] == fidx[:-1]
             dirty[fidx[dup]] = True
-        if len(lpos):
+        if len(lpos) and desc_len is not None:
             sidx = fidx[kept_idx]
             frame_start = lpos - 1 - desc_len
             clean_start = (frame_start == starts[sidx]) | (a[frame_start - 1] == 58)
