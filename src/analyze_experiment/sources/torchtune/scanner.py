@@ -21,7 +21,6 @@ from analyze_experiment.sources.torchtune.words import (
     _non_digits,
     _u64_view,
     _windows,
-    _Words,
     parse_decimals,
 )
 
@@ -56,7 +55,7 @@ def _segments(a: np.ndarray, sep: np.ndarray, mark: np.ndarray) -> tuple[np.ndar
 
     Every change between separator and text is one edge; read in order, the edges alternate
     segment start, segment end. One pass and one ``flatnonzero`` give both, where finding
-    the starts and then walking back over each separator run (``\n\r`` between frames) to its
+    the starts and then walking back over each separator run (``\\n\\r`` between frames) to its
     end took about 1.4× as long on a block of frames.
     """
     size = len(a)
@@ -144,9 +143,10 @@ def _scan_block(data: bytes | bytearray, size: int, scratch: tuple[np.ndarray, n
                 groups: Callable[[np.ndarray], np.ndarray | None] | None = None) -> _Block:
     """Find every bar description in ``data`` (padded with separators) and the text segments.
 
-    Frames are located with one byte compare plus one 8-byte compare per candidate; runs of
-    frames with the same description (stale redraws) are collapsed to their last frame before
-    anything is decoded. A segment is the text between two ``\\r``/``\\n``: segments that hold
+    Frames that open their segment are read from one 24-byte window per segment start; when
+    some ``L`` of the block is elsewhere, every ``L`` is a candidate, checked with one 8-byte
+    compare. Runs of frames with the same description (stale redraws) are collapsed to their
+    last frame before anything is decoded. A segment is the text between two ``\\r``/``\\n``: segments that hold
     only bar frames (optionally behind a ``prefix:``, optionally followed by padding or
     ``ESC[A``) are done; every other non-empty segment is returned for line-level parsing.
     ``groups`` maps the segment starts to a label per segment (the rank's, or None): frames
@@ -192,7 +192,7 @@ def _only_tags(a: np.ndarray, lpos: np.ndarray, mark: np.ndarray) -> bool:
     return not extra
 
 
-def _locate_tags(a: np.ndarray, u64: _Words, starts: np.ndarray, mark: np.ndarray
+def _locate_tags(a: np.ndarray, u64: np.ndarray, starts: np.ndarray, mark: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray, bool]:
     """Every ``|Loss: `` tag of the block, wherever it is: (segment of each, position of its ``L``,
     False). ``mark`` holds the block's ``L`` bytes (:func:`_only_tags`)."""
@@ -251,7 +251,7 @@ class _Decoded:
     """Positions of frames whose loss has no ``:`` after it on its line."""
 
 
-def _decode(data: bytes | bytearray, a: np.ndarray, u64: _Words, lpos: np.ndarray,
+def _decode(data: bytes | bytearray, a: np.ndarray, u64: np.ndarray, lpos: np.ndarray,
             description: tuple[np.ndarray, ...] | None = None) -> _Decoded:
     """Decode the description of each frame: word operations, then Python's ``float`` for the rare
     loss the word path cannot read exactly (``description``: step, epoch and their digits when

@@ -19,11 +19,7 @@ _MASK5 = np.uint64((1 << 40) - 1)
 _POW10_LD = np.array([np.longdouble(10) ** i for i in range(28)], dtype=np.longdouble)
 
 
-_Words = np.ndarray
-"""Every byte offset of a block as one (unaligned) little-endian uint64 word (:func:`_u64_view`)."""
-
-
-def _u64_view(a: np.ndarray) -> _Words:
+def _u64_view(a: np.ndarray) -> np.ndarray:
     """Every byte offset of ``a`` as an (unaligned) little-endian uint64: 8-byte compares in one gather."""
     return np.ndarray(shape=(len(a) - 7,), dtype="<u8", buffer=a, offset=0, strides=(1,))
 
